@@ -1,0 +1,42 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layering (arrows point down only):
+//   NodeCLI (executable `node`)
+//     -> KCNode (node wiring: home directory, config, key files)
+//       -> KCStorage (key-value store: RocksDB and in-memory)
+//       -> KCTypes (amounts, accounts, chain parameters, genesis)
+//         -> KCCrypto (Ed25519, BLAKE2b-256, SHA-256, ArTxID)
+//           -> KCCodec (canonical binary encoding)
+// Later layers (runtime, consensus, network, RPC) slot in between KCTypes/KCStorage and KCNode.
+let package = Package(
+    name: "membria-node",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "node", targets: ["NodeCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium",
+                       providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb",
+                       providers: [.apt(["librocksdb-dev"])]),
+        .target(name: "KCCodec"),
+        .target(name: "KCCrypto", dependencies: ["KCCodec", "CSodium"]),
+        .target(name: "KCTypes", dependencies: ["KCCodec", "KCCrypto"]),
+        .target(name: "KCStorage", dependencies: ["CRocksDB"]),
+        .target(name: "KCNode", dependencies: ["KCTypes", "KCCrypto", "KCStorage"]),
+        .executableTarget(name: "NodeCLI", dependencies: [
+            "KCNode", "KCTypes", "KCCrypto", "KCStorage",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "KCCodecTests", dependencies: ["KCCodec"]),
+        .testTarget(name: "KCCryptoTests", dependencies: ["KCCrypto"]),
+        .testTarget(name: "KCTypesTests", dependencies: ["KCTypes"]),
+        .testTarget(name: "KCStorageTests", dependencies: ["KCStorage"]),
+        .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCTypes", "KCCrypto"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,68 @@
+import KCCodec
+
+/// Thirty-two bytes held inline (no heap allocation), ordered byte by byte.
+///
+/// The base of hashes, public keys and ArTxIDs. Values are stored as four machine words in
+/// memory order, so `withUnsafeBytes` exposes the bytes exactly as they were given.
+public struct Bytes32: Hashable, Comparable, Sendable {
+    @usableFromInline var w0: UInt64
+    @usableFromInline var w1: UInt64
+    @usableFromInline var w2: UInt64
+    @usableFromInline var w3: UInt64
+
+    public static let zero = Bytes32(w0: 0, w1: 0, w2: 0, w3: 0)
+
+    @inlinable init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
+        self.w0 = w0; self.w1 = w1; self.w2 = w2; self.w3 = w3
+    }
+
+    /// Copies exactly 32 bytes; precondition: `bytes.count == 32`.
+    public init<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+        precondition(bytes.count == 32, "Bytes32 needs exactly 32 bytes, got \(bytes.count)")
+        self = .zero
+        withUnsafeMutableBytes(of: &self) { destination in
+            _ = destination.initializeMemory(as: UInt8.self, from: bytes)
+        }
+    }
+
+    /// Reads from raw memory holding at least 32 bytes.
+    public init(unsafeRawPointer pointer: UnsafeRawPointer) {
+        self = .zero
+        withUnsafeMutableBytes(of: &self) { $0.copyMemory(from: UnsafeRawBufferPointer(start: pointer, count: 32)) }
+    }
+
+    /// Parses 64 hex digits.
+    public init?(hex: some StringProtocol) {
+        guard let raw = Hex.decode(hex), raw.count == 32 else { return nil }
+        self.init(raw)
+    }
+
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+    public var hex: String { withUnsafeBytes { Hex.encode($0) } }
+
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try Swift.withUnsafeBytes(of: self, body)
+    }
+
+    public static func < (lhs: Bytes32, rhs: Bytes32) -> Bool {
+        // `bigEndian` turns memory order into numeric order on any host.
+        if lhs.w0 != rhs.w0 { return lhs.w0.bigEndian < rhs.w0.bigEndian }
+        if lhs.w1 != rhs.w1 { return lhs.w1.bigEndian < rhs.w1.bigEndian }
+        if lhs.w2 != rhs.w2 { return lhs.w2.bigEndian < rhs.w2.bigEndian }
+        return lhs.w3.bigEndian < rhs.w3.bigEndian
+    }
+}
+
+extension Bytes32: CanonicalCodable {
+    public func encode(to writer: inout CanonicalWriter) {
+        withUnsafeBytes { writer.writeFixed($0) }
+    }
+
+    public init(from reader: inout CanonicalReader) throws(DecodingError) {
+        self.init(try reader.readFixed(32, "32-byte value"))
+    }
+}
+
+extension Bytes32: CustomStringConvertible {
+    public var description: String { hex }
+}

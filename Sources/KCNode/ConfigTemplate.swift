@@ -1,0 +1,64 @@
+/// The commented `config.toml` that `node init` writes. Local settings only: anything every
+/// node must agree on lives in the genesis file instead.
+public enum ConfigTemplate {
+    public static func render(moniker: String, ports: NodePorts, persistentPeers: [String]) -> String {
+        let peers = persistentPeers.map { "\"\($0)\"" }.joined(separator: ", ")
+        return """
+        # Membria knowledge-chain node configuration.
+        # Everything here is local to this node. Rules every node must agree on (stake minimums,
+        # windows, slash fractions) live in genesis.json, not here.
+
+        # A human-readable name for this node, shown to peers and in logs.
+        moniker = "\(moniker)"
+
+        [log]
+        # One of: trace, debug, info, notice, warning, error, critical.
+        level = "info"
+
+        [p2p]
+        # Address and port to accept peer connections on.
+        listen_address = "127.0.0.1:\(ports.p2pPort)"
+        # Peers to keep connected to, as "NODE_ID@HOST:PORT" (NODE_ID: the peer's node key in hex).
+        persistent_peers = [\(peers)]
+        # Connection limits.
+        max_inbound_peers = 40
+        max_outbound_peers = 10
+
+        [rpc]
+        # HTTP + JSON and WebSocket API. Keep it on 127.0.0.1 unless it sits behind a proxy.
+        listen_address = "127.0.0.1:\(ports.rpcPort)"
+        # Largest accepted request body, in bytes.
+        max_body_bytes = 1048576
+        # Requests per second allowed per client address before answering 429.
+        rate_limit_per_second = 200
+
+        [consensus]
+        # Round timeouts in milliseconds; each grows by its *_delta_ms every round.
+        timeout_propose_ms = 1000
+        timeout_propose_delta_ms = 500
+        timeout_prevote_ms = 500
+        timeout_prevote_delta_ms = 250
+        timeout_precommit_ms = 500
+        timeout_precommit_delta_ms = 250
+        # Pause after a commit before the next height starts, to collect late votes.
+        timeout_commit_ms = 0
+
+        [mempool]
+        # Caps on pending transactions; beyond them new transactions are refused as "mempool full".
+        max_transactions = 50000
+        max_bytes = 67108864
+
+        [attester]
+        # off: never attest; format: check only the header; fetch: download the payload by ArTxID
+        # from arweave.gateway and check its SHA-256.
+        mode = "off"
+
+        [arweave]
+        # Where payloads are fetched from: GET {gateway}/{ArTxID}.
+        gateway = "https://arweave.net"
+        timeout_ms = 5000
+        max_payload_bytes = 10485760
+
+        """
+    }
+}

@@ -1,0 +1,114 @@
+// The storage interface every part of the node writes through.
+//
+// Keys and values are byte strings; keys are ordered byte by byte (memcmp order), which is
+// what both RocksDB's default comparator and the in-memory store use. The key prefixes that
+// each layer owns are listed in specs/storage.md.
+
+/// Why a store operation failed.
+public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Another process (or another handle in this one) holds the data directory.
+    case locked(path: String, detail: String)
+    /// The data directory exists but its files are damaged.
+    case damaged(path: String, detail: String)
+    /// Any other failure of the underlying store.
+    case io(path: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .locked(let path, let detail):
+            return "data directory \(path) is in use by another process (is a node already running with this home?): \(detail)"
+        case .damaged(let path, let detail):
+            return "data directory \(path) is damaged and cannot be opened: \(detail)"
+        case .io(let path, let detail):
+            return "storage error in \(path): \(detail)"
+        }
+    }
+}
+
+/// A half-open key range `[lower, upper)`; a nil `upper` means "to the end".
+public struct KeyRange: Sendable, Equatable {
+    public var lower: [UInt8]
+    public var upper: [UInt8]?
+
+    public init(lower: [UInt8], upper: [UInt8]?) {
+        if let upper { precondition(!upper.lexicographicallyPrecedes(lower), "range upper bound below lower bound") }
+        self.lower = lower
+        self.upper = upper
+    }
+
+    /// Every key starting with `prefix`.
+    public static func prefix(_ prefix: [UInt8]) -> KeyRange {
+        KeyRange(lower: prefix, upper: successor(ofPrefix: prefix))
+    }
+
+    public static let all = KeyRange(lower: [], upper: nil)
+
+    public func contains(_ key: [UInt8]) -> Bool {
+        guard !key.lexicographicallyPrecedes(lower) else { return false }
+        if let upper { return key.lexicographicallyPrecedes(upper) }
+        return true
+    }
+
+    /// The smallest key greater than every key that starts with `prefix`, or nil if none
+    /// exists (the prefix is empty or all 0xff).
+    static func successor(ofPrefix prefix: [UInt8]) -> [UInt8]? {
+        var bound = prefix
+        while let last = bound.last {
+            if last < 0xff {
+                bound[bound.count - 1] = last + 1
+                return bound
+            }
+            bound.removeLast()
+        }
+        return nil
+    }
+}
+
+public struct KeyValuePair: Sendable, Equatable {
+    public let key: [UInt8]
+    public let value: [UInt8]
+    public init(key: [UInt8], value: [UInt8]) { self.key = key; self.value = value }
+}
+
+/// Puts and deletes applied all together or not at all. Later operations on the same key win.
+public struct WriteBatch: Sendable {
+    public enum Operation: Sendable, Equatable {
+        case put(key: [UInt8], value: [UInt8])
+        case delete(key: [UInt8])
+    }
+
+    public private(set) var operations: [Operation] = []
+
+    public init() {}
+
+    public mutating func put(_ key: [UInt8], _ value: [UInt8]) { operations.append(.put(key: key, value: value)) }
+    public mutating func delete(_ key: [UInt8]) { operations.append(.delete(key: key)) }
+
+    public var isEmpty: Bool { operations.isEmpty }
+    public var count: Int { operations.count }
+}
+
+/// Read access: point reads and ordered range scans.
+public protocol KeyValueReader: Sendable {
+    func get(_ key: [UInt8]) throws(StoreError) -> [UInt8]?
+    /// Pairs in `range`, in ascending key order (descending if `reverse`), at most `limit`.
+    func scan(_ range: KeyRange, limit: Int, reverse: Bool) throws(StoreError) -> [KeyValuePair]
+}
+
+extension KeyValueReader {
+    public func scan(_ range: KeyRange, limit: Int = .max) throws(StoreError) -> [KeyValuePair] {
+        try scan(range, limit: limit, reverse: false)
+    }
+}
+
+/// A consistent, read-only view of the store at one moment; later writes do not show in it.
+public protocol KeyValueSnapshot: KeyValueReader {}
+
+/// The store. Implementations: `RocksDBStore` (the node) and `MemoryStore` (tests, simulator).
+/// The store closes when the last reference to it (and to its snapshots) is released.
+public protocol KeyValueStore: KeyValueReader, AnyObject {
+    /// Applies `batch` atomically. With `sync`, returns only once the batch is durable
+    /// (it survives a power cut); without it, a crash may lose the batch, but never part of it.
+    func write(_ batch: WriteBatch, sync: Bool) throws(StoreError)
+    func snapshot() -> any KeyValueSnapshot
+}
