@@ -4,6 +4,7 @@ import PackageDescription
 // Layering (arrows point down only):
 //   NodeCLI (executable `node`)
 //     -> KCNode (node wiring: home directory, config, key files)
+//       -> KCRuntime (the knowledge-chain rules: pure block execution, state trie)
 //       -> KCStorage (key-value store: RocksDB and in-memory)
 //       -> KCTypes (amounts, accounts, chain parameters, genesis)
 //         -> KCCrypto (Ed25519, BLAKE2b-256, SHA-256, ArTxID)
@@ -27,7 +28,8 @@ let package = Package(
         .target(name: "KCCrypto", dependencies: ["KCCodec", "CSodium"]),
         .target(name: "KCTypes", dependencies: ["KCCodec", "KCCrypto"]),
         .target(name: "KCStorage", dependencies: ["CRocksDB"]),
-        .target(name: "KCNode", dependencies: ["KCTypes", "KCCrypto", "KCStorage"]),
+        .target(name: "KCRuntime", dependencies: ["KCTypes", "KCCrypto", "KCCodec"]),
+        .target(name: "KCNode", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage"]),
         .executableTarget(name: "NodeCLI", dependencies: [
             "KCNode", "KCTypes", "KCCrypto", "KCStorage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -36,6 +38,7 @@ let package = Package(
         .testTarget(name: "KCCryptoTests", dependencies: ["KCCrypto"]),
         .testTarget(name: "KCTypesTests", dependencies: ["KCTypes"]),
         .testTarget(name: "KCStorageTests", dependencies: ["KCStorage"]),
+        .testTarget(name: "KCRuntimeTests", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage"]),
         .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCTypes", "KCCrypto"]),
     ],
     swiftLanguageModes: [.v6]

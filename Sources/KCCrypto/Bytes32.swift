@@ -38,6 +38,21 @@ public struct Bytes32: Hashable, Comparable, Sendable {
     }
 
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    /// Bit `index` (0 = most significant bit of byte 0, 255 = least significant of byte 31).
+    /// Merkle paths walk the bits in this order, which is also the order `<` sorts by.
+    @inlinable public func bit(at index: Int) -> Bool {
+        precondition(index >= 0 && index < 256, "bit index out of range")
+        let word: UInt64
+        switch index >> 6 {
+        case 0: word = w0
+        case 1: word = w1
+        case 2: word = w2
+        default: word = w3
+        }
+        // bigEndian puts byte 0 of the word in the top 8 bits on any host.
+        return (word.bigEndian >> (63 - UInt64(index & 63))) & 1 == 1
+    }
     public var hex: String { withUnsafeBytes { Hex.encode($0) } }
 
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {

@@ -1,0 +1,64 @@
+import KCCodec
+import KCCrypto
+import KCTypes
+
+/// Whole-state checks for tests, the simulator and operators: slow (they read every entry),
+/// never part of block execution.
+extension ChainState {
+    public struct SupplyAudit: Equatable, Sendable {
+        public var balances = Amount.zero
+        public var bonded = Amount.zero
+        public var unbonding = Amount.zero
+        public var rewardPot = Amount.zero
+        public var treasury = Amount.zero
+        public var disputeEscrow = Amount.zero
+        /// genesis supply + minted − burned, as the global record tracks it.
+        public var expected = Amount.zero
+
+        public var total: Amount? {
+            balances.adding(bonded)?.adding(unbonding)?.adding(rewardPot)?.adding(treasury)?.adding(disputeEscrow)
+        }
+
+        /// balances + bonded + unbonding + pot + treasury + escrow == genesis + minted − burned.
+        public var isConserved: Bool { total == expected }
+    }
+
+    public var global: GlobalRecord {
+        guard let record = decode(GlobalRecord.self, at: StateKey.global) else { preconditionFailure("state has no global record") }
+        return record
+    }
+
+    public func auditSupply() -> SupplyAudit {
+        var audit = SupplyAudit()
+        let accountPrefix = Array("acct/".utf8), stakePrefix = Array("stake/".utf8)
+        for (key, value) in entries {
+            if key.starts(with: accountPrefix) {
+                let record = try! AccountRecord.decode(exactly: value)
+                audit.balances = audit.balances.adding(record.balance)!
+            } else if key.starts(with: stakePrefix) {
+                let record = try! StakeRecord.decode(exactly: value)
+                audit.bonded = audit.bonded.adding(record.bonded)!
+                audit.unbonding = audit.unbonding.adding(record.unbondingTotal)!
+            }
+        }
+        let global = self.global
+        audit.rewardPot = global.rewardPot
+        audit.treasury = global.treasury
+        audit.disputeEscrow = global.disputeEscrow
+        audit.expected = global.expectedSupply ?? .zero
+        return audit
+    }
+
+    // Typed reads for tests, RPC and the node.
+    public func account(_ address: PublicKey) -> AccountRecord { decode(AccountRecord.self, at: StateKey.account(address)) ?? AccountRecord() }
+    public func stake(_ address: PublicKey) -> StakeRecord { decode(StakeRecord.self, at: StateKey.stake(address)) ?? StakeRecord() }
+    public func validator(_ address: PublicKey) -> ValidatorRecord? { decode(ValidatorRecord.self, at: StateKey.validator(address)) }
+    public func event(_ id: Hash256) -> EventRecord? { decode(EventRecord.self, at: StateKey.event(id)) }
+    public func dispute(_ id: Hash256) -> DisputeRecord? { decode(DisputeRecord.self, at: StateKey.dispute(id)) }
+    public func validatorSets() -> ValidatorSets {
+        guard let sets = decode(ValidatorSets.self, at: StateKey.validatorSets) else { preconditionFailure("state has no validator sets") }
+        return sets
+    }
+    public var gatewayRegistry: [PublicKey] { decode(KeyList.self, at: StateKey.gatewayRegistry)?.keys ?? [] }
+    public var validatorRegistry: [PublicKey] { decode(KeyList.self, at: StateKey.validatorRegistry)?.keys ?? [] }
+}

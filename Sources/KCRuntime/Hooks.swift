@@ -1,0 +1,266 @@
+import KCCodec
+import KCCrypto
+import KCTypes
+
+// What the runtime does around a block's transactions: downtime accounting and evidence
+// before them; rewards, deadlines, epoch end and validator-set rotation after.
+extension BlockExecutor {
+    // MARK: begin block
+
+    /// Records, for every validator of the set that signed the previous height, whether its
+    /// precommit is in this block's last commit; jails and slashes those below `min_signed`.
+    mutating func beginBlock() {
+        guard height > 1 else { return }  // height 1 has no previous block to have signed
+        let sets = state.read(ValidatorSets.self, StateKey.validatorSets)!
+        let signers = Set(context.lastCommitSigners)
+        let window = parameters.slashing.signedBlocksWindow
+        let signedShare = UInt128(window) * UInt128(parameters.slashing.minSignedBasisPoints) / 10_000
+        let maxMissed = UInt64(UInt128(window) - signedShare)
+        for entry in sets.previous {
+            guard var record = state.read(ValidatorRecord.self, StateKey.validator(entry.address)) else { continue }
+            if record.jailed || record.tombstoned { continue }
+            let signed = signers.contains(entry.consensusKey)
+            let position = Int(record.windowCursor % window)
+            let byte = position / 8, mask = UInt8(1) << UInt8(position % 8)
+            let wasMissed = record.missedBits[byte] & mask != 0
+            if wasMissed { record.missedCount -= 1 }  // the bit being overwritten leaves the window
+            if signed {
+                record.missedBits[byte] &= ~mask
+                record.signedThisEpoch += 1
+            } else {
+                record.missedBits[byte] |= mask
+                record.missedCount += 1
+            }
+            record.windowCursor = (record.windowCursor + 1) % window
+            if record.windowFilled < window { record.windowFilled += 1 }
+            if record.windowFilled >= window && record.missedCount > maxMissed {
+                // One infraction, one slash: the window restarts empty after the jail.
+                let taken = slash(entry.address, basisPoints: parameters.slashing.downtimeSlashBasisPoints,
+                                  infractionHeight: height - 1, reason: .downtime, inCall: false)
+                global.burned = plus(global.burned, taken)
+                record.jailed = true
+                record.jailedUntilMilliseconds = now &+ parameters.slashing.downtimeJailMilliseconds
+                record.missedBits = [UInt8](repeating: 0, count: record.missedBits.count)
+                record.missedCount = 0
+                record.windowFilled = 0
+                record.windowCursor = 0
+                validatorSetDirty = true
+            }
+            state.write(StateKey.validator(entry.address), record)
+        }
+    }
+
+    /// Double-sign evidence: slash, tombstone, once per validator. Invalid evidence makes the
+    /// whole block invalid; evidence against an already tombstoned validator is ignored.
+    mutating func processEvidence() throws(BlockError) {
+        for (index, evidence) in context.evidence.enumerated() {
+            do {
+                try evidence.validate(chainID: runtime.chainID)
+            } catch {
+                throw .invalidEvidence(index: index, reason: error.description)
+            }
+            guard evidence.height < height else {
+                throw .invalidEvidence(index: index, reason: "height \(evidence.height) is not below the block height \(height)")
+            }
+            guard let address = state.read(PublicKey.self, StateKey.consensusKey(evidence.validator)) else {
+                throw .invalidEvidence(index: index, reason: "consensus key \(evidence.validator.hex) belongs to no validator")
+            }
+            guard var record = state.read(ValidatorRecord.self, StateKey.validator(address)) else {
+                preconditionFailure("consensus key maps to an account without a validator record")
+            }
+            let marker = StateKey.evidence(evidence.hash)
+            if record.tombstoned || state.get(marker) != nil {
+                ignoredEvidence += 1
+                continue
+            }
+            let taken = slash(address, basisPoints: parameters.slashing.doubleSignSlashBasisPoints,
+                              infractionHeight: evidence.height, reason: .doubleSign, inCall: false)
+            global.burned = plus(global.burned, taken)
+            record.tombstoned = true
+            record.jailed = true
+            record.jailedUntilMilliseconds = .max
+            state.write(StateKey.validator(address), record)
+            state.write(marker, height)
+            validatorSetDirty = true
+        }
+    }
+
+    // MARK: end block
+
+    mutating func endBlock() {
+        let reward = parameters.rewards.blockReward
+        global.rewardPot = plus(global.rewardPot, reward)
+        global.minted = plus(global.minted, reward)
+
+        expirePendingEvents()
+        finalizeUnchallengedEvents()
+        closeDisputes()
+
+        let epochEnds = height % parameters.staking.epochLengthBlocks == 0
+        if epochEnds {
+            distributeRewards()
+            global.epoch += 1
+        }
+        var sets = state.read(ValidatorSets.self, StateKey.validatorSets)!
+        if epochEnds || validatorSetDirty {
+            let computed = computeValidatorSet()
+            let latest = sets.scheduled.last?.validators ?? sets.current
+            // An empty set would halt the chain: keep the old one and let operators react.
+            if !computed.isEmpty && computed != latest {
+                let effective = height + parameters.staking.validatorSetChangeDelayBlocks
+                let scheduled = ScheduledValidatorSet(effectiveHeight: effective, validators: computed)
+                sets.scheduled.removeAll { $0.effectiveHeight >= effective }
+                sets.scheduled.append(scheduled)
+                scheduledThisBlock = scheduled
+            }
+        }
+        // Rotate: the set that signed this height becomes `previous`; the next height's set
+        // becomes `current`.
+        sets.previous = sets.current
+        if let next = sets.scheduled.first, next.effectiveHeight == height + 1 {
+            sets.current = next.validators
+            sets.scheduled.removeFirst()
+        }
+        precondition(sets.scheduled.allSatisfy { $0.effectiveHeight > height + 1 }, "a scheduled validator set was skipped")
+        state.write(StateKey.validatorSets, sets)
+    }
+
+    /// Pops due entries from a FIFO queue. Entries are pushed in block-time order and every
+    /// entry of a queue has the same period, so the due ones are always at the head.
+    mutating func popDue(_ queue: StateKey.Queue, isDue: (ExecutionState, Hash256) -> Bool) -> [Hash256] {
+        var bounds = queueBounds(queue)
+        var due: [Hash256] = []
+        while !bounds.isEmpty {
+            let key = StateKey.queueEntry(queue, bounds.head)
+            guard let id = state.read(Hash256.self, key) else { preconditionFailure("queue entry missing") }
+            guard isDue(state, id) else { break }
+            due.append(id)
+            state.delete(key)
+            bounds.head += 1
+        }
+        setQueueBounds(queue, bounds)
+        return due
+    }
+
+    mutating func expirePendingEvents() {
+        let period = parameters.events.attestationPeriodMilliseconds
+        let now = self.now
+        let due = popDue(.attestation) { state, id in
+            // Entries whose event left `pending` are due at once: they only need removing.
+            guard let record = state.read(EventRecord.self, StateKey.event(id)) else { return true }
+            return record.status != .pending || record.proposedAtMilliseconds &+ period <= now
+        }
+        for id in due {
+            guard var record = event(id), record.status == .pending else { continue }
+            moveEvent(id, &record, to: .expired, inCall: false)
+            state.write(StateKey.event(id), record)
+        }
+    }
+
+    mutating func finalizeUnchallengedEvents() {
+        let window = parameters.events.challengeWindowMilliseconds
+        let now = self.now
+        let due = popDue(.challenge) { state, id in
+            guard let record = state.read(EventRecord.self, StateKey.event(id)) else { return true }
+            return record.status != .accepted || record.acceptedAtMilliseconds &+ window <= now
+        }
+        for id in due {
+            guard var record = event(id), record.status == .accepted else { continue }
+            moveEvent(id, &record, to: .finalized, inCall: false)
+            state.write(StateKey.event(id), record)
+        }
+    }
+
+    /// Disputes whose re-vote ended without an upheld verdict: the event is final and the
+    /// disputer's bond is burned.
+    mutating func closeDisputes() {
+        let period = parameters.events.revotePeriodMilliseconds
+        let now = self.now
+        let due = popDue(.revote) { state, id in
+            guard let dispute = state.read(DisputeRecord.self, StateKey.dispute(id)) else { return true }
+            return dispute.status != .open || dispute.openedAtMilliseconds &+ period <= now
+        }
+        for id in due {
+            guard var dispute = state.read(DisputeRecord.self, StateKey.dispute(id)), dispute.status == .open else { continue }
+            dispute.status = .notUpheld
+            global.disputeEscrow = minus(global.disputeEscrow, dispute.bond)
+            global.burned = plus(global.burned, dispute.bond)
+            slashes.append(SlashRecord(address: dispute.disputer, reason: .disputeBond, amount: dispute.bond, height: height))
+            state.write(StateKey.dispute(id), dispute)
+            guard var record = event(dispute.eventID) else { preconditionFailure("dispute of a missing event") }
+            moveEvent(dispute.eventID, &record, to: .finalized, inCall: false)
+            state.write(StateKey.event(dispute.eventID), record)
+        }
+    }
+
+    /// Epoch end: `operators_share_bps` of the pot goes to validators and gateways in
+    /// proportion to (bonded stake in whole ACTI) × (blocks signed + votes cast) this epoch,
+    /// each share rounded down; the treasury receives the rest of the pot, rounding remainders
+    /// included, so the pot is emptied exactly.
+    mutating func distributeRewards() {
+        let pot = global.rewardPot
+        let operatorsPot = pot.fraction(basisPoints: parameters.rewards.operatorsShareBasisPoints)
+        var participants = registry(StateKey.validatorRegistry).keys
+        for gateway in registry(StateKey.gatewayRegistry).keys { SortedKeys.insert(&participants, gateway) }
+        var weights: [(PublicKey, UInt128)] = []
+        var totalWeight: UInt128 = 0
+        for address in participants {
+            var participation: UInt64 = 0
+            if var validator = state.read(ValidatorRecord.self, StateKey.validator(address)) {
+                participation += validator.signedThisEpoch
+                if validator.signedThisEpoch != 0 {
+                    validator.signedThisEpoch = 0
+                    state.write(StateKey.validator(address), validator)
+                }
+            }
+            if var gateway = state.read(GatewayRecord.self, StateKey.gateway(address)) {
+                participation += gateway.votesThisEpoch
+                if gateway.votesThisEpoch != 0 {
+                    gateway.votesThisEpoch = 0
+                    state.write(StateKey.gateway(address), gateway)
+                }
+            }
+            let wholeStake = stake(address).bonded.units / Amount.unitsPerACTI
+            let weight = wholeStake * UInt128(participation)  // ≤ 2^128/10^18 · 2^64: fits
+            if weight > 0 {
+                weights.append((address, weight))
+                totalWeight += weight
+            }
+        }
+        var paid = Amount.zero
+        if totalWeight > 0 {
+            for (address, weight) in weights {
+                guard let share = operatorsPot.multiplied(by: weight, dividedBy: totalWeight) else {
+                    preconditionFailure("a reward share cannot exceed the pot")
+                }
+                if share == .zero { continue }
+                var destination = account(address)
+                destination.balance = plus(destination.balance, share)
+                state.write(StateKey.account(address), destination)
+                paid = plus(paid, share)
+            }
+        }
+        precondition(paid <= operatorsPot, "rewards paid exceed the operators' share")
+        global.treasury = plus(global.treasury, minus(pot, paid))
+        global.rewardPot = .zero
+    }
+
+    /// The top `max_validators` registered validators by bonded stake that are neither jailed
+    /// nor tombstoned and hold the minimum stake; ties broken by consensus key. Power is
+    /// bonded stake in whole ACTI. Returned sorted by consensus key.
+    func computeValidatorSet() -> [ValidatorSetEntry] {
+        var candidates: [ValidatorSetEntry] = []
+        for address in registry(StateKey.validatorRegistry).keys {
+            guard let validator = state.read(ValidatorRecord.self, StateKey.validator(address)),
+                  !validator.jailed, !validator.tombstoned else { continue }
+            let bonded = stake(address).bonded
+            guard bonded >= parameters.staking.minValidatorStake else { continue }
+            let whole = bonded.units / Amount.unitsPerACTI
+            let power = whole > UInt128(UInt64.max) ? UInt64.max : UInt64(whole)
+            guard power > 0 else { continue }
+            candidates.append(ValidatorSetEntry(consensusKey: validator.consensusKey, address: address, power: power))
+        }
+        candidates.sort { $0.power != $1.power ? $0.power > $1.power : $0.consensusKey < $1.consensusKey }
+        return candidates.prefix(Int(parameters.staking.maxValidators)).sorted { $0.consensusKey < $1.consensusKey }
+    }
+}

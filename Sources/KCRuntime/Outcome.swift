@@ -1,0 +1,237 @@
+import KCCodec
+import KCCrypto
+import KCTypes
+
+/// What the consensus layer hands the runtime with a block's transactions.
+public struct BlockContext: Sendable, Equatable {
+    public let height: UInt64
+    /// Block time (see specs/consensus.md for how it is agreed); strictly increasing.
+    public let timeMilliseconds: UInt64
+    /// Consensus keys whose precommits for the previous block are in this block's last commit.
+    public let lastCommitSigners: [PublicKey]
+    /// Double-sign evidence the proposer included.
+    public let evidence: [DoubleSignEvidence]
+
+    public init(height: UInt64, timeMilliseconds: UInt64, lastCommitSigners: [PublicKey] = [], evidence: [DoubleSignEvidence] = []) {
+        self.height = height
+        self.timeMilliseconds = timeMilliseconds
+        self.lastCommitSigners = lastCommitSigners
+        self.evidence = evidence
+    }
+}
+
+/// Stable error codes of failed calls. The numbers never change once released; names and
+/// meanings are listed in specs/runtime.md.
+public enum ErrorCode: UInt16, Sendable, Equatable, CaseIterable {
+    case ok = 0
+    case insufficientBalance = 1
+    case invalidAmount = 2
+    case belowMinimumStake = 3
+    case insufficientBonded = 4
+    case nothingToWithdraw = 5
+    case alreadyValidator = 6
+    case consensusKeyInUse = 7
+    case alreadyGateway = 8
+    case notJailed = 9
+    case jailNotExpired = 10
+    case tombstoned = 11
+    case notGateway = 12
+    case tooManyParents = 13
+    case duplicateParent = 14
+    case unknownParent = 15
+    case rejectedParent = 16
+    case invalidKind = 17
+    case unknownEvent = 18
+    case ownEvent = 19
+    case alreadyVoted = 20
+    case emptyAttestation = 21
+    case notInChallengeWindow = 22
+    case bondTooSmall = 23
+    case unknownDispute = 24
+    case disputeClosed = 25
+    case notValidator = 26
+    case tooManyUnbondingEntries = 27
+    case overflow = 28
+    case eventExists = 29
+
+    public var name: String {
+        switch self {
+        case .ok: return "ok"
+        case .insufficientBalance: return "insufficient_balance"
+        case .invalidAmount: return "invalid_amount"
+        case .belowMinimumStake: return "below_minimum_stake"
+        case .insufficientBonded: return "insufficient_bonded"
+        case .nothingToWithdraw: return "nothing_to_withdraw"
+        case .alreadyValidator: return "already_validator"
+        case .consensusKeyInUse: return "consensus_key_in_use"
+        case .alreadyGateway: return "already_gateway"
+        case .notJailed: return "not_jailed"
+        case .jailNotExpired: return "jail_not_expired"
+        case .tombstoned: return "tombstoned"
+        case .notGateway: return "not_gateway"
+        case .tooManyParents: return "too_many_parents"
+        case .duplicateParent: return "duplicate_parent"
+        case .unknownParent: return "unknown_parent"
+        case .rejectedParent: return "rejected_parent"
+        case .invalidKind: return "invalid_kind"
+        case .unknownEvent: return "unknown_event"
+        case .ownEvent: return "own_event"
+        case .alreadyVoted: return "already_voted"
+        case .emptyAttestation: return "empty_attestation"
+        case .notInChallengeWindow: return "not_in_challenge_window"
+        case .bondTooSmall: return "bond_too_small"
+        case .unknownDispute: return "unknown_dispute"
+        case .disputeClosed: return "dispute_closed"
+        case .notValidator: return "not_validator"
+        case .tooManyUnbondingEntries: return "too_many_unbonding_entries"
+        case .overflow: return "overflow"
+        case .eventExists: return "event_exists"
+        }
+    }
+}
+
+/// A failed call: a stable code and a sentence for people.
+public struct CallError: Error, Equatable, Sendable {
+    public let code: ErrorCode
+    public let message: String
+
+    public init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// The result of one included transaction.
+public struct Receipt: Equatable, Sendable, CanonicalCodable {
+    public let transactionHash: Hash256
+    public let code: ErrorCode
+    public let message: String
+    public let feePaid: Amount
+
+    public var succeeded: Bool { code == .ok }
+
+    public init(transactionHash: Hash256, code: ErrorCode, message: String, feePaid: Amount) {
+        self.transactionHash = transactionHash
+        self.code = code
+        self.message = message
+        self.feePaid = feePaid
+    }
+
+    public func encode(to writer: inout CanonicalWriter) {
+        writer.write(transactionHash); writer.write(UInt16(code.rawValue)); writer.writeString(message); writer.write(feePaid)
+    }
+    public init(from reader: inout CanonicalReader) throws(DecodingError) {
+        transactionHash = try reader.read(Hash256.self)
+        let raw = try reader.readUInt16("error code")
+        guard let code = ErrorCode(rawValue: raw) else { throw .unknownTag(what: "error code", tag: UInt32(raw)) }
+        self.code = code
+        message = try reader.readString("message", limit: 1_024)
+        feePaid = try reader.read(Amount.self)
+    }
+}
+
+/// An event entering a status (`from == nil`: it was proposed).
+public struct EventStatusChange: Equatable, Sendable {
+    public let eventID: Hash256
+    public let from: EventStatus?
+    public let to: EventStatus
+    public let height: UInt64
+}
+
+public enum SlashReason: String, Sendable, Equatable {
+    case doubleSign = "double_sign"
+    case downtime = "downtime"
+    case lostDispute = "lost_dispute"
+    case disputeBond = "dispute_bond"
+}
+
+public struct SlashRecord: Equatable, Sendable {
+    public let address: PublicKey
+    public let reason: SlashReason
+    public let amount: Amount
+    public let height: UInt64
+}
+
+/// Everything a block produced besides the state itself.
+public struct BlockOutcome: Sendable {
+    public let height: UInt64
+    public let stateRoot: Hash256
+    public let receipts: [Receipt]
+    public let eventChanges: [EventStatusChange]
+    public let slashes: [SlashRecord]
+    /// A validator set decided in this block, with the height it takes effect at.
+    public let validatorSetUpdate: ScheduledValidatorSet?
+    /// The set that signs the next height.
+    public let nextValidators: [ValidatorSetEntry]
+    /// Evidence that was already processed (ignored, each infraction is slashed once).
+    public let ignoredEvidence: Int
+}
+
+/// An executed, not yet committed block: the state changes, the new trie, and the outcome.
+public struct ExecutedBlock: Sendable {
+    /// Root of the state this block was executed against.
+    public let baseRoot: Hash256
+    /// Every changed state entry: new bytes, or nil for a deletion.
+    public let changes: [[UInt8]: [UInt8]?]
+    public let trie: StateTrie
+    public let outcome: BlockOutcome
+    /// Query indexes (not part of the state root): key -> value, written with the block.
+    public let indexWrites: [([UInt8], [UInt8])]
+}
+
+/// A block the runtime refuses as a whole: its proposer broke a validity rule, so honest
+/// validators must not vote for it.
+public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
+    case wrongHeight(expected: UInt64, found: UInt64)
+    case timeNotIncreasing(previous: UInt64, found: UInt64)
+    case tooManyTransactions(count: Int, limit: UInt32)
+    case tooManyBytes(bytes: Int, limit: UInt32)
+    case transactionTooLarge(index: Int, bytes: Int, limit: UInt32)
+    case feeBelowMinimum(index: Int, fee: Amount, minimum: Amount)
+    case wrongNonce(index: Int, expected: UInt64, found: UInt64)
+    case cannotPayFee(index: Int, fee: Amount, balance: Amount)
+    case invalidEvidence(index: Int, reason: String)
+
+    public var description: String {
+        switch self {
+        case .wrongHeight(let expected, let found): return "block height \(found), expected \(expected)"
+        case .timeNotIncreasing(let previous, let found): return "block time \(found) is not after the previous block time \(previous)"
+        case .tooManyTransactions(let count, let limit): return "\(count) transactions exceed the block limit of \(limit)"
+        case .tooManyBytes(let bytes, let limit): return "\(bytes) bytes of transactions exceed the block limit of \(limit)"
+        case .transactionTooLarge(let index, let bytes, let limit): return "transaction \(index) is \(bytes) bytes, over the limit of \(limit)"
+        case .feeBelowMinimum(let index, let fee, let minimum): return "transaction \(index) pays \(fee), below the minimum fee \(minimum)"
+        case .wrongNonce(let index, let expected, let found): return "transaction \(index) has nonce \(found), expected \(expected)"
+        case .cannotPayFee(let index, let fee, let balance): return "transaction \(index) cannot pay its fee \(fee) from a balance of \(balance)"
+        case .invalidEvidence(let index, let reason): return "evidence \(index) is invalid: \(reason)"
+        }
+    }
+}
+
+/// Keys of the query indexes the runtime writes beside the state (not in the state root).
+public enum EventIndexKey {
+    public static func byAuthor(_ author: PublicKey, height: UInt64, event: Hash256) -> [UInt8] {
+        var key = Array("ix/author/".utf8) + author.bytes32.bytes
+        withUnsafeBytes(of: height.bigEndian) { key.append(contentsOf: $0) }
+        return key + event.bytes
+    }
+
+    public static func authorPrefix(_ author: PublicKey) -> [UInt8] { Array("ix/author/".utf8) + author.bytes32.bytes }
+
+    public static func byArTxID(_ id: ArTxID, event: Hash256) -> [UInt8] {
+        Array("ix/artx/".utf8) + id.bytes32.bytes + event.bytes
+    }
+
+    public static func arTxIDPrefix(_ id: ArTxID) -> [UInt8] { Array("ix/artx/".utf8) + id.bytes32.bytes }
+
+    public static func child(parent: Hash256, child: Hash256) -> [UInt8] {
+        Array("ix/child/".utf8) + parent.bytes + child.bytes
+    }
+
+    public static func childrenPrefix(_ parent: Hash256) -> [UInt8] { Array("ix/child/".utf8) + parent.bytes }
+
+    /// The event id is always the last 32 bytes of an index key.
+    public static func eventID(fromKey key: [UInt8]) -> Hash256? {
+        guard key.count >= 32 else { return nil }
+        return Hash256(key[(key.count - 32)...])
+    }
+}

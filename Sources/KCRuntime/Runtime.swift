@@ -1,0 +1,322 @@
+import KCCodec
+import KCCrypto
+import KCTypes
+
+/// The knowledge-chain rules: turns a block of transactions into the next state.
+///
+/// Pure and deterministic: no clock (time comes in `BlockContext`), no I/O, no randomness,
+/// no floating point, and no iteration over unordered collections that could reach the state.
+/// `execute` never changes the state it is given; the caller commits the result once the
+/// block is decided. specs/runtime.md is the specification of everything here.
+public struct Runtime: Sendable {
+    public let chainID: String
+    public let parameters: ChainParameters
+    public let genesis: Genesis
+
+    public init(genesis: Genesis) {
+        self.genesis = genesis
+        self.chainID = genesis.chainID
+        self.parameters = genesis.parameters
+    }
+
+    /// The state at height 0.
+    public func genesisState() -> ChainState {
+        var execution = ExecutionState(base: ChainState())
+        guard let supply = genesis.totalSupply else { preconditionFailure("genesis supply overflows; the loader refuses such files") }
+        var global = GlobalRecord(height: 0, timeMilliseconds: genesis.genesisTimeUnixMilliseconds, genesisSupply: supply)
+        for account in genesis.accounts {
+            execution.write(StateKey.account(account.address), AccountRecord(balance: account.balance))
+        }
+        var validatorRegistry = KeyList(), gatewayRegistry = KeyList()
+        for validator in genesis.validators {
+            var stake = StakeRecord(bonded: validator.stake, consensusKey: validator.consensusKey)
+            stake.isGateway = validator.gateway
+            execution.write(StateKey.stake(validator.address), stake)
+            execution.write(StateKey.validator(validator.address),
+                            ValidatorRecord(consensusKey: validator.consensusKey, windowLength: parameters.slashing.signedBlocksWindow))
+            execution.write(StateKey.consensusKey(validator.consensusKey), validator.address)
+            SortedKeys.insert(&validatorRegistry.keys, validator.address)
+            if validator.gateway {
+                execution.write(StateKey.gateway(validator.address), GatewayRecord())
+                SortedKeys.insert(&gatewayRegistry.keys, validator.address)
+                global.gatewayStake = global.gatewayStake.adding(validator.stake)!
+            }
+            if execution.get(StateKey.account(validator.address)) == nil {
+                execution.write(StateKey.account(validator.address), AccountRecord())
+            }
+        }
+        execution.write(StateKey.validatorRegistry, validatorRegistry)
+        execution.write(StateKey.gatewayRegistry, gatewayRegistry)
+        execution.write(StateKey.global, global)
+        var executor = BlockExecutor(runtime: self, state: execution, global: global,
+                                     context: BlockContext(height: 0, timeMilliseconds: genesis.genesisTimeUnixMilliseconds))
+        let initialSet = executor.computeValidatorSet()
+        precondition(!initialSet.isEmpty, "genesis has no eligible validator")
+        executor.state.write(StateKey.validatorSets, ValidatorSets(previous: initialSet, current: initialSet, scheduled: []))
+
+        var entries: [[UInt8]: [UInt8]] = [:]
+        for (key, value) in executor.state.changes {
+            if let value { entries[key] = value }
+        }
+        return ChainState(entries: entries)
+    }
+
+    /// Executes a block against `state` without changing it.
+    public func execute(_ transactions: [VerifiedTransaction], context: BlockContext, on state: ChainState) throws(BlockError) -> ExecutedBlock {
+        guard let global = state.decode(GlobalRecord.self, at: StateKey.global) else {
+            preconditionFailure("state has no global record")
+        }
+        guard context.height == global.height + 1 else {
+            throw .wrongHeight(expected: global.height + 1, found: context.height)
+        }
+        guard context.timeMilliseconds > global.timeMilliseconds else {
+            throw .timeNotIncreasing(previous: global.timeMilliseconds, found: context.timeMilliseconds)
+        }
+        try checkLimits(transactions)
+        var executor = BlockExecutor(runtime: self, state: ExecutionState(base: state), global: global, context: context)
+        try executor.run(transactions)
+        return executor.finish()
+    }
+
+    func checkLimits(_ transactions: [VerifiedTransaction]) throws(BlockError) {
+        let block = parameters.block
+        guard transactions.count <= Int(block.maxTransactions) else {
+            throw .tooManyTransactions(count: transactions.count, limit: block.maxTransactions)
+        }
+        var total = 0
+        for (index, transaction) in transactions.enumerated() {
+            guard transaction.encodedSize <= Int(block.maxTransactionBytes) else {
+                throw .transactionTooLarge(index: index, bytes: transaction.encodedSize, limit: block.maxTransactionBytes)
+            }
+            total += transaction.encodedSize
+        }
+        guard total <= Int(block.maxBytes) else { throw .tooManyBytes(bytes: total, limit: block.maxBytes) }
+    }
+
+    /// The checks a mempool runs before admitting a transaction: the same stateful checks a
+    /// block applies (fee, nonce, balance for the fee), against a given state.
+    public func admissionError(_ transaction: VerifiedTransaction, expectedNonce: UInt64? = nil, in state: ChainState) -> String? {
+        let body = transaction.body
+        guard body.fee >= parameters.fees.minFee else {
+            return "fee \(body.fee) is below the minimum fee \(parameters.fees.minFee)"
+        }
+        let account = state.decode(AccountRecord.self, at: StateKey.account(body.sender)) ?? AccountRecord()
+        let nonce = expectedNonce ?? account.nonce
+        guard body.nonce == nonce else { return "nonce \(body.nonce) is not the next nonce \(nonce)" }
+        guard account.balance >= body.fee else { return "balance \(account.balance) cannot pay the fee \(body.fee)" }
+        return nil
+    }
+}
+
+/// One block's execution. Holds the overlay, the global record (written back at the end) and
+/// the outcome collected so far.
+struct BlockExecutor {
+    let runtime: Runtime
+    var state: ExecutionState
+    var global: GlobalRecord
+    let context: BlockContext
+
+    var receipts: [Receipt] = []
+    var eventChanges: [EventStatusChange] = []
+    var slashes: [SlashRecord] = []
+    var indexWrites: [([UInt8], [UInt8])] = []
+    var ignoredEvidence = 0
+    /// Set when a jail, unjail or tombstone happened: the validator set is recomputed at block end.
+    var validatorSetDirty = false
+
+    // Per-call buffers, merged into the above only if the call succeeds.
+    var pendingEventChanges: [EventStatusChange] = []
+    var pendingSlashes: [SlashRecord] = []
+    var pendingIndexWrites: [([UInt8], [UInt8])] = []
+    var pendingGlobal: GlobalRecord? = nil
+    var pendingValidatorSetDirty = false
+
+    var parameters: ChainParameters { runtime.parameters }
+    var now: UInt64 { context.timeMilliseconds }
+    var height: UInt64 { context.height }
+
+    init(runtime: Runtime, state: ExecutionState, global: GlobalRecord, context: BlockContext) {
+        self.runtime = runtime
+        self.state = state
+        self.global = global
+        self.context = context
+    }
+
+    mutating func run(_ transactions: [VerifiedTransaction]) throws(BlockError) {
+        global.height = height
+        global.timeMilliseconds = now
+        beginBlock()
+        try processEvidence()
+        for (index, transaction) in transactions.enumerated() {
+            try apply(transaction, index: index)
+        }
+        endBlock()
+    }
+
+    // MARK: transactions
+
+    mutating func apply(_ transaction: VerifiedTransaction, index: Int) throws(BlockError) {
+        let body = transaction.body
+        let minimumFee = parameters.fees.minFee
+        guard body.fee >= minimumFee else { throw .feeBelowMinimum(index: index, fee: body.fee, minimum: minimumFee) }
+        var account = account(body.sender)
+        guard body.nonce == account.nonce else { throw .wrongNonce(index: index, expected: account.nonce, found: body.nonce) }
+        guard let afterFee = account.balance.subtracting(body.fee) else {
+            throw .cannotPayFee(index: index, fee: body.fee, balance: account.balance)
+        }
+        // The fee and the nonce stand whatever the call does.
+        account.balance = afterFee
+        account.nonce += 1
+        state.write(StateKey.account(body.sender), account)
+        global.rewardPot = plus(global.rewardPot, body.fee)
+
+        state.beginCall()
+        pendingGlobal = global
+        let result: CallError?
+        do {
+            try call(body.call, sender: body.sender, nonce: body.nonce)
+            result = nil
+        } catch {
+            result = error
+        }
+        if let result {
+            state.rollbackCall()
+            pendingEventChanges.removeAll()
+            pendingSlashes.removeAll()
+            pendingIndexWrites.removeAll()
+            pendingValidatorSetDirty = false
+            global = pendingGlobal!
+            receipts.append(Receipt(transactionHash: transaction.hash, code: result.code, message: result.message, feePaid: body.fee))
+        } else {
+            state.commitCall()
+            eventChanges += pendingEventChanges
+            slashes += pendingSlashes
+            indexWrites += pendingIndexWrites
+            validatorSetDirty = validatorSetDirty || pendingValidatorSetDirty
+            pendingEventChanges.removeAll()
+            pendingSlashes.removeAll()
+            pendingIndexWrites.removeAll()
+            pendingValidatorSetDirty = false
+            receipts.append(Receipt(transactionHash: transaction.hash, code: .ok, message: "", feePaid: body.fee))
+        }
+        pendingGlobal = nil
+    }
+
+    mutating func call(_ call: Call, sender: PublicKey, nonce: UInt64) throws(CallError) {
+        switch call {
+        case .transfer(let to, let amount): try transfer(from: sender, to: to, amount: amount)
+        case .bond(let amount): try bond(sender, amount)
+        case .unbond(let amount): try unbond(sender, amount)
+        case .withdrawUnbonded: try withdrawUnbonded(sender)
+        case .registerValidator(let key): try registerValidator(sender, key)
+        case .registerGateway: try registerGateway(sender)
+        case .unjail: try unjail(sender)
+        case .proposeEvent(let parents, let arTxID, let contentHash, let kind):
+            try proposeEvent(sender, nonce: nonce, parents: parents, arTxID: arTxID, contentHash: contentHash, kind: kind)
+        case .attest(let votes): try attest(sender, votes)
+        case .dispute(let eventID, let bond, let reason): try dispute(sender, eventID: eventID, bond: bond, reason: reason)
+        case .voteDispute(let disputeID, let uphold): try voteDispute(sender, disputeID: disputeID, uphold: uphold)
+        }
+    }
+
+    // MARK: records
+
+    func account(_ address: PublicKey) -> AccountRecord {
+        state.read(AccountRecord.self, StateKey.account(address)) ?? AccountRecord()
+    }
+
+    func stake(_ address: PublicKey) -> StakeRecord {
+        state.read(StakeRecord.self, StateKey.stake(address)) ?? StakeRecord()
+    }
+
+    func registry(_ key: [UInt8]) -> KeyList { state.read(KeyList.self, key) ?? KeyList() }
+
+    func event(_ id: Hash256) -> EventRecord? { state.read(EventRecord.self, StateKey.event(id)) }
+
+    /// Addition of amounts the supply bounds: total supply fits in 128 bits, so any sum of
+    /// its parts does too. Overflow here means the books are already wrong.
+    func plus(_ a: Amount, _ b: Amount) -> Amount {
+        guard let sum = a.adding(b) else { preconditionFailure("amount overflow in a sum bounded by the supply") }
+        return sum
+    }
+
+    func minus(_ a: Amount, _ b: Amount) -> Amount {
+        guard let difference = a.subtracting(b) else { preconditionFailure("amount underflow: \(a) - \(b)") }
+        return difference
+    }
+
+    mutating func moveEvent(_ id: Hash256, _ record: inout EventRecord, to status: EventStatus, inCall: Bool) {
+        precondition(record.status.canMove(to: status), "illegal event transition \(record.status.name) -> \(status.name)")
+        let change = EventStatusChange(eventID: id, from: record.status, to: status, height: height)
+        record.status = status
+        record.statusChangedAtMilliseconds = now
+        record.statusChangedAtHeight = height
+        if status == .accepted { record.acceptedAtMilliseconds = now }
+        if inCall { pendingEventChanges.append(change) } else { eventChanges.append(change) }
+    }
+
+    mutating func push(_ queue: StateKey.Queue, _ id: Hash256) {
+        var bounds = queueBounds(queue)
+        state.write(StateKey.queueEntry(queue, bounds.tail), id)
+        bounds.tail += 1
+        setQueueBounds(queue, bounds)
+    }
+
+    func queueBounds(_ queue: StateKey.Queue) -> QueueBounds {
+        switch queue {
+        case .attestation: return global.attestationQueue
+        case .challenge: return global.challengeQueue
+        case .revote: return global.revoteQueue
+        }
+    }
+
+    mutating func setQueueBounds(_ queue: StateKey.Queue, _ bounds: QueueBounds) {
+        switch queue {
+        case .attestation: global.attestationQueue = bounds
+        case .challenge: global.challengeQueue = bounds
+        case .revote: global.revoteQueue = bounds
+        }
+    }
+
+    /// Slashes `basisPoints` of an account's bonded stake and of its unbonding entries created
+    /// at or after `infractionHeight`. Returns the amount taken; the caller decides where it goes.
+    mutating func slash(_ address: PublicKey, basisPoints: UInt32, infractionHeight: UInt64, reason: SlashReason, inCall: Bool) -> Amount {
+        var record = stake(address)
+        let fromBonded = record.bonded.fraction(basisPoints: basisPoints)
+        record.bonded = minus(record.bonded, fromBonded)
+        var total = fromBonded
+        for index in record.unbonding.indices where record.unbonding[index].creationHeight >= infractionHeight {
+            let cut = record.unbonding[index].amount.fraction(basisPoints: basisPoints)
+            record.unbonding[index].amount = minus(record.unbonding[index].amount, cut)
+            total = plus(total, cut)
+        }
+        if record.isGateway { global.gatewayStake = minus(global.gatewayStake, fromBonded) }
+        state.write(StateKey.stake(address), record)
+        let entry = SlashRecord(address: address, reason: reason, amount: total, height: height)
+        if inCall { pendingSlashes.append(entry) } else { slashes.append(entry) }
+        return total
+    }
+
+    // MARK: finishing
+
+    mutating func finish() -> ExecutedBlock {
+        state.write(StateKey.global, global)
+        let sets = state.read(ValidatorSets.self, StateKey.validatorSets)!
+        var trie = state.base.trie
+        var trieChanges: [StateTrie.Change] = []
+        trieChanges.reserveCapacity(state.changes.count)
+        for (key, value) in state.changes {
+            // A key written and deleted within the block that never existed before is no change.
+            if value == nil && state.base.get(key) == nil { continue }
+            trieChanges.append(StateTrie.Change(path: Blake2b.hash256(key), valueHash: value.map { Blake2b.hash256($0) }))
+        }
+        trie.apply(trieChanges)
+        let outcome = BlockOutcome(height: height, stateRoot: trie.rootHash, receipts: receipts, eventChanges: eventChanges,
+                                   slashes: slashes, validatorSetUpdate: scheduledThisBlock, nextValidators: sets.current,
+                                   ignoredEvidence: ignoredEvidence)
+        return ExecutedBlock(baseRoot: state.base.root, changes: state.changes, trie: trie, outcome: outcome,
+                             indexWrites: indexWrites)
+    }
+
+    var scheduledThisBlock: ScheduledValidatorSet? = nil
+}

@@ -1,0 +1,146 @@
+import Foundation
+import KCCodec
+import KCCrypto
+@testable import KCRuntime
+import KCStorage
+import KCTypes
+import Testing
+
+/// Seeded random transaction sequences. Each seed is a reproducible run: on failure the seed
+/// is in the test's argument list.
+struct RuntimePropertyTests {
+    struct Generator {
+        var state: UInt64
+        mutating func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(bound))
+        }
+    }
+
+    /// A random but plausible call from a random actor, using events seen so far.
+    static func randomCall(_ random: inout Generator, events: [Hash256], disputes: [Hash256]) -> (SigningKey, Call) {
+        let actors = TestChain.gateways + TestChain.users
+        let actor = actors[random.next(actors.count)]
+        let other = actors[random.next(actors.count)].publicKey
+        // Votes come mostly from gateways (anyone may try, and fail with not_gateway).
+        let voter = random.next(6) == 0 ? actor : TestChain.gateways[random.next(TestChain.gateways.count)]
+        // Votes and disputes aim mostly at recent events, so lifecycles actually complete.
+        let recent = Array(events.suffix(3))
+        let event = events.isEmpty ? Blake2b.hash256([UInt8(random.next(256))])
+            : random.next(5) == 0 ? events[random.next(events.count)] : recent[random.next(recent.count)]
+        switch random.next(13) {
+        case 0: return (actor, .transfer(to: other, amount: .acti(UInt64(random.next(5_000)))))
+        case 1: return (actor, .bond(amount: .acti(UInt64(random.next(30_000)))))
+        case 2: return (actor, .unbond(amount: .acti(UInt64(random.next(30_000)))))
+        case 3: return (actor, .withdrawUnbonded)
+        case 4: return (actor, .registerGateway)
+        case 5, 6:
+            let parents = events.isEmpty ? [] : Array(Set((0..<random.next(3)).map { _ in events[random.next(events.count)] }))
+            return (actor, .proposeEvent(parents: parents.sorted(), arTxID: arTxID("r\(random.next(1_000))"),
+                                         contentHash: SHA256.hash([UInt8(random.next(256))]), kind: "k\(random.next(3))"))
+        case 7, 8, 11:
+            let verdict: Verdict = random.next(4) == 0 ? .invalid : .valid
+            return (voter, .attest(votes: [AttestationVote(eventID: event, verdict: verdict)]))
+        case 9: return (actor, .dispute(eventID: event, bond: .acti(UInt64(100 + random.next(200))), reason: arTxID("why")))
+        case 10:
+            let dispute = disputes.isEmpty ? Blake2b.hash256([1]) : disputes[disputes.count - 1 - random.next(min(2, disputes.count))]
+            return (voter, .voteDispute(disputeID: dispute, uphold: random.next(2) == 0))
+        case 12: return (actor, .unjail)
+        default: preconditionFailure()
+        }
+    }
+
+    /// Writes a block's state changes to a store under `s/`, as the node does.
+    static func persist(_ executed: ExecutedBlock, to store: any KeyValueStore) throws {
+        var batch = WriteBatch()
+        for (key, value) in executed.changes {
+            if let value { batch.put(Array("s/".utf8) + key, value) } else { batch.delete(Array("s/".utf8) + key) }
+        }
+        try store.write(batch, sync: false)
+    }
+
+    static func reload(_ store: any KeyValueStore) throws -> ChainState {
+        var entries: [[UInt8]: [UInt8]] = [:]
+        for pair in try store.scan(.prefix(Array("s/".utf8))) { entries[Array(pair.key.dropFirst(2))] = pair.value }
+        return ChainState(entries: entries)
+    }
+
+    @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
+    func randomSequencesKeepEveryInvariant(seed: UInt64) throws {
+        var random = Generator(state: seed)
+        var chain = TestChain()
+        let memory = MemoryStore()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kc-prop-\(seed)-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let rocks = try RocksDBStore(path: directory)
+        let genesisChanges = chain.state.entries.map { ($0.key, Optional($0.value)) }
+        for store in [memory, rocks] as [any KeyValueStore] {
+            var batch = WriteBatch()
+            for (key, value) in genesisChanges { batch.put(Array("s/".utf8) + key, value!) }
+            try store.write(batch, sync: false)
+        }
+        var events: [Hash256] = []
+        var disputes: [Hash256] = []
+        var succeeded = 0, statuses = Set<EventStatus>()
+        for _ in 0..<100 {
+            var transactions: [VerifiedTransaction] = []
+            for _ in 0..<random.next(8) {
+                let (key, call) = Self.randomCall(&random, events: events, disputes: disputes)
+                transactions.append(chain.transaction(key, call))
+            }
+            let advance = UInt64(500 + random.next(4_000))
+            chain.time += advance
+            let context = BlockContext(height: chain.height + 1, timeMilliseconds: chain.time,
+                                       lastCommitSigners: chain.state.validatorSets().previous.map(\.consensusKey))
+            let executed = try chain.runtime.execute(transactions, context: context, on: chain.state)
+            chain.state.commit(executed)
+            try Self.persist(executed, to: memory)
+            try Self.persist(executed, to: rocks)
+            succeeded += executed.outcome.receipts.filter(\.succeeded).count
+            for change in executed.outcome.eventChanges {
+                statuses.insert(change.to)
+                if change.from == nil { events.append(change.eventID) }
+                if change.to == .disputed { disputes.append(DisputeRecord.id(forEvent: change.eventID)) }
+            }
+            #expect(chain.state.auditSupply().isConserved, "seed \(seed) height \(chain.height): supply")
+            chain.checkGatewayStake()
+        }
+        // The sequence did real work, not only failed calls.
+        #expect(succeeded > 30, "seed \(seed): only \(succeeded) calls succeeded")
+        #expect(statuses.contains(.pending) && statuses.count >= 2, "seed \(seed): statuses reached \(statuses)")
+        print("seed \(seed): \(succeeded) successful calls, statuses \(statuses.map(\.name).sorted())")
+        // Every stored event's parents exist and none was rejected when it was proposed.
+        for id in events {
+            let record = try #require(chain.state.event(id))
+            for parent in record.header.parents {
+                let parentRecord = try #require(chain.state.event(parent))
+                #expect(parentRecord.header.height <= record.header.height)
+            }
+        }
+        // The same sequence gives the same root through both stores.
+        let fromMemory = try Self.reload(memory)
+        let fromRocks = try Self.reload(rocks)
+        #expect(fromMemory.root == chain.state.root, "seed \(seed): memory store root")
+        #expect(fromRocks.root == chain.state.root, "seed \(seed): RocksDB store root")
+        #expect(chain.outcomes.isEmpty)  // executed directly, not through chain.block
+    }
+
+    @Test func sameSequenceSameRootTwice() throws {
+        func run() throws -> Hash256 {
+            var random = Generator(state: 42)
+            var chain = TestChain()
+            var events: [Hash256] = []
+            for _ in 0..<30 {
+                var transactions: [VerifiedTransaction] = []
+                for _ in 0..<random.next(6) {
+                    let (key, call) = Self.randomCall(&random, events: events, disputes: [])
+                    transactions.append(chain.transaction(key, call))
+                }
+                let outcome = try chain.block(transactions)
+                events += outcome.eventChanges.filter { $0.from == nil }.map(\.eventID)
+            }
+            return chain.state.root
+        }
+        #expect(try run() == run())
+    }
+}

@@ -1,0 +1,155 @@
+import KCCodec
+import KCCrypto
+@testable import KCRuntime
+import KCTypes
+import Testing
+
+let ck = TestChain.consensusKeys
+
+/// Two conflicting precommits by `key` at `height`.
+func doubleSign(_ key: SigningKey, height: UInt64) -> DoubleSignEvidence {
+    let a = Vote(kind: .precommit, height: height, round: 0, blockID: Blake2b.hash256([1]), timestampMilliseconds: 1, validator: key.publicKey)
+    let b = Vote(kind: .precommit, height: height, round: 0, blockID: Blake2b.hash256([2]), timestampMilliseconds: 1, validator: key.publicKey)
+    return DoubleSignEvidence(a.signed(with: key, chainID: TestChain.chainID), b.signed(with: key, chainID: TestChain.chainID))!
+}
+
+struct DoubleSignTests {
+    @Test func evidenceSlashesOnceTombstonesAndReachesLaterUnbonding() throws {
+        var chain = TestChain()
+        try chain.block()  // height 1: the infraction height
+        #expect(try chain.submit(g[1], .unbond(amount: .acti(10_000))).succeeded)  // height 2, after the infraction
+        let evidence = doubleSign(ck[1], height: 1)
+        let outcome = try chain.block(evidence: [evidence])
+        // 5% of 90,000 bonded plus 5% of the 10,000 unbonding entry.
+        #expect(chain.bonded(g[1]) == .acti(85_500))
+        #expect(chain.state.stake(g[1].publicKey).unbonding.first?.amount == .acti(9_500))
+        #expect(outcome.slashes == [SlashRecord(address: g[1].publicKey, reason: .doubleSign, amount: .acti(5_000), height: chain.height)])
+        let record = try #require(chain.state.validator(g[1].publicKey))
+        #expect(record.tombstoned && record.jailed)
+        // The jailed validator leaves the set two heights later.
+        let update = try #require(outcome.validatorSetUpdate)
+        #expect(update.effectiveHeight == chain.height + 2)
+        #expect(!update.validators.contains { $0.consensusKey == ck[1].publicKey })
+
+        // The same evidence again, or another infraction by the tombstoned validator: ignored.
+        let again = try chain.block(evidence: [evidence, doubleSign(ck[1], height: 2)])
+        #expect(again.slashes.isEmpty)
+        #expect(again.ignoredEvidence == 2)
+        #expect(chain.bonded(g[1]) == .acti(85_500))
+        #expect(try chain.submit(g[1], .unjail).code == .tombstoned)
+    }
+
+    @Test func invalidEvidenceMakesTheBlockInvalid() throws {
+        var chain = TestChain()
+        try chain.block()
+        let vote = Vote(kind: .prevote, height: 1, round: 0, blockID: nil, timestampMilliseconds: 1, validator: ck[0].publicKey)
+        let other = Vote(kind: .prevote, height: 1, round: 0, blockID: Blake2b.hash256([1]), timestampMilliseconds: 1, validator: ck[0].publicKey)
+        let forged = SignedVote(vote: other, signature: ck[1].sign(domain: .vote, chainID: TestChain.chainID, message: other.canonicalBytes))
+        let bad = try #require(DoubleSignEvidence(vote.signed(with: ck[0], chainID: TestChain.chainID), forged))
+        #expect(throws: BlockError.invalidEvidence(index: 0, reason: "a vote's signature does not verify")) { try chain.block(evidence: [bad]) }
+        let stranger = testKey("stranger")
+        #expect(throws: BlockError.self) { try chain.block(evidence: [doubleSign(stranger, height: 1)]) }
+        #expect(throws: BlockError.self) { try chain.block(evidence: [doubleSign(ck[0], height: 5)]) }
+        // Same value twice is no equivocation.
+        let same = vote.signed(with: ck[0], chainID: TestChain.chainID)
+        #expect(DoubleSignEvidence(same, same) == nil)
+    }
+}
+
+struct DowntimeTests {
+    @Test func missingTooManyBlocksSlashesJailsAndUnjailWorks() throws {
+        var chain = TestChain()
+        chain.signers = [ck[0], ck[1], ck[2]].map(\.publicKey)  // g3 stops signing
+        var jailedAt: UInt64? = nil
+        for _ in 0..<12 {
+            let outcome = try chain.block()
+            if let slash = outcome.slashes.first {
+                #expect(slash == SlashRecord(address: g[3].publicKey, reason: .downtime, amount: .acti(1_000), height: outcome.height))
+                #expect(jailedAt == nil, "downtime must be slashed once")
+                jailedAt = chain.time
+            }
+        }
+        // Window 10, at least 50% signed: the 10th recorded miss (height 11) triggers it.
+        let jailedTime = try #require(jailedAt)
+        #expect(chain.outcomes[10].slashes.count == 1)
+        #expect(chain.bonded(g[3]) == .acti(99_000))
+        #expect(chain.state.validator(g[3].publicKey)?.jailed == true)
+        #expect(!chain.state.validatorSets().current.contains { $0.consensusKey == ck[3].publicKey })
+
+        let early = try chain.submit(g[3], .unjail)
+        #expect(early.code == .jailNotExpired)
+        try chain.advance(to: jailedTime + 30_000)
+        chain.signers = nil
+        #expect(try chain.submit(g[3], .unjail).succeeded)
+        #expect(chain.state.validator(g[3].publicKey)?.jailed == false)
+        try chain.block()
+        try chain.block()
+        #expect(chain.state.validatorSets().current.contains { $0.consensusKey == ck[3].publicKey })
+    }
+}
+
+struct RewardTests {
+    @Test func epochRewardsAreSplitByStakeTimesParticipationToTheUnit() throws {
+        var chain = TestChain()
+        chain.signers = [ck[0], ck[1], ck[2]].map(\.publicKey)  // g3 earns nothing this epoch
+        for _ in 0..<9 { try chain.block() }
+        #expect(chain.state.global.rewardPot == .acti(9))
+        let treasuryBefore = chain.state.global.treasury
+        try chain.block()  // height 10: epoch end
+        // Pot: 10 block rewards = 10 ACTI. 70% = 7 ACTI to g0..g2 with equal weight
+        // (100,000 × 9 signed blocks): 7e18 / 3 each, rounded down; the 1-unit remainder and
+        // the 30% go to the treasury.
+        let share = Amount(units: 7_000_000_000_000_000_000 / 3)
+        for index in 0..<3 { #expect(chain.balance(g[index]) == Amount.acti(1_000_000).adding(share)!) }
+        #expect(chain.balance(g[3]) == .acti(1_000_000))
+        #expect(chain.state.global.treasury == treasuryBefore.adding(Amount(units: 3_000_000_000_000_000_001))!)
+        #expect(chain.state.global.rewardPot == .zero)
+        #expect(chain.state.global.epoch == 1)
+    }
+
+    @Test func feesGoToThePotAndGatewayVotesCount() throws {
+        var chain = TestChain()
+        let id = try chain.propose(g[0], label: "rewarded")  // height 1
+        #expect(try chain.submit(g[1], .attest(votes: [AttestationVote(eventID: id, verdict: .valid)])).succeeded)  // height 2
+        for _ in 0..<8 { try chain.block() }  // heights 3..10
+        // Pot: 10 ACTI minted + 2 fees. Weights: 100,000 × signed (9 each); g1 has one vote more.
+        let pot = Amount.acti(10).adding(Amount(units: fee.units * 2))!
+        let operators = pot.fraction(basisPoints: 7_000)
+        let total: UInt128 = 100_000 * (9 * 4 + 1)
+        let g1Share = operators.multiplied(by: 100_000 * 10, dividedBy: total)!
+        let otherShare = operators.multiplied(by: 100_000 * 9, dividedBy: total)!
+        #expect(chain.balance(g[1]) == Amount.acti(1_000_000).subtracting(fee)!.adding(g1Share)!)
+        #expect(chain.balance(g[2]) == Amount.acti(1_000_000).adding(otherShare)!)
+        let paid = g1Share.adding(Amount(units: otherShare.units * 3))!
+        #expect(chain.state.global.treasury == pot.subtracting(paid)!)
+    }
+}
+
+struct ValidatorSetTests {
+    @Test func epochEndRotatesToTheTopStakeAfterTheDelay() throws {
+        var chain = TestChain()
+        let newKey = testKey("new-consensus").publicKey
+        #expect(try chain.submit(u[0], .bond(amount: .acti(200_000))).succeeded)
+        #expect(try chain.submit(u[0], .registerValidator(consensusKey: newKey)).succeeded)
+        while chain.height < 9 { try chain.block() }
+        #expect(!chain.state.validatorSets().current.contains { $0.consensusKey == newKey })
+        let epochEnd = try chain.block()  // height 10
+        let update = try #require(epochEnd.validatorSetUpdate)
+        #expect(update.effectiveHeight == 12)
+        #expect(update.validators.count == 4)
+        #expect(update.validators.contains { $0.consensusKey == newKey && $0.power == 200_000 })
+        // max_validators = 4: one of the equal 100,000 ACTI validators drops out (highest key loses the tie).
+        let dropped = ck.map(\.publicKey).max()!
+        #expect(!update.validators.contains { $0.consensusKey == dropped })
+        try chain.block()  // height 11: the state now names the set for height 12
+        #expect(chain.state.validatorSets().current == update.validators)
+        #expect(chain.outcomes.last?.nextValidators == update.validators)
+    }
+
+    @Test func genesisSetIsEveryGenesisValidatorByPower() {
+        let chain = TestChain()
+        let sets = chain.state.validatorSets()
+        #expect(sets.current.map(\.consensusKey) == ck.map(\.publicKey).sorted())
+        #expect(sets.current.allSatisfy { $0.power == 100_000 })
+    }
+}

@@ -1,0 +1,100 @@
+import KCCodec
+import KCCrypto
+@testable import KCRuntime
+import KCTypes
+import Testing
+
+struct StateTrieTests {
+    static func path(_ n: Int) -> Hash256 { Blake2b.hash256(Array("path-\(n)".utf8)) }
+    static func value(_ n: Int) -> Hash256 { Blake2b.hash256(Array("value-\(n)".utf8)) }
+
+    /// The root straight from the definition, by recursion over the sorted entries.
+    static func referenceRoot(_ entries: [(Hash256, Hash256)], depth: Int = 0) -> Hash256 {
+        if entries.isEmpty { return .zero }
+        if entries.count == 1 { return StateTrie.leafHash(path: entries[0].0, valueHash: entries[0].1) }
+        let left = entries.filter { !$0.0.bit(at: depth) }, right = entries.filter { $0.0.bit(at: depth) }
+        return StateTrie.branchHash(left: referenceRoot(left, depth: depth + 1), right: referenceRoot(right, depth: depth + 1))
+    }
+
+    @Test func emptyTrieHasTheZeroRoot() {
+        #expect(StateTrie().rootHash == .zero)
+    }
+
+    @Test func rootMatchesTheDefinitionAndIgnoresUpdateOrder() {
+        var model: [Hash256: Hash256] = [:]
+        var incremental = StateTrie()
+        var state: UInt64 = 1
+        for round in 0..<30 {
+            var changes: [StateTrie.Change] = []
+            var touched = Set<Hash256>()
+            for _ in 0..<20 {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                let key = Self.path(Int(state >> 58))  // 64 distinct paths: plenty of overwrites
+                guard touched.insert(key).inserted else { continue }
+                let delete = (state >> 20) % 4 == 0
+                let valueHash = delete ? nil : Self.value(Int(state >> 40) + round)
+                changes.append(StateTrie.Change(path: key, valueHash: valueHash))
+                model[key] = valueHash
+            }
+            incremental.apply(changes)
+            let entries = model.map { ($0.key, $0.value) }.sorted { $0.0 < $1.0 }
+            #expect(incremental.rootHash == Self.referenceRoot(entries), "round \(round)")
+            #expect(incremental.count == entries.count)
+            // Built in one go, in another order: the same root.
+            var fresh = StateTrie()
+            fresh.apply(entries.reversed().map { StateTrie.Change(path: $0.0, valueHash: $0.1) })
+            #expect(fresh.rootHash == incremental.rootHash)
+        }
+    }
+
+    @Test func oldVersionsStayIntact() {
+        var trie = StateTrie()
+        trie.apply((0..<10).map { StateTrie.Change(path: Self.path($0), valueHash: Self.value($0)) })
+        let snapshot = trie
+        let rootBefore = trie.rootHash
+        trie.apply([StateTrie.Change(path: Self.path(3), valueHash: nil)])
+        #expect(snapshot.rootHash == rootBefore)
+        #expect(trie.rootHash != rootBefore)
+        #expect(snapshot.count == 10 && trie.count == 9)
+    }
+
+    @Test func proofsOfMembershipAndAbsenceVerify() throws {
+        var trie = StateTrie()
+        trie.apply((0..<200).map { StateTrie.Change(path: Self.path($0), valueHash: Self.value($0)) })
+        let root = trie.rootHash
+        for n in [0, 17, 199] {
+            let proof = trie.proof(path: Self.path(n))
+            #expect(StateTrie.verify(proof: proof, root: root, path: Self.path(n), valueHash: Self.value(n)))
+            #expect(!StateTrie.verify(proof: proof, root: root, path: Self.path(n), valueHash: Self.value(n + 1)))
+            #expect(!StateTrie.verify(proof: proof, root: root, path: Self.path(n), valueHash: nil))
+            #expect(!StateTrie.verify(proof: proof, root: Blake2b.hash256([0]), path: Self.path(n), valueHash: Self.value(n)))
+            // A proof survives its canonical encoding.
+            #expect(try StateTrie.Proof.decode(exactly: proof.canonicalBytes) == proof)
+        }
+        for n in [500, 501, 999] {
+            let proof = trie.proof(path: Self.path(n))
+            #expect(StateTrie.verify(proof: proof, root: root, path: Self.path(n), valueHash: nil), "absence of \(n)")
+            #expect(!StateTrie.verify(proof: proof, root: root, path: Self.path(n), valueHash: Self.value(n)))
+        }
+        // A tampered sibling breaks the proof.
+        let proof = trie.proof(path: Self.path(5))
+        var siblings = proof.siblings
+        siblings[0] = Blake2b.hash256([1])
+        #expect(!StateTrie.verify(proof: StateTrie.Proof(siblings: siblings, terminal: proof.terminal), root: root,
+                                  path: Self.path(5), valueHash: Self.value(5)))
+    }
+
+    @Test func eventInclusionProofVerifiesAgainstTheBlockRoot() throws {
+        var chain = TestChain()
+        let id = try chain.propose(g[0], label: "proven")
+        let root = chain.outcomes.last!.stateRoot
+        #expect(root == chain.state.root)
+        let key = StateKey.event(id)
+        let proof = chain.state.proof(key: key)
+        let valueHash = Blake2b.hash256(try #require(chain.state.get(key)))
+        #expect(StateTrie.verify(proof: proof, root: root, path: Blake2b.hash256(key), valueHash: valueHash))
+        // The client checks the record it was given against the proven hash.
+        let record = try EventRecord.decode(exactly: try #require(chain.state.get(key)))
+        #expect(record.header.id == id)
+    }
+}
