@@ -15,6 +15,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "node", targets: ["NodeCLI"]),
+        // For the benchmark package in Benchmarks/ and other tools built on the node's layers.
+        .library(name: "MembriaNodeKit", targets: ["KCCodec", "KCCrypto", "KCTypes", "KCStorage", "KCRuntime", "KCNode"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -38,7 +40,7 @@ let package = Package(
         .testTarget(name: "KCCryptoTests", dependencies: ["KCCrypto"]),
         .testTarget(name: "KCTypesTests", dependencies: ["KCTypes"]),
         .testTarget(name: "KCStorageTests", dependencies: ["KCStorage"]),
-        .testTarget(name: "KCRuntimeTests", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage"]),
+        .testTarget(name: "KCRuntimeTests", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNode"]),
         .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCTypes", "KCCrypto"]),
     ],
     swiftLanguageModes: [.v6]

@@ -95,6 +95,8 @@ extension BlockExecutor {
         expirePendingEvents()
         finalizeUnchallengedEvents()
         closeDisputes()
+        // After the due entries are gone: this block's pushes are due `period` later.
+        flushQueuePushes()
 
         let epochEnds = height % parameters.staking.epochLengthBlocks == 0
         if epochEnds {
@@ -125,16 +127,17 @@ extension BlockExecutor {
         state.write(StateKey.validatorSets, sets)
     }
 
-    /// Pops due entries from a FIFO queue. Entries are pushed in block-time order and every
-    /// entry of a queue has the same period, so the due ones are always at the head.
-    mutating func popDue(_ queue: StateKey.Queue, isDue: (ExecutionState, Hash256) -> Bool) -> [Hash256] {
+    /// Pops the entries whose deadline (push time + `period`) has come. Entries are pushed in
+    /// block-time order and every id of a queue has the same period, so the due ones are
+    /// always at the head. Returns their ids in push order.
+    mutating func popDue(_ queue: StateKey.Queue, period: UInt64) -> [Hash256] {
         var bounds = queueBounds(queue)
         var due: [Hash256] = []
         while !bounds.isEmpty {
             let key = StateKey.queueEntry(queue, bounds.head)
-            guard let id = state.read(Hash256.self, key) else { preconditionFailure("queue entry missing") }
-            guard isDue(state, id) else { break }
-            due.append(id)
+            guard let entry = state.read(QueueEntry.self, key) else { preconditionFailure("queue entry missing") }
+            guard entry.timeMilliseconds &+ period <= now else { break }
+            due += entry.ids
             state.delete(key)
             bounds.head += 1
         }
@@ -142,15 +145,10 @@ extension BlockExecutor {
         return due
     }
 
+    /// Pending events whose attestation deadline passed expire; ids whose event already left
+    /// `pending` just leave the queue.
     mutating func expirePendingEvents() {
-        let period = parameters.events.attestationPeriodMilliseconds
-        let now = self.now
-        let due = popDue(.attestation) { state, id in
-            // Entries whose event left `pending` are due at once: they only need removing.
-            guard let record = state.read(EventRecord.self, StateKey.event(id)) else { return true }
-            return record.status != .pending || record.proposedAtMilliseconds &+ period <= now
-        }
-        for id in due {
+        for id in popDue(.attestation, period: parameters.events.attestationPeriodMilliseconds) {
             guard var record = event(id), record.status == .pending else { continue }
             moveEvent(id, &record, to: .expired, inCall: false)
             state.write(StateKey.event(id), record)
@@ -158,13 +156,7 @@ extension BlockExecutor {
     }
 
     mutating func finalizeUnchallengedEvents() {
-        let window = parameters.events.challengeWindowMilliseconds
-        let now = self.now
-        let due = popDue(.challenge) { state, id in
-            guard let record = state.read(EventRecord.self, StateKey.event(id)) else { return true }
-            return record.status != .accepted || record.acceptedAtMilliseconds &+ window <= now
-        }
-        for id in due {
+        for id in popDue(.challenge, period: parameters.events.challengeWindowMilliseconds) {
             guard var record = event(id), record.status == .accepted else { continue }
             moveEvent(id, &record, to: .finalized, inCall: false)
             state.write(StateKey.event(id), record)
@@ -174,13 +166,7 @@ extension BlockExecutor {
     /// Disputes whose re-vote ended without an upheld verdict: the event is final and the
     /// disputer's bond is burned.
     mutating func closeDisputes() {
-        let period = parameters.events.revotePeriodMilliseconds
-        let now = self.now
-        let due = popDue(.revote) { state, id in
-            guard let dispute = state.read(DisputeRecord.self, StateKey.dispute(id)) else { return true }
-            return dispute.status != .open || dispute.openedAtMilliseconds &+ period <= now
-        }
-        for id in due {
+        for id in popDue(.revote, period: parameters.events.revotePeriodMilliseconds) {
             guard var dispute = state.read(DisputeRecord.self, StateKey.dispute(id)), dispute.status == .open else { continue }
             dispute.status = .notUpheld
             global.disputeEscrow = minus(global.disputeEscrow, dispute.bond)

@@ -172,7 +172,7 @@ public struct ExecutedBlock: Sendable {
     /// Root of the state this block was executed against.
     public let baseRoot: Hash256
     /// Every changed state entry: new bytes, or nil for a deletion.
-    public let changes: [[UInt8]: [UInt8]?]
+    public let changes: [StoreKey: [UInt8]?]
     public let trie: StateTrie
     public let outcome: BlockOutcome
     /// Query indexes (not part of the state root): key -> value, written with the block.

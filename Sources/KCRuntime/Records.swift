@@ -424,6 +424,24 @@ public struct QueueBounds: Equatable, Sendable, CanonicalCodable {
     }
 }
 
+/// One queue entry: the ids pushed in one block, and that block's time. Every id of a queue
+/// has the same period, so the whole entry falls due at once.
+public struct QueueEntry: Equatable, Sendable, CanonicalCodable {
+    public let timeMilliseconds: UInt64
+    public let ids: [Hash256]
+
+    public init(timeMilliseconds: UInt64, ids: [Hash256]) {
+        self.timeMilliseconds = timeMilliseconds
+        self.ids = ids
+    }
+
+    public func encode(to writer: inout CanonicalWriter) { writer.write(timeMilliseconds); writer.writeList(ids) }
+    public init(from reader: inout CanonicalReader) throws(DecodingError) {
+        timeMilliseconds = try reader.readUInt64("queue entry time")
+        ids = try reader.readList(Hash256.self, "queue entry ids", limit: 1_000_000)
+    }
+}
+
 /// Chain-wide totals and counters.
 public struct GlobalRecord: Equatable, Sendable, CanonicalCodable {
     public var height: UInt64

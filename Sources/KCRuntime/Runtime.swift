@@ -54,7 +54,7 @@ public struct Runtime: Sendable {
         precondition(!initialSet.isEmpty, "genesis has no eligible validator")
         executor.state.write(StateKey.validatorSets, ValidatorSets(previous: initialSet, current: initialSet, scheduled: []))
 
-        var entries: [[UInt8]: [UInt8]] = [:]
+        var entries: [StoreKey: [UInt8]] = [:]
         for (key, value) in executor.state.changes {
             if let value { entries[key] = value }
         }
@@ -130,6 +130,8 @@ struct BlockExecutor {
     var pendingIndexWrites: [([UInt8], [UInt8])] = []
     var pendingGlobal: GlobalRecord? = nil
     var pendingValidatorSetDirty = false
+    var pendingQueuePushes: [(StateKey.Queue, Hash256)] = []
+    var queuePushes: [(StateKey.Queue, Hash256)] = []
 
     var parameters: ChainParameters { runtime.parameters }
     var now: UInt64 { context.timeMilliseconds }
@@ -185,6 +187,7 @@ struct BlockExecutor {
             pendingSlashes.removeAll()
             pendingIndexWrites.removeAll()
             pendingValidatorSetDirty = false
+            pendingQueuePushes.removeAll()
             global = pendingGlobal!
             receipts.append(Receipt(transactionHash: transaction.hash, code: result.code, message: result.message, feePaid: body.fee))
         } else {
@@ -193,6 +196,8 @@ struct BlockExecutor {
             slashes += pendingSlashes
             indexWrites += pendingIndexWrites
             validatorSetDirty = validatorSetDirty || pendingValidatorSetDirty
+            queuePushes += pendingQueuePushes
+            pendingQueuePushes.removeAll()
             pendingEventChanges.removeAll()
             pendingSlashes.removeAll()
             pendingIndexWrites.removeAll()
@@ -229,7 +234,7 @@ struct BlockExecutor {
         state.read(StakeRecord.self, StateKey.stake(address)) ?? StakeRecord()
     }
 
-    func registry(_ key: [UInt8]) -> KeyList { state.read(KeyList.self, key) ?? KeyList() }
+    func registry(_ key: StoreKey) -> KeyList { state.read(KeyList.self, key) ?? KeyList() }
 
     func event(_ id: Hash256) -> EventRecord? { state.read(EventRecord.self, StateKey.event(id)) }
 
@@ -255,11 +260,24 @@ struct BlockExecutor {
         if inCall { pendingEventChanges.append(change) } else { eventChanges.append(change) }
     }
 
+    /// Queues `id` for a deadline. Ids pushed during one block share their push time, so
+    /// they are written at the end of the block as one queue entry (one state write per queue
+    /// per block instead of one per id).
     mutating func push(_ queue: StateKey.Queue, _ id: Hash256) {
-        var bounds = queueBounds(queue)
-        state.write(StateKey.queueEntry(queue, bounds.tail), id)
-        bounds.tail += 1
-        setQueueBounds(queue, bounds)
+        pendingQueuePushes.append((queue, id))
+    }
+
+    /// Writes this block's pushes: one `QueueEntry` per queue, at the queue's tail.
+    mutating func flushQueuePushes() {
+        for queue in [StateKey.Queue.attestation, .challenge, .revote] {
+            let ids = queuePushes.filter { $0.0 == queue }.map(\.1)
+            guard !ids.isEmpty else { continue }
+            var bounds = queueBounds(queue)
+            state.write(StateKey.queueEntry(queue, bounds.tail), QueueEntry(timeMilliseconds: now, ids: ids))
+            bounds.tail += 1
+            setQueueBounds(queue, bounds)
+        }
+        queuePushes.removeAll()
     }
 
     func queueBounds(_ queue: StateKey.Queue) -> QueueBounds {
@@ -308,7 +326,7 @@ struct BlockExecutor {
         for (key, value) in state.changes {
             // A key written and deleted within the block that never existed before is no change.
             if value == nil && state.base.get(key) == nil { continue }
-            trieChanges.append(StateTrie.Change(path: Blake2b.hash256(key), valueHash: value.map { Blake2b.hash256($0) }))
+            trieChanges.append(StateTrie.Change(path: Blake2b.hash256(key.bytes), valueHash: value.map { Blake2b.hash256($0) }))
         }
         trie.apply(trieChanges)
         let outcome = BlockOutcome(height: height, stateRoot: trie.rootHash, receipts: receipts, eventChanges: eventChanges,

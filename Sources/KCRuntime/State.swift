@@ -2,21 +2,70 @@ import KCCodec
 import KCCrypto
 import KCTypes
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A state key's bytes. Hashes its bytes in one call (an `[UInt8]` key would feed the hasher
+/// byte by byte, which showed up at the top of the block-execution profile).
+public struct StoreKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let bytes: [UInt8]
+
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    /// A prefix and a 32-byte value, built without intermediate arrays.
+    init(_ prefix: StaticString, _ value: Bytes32) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(prefix.utf8CodeUnitCount + 32)
+        bytes.append(contentsOf: UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount))
+        value.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        self.bytes = bytes
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    public static func == (lhs: StoreKey, rhs: StoreKey) -> Bool {
+        lhs.bytes.count == rhs.bytes.count && compare(lhs, rhs) == 0
+    }
+
+    public static func < (lhs: StoreKey, rhs: StoreKey) -> Bool { compare(lhs, rhs) < 0 }
+
+    /// memcmp order: byte by byte, a prefix before its extensions.
+    static func compare(_ lhs: StoreKey, _ rhs: StoreKey) -> Int {
+        lhs.bytes.withUnsafeBytes { left in
+            rhs.bytes.withUnsafeBytes { right in
+                let common = min(left.count, right.count)
+                if common > 0 {
+                    let result = memcmp(left.baseAddress!, right.baseAddress!, common)
+                    if result != 0 { return Int(result) }
+                }
+                return left.count - right.count
+            }
+        }
+    }
+
+    public var description: String { Hex.encode(bytes) }
+}
+
 /// State keys: a short ASCII prefix, then fixed-size binary parts. Listed in specs/runtime.md.
 public enum StateKey {
-    public static let global: [UInt8] = Array("global".utf8)
-    public static let validatorSets: [UInt8] = Array("vsets".utf8)
-    public static let validatorRegistry: [UInt8] = Array("reg/validators".utf8)
-    public static let gatewayRegistry: [UInt8] = Array("reg/gateways".utf8)
+    public static let global = StoreKey(Array("global".utf8))
+    public static let validatorSets = StoreKey(Array("vsets".utf8))
+    public static let validatorRegistry = StoreKey(Array("reg/validators".utf8))
+    public static let gatewayRegistry = StoreKey(Array("reg/gateways".utf8))
 
-    public static func account(_ address: PublicKey) -> [UInt8] { Array("acct/".utf8) + address.bytes32.bytes }
-    public static func stake(_ address: PublicKey) -> [UInt8] { Array("stake/".utf8) + address.bytes32.bytes }
-    public static func validator(_ address: PublicKey) -> [UInt8] { Array("val/".utf8) + address.bytes32.bytes }
-    public static func gateway(_ address: PublicKey) -> [UInt8] { Array("gw/".utf8) + address.bytes32.bytes }
-    public static func consensusKey(_ key: PublicKey) -> [UInt8] { Array("ckey/".utf8) + key.bytes32.bytes }
-    public static func event(_ id: Hash256) -> [UInt8] { Array("event/".utf8) + id.bytes }
-    public static func dispute(_ id: Hash256) -> [UInt8] { Array("disp/".utf8) + id.bytes }
-    public static func evidence(_ hash: Hash256) -> [UInt8] { Array("evid/".utf8) + hash.bytes }
+    public static func account(_ address: PublicKey) -> StoreKey { StoreKey("acct/", address.bytes32) }
+    public static func stake(_ address: PublicKey) -> StoreKey { StoreKey("stake/", address.bytes32) }
+    public static func validator(_ address: PublicKey) -> StoreKey { StoreKey("val/", address.bytes32) }
+    public static func gateway(_ address: PublicKey) -> StoreKey { StoreKey("gw/", address.bytes32) }
+    public static func consensusKey(_ key: PublicKey) -> StoreKey { StoreKey("ckey/", key.bytes32) }
+    public static func event(_ id: Hash256) -> StoreKey { StoreKey("event/", id) }
+    public static func dispute(_ id: Hash256) -> StoreKey { StoreKey("disp/", id) }
+    public static func evidence(_ hash: Hash256) -> StoreKey { StoreKey("evid/", hash) }
 
     public enum Queue: String, Sendable {
         case attestation = "q/attest/"
@@ -24,10 +73,10 @@ public enum StateKey {
         case revote = "q/revote/"
     }
 
-    public static func queueEntry(_ queue: Queue, _ position: UInt64) -> [UInt8] {
+    public static func queueEntry(_ queue: Queue, _ position: UInt64) -> StoreKey {
         var key = Array(queue.rawValue.utf8)
         withUnsafeBytes(of: position.bigEndian) { key.append(contentsOf: $0) }
-        return key
+        return StoreKey(key)
     }
 }
 
@@ -37,20 +86,20 @@ public enum StateKey {
 /// folds the overlay in once the block is decided. Because the entries are only mutated by
 /// `commit` on a uniquely held value, no copy of the map is ever made.
 public struct ChainState: Sendable {
-    public private(set) var entries: [[UInt8]: [UInt8]] = [:]
+    public private(set) var entries: [StoreKey: [UInt8]] = [:]
     public private(set) var trie = StateTrie()
 
     public init() {}
 
     /// Rebuilds a state from stored entries (node start-up).
-    public init(entries: [[UInt8]: [UInt8]]) {
+    public init(entries: [StoreKey: [UInt8]]) {
         self.entries = entries
-        trie.apply(entries.map { StateTrie.Change(path: Blake2b.hash256($0.key), valueHash: Blake2b.hash256($0.value)) })
+        trie.apply(entries.map { StateTrie.Change(path: Blake2b.hash256($0.key.bytes), valueHash: Blake2b.hash256($0.value)) })
     }
 
     public var root: Hash256 { trie.rootHash }
 
-    public func get(_ key: [UInt8]) -> [UInt8]? { entries[key] }
+    public func get(_ key: StoreKey) -> [UInt8]? { entries[key] }
 
     /// Folds an executed block in. Precondition: it was executed against this very state.
     public mutating func commit(_ block: ExecutedBlock) {
@@ -63,9 +112,9 @@ public struct ChainState: Sendable {
     }
 
     /// A proof for the entry at `key` (or its absence) against `root`.
-    public func proof(key: [UInt8]) -> StateTrie.Proof { trie.proof(path: Blake2b.hash256(key)) }
+    public func proof(key: StoreKey) -> StateTrie.Proof { trie.proof(path: Blake2b.hash256(key.bytes)) }
 
-    public func decode<T: CanonicalDecodable>(_ type: T.Type, at key: [UInt8]) -> T? {
+    public func decode<T: CanonicalDecodable>(_ type: T.Type, at key: StoreKey) -> T? {
         guard let bytes = entries[key] else { return nil }
         // Entries were written by the runtime in canonical form; failing to read one back
         // means the state is corrupt, and continuing would diverge from the network.
@@ -78,32 +127,32 @@ public struct ChainState: Sendable {
 /// the fee it paid stays.
 struct ExecutionState {
     let base: ChainState
-    private(set) var changes: [[UInt8]: [UInt8]?] = [:]
-    private var journal: [([UInt8], [UInt8]??)]? = nil
+    private(set) var changes: [StoreKey: [UInt8]?] = [:]
+    private var journal: [(StoreKey, [UInt8]??)]? = nil
 
     init(base: ChainState) { self.base = base }
 
-    func get(_ key: [UInt8]) -> [UInt8]? {
+    func get(_ key: StoreKey) -> [UInt8]? {
         if let changed = changes[key] { return changed }
         return base.get(key)
     }
 
-    func read<T: CanonicalDecodable>(_ type: T.Type, _ key: [UInt8]) -> T? {
+    func read<T: CanonicalDecodable>(_ type: T.Type, _ key: StoreKey) -> T? {
         guard let bytes = get(key) else { return nil }
         do { return try T.decode(exactly: bytes) } catch { preconditionFailure("corrupt state entry: \(error)") }
     }
 
-    mutating func write<T: CanonicalEncodable>(_ key: [UInt8], _ value: T) {
+    mutating func write<T: CanonicalEncodable>(_ key: StoreKey, _ value: T) {
         record(key)
         changes[key] = .some(value.canonicalBytes)
     }
 
-    mutating func delete(_ key: [UInt8]) {
+    mutating func delete(_ key: StoreKey) {
         record(key)
         changes[key] = .some(nil)
     }
 
-    private mutating func record(_ key: [UInt8]) {
+    private mutating func record(_ key: StoreKey) {
         if journal != nil { journal!.append((key, changes[key])) }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import KCCodec
 import KCCrypto
 @testable import KCRuntime
+import KCNode
 import KCStorage
 import KCTypes
 import Testing
@@ -50,21 +51,6 @@ struct RuntimePropertyTests {
         }
     }
 
-    /// Writes a block's state changes to a store under `s/`, as the node does.
-    static func persist(_ executed: ExecutedBlock, to store: any KeyValueStore) throws {
-        var batch = WriteBatch()
-        for (key, value) in executed.changes {
-            if let value { batch.put(Array("s/".utf8) + key, value) } else { batch.delete(Array("s/".utf8) + key) }
-        }
-        try store.write(batch, sync: false)
-    }
-
-    static func reload(_ store: any KeyValueStore) throws -> ChainState {
-        var entries: [[UInt8]: [UInt8]] = [:]
-        for pair in try store.scan(.prefix(Array("s/".utf8))) { entries[Array(pair.key.dropFirst(2))] = pair.value }
-        return ChainState(entries: entries)
-    }
-
     @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
     func randomSequencesKeepEveryInvariant(seed: UInt64) throws {
         var random = Generator(state: seed)
@@ -73,10 +59,9 @@ struct RuntimePropertyTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kc-prop-\(seed)-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let rocks = try RocksDBStore(path: directory)
-        let genesisChanges = chain.state.entries.map { ($0.key, Optional($0.value)) }
         for store in [memory, rocks] as [any KeyValueStore] {
             var batch = WriteBatch()
-            for (key, value) in genesisChanges { batch.put(Array("s/".utf8) + key, value!) }
+            StatePersistence.add(chain.state, to: &batch)
             try store.write(batch, sync: false)
         }
         var events: [Hash256] = []
@@ -94,8 +79,11 @@ struct RuntimePropertyTests {
                                        lastCommitSigners: chain.state.validatorSets().previous.map(\.consensusKey))
             let executed = try chain.runtime.execute(transactions, context: context, on: chain.state)
             chain.state.commit(executed)
-            try Self.persist(executed, to: memory)
-            try Self.persist(executed, to: rocks)
+            for store in [memory, rocks] as [any KeyValueStore] {
+                var batch = WriteBatch()
+                StatePersistence.add(executed, to: &batch)
+                try store.write(batch, sync: false)
+            }
             succeeded += executed.outcome.receipts.filter(\.succeeded).count
             for change in executed.outcome.eventChanges {
                 statuses.insert(change.to)
@@ -118,8 +106,8 @@ struct RuntimePropertyTests {
             }
         }
         // The same sequence gives the same root through both stores.
-        let fromMemory = try Self.reload(memory)
-        let fromRocks = try Self.reload(rocks)
+        let fromMemory = try StatePersistence.load(from: memory)
+        let fromRocks = try StatePersistence.load(from: rocks)
         #expect(fromMemory.root == chain.state.root, "seed \(seed): memory store root")
         #expect(fromRocks.root == chain.state.root, "seed \(seed): RocksDB store root")
         #expect(chain.outcomes.isEmpty)  // executed directly, not through chain.block

@@ -92,7 +92,7 @@ struct StateTrieTests {
         let key = StateKey.event(id)
         let proof = chain.state.proof(key: key)
         let valueHash = Blake2b.hash256(try #require(chain.state.get(key)))
-        #expect(StateTrie.verify(proof: proof, root: root, path: Blake2b.hash256(key), valueHash: valueHash))
+        #expect(StateTrie.verify(proof: proof, root: root, path: Blake2b.hash256(key.bytes), valueHash: valueHash))
         // The client checks the record it was given against the proven hash.
         let record = try EventRecord.decode(exactly: try #require(chain.state.get(key)))
         #expect(record.header.id == id)

@@ -1,0 +1,35 @@
+import KCCrypto
+import KCRuntime
+import KCStorage
+
+/// How runtime state reaches the store: every state entry under `s/`, the query indexes under
+/// their own `ix/` keys (see specs/storage.md). One executed block becomes one write batch,
+/// which the node extends with the block itself and writes synced.
+public enum StatePersistence {
+    public static let statePrefix: [UInt8] = Array("s/".utf8)
+
+    /// Adds a block's state changes and index writes to `batch`.
+    public static func add(_ executed: ExecutedBlock, to batch: inout WriteBatch) {
+        // Keys are distinct, so the order inside the batch cannot change what is stored.
+        for (key, value) in executed.changes {
+            if let value { batch.put(statePrefix + key.bytes, value) } else { batch.delete(statePrefix + key.bytes) }
+        }
+        for (key, value) in executed.indexWrites { batch.put(key, value) }
+    }
+
+    /// Adds a whole state (genesis) to `batch`.
+    public static func add(_ state: ChainState, to batch: inout WriteBatch) {
+        for (key, value) in state.entries {
+            batch.put(statePrefix + key.bytes, value)
+        }
+    }
+
+    /// Reads the state back and rebuilds its Merkle tree.
+    public static func load(from store: any KeyValueReader) throws(StoreError) -> ChainState {
+        var entries: [StoreKey: [UInt8]] = [:]
+        for pair in try store.scan(.prefix(statePrefix)) {
+            entries[StoreKey(Array(pair.key.dropFirst(statePrefix.count)))] = pair.value
+        }
+        return ChainState(entries: entries)
+    }
+}
