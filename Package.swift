@@ -4,6 +4,7 @@ import PackageDescription
 // Layering (arrows point down only):
 //   NodeCLI (executable `node`)
 //     -> KCNode (node wiring: home directory, config, key files)
+//       -> KCConsensus (Tendermint core: pure state machine)
 //       -> KCRuntime (the knowledge-chain rules: pure block execution, state trie)
 //       -> KCStorage (key-value store: RocksDB and in-memory)
 //       -> KCTypes (amounts, accounts, chain parameters, genesis)
@@ -31,6 +32,7 @@ let package = Package(
         .target(name: "KCTypes", dependencies: ["KCCodec", "KCCrypto"]),
         .target(name: "KCStorage", dependencies: ["CRocksDB"]),
         .target(name: "KCRuntime", dependencies: ["KCTypes", "KCCrypto", "KCCodec"]),
+        .target(name: "KCConsensus", dependencies: ["KCTypes", "KCCrypto", "KCCodec"]),
         .target(name: "KCNode", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage"]),
         .executableTarget(name: "NodeCLI", dependencies: [
             "KCNode", "KCTypes", "KCCrypto", "KCStorage",
@@ -40,6 +42,7 @@ let package = Package(
         .testTarget(name: "KCCryptoTests", dependencies: ["KCCrypto"]),
         .testTarget(name: "KCTypesTests", dependencies: ["KCTypes"]),
         .testTarget(name: "KCStorageTests", dependencies: ["KCStorage"]),
+        .testTarget(name: "KCConsensusTests", dependencies: ["KCConsensus", "KCTypes", "KCCrypto"]),
         .testTarget(name: "KCRuntimeTests", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNode"]),
         .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCTypes", "KCCrypto"]),
     ],

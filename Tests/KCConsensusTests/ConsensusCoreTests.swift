@@ -1,0 +1,289 @@
+import KCCodec
+import KCConsensus
+import KCCrypto
+import KCTypes
+import Testing
+
+struct TestValue: ConsensusValue {
+    let label: String
+    var id: Hash256 { Blake2b.hash256(Array(label.utf8)) }
+}
+
+let chainID = "membria-consensus-test"
+let keys = (0..<4).map { SigningKey(seed: Blake2b.hash256(Array("validator-\($0)".utf8))) }
+let validatorSet = ValidatorSet(keys.map { ValidatorSet.Member(key: $0.publicKey, power: 10) })
+
+func key(for publicKey: PublicKey) -> SigningKey { keys.first { $0.publicKey == publicKey }! }
+
+/// A core for `height` run by a validator that is not the round-0 proposer, plus helpers that
+/// play the other validators.
+struct Scenario {
+    var core: ConsensusCore<TestValue>
+    let height: UInt64
+
+    init(height: UInt64 = 1, meIsProposer: Bool = false) {
+        self.height = height
+        let proposer = validatorSet.proposer(height: height, round: 0)
+        let me = meIsProposer ? proposer : validatorSet.members.first { $0.key != proposer }!.key
+        core = ConsensusCore(height: height, validators: validatorSet, me: me, timeouts: TimeoutConfig())
+    }
+
+    var me: PublicKey { core.me! }
+    func others(excluding extra: [PublicKey] = []) -> [PublicKey] {
+        validatorSet.members.map(\.key).filter { $0 != me && !extra.contains($0) }
+    }
+
+    func vote(_ kind: VoteKind, from validator: PublicKey, round: UInt32, _ value: TestValue?, time: UInt64 = 1) -> SignedVote {
+        Vote(kind: kind, height: height, round: round, blockID: value?.id, timestampMilliseconds: time, validator: validator)
+            .signed(with: key(for: validator), chainID: chainID)
+    }
+
+    func proposal(round: UInt32, _ value: TestValue, validRound: UInt32? = nil) -> Proposal<TestValue> {
+        Proposal(height: height, round: round, value: value, validRound: validRound,
+                 proposer: validatorSet.proposer(height: height, round: round))
+    }
+
+    /// Delivers a vote from each of `validators`; returns all effects.
+    mutating func votes(_ kind: VoteKind, from validators: [PublicKey], round: UInt32, _ value: TestValue?) -> [ConsensusEffect<TestValue>] {
+        validators.flatMap { core.apply(.vote(vote(kind, from: $0, round: round, value))) }
+    }
+
+    /// Our own vote, as the host feeds it back after signing.
+    mutating func ownVote(_ kind: VoteKind, round: UInt32, _ value: TestValue?) -> [ConsensusEffect<TestValue>] {
+        core.apply(.vote(vote(kind, from: me, round: round, value)))
+    }
+}
+
+func signedVotes(_ effects: [ConsensusEffect<TestValue>]) -> [(VoteKind, UInt32, Hash256?)] {
+    effects.compactMap { effect in
+        if case .signVote(let kind, _, let round, let id) = effect { return (kind, round, id) }
+        return nil
+    }
+}
+
+struct ConsensusCoreTests {
+    let v = TestValue(label: "block-v")
+    let w = TestValue(label: "block-w")
+
+    @Test func happyPathDecidesWithACertificate() throws {
+        var s = Scenario()
+        let start = s.core.start()
+        #expect(start.contains(.scheduleTimeout(.propose, height: 1, round: 0, milliseconds: 1_000)))
+        let afterProposal = s.core.apply(.proposal(s.proposal(round: 0, v), valid: true))
+        #expect(signedVotes(afterProposal).map(\.2) == [v.id])  // L24: prevote id(v)
+        #expect(s.core.step == .prevote)
+        _ = s.ownVote(.prevote, round: 0, v)
+        let afterPrevotes = s.votes(.prevote, from: s.others(), round: 0, v)
+        // L36: quorum of prevotes for v: lock and precommit.
+        #expect(signedVotes(afterPrevotes).contains { $0.0 == .precommit && $0.2 == v.id })
+        #expect(s.core.lockedValue == v && s.core.lockedRound == 0)
+        #expect(s.core.validValue == v && s.core.validRound == 0)
+        _ = s.ownVote(.precommit, round: 0, v)
+        let decided = s.votes(.precommit, from: Array(s.others().prefix(2)), round: 0, v)
+        guard case .decide(let value, let certificate)? = decided.last else {
+            Issue.record("no decision: \(decided)")
+            return
+        }
+        #expect(value == v)
+        #expect(certificate.precommits.count == 3)
+        try certificate.verify(validators: validatorSet, chainID: chainID)
+        #expect(s.core.decision == v)
+    }
+
+    @Test func ownProposalWhenProposer() {
+        var s = Scenario(meIsProposer: true)
+        let start = s.core.start()
+        #expect(start.contains(.requestValue(height: 1, round: 0)))
+        let proposed = s.core.apply(.proposeValue(v, height: 1, round: 0))
+        #expect(proposed.contains(.signProposal(Proposal(height: 1, round: 0, value: v, validRound: nil, proposer: s.me))))
+    }
+
+    @Test func silentProposerLeadsToNilVotesAndTheNextRound() {
+        var s = Scenario()
+        _ = s.core.start()
+        let timedOut = s.core.apply(.timeout(.propose, height: 1, round: 0))  // L57
+        #expect(signedVotes(timedOut).map(\.0) == [.prevote])
+        #expect(signedVotes(timedOut).first?.2 == nil)
+        _ = s.ownVote(.prevote, round: 0, nil)
+        let nilPrevotes = s.votes(.prevote, from: s.others(), round: 0, nil)
+        #expect(nilPrevotes.contains(.scheduleTimeout(.prevote, height: 1, round: 0, milliseconds: 500)))  // L34
+        #expect(signedVotes(nilPrevotes).contains { $0.0 == .precommit && $0.2 == nil })  // L44
+        _ = s.ownVote(.precommit, round: 0, nil)
+        let nilPrecommits = s.votes(.precommit, from: s.others(), round: 0, nil)
+        #expect(nilPrecommits.contains(.scheduleTimeout(.precommit, height: 1, round: 0, milliseconds: 500)))  // L47
+        let next = s.core.apply(.timeout(.precommit, height: 1, round: 0))  // L65
+        #expect(s.core.round == 1 && s.core.step == .propose)
+        #expect(next.contains(.scheduleTimeout(.propose, height: 1, round: 1, milliseconds: 1_500)))  // grows per round
+        #expect(s.core.decision == nil)
+    }
+
+    @Test func staleTimeoutsAreIgnored() {
+        var s = Scenario()
+        _ = s.core.start()
+        #expect(s.core.apply(.timeout(.propose, height: 1, round: 5)).isEmpty)
+        #expect(s.core.apply(.timeout(.prevote, height: 1, round: 0)).isEmpty)  // not in prevote step
+        #expect(s.core.apply(.timeout(.propose, height: 2, round: 0)).isEmpty)
+        #expect(s.core.step == .propose)
+    }
+
+    @Test func lockedValueIsCarriedAcrossRounds() {
+        var s = Scenario()
+        _ = s.core.start()
+        _ = s.core.apply(.proposal(s.proposal(round: 0, v), valid: true))
+        _ = s.ownVote(.prevote, round: 0, v)
+        _ = s.votes(.prevote, from: s.others(), round: 0, v)
+        #expect(s.core.lockedValue == v)
+        _ = s.ownVote(.precommit, round: 0, v)
+        // Round 0 ends without a precommit quorum for v.
+        _ = s.votes(.precommit, from: Array(s.others().prefix(2)), round: 0, nil)
+        _ = s.core.apply(.timeout(.precommit, height: 1, round: 0))
+        #expect(s.core.round == 1)
+
+        // L22-L27: a fresh proposal for another value while locked on v: prevote nil.
+        let proposalW = s.proposal(round: 1, w)
+        if proposalW.proposer != s.me {
+            let effects = s.core.apply(.proposal(proposalW, valid: true))
+            #expect(signedVotes(effects).map(\.2) == [nil])
+        }
+        // Next round: v re-proposed with validRound 0 and the round-0 prevote quorum: prevote v (L28).
+        _ = s.core.apply(.timeout(.prevote, height: 1, round: 1))
+        _ = s.votes(.precommit, from: s.others(), round: 1, nil)
+        _ = s.core.apply(.timeout(.precommit, height: 1, round: 1))
+        #expect(s.core.round == 2)
+        let reproposal = s.proposal(round: 2, v, validRound: 0)
+        if reproposal.proposer != s.me {
+            let effects = s.core.apply(.proposal(reproposal, valid: true))
+            #expect(signedVotes(effects).map(\.2) == [v.id])
+        }
+        #expect(s.core.lockedValue == v && s.core.lockedRound == 0)
+    }
+
+    @Test func lockIgnoredWhenTheFaultIsInjected() {
+        var s = Scenario()
+        s.core.faultIgnoreLock = true
+        _ = s.core.start()
+        _ = s.core.apply(.proposal(s.proposal(round: 0, v), valid: true))
+        _ = s.ownVote(.prevote, round: 0, v)
+        _ = s.votes(.prevote, from: s.others(), round: 0, v)
+        _ = s.votes(.precommit, from: s.others(), round: 0, nil)
+        _ = s.core.apply(.timeout(.precommit, height: 1, round: 0))
+        let proposalW = s.proposal(round: 1, w)
+        guard proposalW.proposer != s.me else { return }
+        let effects = s.core.apply(.proposal(proposalW, valid: true))
+        #expect(signedVotes(effects).map(\.2) == [w.id], "the broken core prevotes against its lock")
+    }
+
+    @Test func roundSkipOnOneThirdPlusFromALaterRound() {
+        var s = Scenario()
+        _ = s.core.start()
+        let others = s.others()
+        _ = s.core.apply(.vote(s.vote(.prevote, from: others[0], round: 3, nil)))
+        #expect(s.core.round == 0, "10 of 40 power is not more than a third")
+        let effects = s.core.apply(.vote(s.vote(.prevote, from: others[1], round: 3, nil)))  // L55
+        #expect(s.core.round == 3)
+        #expect(effects.contains(.scheduleTimeout(.propose, height: 1, round: 3, milliseconds: 2_500)))
+    }
+
+    @Test func invalidProposalGetsANilPrevote() {
+        var s = Scenario()
+        _ = s.core.start()
+        let effects = s.core.apply(.proposal(s.proposal(round: 0, v), valid: false))
+        #expect(signedVotes(effects).map(\.2) == [nil])
+    }
+
+    @Test func proposalFromTheWrongProposerIsIgnored() {
+        var s = Scenario()
+        _ = s.core.start()
+        let wrong = validatorSet.members.first { $0.key != validatorSet.proposer(height: 1, round: 0) }!.key
+        let forged = Proposal(height: 1, round: 0, value: v, validRound: nil, proposer: wrong)
+        #expect(s.core.apply(.proposal(forged, valid: true)).isEmpty)
+        #expect(s.core.step == .propose)
+    }
+
+    @Test func equivocatingProposerAndDoubleVoterAreHandled() throws {
+        var s = Scenario()
+        _ = s.core.start()
+        _ = s.core.apply(.proposal(s.proposal(round: 0, v), valid: true))
+        // A second proposal for the same round is ignored: the first one stands.
+        #expect(s.core.apply(.proposal(s.proposal(round: 0, w), valid: true)).isEmpty)
+        let voter = s.others()[0]
+        _ = s.core.apply(.vote(s.vote(.prevote, from: voter, round: 0, v)))
+        let effects = s.core.apply(.vote(s.vote(.prevote, from: voter, round: 0, w)))
+        guard case .evidence(let evidence)? = effects.first else {
+            Issue.record("no evidence for a double vote: \(effects)")
+            return
+        }
+        #expect(evidence.validator == voter)
+        try evidence.validate(chainID: chainID)
+        // Reported once, counted once.
+        #expect(s.core.apply(.vote(s.vote(.prevote, from: voter, round: 0, nil))).allSatisfy {
+            if case .evidence = $0 { return false } else { return true }
+        })
+    }
+
+    @Test func votesFromOutsideTheSetOrOtherHeightsAreIgnored() {
+        var s = Scenario()
+        _ = s.core.start()
+        let stranger = SigningKey(seed: Blake2b.hash256([9]))
+        let vote = Vote(kind: .prevote, height: 1, round: 7, blockID: nil, timestampMilliseconds: 1, validator: stranger.publicKey)
+        #expect(s.core.apply(.vote(vote.signed(with: stranger, chainID: chainID))).isEmpty)
+        #expect(s.core.apply(.vote(Scenario(height: 2).vote(.prevote, from: s.others()[0], round: 9, nil))).isEmpty)
+        #expect(s.core.round == 0)
+    }
+}
+
+struct ValidatorSetTests {
+    @Test func proposersFollowPowerOverTime() {
+        let weighted = ValidatorSet([
+            .init(key: keys[0].publicKey, power: 10), .init(key: keys[1].publicKey, power: 20),
+            .init(key: keys[2].publicKey, power: 30), .init(key: keys[3].publicKey, power: 40),
+        ])
+        var counts: [PublicKey: Int] = [:]
+        for height in 1...20_000 as ClosedRange<UInt64> { counts[weighted.proposer(height: height, round: 0), default: 0] += 1 }
+        for (index, power) in [10, 20, 30, 40].enumerated() {
+            let share = Double(counts[keys[index].publicKey] ?? 0) / 20_000
+            #expect(abs(share - Double(power) / 100) < 0.02, "validator \(index) proposed \(share)")
+        }
+        #expect(weighted.proposer(height: 5, round: 1) == weighted.proposer(height: 5, round: 1))
+    }
+
+    @Test func quorumThresholdsAreStrict() {
+        #expect(!validatorSet.isQuorum(26) && validatorSet.isQuorum(27))  // 40 total: > 26.67
+        #expect(!validatorSet.isOneThirdPlus(13) && validatorSet.isOneThirdPlus(14))
+    }
+
+    @Test func certificateRejectsForgeriesAndMinorities() {
+        let id = Blake2b.hash256([1])
+        func precommit(_ k: SigningKey, round: UInt32 = 0, blockID: Hash256? = nil) -> SignedVote {
+            Vote(kind: .precommit, height: 4, round: round, blockID: blockID ?? id, timestampMilliseconds: 1, validator: k.publicKey)
+                .signed(with: k, chainID: chainID)
+        }
+        let sorted = keys.sorted { $0.publicKey < $1.publicKey }
+        let good = CommitCertificate(height: 4, round: 0, blockID: id, precommits: sorted.prefix(3).map { precommit($0) })
+        #expect(throws: Never.self) { try good.verify(validators: validatorSet, chainID: chainID) }
+        let minority = CommitCertificate(height: 4, round: 0, blockID: id, precommits: sorted.prefix(2).map { precommit($0) })
+        #expect(throws: CommitCertificate.Problem.noQuorum(power: 20, total: 40)) { try minority.verify(validators: validatorSet, chainID: chainID) }
+        let repeated = CommitCertificate(height: 4, round: 0, blockID: id, precommits: [precommit(sorted[0]), precommit(sorted[0]), precommit(sorted[1])])
+        #expect(throws: CommitCertificate.Problem.duplicateOrUnsorted(index: 1)) { try repeated.verify(validators: validatorSet, chainID: chainID) }
+        let otherBlock = CommitCertificate(height: 4, round: 0, blockID: id,
+                                           precommits: [precommit(sorted[0]), precommit(sorted[1], blockID: Blake2b.hash256([2])), precommit(sorted[2])])
+        #expect(throws: CommitCertificate.Problem.wrongVote(index: 1)) { try otherBlock.verify(validators: validatorSet, chainID: chainID) }
+        #expect(throws: CommitCertificate.Problem.badSignature(index: 0)) {
+            try CommitCertificate(height: 4, round: 0, blockID: id, precommits: sorted.prefix(3).map { precommit($0) })
+                .verify(validators: validatorSet, chainID: "another-chain")
+        }
+    }
+
+    @Test func medianTimeIgnoresAMinorityOfOutliers() {
+        let id = Blake2b.hash256([1])
+        let sorted = keys.sorted { $0.publicKey < $1.publicKey }
+        let times: [UInt64] = [1_000, 1_010, 1_020, 9_999_999]
+        let precommits = zip(sorted, times).map { key, time in
+            Vote(kind: .precommit, height: 1, round: 0, blockID: id, timestampMilliseconds: time, validator: key.publicKey)
+                .signed(with: key, chainID: chainID)
+        }
+        let certificate = CommitCertificate(height: 1, round: 0, blockID: id, precommits: precommits)
+        // The first time at which more than half the power has voted: the outlier cannot move it.
+        #expect(certificate.medianTime(validators: validatorSet) == 1_020)
+    }
+}
