@@ -187,8 +187,9 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
     public private(set) var validRound: UInt32? = nil
     public private(set) var decision: Value? = nil
 
-    /// Test-only fault injection: makes the core ignore its lock (L22/L28), to prove that
-    /// the simulator's checkers catch a broken rule. Never set outside tests.
+    /// Test-only fault injection: makes the core ignore its lock (L22/L28) and forget its
+    /// valid value when proposing (L15), the "amnesia" bug, to prove that the simulator's
+    /// checkers catch a broken rule. Never set outside tests.
     public var faultIgnoreLock = false
 
     var proposals: [UInt32: (proposal: Proposal<Value>, valid: Bool)] = [:]
@@ -206,6 +207,9 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
     }
 
     var isValidator: Bool { me.map(validators.contains) ?? false }
+
+    /// Power of the prevotes this core holds for `id` in `round` (for diagnostics).
+    public func prevotePower(round: UInt32, for id: Hash256?) -> UInt64 { votes.power(.prevote, round: round, for: id) }
 
     /// L10: start round 0.
     public mutating func start() -> [ConsensusEffect<Value>] {
@@ -268,7 +272,7 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
         step = .propose
         let proposer = validators.proposer(height: height, round: round)
         if isValidator && proposer == me {
-            if let validValue {
+            if let validValue, !faultIgnoreLock {
                 // L15-L16: re-propose the value we saw a quorum prevote for.
                 effects.append(.signProposal(Proposal(height: height, round: round, value: validValue,
                                                       validRound: validRound, proposer: me!)))

@@ -7,13 +7,19 @@ struct VoteKeeper: Sendable {
     enum AddResult: Equatable {
         case added
         case duplicate
-        /// A second, different vote for the same height, round and kind: the first one counts,
-        /// and the pair is evidence.
+        /// A second, different vote for the same height, round and kind: the pair is evidence.
+        /// Both votes count towards their own value (a Byzantine validator may send each to
+        /// different peers, and a quorum for one value must still be recognisable by anyone
+        /// who receives it), but the validator counts once towards "any value".
         case equivocation(DoubleSignEvidence)
     }
 
+    /// At most this many distinct values are kept per validator per round and kind, so an
+    /// equivocator cannot make us store without bound.
+    static let maxValuesPerValidator = 2
+
     struct Tally: Sendable {
-        var byValidator: [PublicKey: SignedVote] = [:]
+        var byValidator: [PublicKey: [SignedVote]] = [:]
         var powerByValue: [Hash256?: UInt64] = [:]
         var totalPower: UInt64 = 0
     }
@@ -46,16 +52,16 @@ struct VoteKeeper: Sendable {
         var result = AddResult.added
         func record(_ tally: inout Tally) {
             if let existing = tally.byValidator[vote.validator] {
-                if existing.vote.blockID == vote.blockID {
+                if existing.contains(where: { $0.vote.blockID == vote.blockID }) || existing.count >= Self.maxValuesPerValidator {
                     result = .duplicate
-                } else if let evidence = DoubleSignEvidence(existing, signed) {
-                    result = .equivocation(evidence)
-                } else {
-                    result = .duplicate
+                    return
                 }
+                if let evidence = DoubleSignEvidence(existing[0], signed) { result = .equivocation(evidence) }
+                tally.byValidator[vote.validator]!.append(signed)
+                tally.powerByValue[vote.blockID, default: 0] += power
                 return
             }
-            tally.byValidator[vote.validator] = signed
+            tally.byValidator[vote.validator] = [signed]
             tally.powerByValue[vote.blockID, default: 0] += power
             tally.totalPower += power
         }
@@ -67,7 +73,7 @@ struct VoteKeeper: Sendable {
         noteSender(vote.validator, round: vote.round, power: power)
         if case .equivocation = result {
             // One report per validator per height is enough to slash it.
-            if !reported.insert(vote.validator).inserted { return .duplicate }
+            if !reported.insert(vote.validator).inserted { return .added }
         }
         return result
     }
@@ -93,7 +99,8 @@ struct VoteKeeper: Sendable {
     /// The votes for `id`, sorted by validator key (a canonical order for certificates).
     func votes(_ kind: VoteKind, round: UInt32, for id: Hash256?) -> [SignedVote] {
         guard let tally = tally(kind, round: round) else { return [] }
-        return tally.byValidator.values.filter { $0.vote.blockID == id }.sorted { $0.vote.validator < $1.vote.validator }
+        return tally.byValidator.values.compactMap { votes in votes.first { $0.vote.blockID == id } }
+            .sorted { $0.vote.validator < $1.vote.validator }
     }
 }
 

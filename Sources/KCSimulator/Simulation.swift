@@ -1,0 +1,868 @@
+import KCCodec
+import KCConsensus
+import KCCrypto
+import KCNode
+import KCRuntime
+import KCTypes
+
+/// Fault families a run may inject. All are on unless a list is given.
+public enum SimulationFault: String, CaseIterable, Sendable {
+    case delay, loss, duplicate, reorder, partition, crash, drift, byzantine
+}
+
+public struct SimulationConfig: Sendable {
+    public var seed: UInt64
+    /// Validator count; nil lets the seed choose 4...7.
+    public var validators: Int?
+    /// Byzantine validator count; nil lets the seed choose (always below a third of the power).
+    public var byzantine: Int?
+    /// Heights every honest node must reach.
+    public var heights: UInt64 = 30
+    public var faults: Set<SimulationFault> = Set(SimulationFault.allCases)
+    /// Test-only: honest cores ignore their lock, to prove the checkers catch a broken rule.
+    public var brokenLock = false
+    /// Transactions injected per virtual second.
+    public var transactionsPerSecond: UInt64 = 5
+    /// The liveness bound: after healing, new heights must come within this virtual time.
+    public var livenessBoundMilliseconds: UInt64 = 60_000
+
+    public init(seed: UInt64) { self.seed = seed }
+
+    /// The command line that reproduces this run.
+    public var reproduceCommand: String {
+        var parts = ["node simulate --seed \(seed)"]
+        if let validators { parts.append("--validators \(validators)") }
+        if let byzantine { parts.append("--byzantine \(byzantine)") }
+        parts.append("--heights \(heights)")
+        if faults != Set(SimulationFault.allCases) {
+            parts.append("--faults \(faults.map(\.rawValue).sorted().joined(separator: ","))")
+        }
+        if brokenLock { parts.append("--broken-lock") }
+        return parts.joined(separator: " ")
+    }
+}
+
+public struct SimulationResult: Sendable {
+    public let config: SimulationConfig
+    /// The parameters the seed chose, printed before the run.
+    public let parameters: String
+    public let violations: [String]
+    public let traceHash: Hash256
+    public let heightsCommitted: UInt64
+    public let virtualMilliseconds: UInt64
+    public let messagesDelivered: UInt64
+    public let doubleSignSlashes: Int
+    public var passed: Bool { violations.isEmpty }
+
+    public var summary: String {
+        let status = passed ? "ok" : "VIOLATION"
+        return "seed=\(config.seed) \(status) heights=\(heightsCommitted) virtual_ms=\(virtualMilliseconds) messages=\(messagesDelivered) double_sign_slashes=\(doubleSignSlashes) trace=\(traceHash.hex.prefix(16))"
+    }
+}
+
+enum Behaviour: String, Sendable {
+    case honest
+    /// Signs two different votes per step and, as proposer, two different blocks.
+    case equivocate
+    /// Votes nil on everything.
+    case nilVoter = "nil-voter"
+    /// Sends nothing at all.
+    case silent
+}
+
+enum Message {
+    case proposal(Proposal<Block>)
+    case vote(SignedVote)
+    case decided(Block, CommitCertificate)
+    case evidence(DoubleSignEvidence)
+    case syncRequest(from: Int, height: UInt64)
+    case transaction(VerifiedTransaction)
+}
+
+enum SimEvent {
+    case deliver(to: Int, from: Int, Message)
+    case timeout(node: Int, TimeoutStep, height: UInt64, round: UInt32, epoch: UInt64)
+    case crash(Int)
+    case restart(Int)
+    case partition([Set<Int>], oneWay: (from: Set<Int>, to: Set<Int>)?)
+    case heal
+    case injectTransaction
+    case startLiveness
+    /// Periodic re-send of a node's own proposal and votes for its current height, as P2P
+    /// gossip does: messages lost earlier still arrive once the network heals.
+    case regossip(Int)
+}
+
+/// N validators running the real consensus core and the real runtime on a virtual clock,
+/// over a simulated network that delays, loses, duplicates and reorders messages, with
+/// partitions, crashes and restarts, clock drift and Byzantine validators. One seed decides it
+/// all. Checkers run after every step.
+public final class Simulation {
+    public let config: SimulationConfig
+    var random: SimulationRandom
+    var networkRandom: SimulationRandom
+    var queue = EventQueue<SimEvent>()
+    var now: UInt64 = 0
+    var trace = TraceHash()
+    var nodes: [SimNode] = []
+    let runtime: Runtime
+    let chainID = "membria-sim-1"
+    let users: [SigningKey]
+    let gateways: [SigningKey]
+    var checker: Checker
+    public private(set) var parameters = ""
+    var messagesDelivered: UInt64 = 0
+
+    // Network model.
+    var baseLatency: UInt64 = 10
+    var jitter: UInt64 = 20
+    var lossPerMille: UInt64 = 0
+    var duplicatePerMille: UInt64 = 0
+    var groups: [Set<Int>]? = nil
+    var oneWay: (from: Set<Int>, to: Set<Int>)? = nil
+    var inLiveness = false
+    var livenessStartHeight: UInt64 = 0
+    var livenessStartTime: UInt64 = 0
+    var injectorNonces: [PublicKey: (nonce: UInt64, time: UInt64)] = [:]
+
+    public init(config: SimulationConfig) {
+        self.config = config
+        var root = SimulationRandom(seed: config.seed)
+        var setup = root.fork()
+        random = root.fork()
+        networkRandom = root.fork()
+
+        let count = config.validators ?? setup.int(4...7)
+        precondition(count >= 1 && count <= 50, "validators must be 1...50")
+        let keys = (0..<count).map { SigningKey(seed: Blake2b.hash256(Array("sim/\(config.seed)/validator/\($0)".utf8))) }
+        let accountKeys = (0..<count).map { SigningKey(seed: Blake2b.hash256(Array("sim/\(config.seed)/account/\($0)".utf8))) }
+        gateways = accountKeys
+        users = (0..<3).map { SigningKey(seed: Blake2b.hash256(Array("sim/\(config.seed)/user/\($0)".utf8))) }
+        // Stake: 10,000 to 40,000 ACTI each.
+        let stakes = (0..<count).map { _ in UInt64(setup.int(10...40)) * 1_000 }
+        let totalStake = stakes.reduce(0, +)
+
+        // Byzantine validators: the smallest stakes, while their power stays below a third.
+        var byzantineIndices: [Int] = []
+        let wanted = config.faults.contains(.byzantine) ? (config.byzantine ?? setup.int(0...max(0, (count - 1) / 3))) : 0
+        var byzantinePower: UInt64 = 0
+        for index in (0..<count).sorted(by: { stakes[$0] < stakes[$1] }) where byzantineIndices.count < wanted {
+            if (byzantinePower + stakes[index]) * 3 < totalStake {
+                byzantineIndices.append(index)
+                byzantinePower += stakes[index]
+            }
+        }
+        let behaviours: [Behaviour] = [.equivocate, .nilVoter, .silent]
+        var parameters = LocalGenesis.developmentParameters
+        parameters.staking.maxValidators = 100
+        parameters.staking.epochLengthBlocks = 20
+        parameters.slashing.signedBlocksWindow = 1_000  // downtime stays out of short runs
+        parameters.block.maxTransactions = 200
+        let genesis = Genesis(
+            chainID: chainID, genesisTimeUnixMilliseconds: 1_767_225_600_000, parameters: parameters,
+            accounts: (accountKeys + users).map { GenesisAccount(address: $0.publicKey, balance: .acti(1_000_000)) },
+            validators: (0..<count).map { index in
+                GenesisValidator(moniker: "sim-\(index)", address: accountKeys[index].publicKey, consensusKey: keys[index].publicKey,
+                                 nodeID: PublicKey(Blake2b.hash256(Array("sim-node-\(index)".utf8))),
+                                 stake: .acti(stakes[index]), gateway: true)
+            })
+        runtime = Runtime(genesis: genesis)
+        let genesisState = runtime.genesisState()
+        checker = Checker()
+
+        let drift = config.faults.contains(.drift)
+        for index in 0..<count {
+            let behaviour = byzantineIndices.contains(index) ? behaviours[setup.int(0...2)] : .honest
+            let offset = drift ? Int64(setup.int(0...600)) - 300 : 0
+            let rate = drift ? UInt64(setup.int(900...1_100)) : 1_000
+            nodes.append(SimNode(index: index, key: keys[index], behaviour: behaviour, state: genesisState,
+                                 clockOffset: offset, timerRatePerMille: rate))
+        }
+        if config.faults.contains(.delay) {
+            baseLatency = UInt64(setup.int(1...60))
+            jitter = UInt64(setup.int(0...120))
+        } else {
+            baseLatency = 5
+            jitter = 0
+        }
+        if !config.faults.contains(.reorder) { jitter = 0 }
+        lossPerMille = config.faults.contains(.loss) ? UInt64(setup.int(0...80)) : 0
+        duplicatePerMille = config.faults.contains(.duplicate) ? UInt64(setup.int(0...50)) : 0
+
+        let roles = nodes.map { "\($0.index):\($0.behaviour.rawValue)" }.joined(separator: ",")
+        self.parameters = "seed=\(config.seed) validators=\(count) stakes=\(stakes) byzantine=[\(nodes.filter { $0.behaviour != .honest }.map { "\($0.index):\($0.behaviour.rawValue)" }.joined(separator: ","))] latency=\(baseLatency)+\(jitter)ms loss=\(lossPerMille)‰ dup=\(duplicatePerMille)‰ faults=\(config.faults.map(\.rawValue).sorted().joined(separator: ","))"
+        _ = roles
+        scheduleFaults(&setup)
+    }
+
+    var honest: [SimNode] { nodes.filter { $0.behaviour == .honest } }
+
+    /// Crashes, restarts and partitions during the safety phase, all from the seed.
+    func scheduleFaults(_ setup: inout SimulationRandom) {
+        let safetyEnd = safetyPhaseMilliseconds
+        if config.faults.contains(.crash) {
+            for _ in 0..<setup.int(0...3) {
+                let node = setup.int(0...(nodes.count - 1))
+                let at = setup.below(safetyEnd)
+                queue.push(.crash(node), at: at)
+                queue.push(.restart(node), at: at + 500 + setup.below(4_000))
+            }
+        }
+        if config.faults.contains(.partition) {
+            for _ in 0..<setup.int(0...3) {
+                let at = setup.below(safetyEnd)
+                let members = Array(0..<nodes.count)
+                var partition: [Set<Int>]
+                var oneWay: (from: Set<Int>, to: Set<Int>)? = nil
+                switch setup.int(0...2) {
+                case 0:  // halves
+                    let cut = nodes.count / 2
+                    partition = [Set(members[..<cut]), Set(members[cut...])]
+                case 1:  // a lone node
+                    let lone = setup.int(0...(nodes.count - 1))
+                    partition = [[lone], Set(members.filter { $0 != lone })]
+                default:  // one-way: a node hears nobody but is heard
+                    let lone = setup.int(0...(nodes.count - 1))
+                    partition = [Set(members)]
+                    oneWay = (from: Set(members.filter { $0 != lone }), to: [lone])
+                }
+                queue.push(.partition(partition, oneWay: oneWay), at: at)
+                queue.push(.heal, at: at + 1_000 + setup.below(5_000))
+            }
+        }
+    }
+
+    var safetyPhaseMilliseconds: UInt64 { 10_000 + config.heights * 300 }
+
+    public func run() -> SimulationResult {
+        for node in nodes {
+            startHeight(node)
+            queue.push(.regossip(node.index), at: 1_000 + UInt64(node.index) * 37)
+        }
+        queue.push(.injectTransaction, at: 100)
+        queue.push(.startLiveness, at: safetyPhaseMilliseconds)
+        let deadline = safetyPhaseMilliseconds + config.livenessBoundMilliseconds + config.heights * 2_000
+        var steps: UInt64 = 0
+        while let (time, event) = queue.pop() {
+            precondition(time >= now, "virtual time went backwards")
+            now = time
+            steps += 1
+            if steps > 20_000_000 || now > deadline { break }
+            handle(event)
+            if !checker.violations.isEmpty { break }
+            if inLiveness && minimumHonestHeight > config.heights
+                && minimumHonestHeight > livenessStartHeight + 3 { break }
+            // Enough heights under faults: heal early rather than run the whole safety window.
+            if !inLiveness && now >= 5_000 && minimumHonestHeight * 3 >= config.heights * 2 { handle(.startLiveness) }
+        }
+        trace.flush()
+        var violations = checker.violations
+        if violations.isEmpty {
+            if !inLiveness {
+                violations.append("liveness: the run ended before the liveness phase")
+            } else if minimumHonestHeight <= livenessStartHeight + 3 || minimumHonestHeight <= config.heights {
+                let states = nodes.map { "\($0.index):h\($0.height - 1)/r\($0.core?.round ?? 0)\($0.crashed ? "(down)" : "")" }.joined(separator: " ")
+                violations.append("liveness: after healing at \(livenessStartTime) ms honest nodes reached only height \(minimumHonestHeight - 1) by \(now) ms (needed \(max(config.heights, livenessStartHeight + 3))); nodes \(states)")
+            }
+            var addressOf: [PublicKey: PublicKey] = [:]
+            for (index, node) in nodes.enumerated() { addressOf[node.key.publicKey] = gateways[index].publicKey }
+            violations += checker.evidenceViolations(before: livenessStartTime, addressOf: addressOf)
+        }
+        return SimulationResult(config: config, parameters: parameters, violations: violations, traceHash: trace.value,
+                                heightsCommitted: minimumHonestHeight - 1, virtualMilliseconds: now,
+                                messagesDelivered: messagesDelivered, doubleSignSlashes: checker.doubleSignSlashes.values.reduce(0, +))
+    }
+
+    /// The next height of the slowest honest node.
+    var minimumHonestHeight: UInt64 { honest.map(\.height).min() ?? 0 }
+
+    // MARK: events
+
+    func handle(_ event: SimEvent) {
+        switch event {
+        case .deliver(let to, let from, let message):
+            let node = nodes[to]
+            guard !node.crashed else { return }
+            messagesDelivered += 1
+            trace.record(now, 1, UInt64(to), UInt64(from))
+            receive(node, from: from, message)
+        case .timeout(let index, let step, let height, let round, let epoch):
+            let node = nodes[index]
+            guard !node.crashed, node.epoch == epoch, node.height == height else { return }
+            trace.record(now, 2, UInt64(index), height, UInt64(round))
+            feed(node, .timeout(step, height: height, round: round))
+        case .crash(let index):
+            guard !inLiveness else { return }
+            trace.record(now, 3, UInt64(index))
+            nodes[index].crash()
+        case .restart(let index):
+            trace.record(now, 4, UInt64(index))
+            restart(nodes[index])
+        case .partition(let partition, let oneWayCut):
+            guard !inLiveness else { return }
+            trace.record(now, 5, UInt64(partition.count))
+            groups = partition
+            oneWay = oneWayCut
+        case .heal:
+            trace.record(now, 6)
+            groups = nil
+            oneWay = nil
+        case .injectTransaction:
+            injectTransaction()
+            let interval = 1_000 / max(config.transactionsPerSecond, 1)
+            queue.push(.injectTransaction, at: now + interval)
+        case .regossip(let index):
+            let node = nodes[index]
+            queue.push(.regossip(index), at: now + 1_000)
+            guard !node.crashed, node.behaviour != .silent, node.core != nil else { return }
+            trace.record(now, 10, UInt64(index))
+            if let proposal = node.lastProposal, proposal.height == node.height { broadcast(from: node, .proposal(proposal)) }
+            for vote in node.signer.votes(height: node.height) { broadcast(from: node, .vote(vote)) }
+            if let (block, certificate) = node.blocks.last { broadcast(from: node, .decided(block, certificate)) }
+        case .startLiveness:
+            guard !inLiveness else { return }
+            // Heal everything: the honest core (more than 2/3 of the power) must now progress.
+            trace.record(now, 7)
+            inLiveness = true
+            livenessStartTime = now
+            groups = nil
+            oneWay = nil
+            lossPerMille = 0
+            duplicatePerMille = 0
+            for node in nodes where node.crashed { restart(node) }
+            livenessStartHeight = minimumHonestHeight
+        }
+    }
+
+    func restart(_ node: SimNode) {
+        guard node.crashed else { return }
+        node.crashed = false
+        node.epoch += 1
+        startHeight(node, replayingWAL: true)
+        broadcast(from: node, .syncRequest(from: node.index, height: node.height))
+    }
+
+    // MARK: network
+
+    func canReach(_ from: Int, _ to: Int) -> Bool {
+        if from == to { return true }
+        if let oneWay, oneWay.from.contains(from), oneWay.to.contains(to) { return false }
+        guard let groups else { return true }
+        return groups.contains { $0.contains(from) && $0.contains(to) }
+    }
+
+    func send(from: Int, to: Int, _ message: Message) {
+        if from == to {
+            queue.push(.deliver(to: to, from: from, message), at: now)
+            return
+        }
+        guard canReach(from, to) else { return }
+        if networkRandom.chance(perMille: lossPerMille) { return }
+        let delay = baseLatency + (jitter > 0 ? networkRandom.below(jitter + 1) : 0)
+        queue.push(.deliver(to: to, from: from, message), at: now + delay)
+        if networkRandom.chance(perMille: duplicatePerMille) {
+            queue.push(.deliver(to: to, from: from, message), at: now + delay + networkRandom.below(50))
+        }
+    }
+
+    func broadcast(from node: SimNode, _ message: Message, includingSelf: Bool = false) {
+        for peer in nodes where includingSelf || peer.index != node.index { send(from: node.index, to: peer.index, message) }
+    }
+
+    // MARK: transactions
+
+    func injectTransaction() {
+        let leader = honest.filter { !$0.crashed }.max { $0.height < $1.height }
+        guard let reference = leader else { return }
+        let useGateway = random.chance(perMille: 500)
+        let sender = useGateway ? gateways[random.int(0...(gateways.count - 1))] : users[random.int(0...(users.count - 1))]
+        let nonce = reference.state.account(sender.publicKey).nonce
+        if let last = injectorNonces[sender.publicKey], last.nonce == nonce, now - last.time < 5_000 { return }
+        injectorNonces[sender.publicKey] = (nonce, now)
+        let call: Call
+        if useGateway {
+            let label = Array("sim-payload-\(now)".utf8)
+            call = .proposeEvent(parents: [], arTxID: ArTxID(Blake2b.hash256(label)), contentHash: SHA256.hash(label), kind: "sim:Event")
+        } else {
+            call = .transfer(to: users[random.int(0...(users.count - 1))].publicKey, amount: .acti(UInt64(random.int(1...100))))
+        }
+        let body = TransactionBody(chainID: chainID, sender: sender.publicKey, nonce: nonce, fee: runtime.parameters.fees.minFee, call: call)
+        let transaction = try! body.signed(with: sender).verified(chainID: chainID)
+        trace.record(now, 8, nonce)
+        for node in nodes where !node.crashed { node.addToMempool(transaction) }
+    }
+
+    // MARK: node logic
+
+    func startHeight(_ node: SimNode, replayingWAL: Bool = false) {
+        let sets = node.state.validatorSets()
+        let members = sets.current.map { ValidatorSet.Member(key: $0.consensusKey, power: $0.power) }
+        let validators = ValidatorSet(members)
+        var core = ConsensusCore<Block>(height: node.height, validators: validators, me: node.key.publicKey,
+                                        timeouts: TimeoutConfig())
+        core.faultIgnoreLock = config.brokenLock && node.behaviour == .honest
+        node.core = core
+        node.validators = validators
+        // Driver contract 3: a new height starts an empty WAL; a restart replays this height's
+        // inputs first. The signer never signs conflicting bytes, so replayed votes go out as
+        // stored.
+        let inputs = replayingWAL ? node.wal : []
+        node.wal.removeAll()
+        let effects = node.core!.start()
+        perform(node, effects)
+        for input in inputs where node.core != nil && node.core!.height == core.height {
+            node.wal.append(input)
+            let effects = node.core!.apply(input)
+            perform(node, effects)
+        }
+        // Messages that arrived early for this height.
+        let buffered = node.future.filter { $0.height == node.height }
+        node.future.removeAll { $0.height <= node.height }
+        for entry in buffered { receive(node, from: entry.from, entry.message) }
+    }
+
+    func feed(_ node: SimNode, _ input: ConsensusInput<Block>) {
+        guard node.core != nil else { return }
+        node.wal.append(input)
+        let effects = node.core!.apply(input)
+        perform(node, effects)
+    }
+
+    func receive(_ node: SimNode, from: Int, _ message: Message) {
+        switch message {
+        case .proposal(let proposal):
+            if proposal.height > node.height { return deferMessage(node, from: from, height: proposal.height, message) }
+            guard proposal.height == node.height else { return }
+            let valid = validate(node, proposal.value)
+            feed(node, .proposal(proposal, valid: valid))
+        case .vote(let vote):
+            // Gossip: an honest node passes on a vote it got straight from its signer, so an
+            // equivocator's two halves meet somewhere and become evidence.
+            if node.behaviour == .honest && nodes[from].key.publicKey == vote.vote.validator && from != node.index {
+                for peer in nodes where peer.index != node.index && peer.index != from { send(from: node.index, to: peer.index, message) }
+            }
+            if vote.vote.height > node.height { return deferMessage(node, from: from, height: vote.vote.height, message) }
+            guard vote.vote.height == node.height else { return }
+            feed(node, .vote(vote))
+        case .decided(let block, let certificate):
+            if block.header.height > node.height { return deferMessage(node, from: from, height: block.header.height, message) }
+            guard block.header.height == node.height, certificate.blockID == block.id,
+                  (try? certificate.verify(validators: node.validators, chainID: chainID)) != nil,
+                  validate(node, block) else { return }
+            commit(node, block, certificate)
+        case .evidence(let evidence):
+            node.addEvidence(evidence)
+        case .syncRequest(let requester, let height):
+            guard height < node.height else { return }
+            for h in height..<min(node.height, height + 20) {
+                let (block, certificate) = node.blocks[Int(h - 1)]
+                send(from: node.index, to: requester, .decided(block, certificate))
+            }
+        case .transaction(let transaction):
+            node.addToMempool(transaction)
+        }
+    }
+
+    /// A message for a later height. Decided blocks and messages for the very next height are
+    /// kept (bounded); anything further only tells us we are behind. Either way we ask the
+    /// sender for the blocks we lack, at most every 500 ms per peer (a lost request or answer
+    /// is simply asked again).
+    func deferMessage(_ node: SimNode, from: Int, height: UInt64, _ message: Message) {
+        var keep = height == node.height + 1
+        if case .decided = message { keep = true }
+        if keep && node.future.count < 2_000 { node.future.append((height, from, message)) }
+        let last = node.lastSyncRequest[from]
+        if last == nil || now >= last! + 500 {
+            node.lastSyncRequest[from] = now
+            send(from: node.index, to: from, .syncRequest(from: node.index, height: node.height))
+        }
+    }
+
+    /// valid(v): every header field checks, the last commit verifies, and the runtime accepts
+    /// the block with the stated state root.
+    func validate(_ node: SimNode, _ block: Block) -> Bool {
+        if let cached = node.executed[block.id] { return cached.outcome.stateRoot == block.header.stateRoot }
+        let header = block.header
+        guard header.chainID == chainID, header.height == node.height,
+              header.validatorsHash == node.validators.hash,
+              header.transactionsHash == Block.transactionsHash(block.transactions.map(\.hash)),
+              header.evidenceHash == Block.evidenceHash(block.evidence),
+              header.lastCommitHash == Block.commitHash(block.lastCommit) else { return false }
+        let previousTime = node.state.global.timeMilliseconds
+        if header.height == 1 {
+            guard block.lastCommit == nil, header.previousBlockID == .zero, header.timeMilliseconds == previousTime + 1 else { return false }
+        } else {
+            let (previousBlock, _) = node.blocks[Int(header.height - 2)]
+            guard let lastCommit = block.lastCommit, lastCommit.height == header.height - 1,
+                  lastCommit.blockID == previousBlock.id, header.previousBlockID == previousBlock.id,
+                  let previousSet = node.previousValidators,
+                  (try? lastCommit.verify(validators: previousSet, chainID: chainID)) != nil,
+                  lastCommit.precommits.allSatisfy({ $0.vote.timestampMilliseconds > previousBlock.header.timeMilliseconds }),
+                  header.timeMilliseconds == lastCommit.medianTime(validators: previousSet) else { return false }
+        }
+        var transactions: [VerifiedTransaction] = []
+        for transaction in block.transactions {
+            guard let verified = try? transaction.verified(chainID: chainID) else { return false }
+            transactions.append(verified)
+        }
+        let context = BlockContext(height: header.height, timeMilliseconds: header.timeMilliseconds,
+                                   lastCommitSigners: block.lastCommit?.signers ?? [], evidence: block.evidence)
+        guard let executed = try? runtime.execute(transactions, context: context, on: node.state),
+              executed.outcome.stateRoot == header.stateRoot else { return false }
+        node.executed[block.id] = executed
+        node.blockTimes[block.id] = header.timeMilliseconds
+        return true
+    }
+
+    func buildBlock(_ node: SimNode, round: UInt32) -> Block? {
+        let height = node.height
+        let lastCommit = height == 1 ? nil : node.blocks[Int(height - 2)].1
+        let previousID = height == 1 ? Hash256.zero : node.blocks[Int(height - 2)].0.id
+        let time: UInt64
+        if let lastCommit, let previousSet = node.previousValidators {
+            time = lastCommit.medianTime(validators: previousSet)
+        } else {
+            time = node.state.global.timeMilliseconds + 1
+        }
+        // Transactions in arrival order, each only if its nonce is next for its sender.
+        var nextNonce: [PublicKey: UInt64] = [:]
+        var chosen: [VerifiedTransaction] = []
+        for transaction in node.mempool where chosen.count < 50 {
+            let sender = transaction.body.sender
+            let expected = nextNonce[sender] ?? node.state.account(sender).nonce
+            guard transaction.body.nonce == expected, runtime.admissionError(transaction, expectedNonce: expected, in: node.state) == nil else { continue }
+            nextNonce[sender] = expected + 1
+            chosen.append(transaction)
+        }
+        let evidence = node.evidencePool.filter { $0.height < height }.prefix(10)
+        let context = BlockContext(height: height, timeMilliseconds: time, lastCommitSigners: lastCommit?.signers ?? [],
+                                   evidence: Array(evidence))
+        guard let executed = try? runtime.execute(chosen, context: context, on: node.state) else { return nil }
+        let header = BlockHeader(chainID: chainID, height: height, timeMilliseconds: time, previousBlockID: previousID,
+                                 lastCommitHash: Block.commitHash(lastCommit),
+                                 transactionsHash: Block.transactionsHash(chosen.map(\.hash)),
+                                 evidenceHash: Block.evidenceHash(Array(evidence)), stateRoot: executed.outcome.stateRoot,
+                                 validatorsHash: node.validators.hash, proposer: node.key.publicKey)
+        let block = Block(header: header, transactions: chosen.map(\.transaction), evidence: Array(evidence), lastCommit: lastCommit)
+        node.executed[block.id] = executed
+        node.blockTimes[block.id] = header.timeMilliseconds
+        return block
+    }
+
+    func perform(_ node: SimNode, _ effects: [ConsensusEffect<Block>]) {
+        let height = node.height
+        for effect in effects {
+            // A decision inside an earlier effect moved the node on: the rest belong to a
+            // finished height.
+            guard node.core != nil, node.height == height else { return }
+            switch effect {
+            case .requestValue(let height, let round):
+                guard node.behaviour != .silent, let block = buildBlock(node, round: round) else { continue }
+                feed(node, .proposeValue(block, height: height, round: round))
+            case .signProposal(let proposal):
+                guard node.behaviour != .silent else { continue }
+                guard node.signer.allowProposal(height: proposal.height, round: proposal.round) else { continue }
+                if node.behaviour == .equivocate, let other = alternativeBlock(node, proposal) {
+                    // Two different proposals, one to each half.
+                    let second = Proposal(height: proposal.height, round: proposal.round, value: other,
+                                          validRound: proposal.validRound, proposer: proposal.proposer)
+                    for peer in nodes where peer.index != node.index {
+                        send(from: node.index, to: peer.index, .proposal(peer.index % 2 == 0 ? proposal : second))
+                    }
+                } else {
+                    broadcast(from: node, .proposal(proposal))
+                    node.lastProposal = proposal
+                }
+                feed(node, .proposal(proposal, valid: true))
+            case .signVote(let kind, let height, let round, let blockID):
+                vote(node, kind: kind, height: height, round: round, blockID: blockID)
+            case .scheduleTimeout(let step, let height, let round, let milliseconds):
+                let scaled = milliseconds * node.timerRatePerMille / 1_000
+                queue.push(.timeout(node: node.index, step, height: height, round: round, epoch: node.epoch), at: now + scaled)
+            case .decide(let block, let certificate):
+                commit(node, block, certificate)
+                return
+            case .evidence(let evidence):
+                if node.behaviour == .honest {
+                    checker.observedEquivocation(evidence.validator, at: now)
+                    node.addEvidence(evidence)
+                    broadcast(from: node, .evidence(evidence))
+                }
+            }
+        }
+    }
+
+    func alternativeBlock(_ node: SimNode, _ proposal: Proposal<Block>) -> Block? {
+        // The same block without its transactions: a second valid value for this round (none
+        // if the block was already empty).
+        let saved = node.mempool
+        node.mempool = []
+        defer { node.mempool = saved }
+        guard let block = buildBlock(node, round: proposal.round), block.id != proposal.value.id else { return nil }
+        return block
+    }
+
+    func vote(_ node: SimNode, kind: VoteKind, height: UInt64, round: UInt32, blockID: Hash256?) {
+        guard node.behaviour != .silent else { return }
+        // A precommit's timestamp must be after the time of the block it votes for, so the
+        // next block's time (their median) moves forward whatever the clocks say.
+        let floor = blockID.flatMap { node.blockTimes[$0] } ?? node.state.global.timeMilliseconds
+        let clock = UInt64(max(0, Int64(now) + node.clockOffset)) + 1_767_225_600_000
+        let timestamp = max(clock, floor + 1)
+        let chosen = node.behaviour == .nilVoter ? nil : blockID
+        let vote = Vote(kind: kind, height: height, round: round, blockID: chosen, timestampMilliseconds: timestamp,
+                        validator: node.key.publicKey)
+        if node.behaviour == .equivocate {
+            // Two conflicting votes, one to each half; bypasses the signer on purpose.
+            let other = Vote(kind: kind, height: height, round: round, blockID: chosen == nil ? Blake2b.hash256(Array("x\(height)".utf8)) : nil,
+                             timestampMilliseconds: timestamp, validator: node.key.publicKey)
+            let first = vote.signed(with: node.key, chainID: chainID)
+            let second = other.signed(with: node.key, chainID: chainID)
+            checker.byzantineEquivocated(node.key.publicKey)
+            checker.recordPrevote(first, power: node.validators.power(of: node.key.publicKey) ?? 0)
+            checker.recordPrevote(second, power: node.validators.power(of: node.key.publicKey) ?? 0)
+            for peer in nodes where peer.index != node.index {
+                send(from: node.index, to: peer.index, .vote(peer.index % 2 == 0 ? first : second))
+            }
+            feed(node, .vote(first))
+            return
+        }
+        // Honest: the signer refuses any regression and any second value for one step; a
+        // repeat of the same step re-sends the stored signature.
+        guard let signed = node.signer.sign(vote, key: node.key, chainID: chainID) else { return }
+        checker.honestSigned(signed, validators: node.validators)
+        broadcast(from: node, .vote(signed))
+        feed(node, .vote(signed))
+    }
+
+    func commit(_ node: SimNode, _ block: Block, _ certificate: CommitCertificate) {
+        guard block.header.height == node.height else { return }
+        guard let executed = node.executed[block.id] ?? (validate(node, block) ? node.executed[block.id] : nil) else {
+            if node.behaviour == .honest { checker.violation("node \(node.index) decided block \(block.header.height) that does not execute") }
+            return
+        }
+        node.state.commit(executed)
+        node.blocks.append((block, certificate))
+        node.executed.removeAll()
+        node.blockTimes.removeAll()
+        node.evidencePool.removeAll { committed in block.evidence.contains(committed) || committed.height + 50 < block.header.height }
+        let included = Set(block.transactions.map { $0.hash })
+        node.mempool.removeAll { included.contains($0.transaction.hash) || $0.body.nonce < node.state.account($0.body.sender).nonce }
+        trace.record(now, 9, UInt64(node.index), block.header.height)
+        if node.behaviour == .honest {
+            checker.honestCommitted(node: node.index, height: block.header.height, blockID: block.id,
+                                    stateRoot: block.header.stateRoot, outcome: executed.outcome, state: node.state)
+        }
+        if node.behaviour != .silent { broadcast(from: node, .decided(block, certificate)) }
+        node.epoch += 1
+        startHeight(node)
+    }
+}
+
+/// One simulated validator. Fields marked durable survive a crash (the store, the WAL and
+/// the signer state); the rest is lost.
+final class SimNode {
+    let index: Int
+    let key: SigningKey
+    let behaviour: Behaviour
+    let clockOffset: Int64
+    let timerRatePerMille: UInt64
+
+    // Durable.
+    var state: ChainState
+    var blocks: [(Block, CommitCertificate)] = []
+    var signer = SimSigner()
+    var wal: [ConsensusInput<Block>] = []
+
+    // Volatile.
+    var core: ConsensusCore<Block>? = nil
+    var validators: ValidatorSet
+    var mempool: [VerifiedTransaction] = []
+    var evidencePool: [DoubleSignEvidence] = []
+    var executed: [Hash256: ExecutedBlock] = [:]
+    var blockTimes: [Hash256: UInt64] = [:]
+    var future: [(height: UInt64, from: Int, message: Message)] = []
+    /// Virtual time of the last sync request sent to each peer.
+    var lastSyncRequest: [Int: UInt64] = [:]
+    var lastProposal: Proposal<Block>? = nil
+    var crashed = false
+    /// Bumped on every height change and restart, so timers of an earlier life are ignored.
+    var epoch: UInt64 = 0
+
+    init(index: Int, key: SigningKey, behaviour: Behaviour, state: ChainState, clockOffset: Int64, timerRatePerMille: UInt64) {
+        self.index = index
+        self.key = key
+        self.behaviour = behaviour
+        self.state = state
+        self.clockOffset = clockOffset
+        self.timerRatePerMille = timerRatePerMille
+        let sets = state.validatorSets()
+        validators = ValidatorSet(sets.current.map { .init(key: $0.consensusKey, power: $0.power) })
+    }
+
+    var height: UInt64 { UInt64(blocks.count) + 1 }
+
+    /// The set that signed the last committed height (its certificate is the next block's
+    /// last commit), read from the committed state.
+    var previousValidators: ValidatorSet? {
+        guard !blocks.isEmpty else { return nil }
+        return ValidatorSet(state.validatorSets().previous.map { .init(key: $0.consensusKey, power: $0.power) })
+    }
+
+    func crash() {
+        crashed = true
+        core = nil
+        mempool = []
+        evidencePool = []
+        executed = [:]
+        blockTimes = [:]
+        future = []
+        lastSyncRequest = [:]
+        lastProposal = nil
+        epoch += 1
+    }
+
+    func addToMempool(_ transaction: VerifiedTransaction) {
+        guard mempool.count < 5_000, !mempool.contains(where: { $0.hash == transaction.hash }) else { return }
+        mempool.append(transaction)
+    }
+
+    func addEvidence(_ evidence: DoubleSignEvidence) {
+        guard !evidencePool.contains(evidence), evidencePool.count < 100 else { return }
+        evidencePool.append(evidence)
+    }
+}
+
+/// The signer's durable record: the last signed height/round/step and every signature at it.
+struct SimSigner {
+    var last: (height: UInt64, round: UInt32, step: UInt8)? = nil
+    var stored: [String: SignedVote] = [:]
+
+    func stepOrder(_ kind: VoteKind) -> UInt8 { kind == .prevote ? 1 : 2 }
+
+    mutating func allowProposal(height: UInt64, round: UInt32) -> Bool {
+        if let last, (height, round, 0) < (last.height, last.round, last.step) { return false }
+        return true
+    }
+
+    /// Stored votes for `height`, in a fixed order.
+    func votes(height: UInt64) -> [SignedVote] {
+        stored.values.filter { $0.vote.height == height }
+            .sorted { ($0.vote.round, $0.vote.kind.rawValue) < ($1.vote.round, $1.vote.kind.rawValue) }
+    }
+
+    /// Signs unless it would regress or conflict; a repeat of a signed step returns the stored vote.
+    mutating func sign(_ vote: Vote, key: SigningKey, chainID: String) -> SignedVote? {
+        let slot = "\(vote.height)/\(vote.round)/\(vote.kind.rawValue)"
+        if let existing = stored[slot] { return existing }
+        let step = stepOrder(vote.kind)
+        if let last, (vote.height, vote.round, step) <= (last.height, last.round, last.step) { return nil }
+        let signed = vote.signed(with: key, chainID: chainID)
+        last = (vote.height, vote.round, step)
+        stored[slot] = signed
+        // Keep the record bounded: older heights can never be signed again.
+        if stored.count > 64 { stored = stored.filter { $0.value.vote.height + 2 >= vote.height } }
+        return signed
+    }
+}
+
+/// Watches every honest step.
+struct Checker {
+    var violations: [String] = []
+    var decided: [UInt64: (blockID: Hash256, stateRoot: Hash256, node: Int)] = [:]
+    var honestVotes: [String: Hash256?] = [:]
+    var observed: [PublicKey: UInt64] = [:]
+    var equivocators: Set<PublicKey> = []
+    var doubleSignSlashes: [PublicKey: Int] = [:]
+    var slashedHeights: Set<UInt64> = []
+    var auditedHeights: Set<UInt64> = []
+
+    mutating func violation(_ text: String) { violations.append(text) }
+
+    /// Prevote power per (height, round, value) over everything anyone signed.
+    var prevotePower: [String: UInt64] = [:]
+    var prevoteCounted: Set<String> = []
+    /// Each honest validator's non-nil precommits per height: (round, value).
+    var honestPrecommits: [String: [(UInt32, Hash256)]] = [:]
+
+    mutating func recordPrevote(_ signed: SignedVote, power: UInt64) {
+        let vote = signed.vote
+        guard vote.kind == .prevote, let id = vote.blockID else { return }
+        let counted = "\(vote.validator.hex)/\(vote.height)/\(vote.round)/\(id.hex)"
+        guard prevoteCounted.insert(counted).inserted else { return }
+        prevotePower["\(vote.height)/\(vote.round)/\(id.hex)", default: 0] += power
+    }
+
+    /// Conflicting votes by an honest validator: two different votes for one step (a double
+    /// sign), or a prevote for w after precommitting v ≠ w in an earlier round of the same
+    /// height with no polka (more than 2/3 prevotes) for w in between (amnesia: the lock
+    /// rule broken). Both are what accountable-safety analyses of Tendermint look for.
+    mutating func honestSigned(_ signed: SignedVote, validators: ValidatorSet) {
+        let vote = signed.vote
+        let slot = "\(vote.validator.hex)/\(vote.height)/\(vote.round)/\(vote.kind.rawValue)"
+        if let previous = honestVotes[slot], previous != vote.blockID {
+            violation("honest validator \(vote.validator.hex.prefix(8)) signed two different \(vote.kind) votes at height \(vote.height) round \(vote.round)")
+        }
+        honestVotes[slot] = vote.blockID
+        recordPrevote(signed, power: validators.power(of: vote.validator) ?? 0)
+        let key = "\(vote.validator.hex)/\(vote.height)"
+        guard let id = vote.blockID else { return }
+        switch vote.kind {
+        case .precommit:
+            honestPrecommits[key, default: []].append((vote.round, id))
+        case .prevote:
+            for (lockedRound, lockedValue) in honestPrecommits[key] ?? [] where lockedRound < vote.round && lockedValue != id {
+                let justified = (lockedRound..<vote.round).contains { round in
+                    validators.isQuorum(prevotePower["\(vote.height)/\(round)/\(id.hex)"] ?? 0)
+                }
+                if !justified {
+                    violation("honest validator \(vote.validator.hex.prefix(8)) precommitted \(lockedValue.hex.prefix(8)) in round \(lockedRound) of height \(vote.height), then prevoted \(id.hex.prefix(8)) in round \(vote.round) with no polka for it in between (lock broken)")
+                }
+            }
+        }
+    }
+
+    mutating func byzantineEquivocated(_ key: PublicKey) { equivocators.insert(key) }
+
+    mutating func observedEquivocation(_ key: PublicKey, at time: UInt64) {
+        if observed[key] == nil { observed[key] = time }
+    }
+
+    mutating func honestCommitted(node: Int, height: UInt64, blockID: Hash256, stateRoot: Hash256, outcome: BlockOutcome, state: ChainState) {
+        if let existing = decided[height] {
+            if existing.blockID != blockID {
+                violation("fork at height \(height): node \(existing.node) committed \(existing.blockID.hex.prefix(8)), node \(node) committed \(blockID.hex.prefix(8))")
+            } else if existing.stateRoot != stateRoot || outcome.stateRoot != stateRoot {
+                violation("state roots differ at height \(height) between nodes \(existing.node) and \(node)")
+            }
+            return
+        }
+        decided[height] = (blockID, stateRoot, node)
+        for slash in outcome.slashes where slash.reason == .doubleSign {
+            doubleSignSlashes[slash.address, default: 0] += 1
+        }
+        if !auditedHeights.contains(height) {
+            auditedHeights.insert(height)
+            if !state.auditSupply().isConserved { violation("supply not conserved at height \(height)") }
+        }
+    }
+
+    /// Every equivocation an honest node saw before `time` ends as committed evidence and
+    /// exactly one slash; nobody else is slashed for double signing.
+    func evidenceViolations(before time: UInt64, addressOf: [PublicKey: PublicKey]) -> [String] {
+        var problems: [String] = []
+        for (address, count) in doubleSignSlashes.sorted(by: { $0.key < $1.key }) {
+            if count > 1 { problems.append("validator \(address.hex.prefix(8)) was slashed \(count) times for double signing") }
+            if !equivocators.contains(where: { addressOf[$0] == address }) {
+                problems.append("validator \(address.hex.prefix(8)) was slashed for double signing but never equivocated")
+            }
+        }
+        for (key, seenAt) in observed.sorted(by: { $0.key < $1.key }) where seenAt < time {
+            guard let address = addressOf[key], doubleSignSlashes[address] == 1 else {
+                problems.append("equivocation by \(key.hex.prefix(8)) seen at \(seenAt) ms never ended in a slash")
+                continue
+            }
+        }
+        return problems
+    }
+}
