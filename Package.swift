@@ -17,7 +17,7 @@ let package = Package(
     products: [
         .executable(name: "node", targets: ["NodeCLI"]),
         // For the benchmark package in Benchmarks/ and other tools built on the node's layers.
-        .library(name: "MembriaNodeKit", targets: ["KCCodec", "KCCrypto", "KCTypes", "KCStorage", "KCRuntime", "KCNode"]),
+        .library(name: "MembriaNodeKit", targets: ["KCCodec", "KCCrypto", "KCTypes", "KCStorage", "KCRuntime", "KCConsensus", "KCSimulator", "KCNode"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -7,6 +7,6 @@ count=${1:?usage: Scripts/soak.sh N [first-seed] [options]}
 first=${2:-1}
 shift $(( $# >= 2 ? 2 : 1 ))
 Scripts/install-deps.sh
-swift build -c release --product node >/dev/null
+swift build -c release --product node | tail -1
 last=$((first + count - 1))
 exec .build/release/node simulate --seeds "${first}..${last}" "$@"

@@ -152,7 +152,7 @@ public struct CommitCertificate: Sendable, Equatable, CanonicalCodable {
     }
 
     /// Checks the certificate alone against the set that signed its height.
-    public func verify(validators: ValidatorSet, chainID: String) throws(Problem) {
+    public func verify(validators: ValidatorSet, chainID: String, cache: SignatureCache? = nil) throws(Problem) {
         var power: UInt64 = 0
         var previous: PublicKey? = nil
         for (index, signed) in precommits.enumerated() {
@@ -163,7 +163,7 @@ public struct CommitCertificate: Sendable, Equatable, CanonicalCodable {
             guard let memberPower = validators.power(of: vote.validator) else { throw .unknownValidator(index: index) }
             if let previous, !(previous < vote.validator) { throw .duplicateOrUnsorted(index: index) }
             previous = vote.validator
-            guard signed.verify(chainID: chainID) else { throw .badSignature(index: index) }
+            guard signed.verify(chainID: chainID, cache: cache) else { throw .badSignature(index: index) }
             power += memberPower
         }
         guard validators.isQuorum(power) else { throw .noQuorum(power: power, total: validators.totalPower) }

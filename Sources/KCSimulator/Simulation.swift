@@ -21,7 +21,7 @@ public struct SimulationConfig: Sendable {
     public var faults: Set<SimulationFault> = Set(SimulationFault.allCases)
     /// Test-only: honest cores ignore their lock, to prove the checkers catch a broken rule.
     public var brokenLock = false
-    /// Transactions injected per virtual second.
+    /// Transactions injected per virtual second (0: none, empty blocks).
     public var transactionsPerSecond: UInt64 = 5
     /// The liveness bound: after healing, new heights must come within this virtual time.
     public var livenessBoundMilliseconds: UInt64 = 60_000
@@ -70,7 +70,9 @@ enum Behaviour: String, Sendable {
     case silent
 }
 
-enum Message {
+// Boxed (indirect): events move through the event heap by the thousands, and a block inline
+// would be copied on every heap swap.
+indirect enum Message {
     case proposal(Proposal<Block>)
     case vote(SignedVote)
     case decided(Block, CommitCertificate)
@@ -79,7 +81,7 @@ enum Message {
     case transaction(VerifiedTransaction)
 }
 
-enum SimEvent {
+indirect enum SimEvent {
     case deliver(to: Int, from: Int, Message)
     case timeout(node: Int, TimeoutStep, height: UInt64, round: UInt32, epoch: UInt64)
     case crash(Int)
@@ -110,6 +112,8 @@ public final class Simulation {
     let users: [SigningKey]
     let gateways: [SigningKey]
     var checker: Checker
+    /// One cache for the whole simulated network: a signature is verified once per run.
+    let signatures = SignatureCache()
     public private(set) var parameters = ""
     var messagesDelivered: UInt64 = 0
 
@@ -124,6 +128,9 @@ public final class Simulation {
     var livenessStartHeight: UInt64 = 0
     var livenessStartTime: UInt64 = 0
     var injectorNonces: [PublicKey: (nonce: UInt64, time: UInt64)] = [:]
+    /// Vote relaying models gossip, which only matters when someone equivocates (it is how the
+    /// two halves of a double vote meet); without an equivocator it is skipped for speed.
+    var relayVotes = false
 
     public init(config: SimulationConfig) {
         self.config = config
@@ -178,6 +185,7 @@ public final class Simulation {
             nodes.append(SimNode(index: index, key: keys[index], behaviour: behaviour, state: genesisState,
                                  clockOffset: offset, timerRatePerMille: rate))
         }
+        relayVotes = nodes.contains { $0.behaviour == .equivocate }
         if config.faults.contains(.delay) {
             baseLatency = UInt64(setup.int(1...60))
             jitter = UInt64(setup.int(0...120))
@@ -308,8 +316,9 @@ public final class Simulation {
             groups = nil
             oneWay = nil
         case .injectTransaction:
+            guard config.transactionsPerSecond > 0 else { return }
             injectTransaction()
-            let interval = 1_000 / max(config.transactionsPerSecond, 1)
+            let interval = max(1, 1_000 / config.transactionsPerSecond)
             queue.push(.injectTransaction, at: now + interval)
         case .regossip(let index):
             let node = nodes[index]
@@ -438,7 +447,7 @@ public final class Simulation {
         case .vote(let vote):
             // Gossip: an honest node passes on a vote it got straight from its signer, so an
             // equivocator's two halves meet somewhere and become evidence.
-            if node.behaviour == .honest && nodes[from].key.publicKey == vote.vote.validator && from != node.index {
+            if relayVotes && node.behaviour == .honest && nodes[from].key.publicKey == vote.vote.validator && from != node.index {
                 for peer in nodes where peer.index != node.index && peer.index != from { send(from: node.index, to: peer.index, message) }
             }
             if vote.vote.height > node.height { return deferMessage(node, from: from, height: vote.vote.height, message) }
@@ -447,7 +456,7 @@ public final class Simulation {
         case .decided(let block, let certificate):
             if block.header.height > node.height { return deferMessage(node, from: from, height: block.header.height, message) }
             guard block.header.height == node.height, certificate.blockID == block.id,
-                  (try? certificate.verify(validators: node.validators, chainID: chainID)) != nil,
+                  (try? certificate.verify(validators: node.validators, chainID: chainID, cache: signatures)) != nil,
                   validate(node, block) else { return }
             commit(node, block, certificate)
         case .evidence(let evidence):
@@ -496,13 +505,13 @@ public final class Simulation {
             guard let lastCommit = block.lastCommit, lastCommit.height == header.height - 1,
                   lastCommit.blockID == previousBlock.id, header.previousBlockID == previousBlock.id,
                   let previousSet = node.previousValidators,
-                  (try? lastCommit.verify(validators: previousSet, chainID: chainID)) != nil,
+                  (try? lastCommit.verify(validators: previousSet, chainID: chainID, cache: signatures)) != nil,
                   lastCommit.precommits.allSatisfy({ $0.vote.timestampMilliseconds > previousBlock.header.timeMilliseconds }),
                   header.timeMilliseconds == lastCommit.medianTime(validators: previousSet) else { return false }
         }
         var transactions: [VerifiedTransaction] = []
         for transaction in block.transactions {
-            guard let verified = try? transaction.verified(chainID: chainID) else { return false }
+            guard let verified = try? transaction.verified(chainID: chainID, cache: signatures) else { return false }
             transactions.append(verified)
         }
         let context = BlockContext(height: header.height, timeMilliseconds: header.timeMilliseconds,

@@ -191,12 +191,13 @@ public struct SignedTransaction: Equatable, Sendable, CanonicalCodable {
 
     /// Checks chain id and signature: the one expensive check, done once per transaction
     /// (the mempool caches the result by hash).
-    public func verified(chainID: String) throws(VerificationError) -> VerifiedTransaction {
+    public func verified(chainID: String, cache: SignatureCache? = nil) throws(VerificationError) -> VerifiedTransaction {
         guard body.chainID == chainID else { throw .wrongChain(expected: chainID, found: body.chainID) }
         let bytes = body.canonicalBytes
-        guard body.sender.verify(signature: signature, domain: .transaction, chainID: chainID, message: bytes) else {
-            throw .badSignature
-        }
+        let signed = SigningDomain.transaction.signingBytes(chainID: chainID, message: bytes)
+        let valid = cache.map { $0.verify(body.sender, signature, signedBytes: signed) }
+            ?? body.sender.verify(signature: signature, rawMessage: signed)
+        guard valid else { throw .badSignature }
         return VerifiedTransaction(transaction: self, hash: Blake2b.hash256(bytes + signature.bytes), encodedSize: bytes.count + 64)
     }
 }

@@ -79,8 +79,10 @@ public struct SignedVote: Equatable, Hashable, Sendable, CanonicalCodable {
         signature = try reader.read(Signature.self)
     }
 
-    public func verify(chainID: String) -> Bool {
-        vote.validator.verify(signature: signature, domain: .vote, chainID: chainID, message: vote.canonicalBytes)
+    public func verify(chainID: String, cache: SignatureCache? = nil) -> Bool {
+        let bytes = SigningDomain.vote.signingBytes(chainID: chainID, message: vote.canonicalBytes)
+        if let cache { return cache.verify(vote.validator, signature, signedBytes: bytes) }
+        return vote.validator.verify(signature: signature, rawMessage: bytes)
     }
 }
 

@@ -21,10 +21,13 @@ struct Scenario {
     var core: ConsensusCore<TestValue>
     let height: UInt64
 
+    /// `me` proposes round 0 if `meIsProposer`; otherwise `me` proposes none of rounds 0...3,
+    /// so every proposal in a scenario comes from another validator.
     init(height: UInt64 = 1, meIsProposer: Bool = false) {
         self.height = height
         let proposer = validatorSet.proposer(height: height, round: 0)
-        let me = meIsProposer ? proposer : validatorSet.members.first { $0.key != proposer }!.key
+        let earlyProposers = Set((0...3 as ClosedRange<UInt32>).map { validatorSet.proposer(height: height, round: $0) })
+        let me = meIsProposer ? proposer : validatorSet.members.first { !earlyProposers.contains($0.key) }!.key
         core = ConsensusCore(height: height, validators: validatorSet, me: me, timeouts: TimeoutConfig())
     }
 
@@ -141,20 +144,16 @@ struct ConsensusCoreTests {
 
         // L22-L27: a fresh proposal for another value while locked on v: prevote nil.
         let proposalW = s.proposal(round: 1, w)
-        if proposalW.proposer != s.me {
-            let effects = s.core.apply(.proposal(proposalW, valid: true))
-            #expect(signedVotes(effects).map(\.2) == [nil])
-        }
+        let effects = s.core.apply(.proposal(proposalW, valid: true))
+        #expect(signedVotes(effects).map(\.2) == [nil])
         // Next round: v re-proposed with validRound 0 and the round-0 prevote quorum: prevote v (L28).
         _ = s.core.apply(.timeout(.prevote, height: 1, round: 1))
         _ = s.votes(.precommit, from: s.others(), round: 1, nil)
         _ = s.core.apply(.timeout(.precommit, height: 1, round: 1))
         #expect(s.core.round == 2)
         let reproposal = s.proposal(round: 2, v, validRound: 0)
-        if reproposal.proposer != s.me {
-            let effects = s.core.apply(.proposal(reproposal, valid: true))
-            #expect(signedVotes(effects).map(\.2) == [v.id])
-        }
+        let reproposalEffects = s.core.apply(.proposal(reproposal, valid: true))
+        #expect(signedVotes(reproposalEffects).map(\.2) == [v.id])
         #expect(s.core.lockedValue == v && s.core.lockedRound == 0)
     }
 
@@ -168,7 +167,6 @@ struct ConsensusCoreTests {
         _ = s.votes(.precommit, from: s.others(), round: 0, nil)
         _ = s.core.apply(.timeout(.precommit, height: 1, round: 0))
         let proposalW = s.proposal(round: 1, w)
-        guard proposalW.proposer != s.me else { return }
         let effects = s.core.apply(.proposal(proposalW, valid: true))
         #expect(signedVotes(effects).map(\.2) == [w.id], "the broken core prevotes against its lock")
     }

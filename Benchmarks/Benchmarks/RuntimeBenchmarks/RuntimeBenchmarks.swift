@@ -135,6 +135,11 @@ func threadCPUNanoseconds() -> Int64 {
 }
 
 let benchmarks: @Sendable () -> Void = {
+    runtimeBenchmarks()
+    simulatorBenchmarks()
+}
+
+let runtimeBenchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .cpuTotal, .mallocCountTotal, transactionsPerSecond, transactionsPerCPUSecond],
                                            timeUnits: .milliseconds, warmupIterations: 1,
                                            maxDuration: .seconds(60), maxIterations: BlockFixture.blockCount - 3)
@@ -150,4 +155,40 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.measurement(transactionsPerSecond, Int(Int64(count) * 1_000_000_000 / max(nanoseconds, 1)))
         benchmark.measurement(transactionsPerCPUSecond, Int(Int64(count) * 1_000_000_000 / max(cpu, 1)))
     }, setup: { BlockFixture() })
+}
+
+// MARK: simulator
+
+import KCSimulator
+
+let heightsPerSecond = BenchmarkMetric.custom("simulated heights per second", polarity: .prefersLarger, useScalingFactor: false)
+
+/// One seeded run of 5 honest validators with only network delay (no loss, crashes or
+/// Byzantine roles), stopping at `heights`; reports committed heights per wall-clock second.
+func simulatorBenchmark(_ benchmark: Benchmark, transactionsPerSecond: UInt64, heights: UInt64) {
+    var config = SimulationConfig(seed: 1)
+    config.validators = 5
+    config.byzantine = 0
+    config.heights = heights
+    config.faults = [.delay]
+    config.transactionsPerSecond = transactionsPerSecond
+    let start = ContinuousClock.now
+    benchmark.startMeasurement()
+    let result = Simulation(config: config).run()
+    benchmark.stopMeasurement()
+    precondition(result.passed, "benchmark simulation failed: \(result.violations)")
+    let elapsed = ContinuousClock.now - start
+    let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+    benchmark.measurement(heightsPerSecond, Int(Int64(result.heightsCommitted) * 1_000_000_000 / max(nanoseconds, 1)))
+}
+
+let simulatorBenchmarks: @Sendable () -> Void = {
+    let configuration = Benchmark.Configuration(metrics: [.wallClock, heightsPerSecond], timeUnits: .milliseconds,
+                                                warmupIterations: 1, maxDuration: .seconds(30), maxIterations: 10)
+    Benchmark("Simulator: 5 validators, empty blocks", configuration: configuration) { benchmark in
+        simulatorBenchmark(benchmark, transactionsPerSecond: 0, heights: 400)
+    }
+    Benchmark("Simulator: 5 validators, full blocks (50 transactions each)", configuration: configuration) { benchmark in
+        simulatorBenchmark(benchmark, transactionsPerSecond: 2_000, heights: 200)
+    }
 }
