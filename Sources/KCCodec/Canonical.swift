@@ -317,3 +317,19 @@ extension Bool: CanonicalCodable {
     public func encode(to writer: inout CanonicalWriter) { writer.write(self) }
     public init(from reader: inout CanonicalReader) throws(DecodingError) { self = try reader.readBool() }
 }
+
+/// A field-less enum encoded as its varint tag: encoding and strict decoding for free.
+public protocol CanonicalTag: CanonicalCodable, RawRepresentable where RawValue == UInt32 {
+    /// How decoding errors name the type ("verdict", "vote kind").
+    static var tagName: String { get }
+}
+
+extension CanonicalTag {
+    public func encode(to writer: inout CanonicalWriter) { writer.writeVarint(rawValue) }
+
+    public init(from reader: inout CanonicalReader) throws(DecodingError) {
+        let tag = try reader.readVarint("\(Self.tagName) tag")
+        guard let value = Self(rawValue: tag) else { throw .unknownTag(what: Self.tagName, tag: tag) }
+        self = value
+    }
+}

@@ -7,14 +7,20 @@ import KCTypes
 extension BlockExecutor {
     // MARK: money and stake
 
-    mutating func transfer(from sender: PublicKey, to recipient: PublicKey, amount: Amount) throws(CallError) {
-        guard amount > .zero else { throw CallError(.invalidAmount, "transfer amount must be positive") }
-        var source = account(sender)
+    /// Takes `amount` from an account's balance, or fails with `insufficient_balance`
+    /// naming what the money was for.
+    mutating func debit(_ address: PublicKey, _ amount: Amount, for purpose: String) throws(CallError) {
+        var source = account(address)
         guard let remaining = source.balance.subtracting(amount) else {
-            throw CallError(.insufficientBalance, "balance \(source.balance) is less than the transfer of \(amount)")
+            throw CallError(.insufficientBalance, "balance \(source.balance) is less than the \(purpose) of \(amount)")
         }
         source.balance = remaining
-        state.write(StateKey.account(sender), source)
+        state.write(StateKey.account(address), source)
+    }
+
+    mutating func transfer(from sender: PublicKey, to recipient: PublicKey, amount: Amount) throws(CallError) {
+        guard amount > .zero else { throw CallError(.invalidAmount, "transfer amount must be positive") }
+        try debit(sender, amount, for: "transfer")
         var destination = account(recipient)
         guard let credited = destination.balance.adding(amount) else { throw CallError(.overflow, "recipient balance would overflow") }
         destination.balance = credited
@@ -23,12 +29,7 @@ extension BlockExecutor {
 
     mutating func bond(_ sender: PublicKey, _ amount: Amount) throws(CallError) {
         guard amount > .zero else { throw CallError(.invalidAmount, "bond amount must be positive") }
-        var source = account(sender)
-        guard let remaining = source.balance.subtracting(amount) else {
-            throw CallError(.insufficientBalance, "balance \(source.balance) is less than the bond of \(amount)")
-        }
-        source.balance = remaining
-        state.write(StateKey.account(sender), source)
+        try debit(sender, amount, for: "bond")
         var record = stake(sender)
         record.bonded = plus(record.bonded, amount)
         if record.isGateway { global.gatewayStake = plus(global.gatewayStake, amount) }
@@ -266,12 +267,7 @@ extension BlockExecutor {
         guard bond >= parameters.events.minDisputeBond else {
             throw CallError(.bondTooSmall, "bond \(bond) is below the minimum dispute bond \(parameters.events.minDisputeBond)")
         }
-        var source = account(sender)
-        guard let remaining = source.balance.subtracting(bond) else {
-            throw CallError(.insufficientBalance, "balance \(source.balance) is less than the bond of \(bond)")
-        }
-        source.balance = remaining
-        state.write(StateKey.account(sender), source)
+        try debit(sender, bond, for: "dispute bond")
         global.disputeEscrow = plus(global.disputeEscrow, bond)
         let disputeID = DisputeRecord.id(forEvent: eventID)
         state.write(StateKey.dispute(disputeID), DisputeRecord(eventID: eventID, disputer: sender, bond: bond, reason: reason,

@@ -140,7 +140,9 @@ public struct GatewayRecord: Equatable, Sendable, CanonicalCodable {
 }
 
 /// Where an event is in its life. Only the edges listed in specs/runtime.md exist.
-public enum EventStatus: UInt32, Sendable, Equatable, CaseIterable, CanonicalCodable {
+public enum EventStatus: UInt32, Sendable, Equatable, CaseIterable, CanonicalTag {
+    public static let tagName = "event status"
+
     case pending = 0
     case accepted = 1
     case rejected = 2
@@ -171,12 +173,6 @@ public enum EventStatus: UInt32, Sendable, Equatable, CaseIterable, CanonicalCod
         }
     }
 
-    public func encode(to writer: inout CanonicalWriter) { writer.writeVarint(rawValue) }
-    public init(from reader: inout CanonicalReader) throws(DecodingError) {
-        let tag = try reader.readVarint("event status")
-        guard let status = EventStatus(rawValue: tag) else { throw .unknownTag(what: "event status", tag: tag) }
-        self = status
-    }
 }
 
 /// The header a gateway proposes. Its BLAKE2b-256 is the event id; the author's nonce and the
@@ -274,7 +270,9 @@ public struct EventRecord: Equatable, Sendable, CanonicalCodable {
     }
 }
 
-public enum DisputeStatus: UInt32, Sendable, Equatable, CanonicalCodable {
+public enum DisputeStatus: UInt32, Sendable, Equatable, CanonicalTag {
+    public static let tagName = "dispute status"
+
     case open = 0
     case upheld = 1
     case notUpheld = 2
@@ -287,12 +285,6 @@ public enum DisputeStatus: UInt32, Sendable, Equatable, CanonicalCodable {
         }
     }
 
-    public func encode(to writer: inout CanonicalWriter) { writer.writeVarint(rawValue) }
-    public init(from reader: inout CanonicalReader) throws(DecodingError) {
-        let tag = try reader.readVarint("dispute status")
-        guard let status = DisputeStatus(rawValue: tag) else { throw .unknownTag(what: "dispute status", tag: tag) }
-        self = status
-    }
 }
 
 public struct DisputeRecord: Equatable, Sendable, CanonicalCodable {

@@ -2,16 +2,11 @@ import KCCodec
 import KCCrypto
 
 /// The two kinds of consensus vote.
-public enum VoteKind: UInt32, Sendable, Equatable, CaseIterable, CanonicalCodable {
+public enum VoteKind: UInt32, Sendable, Equatable, CaseIterable, CanonicalTag {
     case prevote = 0
     case precommit = 1
 
-    public func encode(to writer: inout CanonicalWriter) { writer.writeVarint(rawValue) }
-    public init(from reader: inout CanonicalReader) throws(DecodingError) {
-        let tag = try reader.readVarint("vote kind")
-        guard let kind = VoteKind(rawValue: tag) else { throw .unknownTag(what: "vote kind", tag: tag) }
-        self = kind
-    }
+    public static let tagName = "vote kind"
 }
 
 /// A consensus vote: for a block id, or for nothing (`blockID == nil`, a nil vote).
