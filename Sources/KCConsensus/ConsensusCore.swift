@@ -208,6 +208,9 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
 
     var isValidator: Bool { me.map(validators.contains) ?? false }
 
+    /// Every vote this core holds for `round`, for gossip to peers that may lack them.
+    public func heldVotes(round: UInt32) -> [SignedVote] { votes.allVotes(round: round) }
+
     /// Power of the prevotes this core holds for `id` in `round` (for diagnostics).
     public func prevotePower(round: UInt32, for id: Hash256?) -> UInt64 { votes.power(.prevote, round: round, for: id) }
 

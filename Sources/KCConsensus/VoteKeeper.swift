@@ -96,6 +96,15 @@ struct VoteKeeper: Sendable {
     /// Rounds above `round` with any message, ascending.
     func roundsAbove(_ round: UInt32) -> [UInt32] { rounds.keys.filter { $0 > round }.sorted() }
 
+    /// Every vote of a round, prevotes then precommits, each sorted by validator key.
+    func allVotes(round: UInt32) -> [SignedVote] {
+        guard let votes = rounds[round] else { return [] }
+        func sorted(_ tally: Tally) -> [SignedVote] {
+            tally.byValidator.sorted { $0.key < $1.key }.flatMap(\.value)
+        }
+        return sorted(votes.prevotes) + sorted(votes.precommits)
+    }
+
     /// The votes for `id`, sorted by validator key (a canonical order for certificates).
     func votes(_ kind: VoteKind, round: UInt32, for id: Hash256?) -> [SignedVote] {
         guard let tally = tally(kind, round: round) else { return [] }

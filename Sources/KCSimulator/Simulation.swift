@@ -269,7 +269,12 @@ public final class Simulation {
             if !inLiveness {
                 violations.append("liveness: the run ended before the liveness phase")
             } else if minimumHonestHeight <= livenessStartHeight + 3 || minimumHonestHeight <= config.heights {
-                let states = nodes.map { "\($0.index):h\($0.height - 1)/r\($0.core?.round ?? 0)\($0.crashed ? "(down)" : "")" }.joined(separator: " ")
+                let states = nodes.map { node in
+                    let core = node.core
+                    let lock = core?.lockedRound.map { "lock@\($0)=\(core!.lockedValue!.id.hex.prefix(4))" } ?? "unlocked"
+                    let valid = core?.validRound.map { "valid@\($0)=\(core!.validValue!.id.hex.prefix(4))" } ?? "-"
+                    return "\(node.index):h\(node.height - 1)/r\(core?.round ?? 0)/\(core.map { "\($0.step)" } ?? "-")/\(lock)/\(valid)\(node.crashed ? "(down)" : "")"
+                }.joined(separator: " ")
                 violations.append("liveness: after healing at \(livenessStartTime) ms honest nodes reached only height \(minimumHonestHeight - 1) by \(now) ms (needed \(max(config.heights, livenessStartHeight + 3))); nodes \(states)")
             }
             var addressOf: [PublicKey: PublicKey] = [:]
@@ -326,7 +331,17 @@ public final class Simulation {
             guard !node.crashed, node.behaviour != .silent, node.core != nil else { return }
             trace.record(now, 10, UInt64(index))
             if let proposal = node.lastProposal, proposal.height == node.height { broadcast(from: node, .proposal(proposal)) }
-            for vote in node.signer.votes(height: node.height) { broadcast(from: node, .vote(vote)) }
+            // Like P2P vote gossip: pass on every vote held for the rounds that can still
+            // matter (the current round, the two before it, and the locked and valid rounds),
+            // not only our own, so a quorum someone saw reaches everyone once links heal.
+            if let core = node.core {
+                var rounds = Set((core.round >= 2 ? core.round - 2 : 0)...core.round)
+                if let locked = core.lockedRound { rounds.insert(locked) }
+                if let valid = core.validRound { rounds.insert(valid) }
+                for round in rounds.sorted() {
+                    for vote in core.heldVotes(round: round) { broadcast(from: node, .vote(vote)) }
+                }
+            }
             if let (block, certificate) = node.blocks.last { broadcast(from: node, .decided(block, certificate)) }
         case .startLiveness:
             guard !inLiveness else { return }
@@ -752,12 +767,6 @@ struct SimSigner {
     mutating func allowProposal(height: UInt64, round: UInt32) -> Bool {
         if let last, (height, round, 0) < (last.height, last.round, last.step) { return false }
         return true
-    }
-
-    /// Stored votes for `height`, in a fixed order.
-    func votes(height: UInt64) -> [SignedVote] {
-        stored.values.filter { $0.vote.height == height }
-            .sorted { ($0.vote.round, $0.vote.kind.rawValue) < ($1.vote.round, $1.vote.kind.rawValue) }
     }
 
     /// Signs unless it would regress or conflict; a repeat of a signed step returns the stored vote.
