@@ -46,6 +46,7 @@ let package = Package(
         .testTarget(name: "KCConsensusTests", dependencies: ["KCConsensus", "KCTypes", "KCCrypto"]),
         .testTarget(name: "KCSimulatorTests", dependencies: ["KCSimulator"]),
         .testTarget(name: "KCRuntimeTests", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNode"]),
+        .testTarget(name: "KCNodeTests", dependencies: ["KCNode", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
         .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCTypes", "KCCrypto"]),
     ],
     swiftLanguageModes: [.v6]

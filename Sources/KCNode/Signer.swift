@@ -1,0 +1,164 @@
+import KCCodec
+import KCCrypto
+import KCStorage
+import KCTypes
+
+/// Why the signer refused to sign.
+public enum SignerError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The request is for an earlier height/round/step than one already signed.
+    case regression(requested: String, last: String)
+    /// The request is for the step already signed, with different content: signing it would
+    /// be a double sign.
+    case conflict(at: String)
+    /// The last-signed record could not be read or made durable; nothing was signed.
+    case storage(String)
+    /// The look-back check found this key in a recent commit.
+    case recentlySigned(height: UInt64)
+
+    public var description: String {
+        switch self {
+        case .regression(let requested, let last): return "refusing to sign \(requested): already signed \(last)"
+        case .conflict(let at): return "refusing to sign different content at \(at): that would be a double sign"
+        case .storage(let message): return "signer state unavailable: \(message)"
+        case .recentlySigned(let height): return "this consensus key signed block \(height); is another node running with it? Refusing to sign"
+        }
+    }
+}
+
+/// The last thing the signer signed, kept durable in the node's store under `v/last`.
+public struct LastSigned: Equatable, Sendable, CanonicalCodable {
+    public let height: UInt64
+    public let round: UInt32
+    /// 0 proposal, 1 prevote, 2 precommit: the order steps happen in within a round.
+    public let step: UInt8
+    public let signedBytes: [UInt8]
+    public let signature: Signature
+
+    public func encode(to writer: inout CanonicalWriter) {
+        writer.write(height); writer.write(round); writer.write(step); writer.writeBytes(signedBytes); writer.write(signature)
+    }
+
+    public init(height: UInt64, round: UInt32, step: UInt8, signedBytes: [UInt8], signature: Signature) {
+        self.height = height
+        self.round = round
+        self.step = step
+        self.signedBytes = signedBytes
+        self.signature = signature
+    }
+
+    public init(from reader: inout CanonicalReader) throws(DecodingError) {
+        height = try reader.readUInt64("height")
+        round = try reader.readUInt32("round")
+        step = try reader.readUInt8("step")
+        signedBytes = try reader.readBytes("signed bytes", limit: 1 << 16)
+        signature = try reader.read(Signature.self)
+    }
+
+    var position: String { "height \(height) round \(round) step \(step)" }
+}
+
+/// A consensus signer that cannot be talked into double signing (after CometBFT's privval and
+/// Aptos' safety rules): it keeps the last signed height/round/step with its bytes and
+/// signature, refuses any regression, returns the identical signature for identical bytes,
+/// and makes the record durable (a synced write) before a signature leaves.
+public final class PersistentSigner: @unchecked Sendable {
+    // @unchecked: `last` is only touched under `lock`.
+    public static let storeKey: [UInt8] = Array("v/last".utf8)
+
+    private let key: SigningKey
+    private let chainID: String
+    private let store: any KeyValueStore
+    private let lock = Mutex()
+    private var last: LastSigned?
+
+    public init(key: SigningKey, chainID: String, store: any KeyValueStore) throws(SignerError) {
+        self.key = key
+        self.chainID = chainID
+        self.store = store
+        do {
+            if let bytes = try store.get(Self.storeKey) {
+                do { last = try LastSigned.decode(exactly: bytes) } catch {
+                    throw SignerError.storage("the last-signed record is corrupt (\(error)); refusing to sign rather than risk a double sign")
+                }
+            }
+        } catch let error as SignerError {
+            throw error
+        } catch {
+            throw .storage("\(error)")
+        }
+    }
+
+    public var publicKey: PublicKey { key.publicKey }
+    public var lastSigned: LastSigned? { lock.locked { last } }
+
+    public func signVote(_ vote: Vote) throws(SignerError) -> SignedVote {
+        precondition(vote.validator == key.publicKey, "asked to sign a vote for another key")
+        let step: UInt8 = vote.kind == .prevote ? 1 : 2
+        let message = vote.canonicalBytes
+        do {
+            return try lock.locked { () throws(SignerError) -> SignedVote in
+                if let last, last.height == vote.height, last.round == vote.round, last.step == step {
+                    if last.signedBytes == message { return SignedVote(vote: vote, signature: last.signature) }
+                    // The same vote with only another timestamp: hand back the one already signed.
+                    if let previous = try? Vote.decode(exactly: last.signedBytes), previous.blockID == vote.blockID,
+                       previous.kind == vote.kind {
+                        return SignedVote(vote: previous, signature: last.signature)
+                    }
+                    throw .conflict(at: last.position)
+                }
+                let signature = try signAndPersist(height: vote.height, round: vote.round, step: step, message: message,
+                                                   domain: .vote)
+                return SignedVote(vote: vote, signature: signature)
+            }
+        }
+    }
+
+    /// Signs proposal bytes (see `ProposalSigning`) for (height, round).
+    public func signProposal(height: UInt64, round: UInt32, bytes: [UInt8]) throws(SignerError) -> Signature {
+        try lock.locked { () throws(SignerError) -> Signature in
+            if let last, last.height == height, last.round == round, last.step == 0 {
+                if last.signedBytes == bytes { return last.signature }
+                throw .conflict(at: last.position)
+            }
+            return try signAndPersist(height: height, round: round, step: 0, message: bytes, domain: .proposal)
+        }
+    }
+
+    private func signAndPersist(height: UInt64, round: UInt32, step: UInt8, message: [UInt8],
+                                domain: SigningDomain) throws(SignerError) -> Signature {
+        if let last, (height, round, step) < (last.height, last.round, last.step) || (height, round, step) == (last.height, last.round, last.step) {
+            throw .regression(requested: "height \(height) round \(round) step \(step)", last: last.position)
+        }
+        let signature = key.sign(domain: domain, chainID: chainID, message: message)
+        let record = LastSigned(height: height, round: round, step: step, signedBytes: message, signature: signature)
+        var batch = WriteBatch()
+        batch.put(Self.storeKey, record.canonicalBytes)
+        do {
+            // Durable before the signature exists anywhere but this stack frame.
+            try store.write(batch, sync: true)
+        } catch {
+            throw .storage("cannot persist the last-signed record: \(error)")
+        }
+        last = record
+        return signature
+    }
+
+    /// The optional look-back check: refuse to start signing if this key's precommit is in any
+    /// of the recent commits (another process may be signing with the same key).
+    public static func checkLookBack(key: PublicKey, recentCommits: [(height: UInt64, signers: [PublicKey])]) throws(SignerError) {
+        for commit in recentCommits where commit.signers.contains(key) {
+            throw .recentlySigned(height: commit.height)
+        }
+    }
+}
+
+/// A small lock for the signer (a class-held pthread mutex would need Foundation).
+final class Mutex: @unchecked Sendable {
+    private let inner = Synchronization.Mutex<Void>(())
+
+    func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        try inner.withLock { (_: inout Void) throws(E) -> T in try body() }
+    }
+}
+
+import Synchronization
