@@ -435,6 +435,12 @@ public final class Simulation {
         let effects = node.core!.start()
         perform(node, effects)
         for input in inputs where node.core != nil && node.core!.height == core.height {
+            // A replayed proposal is validated again: that rebuilds the executed block (and its
+            // time) that the crash wiped from memory.
+            if case .proposal(let proposal, _) = input {
+                feed(node, .proposal(proposal, valid: validate(node, proposal.value)))
+                continue
+            }
             node.wal.append(input)
             let effects = node.core!.apply(input)
             perform(node, effects)
@@ -540,7 +546,17 @@ public final class Simulation {
 
     func buildBlock(_ node: SimNode, round: UInt32) -> Block? {
         let height = node.height
-        let lastCommit = height == 1 ? nil : node.blocks[Int(height - 2)].1
+        var lastCommit = height == 1 ? nil : node.blocks[Int(height - 2)].1
+        if let commit = lastCommit, let previousSet = node.previousValidators {
+            // Only precommits timed after the block they commit may go in (the block-time
+            // rule); keep the others out if the rest is still a quorum.
+            let previousTime = node.blocks[Int(height - 2)].0.header.timeMilliseconds
+            let timely = commit.precommits.filter { $0.vote.timestampMilliseconds > previousTime }
+            let power = timely.reduce(UInt64(0)) { $0 + (previousSet.power(of: $1.vote.validator) ?? 0) }
+            if timely.count < commit.precommits.count && previousSet.isQuorum(power) {
+                lastCommit = CommitCertificate(height: commit.height, round: commit.round, blockID: commit.blockID, precommits: timely)
+            }
+        }
         let previousID = height == 1 ? Hash256.zero : node.blocks[Int(height - 2)].0.id
         let time: UInt64
         if let lastCommit, let previousSet = node.previousValidators {
