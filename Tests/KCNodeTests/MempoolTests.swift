@@ -1,0 +1,82 @@
+import KCCodec
+import KCCrypto
+import KCNode
+import KCRuntime
+import KCTypes
+import Testing
+
+struct MempoolTests {
+    static let alice = SigningKey(seed: Blake2b.hash256(Array("mempool-alice".utf8)))
+    static let bob = SigningKey(seed: Blake2b.hash256(Array("mempool-bob".utf8)))
+    static let runtime: Runtime = {
+        var parameters = LocalGenesis.developmentParameters
+        parameters.fees.minFee = Amount(units: 10)
+        let validator = SigningKey(seed: Blake2b.hash256(Array("mempool-validator".utf8)))
+        return Runtime(genesis: Genesis(
+            chainID: "membria-mempool-test", genesisTimeUnixMilliseconds: 1_000, parameters: parameters,
+            accounts: [GenesisAccount(address: alice.publicKey, balance: .acti(100)),
+                       GenesisAccount(address: bob.publicKey, balance: .acti(100))],
+            validators: [GenesisValidator(moniker: "v", address: validator.publicKey, consensusKey: validator.publicKey,
+                                          nodeID: validator.publicKey, stake: .acti(10_000), gateway: true)]))
+    }()
+
+    static func transfer(_ key: SigningKey, nonce: UInt64, fee: UInt128 = 10, chainID: String = "membria-mempool-test") -> SignedTransaction {
+        TransactionBody(chainID: chainID, sender: key.publicKey, nonce: nonce, fee: Amount(units: fee),
+                        call: .transfer(to: bob.publicKey, amount: .acti(1))).signed(with: key)
+    }
+
+    @Test func admitsInNonceOrderAndRejectsWithReasons() throws {
+        let cache = SignatureCache()
+        let pool = Mempool(runtime: Self.runtime, signatures: cache)
+        let state = Self.runtime.genesisState()
+        try pool.add(Self.transfer(Self.alice, nonce: 0), state: state)
+        #expect(throws: MempoolRejection.duplicate) { try pool.add(Self.transfer(Self.alice, nonce: 0), state: state) }
+        #expect(throws: MempoolRejection.nonce(expected: 1, found: 3)) { try pool.add(Self.transfer(Self.alice, nonce: 3), state: state) }
+        try pool.add(Self.transfer(Self.alice, nonce: 1), state: state)
+        #expect(throws: MempoolRejection.self) { try pool.add(Self.transfer(Self.alice, nonce: 2, fee: 1), state: state) }
+        #expect(throws: MempoolRejection.invalid("transaction is for chain other, this chain is membria-mempool-test")) {
+            try pool.add(Self.transfer(Self.alice, nonce: 2, chainID: "other"), state: state)
+        }
+        let forged = SignedTransaction(body: Self.transfer(Self.alice, nonce: 2).body, signature: Self.transfer(Self.bob, nonce: 0).signature)
+        #expect(throws: MempoolRejection.invalid("signature does not verify against the sender's key")) { try pool.add(forged, state: state) }
+        #expect(throws: MempoolRejection.self) { try pool.add(bytes: [1, 2, 3], state: state) }
+        #expect(pool.count == 2)
+        // A transaction seen again (a peer re-sending it) is not verified a second time.
+        let verifications = cache.verifications
+        #expect(throws: MempoolRejection.self) { try pool.add(Self.transfer(Self.alice, nonce: 3), state: state) }
+        #expect(cache.verifications == verifications)
+        #expect(throws: MempoolRejection.self) { try pool.add(Self.transfer(Self.bob, nonce: 5), state: state) }
+        #expect(cache.verifications == verifications + 1, "a new signature is verified")
+    }
+
+    @Test func capsByCountBytesAndPeer() throws {
+        let state = Self.runtime.genesisState()
+        let small = Mempool(runtime: Self.runtime, limits: .init(maxTransactions: 2, maxBytes: 1 << 20, maxPerPeer: 1), signatures: SignatureCache())
+        try small.add(Self.transfer(Self.alice, nonce: 0), from: "peer-a", state: state)
+        #expect(throws: MempoolRejection.peerQuota(limit: 1)) { try small.add(Self.transfer(Self.alice, nonce: 1), from: "peer-a", state: state) }
+        try small.add(Self.transfer(Self.bob, nonce: 0), from: "peer-b", state: state)
+        #expect(throws: MempoolRejection.full("2 transactions")) { try small.add(Self.transfer(Self.alice, nonce: 1), state: state) }
+        let tiny = Mempool(runtime: Self.runtime, limits: .init(maxTransactions: 10, maxBytes: 300), signatures: SignatureCache())
+        try tiny.add(Self.transfer(Self.alice, nonce: 0), state: state)
+        #expect(throws: MempoolRejection.self) { try tiny.add(Self.transfer(Self.alice, nonce: 1), state: state) }
+    }
+
+    @Test func reapTakesTurnsAndUpdateDropsIncluded() throws {
+        let pool = Mempool(runtime: Self.runtime, signatures: SignatureCache())
+        var state = Self.runtime.genesisState()
+        for nonce in 0..<3 as Range<UInt64> { try pool.add(Self.transfer(Self.alice, nonce: nonce), state: state) }
+        for nonce in 0..<2 as Range<UInt64> { try pool.add(Self.transfer(Self.bob, nonce: nonce), state: state) }
+        let reaped = pool.reap(maxCount: 4, maxBytes: 1 << 20)
+        #expect(reaped.map(\.body.sender) == [Self.alice, Self.bob, Self.alice, Self.bob].map(\.publicKey))
+        #expect(reaped.filter { $0.body.sender == Self.alice.publicKey }.map(\.body.nonce) == [0, 1])
+
+        // Commit the reaped block; the mempool keeps only alice's nonce 2.
+        let executed = try Self.runtime.execute(reaped, context: BlockContext(height: 1, timeMilliseconds: 2_000), on: state)
+        state.commit(executed)
+        pool.update(after: state)
+        #expect(pool.count == 1)
+        #expect(pool.reap(maxCount: 10, maxBytes: 1 << 20).map(\.body.nonce) == [2])
+        // The byte limit holds back whole senders' tails, never reorders nonces.
+        #expect(pool.reap(maxCount: 10, maxBytes: 10).isEmpty)
+    }
+}
