@@ -26,6 +26,8 @@ public final class RocksDBStore: KeyValueStore, @unchecked Sendable {
         public var blockCacheBytes = 64 << 20
         /// Background threads for flushes and compactions.
         public var backgroundThreads: Int32 = 2
+        /// Memtable size before a flush.
+        public var writeBufferBytes = 64 << 20
         public init() {}
     }
 
@@ -36,6 +38,7 @@ public final class RocksDBStore: KeyValueStore, @unchecked Sendable {
         // Check checksums aggressively: a damaged directory must fail to open, not return garbage.
         rocksdb_options_set_paranoid_checks(options, 1)
         rocksdb_options_increase_parallelism(options, configuration.backgroundThreads)
+        rocksdb_options_set_write_buffer_size(options, configuration.writeBufferBytes)
         rocksdb_options_set_compression(options, Int32(rocksdb_lz4_compression))
         let tableOptions = rocksdb_block_based_options_create()!
         let cache = rocksdb_cache_create_lru(configuration.blockCacheBytes)!
