@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "KCRuntime", dependencies: ["KCTypes", "KCCrypto", "KCCodec"]),
         .target(name: "KCConsensus", dependencies: ["KCTypes", "KCCrypto", "KCCodec"]),
         .target(name: "KCSimulator", dependencies: ["KCConsensus", "KCRuntime", "KCNode", "KCTypes", "KCCrypto", "KCCodec"]),
-        .target(name: "KCNode", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage"]),
+        .target(name: "KCNode", dependencies: ["KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage"]),
         .executableTarget(name: "NodeCLI", dependencies: [
             "KCNode", "KCSimulator", "KCTypes", "KCCrypto", "KCStorage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "KCConsensusTests", dependencies: ["KCConsensus", "KCTypes", "KCCrypto"]),
         .testTarget(name: "KCSimulatorTests", dependencies: ["KCSimulator"]),
         .testTarget(name: "KCRuntimeTests", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNode"]),
-        .testTarget(name: "KCNodeTests", dependencies: ["KCNode", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
+        .testTarget(name: "KCNodeTests", dependencies: ["KCNode", "KCConsensus", "KCRuntime", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
         .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCTypes", "KCCrypto"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,106 @@
+import KCCodec
+import KCConsensus
+import KCCrypto
+import KCRuntime
+import KCStorage
+import KCTypes
+
+/// Decided blocks, their commit certificates and the state they produce, in the node's store.
+///
+/// A block, its certificate, its state changes, its index writes and the new height marker
+/// are one synced write batch: after a crash at any point either all of a height is there or
+/// none of it, so block and state can never disagree (specs/storage.md).
+public final class BlockStore {
+    public let store: any KeyValueStore
+    static let heightKey: [UInt8] = Array("m/height".utf8)
+    static let genesisKey: [UInt8] = Array("m/genesis-hash".utf8)
+
+    public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
+        case storage(StoreError)
+        case corrupt(String)
+        case wrongChain(stored: Hash256, expected: Hash256)
+        case outOfOrder(expected: UInt64, found: UInt64)
+
+        public var description: String {
+            switch self {
+            case .storage(let error): return error.description
+            case .corrupt(let what): return "the data directory is damaged: \(what)"
+            case .wrongChain(let stored, let expected):
+                return "the data directory belongs to the chain with genesis \(stored.hex.prefix(12))…, not \(expected.hex.prefix(12))…; use another home or reset this one"
+            case .outOfOrder(let expected, let found): return "block \(found) cannot be stored before block \(expected)"
+            }
+        }
+    }
+
+    public init(store: any KeyValueStore) {
+        self.store = store
+    }
+
+    static func key(_ prefix: String, _ height: UInt64) -> [UInt8] {
+        var key = Array(prefix.utf8)
+        withUnsafeBytes(of: height.bigEndian) { key.append(contentsOf: $0) }
+        return key
+    }
+
+    /// The last stored height (0: only genesis).
+    public func height() throws(Failure) -> UInt64 {
+        let bytes: [UInt8]?
+        do { bytes = try store.get(Self.heightKey) } catch { throw .storage(error) }
+        guard let bytes else { return 0 }
+        do { return try UInt64.decode(exactly: bytes) } catch { throw .corrupt("the height marker: \(error)") }
+    }
+
+    /// Opens the chain: writes the genesis state on first use, refuses a store that belongs to
+    /// another genesis, and returns the state at the stored height.
+    public func open(genesis: Genesis, runtime: Runtime) throws(Failure) -> ChainState {
+        let stored: [UInt8]?
+        do { stored = try store.get(Self.genesisKey) } catch { throw .storage(error) }
+        if let stored {
+            guard stored.count == 32 else { throw .corrupt("the genesis hash marker") }
+            guard stored == genesis.hash.bytes else { throw .wrongChain(stored: Hash256(stored), expected: genesis.hash) }
+            let state: ChainState
+            do { state = try StatePersistence.load(from: store) } catch { throw .storage(error) }
+            let height = try height()
+            guard state.global.height == height else {
+                throw .corrupt("the state is at height \(state.global.height) but the block store at \(height)")
+            }
+            return state
+        }
+        let state = runtime.genesisState()
+        var batch = WriteBatch()
+        StatePersistence.add(state, to: &batch)
+        batch.put(Self.genesisKey, genesis.hash.bytes)
+        batch.put(Self.heightKey, UInt64(0).canonicalBytes)
+        do { try store.write(batch, sync: true) } catch { throw .storage(error) }
+        return state
+    }
+
+    /// Stores a decided block with everything it produced, in one synced batch.
+    public func commit(_ block: Block, certificate: CommitCertificate, executed: ExecutedBlock) throws(Failure) {
+        let height = block.header.height
+        let expected = try self.height() + 1
+        guard height == expected else { throw .outOfOrder(expected: expected, found: height) }
+        precondition(certificate.height == height && certificate.blockID == block.id, "certificate of another block")
+        var batch = WriteBatch()
+        batch.put(Self.key("b/", height), block.canonicalBytes)
+        batch.put(Self.key("c/", height), certificate.canonicalBytes)
+        StatePersistence.add(executed, to: &batch)
+        batch.put(Self.heightKey, height.canonicalBytes)
+        do { try store.write(batch, sync: true) } catch { throw .storage(error) }
+    }
+
+    public func block(at height: UInt64) throws(Failure) -> Block? {
+        try read(Block.self, Self.key("b/", height), what: "block \(height)")
+    }
+
+    public func certificate(at height: UInt64) throws(Failure) -> CommitCertificate? {
+        try read(CommitCertificate.self, Self.key("c/", height), what: "commit certificate \(height)")
+    }
+
+    private func read<T: CanonicalDecodable>(_ type: T.Type, _ key: [UInt8], what: String) throws(Failure) -> T? {
+        let bytes: [UInt8]?
+        do { bytes = try store.get(key) } catch { throw .storage(error) }
+        guard let bytes else { return nil }
+        do { return try T.decode(exactly: bytes) } catch { throw .corrupt("\(what): \(error)") }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import KCCodec
+import KCConsensus
+import KCCrypto
+import KCNode
+import KCRuntime
+import KCStorage
+import KCTypes
+import Testing
+
+struct BlockStoreTests {
+    static let validator = SigningKey(seed: Blake2b.hash256(Array("store-validator".utf8)))
+    static let genesis = Genesis(
+        chainID: "membria-store-test", genesisTimeUnixMilliseconds: 1_000, parameters: LocalGenesis.developmentParameters,
+        accounts: [GenesisAccount(address: validator.publicKey, balance: .acti(1_000))],
+        validators: [GenesisValidator(moniker: "v", address: validator.publicKey, consensusKey: validator.publicKey,
+                                      nodeID: validator.publicKey, stake: .acti(10_000), gateway: true)])
+
+    /// Builds, executes and stores `count` blocks of one validator; returns the final state.
+    static func produce(_ count: UInt64, into blocks: BlockStore, from start: ChainState, runtime: Runtime) throws -> ChainState {
+        var state = start
+        for _ in 0..<count {
+            let height = state.global.height + 1
+            let time = state.global.timeMilliseconds + 1_000
+            let transfer = TransactionBody(chainID: genesis.chainID, sender: validator.publicKey, nonce: state.account(validator.publicKey).nonce,
+                                           fee: runtime.parameters.fees.minFee,
+                                           call: .transfer(to: SigningKey(seed: Blake2b.hash256([UInt8(height)])).publicKey, amount: .acti(1)))
+                .signed(with: validator)
+            let executed = try runtime.execute([try transfer.verified(chainID: genesis.chainID)],
+                                               context: BlockContext(height: height, timeMilliseconds: time), on: state)
+            let header = BlockHeader(chainID: genesis.chainID, height: height, timeMilliseconds: time, previousBlockID: .zero,
+                                     lastCommitHash: .zero, transactionsHash: .zero, evidenceHash: .zero,
+                                     stateRoot: executed.outcome.stateRoot, validatorsHash: .zero, proposer: validator.publicKey)
+            let block = Block(header: header, transactions: [transfer], evidence: [], lastCommit: nil)
+            let precommit = Vote(kind: .precommit, height: height, round: 0, blockID: block.id, timestampMilliseconds: time,
+                                 validator: validator.publicKey).signed(with: validator, chainID: genesis.chainID)
+            try blocks.commit(block, certificate: CommitCertificate(height: height, round: 0, blockID: block.id, precommits: [precommit]),
+                              executed: executed)
+            state.commit(executed)
+        }
+        return state
+    }
+
+    @Test func blocksAndStateSurviveAReopen() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kc-blockstore-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let runtime = Runtime(genesis: Self.genesis)
+        let finalRoot: Hash256
+        do {
+            let blocks = BlockStore(store: try RocksDBStore(path: directory))
+            let state = try blocks.open(genesis: Self.genesis, runtime: runtime)
+            #expect(state.root == runtime.genesisState().root)
+            finalRoot = try Self.produce(5, into: blocks, from: state, runtime: runtime).root
+        }
+        let reopened = BlockStore(store: try RocksDBStore(path: directory))
+        let state = try reopened.open(genesis: Self.genesis, runtime: runtime)
+        #expect(try reopened.height() == 5)
+        #expect(state.root == finalRoot)
+        #expect(state.global.height == 5)
+        let block = try #require(try reopened.block(at: 3))
+        #expect(block.header.height == 3)
+        #expect(try reopened.certificate(at: 3)?.blockID == block.id)
+        #expect(try reopened.block(at: 6) == nil)
+        // Carrying on from the reopened state works.
+        _ = try Self.produce(1, into: reopened, from: state, runtime: runtime)
+        #expect(try reopened.height() == 6)
+    }
+
+    @Test func outOfOrderAndForeignChainsAreRefused() throws {
+        let store = MemoryStore()
+        let runtime = Runtime(genesis: Self.genesis)
+        let blocks = BlockStore(store: store)
+        let state = try blocks.open(genesis: Self.genesis, runtime: runtime)
+        _ = try Self.produce(2, into: blocks, from: state, runtime: runtime)
+        // Replaying block production from genesis tries to store height 1 again.
+        #expect(throws: BlockStore.Failure.outOfOrder(expected: 3, found: 1)) {
+            _ = try Self.produce(1, into: blocks, from: state, runtime: runtime)
+        }
+        var other = Self.genesis
+        other.chainID = "membria-other"
+        #expect(throws: BlockStore.Failure.self) { _ = try BlockStore(store: store).open(genesis: other, runtime: Runtime(genesis: other)) }
+    }
+}
