@@ -207,10 +207,14 @@ extension BlockExecutor {
                 }
             }
             let wholeStake = stake(address).bonded.units / Amount.unitsPerACTI
-            let weight = wholeStake * UInt128(participation)  // ≤ 2^128/10^18 · 2^64: fits
+            // Saturating: a weight or total that would pass 2^128 is held at the maximum
+            // (unreachable with any real supply, but never a trap).
+            let (product, productOverflow) = wholeStake.multipliedReportingOverflow(by: UInt128(participation))
+            let weight = productOverflow ? UInt128.max : product
             if weight > 0 {
                 weights.append((address, weight))
-                totalWeight += weight
+                let (sum, sumOverflow) = totalWeight.addingReportingOverflow(weight)
+                totalWeight = sumOverflow ? UInt128.max : sum
             }
         }
         var paid = Amount.zero

@@ -41,9 +41,10 @@ public struct Amount: Hashable, Comparable, Sendable, CanonicalCodable, CustomSt
 
     /// The part of this amount given by `basisPoints` (1/10,000), rounded down.
     public func fraction(basisPoints: UInt32) -> Amount {
-        // basisPoints <= 10_000 in every parameter, so the result is never above self;
-        // the full-width multiply cannot fail for a non-zero denominator and such a factor.
-        multiplied(by: UInt128(basisPoints), dividedBy: Amount.basisPointsPerWhole)!
+        // Every basis-point parameter is checked to be at most 10,000 when genesis loads, so
+        // the result never exceeds self and the division below cannot fail.
+        precondition(basisPoints <= 10_000, "a fraction above 100% (\(basisPoints) basis points)")
+        return multiplied(by: UInt128(basisPoints), dividedBy: Amount.basisPointsPerWhole)!
     }
 
     public func encode(to writer: inout CanonicalWriter) { writer.write(units) }
