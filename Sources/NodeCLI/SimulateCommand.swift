@@ -14,19 +14,19 @@ struct SimulateCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: "The seed of one run.")
+    @Option(name: .long, help: ArgumentHelp("The seed of one run.", valueName: "s"))
     var seed: UInt64?
 
     @Option(name: .long, help: ArgumentHelp("A range of seeds to sweep, as A..B (inclusive).", valueName: "A..B"))
     var seeds: String?
 
-    @Option(name: .long, help: "Number of validators (default: chosen by the seed, 4 to 7).")
+    @Option(name: .long, help: ArgumentHelp("Number of validators (default: chosen by the seed, 4 to 7).", valueName: "n"))
     var validators: Int?
 
-    @Option(name: .long, help: "Number of Byzantine validators (default: chosen by the seed; always below a third of the power).")
+    @Option(name: .long, help: ArgumentHelp("Number of Byzantine validators (default: chosen by the seed; always below a third of the power).", valueName: "f"))
     var byzantine: Int?
 
-    @Option(name: .long, help: "Heights every honest validator must commit.")
+    @Option(name: .long, help: ArgumentHelp("Heights every honest validator must commit.", valueName: "h"))
     var heights: UInt64 = 30
 
     @Option(name: .long, help: ArgumentHelp("Comma-separated faults to inject (default: all): \(SimulationFault.allCases.map(\.rawValue).joined(separator: ",")).", valueName: "list"))

@@ -16,10 +16,13 @@ struct RunResult {
 }
 
 /// Runs the binary to completion (bounded: 60 s) and captures both streams.
-func runNode(_ arguments: [String]) throws -> RunResult {
+func runNode(_ arguments: [String], environment: [String: String] = [:]) throws -> RunResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: nodeBinary())
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let output = Pipe(), error = Pipe()
     process.standardOutput = output
     process.standardError = error
@@ -209,5 +212,18 @@ struct KeyFileTests {
         #expect(throws: KeyFileError.malformed(path: path, reason: "public_key does not match the seed")) {
             try KeyFile.read(path: path, expecting: .account)
         }
+    }
+}
+
+/// `--help` output is part of the interface operators read: it changes only on purpose. To
+/// accept a change, regenerate the files with `COLUMNS=80 .build/debug/node <command> --help`.
+struct HelpSnapshotTests {
+    @Test(arguments: [("help", [String]()), ("help-init", ["init"]), ("help-keys-show", ["keys", "show"]),
+                      ("help-simulate", ["simulate"])])
+    func helpMatchesTheSnapshot(name: String, command: [String]) throws {
+        let expected = try String(contentsOf: packageRoot.appendingPathComponent("Tests/NodeCLITests/Snapshots/\(name).txt"), encoding: .utf8)
+        let result = try runNode(command + ["--help"], environment: ["COLUMNS": "80"])
+        #expect(result.status == 0)
+        #expect(result.standardOutput == expected, "help for `node \(command.joined(separator: " "))` changed")
     }
 }
