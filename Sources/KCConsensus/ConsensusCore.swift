@@ -208,6 +208,9 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
 
     var isValidator: Bool { me.map(validators.contains) ?? false }
 
+    /// The proposal this core accepted for `round`, for gossip.
+    public func heldProposal(round: UInt32) -> Proposal<Value>? { proposals[round]?.proposal }
+
     /// Every vote this core holds for `round`, for gossip to peers that may lack them.
     public func heldVotes(round: UInt32) -> [SignedVote] { votes.allVotes(round: round) }
 
@@ -369,6 +372,20 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
             validValue = value
             validRound = round
             return true
+        }
+
+        // A polka seen late, for an earlier round above validRound, also updates validValue
+        // (as CometBFT does): the next time this node proposes it re-proposes that value with
+        // its round, which others accept through L28. Locks are untouched, so safety is as in
+        // the paper; without it, a value locked by a minority is re-proposed only when one of
+        // the few nodes that saw its polka in time happens to be the proposer.
+        for (proposalRound, entry) in proposals.sorted(by: { $0.key > $1.key })
+        where proposalRound < round && entry.valid && validRound.map({ proposalRound > $0 }) ?? true {
+            if validators.isQuorum(votes.power(.prevote, round: proposalRound, for: entry.proposal.value.id)) {
+                validValue = entry.proposal.value
+                validRound = proposalRound
+                return true
+            }
         }
 
         if step == .prevote && validators.isQuorum(votes.power(.prevote, round: round, for: nil)) {

@@ -339,6 +339,7 @@ public final class Simulation {
                 if let locked = core.lockedRound { rounds.insert(locked) }
                 if let valid = core.validRound { rounds.insert(valid) }
                 for round in rounds.sorted() {
+                    if let proposal = core.heldProposal(round: round) { broadcast(from: node, .proposal(proposal)) }
                     for vote in core.heldVotes(round: round) { broadcast(from: node, .vote(vote)) }
                 }
             }

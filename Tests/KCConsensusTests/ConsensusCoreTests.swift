@@ -157,6 +157,22 @@ struct ConsensusCoreTests {
         #expect(s.core.lockedValue == v && s.core.lockedRound == 0)
     }
 
+    /// A polka for an earlier round, learnt late, makes the value this node's valid value (it
+    /// would re-propose it), without locking it.
+    @Test func latePolkaUpdatesTheValidValueButNotTheLock() {
+        var other = Scenario()
+        _ = other.core.start()
+        _ = other.core.apply(.timeout(.propose, height: 1, round: 0))
+        _ = other.core.apply(.timeout(.prevote, height: 1, round: 0))
+        _ = other.votes(.precommit, from: other.others(), round: 0, nil)
+        _ = other.core.apply(.timeout(.precommit, height: 1, round: 0))
+        #expect(other.core.round == 1)
+        _ = other.core.apply(.proposal(other.proposal(round: 0, v), valid: true))
+        _ = other.votes(.prevote, from: other.others(), round: 0, v)
+        #expect(other.core.validValue == v && other.core.validRound == 0)
+        #expect(other.core.lockedValue == nil, "a late polka never locks")
+    }
+
     @Test func lockIgnoredWhenTheFaultIsInjected() {
         var s = Scenario()
         s.core.faultIgnoreLock = true
