@@ -1,0 +1,196 @@
+import KCConsensus
+
+/// The node's local settings, read from `HOME/config.toml` (the commented template that
+/// `node init` writes lists every key). Anything every node must agree on is in the genesis
+/// file instead. Missing keys take the defaults below; unknown keys, sections and values of
+/// the wrong type are refused with the line and key named.
+public struct NodeConfig: Equatable, Sendable {
+    public enum AttesterMode: String, Sendable, CaseIterable { case off, format, fetch }
+
+    public var moniker = "node"
+    public var logLevel = "info"
+    public var p2pListenAddress = "127.0.0.1:26656"
+    public var persistentPeers: [String] = []
+    public var maxInboundPeers = 40
+    public var maxOutboundPeers = 10
+    public var rpcListenAddress = "127.0.0.1:26657"
+    public var rpcMaxBodyBytes = 1 << 20
+    public var rpcRateLimitPerSecond = 200
+    public var timeouts = TimeoutConfig()
+    public var timeoutCommitMilliseconds: UInt64 = 0
+    public var mempoolMaxTransactions = 50_000
+    public var mempoolMaxBytes = 64 << 20
+    public var attesterMode = AttesterMode.off
+    public var arweaveGateway = "https://arweave.net"
+    public var arweaveTimeoutMilliseconds: UInt64 = 5_000
+    public var arweaveMaxPayloadBytes = 10 << 20
+
+    public init() {}
+
+    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    public struct ParseError: Error, Equatable, Sendable, CustomStringConvertible {
+        public let line: Int
+        public let message: String
+        public var description: String { "config.toml line \(line): \(message)" }
+    }
+
+    /// A TOML value of the kinds the config uses.
+    enum Value: Equatable {
+        case string(String)
+        case integer(Int)
+        case bool(Bool)
+        case strings([String])
+    }
+
+    public static func parse(_ text: String) throws(ParseError) -> NodeConfig {
+        var config = NodeConfig()
+        var section = ""
+        var seen = Set<String>()
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let lineNumber = index + 1
+            let line = stripComment(String(rawLine)).trimmingSpaces()
+            if line.isEmpty { continue }
+            if line.hasPrefix("[") {
+                guard line.hasSuffix("]"), line.count > 2 else { throw ParseError(line: lineNumber, message: "malformed section header '\(line)'") }
+                section = String(line.dropFirst().dropLast()).trimmingSpaces()
+                guard ["log", "p2p", "rpc", "consensus", "mempool", "attester", "arweave"].contains(section) else {
+                    throw ParseError(line: lineNumber, message: "unknown section [\(section)]")
+                }
+                continue
+            }
+            guard let equals = line.firstIndex(of: "=") else {
+                throw ParseError(line: lineNumber, message: "expected 'key = value', found '\(line)'")
+            }
+            let key = String(line[..<equals]).trimmingSpaces()
+            let valueText = String(line[line.index(after: equals)...]).trimmingSpaces()
+            let path = section.isEmpty ? key : "\(section).\(key)"
+            guard seen.insert(path).inserted else { throw ParseError(line: lineNumber, message: "\(path) is set twice") }
+            let value = try parseValue(valueText, line: lineNumber, key: path)
+            try config.apply(path, value, line: lineNumber)
+        }
+        return config
+    }
+
+    static func stripComment(_ line: String) -> String {
+        var inString = false
+        var result = ""
+        for character in line {
+            if character == "\"" { inString.toggle() }
+            if character == "#" && !inString { break }
+            result.append(character)
+        }
+        return result
+    }
+
+    static func parseValue(_ text: String, line: Int, key: String) throws(ParseError) -> Value {
+        if text.hasPrefix("\"") {
+            guard text.count >= 2, text.hasSuffix("\""), !text.dropFirst().dropLast().contains("\"") else {
+                throw ParseError(line: line, message: "\(key): unterminated or malformed string \(text)")
+            }
+            return .string(String(text.dropFirst().dropLast()))
+        }
+        if text == "true" { return .bool(true) }
+        if text == "false" { return .bool(false) }
+        if text.hasPrefix("[") {
+            guard text.hasSuffix("]") else { throw ParseError(line: line, message: "\(key): unterminated array") }
+            let inner = String(text.dropFirst().dropLast()).trimmingSpaces()
+            if inner.isEmpty { return .strings([]) }
+            var items: [String] = []
+            for part in inner.split(separator: ",", omittingEmptySubsequences: false) {
+                let item = String(part).trimmingSpaces()
+                if item.isEmpty { continue }  // a trailing comma
+                guard case .string(let string) = try parseValue(item, line: line, key: key) else {
+                    throw ParseError(line: line, message: "\(key): arrays hold strings only")
+                }
+                items.append(string)
+            }
+            return .strings(items)
+        }
+        let digits = text.replacingUnderscores()
+        guard let number = Int(digits) else {
+            throw ParseError(line: line, message: "\(key): '\(text)' is not a string, number, boolean or array")
+        }
+        return .integer(number)
+    }
+
+    mutating func apply(_ key: String, _ value: Value, line: Int) throws(ParseError) {
+        func string() throws(ParseError) -> String {
+            guard case .string(let text) = value else { throw ParseError(line: line, message: "\(key) must be a string in quotes") }
+            return text
+        }
+        func integer(_ range: ClosedRange<Int>) throws(ParseError) -> Int {
+            guard case .integer(let number) = value else { throw ParseError(line: line, message: "\(key) must be a whole number") }
+            guard range.contains(number) else {
+                throw ParseError(line: line, message: "\(key) = \(number) is outside \(range.lowerBound)...\(range.upperBound)")
+            }
+            return number
+        }
+        func milliseconds() throws(ParseError) -> UInt64 { UInt64(try integer(0...3_600_000)) }
+        func address() throws(ParseError) -> String {
+            let text = try string()
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+                  (1...65535).contains(port), colon != text.startIndex else {
+                throw ParseError(line: line, message: "\(key) = \"\(text)\" is not HOST:PORT")
+            }
+            return text
+        }
+        switch key {
+        case "moniker": moniker = try string()
+        case "log.level":
+            let level = try string()
+            guard Self.logLevels.contains(level) else {
+                throw ParseError(line: line, message: "log.level \"\(level)\" is not one of \(Self.logLevels.joined(separator: ", "))")
+            }
+            logLevel = level
+        case "p2p.listen_address": p2pListenAddress = try address()
+        case "p2p.persistent_peers":
+            guard case .strings(let peers) = value else { throw ParseError(line: line, message: "\(key) must be an array of strings") }
+            for peer in peers where !PeerAddress.isWellFormed(peer) {
+                throw ParseError(line: line, message: "\(key): '\(peer)' is not NODE_ID@HOST:PORT")
+            }
+            persistentPeers = peers
+        case "p2p.max_inbound_peers": maxInboundPeers = try integer(0...10_000)
+        case "p2p.max_outbound_peers": maxOutboundPeers = try integer(0...1_000)
+        case "rpc.listen_address": rpcListenAddress = try address()
+        case "rpc.max_body_bytes": rpcMaxBodyBytes = try integer(1_024...(64 << 20))
+        case "rpc.rate_limit_per_second": rpcRateLimitPerSecond = try integer(1...1_000_000)
+        case "consensus.timeout_propose_ms": timeouts.proposeMilliseconds = try milliseconds()
+        case "consensus.timeout_propose_delta_ms": timeouts.proposeDeltaMilliseconds = try milliseconds()
+        case "consensus.timeout_prevote_ms": timeouts.prevoteMilliseconds = try milliseconds()
+        case "consensus.timeout_prevote_delta_ms": timeouts.prevoteDeltaMilliseconds = try milliseconds()
+        case "consensus.timeout_precommit_ms": timeouts.precommitMilliseconds = try milliseconds()
+        case "consensus.timeout_precommit_delta_ms": timeouts.precommitDeltaMilliseconds = try milliseconds()
+        case "consensus.timeout_commit_ms": timeoutCommitMilliseconds = try milliseconds()
+        case "mempool.max_transactions": mempoolMaxTransactions = try integer(1...10_000_000)
+        case "mempool.max_bytes": mempoolMaxBytes = try integer(1_024...(4 << 30))
+        case "attester.mode":
+            let mode = try string()
+            guard let parsed = AttesterMode(rawValue: mode) else {
+                throw ParseError(line: line, message: "attester.mode \"\(mode)\" is not one of off, format, fetch")
+            }
+            attesterMode = parsed
+        case "arweave.gateway":
+            let url = try string()
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw ParseError(line: line, message: "arweave.gateway \"\(url)\" must start with http:// or https://")
+            }
+            arweaveGateway = url
+        case "arweave.timeout_ms": arweaveTimeoutMilliseconds = try milliseconds()
+        case "arweave.max_payload_bytes": arweaveMaxPayloadBytes = try integer(1...(1 << 30))
+        default:
+            throw ParseError(line: line, message: "unknown key \(key) (see the template that `node init` writes)")
+        }
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var slice = Substring(self)
+        while let first = slice.first, first == " " || first == "\t" || first == "\r" { slice = slice.dropFirst() }
+        while let last = slice.last, last == " " || last == "\t" || last == "\r" { slice = slice.dropLast() }
+        return String(slice)
+    }
+
+    func replacingUnderscores() -> String { String(filter { $0 != "_" }) }
+}

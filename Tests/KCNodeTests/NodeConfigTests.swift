@@ -1,0 +1,52 @@
+import KCNode
+import Testing
+
+struct NodeConfigTests {
+    @Test func theInitTemplateParsesToItsValues() throws {
+        let peer = String(repeating: "ab", count: 32) + "@127.0.0.1:26666"
+        let text = ConfigTemplate.render(moniker: "alice", ports: NodePorts(p2pPort: 26676, rpcPort: 26677), persistentPeers: [peer])
+        let config = try NodeConfig.parse(text)
+        #expect(config.moniker == "alice")
+        #expect(config.p2pListenAddress == "127.0.0.1:26676")
+        #expect(config.rpcListenAddress == "127.0.0.1:26677")
+        #expect(config.persistentPeers == [peer])
+        #expect(config.timeouts.proposeMilliseconds == 1_000 && config.timeouts.proposeDeltaMilliseconds == 500)
+        #expect(config.attesterMode == .off)
+        #expect(config.mempoolMaxBytes == 67_108_864)
+    }
+
+    @Test func emptyFileGivesDefaults() throws {
+        #expect(try NodeConfig.parse("# nothing set\n") == NodeConfig())
+    }
+
+    @Test func mistakesNameTheLineAndKey() {
+        let cases: [(String, String)] = [
+            ("[p2p]\nlisten_adress = \"127.0.0.1:1\"", "config.toml line 2: unknown key p2p.listen_adress"),
+            ("[rpcc]", "config.toml line 1: unknown section [rpcc]"),
+            ("[consensus]\ntimeout_propose_ms = \"fast\"", "config.toml line 2: consensus.timeout_propose_ms must be a whole number"),
+            ("[consensus]\ntimeout_propose_ms = 99999999", "outside 0...3600000"),
+            ("[log]\nlevel = \"loud\"", "log.level \"loud\" is not one of"),
+            ("[attester]\nmode = \"maybe\"", "attester.mode \"maybe\" is not one of off, format, fetch"),
+            ("[p2p]\npersistent_peers = [\"nobody\"]", "'nobody' is not NODE_ID@HOST:PORT"),
+            ("[rpc]\nlisten_address = \"localhost\"", "is not HOST:PORT"),
+            ("moniker = \"a\"\nmoniker = \"b\"", "config.toml line 2: moniker is set twice"),
+            ("moniker \"a\"", "expected 'key = value'"),
+            ("moniker = \"unterminated", "malformed string"),
+            ("[arweave]\ngateway = \"ftp://x\"", "must start with http:// or https://"),
+        ]
+        for (text, expected) in cases {
+            do {
+                _ = try NodeConfig.parse(text)
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect(error.description.contains(expected), "\(text) -> \(error.description)")
+            }
+        }
+    }
+
+    @Test func commentsAndUnderscoresAreFine() throws {
+        let config = try NodeConfig.parse("moniker = \"a#b\" # the name\n[mempool]\nmax_transactions = 10_000 # ten thousand\n")
+        #expect(config.moniker == "a#b")
+        #expect(config.mempoolMaxTransactions == 10_000)
+    }
+}
