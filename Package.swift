@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "KCSimulatorTests", dependencies: ["KCSimulator"]),
         .testTarget(name: "KCRuntimeTests", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNode"]),
         .testTarget(name: "KCNodeTests", dependencies: ["KCNode", "KCConsensus", "KCRuntime", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
-        .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCTypes", "KCCrypto"]),
+        .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCTypes", "KCCrypto", "KCStorage"]),
     ],
     swiftLanguageModes: [.v6]
 )

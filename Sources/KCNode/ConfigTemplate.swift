@@ -40,8 +40,9 @@ public enum ConfigTemplate {
         timeout_prevote_delta_ms = 250
         timeout_precommit_ms = 500
         timeout_precommit_delta_ms = 250
-        # Pause after a commit before the next height starts, to collect late votes.
-        timeout_commit_ms = 0
+        # Pause after a commit before the next height starts: collects late votes and sets the
+        # pace of a chain with little traffic.
+        timeout_commit_ms = 1000
 
         [mempool]
         # Caps on pending transactions; beyond them new transactions are refused as "mempool full".

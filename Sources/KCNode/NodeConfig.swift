@@ -17,7 +17,7 @@ public struct NodeConfig: Equatable, Sendable {
     public var rpcMaxBodyBytes = 1 << 20
     public var rpcRateLimitPerSecond = 200
     public var timeouts = TimeoutConfig()
-    public var timeoutCommitMilliseconds: UInt64 = 0
+    public var timeoutCommitMilliseconds: UInt64 = 1_000
     public var mempoolMaxTransactions = 50_000
     public var mempoolMaxBytes = 64 << 20
     public var attesterMode = AttesterMode.off

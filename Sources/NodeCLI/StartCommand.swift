@@ -1,0 +1,43 @@
+import ArgumentParser
+import KCNode
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
+
+struct StartCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "start",
+        abstract: "Run the node.",
+        discussion: """
+        Runs the validator in --home until SIGINT or SIGTERM, which stop it after the current \
+        step with everything committed made durable. This build has no P2P yet: it runs a \
+        one-validator chain (one made by `node init` without --genesis) and refuses a \
+        validator set with other members.
+        """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Node home directory.", valueName: "dir"))
+    var home: String
+
+    func run() throws {
+        signal(SIGINT) { _ in stopRequested = 1 }
+        signal(SIGTERM) { _ in stopRequested = 1 }
+        // A parent may have started us with these blocked (the mask is inherited): unblock
+        // them, or SIGTERM would never reach the handler.
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        sigaddset(&mask, SIGINT)
+        sigaddset(&mask, SIGTERM)
+        sigprocmask(SIG_UNBLOCK, &mask, nil)
+        try runReportingErrors {
+            let driver = try SingleNodeDriver(home: NodeHome(path: home)) { line in
+                print(line)
+                flushStandardOutput()
+            }
+            try driver.run { stopRequested != 0 }
+        }
+    }
+}

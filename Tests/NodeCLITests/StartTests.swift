@@ -1,0 +1,153 @@
+import Foundation
+import KCCrypto
+import KCNode
+import KCStorage
+import Testing
+
+/// `node start` as a child process whose output lines are collected.
+final class NodeProcess: @unchecked Sendable {
+    let process = Process()
+    let output = Pipe()
+    private let lock = NSLock()
+    private var text = ""
+
+    init(_ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: nodeBinary())
+        process.arguments = arguments
+        process.standardOutput = output
+        process.standardError = output
+        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self, !data.isEmpty else { return }
+            self.lock.lock()
+            self.text += String(decoding: data, as: UTF8.self)
+            self.lock.unlock()
+        }
+        try process.run()
+    }
+
+    var lines: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    /// Heights from "committed height N" lines, in order.
+    var committedHeights: [UInt64] {
+        lines.compactMap { line in
+            guard line.hasPrefix("committed height ") else { return nil }
+            return UInt64(line.dropFirst("committed height ".count).prefix { $0 != " " })
+        }
+    }
+
+    /// Waits (bounded) until `condition` holds or the process exits.
+    func wait(seconds: Double, until condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            if !process.isRunning { return condition() }
+            usleep(20_000)
+        }
+        return condition()
+    }
+
+    /// Sends `signal`; if the process has not exited after 15 s, kills it (and the caller's
+    /// checks on the exit status then fail).
+    func kill(signal: Int32) {
+        if process.isRunning { Foundation.kill(process.processIdentifier, signal) }
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        output.fileHandleForReading.readabilityHandler = nil
+        let rest = output.fileHandleForReading.readDataToEndOfFile()
+        lock.lock()
+        text += String(decoding: rest, as: UTF8.self)
+        lock.unlock()
+    }
+}
+
+/// The stored height of a stopped node's home, after checking that every block up to it is
+/// there with its certificate and chained to its parent.
+func storedHeight(_ home: String) throws -> UInt64 {
+    let blocks = BlockStore(store: try RocksDBStore(path: home + "/data/store"))
+    let height = try blocks.height()
+    var previous = Hash256.zero
+    for h in 1...max(height, 1) where height > 0 {
+        let block = try #require(try blocks.block(at: h), "block \(h) missing")
+        #expect(block.header.previousBlockID == previous, "block \(h) does not chain to block \(h - 1)")
+        #expect(try blocks.certificate(at: h)?.blockID == block.id, "certificate \(h) missing or wrong")
+        previous = block.id
+    }
+    return height
+}
+
+@Suite(.serialized)
+struct StartTests {
+    func makeHome() throws -> String {
+        let home = temporaryPath("kc-start")
+        #expect(try runNode(["init", "--home", home, "--moniker", "solo"]).status == 0)
+        let configPath = home + "/config.toml"
+        let config = try String(contentsOfFile: configPath, encoding: .utf8)
+            .replacingOccurrences(of: "timeout_commit_ms = 1000", with: "timeout_commit_ms = 50")
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        return home
+    }
+
+    /// A one-validator chain commits blocks; killed with SIGKILL at random moments it restarts
+    /// from its store and WAL and carries on at exactly the next height, every time.
+    @Test func survivesRepeatedSIGKILLAndContinuesAtTheNextHeight() throws {
+        let home = try makeHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        var lastHeight: UInt64 = 0
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<6 {
+            let node = try NodeProcess(["start", "--home", home])
+            let started = node.wait(seconds: 60) { (node.committedHeights.last ?? 0) >= lastHeight + 2 }
+            #expect(started, "round \(round): no progress; output: \(node.lines.suffix(5))")
+            usleep(UInt32.random(in: 0...120_000, using: &generator))
+            node.kill(signal: SIGKILL)
+            let heights = node.committedHeights
+            // The store is the truth: a kill can land after a block is durable but before its
+            // log line is written.
+            let stored = try storedHeight(home)
+            #expect(stored >= (heights.last ?? lastHeight), "round \(round): a logged block is missing from the store")
+            #expect(heights.first == lastHeight + 1, "round \(round): restarted at \(heights.first ?? 0) after \(lastHeight)")
+            #expect(heights == Array((lastHeight + 1)...(heights.last ?? lastHeight)), "round \(round): heights skipped or repeated")
+            #expect(!node.lines.contains { $0.contains("error") || $0.contains("refused") }, "round \(round): \(node.lines.suffix(5))")
+            lastHeight = stored
+        }
+        #expect(lastHeight >= 12)
+    }
+
+    @Test func sigtermStopsCleanly() throws {
+        let home = try makeHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let node = try NodeProcess(["start", "--home", home])
+        #expect(node.wait(seconds: 60) { (node.committedHeights.last ?? 0) >= 2 })
+        node.kill(signal: SIGTERM)
+        #expect(node.process.terminationStatus == 0)
+        #expect(node.lines.last?.hasPrefix("stopping at height") == true)
+    }
+
+    @Test func aChainWithOtherValidatorsIsRefusedWithAReason() throws {
+        let home = temporaryPath("kc-start-devnet")
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let genesis = packageRoot.appendingPathComponent("Genesis/devnet.json").path
+        #expect(try runNode(["init", "--home", home, "--genesis", genesis, "--devnet-index", "0"]).status == 0)
+        let result = try runNode(["start", "--home", home])
+        #expect(result.status == 1)
+        #expect(result.standardError.contains("running with peers needs P2P"))
+    }
+
+    @Test func aDataDirectoryInUseIsRefused() throws {
+        let home = try makeHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let first = try NodeProcess(["start", "--home", home])
+        defer { first.kill(signal: SIGKILL) }
+        #expect(first.wait(seconds: 60) { !first.committedHeights.isEmpty })
+        let second = try runNode(["start", "--home", home])
+        #expect(second.status == 1)
+        #expect(second.standardError.contains("in use by another process"))
+    }
+}
