@@ -68,7 +68,7 @@ public final class PersistentSigner: @unchecked Sendable {
     private let key: SigningKey
     private let chainID: String
     private let store: any KeyValueStore
-    private let lock = Mutex()
+    private let lock = SignerLock()
     private var last: LastSigned?
 
     public init(key: SigningKey, chainID: String, store: any KeyValueStore) throws(SignerError) {
@@ -95,21 +95,19 @@ public final class PersistentSigner: @unchecked Sendable {
         precondition(vote.validator == key.publicKey, "asked to sign a vote for another key")
         let step: UInt8 = vote.kind == .prevote ? 1 : 2
         let message = vote.canonicalBytes
-        do {
-            return try lock.locked { () throws(SignerError) -> SignedVote in
-                if let last, last.height == vote.height, last.round == vote.round, last.step == step {
-                    if last.signedBytes == message { return SignedVote(vote: vote, signature: last.signature) }
-                    // The same vote with only another timestamp: hand back the one already signed.
-                    if let previous = try? Vote.decode(exactly: last.signedBytes), previous.blockID == vote.blockID,
-                       previous.kind == vote.kind {
-                        return SignedVote(vote: previous, signature: last.signature)
-                    }
-                    throw .conflict(at: last.position)
+        return try lock.locked { () throws(SignerError) -> SignedVote in
+            if let last, last.height == vote.height, last.round == vote.round, last.step == step {
+                if last.signedBytes == message { return SignedVote(vote: vote, signature: last.signature) }
+                // The same vote with only another timestamp: hand back the one already signed.
+                if let previous = try? Vote.decode(exactly: last.signedBytes), previous.blockID == vote.blockID,
+                   previous.kind == vote.kind {
+                    return SignedVote(vote: previous, signature: last.signature)
                 }
-                let signature = try signAndPersist(height: vote.height, round: vote.round, step: step, message: message,
-                                                   domain: .vote)
-                return SignedVote(vote: vote, signature: signature)
+                throw .conflict(at: last.position)
             }
+            let signature = try signAndPersist(height: vote.height, round: vote.round, step: step, message: message,
+                                               domain: .vote)
+            return SignedVote(vote: vote, signature: signature)
         }
     }
 
@@ -152,8 +150,9 @@ public final class PersistentSigner: @unchecked Sendable {
     }
 }
 
-/// A small lock for the signer (a class-held pthread mutex would need Foundation).
-final class Mutex: @unchecked Sendable {
+/// The signer's lock: one signing at a time, so the check, the durable write and the
+/// signature happen as one step.
+final class SignerLock: @unchecked Sendable {
     private let inner = Synchronization.Mutex<Void>(())
 
     func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
