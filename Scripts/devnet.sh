@@ -6,8 +6,8 @@
 #   Scripts/devnet.sh status  list the node homes and their keys
 #   Scripts/devnet.sh reset   delete .devnet/
 #
-# Starting the five validators needs `node start`, which arrives with the node-process work;
-# until then `up` prepares the homes so they are ready to start.
+# Starting the five validators needs P2P between them, which `node start` does not have yet
+# (it runs one-validator chains only); until then `up` prepares the homes so they are ready.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
