@@ -29,6 +29,7 @@ public final class SingleNodeDriver {
     let config: NodeConfig
     let genesis: Genesis
     let runtime: Runtime
+    let factory: BlockFactory
     let store: RocksDBStore
     let blocks: BlockStore
     let signer: PersistentSigner
@@ -54,6 +55,7 @@ public final class SingleNodeDriver {
         config = try NodeConfig.parse(configText)
         genesis = try home.loadGenesis()
         runtime = Runtime(genesis: genesis)
+        factory = BlockFactory(runtime: runtime, signatures: SignatureCache())
         key = try home.loadKey(.validator)
         if case .failure(let failure) = FileIO.makeDirectories(home.dataDirectory, mode: 0o700) {
             throw Failure(message: failure.reason)
@@ -123,11 +125,11 @@ public final class SingleNodeDriver {
         for record in replay {
             switch record {
             case .height: continue
-            case .proposal(let signed): try feed(.proposal(signed.proposal, valid: validate(signed.proposal.value)), logged: false)
+            case .proposal(let signed): try feed(.proposal(signed.proposal, valid: try validate(signed.proposal.value)), logged: false)
             case .vote(let vote): try feed(.vote(vote), logged: false)
             case .timeout(let step, let h, let r): try feed(.timeout(step, height: h, round: r), logged: false)
             case .proposeValue(let block, let h, let r):
-                _ = validate(block)
+                _ = try validate(block)
                 try feed(.proposeValue(block, height: h, round: r), logged: false)
             }
         }
@@ -154,33 +156,37 @@ public final class SingleNodeDriver {
         try wal.append(record.canonicalBytes, sync: true)
     }
 
-    func validate(_ block: Block) -> Bool {
+    func tip() throws -> BlockFactory.Tip {
+        let height = state.global.height
+        let sets = state.validatorSets()
+        var previous: (block: Block, certificate: CommitCertificate)? = nil
+        if height > 0 {
+            guard let block = try blocks.block(at: height), let certificate = try blocks.certificate(at: height) else {
+                throw Failure(message: "block \(height) or its certificate is missing from the store")
+            }
+            previous = (block, certificate)
+        }
+        return BlockFactory.Tip(state: state, previous: previous,
+                                previousValidators: height == 0 ? nil : ValidatorSet(sets.previous.map { .init(key: $0.consensusKey, power: $0.power) }),
+                                validators: ValidatorSet(sets.current.map { .init(key: $0.consensusKey, power: $0.power) }))
+    }
+
+    /// valid(v), by the shared block factory; the execution is kept for the commit.
+    func validate(_ block: Block) throws -> Bool {
         if executed[block.id] != nil { return true }
-        let transactions = block.transactions.compactMap { try? $0.verified(chainID: genesis.chainID) }
-        guard transactions.count == block.transactions.count else { return false }
-        let context = BlockContext(height: block.header.height, timeMilliseconds: block.header.timeMilliseconds,
-                                   lastCommitSigners: block.lastCommit?.signers ?? [], evidence: block.evidence)
-        guard let result = try? runtime.execute(transactions, context: context, on: state),
-              result.outcome.stateRoot == block.header.stateRoot else { return false }
+        guard let result = factory.validate(block, on: try tip()) else { return false }
         executed[block.id] = result
         blockTimes[block.id] = block.header.timeMilliseconds
         return true
     }
 
-    func buildBlock(height: UInt64) throws -> Block {
-        let lastCommit = height == 1 ? nil : try blocks.certificate(at: height - 1)
-        let previous = height == 1 ? nil : try blocks.block(at: height - 1)
-        let previousSet = ValidatorSet(state.validatorSets().previous.map { .init(key: $0.consensusKey, power: $0.power) })
-        let time = lastCommit.map { $0.medianTime(validators: previousSet) } ?? (state.global.timeMilliseconds + 1)
-        let context = BlockContext(height: height, timeMilliseconds: time, lastCommitSigners: lastCommit?.signers ?? [])
-        let result = try runtime.execute([], context: context, on: state)
-        let header = BlockHeader(chainID: genesis.chainID, height: height, timeMilliseconds: time,
-                                 previousBlockID: previous?.id ?? .zero, lastCommitHash: Block.commitHash(lastCommit),
-                                 transactionsHash: Block.transactionsHash([]), evidenceHash: Block.evidenceHash([]),
-                                 stateRoot: result.outcome.stateRoot, validatorsHash: core!.validators.hash, proposer: key.publicKey)
-        let block = Block(header: header, transactions: [], evidence: [], lastCommit: lastCommit)
+    func buildBlock() throws -> Block {
+        guard let (block, result) = factory.build(on: try tip(), proposer: key.publicKey, candidates: [], maxTransactions: 0,
+                                                  evidence: []) else {
+            throw Failure(message: "the runtime refused this node's own block at height \(state.global.height + 1)")
+        }
         executed[block.id] = result
-        blockTimes[block.id] = time
+        blockTimes[block.id] = block.header.timeMilliseconds
         return block
     }
 
@@ -190,9 +196,9 @@ public final class SingleNodeDriver {
             guard let core, core.height == height else { return }
             switch effect {
             case .requestValue(let h, let r):
-                try feed(.proposeValue(try buildBlock(height: h), height: h, round: r))
+                try feed(.proposeValue(try buildBlock(), height: h, round: r))
             case .signProposal(let proposal):
-                try feed(.proposal(proposal, valid: validate(proposal.value)))
+                try feed(.proposal(proposal, valid: try validate(proposal.value)))
             case .signVote(let kind, let h, let r, let blockID):
                 // After the time of the block voted for (the block-time rule), whatever the clock says.
                 let floor = blockID.flatMap { blockTimes[$0] } ?? state.global.timeMilliseconds
@@ -208,7 +214,7 @@ public final class SingleNodeDriver {
                 timerSequence += 1
                 timers.append((Self.monotonicMilliseconds() + milliseconds, timerSequence, .timeout(step, height: h, round: r)))
             case .decide(let block, let certificate):
-                guard let result = executed[block.id] ?? (validate(block) ? executed[block.id] : nil) else {
+                guard let result = try executed[block.id] ?? (validate(block) ? executed[block.id] : nil) else {
                     throw Failure(message: "decided block \(block.header.height) does not execute; refusing to continue")
                 }
                 try blocks.commit(block, certificate: certificate, executed: result)

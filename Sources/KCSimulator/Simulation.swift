@@ -114,6 +114,7 @@ public final class Simulation {
     var checker: Checker
     /// One cache for the whole simulated network: a signature is verified once per run.
     let signatures = SignatureCache()
+    let factory: BlockFactory
     public private(set) var parameters = ""
     var messagesDelivered: UInt64 = 0
 
@@ -174,6 +175,7 @@ public final class Simulation {
                                  stake: .acti(stakes[index]), gateway: true)
             })
         runtime = Runtime(genesis: genesis)
+        factory = BlockFactory(runtime: runtime, signatures: signatures)
         let genesisState = runtime.genesisState()
         checker = Checker()
 
@@ -509,84 +511,26 @@ public final class Simulation {
         }
     }
 
-    /// valid(v): every header field checks, the last commit verifies, and the runtime accepts
-    /// the block with the stated state root.
+    /// The chain below the node's next height, as the block factory sees it.
+    func tip(_ node: SimNode) -> BlockFactory.Tip {
+        BlockFactory.Tip(state: node.state, previous: node.blocks.last.map { ($0.0, $0.1) },
+                         previousValidators: node.previousValidators, validators: node.validators)
+    }
+
+    /// valid(v), by the shared block factory; the execution is kept for the commit.
     func validate(_ node: SimNode, _ block: Block) -> Bool {
         if let cached = node.executed[block.id] { return cached.outcome.stateRoot == block.header.stateRoot }
-        let header = block.header
-        guard header.chainID == chainID, header.height == node.height,
-              header.validatorsHash == node.validators.hash,
-              header.transactionsHash == Block.transactionsHash(block.transactions.map(\.hash)),
-              header.evidenceHash == Block.evidenceHash(block.evidence),
-              header.lastCommitHash == Block.commitHash(block.lastCommit) else { return false }
-        let previousTime = node.state.global.timeMilliseconds
-        if header.height == 1 {
-            guard block.lastCommit == nil, header.previousBlockID == .zero, header.timeMilliseconds == previousTime + 1 else { return false }
-        } else {
-            let (previousBlock, _) = node.blocks[Int(header.height - 2)]
-            guard let lastCommit = block.lastCommit, lastCommit.height == header.height - 1,
-                  lastCommit.blockID == previousBlock.id, header.previousBlockID == previousBlock.id,
-                  let previousSet = node.previousValidators,
-                  (try? lastCommit.verify(validators: previousSet, chainID: chainID, cache: signatures)) != nil,
-                  lastCommit.precommits.allSatisfy({ $0.vote.timestampMilliseconds > previousBlock.header.timeMilliseconds }),
-                  header.timeMilliseconds == lastCommit.medianTime(validators: previousSet) else { return false }
-        }
-        var transactions: [VerifiedTransaction] = []
-        for transaction in block.transactions {
-            guard let verified = try? transaction.verified(chainID: chainID, cache: signatures) else { return false }
-            transactions.append(verified)
-        }
-        let context = BlockContext(height: header.height, timeMilliseconds: header.timeMilliseconds,
-                                   lastCommitSigners: block.lastCommit?.signers ?? [], evidence: block.evidence)
-        guard let executed = try? runtime.execute(transactions, context: context, on: node.state),
-              executed.outcome.stateRoot == header.stateRoot else { return false }
+        guard let executed = factory.validate(block, on: tip(node)) else { return false }
         node.executed[block.id] = executed
-        node.blockTimes[block.id] = header.timeMilliseconds
+        node.blockTimes[block.id] = block.header.timeMilliseconds
         return true
     }
 
     func buildBlock(_ node: SimNode, round: UInt32) -> Block? {
-        let height = node.height
-        var lastCommit = height == 1 ? nil : node.blocks[Int(height - 2)].1
-        if let commit = lastCommit, let previousSet = node.previousValidators {
-            // Only precommits timed after the block they commit may go in (the block-time
-            // rule); keep the others out if the rest is still a quorum.
-            let previousTime = node.blocks[Int(height - 2)].0.header.timeMilliseconds
-            let timely = commit.precommits.filter { $0.vote.timestampMilliseconds > previousTime }
-            let power = timely.reduce(UInt64(0)) { $0 + (previousSet.power(of: $1.vote.validator) ?? 0) }
-            if timely.count < commit.precommits.count && previousSet.isQuorum(power) {
-                lastCommit = CommitCertificate(height: commit.height, round: commit.round, blockID: commit.blockID, precommits: timely)
-            }
-        }
-        let previousID = height == 1 ? Hash256.zero : node.blocks[Int(height - 2)].0.id
-        let time: UInt64
-        if let lastCommit, let previousSet = node.previousValidators {
-            time = lastCommit.medianTime(validators: previousSet)
-        } else {
-            time = node.state.global.timeMilliseconds + 1
-        }
-        // Transactions in arrival order, each only if its nonce is next for its sender.
-        var nextNonce: [PublicKey: UInt64] = [:]
-        var chosen: [VerifiedTransaction] = []
-        for transaction in node.mempool where chosen.count < 50 {
-            let sender = transaction.body.sender
-            let expected = nextNonce[sender] ?? node.state.account(sender).nonce
-            guard transaction.body.nonce == expected, runtime.admissionError(transaction, expectedNonce: expected, in: node.state) == nil else { continue }
-            nextNonce[sender] = expected + 1
-            chosen.append(transaction)
-        }
-        let evidence = node.evidencePool.filter { $0.height < height }.prefix(10)
-        let context = BlockContext(height: height, timeMilliseconds: time, lastCommitSigners: lastCommit?.signers ?? [],
-                                   evidence: Array(evidence))
-        guard let executed = try? runtime.execute(chosen, context: context, on: node.state) else { return nil }
-        let header = BlockHeader(chainID: chainID, height: height, timeMilliseconds: time, previousBlockID: previousID,
-                                 lastCommitHash: Block.commitHash(lastCommit),
-                                 transactionsHash: Block.transactionsHash(chosen.map(\.hash)),
-                                 evidenceHash: Block.evidenceHash(Array(evidence)), stateRoot: executed.outcome.stateRoot,
-                                 validatorsHash: node.validators.hash, proposer: node.key.publicKey)
-        let block = Block(header: header, transactions: chosen.map(\.transaction), evidence: Array(evidence), lastCommit: lastCommit)
+        guard let (block, executed) = factory.build(on: tip(node), proposer: node.key.publicKey, candidates: node.mempool,
+                                                    maxTransactions: 50, evidence: node.evidencePool) else { return nil }
         node.executed[block.id] = executed
-        node.blockTimes[block.id] = header.timeMilliseconds
+        node.blockTimes[block.id] = block.header.timeMilliseconds
         return block
     }
 

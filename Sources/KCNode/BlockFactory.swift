@@ -1,0 +1,117 @@
+import KCCodec
+import KCConsensus
+import KCCrypto
+import KCRuntime
+import KCTypes
+
+/// Builds a node's proposals and decides whether a proposed block is valid (the paper's
+/// `valid(v)`). One implementation for the node and the simulator, so both follow exactly the
+/// block rules of specs/consensus.md.
+public struct BlockFactory: Sendable {
+    public let runtime: Runtime
+    /// Shared signature cache: each transaction and precommit signature is checked once.
+    public let signatures: SignatureCache
+
+    public init(runtime: Runtime, signatures: SignatureCache) {
+        self.runtime = runtime
+        self.signatures = signatures
+    }
+
+    /// The chain below the height being built or checked.
+    public struct Tip: Sendable {
+        /// State after the last decided block.
+        public let state: ChainState
+        /// The last decided block and its certificate (nil at genesis).
+        public let previous: (block: Block, certificate: CommitCertificate)?
+        /// The set that signed the last decided block (its certificate's signers).
+        public let previousValidators: ValidatorSet?
+        /// The set that signs the height being built.
+        public let validators: ValidatorSet
+
+        public init(state: ChainState, previous: (block: Block, certificate: CommitCertificate)?,
+                    previousValidators: ValidatorSet?, validators: ValidatorSet) {
+            self.state = state
+            self.previous = previous
+            self.previousValidators = previousValidators
+            self.validators = validators
+        }
+
+        public var height: UInt64 { state.global.height + 1 }
+    }
+
+    /// A proposal for the next height: the previous certificate (without precommits timed
+    /// before the block they commit, if the rest is still a quorum), the median block time,
+    /// `candidates` in order where each is its sender's next nonce and can pay its fee (at most
+    /// `maxTransactions`), and evidence below this height. Nil only if the runtime refuses it.
+    public func build(on tip: Tip, proposer: PublicKey, candidates: [VerifiedTransaction], maxTransactions: Int,
+                      evidence: [DoubleSignEvidence]) -> (block: Block, executed: ExecutedBlock)? {
+        let height = tip.height
+        var lastCommit = tip.previous?.certificate
+        if let commit = lastCommit, let previous = tip.previous, let previousSet = tip.previousValidators {
+            let timely = commit.precommits.filter { $0.vote.timestampMilliseconds > previous.block.header.timeMilliseconds }
+            let power = timely.reduce(UInt64(0)) { $0 + (previousSet.power(of: $1.vote.validator) ?? 0) }
+            if timely.count < commit.precommits.count && previousSet.isQuorum(power) {
+                lastCommit = CommitCertificate(height: commit.height, round: commit.round, blockID: commit.blockID, precommits: timely)
+            }
+        }
+        let time: UInt64
+        if let lastCommit, let previousSet = tip.previousValidators {
+            time = lastCommit.medianTime(validators: previousSet)
+        } else {
+            time = tip.state.global.timeMilliseconds + 1
+        }
+        var nextNonce: [PublicKey: UInt64] = [:]
+        var chosen: [VerifiedTransaction] = []
+        for transaction in candidates where chosen.count < maxTransactions {
+            let sender = transaction.body.sender
+            let expected = nextNonce[sender] ?? tip.state.account(sender).nonce
+            guard transaction.body.nonce == expected,
+                  runtime.admissionError(transaction, expectedNonce: expected, in: tip.state) == nil else { continue }
+            nextNonce[sender] = expected + 1
+            chosen.append(transaction)
+        }
+        let included = Array(evidence.filter { $0.height < height }.prefix(Block.maxEvidence))
+        let context = BlockContext(height: height, timeMilliseconds: time, lastCommitSigners: lastCommit?.signers ?? [],
+                                   evidence: included)
+        guard let executed = try? runtime.execute(chosen, context: context, on: tip.state) else { return nil }
+        let header = BlockHeader(chainID: runtime.chainID, height: height, timeMilliseconds: time,
+                                 previousBlockID: tip.previous?.block.id ?? .zero, lastCommitHash: Block.commitHash(lastCommit),
+                                 transactionsHash: Block.transactionsHash(chosen.map(\.hash)),
+                                 evidenceHash: Block.evidenceHash(included), stateRoot: executed.outcome.stateRoot,
+                                 validatorsHash: tip.validators.hash, proposer: proposer)
+        return (Block(header: header, transactions: chosen.map(\.transaction), evidence: included, lastCommit: lastCommit), executed)
+    }
+
+    /// valid(v): every header field checks against the tip, the last commit verifies against
+    /// the previous set and obeys the block-time rule, every signature verifies, and the
+    /// runtime executes the block to the stated state root. Returns the execution, or nil.
+    public func validate(_ block: Block, on tip: Tip) -> ExecutedBlock? {
+        let header = block.header
+        guard header.chainID == runtime.chainID, header.height == tip.height,
+              header.validatorsHash == tip.validators.hash,
+              header.transactionsHash == Block.transactionsHash(block.transactions.map(\.hash)),
+              header.evidenceHash == Block.evidenceHash(block.evidence),
+              header.lastCommitHash == Block.commitHash(block.lastCommit) else { return nil }
+        if let previous = tip.previous {
+            guard let lastCommit = block.lastCommit, lastCommit.height == header.height - 1,
+                  lastCommit.blockID == previous.block.id, header.previousBlockID == previous.block.id,
+                  let previousSet = tip.previousValidators,
+                  (try? lastCommit.verify(validators: previousSet, chainID: runtime.chainID, cache: signatures)) != nil,
+                  lastCommit.precommits.allSatisfy({ $0.vote.timestampMilliseconds > previous.block.header.timeMilliseconds }),
+                  header.timeMilliseconds == lastCommit.medianTime(validators: previousSet) else { return nil }
+        } else {
+            guard block.lastCommit == nil, header.previousBlockID == .zero,
+                  header.timeMilliseconds == tip.state.global.timeMilliseconds + 1 else { return nil }
+        }
+        var transactions: [VerifiedTransaction] = []
+        for transaction in block.transactions {
+            guard let verified = try? transaction.verified(chainID: runtime.chainID, cache: signatures) else { return nil }
+            transactions.append(verified)
+        }
+        let context = BlockContext(height: header.height, timeMilliseconds: header.timeMilliseconds,
+                                   lastCommitSigners: block.lastCommit?.signers ?? [], evidence: block.evidence)
+        guard let executed = try? runtime.execute(transactions, context: context, on: tip.state),
+              executed.outcome.stateRoot == header.stateRoot else { return nil }
+        return executed
+    }
+}
