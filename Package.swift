@@ -42,12 +42,13 @@ let package = Package(
         .testTarget(name: "KCCodecTests", dependencies: ["KCCodec"]),
         .testTarget(name: "KCCryptoTests", dependencies: ["KCCrypto"]),
         .testTarget(name: "KCTypesTests", dependencies: ["KCTypes"]),
-        .testTarget(name: "KCStorageTests", dependencies: ["KCStorage"]),
+        .target(name: "KCTestSupport", path: "Tests/KCTestSupport"),
+        .testTarget(name: "KCStorageTests", dependencies: ["KCStorage", "KCTestSupport"]),
         .testTarget(name: "KCConsensusTests", dependencies: ["KCConsensus", "KCTypes", "KCCrypto"]),
         .testTarget(name: "KCSimulatorTests", dependencies: ["KCSimulator"]),
         .testTarget(name: "KCRuntimeTests", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNode"]),
         .testTarget(name: "KCNodeTests", dependencies: ["KCNode", "KCConsensus", "KCRuntime", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
-        .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCTypes", "KCCrypto", "KCStorage"]),
+        .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCTypes", "KCCrypto", "KCStorage", "KCTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

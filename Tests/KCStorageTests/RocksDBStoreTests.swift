@@ -1,13 +1,8 @@
 import Foundation
 import KCStorage
+import KCTestSupport
 import Testing
 
-/// The path of the built `node` binary: `KC_NODE_BINARY`, or `.build/debug/node` in the package.
-func nodeBinaryPath() -> String {
-    if let path = ProcessInfo.processInfo.environment["KC_NODE_BINARY"] { return path }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    return root.appendingPathComponent(".build/debug/node").path
-}
 
 /// The error opening `directory` fails with, or nil if it opened.
 func openFailure(_ directory: String) -> StoreError? {
@@ -147,60 +142,27 @@ extension RocksDBStoreTests {
     }
 }
 
-/// `node debug-store-writer` as a child process whose stdout is read line by line.
-final class CrashWriterProcess: @unchecked Sendable {
-    let process = Process()
-    let output = Pipe()
-    private let lock = NSLock()
-    private var buffer = ""
+/// `node debug-store-writer` as a child process: it prints "ready", then "synced N" after
+/// each synced batch.
+final class CrashWriterProcess {
+    let child: ChildProcess
 
     init(directory: String, start: UInt64, keysPerBatch: Int = 50) throws {
-        process.executableURL = URL(fileURLWithPath: nodeBinaryPath())
-        process.arguments = ["debug-store-writer", "--dir", directory, "--start", String(start),
-                             "--keys-per-batch", String(keysPerBatch)]
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self, !data.isEmpty else { return }
-            self.lock.lock()
-            self.buffer += String(decoding: data, as: UTF8.self)
-            self.lock.unlock()
-        }
-        try process.run()
-    }
-
-    func text() -> String {
-        lock.lock()
-        defer { lock.unlock() }
-        return buffer
+        child = try ChildProcess(["debug-store-writer", "--dir", directory, "--start", String(start),
+                                  "--keys-per-batch", String(keysPerBatch)], discardStandardError: true)
     }
 
     func waitForReady() throws {
-        let deadline = Date().addingTimeInterval(20)
-        while !text().contains("ready\n") {
-            guard process.isRunning, Date() < deadline else {
-                throw CrashWriterError(message: "writer did not start: \(text())")
-            }
-            usleep(2_000)
+        guard child.wait(seconds: 20, until: { child.lines.contains("ready") }) else {
+            throw CrashWriterError(message: "writer did not start: \(child.text)")
         }
     }
 
-    func kill() {
-        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        // Drain what the child printed before it died.
-        output.fileHandleForReading.readabilityHandler = nil
-        let rest = output.fileHandleForReading.readDataToEndOfFile()
-        lock.lock()
-        buffer += String(decoding: rest, as: UTF8.self)
-        lock.unlock()
-    }
+    func kill() { child.stop(signal: SIGKILL) }
 
     /// The highest batch number the child reported as synced (only complete lines count).
     func lastSyncedBatch() -> UInt64? {
-        text().split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-            .compactMap { line in line.hasPrefix("synced ") ? UInt64(line.dropFirst(7)) : nil }.max()
+        child.lines.compactMap { line in line.hasPrefix("synced ") ? UInt64(line.dropFirst(7)) : nil }.max()
     }
 }
 

@@ -1,13 +1,8 @@
 import Foundation
 import KCNode
+import KCTestSupport
 import Testing
 
-/// The built `node` binary: `KC_NODE_BINARY`, or `.build/debug/node` in this package.
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-func nodeBinary() -> String {
-    ProcessInfo.processInfo.environment["KC_NODE_BINARY"] ?? packageRoot.appendingPathComponent(".build/debug/node").path
-}
 
 struct RunResult {
     let status: Int32

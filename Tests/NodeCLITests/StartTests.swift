@@ -2,68 +2,16 @@ import Foundation
 import KCCrypto
 import KCNode
 import KCStorage
+import KCTestSupport
 import Testing
 
-/// `node start` as a child process whose output lines are collected.
-final class NodeProcess: @unchecked Sendable {
-    let process = Process()
-    let output = Pipe()
-    private let lock = NSLock()
-    private var text = ""
-
-    init(_ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: nodeBinary())
-        process.arguments = arguments
-        process.standardOutput = output
-        process.standardError = output
-        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self, !data.isEmpty else { return }
-            self.lock.lock()
-            self.text += String(decoding: data, as: UTF8.self)
-            self.lock.unlock()
-        }
-        try process.run()
-    }
-
-    var lines: [String] {
-        lock.lock()
-        defer { lock.unlock() }
-        return text.split(separator: "\n").map(String.init)
-    }
-
-    /// Heights from "committed height N" lines, in order.
+extension ChildProcess {
+    /// Heights from `node start`'s "committed height N" lines, in order.
     var committedHeights: [UInt64] {
         lines.compactMap { line in
             guard line.hasPrefix("committed height ") else { return nil }
             return UInt64(line.dropFirst("committed height ".count).prefix { $0 != " " })
         }
-    }
-
-    /// Waits (bounded) until `condition` holds or the process exits.
-    func wait(seconds: Double, until condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            if !process.isRunning { return condition() }
-            usleep(20_000)
-        }
-        return condition()
-    }
-
-    /// Sends `signal`; if the process has not exited after 15 s, kills it (and the caller's
-    /// checks on the exit status then fail).
-    func kill(signal: Int32) {
-        if process.isRunning { Foundation.kill(process.processIdentifier, signal) }
-        let deadline = Date().addingTimeInterval(15)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        output.fileHandleForReading.readabilityHandler = nil
-        let rest = output.fileHandleForReading.readDataToEndOfFile()
-        lock.lock()
-        text += String(decoding: rest, as: UTF8.self)
-        lock.unlock()
     }
 }
 
@@ -102,11 +50,11 @@ struct StartTests {
         var lastHeight: UInt64 = 0
         var generator = SystemRandomNumberGenerator()
         for round in 0..<6 {
-            let node = try NodeProcess(["start", "--home", home])
+            let node = try ChildProcess(["start", "--home", home])
             let started = node.wait(seconds: 60) { (node.committedHeights.last ?? 0) >= lastHeight + 2 }
             #expect(started, "round \(round): no progress; output: \(node.lines.suffix(5))")
             usleep(UInt32.random(in: 0...120_000, using: &generator))
-            node.kill(signal: SIGKILL)
+            node.stop(signal: SIGKILL)
             let heights = node.committedHeights
             // The store is the truth: a kill can land after a block is durable but before its
             // log line is written.
@@ -123,9 +71,9 @@ struct StartTests {
     @Test func sigtermStopsCleanly() throws {
         let home = try makeHome()
         defer { try? FileManager.default.removeItem(atPath: home) }
-        let node = try NodeProcess(["start", "--home", home])
+        let node = try ChildProcess(["start", "--home", home])
         #expect(node.wait(seconds: 60) { (node.committedHeights.last ?? 0) >= 2 })
-        node.kill(signal: SIGTERM)
+        node.stop(signal: SIGTERM)
         #expect(node.process.terminationStatus == 0)
         #expect(node.lines.last?.hasPrefix("stopping at height") == true)
     }
@@ -143,8 +91,8 @@ struct StartTests {
     @Test func aDataDirectoryInUseIsRefused() throws {
         let home = try makeHome()
         defer { try? FileManager.default.removeItem(atPath: home) }
-        let first = try NodeProcess(["start", "--home", home])
-        defer { first.kill(signal: SIGKILL) }
+        let first = try ChildProcess(["start", "--home", home])
+        defer { first.stop(signal: SIGKILL) }
         #expect(first.wait(seconds: 60) { !first.committedHeights.isEmpty })
         let second = try runNode(["start", "--home", home])
         #expect(second.status == 1)

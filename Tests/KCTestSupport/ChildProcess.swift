@@ -1,0 +1,73 @@
+import Foundation
+
+/// The package's root folder (this file is Tests/KCTestSupport/ChildProcess.swift).
+public let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The built `node` binary: `KC_NODE_BINARY`, or `.build/debug/node` in this package.
+public func nodeBinary() -> String {
+    ProcessInfo.processInfo.environment["KC_NODE_BINARY"] ?? packageRoot.appendingPathComponent(".build/debug/node").path
+}
+
+/// The `node` binary as a child process whose output is collected as it arrives, for tests
+/// that watch, signal and kill it.
+public final class ChildProcess: @unchecked Sendable {
+    // @unchecked: `buffer` is only touched under `lock`.
+    public let process = Process()
+    private let output = Pipe()
+    private let lock = NSLock()
+    private var buffer = ""
+
+    /// Starts `node arguments`; stderr joins stdout unless `discardStandardError`.
+    public init(_ arguments: [String], discardStandardError: Bool = false) throws {
+        process.executableURL = URL(fileURLWithPath: nodeBinary())
+        process.arguments = arguments
+        process.standardOutput = output
+        process.standardError = discardStandardError ? FileHandle.nullDevice : output
+        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self, !data.isEmpty else { return }
+            self.append(data)
+        }
+        try process.run()
+    }
+
+    private func append(_ data: Data) {
+        lock.lock()
+        buffer += String(decoding: data, as: UTF8.self)
+        lock.unlock()
+    }
+
+    public var text: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return buffer
+    }
+
+    /// Complete lines so far (a line still being written is left out).
+    public var lines: [String] {
+        text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+    }
+
+    /// Waits until `condition` holds, the process exits, or `seconds` pass; returns `condition()`.
+    public func wait(seconds: Double, until condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            if !process.isRunning { return condition() }
+            usleep(2_000)
+        }
+        return condition()
+    }
+
+    /// Sends `signal`; a process still running 15 s later is killed (the caller's checks of
+    /// its exit then fail). Collects whatever it printed before it died.
+    public func stop(signal: Int32) {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        output.fileHandleForReading.readabilityHandler = nil
+        append(output.fileHandleForReading.readDataToEndOfFile())
+    }
+}
