@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "KCStorage", dependencies: ["CRocksDB"]),
         .target(name: "KCRuntime", dependencies: ["KCTypes", "KCCrypto", "KCCodec"]),
         .target(name: "KCConsensus", dependencies: ["KCTypes", "KCCrypto", "KCCodec"]),
-        .target(name: "KCSimulator", dependencies: ["KCConsensus", "KCRuntime", "KCNode", "KCTypes", "KCCrypto", "KCCodec"]),
+        .target(name: "KCSimulator", dependencies: ["KCConsensus", "KCRuntime", "KCNode", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
         .target(name: "KCNode", dependencies: ["KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage"]),
         .executableTarget(name: "NodeCLI", dependencies: [
             "KCNode", "KCSimulator", "KCTypes", "KCCrypto", "KCStorage",

@@ -3,6 +3,7 @@ import KCConsensus
 import KCCrypto
 import KCNode
 import KCRuntime
+import KCStorage
 import KCTypes
 
 /// Fault families a run may inject. All are on unless a list is given.
@@ -185,7 +186,7 @@ public final class Simulation {
             let offset = drift ? Int64(setup.int(0...600)) - 300 : 0
             let rate = drift ? UInt64(setup.int(900...1_100)) : 1_000
             nodes.append(SimNode(index: index, key: keys[index], behaviour: behaviour, state: genesisState,
-                                 clockOffset: offset, timerRatePerMille: rate))
+                                 clockOffset: offset, timerRatePerMille: rate, chainID: chainID))
         }
         relayVotes = nodes.contains { $0.behaviour == .equivocate }
         if config.faults.contains(.delay) {
@@ -546,7 +547,8 @@ public final class Simulation {
                 feed(node, .proposeValue(block, height: height, round: round))
             case .signProposal(let proposal):
                 guard node.behaviour != .silent else { continue }
-                guard node.signer.allowProposal(height: proposal.height, round: proposal.round) else { continue }
+                guard (try? node.signer.signProposal(height: proposal.height, round: proposal.round,
+                                                     bytes: ProposalSigning.bytes(proposal))) != nil else { continue }
                 if node.behaviour == .equivocate, let other = alternativeBlock(node, proposal) {
                     // Two different proposals, one to each half.
                     let second = Proposal(height: proposal.height, round: proposal.round, value: other,
@@ -614,7 +616,7 @@ public final class Simulation {
         }
         // Honest: the signer refuses any regression and any second value for one step; a
         // repeat of the same step re-sends the stored signature.
-        guard let signed = node.signer.sign(vote, key: node.key, chainID: chainID) else { return }
+        guard let signed = try? node.signer.signVote(vote) else { return }
         checker.honestSigned(signed, validators: node.validators)
         broadcast(from: node, .vote(signed))
         feed(node, .vote(signed))
@@ -656,7 +658,8 @@ final class SimNode {
     // Durable.
     var state: ChainState
     var blocks: [(Block, CommitCertificate)] = []
-    var signer = SimSigner()
+    /// The node's real signer over an in-memory store that survives the node's crashes.
+    let signer: PersistentSigner
     var wal: [ConsensusInput<Block>] = []
 
     // Volatile.
@@ -674,7 +677,10 @@ final class SimNode {
     /// Bumped on every height change and restart, so timers of an earlier life are ignored.
     var epoch: UInt64 = 0
 
-    init(index: Int, key: SigningKey, behaviour: Behaviour, state: ChainState, clockOffset: Int64, timerRatePerMille: UInt64) {
+    init(index: Int, key: SigningKey, behaviour: Behaviour, state: ChainState, clockOffset: Int64, timerRatePerMille: UInt64,
+         chainID: String) {
+        // A fresh MemoryStore cannot fail to be read, so the signer always opens.
+        signer = try! PersistentSigner(key: key, chainID: chainID, store: MemoryStore())
         self.index = index
         self.key = key
         self.behaviour = behaviour
@@ -715,33 +721,6 @@ final class SimNode {
     func addEvidence(_ evidence: DoubleSignEvidence) {
         guard !evidencePool.contains(evidence), evidencePool.count < 100 else { return }
         evidencePool.append(evidence)
-    }
-}
-
-/// The signer's durable record: the last signed height/round/step and every signature at it.
-struct SimSigner {
-    var last: (height: UInt64, round: UInt32, step: UInt8)? = nil
-    var stored: [String: SignedVote] = [:]
-
-    func stepOrder(_ kind: VoteKind) -> UInt8 { kind == .prevote ? 1 : 2 }
-
-    mutating func allowProposal(height: UInt64, round: UInt32) -> Bool {
-        if let last, (height, round, 0) < (last.height, last.round, last.step) { return false }
-        return true
-    }
-
-    /// Signs unless it would regress or conflict; a repeat of a signed step returns the stored vote.
-    mutating func sign(_ vote: Vote, key: SigningKey, chainID: String) -> SignedVote? {
-        let slot = "\(vote.height)/\(vote.round)/\(vote.kind.rawValue)"
-        if let existing = stored[slot] { return existing }
-        let step = stepOrder(vote.kind)
-        if let last, (vote.height, vote.round, step) <= (last.height, last.round, last.step) { return nil }
-        let signed = vote.signed(with: key, chainID: chainID)
-        last = (vote.height, vote.round, step)
-        stored[slot] = signed
-        // Keep the record bounded: older heights can never be signed again.
-        if stored.count > 64 { stored = stored.filter { $0.value.vote.height + 2 >= vote.height } }
-        return signed
     }
 }
 
