@@ -214,8 +214,6 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
     /// Every vote this core holds for `round`, for gossip to peers that may lack them.
     public func heldVotes(round: UInt32) -> [SignedVote] { votes.allVotes(round: round) }
 
-    /// Power of the prevotes this core holds for `id` in `round` (for diagnostics).
-    public func prevotePower(round: UInt32, for id: Hash256?) -> UInt64 { votes.power(.prevote, round: round, for: id) }
 
     /// L10: start round 0.
     public mutating func start() -> [ConsensusEffect<Value>] {

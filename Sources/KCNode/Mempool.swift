@@ -138,7 +138,9 @@ public final class Mempool {
                 kept.append(entry)
                 nonce += 1
             }
-            for entry in entries where !kept.contains(where: { $0.transaction.hash == entry.transaction.hash }) { remove(entry) }
+            // Everything not kept (included, stale, unpayable, or behind a gap) leaves.
+            let keptHashes = Set(kept.map(\.transaction.hash))
+            for entry in entries where !keptHashes.contains(entry.transaction.hash) { remove(entry) }
             bySender[sender] = kept.isEmpty ? nil : kept
         }
     }
