@@ -135,25 +135,25 @@ public final class SingleNodeDriver {
         }
     }
 
-    func feed(_ input: ConsensusInput<Block>, logged: Bool = true) throws {
+    /// Feeds an input, appending it to the WAL first unless it is being replayed from there.
+    func feed(_ input: ConsensusInput<Block>, logged: Bool = true, record: WALRecord? = nil) throws {
         guard core != nil else { return }
-        if logged && !replaying { try appendToWAL(input) }
+        if logged && !replaying, let record = record ?? walRecord(input) {
+            // Own votes are synced before they could leave (driver contract 2); with no peers,
+            // syncing every record keeps the rule simple at a few records per block.
+            try wal.append(record.canonicalBytes, sync: true)
+        }
         try perform(core!.apply(input))
     }
 
-    func appendToWAL(_ input: ConsensusInput<Block>) throws {
-        let record: WALRecord
+    /// The WAL form of an input; proposals need their signature, so their callers pass it.
+    func walRecord(_ input: ConsensusInput<Block>) -> WALRecord? {
         switch input {
-        case .proposal(let proposal, _):
-            let signature = try signer.signProposal(height: proposal.height, round: proposal.round, bytes: ProposalSigning.bytes(proposal))
-            record = .proposal(SignedProposal(proposal: proposal, signature: signature))
-        case .vote(let vote): record = .vote(vote)
-        case .timeout(let step, let height, let round): record = .timeout(step, height: height, round: round)
-        case .proposeValue(let block, let height, let round): record = .proposeValue(block, height: height, round: round)
+        case .proposal: return nil
+        case .vote(let vote): return .vote(vote)
+        case .timeout(let step, let height, let round): return .timeout(step, height: height, round: round)
+        case .proposeValue(let block, let height, let round): return .proposeValue(block, height: height, round: round)
         }
-        // Own votes are synced before they could leave (driver contract 2); with no peers,
-        // syncing every record keeps the rule simple at a few records per block.
-        try wal.append(record.canonicalBytes, sync: true)
     }
 
     func tip() throws -> BlockFactory.Tip {
@@ -198,7 +198,18 @@ public final class SingleNodeDriver {
             case .requestValue(let h, let r):
                 try feed(.proposeValue(try buildBlock(), height: h, round: r))
             case .signProposal(let proposal):
-                try feed(.proposal(proposal, valid: try validate(proposal.value)))
+                let signature: Signature
+                do {
+                    signature = try signer.signProposal(height: proposal.height, round: proposal.round,
+                                                        bytes: ProposalSigning.bytes(proposal))
+                } catch {
+                    // After a restart the core may ask again for a step already signed; the
+                    // WAL replay brings back what was proposed then, so nothing is lost.
+                    log("not proposing: \(error)")
+                    continue
+                }
+                try feed(.proposal(proposal, valid: try validate(proposal.value)),
+                         record: .proposal(SignedProposal(proposal: proposal, signature: signature)))
             case .signVote(let kind, let h, let r, let blockID):
                 // After the time of the block voted for (the block-time rule), whatever the clock says.
                 let floor = blockID.flatMap { blockTimes[$0] } ?? state.global.timeMilliseconds
