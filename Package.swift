@@ -4,6 +4,7 @@ import PackageDescription
 // Layering (arrows point down only):
 //   NodeCLI (executable `node`)
 //     -> KCNode (node wiring: home directory, config, key files)
+//       -> KCNetwork (P2P: authenticated, encrypted TCP with SwiftNIO)
 //       -> KCConsensus (Tendermint core: pure state machine)
 //       -> KCRuntime (the knowledge-chain rules: pure block execution, state trie)
 //       -> KCStorage (key-value store: RocksDB and in-memory)
@@ -17,10 +18,11 @@ let package = Package(
     products: [
         .executable(name: "node", targets: ["NodeCLI"]),
         // For the benchmark package in Benchmarks/ and other tools built on the node's layers.
-        .library(name: "MembriaNodeKit", targets: ["KCCodec", "KCCrypto", "KCTypes", "KCStorage", "KCRuntime", "KCConsensus", "KCSimulator", "KCNode"]),
+        .library(name: "MembriaNodeKit", targets: ["KCCodec", "KCCrypto", "KCTypes", "KCStorage", "KCRuntime", "KCConsensus", "KCSimulator", "KCNetwork", "KCNode"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium",
@@ -34,9 +36,14 @@ let package = Package(
         .target(name: "KCRuntime", dependencies: ["KCTypes", "KCCrypto", "KCCodec"]),
         .target(name: "KCConsensus", dependencies: ["KCTypes", "KCCrypto", "KCCodec"]),
         .target(name: "KCSimulator", dependencies: ["KCConsensus", "KCRuntime", "KCNode", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
-        .target(name: "KCNode", dependencies: ["KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage"]),
+        .target(name: "KCNetwork", dependencies: [
+            "KCConsensus", "KCTypes", "KCCrypto", "KCCodec",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .target(name: "KCNode", dependencies: ["KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNetwork"]),
         .executableTarget(name: "NodeCLI", dependencies: [
-            "KCNode", "KCSimulator", "KCTypes", "KCCrypto", "KCStorage",
+            "KCNode", "KCNetwork", "KCSimulator", "KCTypes", "KCCrypto", "KCStorage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "KCCodecTests", dependencies: ["KCCodec"]),
@@ -47,8 +54,11 @@ let package = Package(
         .testTarget(name: "KCConsensusTests", dependencies: ["KCConsensus", "KCTypes", "KCCrypto"]),
         .testTarget(name: "KCSimulatorTests", dependencies: ["KCSimulator"]),
         .testTarget(name: "KCRuntimeTests", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNode"]),
-        .testTarget(name: "KCNodeTests", dependencies: ["KCNode", "KCConsensus", "KCRuntime", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
-        .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCTypes", "KCCrypto", "KCStorage", "KCTestSupport"]),
+        .testTarget(name: "KCNetworkTests", dependencies: ["KCNetwork", "KCConsensus", "KCTypes", "KCCrypto", "KCCodec",
+                                                         .product(name: "NIOCore", package: "swift-nio"),
+                                                         .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "KCNodeTests", dependencies: ["KCNode", "KCNetwork", "KCConsensus", "KCRuntime", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
+        .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCNetwork", "KCConsensus", "KCTypes", "KCCrypto", "KCStorage", "KCTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

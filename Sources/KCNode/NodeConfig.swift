@@ -1,4 +1,5 @@
 import KCConsensus
+import KCNetwork
 
 /// The node's local settings, read from `HOME/config.toml` (the commented template that
 /// `node init` writes lists every key). Anything every node must agree on is in the genesis

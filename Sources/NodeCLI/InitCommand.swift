@@ -1,5 +1,6 @@
 import ArgumentParser
 import KCNode
+import KCNetwork
 
 struct InitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

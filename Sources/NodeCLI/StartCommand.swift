@@ -33,7 +33,7 @@ struct StartCommand: ParsableCommand {
         sigaddset(&mask, SIGTERM)
         sigprocmask(SIG_UNBLOCK, &mask, nil)
         try runReportingErrors {
-            let driver = try SingleNodeDriver(home: NodeHome(path: home)) { line in
+            let driver = try NodeDriver(home: NodeHome(path: home)) { line in
                 print(line)
                 flushStandardOutput()
             }

@@ -1,0 +1,478 @@
+import KCCodec
+import KCCrypto
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// What the network tells the node.
+public enum P2PEvent: Sendable {
+    case connected(PublicKey)
+    case disconnected(PublicKey)
+    case message(WireMessage, from: PublicKey)
+}
+
+/// Settings of the peer-to-peer host; the node fills them from config.toml and genesis.
+public struct P2PSettings: Sendable {
+    public var chainID: String
+    public var genesisHash: Hash256
+    public var nodeKey: SigningKey
+    /// Where to accept connections; nil for a host that only dials (tools, tests).
+    public var listenHost: String?
+    public var listenPort: Int = 0
+    public var persistentPeers: [PeerAddress] = []
+    public var maxInboundPeers = 40
+    public var maxOutboundPeers = 10
+    /// Largest plaintext frame; larger ones drop the connection.
+    public var maxFrameBytes = 8 << 20
+    public var handshakeTimeoutMilliseconds: Int64 = 5_000
+    /// A connection that sends nothing for this long is closed (peers send status each second).
+    public var idleTimeoutMilliseconds: Int64 = 30_000
+    /// How long a misbehaving peer stays refused.
+    public var banMilliseconds: Int64 = 60_000
+    public var dialBackoffMinimumMilliseconds: Int64 = 200
+    public var dialBackoffMaximumMilliseconds: Int64 = 5_000
+    /// Bytes queued towards one peer beyond which it is disconnected as too slow.
+    public var maxQueuedBytesPerPeer = 64 << 20
+
+    public init(chainID: String, genesisHash: Hash256, nodeKey: SigningKey) {
+        self.chainID = chainID
+        self.genesisHash = genesisHash
+        self.nodeKey = nodeKey
+    }
+}
+
+/// An encoded message on its way to a peer. Droppable ones (transactions, status) are skipped
+/// when the peer's queue is over its mark instead of growing it.
+struct OutboundFrame: Sendable {
+    let plaintext: [UInt8]
+    let droppable: Bool
+}
+
+/// The peer-to-peer host (specs/p2p.md): accepts and dials TCP connections with SwiftNIO,
+/// authenticates each with the handshake, keeps persistent peers connected with backoff,
+/// enforces limits and bans, and hands every received message to `events`.
+public final class P2PHost: Sendable {
+    public let settings: P2PSettings
+    public let events: Inbox<P2PEvent>
+    let log: @Sendable (String) -> Void
+    let group: MultiThreadedEventLoopGroup
+    private let state = Mutex(State())
+    private let listener = Mutex<Channel?>(nil)
+
+    struct Connection {
+        let channel: Channel
+        let outbound: Bool
+        let address: String
+    }
+
+    struct State {
+        var peers: [PublicKey: Connection] = [:]
+        var bans: [PublicKey: NIODeadline] = [:]
+        var dialing: Set<PublicKey> = []
+        var backoff: [PublicKey: Int64] = [:]
+        var inboundChannels = 0
+        var stopped = false
+    }
+
+    public init(settings: P2PSettings, events: Inbox<P2PEvent>, log: @escaping @Sendable (String) -> Void) {
+        self.settings = settings
+        self.events = events
+        self.log = log
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    }
+
+    public var nodeID: PublicKey { settings.nodeKey.publicKey }
+
+    /// Starts listening (if configured) and dialing the persistent peers; returns the bound
+    /// port (0 when not listening).
+    @discardableResult
+    public func start() throws -> Int {
+        var port = 0
+        if let host = settings.listenHost {
+            let bootstrap = ServerBootstrap(group: group)
+                .serverChannelOption(ChannelOptions.backlog, value: 64)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
+                .childChannelInitializer { [self] channel in
+                    let admitted = state.withLock { state -> Bool in
+                        guard !state.stopped, state.inboundChannels < settings.maxInboundPeers else { return false }
+                        state.inboundChannels += 1
+                        return true
+                    }
+                    guard admitted else {
+                        return channel.close()
+                    }
+                    channel.closeFuture.whenComplete { [self] _ in state.withLock { $0.inboundChannels -= 1 } }
+                    return configure(channel, outbound: false, expected: nil)
+                }
+            let channel = try bootstrap.bind(host: host, port: settings.listenPort).wait()
+            port = channel.localAddress?.port ?? 0
+            listener.withLock { $0 = channel }
+        }
+        for peer in settings.persistentPeers.prefix(settings.maxOutboundPeers) {
+            keepConnected(peer)
+        }
+        return port
+    }
+
+    /// Closes every connection and the listener, and stops the event loop.
+    public func stop() {
+        let channels = state.withLock { state -> [Channel] in
+            state.stopped = true
+            return state.peers.values.map(\.channel)
+        }
+        if let channel = listener.withLock({ $0 }) { try? channel.close().wait() }
+        for channel in channels { try? channel.close().wait() }
+        try? group.syncShutdownGracefully()
+    }
+
+    public var connectedPeers: [PublicKey] { state.withLock { Array($0.peers.keys) }.sorted() }
+
+    public func isBanned(_ peer: PublicKey) -> Bool {
+        state.withLock { state in state.bans[peer].map { $0 > .now() } ?? false }
+    }
+
+    /// Dials a peer once (tools and tests; persistent peers are redialled on their own).
+    public func dial(_ peer: PeerAddress) {
+        connect(peer, persistent: false)
+    }
+
+    public func send(_ message: WireMessage, to peer: PublicKey) {
+        guard let channel = state.withLock({ $0.peers[peer]?.channel }) else { return }
+        channel.writeAndFlush(OutboundFrame(plaintext: message.canonicalBytes, droppable: Self.droppable(message)), promise: nil)
+    }
+
+    /// Sends to every connected peer but `except`, encoding once.
+    public func broadcast(_ message: WireMessage, except: PublicKey? = nil) {
+        let channels = state.withLock { state in state.peers.filter { $0.key != except }.map(\.value.channel) }
+        guard !channels.isEmpty else { return }
+        let frame = OutboundFrame(plaintext: message.canonicalBytes, droppable: Self.droppable(message))
+        for channel in channels { channel.writeAndFlush(frame, promise: nil) }
+    }
+
+    static func droppable(_ message: WireMessage) -> Bool {
+        switch message {
+        case .transactions, .status: return true
+        default: return false
+        }
+    }
+
+    /// Disconnects a peer and refuses it for the ban period.
+    public func ban(_ peer: PublicKey, reason: String) {
+        let channel = state.withLock { state -> Channel? in
+            state.bans[peer] = .now() + .milliseconds(settings.banMilliseconds)
+            return state.peers[peer]?.channel
+        }
+        log("banning peer \(peer.hex.prefix(12)) for \(settings.banMilliseconds) ms: \(reason)")
+        channel?.close(promise: nil)
+    }
+
+    // MARK: connections
+
+    func configure(_ channel: Channel, outbound: Bool, expected: PublicKey?) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            let handler = PeerHandler(host: self, outbound: outbound, expected: expected)
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: settings.maxFrameBytes + FrameCipher.tagBytes)))
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }
+    }
+
+    func keepConnected(_ peer: PeerAddress) {
+        connect(peer, persistent: true)
+    }
+
+    private func connect(_ peer: PeerAddress, persistent: Bool) {
+        let go = state.withLock { state -> Bool in
+            guard !state.stopped, state.peers[peer.nodeID] == nil, !state.dialing.contains(peer.nodeID) else { return false }
+            if let until = state.bans[peer.nodeID], until > .now() { return false }
+            state.dialing.insert(peer.nodeID)
+            return true
+        }
+        if go {
+            let bootstrap = ClientBootstrap(group: group)
+                .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
+                .connectTimeout(.seconds(3))
+                .channelInitializer { [self] channel in configure(channel, outbound: true, expected: peer.nodeID) }
+            bootstrap.connect(host: peer.host, port: peer.port).whenComplete { [self] result in
+                switch result {
+                case .success(let channel):
+                    channel.closeFuture.whenComplete { [self] _ in
+                        state.withLock { _ = $0.dialing.remove(peer.nodeID) }
+                        if persistent { scheduleRedial(peer) }
+                    }
+                case .failure:
+                    state.withLock { _ = $0.dialing.remove(peer.nodeID) }
+                    if persistent { scheduleRedial(peer) }
+                }
+            }
+        } else if persistent {
+            scheduleRedial(peer)
+        }
+    }
+
+    /// Checks the peer again after the backoff, which doubles while it stays unreachable and
+    /// resets once a connection authenticates.
+    private func scheduleRedial(_ peer: PeerAddress) {
+        let delay = state.withLock { state -> Int64? in
+            guard !state.stopped else { return nil }
+            if state.peers[peer.nodeID] != nil { return settings.dialBackoffMaximumMilliseconds }
+            let current = state.backoff[peer.nodeID] ?? settings.dialBackoffMinimumMilliseconds
+            state.backoff[peer.nodeID] = min(current * 2, settings.dialBackoffMaximumMilliseconds)
+            return current
+        }
+        guard let delay else { return }
+        group.next().scheduleTask(in: .milliseconds(delay)) { [self] in connect(peer, persistent: true) }
+    }
+
+    /// Called on the channel's event loop once a peer proved its key. Returns why it is
+    /// refused, or nil when it is now a connected peer.
+    func admit(_ peer: PublicKey, channel: Channel, outbound: Bool) -> String? {
+        let now = NIODeadline.now()
+        let outcome = state.withLock { state -> (refusal: String?, replaced: Channel?) in
+            if state.stopped { return ("the node is stopping", nil) }
+            if peer == nodeID { return ("it is this node itself", nil) }
+            if let until = state.bans[peer], until > now { return ("it is banned", nil) }
+            let address = channel.remoteAddress?.description ?? "?"
+            if let existing = state.peers[peer] {
+                // Both ends keep the connection dialled by the smaller node key, so a pair
+                // that dialled each other at once settles on the same one.
+                let newPreferred = outbound == (nodeID < peer)
+                if !newPreferred { return ("already connected", nil) }
+                state.peers[peer] = Connection(channel: channel, outbound: outbound, address: address)
+                return (nil, existing.channel)
+            }
+            if outbound && state.peers.values.filter(\.outbound).count >= settings.maxOutboundPeers {
+                return ("the outbound peer limit \(settings.maxOutboundPeers) is reached", nil)
+            }
+            state.peers[peer] = Connection(channel: channel, outbound: outbound, address: address)
+            state.backoff[peer] = nil
+            return (nil, nil)
+        }
+        if let refusal = outcome.refusal { return refusal }
+        if let replaced = outcome.replaced {
+            replaced.close(promise: nil)
+        } else {
+            events.push(.connected(peer))
+        }
+        return nil
+    }
+
+    /// Called when an authenticated connection closes.
+    func closed(_ peer: PublicKey, channel: Channel) {
+        let removed = state.withLock { state -> Bool in
+            guard let current = state.peers[peer], current.channel === channel else { return false }
+            state.peers[peer] = nil
+            return true
+        }
+        if removed { events.push(.disconnected(peer)) }
+    }
+
+    func deliver(_ message: WireMessage, from peer: PublicKey) {
+        events.push(.message(message, from: peer), droppable: Self.droppable(message))
+    }
+}
+
+/// Splits the byte stream into frames: a 4-byte big-endian length, then that many bytes.
+struct FrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+    let maxFrameBytes: Int
+
+    struct Oversized: Error, CustomStringConvertible {
+        let length: Int
+        let limit: Int
+        var description: String { "a frame of \(length) bytes exceeds the limit of \(limit)" }
+    }
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        guard length > 0, Int(length) <= maxFrameBytes else { throw Oversized(length: Int(length), limit: maxFrameBytes) }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(length))!))
+        return .continue
+    }
+}
+
+/// One connection: the handshake, then encrypted frames both ways.
+final class PeerHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = OutboundFrame
+    typealias OutboundOut = ByteBuffer
+
+    static let magic: [UInt8] = Array("MBR1".utf8)
+
+    enum Phase {
+        case awaitingKey
+        case awaitingAuth(send: FrameCipher, receive: FrameCipher, transcript: Hash256)
+        case ready(peer: PublicKey, send: FrameCipher, receive: FrameCipher)
+        case closed
+    }
+
+    let host: P2PHost
+    let outbound: Bool
+    let expected: PublicKey?
+    let ephemeral = EphemeralKeyPair()
+    var phase = Phase.awaitingKey
+    var queuedBytes = 0
+    var lastRead = NIODeadline.now()
+    var timer: Scheduled<Void>? = nil
+
+    init(host: P2PHost, outbound: Bool, expected: PublicKey?) {
+        self.host = host
+        self.outbound = outbound
+        self.expected = expected
+    }
+
+    var peerName: String {
+        if case .ready(let peer, _, _) = phase { return peer.hex.prefix(12) + "…" }
+        return expected.map { $0.hex.prefix(12) + "…" } ?? "inbound connection"
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        writeFrame(context: context, Self.magic + ephemeral.publicKey.bytes)
+        context.flush()
+        let deadline = NIODeadline.now() + .milliseconds(host.settings.handshakeTimeoutMilliseconds)
+        let loop = context.eventLoop.assumeIsolated()
+        let contextBox = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = loop.scheduleTask(deadline: deadline) { [self] in
+            if case .ready = phase { return }
+            fail(context: contextBox.value, "no handshake within \(host.settings.handshakeTimeoutMilliseconds) ms")
+        }
+        scheduleIdleCheck(context: context)
+        context.fireChannelActive()
+    }
+
+    private func scheduleIdleCheck(context: ChannelHandlerContext) {
+        let idle = host.settings.idleTimeoutMilliseconds
+        let contextBox = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(idle / 2)) { [self] in
+            if case .closed = phase { return }
+            if NIODeadline.now() - lastRead > .milliseconds(idle) {
+                fail(context: contextBox.value, "nothing received for \(idle) ms")
+            } else {
+                scheduleIdleCheck(context: contextBox.value)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        if case .ready(let peer, _, _) = phase { host.closed(peer, channel: context.channel) }
+        phase = .closed
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if error is FrameDecoder.Oversized || error is ByteToMessageDecoderError {
+            misbehaved(context: context, "\(error)")
+        } else {
+            fail(context: context, "\(error)")
+        }
+    }
+
+    /// Closes the connection; an authenticated peer is also banned.
+    func misbehaved(context: ChannelHandlerContext, _ reason: String) {
+        if case .ready(let peer, _, _) = phase {
+            host.ban(peer, reason: reason)
+        }
+        fail(context: context, reason)
+    }
+
+    func fail(context: ChannelHandlerContext, _ reason: String) {
+        if case .closed = phase { return }
+        host.log("peer \(peerName) (\(context.channel.remoteAddress?.description ?? "?")) dropped: \(reason)")
+        if case .ready(let peer, _, _) = phase { host.closed(peer, channel: context.channel) }
+        phase = .closed
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var frame = unwrapInboundIn(data)
+        lastRead = .now()
+        switch phase {
+        case .closed:
+            return
+        case .awaitingKey:
+            guard frame.readableBytes == 36, let bytes = frame.readBytes(length: 36), Array(bytes[0..<4]) == Self.magic else {
+                return fail(context: context, "the first frame is not a Membria handshake")
+            }
+            guard let keys = ephemeral.sessionKeys(peer: Bytes32(Array(bytes[4...]))) else {
+                return fail(context: context, "the peer's ephemeral key is a low-order point")
+            }
+            var send = FrameCipher(key: keys.send)
+            let auth = HandshakeAuth(key: host.settings.nodeKey, chainID: host.settings.chainID, transcript: keys.transcript,
+                                     genesisHash: host.settings.genesisHash, listenPort: UInt16(clamping: host.settings.listenPort))
+            writeFrame(context: context, send.seal(auth.canonicalBytes))
+            context.flush()
+            phase = .awaitingAuth(send: send, receive: FrameCipher(key: keys.receive), transcript: keys.transcript)
+        case .awaitingAuth(let send, var receive, let transcript):
+            guard let plaintext = receive.open(frame.readableBytesView) else {
+                return fail(context: context, "the handshake frame does not authenticate")
+            }
+            let auth: HandshakeAuth
+            do { auth = try HandshakeAuth.decode(exactly: plaintext) } catch {
+                return fail(context: context, "malformed handshake: \(error)")
+            }
+            guard auth.version == HandshakeAuth.protocolVersion else {
+                return fail(context: context, "protocol version \(auth.version), this node speaks \(HandshakeAuth.protocolVersion)")
+            }
+            guard auth.genesisHash == host.settings.genesisHash else {
+                return fail(context: context, "the peer runs another chain (genesis \(auth.genesisHash.hex.prefix(12))…)")
+            }
+            guard auth.verify(chainID: host.settings.chainID, transcript: transcript) else {
+                return fail(context: context, "the handshake signature does not verify")
+            }
+            if let expected, expected != auth.nodeKey {
+                return fail(context: context, "the peer's node key \(auth.nodeKey.hex.prefix(12))… is not the configured \(expected.hex.prefix(12))…")
+            }
+            if let refusal = host.admit(auth.nodeKey, channel: context.channel, outbound: outbound) {
+                return fail(context: context, "refused \(auth.nodeKey.hex.prefix(12))…: \(refusal)")
+            }
+            timer?.cancel()
+            phase = .ready(peer: auth.nodeKey, send: send, receive: receive)
+        case .ready(let peer, let send, var receive):
+            guard let plaintext = receive.open(frame.readableBytesView) else {
+                return misbehaved(context: context, "a frame does not authenticate")
+            }
+            phase = .ready(peer: peer, send: send, receive: receive)
+            let message: WireMessage
+            do { message = try WireMessage.decode(exactly: plaintext) } catch {
+                return misbehaved(context: context, "malformed message: \(error)")
+            }
+            host.deliver(message, from: peer)
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let frame = unwrapOutboundIn(data)
+        guard case .ready(let peer, var send, let receive) = phase else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        if frame.droppable && !context.channel.isWritable {
+            promise?.succeed(())
+            return
+        }
+        let sealed = send.seal(frame.plaintext)
+        phase = .ready(peer: peer, send: send, receive: receive)
+        if queuedBytes + sealed.count + 4 > host.settings.maxQueuedBytesPerPeer {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return fail(context: context, "more than \(host.settings.maxQueuedBytesPerPeer) bytes queued: the peer is too slow")
+        }
+        writeFrame(context: context, sealed, promise: promise)
+    }
+
+    private func writeFrame(context: ChannelHandlerContext, _ payload: [UInt8], promise: EventLoopPromise<Void>? = nil) {
+        var buffer = context.channel.allocator.buffer(capacity: payload.count + 4)
+        buffer.writeInteger(UInt32(payload.count))
+        buffer.writeBytes(payload)
+        let size = buffer.readableBytes
+        queuedBytes += size
+        let done = promise ?? context.eventLoop.makePromise(of: Void.self)
+        let box = NIOLoopBound(self, eventLoop: context.eventLoop)
+        done.futureResult.whenComplete { _ in box.value.queuedBytes -= size }
+        context.write(wrapOutboundOut(buffer), promise: done)
+    }
+}

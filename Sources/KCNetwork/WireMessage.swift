@@ -1,0 +1,125 @@
+import KCCodec
+import KCConsensus
+import KCCrypto
+import KCTypes
+
+/// What peers say to each other once a connection is authenticated (specs/p2p.md). Each
+/// message is one encrypted frame: a varint tag, then its fields in canonical encoding.
+public enum WireMessage: Sendable, Equatable, CanonicalCodable {
+    /// Tag 0: the sender's last committed height; sent on connect, after each commit, and
+    /// periodically. Block sync picks its sources from these.
+    case status(height: UInt64)
+    /// Tag 1: transactions for the mempool (each sent to a peer at most once).
+    case transactions([SignedTransaction])
+    /// Tag 2.
+    case proposal(SignedProposal)
+    /// Tag 3.
+    case vote(SignedVote)
+    /// Tag 4: double-sign evidence the sender saw.
+    case evidence(DoubleSignEvidence)
+    /// Tag 5: asks for the decided block at a height and its commit certificate.
+    case blockRequest(height: UInt64)
+    /// Tag 6: the answer to a block request.
+    case block(Block, CommitCertificate)
+    /// Tag 7: the sender has no decided block at that height.
+    case noBlock(height: UInt64)
+
+    /// At most this many transactions per message.
+    public static let maxTransactionsPerMessage = 10_000
+
+    public var name: String {
+        switch self {
+        case .status: return "status"
+        case .transactions: return "transactions"
+        case .proposal: return "proposal"
+        case .vote: return "vote"
+        case .evidence: return "evidence"
+        case .blockRequest: return "block request"
+        case .block: return "block"
+        case .noBlock: return "no block"
+        }
+    }
+
+    public func encode(to writer: inout CanonicalWriter) {
+        switch self {
+        case .status(let height): writer.writeVarint(0); writer.write(height)
+        case .transactions(let transactions): writer.writeVarint(1); writer.writeList(transactions)
+        case .proposal(let proposal): writer.writeVarint(2); writer.write(proposal)
+        case .vote(let vote): writer.writeVarint(3); writer.write(vote)
+        case .evidence(let evidence): writer.writeVarint(4); writer.write(evidence)
+        case .blockRequest(let height): writer.writeVarint(5); writer.write(height)
+        case .block(let block, let certificate): writer.writeVarint(6); writer.write(block); writer.write(certificate)
+        case .noBlock(let height): writer.writeVarint(7); writer.write(height)
+        }
+    }
+
+    public init(from reader: inout CanonicalReader) throws(DecodingError) {
+        let tag = try reader.readVarint("message tag")
+        switch tag {
+        case 0: self = .status(height: try reader.readUInt64("height"))
+        case 1: self = .transactions(try reader.readList(SignedTransaction.self, "transactions", limit: Self.maxTransactionsPerMessage))
+        case 2: self = .proposal(try reader.read(SignedProposal.self))
+        case 3: self = .vote(try reader.read(SignedVote.self))
+        case 4: self = .evidence(try reader.read(DoubleSignEvidence.self))
+        case 5: self = .blockRequest(height: try reader.readUInt64("height"))
+        case 6:
+            let block = try reader.read(Block.self)
+            let certificate = try reader.read(CommitCertificate.self)
+            guard certificate.height == block.header.height, certificate.blockID == block.id else {
+                throw .invalidValue(what: "block message", reason: "the certificate is for another block")
+            }
+            self = .block(block, certificate)
+        case 7: self = .noBlock(height: try reader.readUInt64("height"))
+        default: throw .unknownTag(what: "message", tag: tag)
+        }
+    }
+}
+
+/// The first encrypted frame each side sends: who it is, which chain it runs, and its
+/// signature over the handshake transcript and the genesis hash (domain
+/// `membria/p2p-handshake/v1`, with the chain id).
+public struct HandshakeAuth: Sendable, Equatable, CanonicalCodable {
+    public static let protocolVersion: UInt32 = 1
+    public let version: UInt32
+    public let genesisHash: Hash256
+    public let nodeKey: PublicKey
+    public let listenPort: UInt16
+    public let signature: Signature
+
+    public static func signedMessage(transcript: Hash256, genesisHash: Hash256, version: UInt32, listenPort: UInt16) -> [UInt8] {
+        var writer = CanonicalWriter()
+        writer.write(transcript)
+        writer.write(genesisHash)
+        writer.write(version)
+        writer.write(listenPort)
+        return writer.bytes
+    }
+
+    public init(key: SigningKey, chainID: String, transcript: Hash256, genesisHash: Hash256, listenPort: UInt16) {
+        version = Self.protocolVersion
+        self.genesisHash = genesisHash
+        nodeKey = key.publicKey
+        self.listenPort = listenPort
+        signature = key.sign(domain: .handshake, chainID: chainID,
+                             message: Self.signedMessage(transcript: transcript, genesisHash: genesisHash,
+                                                         version: version, listenPort: listenPort))
+    }
+
+    public func verify(chainID: String, transcript: Hash256) -> Bool {
+        nodeKey.verify(signature: signature, domain: .handshake, chainID: chainID,
+                       message: Self.signedMessage(transcript: transcript, genesisHash: genesisHash,
+                                                   version: version, listenPort: listenPort))
+    }
+
+    public func encode(to writer: inout CanonicalWriter) {
+        writer.write(version); writer.write(genesisHash); writer.write(nodeKey); writer.write(listenPort); writer.write(signature)
+    }
+
+    public init(from reader: inout CanonicalReader) throws(DecodingError) {
+        version = try reader.readUInt32("version")
+        genesisHash = try reader.read(Hash256.self)
+        nodeKey = try reader.read(PublicKey.self)
+        listenPort = try reader.readUInt16("listen port")
+        signature = try reader.read(Signature.self)
+    }
+}

@@ -1,0 +1,563 @@
+import KCCodec
+import KCConsensus
+import KCCrypto
+import KCNetwork
+import KCRuntime
+import KCStorage
+import KCTypes
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Runs a node: the consensus core for each height, fed from the P2P host, following the
+/// driver contract in ConsensusCore.swift (every input goes to the WAL first, own votes synced
+/// before they leave; the signer persists before signing; a decided block is stored with its
+/// state in one synced batch; after a crash the WAL of the current height is replayed), plus
+/// the mempool, transaction and vote gossip, and block sync (specs/p2p.md).
+///
+/// One thread runs all of it: network threads only decode and queue messages in `events`,
+/// so the core, the runtime and the stores are never touched concurrently.
+public final class NodeDriver {
+    public struct Failure: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
+    }
+
+    let home: NodeHome
+    let config: NodeConfig
+    let genesis: Genesis
+    let runtime: Runtime
+    let signatures = SignatureCache()
+    let factory: BlockFactory
+    let store: RocksDBStore
+    let blocks: BlockStore
+    let signer: PersistentSigner
+    let wal: ConsensusWAL
+    let key: SigningKey
+    let log: (String) -> Void
+    let crash: CrashPoint?
+    public let mempool: Mempool
+    public let events: Inbox<P2PEvent>
+    public let network: P2PHost
+    var state: ChainState
+    var core: ConsensusCore<Block>? = nil
+    /// Whether the current height's core was started (it waits out the commit pause first).
+    var executed: [Hash256: ExecutedBlock] = [:]
+    var blockTimes: [Hash256: UInt64] = [:]
+    var signedProposals: [UInt32: SignedProposal] = [:]
+    /// Inputs for the next height that arrived before it started.
+    var early: [(input: ConsensusInput<Block>, record: WALRecord)] = []
+    var evidencePool: [DoubleSignEvidence] = []
+    var timers: [(deadline: UInt64, sequence: UInt64, input: ConsensusInput<Block>?)] = []
+    var timerSequence: UInt64 = 0
+    var replaying = false
+    var recoveredWAL: [WALRecord]
+    var sync: BlockSync
+    var syncing: Bool
+    let startedAt: UInt64
+    var nextStatus: UInt64 = 0
+    var lastProgress: (height: UInt64, round: UInt32, step: Step)? = nil
+
+    static let statusIntervalMilliseconds: UInt64 = 1_000
+    static let gossipIntervalMilliseconds: UInt64 = 1_000
+    /// How long a node with peers waits for their heights before it runs consensus alone.
+    static let startupSyncWaitMilliseconds: UInt64 = 2_000
+
+    public init(home: NodeHome, log: @escaping @Sendable (String) -> Void) throws {
+        self.home = home
+        self.log = log
+        let configText: String
+        switch FileIO.read(path: home.configPath, limit: 1 << 20) {
+        case .success(let bytes): configText = String(decoding: bytes, as: UTF8.self)
+        case .failure(let failure): throw Failure(message: "cannot read \(home.configPath): \(failure.reason)")
+        }
+        config = try NodeConfig.parse(configText)
+        genesis = try home.loadGenesis()
+        runtime = Runtime(genesis: genesis)
+        factory = BlockFactory(runtime: runtime, signatures: signatures)
+        key = try home.loadKey(.validator)
+        let nodeKey = try home.loadKey(.node)
+        crash = CrashPoint.fromEnvironment()
+        if case .failure(let failure) = FileIO.makeDirectories(home.dataDirectory, mode: 0o700) {
+            throw Failure(message: failure.reason)
+        }
+        store = try RocksDBStore(path: home.dataDirectory + "/store")
+        blocks = BlockStore(store: store)
+        state = try blocks.open(genesis: genesis, runtime: runtime)
+        signer = try PersistentSigner(key: key, chainID: genesis.chainID, store: store)
+        wal = try ConsensusWAL(path: home.dataDirectory + "/consensus.wal")
+        if wal.truncatedBytes > 0 {
+            log("warning: cut \(wal.truncatedBytes) damaged byte(s) from the end of the consensus WAL; continuing")
+        }
+        recoveredWAL = wal.recovered.compactMap { try? WALRecord.decode(exactly: $0) }
+        mempool = Mempool(runtime: runtime,
+                          limits: .init(maxTransactions: config.mempoolMaxTransactions, maxBytes: config.mempoolMaxBytes),
+                          signatures: signatures)
+        var settings = P2PSettings(chainID: genesis.chainID, genesisHash: genesis.hash, nodeKey: nodeKey)
+        let (host, port) = try Self.split(config.p2pListenAddress)
+        settings.listenHost = host
+        settings.listenPort = port
+        settings.persistentPeers = config.persistentPeers.compactMap(PeerAddress.parse)
+        settings.maxInboundPeers = config.maxInboundPeers
+        settings.maxOutboundPeers = config.maxOutboundPeers
+        settings.maxFrameBytes = Int(genesis.parameters.block.maxBytes) + (1 << 20)
+        events = Inbox(capacity: 10_000)
+        network = P2PHost(settings: settings, events: events, log: log)
+        sync = BlockSync()
+        syncing = !settings.persistentPeers.isEmpty
+        startedAt = Self.monotonicMilliseconds()
+    }
+
+    static func split(_ address: String) throws -> (String, Int) {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            throw Failure(message: "'\(address)' is not HOST:PORT")
+        }
+        return (String(address[..<colon]), port)
+    }
+
+    /// Milliseconds on the monotonic clock, for timers.
+    static func monotonicMilliseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000 + UInt64(time.tv_nsec) / 1_000_000
+    }
+
+    /// Wall-clock milliseconds since 1970, for vote timestamps only.
+    static func wallMilliseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return UInt64(time.tv_sec) * 1_000 + UInt64(time.tv_nsec) / 1_000_000
+    }
+
+    var isValidator: Bool { state.validatorSets().current.contains { $0.consensusKey == key.publicKey } }
+
+    /// Runs until `shouldStop` returns true (checked at least every 100 ms), then closes the
+    /// network; what was committed is already durable.
+    public func run(shouldStop: () -> Bool) throws {
+        let port = try network.start()
+        log("node \(network.nodeID.hex) listening on \(config.p2pListenAddress.split(separator: ":").dropLast().joined(separator: ":")):\(port), height \(state.global.height), \(isValidator ? "validator" : "full node")")
+        defer {
+            network.stop()
+            log("stopped at height \(state.global.height)")
+        }
+        if !syncing { try startConsensus() }
+        while !shouldStop() {
+            let now = Self.monotonicMilliseconds()
+            timers.sort { ($0.deadline, $0.sequence) < ($1.deadline, $1.sequence) }
+            if let next = timers.first, next.deadline <= now {
+                timers.removeFirst()
+                if let input = next.input { try feed(input) } else { try beginHeight() }
+                continue
+            }
+            let wait = min(timers.first.map { $0.deadline - now } ?? 100, 100)
+            for event in events.drain(waitingMilliseconds: wait) {
+                try handle(event)
+            }
+            try tick()
+        }
+    }
+
+    // MARK: periodic work
+
+    func tick() throws {
+        let now = Self.monotonicMilliseconds()
+        if now >= nextStatus {
+            nextStatus = now + Self.statusIntervalMilliseconds
+            network.broadcast(.status(height: state.global.height))
+            gossipIfStalled()
+        }
+        try driveSync(now: now)
+    }
+
+    /// Re-sends what this node holds for the current round when nothing moved for a gossip
+    /// interval: a peer that reconnected or lost messages gets the proposal and votes again.
+    func gossipIfStalled() {
+        guard let core else { lastProgress = nil; return }
+        let progress = (core.height, core.round, core.step)
+        defer { lastProgress = progress }
+        guard let last = lastProgress, last == progress else { return }
+        if let proposal = signedProposals[core.round] { network.broadcast(.proposal(proposal)) }
+        for vote in core.heldVotes(round: core.round) { network.broadcast(.vote(vote)) }
+        if core.round > 0 { for vote in core.heldVotes(round: core.round - 1) { network.broadcast(.vote(vote)) } }
+    }
+
+    func driveSync(now: UInt64) throws {
+        let height = state.global.height
+        for (peer, reason) in sync.expire(now: now) { network.ban(peer, reason: reason) }
+        // Apply whatever arrived in order.
+        while let (block, certificate, peer) = sync.take(height: state.global.height + 1) {
+            if let problem = try applySynced(block, certificate) {
+                network.ban(peer, reason: "sent block \(block.header.height) that does not verify: \(problem)")
+                sync.forget(peer)
+                break
+            }
+        }
+        let best = sync.bestHeight
+        // Far behind: stop consensus and sync. Caught up (or no one ahead after the start-up
+        // wait): run consensus.
+        if best >= state.global.height + 2 && !syncing {
+            log("falling behind (peers at height \(best), this node at \(state.global.height)): switching to block sync")
+            syncing = true
+            core = nil
+            timers.removeAll()
+        }
+        if syncing {
+            let waited = now - startedAt >= Self.startupSyncWaitMilliseconds
+            if best <= state.global.height && (sync.hasStatus || waited) {
+                log("caught up at height \(state.global.height): switching to consensus")
+                syncing = false
+                try startConsensus()
+            }
+        }
+        // One behind while in consensus: fetch it once the lag lasts beyond a pause, since the
+        // votes for it are gone with the peers that moved on.
+        let lagging = !syncing && best == state.global.height + 1 && sync.aheadSince.map { now - $0 >= 1_000 } == true
+        if syncing || lagging {
+            for (peer, request) in sync.requests(from: state.global.height + 1, now: now) {
+                network.send(.blockRequest(height: request), to: peer)
+            }
+        }
+        if state.global.height != height { sync.noteHeight(state.global.height, now: now) }
+    }
+
+    /// Verifies a block fetched by sync against the local chain and commits it. Returns the
+    /// problem, or nil when committed.
+    func applySynced(_ block: Block, _ certificate: CommitCertificate) throws -> String? {
+        let tip = try tip()
+        do { try certificate.verify(validators: tip.validators, chainID: genesis.chainID, cache: signatures) } catch {
+            return "its commit certificate: \(error)"
+        }
+        guard certificate.blockID == block.id, let result = factory.validate(block, on: tip) else {
+            return "the block is not valid on this chain"
+        }
+        try commit(block, certificate, result)
+        if !syncing { try beginHeight() }
+        return nil
+    }
+
+    // MARK: events from peers
+
+    func handle(_ event: P2PEvent) throws {
+        switch event {
+        case .connected(let peer):
+            log("peer \(peer.hex.prefix(12)) connected (\(network.connectedPeers.count) peer(s))")
+            network.send(.status(height: state.global.height), to: peer)
+            let waiting = mempool.reap(maxCount: WireMessage.maxTransactionsPerMessage, maxBytes: 4 << 20)
+            if !waiting.isEmpty { network.send(.transactions(waiting.map(\.transaction)), to: peer) }
+        case .disconnected(let peer):
+            log("peer \(peer.hex.prefix(12)) disconnected")
+            sync.forget(peer)
+        case .message(let message, let peer):
+            try receive(message, from: peer)
+        }
+    }
+
+    func receive(_ message: WireMessage, from peer: PublicKey) throws {
+        switch message {
+        case .status(let height):
+            sync.noteStatus(peer, height: height, mine: state.global.height, now: Self.monotonicMilliseconds())
+        case .transactions(let transactions):
+            var admitted: [SignedTransaction] = []
+            for transaction in transactions {
+                do {
+                    try mempool.add(transaction, from: peer.hex, state: state)
+                    admitted.append(transaction)
+                } catch {
+                    switch error {
+                    case .invalid, .malformed:
+                        // An honest peer checks signatures before passing a transaction on.
+                        network.ban(peer, reason: "sent an invalid transaction: \(error)")
+                        return
+                    default: continue
+                    }
+                }
+            }
+            if !admitted.isEmpty { network.broadcast(.transactions(admitted), except: peer) }
+        case .proposal(let signed):
+            guard signed.verify(chainID: genesis.chainID, cache: signatures) else {
+                return network.ban(peer, reason: "sent a proposal with a bad signature")
+            }
+            try consensusInput(.proposal(signed.proposal, valid: false), record: .proposal(signed), height: signed.proposal.height)
+        case .vote(let signed):
+            guard signed.verify(chainID: genesis.chainID, cache: signatures) else {
+                return network.ban(peer, reason: "sent a vote with a bad signature")
+            }
+            try consensusInput(.vote(signed), record: .vote(signed), height: signed.vote.height)
+        case .evidence(let evidence):
+            guard (try? evidence.validate(chainID: genesis.chainID)) != nil else {
+                return network.ban(peer, reason: "sent invalid double-sign evidence")
+            }
+            addEvidence(evidence)
+        case .blockRequest(let height):
+            if let block = try blocks.block(at: height), let certificate = try blocks.certificate(at: height) {
+                network.send(.block(block, certificate), to: peer)
+            } else {
+                network.send(.noBlock(height: height), to: peer)
+            }
+        case .block(let block, let certificate):
+            if !sync.deliver(block, certificate, from: peer) {
+                network.ban(peer, reason: "sent block \(block.header.height) that was not asked for")
+            }
+        case .noBlock(let height):
+            if let reason = sync.refused(height, by: peer) { network.ban(peer, reason: reason) }
+        }
+    }
+
+    /// A verified proposal or vote: fed now if it is for the running height, kept if it is
+    /// for the next height (not started yet), dropped otherwise.
+    func consensusInput(_ input: ConsensusInput<Block>, record: WALRecord, height: UInt64) throws {
+        if let core, core.height == height {
+            try feed(try validated(input), record: record)
+        } else if !syncing, height == state.global.height + 1, early.count < 10_000 {
+            early.append((input, record))
+        }
+    }
+
+    /// A proposal with the node's verdict on its block (the paper's valid(v)).
+    func validated(_ input: ConsensusInput<Block>) throws -> ConsensusInput<Block> {
+        guard case .proposal(let proposal, _) = input else { return input }
+        return .proposal(proposal, valid: try validate(proposal.value))
+    }
+
+    func addEvidence(_ evidence: DoubleSignEvidence) {
+        guard !evidencePool.contains(evidence), evidencePool.count < 100 else { return }
+        log("double-sign evidence against \(evidence.validator.hex.prefix(12)) at height \(evidence.height)")
+        evidencePool.append(evidence)
+        network.broadcast(.evidence(evidence))
+    }
+
+    // MARK: consensus
+
+    /// Starts consensus at the next height, replaying the WAL recovered at start-up if it
+    /// belongs to that height.
+    func startConsensus() throws {
+        let replay = WALRecord.replayable(recoveredWAL, nextHeight: state.global.height + 1)
+        recoveredWAL = []
+        try startHeight(replay: replay)
+    }
+
+    /// After the commit pause: start the next height with the inputs that arrived meanwhile.
+    func beginHeight() throws {
+        guard !syncing, core == nil else { return }
+        try startHeight(replay: [])
+    }
+
+    func startHeight(replay: [WALRecord]) throws {
+        let height = state.global.height + 1
+        let set = state.validatorSets().current
+        let validators = ValidatorSet(set.map { .init(key: $0.consensusKey, power: $0.power) })
+        let me: PublicKey? = validators.contains(key.publicKey) ? key.publicKey : nil
+        core = ConsensusCore(height: height, validators: validators, me: me, timeouts: config.timeouts)
+        executed.removeAll()
+        blockTimes.removeAll()
+        signedProposals.removeAll()
+        timers.removeAll()
+        if replay.isEmpty {
+            try wal.reset()
+            try wal.append(WALRecord.height(height).canonicalBytes, sync: true)
+            crash?.reached(.afterWALHeight, height: height)
+        } else {
+            log("replaying \(replay.count) consensus WAL record(s) for height \(height)")
+        }
+        try perform(core!.start())
+        replaying = true
+        for record in replay {
+            switch record {
+            case .height: continue
+            case .proposal(let signed):
+                signedProposals[signed.proposal.round] = signed
+                try feed(.proposal(signed.proposal, valid: try validate(signed.proposal.value)), logged: false)
+            case .vote(let vote): try feed(.vote(vote), logged: false)
+            case .timeout(let step, let h, let r): try feed(.timeout(step, height: h, round: r), logged: false)
+            case .proposeValue(let block, let h, let r):
+                _ = try validate(block)
+                try feed(.proposeValue(block, height: h, round: r), logged: false)
+            }
+        }
+        replaying = false
+        let waiting = early
+        early = []
+        for (input, record) in waiting where core?.height == height {
+            if case .proposal(let proposal, _) = input, case .proposal(let signed) = record {
+                signedProposals[proposal.round] = signedProposals[proposal.round] ?? signed
+            }
+            try feed(try validated(input), record: record)
+        }
+    }
+
+    /// Feeds an input, appending it to the WAL first unless it is being replayed from there.
+    /// Own votes and proposals are synced before they leave (driver contract 2); peers' inputs
+    /// are written unsynced (a crash loses only what peers will send again).
+    func feed(_ input: ConsensusInput<Block>, logged: Bool = true, record: WALRecord? = nil, own: Bool = false) throws {
+        guard core != nil else { return }
+        if logged && !replaying, let record = record ?? walRecord(input) {
+            try wal.append(record.canonicalBytes, sync: own || isLocal(input))
+        }
+        try perform(core!.apply(input))
+    }
+
+    func isLocal(_ input: ConsensusInput<Block>) -> Bool {
+        switch input {
+        case .timeout, .proposeValue: return true
+        case .proposal, .vote: return false
+        }
+    }
+
+    /// The WAL form of an input; proposals need their signature, so their callers pass it.
+    func walRecord(_ input: ConsensusInput<Block>) -> WALRecord? {
+        switch input {
+        case .proposal: return nil
+        case .vote(let vote): return .vote(vote)
+        case .timeout(let step, let height, let round): return .timeout(step, height: height, round: round)
+        case .proposeValue(let block, let height, let round): return .proposeValue(block, height: height, round: round)
+        }
+    }
+
+    func tip() throws -> BlockFactory.Tip {
+        let height = state.global.height
+        let sets = state.validatorSets()
+        var previous: (block: Block, certificate: CommitCertificate)? = nil
+        if height > 0 {
+            guard let block = try blocks.block(at: height), let certificate = try blocks.certificate(at: height) else {
+                throw Failure(message: "block \(height) or its certificate is missing from the store")
+            }
+            previous = (block, certificate)
+        }
+        return BlockFactory.Tip(state: state, previous: previous,
+                                previousValidators: height == 0 ? nil : ValidatorSet(sets.previous.map { .init(key: $0.consensusKey, power: $0.power) }),
+                                validators: ValidatorSet(sets.current.map { .init(key: $0.consensusKey, power: $0.power) }))
+    }
+
+    /// valid(v), by the shared block factory; the execution is kept for the commit.
+    func validate(_ block: Block) throws -> Bool {
+        if executed[block.id] != nil { return true }
+        guard block.header.height == state.global.height + 1, let result = factory.validate(block, on: try tip()) else { return false }
+        executed[block.id] = result
+        blockTimes[block.id] = block.header.timeMilliseconds
+        return true
+    }
+
+    func buildBlock() throws -> Block {
+        let limits = genesis.parameters.block
+        let candidates = mempool.reap(maxCount: Int(limits.maxTransactions), maxBytes: Int(limits.maxBytes) - (64 << 10))
+        guard let (block, result) = factory.build(on: try tip(), proposer: key.publicKey, candidates: candidates,
+                                                  maxTransactions: Int(limits.maxTransactions), evidence: evidencePool) else {
+            throw Failure(message: "the runtime refused this node's own block at height \(state.global.height + 1)")
+        }
+        executed[block.id] = result
+        blockTimes[block.id] = block.header.timeMilliseconds
+        return block
+    }
+
+    func perform(_ effects: [ConsensusEffect<Block>]) throws {
+        let height = core?.height
+        for effect in effects {
+            guard let core, core.height == height else { return }
+            switch effect {
+            case .requestValue(let h, let r):
+                try feed(.proposeValue(try buildBlock(), height: h, round: r))
+            case .signProposal(let proposal):
+                let signature: Signature
+                do {
+                    signature = try signer.signProposal(height: proposal.height, round: proposal.round,
+                                                        bytes: ProposalSigning.bytes(proposal))
+                } catch {
+                    // After a restart the core may ask again for a step already signed; the
+                    // WAL replay brings back what was proposed then, so nothing is lost.
+                    log("not proposing: \(error)")
+                    continue
+                }
+                let signed = SignedProposal(proposal: proposal, signature: signature)
+                signedProposals[proposal.round] = signed
+                try feed(.proposal(proposal, valid: try validate(proposal.value)), record: .proposal(signed), own: true)
+                if !replaying { network.broadcast(.proposal(signed)) }
+            case .signVote(let kind, let h, let r, let blockID):
+                // After the time of the block voted for (the block-time rule), whatever the clock says.
+                let floor = blockID.flatMap { blockTimes[$0] } ?? state.global.timeMilliseconds
+                let vote = Vote(kind: kind, height: h, round: r, blockID: blockID,
+                                timestampMilliseconds: max(Self.wallMilliseconds(), floor + 1), validator: key.publicKey)
+                let signed: SignedVote
+                do { signed = try signer.signVote(vote) } catch {
+                    log("signer refused: \(error)")
+                    continue
+                }
+                crash?.reached(.afterSign, height: h)
+                try feed(.vote(signed), own: true)
+                if !replaying { network.broadcast(.vote(signed)) }
+            case .scheduleTimeout(let step, let h, let r, let milliseconds):
+                timerSequence += 1
+                timers.append((Self.monotonicMilliseconds() + milliseconds, timerSequence, .timeout(step, height: h, round: r)))
+            case .decide(let block, let certificate):
+                guard let result = try executed[block.id] ?? (validate(block) ? executed[block.id] : nil) else {
+                    throw Failure(message: "decided block \(block.header.height) does not execute; refusing to continue")
+                }
+                try commit(block, certificate, result)
+                timerSequence += 1
+                timers.append((Self.monotonicMilliseconds() + config.timeoutCommitMilliseconds, timerSequence, nil))
+                return
+            case .evidence(let evidence):
+                addEvidence(evidence)
+            }
+        }
+    }
+
+    /// Stores a decided block with its state (one synced batch), then updates what depends
+    /// on the new tip. The next height starts later (after the commit pause, or at once when
+    /// syncing).
+    func commit(_ block: Block, _ certificate: CommitCertificate, _ result: ExecutedBlock) throws {
+        let height = block.header.height
+        crash?.reached(.beforeCommit, height: height)
+        try blocks.commit(block, certificate: certificate, executed: result)
+        crash?.reached(.afterCommit, height: height)
+        state.commit(result)
+        core = nil
+        timers.removeAll()
+        early.removeAll { entry in
+            switch entry.record {
+            case .vote(let vote): return vote.vote.height <= height
+            case .proposal(let proposal): return proposal.proposal.height <= height
+            default: return true
+            }
+        }
+        mempool.update(after: state)
+        evidencePool.removeAll { block.evidence.contains($0) || $0.height + 50 < height }
+        log("committed height \(height) block \(block.id.hex.prefix(16)) state \(result.outcome.stateRoot.hex.prefix(16)) txs \(block.transactions.count)")
+        network.broadcast(.status(height: height))
+    }
+}
+
+/// Where a test asks the node to kill itself (`KC_CRASH_POINT=name`, from height
+/// `KC_CRASH_HEIGHT`, default 3): one point per persistence step of a commit.
+public struct CrashPoint: Sendable {
+    public enum Step: String, Sendable, CaseIterable {
+        /// A vote was signed (the signer state is synced) but not yet logged or sent.
+        case afterSign = "after-sign"
+        /// A block was decided but its batch is not written.
+        case beforeCommit = "before-commit"
+        /// The block's batch is written; the WAL still holds the decided height.
+        case afterCommit = "after-commit"
+        /// The WAL was reset for the next height.
+        case afterWALHeight = "after-wal-height"
+    }
+
+    public let step: Step
+    public let height: UInt64
+
+    static func fromEnvironment() -> CrashPoint? {
+        guard let raw = getenv("KC_CRASH_POINT"), let step = Step(rawValue: String(cString: raw)) else { return nil }
+        let height = getenv("KC_CRASH_HEIGHT").flatMap { UInt64(String(cString: $0)) } ?? 3
+        return CrashPoint(step: step, height: height)
+    }
+
+    func reached(_ point: Step, height: UInt64) {
+        guard point == step, height >= self.height else { return }
+        print("crash point \(step.rawValue) reached at height \(height): killing this process")
+        flushAll()
+        kill(getpid(), SIGKILL)
+    }
+
+    private func flushAll() { fflush(nil) }
+}
