@@ -18,9 +18,12 @@ public final class ChildProcess: @unchecked Sendable {
     private var buffer = ""
 
     /// Starts `node arguments`; stderr joins stdout unless `discardStandardError`.
-    public init(_ arguments: [String], discardStandardError: Bool = false) throws {
+    public init(_ arguments: [String], discardStandardError: Bool = false, environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: nodeBinary())
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardOutput = output
         process.standardError = discardStandardError ? FileHandle.nullDevice : output
         output.fileHandleForReading.readabilityHandler = { [weak self] handle in

@@ -1,0 +1,129 @@
+import Foundation
+import KCCrypto
+import KCNetwork
+import KCNode
+import KCTestSupport
+import KCTypes
+import Testing
+
+/// Validators as separate `node start` processes over loopback TCP.
+@Suite(.serialized)
+struct NetworkTests {
+    /// Four validators commit 100 heights under a transfer load; one is killed with SIGKILL
+    /// and restarted: it catches up, every store agrees block by block, nothing committed is
+    /// lost, and no validator ever signs two conflicting votes (no evidence anywhere).
+    @Test func fourValidatorsSurviveASIGKILLUnderLoad() throws {
+        let network = try TestNetwork(validators: 4)
+        defer { network.stopAll(); network.remove() }
+        for index in 0..<4 { try network.start(index) }
+        #expect(network.waitHeight(5, seconds: 60), "no start: \(network.describe())")
+        let client = try TestPeer(network: network, seed: 201, connectTo: [0])
+        defer { client.stop() }
+        #expect(client.waitConnected(1))
+        let load = TransferLoad(peer: client, chainID: network.genesis.chainID)
+        load.start()
+        #expect(network.waitHeight(30, seconds: 60), "\(network.describe())")
+        network.stop(3, signal: SIGKILL)
+        let atKill = network.height(0)
+        #expect(network.waitHeight(atKill + 10, nodes: [0, 1, 2], seconds: 60), "three of four must go on: \(network.describe())")
+        try network.start(3)
+        #expect(network.waitHeight(100, seconds: 120), "\(network.describe())")
+        let target = network.height(0)
+        #expect(network.waitHeight(target, nodes: [3], seconds: 60), "the restarted node must catch up: \(network.describe())")
+        load.stop()
+        network.stopAll()
+        let heights = try network.checkStoresAgree()
+        #expect(heights.allSatisfy { $0 >= 100 })
+        for index in 0..<4 {
+            #expect(!network.output(index).contains("double-sign evidence"), "node \(index) saw a double sign")
+        }
+        // Transactions went through: blocks carried them.
+        let committed = network.output(0).split(separator: "\n").compactMap { line -> Int? in
+            guard line.hasPrefix("committed height "), let range = line.range(of: " txs ") else { return nil }
+            return Int(line[range.upperBound...])
+        }.reduce(0, +)
+        #expect(committed > 100, "only \(committed) transactions committed")
+    }
+
+    /// The node is killed at each persistence step of a commit (KC_CRASH_POINT); each restart
+    /// reconciles store and WAL and ends on the same blocks and state roots as its peers.
+    @Test func crashAtEachPersistenceStepRecovers() throws {
+        let network = try TestNetwork(validators: 4)
+        defer { network.stopAll(); network.remove() }
+        for index in 0..<4 { try network.start(index) }
+        #expect(network.waitHeight(3, seconds: 60), "\(network.describe())")
+        for step in CrashPoint.Step.allCases {
+            network.stop(3)
+            let at = network.height(0) + 3
+            try network.start(3, environment: ["KC_CRASH_POINT": step.rawValue, "KC_CRASH_HEIGHT": "\(at)"])
+            #expect(network.waitExit(3, seconds: 60), "\(step.rawValue): the crash point was never reached: \(network.describe())")
+            #expect(network.output(3).contains("crash point \(step.rawValue) reached"))
+            try network.start(3)
+            let target = network.height(0) + 3
+            #expect(network.waitHeight(target, seconds: 60), "\(step.rawValue): no recovery: \(network.describe())")
+        }
+        network.stopAll()
+        _ = try network.checkStoresAgree()
+        #expect(!network.output(0).contains("double-sign evidence"))
+    }
+
+    /// A node started far behind fetches the blocks from its peers and then votes; a peer
+    /// that claims a height it cannot serve is banned, and the sync still finishes. A peer
+    /// that floods invalid transactions is banned while the chain goes on.
+    @Test func aNodeFarBehindSyncsDespiteALyingPeer() throws {
+        let network = try TestNetwork(validators: 4, commitMilliseconds: 0)
+        defer { network.stopAll(); network.remove() }
+        let behind: UInt64 = ProcessInfo.processInfo.environment["KC_SYNC_HEIGHTS"].flatMap { UInt64($0) } ?? 1_000
+        for index in 0..<4 { try network.start(index) }
+        #expect(network.waitHeight(behind, seconds: 300), "\(network.describe())")
+        // Node 3 loses its data and starts again from genesis, `behind` heights back.
+        network.stop(3)
+        try FileManager.default.removeItem(atPath: network.home(3) + "/data")
+        try network.start(3)
+        let restarted = try #require(network.nodes[3])
+        #expect(restarted.wait(seconds: 30) { restarted.text.contains("listening on") })
+
+        // The liar connects and claims a height far ahead, then has no blocks.
+        let liar = try TestPeer(network: network, seed: 202, connectTo: [3])
+        defer { liar.stop() }
+        #expect(liar.waitConnected(1))
+        liar.host.send(.status(height: 1_000_000), to: network.nodeID(3))
+        let deadline = Date().addingTimeInterval(30)
+        var banned = false
+        while Date() < deadline && !banned {
+            for event in liar.host.events.drain(waitingMilliseconds: 20) {
+                if case .message(.blockRequest(let height), let from) = event { liar.host.send(.noBlock(height: height), to: from) }
+                if case .disconnected = event { banned = true }
+            }
+        }
+        #expect(banned, "the lying peer was not dropped")
+        #expect(network.output(3).contains("banning peer \(liar.id.hex.prefix(12))"))
+        let target = network.height(0)
+        #expect(network.waitHeight(target, nodes: [3], seconds: 240), "no catch-up: \(network.describe())")
+        #expect(network.output(3).contains("switching to consensus"))
+        // Caught up, it takes part: a height after the catch-up is committed by all four.
+        #expect(network.waitHeight(network.height(0) + 5, seconds: 60), "\(network.describe())")
+
+        // A flood of transactions with bad signatures: the sender is banned, the chain goes on.
+        let flooder = try TestPeer(network: network, seed: 203, connectTo: [0])
+        defer { flooder.stop() }
+        #expect(flooder.waitConnected(1))
+        let user = DevnetKeys.user(index: 0)
+        let forged = (0..<500).map { nonce in
+            let body = TransactionBody(chainID: network.genesis.chainID, sender: user.publicKey, nonce: UInt64(nonce),
+                                       fee: Amount(units: 1_000_000_000_000), call: .transfer(to: user.publicKey, amount: Amount(units: 1)))
+            return SignedTransaction(body: body, signature: DevnetKeys.user(index: 1).sign(rawMessage: body.canonicalBytes))
+        }
+        flooder.host.broadcast(.transactions(forged))
+        var dropped = false
+        let floodDeadline = Date().addingTimeInterval(10)
+        while Date() < floodDeadline && !dropped {
+            for event in flooder.host.events.drain(waitingMilliseconds: 20) { if case .disconnected = event { dropped = true } }
+        }
+        #expect(dropped, "the flooding peer was not dropped")
+        #expect(network.output(0).contains("invalid transaction"))
+        #expect(network.waitHeight(network.height(0) + 3, seconds: 60), "the chain stalled after the flood: \(network.describe())")
+        network.stopAll()
+        _ = try network.checkStoresAgree()
+    }
+}

@@ -1,0 +1,217 @@
+import Foundation
+import KCCrypto
+import KCConsensus
+import KCNetwork
+import KCNode
+import KCStorage
+import KCTestSupport
+import KCTypes
+import Synchronization
+import Testing
+
+/// A network of `node start` processes on loopback, built from the devnet keys: homes in a
+/// temporary folder, distinct ports, every node a persistent peer of every other.
+final class TestNetwork {
+    let root: String
+    let count: Int
+    let ports: [Int]
+    let genesis: Genesis
+    var nodes: [ChildProcess?]
+    /// Everything each node printed, across restarts.
+    var pastOutput: [String]
+
+    static let portCounter = Mutex(0)
+
+    init(validators: Int, commitMilliseconds: Int = 50) throws {
+        count = validators
+        root = temporaryPath("kc-net")
+        let slot = Self.portCounter.withLock { value -> Int in value += 1; return value }
+        let base = 21_000 + Int(getpid() % 400) * 60 + slot * 10
+        ports = (0..<validators).map { base + $0 }
+        nodes = Array(repeating: nil, count: validators)
+        pastOutput = Array(repeating: "", count: validators)
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let genesisText = try runNode(["devnet-genesis", "--validators", "\(validators)"]).standardOutput
+        try genesisText.write(toFile: root + "/genesis.json", atomically: true, encoding: .utf8)
+        genesis = try NodeHome.loadGenesis(file: root + "/genesis.json")
+        for index in 0..<validators {
+            var arguments = ["init", "--home", home(index), "--genesis", root + "/genesis.json", "--devnet-index", "\(index)",
+                             "--p2p-port", "\(ports[index])", "--rpc-port", "\(ports[index] + 5_000)"]
+            for peer in 0..<validators where peer != index { arguments += ["--peer", address(peer)] }
+            let result = try runNode(arguments)
+            #expect(result.status == 0, "init \(index): \(result.standardError)")
+            let path = home(index) + "/config.toml"
+            let config = try String(contentsOfFile: path, encoding: .utf8)
+                .replacingOccurrences(of: "timeout_commit_ms = 1000", with: "timeout_commit_ms = \(commitMilliseconds)")
+            try config.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+    }
+
+    func home(_ index: Int) -> String { root + "/node\(index)" }
+    func nodeID(_ index: Int) -> PublicKey { DevnetKeys.key(.node, index: index).publicKey }
+    func address(_ index: Int) -> String { "\(nodeID(index).hex)@127.0.0.1:\(ports[index])" }
+
+    func start(_ index: Int, environment: [String: String] = [:]) throws {
+        precondition(nodes[index] == nil, "node \(index) is running")
+        nodes[index] = try ChildProcess(["start", "--home", home(index)], environment: environment)
+    }
+
+    func stop(_ index: Int, signal: Int32 = SIGTERM) {
+        guard let node = nodes[index] else { return }
+        node.stop(signal: signal)
+        pastOutput[index] += node.text
+        nodes[index] = nil
+    }
+
+    func stopAll() { for index in 0..<count { stop(index) } }
+
+    /// Waits until a running node exits by itself (a crash point); true if it did.
+    func waitExit(_ index: Int, seconds: Double) -> Bool {
+        guard let node = nodes[index] else { return true }
+        _ = node.wait(seconds: seconds) { !node.process.isRunning }
+        guard !node.process.isRunning else { return false }
+        stop(index)
+        return true
+    }
+
+    func output(_ index: Int) -> String { pastOutput[index] + (nodes[index]?.text ?? "") }
+
+    /// The last height each node logged as committed (0 if none).
+    func height(_ index: Int) -> UInt64 {
+        var best: UInt64 = 0
+        for line in output(index).split(separator: "\n") where line.hasPrefix("committed height ") {
+            best = max(best, UInt64(line.dropFirst("committed height ".count).prefix { $0 != " " }) ?? 0)
+        }
+        return best
+    }
+
+    /// Waits until every node in `indices` logged `height`; false on timeout.
+    func waitHeight(_ height: UInt64, nodes indices: [Int]? = nil, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        let which = indices ?? Array(0..<count)
+        while Date() < deadline {
+            if which.allSatisfy({ self.height($0) >= height }) { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    func describe() -> String {
+        (0..<count).map { "node\($0): height \(height($0)); last lines: \(output($0).split(separator: "\n").suffix(6).joined(separator: " | "))" }
+            .joined(separator: "\n")
+    }
+
+    /// With every node stopped: each store chains, every pair agrees on the block id and
+    /// state root at every common height, and no node stored less than it logged as
+    /// committed. Returns the stored heights.
+    func checkStoresAgree() throws -> [UInt64] {
+        var chains: [[(Hash256, Hash256)]] = []
+        for index in 0..<count {
+            let blocks = BlockStore(store: try RocksDBStore(path: home(index) + "/data/store"))
+            let top = try blocks.height()
+            #expect(top >= height(index), "node \(index) stored \(top) but logged a commit of \(height(index))")
+            var chain: [(Hash256, Hash256)] = []
+            var previous = Hash256.zero
+            for h in stride(from: UInt64(1), through: top, by: 1) {
+                let block = try #require(try blocks.block(at: h), "node \(index): block \(h) missing")
+                #expect(block.header.previousBlockID == previous, "node \(index): block \(h) does not chain")
+                #expect(try blocks.certificate(at: h)?.blockID == block.id, "node \(index): certificate \(h)")
+                previous = block.id
+                chain.append((block.id, block.header.stateRoot))
+            }
+            chains.append(chain)
+        }
+        for a in 0..<count {
+            for b in (a + 1)..<count {
+                for h in 0..<min(chains[a].count, chains[b].count) {
+                    #expect(chains[a][h] == chains[b][h], "nodes \(a) and \(b) differ at height \(h + 1)")
+                }
+            }
+        }
+        return chains.map { UInt64($0.count) }
+    }
+
+    /// Removes the homes; with KC_TEST_VERBOSE=1 first prints every node's log lines other
+    /// than commits, for debugging.
+    func remove() {
+        if ProcessInfo.processInfo.environment["KC_TEST_VERBOSE"] == "1" {
+            for index in 0..<count {
+                for line in output(index).split(separator: "\n") where !line.hasPrefix("committed height") {
+                    print("node\(index)> \(line)")
+                }
+            }
+        }
+        try? FileManager.default.removeItem(atPath: root)
+    }
+}
+
+/// A P2P peer inside the test process: it dials nodes, sends them transactions, and can lie.
+final class TestPeer {
+    let host: P2PHost
+
+    init(network: TestNetwork, seed: UInt8, connectTo indices: [Int]) throws {
+        let settings = P2PSettings(chainID: network.genesis.chainID, genesisHash: network.genesis.hash,
+                                   nodeKey: SigningKey(seed: Bytes32([UInt8](repeating: seed, count: 32))))
+        host = P2PHost(settings: settings, events: Inbox(capacity: 100_000), log: { _ in })
+        try host.start()
+        for index in indices { host.dial(PeerAddress(nodeID: network.nodeID(index), host: "127.0.0.1", port: network.ports[index])) }
+    }
+
+    var id: PublicKey { host.nodeID }
+
+    func waitConnected(_ count: Int, seconds: Double = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            _ = host.events.drain(waitingMilliseconds: 20)
+            if host.connectedPeers.count >= count { return true }
+        }
+        return false
+    }
+
+    func stop() { host.stop() }
+}
+
+/// Transfers between the devnet users, nonces in order, sent in small batches from a thread.
+final class TransferLoad: @unchecked Sendable {
+    let peer: TestPeer
+    let chainID: String
+    let running = Mutex(true)
+    let sent = Mutex(0)
+    var thread: Thread? = nil
+
+    init(peer: TestPeer, chainID: String) {
+        self.peer = peer
+        self.chainID = chainID
+    }
+
+    func start(perBatch: Int = 10, intervalMilliseconds: UInt32 = 100, limit: Int = 20_000) {
+        let thread = Thread { [self] in
+            let users = (0..<4).map { DevnetKeys.user(index: $0) }
+            var nonces = [UInt64](repeating: 0, count: users.count)
+            var total = 0
+            while running.withLock({ $0 }) && total < limit {
+                var batch: [SignedTransaction] = []
+                for (index, user) in users.enumerated() {
+                    for _ in 0..<perBatch {
+                        let body = TransactionBody(chainID: chainID, sender: user.publicKey, nonce: nonces[index],
+                                                   fee: Amount(units: 1_000_000_000_000),
+                                                   call: .transfer(to: users[(index + 1) % users.count].publicKey, amount: Amount(units: 1)))
+                        batch.append(body.signed(with: user))
+                        nonces[index] += 1
+                    }
+                }
+                peer.host.broadcast(.transactions(batch))
+                total += batch.count
+                sent.withLock { $0 = total }
+                usleep(intervalMilliseconds * 1_000)
+            }
+        }
+        self.thread = thread
+        thread.start()
+    }
+
+    func stop() {
+        running.withLock { $0 = false }
+        usleep(300_000)
+    }
+}
