@@ -54,7 +54,7 @@ struct OutboundFrame: Sendable {
 public final class P2PHost: Sendable {
     public let settings: P2PSettings
     public let events: Inbox<P2PEvent>
-    let log: @Sendable (String) -> Void
+    let log: NodeLogger
     let group: MultiThreadedEventLoopGroup
     private let state = Mutex(State())
     private let listener = Mutex<Channel?>(nil)
@@ -74,7 +74,7 @@ public final class P2PHost: Sendable {
         var stopped = false
     }
 
-    public init(settings: P2PSettings, events: Inbox<P2PEvent>, log: @escaping @Sendable (String) -> Void) {
+    public init(settings: P2PSettings, events: Inbox<P2PEvent>, log: NodeLogger) {
         self.settings = settings
         self.events = events
         self.log = log
@@ -164,7 +164,7 @@ public final class P2PHost: Sendable {
             state.bans[peer] = .now() + .milliseconds(settings.banMilliseconds)
             return state.peers[peer]?.channel
         }
-        log("banning peer \(peer.hex.prefix(12)) for \(settings.banMilliseconds) ms: \(reason)")
+        log.warning("banning peer", ["peer": peer.hex, "for_ms": "\(settings.banMilliseconds)", "reason": reason])
         channel?.close(promise: nil)
     }
 
@@ -326,8 +326,8 @@ final class PeerHandler: ChannelDuplexHandler {
     }
 
     var peerName: String {
-        if case .ready(let peer, _, _) = phase { return peer.hex.prefix(12) + "…" }
-        return expected.map { $0.hex.prefix(12) + "…" } ?? "inbound connection"
+        if case .ready(let peer, _, _) = phase { return peer.hex }
+        return expected.map(\.hex) ?? "unauthenticated"
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -382,7 +382,9 @@ final class PeerHandler: ChannelDuplexHandler {
 
     func fail(context: ChannelHandlerContext, _ reason: String) {
         if case .closed = phase { return }
-        host.log("peer \(peerName) (\(context.channel.remoteAddress?.description ?? "?")) dropped: \(reason)")
+        // Losing the race of a pair that dialled each other is routine; the rest is news.
+        let level: LogLevel = reason.hasSuffix("already connected") ? .debug : .info
+        host.log.log(level, "peer dropped", ["peer": peerName, "address": context.channel.remoteAddress?.description ?? "?", "reason": reason])
         if case .ready(let peer, _, _) = phase { host.closed(peer, channel: context.channel) }
         phase = .closed
         context.close(promise: nil)

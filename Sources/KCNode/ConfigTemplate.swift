@@ -43,6 +43,10 @@ public enum ConfigTemplate {
         # Pause after a commit before the next height starts: collects late votes and sets the
         # pace of a chain with little traffic.
         timeout_commit_ms = 1000
+        # Refuse to sign when this validator key signed any of the last N committed blocks,
+        # checked after block sync on a data directory with an empty consensus WAL (a new or
+        # reset node; 0 turns the check off). It catches a key still running on another machine.
+        double_sign_check_heights = 0
 
         [mempool]
         # Caps on pending transactions; beyond them new transactions are refused as "mempool full".

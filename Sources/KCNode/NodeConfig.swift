@@ -19,6 +19,9 @@ public struct NodeConfig: Equatable, Sendable {
     public var rpcRateLimitPerSecond = 200
     public var timeouts = TimeoutConfig()
     public var timeoutCommitMilliseconds: UInt64 = 1_000
+    /// Before signing anything, refuse to start if this validator's key signed any of the last
+    /// this many committed blocks (0: no check). Guards against running one key on two machines.
+    public var doubleSignCheckHeights = 0
     public var mempoolMaxTransactions = 50_000
     public var mempoolMaxBytes = 64 << 20
     public var attesterMode = AttesterMode.off
@@ -128,10 +131,10 @@ public struct NodeConfig: Equatable, Sendable {
             return number
         }
         func milliseconds() throws(ParseError) -> UInt64 { UInt64(try integer(0...3_600_000)) }
-        func address() throws(ParseError) -> String {
+        func address(allowAnyPort: Bool = false) throws(ParseError) -> String {
             let text = try string()
             guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-                  (1...65535).contains(port), colon != text.startIndex else {
+                  ((allowAnyPort ? 0 : 1)...65535).contains(port), colon != text.startIndex else {
                 throw ParseError(line: line, message: "\(key) = \"\(text)\" is not HOST:PORT")
             }
             return text
@@ -144,7 +147,7 @@ public struct NodeConfig: Equatable, Sendable {
                 throw ParseError(line: line, message: "log.level \"\(level)\" is not one of \(Self.logLevels.joined(separator: ", "))")
             }
             logLevel = level
-        case "p2p.listen_address": p2pListenAddress = try address()
+        case "p2p.listen_address": p2pListenAddress = try address(allowAnyPort: true)  // port 0: any free port
         case "p2p.persistent_peers":
             guard case .strings(let peers) = value else { throw ParseError(line: line, message: "\(key) must be an array of strings") }
             for peer in peers where !PeerAddress.isWellFormed(peer) {
@@ -163,6 +166,7 @@ public struct NodeConfig: Equatable, Sendable {
         case "consensus.timeout_precommit_ms": timeouts.precommitMilliseconds = try milliseconds()
         case "consensus.timeout_precommit_delta_ms": timeouts.precommitDeltaMilliseconds = try milliseconds()
         case "consensus.timeout_commit_ms": timeoutCommitMilliseconds = try milliseconds()
+        case "consensus.double_sign_check_heights": doubleSignCheckHeights = try integer(0...100_000)
         case "mempool.max_transactions": mempoolMaxTransactions = try integer(1...10_000_000)
         case "mempool.max_bytes": mempoolMaxBytes = try integer(1_024...(4 << 30))
         case "attester.mode":

@@ -37,7 +37,7 @@ public final class NodeDriver {
     let signer: PersistentSigner
     let wal: ConsensusWAL
     let key: SigningKey
-    let log: (String) -> Void
+    let log: NodeLogger
     let crash: CrashPoint?
     public let mempool: Mempool
     public let events: Inbox<P2PEvent>
@@ -66,15 +66,16 @@ public final class NodeDriver {
     /// How long a node with peers waits for their heights before it runs consensus alone.
     static let startupSyncWaitMilliseconds: UInt64 = 2_000
 
-    public init(home: NodeHome, log: @escaping @Sendable (String) -> Void) throws {
+    /// Opens the node in `home`; log lines (filtered by the configured level) go to `output`.
+    public init(home: NodeHome, output: @escaping @Sendable (String) -> Void) throws {
         self.home = home
-        self.log = log
         let configText: String
         switch FileIO.read(path: home.configPath, limit: 1 << 20) {
         case .success(let bytes): configText = String(decoding: bytes, as: UTF8.self)
         case .failure(let failure): throw Failure(message: "cannot read \(home.configPath): \(failure.reason)")
         }
         config = try NodeConfig.parse(configText)
+        log = NodeLogger(minimum: LogLevel(name: config.logLevel) ?? .info, sink: output)
         genesis = try home.loadGenesis()
         runtime = Runtime(genesis: genesis)
         factory = BlockFactory(runtime: runtime, signatures: signatures)
@@ -90,7 +91,7 @@ public final class NodeDriver {
         signer = try PersistentSigner(key: key, chainID: genesis.chainID, store: store)
         wal = try ConsensusWAL(path: home.dataDirectory + "/consensus.wal")
         if wal.truncatedBytes > 0 {
-            log("warning: cut \(wal.truncatedBytes) damaged byte(s) from the end of the consensus WAL; continuing")
+            log.warning("cut damaged bytes from the end of the consensus WAL; continuing", ["bytes": "\(wal.truncatedBytes)"])
         }
         recoveredWAL = wal.recovered.compactMap { try? WALRecord.decode(exactly: $0) }
         mempool = Mempool(runtime: runtime,
@@ -138,10 +139,11 @@ public final class NodeDriver {
     /// network; what was committed is already durable.
     public func run(shouldStop: () -> Bool) throws {
         let port = try network.start()
-        log("node \(network.nodeID.hex) listening on \(config.p2pListenAddress.split(separator: ":").dropLast().joined(separator: ":")):\(port), height \(state.global.height), \(isValidator ? "validator" : "full node")")
+        log.info("node started", ["node_id": network.nodeID.hex, "p2p_port": "\(port)", "height": "\(state.global.height)",
+                                  "role": isValidator ? "validator" : "full node", "chain": genesis.chainID])
         defer {
             network.stop()
-            log("stopped at height \(state.global.height)")
+            log.info("node stopped", ["height": "\(state.global.height)"])
         }
         if !syncing { try startConsensus() }
         while !shouldStop() {
@@ -199,7 +201,7 @@ public final class NodeDriver {
         // Far behind: stop consensus and sync. Caught up (or no one ahead after the start-up
         // wait): run consensus.
         if best >= state.global.height + 2 && !syncing {
-            log("falling behind (peers at height \(best), this node at \(state.global.height)): switching to block sync")
+            log.info("falling behind: switching to block sync", ["height": "\(state.global.height)", "peers_at": "\(best)"])
             syncing = true
             core = nil
             timers.removeAll()
@@ -207,7 +209,7 @@ public final class NodeDriver {
         if syncing {
             let waited = now - startedAt >= Self.startupSyncWaitMilliseconds
             if best <= state.global.height && (sync.hasStatus || waited) {
-                log("caught up at height \(state.global.height): switching to consensus")
+                log.info("caught up: switching to consensus", ["height": "\(state.global.height)"])
                 syncing = false
                 try startConsensus()
             }
@@ -243,12 +245,12 @@ public final class NodeDriver {
     func handle(_ event: P2PEvent) throws {
         switch event {
         case .connected(let peer):
-            log("peer \(peer.hex.prefix(12)) connected (\(network.connectedPeers.count) peer(s))")
+            log.info("peer connected", ["peer": peer.hex, "peers": "\(network.connectedPeers.count)"])
             network.send(.status(height: state.global.height), to: peer)
             let waiting = mempool.reap(maxCount: WireMessage.maxTransactionsPerMessage, maxBytes: 4 << 20)
             if !waiting.isEmpty { network.send(.transactions(waiting.map(\.transaction)), to: peer) }
         case .disconnected(let peer):
-            log("peer \(peer.hex.prefix(12)) disconnected")
+            log.info("peer disconnected", ["peer": peer.hex])
             sync.forget(peer)
         case .message(let message, let peer):
             try receive(message, from: peer)
@@ -324,7 +326,7 @@ public final class NodeDriver {
 
     func addEvidence(_ evidence: DoubleSignEvidence) {
         guard !evidencePool.contains(evidence), evidencePool.count < 100 else { return }
-        log("double-sign evidence against \(evidence.validator.hex.prefix(12)) at height \(evidence.height)")
+        log.warning("double-sign evidence", ["validator": evidence.validator.hex, "height": "\(evidence.height)"])
         evidencePool.append(evidence)
         network.broadcast(.evidence(evidence))
     }
@@ -334,9 +336,27 @@ public final class NodeDriver {
     /// Starts consensus at the next height, replaying the WAL recovered at start-up if it
     /// belongs to that height.
     func startConsensus() throws {
+        if config.doubleSignCheckHeights > 0 && isValidator && recoveredWAL.isEmpty {
+            try checkRecentSignatures()
+        }
         let replay = WALRecord.replayable(recoveredWAL, nextHeight: state.global.height + 1)
         recoveredWAL = []
         try startHeight(replay: replay)
+    }
+
+    /// The look-back check (config `consensus.double_sign_check_heights`), run once when the
+    /// node first switches to consensus with a WAL that holds nothing of its own (so the key
+    /// is new to this machine): this key in a recent commit means another machine runs it.
+    func checkRecentSignatures() throws {
+        let top = state.global.height
+        let lowest = top >= UInt64(config.doubleSignCheckHeights) ? top - UInt64(config.doubleSignCheckHeights) + 1 : 1
+        var commits: [(height: UInt64, signers: [PublicKey])] = []
+        for height in stride(from: lowest, through: top, by: 1) where height > 0 {
+            if let certificate = try blocks.certificate(at: height) { commits.append((height, certificate.signers)) }
+        }
+        do { try PersistentSigner.checkLookBack(key: key.publicKey, recentCommits: commits) } catch {
+            throw Failure(message: "refusing to sign: \(error); is this validator key running on another machine? (consensus.double_sign_check_heights = \(config.doubleSignCheckHeights))")
+        }
     }
 
     /// After the commit pause: start the next height with the inputs that arrived meanwhile.
@@ -360,7 +380,7 @@ public final class NodeDriver {
             try wal.append(WALRecord.height(height).canonicalBytes, sync: true)
             crash?.reached(.afterWALHeight, height: height)
         } else {
-            log("replaying \(replay.count) consensus WAL record(s) for height \(height)")
+            log.info("replaying the consensus WAL", ["height": "\(height)", "records": "\(replay.count)"])
         }
         try perform(core!.start())
         replaying = true
@@ -467,7 +487,7 @@ public final class NodeDriver {
                 } catch {
                     // After a restart the core may ask again for a step already signed; the
                     // WAL replay brings back what was proposed then, so nothing is lost.
-                    log("not proposing: \(error)")
+                    log.info("not proposing", ["reason": "\(error)"])
                     continue
                 }
                 let signed = SignedProposal(proposal: proposal, signature: signature)
@@ -481,7 +501,7 @@ public final class NodeDriver {
                                 timestampMilliseconds: max(Self.wallMilliseconds(), floor + 1), validator: key.publicKey)
                 let signed: SignedVote
                 do { signed = try signer.signVote(vote) } catch {
-                    log("signer refused: \(error)")
+                    log.warning("signer refused", ["reason": "\(error)"])
                     continue
                 }
                 crash?.reached(.afterSign, height: h)
@@ -524,7 +544,8 @@ public final class NodeDriver {
         }
         mempool.update(after: state)
         evidencePool.removeAll { block.evidence.contains($0) || $0.height + 50 < height }
-        log("committed height \(height) block \(block.id.hex.prefix(16)) state \(result.outcome.stateRoot.hex.prefix(16)) txs \(block.transactions.count)")
+        log.info("committed", ["height": "\(height)", "block": block.id.hex, "state": result.outcome.stateRoot.hex,
+                               "txs": "\(block.transactions.count)"])
         network.broadcast(.status(height: height))
     }
 }

@@ -12,10 +12,10 @@ struct StartCommand: ParsableCommand {
         commandName: "start",
         abstract: "Run the node.",
         discussion: """
-        Runs the validator in --home until SIGINT or SIGTERM, which stop it after the current \
-        step with everything committed made durable. This build has no P2P yet: it runs a \
-        one-validator chain (one made by `node init` without --genesis) and refuses a \
-        validator set with other members.
+        Runs the node in --home until SIGINT or SIGTERM, which stop it after the current \
+        step with everything committed made durable. It connects to the persistent peers in \
+        config.toml, catches up by block sync when behind, and votes when its validator key \
+        is in the validator set (a full node otherwise). Log lines go to standard output.
         """
     )
 

@@ -30,7 +30,7 @@ import Glibc
         settings.persistentPeers = peers
         settings.handshakeTimeoutMilliseconds = 1_000
         settings.maxFrameBytes = 1 << 20
-        let host = P2PHost(settings: settings, events: Inbox(capacity: 1_000), log: logs.append)
+        let host = P2PHost(settings: settings, events: Inbox(capacity: 1_000), log: NodeLogger(minimum: .trace, sink: logs.append))
         let port = try host.start()
         return (host, port)
     }

@@ -78,11 +78,16 @@ final class TestNetwork {
 
     /// The last height each node logged as committed (0 if none).
     func height(_ index: Int) -> UInt64 {
-        var best: UInt64 = 0
-        for line in output(index).split(separator: "\n") where line.hasPrefix("committed height ") {
-            best = max(best, UInt64(line.dropFirst("committed height ".count).prefix { $0 != " " }) ?? 0)
+        commits(index).last?.height ?? 0
+    }
+
+    /// The node's "committed" log lines, as (height, transactions).
+    func commits(_ index: Int) -> [(height: UInt64, transactions: Int)] {
+        output(index).split(separator: "\n").compactMap { line in
+            guard line.contains(" info committed "), let height = logField("height", in: line).flatMap({ UInt64($0) }),
+                  let count = logField("txs", in: line).flatMap({ Int($0) }) else { return nil }
+            return (height, count)
         }
-        return best
     }
 
     /// Waits until every node in `indices` logged `height`; false on timeout.
@@ -136,13 +141,19 @@ final class TestNetwork {
     func remove() {
         if ProcessInfo.processInfo.environment["KC_TEST_VERBOSE"] == "1" {
             for index in 0..<count {
-                for line in output(index).split(separator: "\n") where !line.hasPrefix("committed height") {
+                for line in output(index).split(separator: "\n") where !line.contains(" info committed ") {
                     print("node\(index)> \(line)")
                 }
             }
         }
         try? FileManager.default.removeItem(atPath: root)
     }
+}
+
+/// The value of `key=value` in a log line.
+func logField(_ key: String, in line: Substring) -> String? {
+    guard let range = line.range(of: " \(key)=") else { return nil }
+    return String(line[range.upperBound...].prefix { $0 != " " })
 }
 
 /// A P2P peer inside the test process: it dials nodes, sends them transactions, and can lie.
@@ -152,7 +163,7 @@ final class TestPeer {
     init(network: TestNetwork, seed: UInt8, connectTo indices: [Int]) throws {
         let settings = P2PSettings(chainID: network.genesis.chainID, genesisHash: network.genesis.hash,
                                    nodeKey: SigningKey(seed: Bytes32([UInt8](repeating: seed, count: 32))))
-        host = P2PHost(settings: settings, events: Inbox(capacity: 100_000), log: { _ in })
+        host = P2PHost(settings: settings, events: Inbox(capacity: 100_000), log: .silent)
         try host.start()
         for index in indices { host.dial(PeerAddress(nodeID: network.nodeID(index), host: "127.0.0.1", port: network.ports[index])) }
     }
