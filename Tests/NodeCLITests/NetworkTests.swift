@@ -2,6 +2,7 @@ import Foundation
 import KCCrypto
 import KCNetwork
 import KCNode
+import KCStorage
 import KCTestSupport
 import KCTypes
 import Testing
@@ -156,5 +157,24 @@ struct NetworkTests {
         #expect(network.waitHeight(network.height(0) + 3, seconds: 60), "the chain stalled after the flood: \(network.describe())")
         network.stopAll()
         _ = try network.checkStoresAgree()
+    }
+
+    /// A node whose key is not in the validator set follows the chain as a full node: it
+    /// never votes, and stores exactly the validators' blocks.
+    @Test func aFullNodeFollowsWithoutVoting() throws {
+        let network = try TestNetwork(validators: 3, fullNodes: 1)
+        defer { network.stopAll(); network.remove() }
+        for index in 0..<4 { try network.start(index) }
+        #expect(network.waitHeight(20, seconds: 60), "\(network.describe())")
+        #expect(network.output(3).contains("role=\"full node\""))
+        network.stopAll()
+        let heights = try network.checkStoresAgree()
+        #expect(heights[3] >= 20)
+        // Its validator key signed nothing: no certificate holds it.
+        let key = DevnetKeys.key(.validator, index: 3).publicKey
+        let blocks = BlockStore(store: try RocksDBStore(path: network.home(0) + "/data/store"))
+        for height in 1...heights[0] {
+            #expect(try blocks.certificate(at: height)?.signers.contains(key) == false)
+        }
     }
 }

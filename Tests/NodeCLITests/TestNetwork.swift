@@ -22,22 +22,23 @@ final class TestNetwork {
 
     static let portCounter = Mutex(0)
 
-    init(validators: Int, commitMilliseconds: Int = 50) throws {
-        count = validators
+    /// `validators` validators, then `fullNodes` nodes whose validator keys are not in the set.
+    init(validators: Int, fullNodes: Int = 0, commitMilliseconds: Int = 50) throws {
+        count = validators + fullNodes
         root = temporaryPath("kc-net")
         let slot = Self.portCounter.withLock { value -> Int in value += 1; return value }
         let base = 21_000 + Int(getpid() % 400) * 60 + slot * 10
-        ports = (0..<validators).map { base + $0 }
-        nodes = Array(repeating: nil, count: validators)
-        pastOutput = Array(repeating: "", count: validators)
+        ports = (0..<count).map { base + $0 }
+        nodes = Array(repeating: nil, count: count)
+        pastOutput = Array(repeating: "", count: count)
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let genesisText = try runNode(["devnet-genesis", "--validators", "\(validators)"]).standardOutput
         try genesisText.write(toFile: root + "/genesis.json", atomically: true, encoding: .utf8)
         genesis = try NodeHome.loadGenesis(file: root + "/genesis.json")
-        for index in 0..<validators {
+        for index in 0..<count {
             var arguments = ["init", "--home", home(index), "--genesis", root + "/genesis.json", "--devnet-index", "\(index)",
                              "--p2p-port", "\(ports[index])", "--rpc-port", "\(ports[index] + 5_000)"]
-            for peer in 0..<validators where peer != index { arguments += ["--peer", address(peer)] }
+            for peer in 0..<count where peer != index { arguments += ["--peer", address(peer)] }
             let result = try runNode(arguments)
             #expect(result.status == 0, "init \(index): \(result.standardError)")
             let path = home(index) + "/config.toml"
