@@ -40,8 +40,9 @@ public enum ConfigTemplate {
         timeout_prevote_delta_ms = 250
         timeout_precommit_ms = 500
         timeout_precommit_delta_ms = 250
-        # Pause after a commit before the next height starts: collects late votes and sets the
-        # pace of a chain with little traffic.
+        # Longest pause after a commit before the next height starts: it sets the pace of an
+        # idle chain. The next height starts at once when transactions are waiting or peers
+        # already sent a proposal or votes for it.
         timeout_commit_ms = 1000
         # Refuse to sign when this validator key signed any of the last N committed blocks,
         # checked after block sync on a data directory with an empty consensus WAL (a new or

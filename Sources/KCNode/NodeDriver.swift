@@ -143,7 +143,7 @@ public final class NodeDriver {
                                   "role": isValidator ? "validator" : "full node", "chain": genesis.chainID])
         defer {
             network.stop()
-            log.info("node stopped", ["height": "\(state.global.height)"])
+            log.info("node stopped", ["height": "\(state.global.height)", "signature_checks": "\(signatures.verifications)"])
         }
         if !syncing { try startConsensus() }
         while !shouldStop() {
@@ -157,6 +157,11 @@ public final class NodeDriver {
             let wait = min(timers.first.map { $0.deadline - now } ?? 100, 100)
             for event in events.drain(waitingMilliseconds: wait) {
                 try handle(event)
+            }
+            // The commit pause paces an idle chain only: a block is ready to be made as soon
+            // as transactions wait, or peers already work on the next height.
+            if core == nil && !syncing && (mempool.count > 0 || !early.isEmpty) {
+                try beginHeight()
             }
             try tick()
         }
@@ -263,9 +268,10 @@ public final class NodeDriver {
             sync.noteStatus(peer, height: height, mine: state.global.height, now: Self.monotonicMilliseconds())
         case .transactions(let transactions):
             var admitted: [SignedTransaction] = []
+            let source = peer.hex
             for transaction in transactions {
                 do {
-                    try mempool.add(transaction, from: peer.hex, state: state)
+                    try mempool.add(transaction, from: source, state: state)
                     admitted.append(transaction)
                 } catch {
                     switch error {

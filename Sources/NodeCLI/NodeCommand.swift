@@ -14,7 +14,7 @@ struct NodeCommand: ParsableCommand {
         `node keys show --home DIR`.
         """,
         version: version,
-        subcommands: [InitCommand.self, StartCommand.self, KeysCommand.self, SimulateCommand.self, DevnetGenesisCommand.self, StoreCrashWriterCommand.self]
+        subcommands: [InitCommand.self, StartCommand.self, KeysCommand.self, SimulateCommand.self, DevnetGenesisCommand.self, StoreCrashWriterCommand.self, LoadCommand.self]
     )
 }
 
