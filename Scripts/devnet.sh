@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# The local 5-validator devnet.
-#
-#   Scripts/devnet.sh [up]    install what is missing, build a release binary, create the five
-#                             node homes under .devnet/ from Genesis/devnet.json
-#   Scripts/devnet.sh status  list the node homes and their keys
-#   Scripts/devnet.sh reset   delete .devnet/
-#
-# Starting the five validators needs P2P between them, which `node start` does not have yet
-# (it runs one-validator chains only); until then `up` prepares the homes so they are ready.
+# The local 5-validator devnet on 127.0.0.1, from Genesis/devnet.json and the public devnet keys.
+#   Scripts/devnet.sh [up]     install what is missing, build, create the homes, start all, wait for height 3
+#   Scripts/devnet.sh down     stop every node this script started (by PID file)
+#   Scripts/devnet.sh stop N | start N    stop or start one node (fault drills)
+#   Scripts/devnet.sh status   whether each node runs, and its height
+#   Scripts/devnet.sh logs N   follow node N's log
+#   Scripts/devnet.sh reset    stop everything and delete .devnet/
+# Node i listens for peers on 26656 + 10 i (RPC will be 26657 + 10 i); homes and logs are in .devnet/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,51 +20,106 @@ build() {
   swift build -c release --product node
 }
 
+node_id() {
+  grep -o '"node_id": "[0-9a-f]\{64\}"' "$root/Genesis/devnet.json" | sed -n "$(($1 + 1))p" | cut -d'"' -f4
+}
+
 peers_for() {
-  local self=$1 list=() node_id
+  local self=$1 list=()
   for ((j = 0; j < validators; j++)); do
     [ "$j" -eq "$self" ] && continue
-    node_id=$(grep -o '"node_id": "[0-9a-f]\{64\}"' "$root/Genesis/devnet.json" | sed -n "$((j + 1))p" | cut -d'"' -f4)
-    list+=("--peer" "${node_id}@127.0.0.1:$((26656 + 10 * j))")
+    list+=("--peer" "$(node_id "$j")@127.0.0.1:$((26656 + 10 * j))")
   done
   printf '%s\n' "${list[@]}"
 }
 
-up() {
-  build
+check_index() {
+  [[ "${1:-}" =~ ^[0-9]+$ ]] && [ "$1" -lt "$validators" ] || { echo "node index must be 0..$((validators - 1))" >&2; exit 2; }
+}
+
+running() {
+  local pidfile="$devnet_dir/node$1.pid"
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+create() {
   mkdir -p "$devnet_dir"
   for ((i = 0; i < validators; i++)); do
     home="$devnet_dir/node$i"
-    if [ -f "$home/config.toml" ]; then
-      echo "node$i: $home exists, keeping it"
-      continue
-    fi
+    [ -f "$home/config.toml" ] && continue
     mapfile -t peer_args < <(peers_for "$i")
     "$binary" init --home "$home" --genesis Genesis/devnet.json --devnet-index "$i" --moniker "devnet-$i" \
       --p2p-port $((26656 + 10 * i)) --rpc-port $((26657 + 10 * i)) "${peer_args[@]}" >/dev/null
-    echo "node$i: created $home (P2P 127.0.0.1:$((26656 + 10 * i)), RPC 127.0.0.1:$((26657 + 10 * i)))"
+    echo "node$i: created $home"
   done
+}
+
+start_node() {
+  local i=$1
+  if running "$i"; then echo "node$i: already running (pid $(cat "$devnet_dir/node$i.pid"))"; return; fi
+  nohup "$binary" start --home "$devnet_dir/node$i" >>"$devnet_dir/node$i.log" 2>&1 &
+  echo $! >"$devnet_dir/node$i.pid"
+  echo "node$i: started (pid $!, log .devnet/node$i.log)"
+}
+
+stop_node() {
+  local i=$1 pidfile="$devnet_dir/node$1.pid"
+  if running "$i"; then
+    local pid
+    pid=$(cat "$pidfile")
+    kill "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    echo "node$i: stopped"
+  fi
+  rm -f "$pidfile"
+}
+
+height_of() {
+  local log="$devnet_dir/node$1.log"
+  [ -f "$log" ] || { echo 0; return; }
+  local h
+  h=$(grep -o ' info committed height=[0-9]*' "$log" | tail -n 1 | sed 's/.*height=//')
+  echo "${h:-0}"
+}
+
+up() {
+  build
+  create
+  for ((i = 0; i < validators; i++)); do start_node "$i"; done
+  echo "waiting for every node to reach height 3..."
+  for _ in $(seq 1 600); do
+    local ready=1
+    for ((i = 0; i < validators; i++)); do [ "$(height_of "$i")" -ge 3 ] || ready=0; done
+    [ "$ready" -eq 1 ] && break
+    sleep 0.1
+  done
+  status
   echo
-  echo "Devnet homes are ready under .devnet/. Inspect one with:"
-  echo "  $binary keys show --home .devnet/node0"
+  echo "The devnet runs. Try:"
+  echo "  Scripts/devnet.sh status            # heights"
+  echo "  Scripts/devnet.sh stop 4; Scripts/devnet.sh start 4   # a fault drill"
+  echo "  Scripts/devnet.sh logs 0"
+  echo "  $binary load --genesis Genesis/devnet.json --rate 100 --seconds 10 --peer $(node_id 0)@127.0.0.1:26656"
+  echo "  Scripts/devnet.sh down"
 }
 
 status() {
-  if [ ! -d "$devnet_dir" ]; then
-    echo "no devnet: run Scripts/devnet.sh up"
-    exit 0
-  fi
+  if [ ! -d "$devnet_dir" ]; then echo "no devnet: run Scripts/devnet.sh up"; return; fi
   for ((i = 0; i < validators; i++)); do
-    home="$devnet_dir/node$i"
-    [ -f "$home/config.toml" ] || { echo "node$i: missing"; continue; }
-    echo "node$i: $home"
-    "$binary" keys show --home "$home" | sed 's/^/  /'
+    local state="stopped"
+    running "$i" && state="running (pid $(cat "$devnet_dir/node$i.pid"))"
+    echo "node$i: $state, height $(height_of "$i"), P2P 127.0.0.1:$((26656 + 10 * i))"
   done
 }
 
 case "${1:-up}" in
   up) up ;;
+  down) for ((i = 0; i < validators; i++)); do stop_node "$i"; done ;;
+  start) check_index "${2:-}"; [ -x "$binary" ] || build; create; start_node "$2" ;;
+  stop) check_index "${2:-}"; stop_node "$2" ;;
   status) status ;;
-  reset) rm -rf "$devnet_dir"; echo "removed $devnet_dir" ;;
-  *) echo "usage: Scripts/devnet.sh [up|status|reset]" >&2; exit 2 ;;
+  logs) check_index "${2:-}"; tail -n 50 -f "$devnet_dir/node$2.log" ;;
+  reset) for ((i = 0; i < validators; i++)); do stop_node "$i"; done; rm -rf "$devnet_dir"; echo "removed $devnet_dir" ;;
+  *) echo "usage: Scripts/devnet.sh [up|down|start N|stop N|status|logs N|reset]" >&2; exit 2 ;;
 esac
