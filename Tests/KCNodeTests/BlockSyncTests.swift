@@ -1,0 +1,99 @@
+import KCConsensus
+import KCCrypto
+import KCNode
+import Testing
+
+/// Block-sync bookkeeping: who is asked for what, in which order blocks come out, and which
+/// peers are reported for a ban.
+struct BlockSyncTests {
+    static let peers = (1...3).map { SigningKey(seed: Blake2b.hash256([UInt8($0)])).publicKey }.sorted()
+
+    static func block(_ height: UInt64) -> (Block, CommitCertificate) {
+        let header = BlockHeader(chainID: "sync-test", height: height, timeMilliseconds: height, previousBlockID: .zero,
+                                 lastCommitHash: .zero, transactionsHash: .zero, evidenceHash: .zero, stateRoot: .zero,
+                                 validatorsHash: .zero, proposer: peers[0])
+        let block = Block(header: header, transactions: [], evidence: [], lastCommit: nil)
+        return (block, CommitCertificate(height: height, round: 0, blockID: block.id, precommits: []))
+    }
+
+    @Test func requestsSpreadOverPeersThatClaimTheHeights() {
+        var sync = BlockSync()
+        sync.window = 12
+        sync.noteStatus(Self.peers[0], height: 100, mine: 0, now: 0)
+        sync.noteStatus(Self.peers[1], height: 100, mine: 0, now: 0)
+        sync.noteStatus(Self.peers[2], height: 3, mine: 0, now: 0)
+        let requests = sync.requests(from: 1, now: 0)
+        #expect(requests.map(\.1) == Array(1...12))
+        // Heights above 3 only go to the peers that claim them; the load is even.
+        #expect(requests.filter { $0.1 > 3 }.allSatisfy { $0.0 != Self.peers[2] })
+        let load = Dictionary(grouping: requests, by: \.0).mapValues(\.count)
+        #expect(abs(load[Self.peers[0], default: 0] - load[Self.peers[1], default: 0]) <= 1)
+        #expect(load[Self.peers[2], default: 0] >= 1, "the third peer serves what it has")
+        // Nothing is asked twice while outstanding.
+        let again = sync.requests(from: 1, now: 1)
+        #expect(again.isEmpty)
+        #expect(sync.bestHeight == 100)
+    }
+
+    @Test func blocksComeOutInHeightOrderAndOnlyFromWhoWasAsked() {
+        var sync = BlockSync()
+        sync.noteStatus(Self.peers[0], height: 5, mine: 0, now: 0)
+        let requests = sync.requests(from: 1, now: 0)
+        #expect(requests.count == 5)
+        let (b2, c2) = Self.block(2)
+        let tookSecond = sync.deliver(b2, c2, from: Self.peers[0])
+        #expect(tookSecond)
+        let early = sync.take(height: 1)
+        #expect(early == nil, "height 1 has not arrived")
+        let (b1, c1) = Self.block(1)
+        let fromStranger = sync.deliver(b1, c1, from: Self.peers[1])
+        #expect(!fromStranger, "a peer that was not asked")
+        let tookFirst = sync.deliver(b1, c1, from: Self.peers[0])
+        #expect(tookFirst)
+        let first = sync.take(height: 1), second = sync.take(height: 2)
+        #expect(first?.0 == b1 && second?.0 == b2)
+    }
+
+    @Test func aPeerThatDeniesAClaimedHeightIsReported() {
+        var sync = BlockSync()
+        sync.noteStatus(Self.peers[0], height: 1_000_000, mine: 0, now: 0)
+        sync.noteStatus(Self.peers[1], height: 10, mine: 0, now: 0)
+        let asked = sync.requests(from: 1, now: 0).first { $0.0 == Self.peers[0] }!
+        let liarReason = sync.refused(asked.1, by: Self.peers[0])
+        #expect(liarReason != nil)
+        #expect(sync.bestHeight == 10, "the liar's claim is forgotten")
+        // An honest "no block" above the claimed height is not held against a peer.
+        let honestReason = sync.refused(11, by: Self.peers[1])
+        #expect(honestReason == nil)
+    }
+
+    @Test func unansweredRequestsMoveOnAndEndInABan() {
+        var sync = BlockSync()
+        sync.timeoutMilliseconds = 100
+        sync.maxStrikes = 3
+        sync.window = 1
+        sync.noteStatus(Self.peers[0], height: 50, mine: 0, now: 0)
+        var now: UInt64 = 0
+        var banned: [(PublicKey, String)] = []
+        for _ in 0..<3 {
+            let sent = sync.requests(from: 1, now: now)
+            #expect(sent.count == 1)
+            now += 100
+            banned += sync.expire(now: now)
+        }
+        #expect(banned.map(\.0) == [Self.peers[0]])
+        #expect(!sync.hasStatus)
+        let left = sync.requests(from: 1, now: now)
+        #expect(left.isEmpty, "no one left to ask")
+    }
+
+    @Test func theLagClockRestartsWhenTheTipMoves() {
+        var sync = BlockSync()
+        sync.noteStatus(Self.peers[0], height: 5, mine: 4, now: 10)
+        #expect(sync.aheadSince == 10)
+        sync.noteHeight(5, now: 20)
+        #expect(sync.aheadSince == nil)
+        sync.noteStatus(Self.peers[0], height: 6, mine: 5, now: 30)
+        #expect(sync.aheadSince == 30)
+    }
+}
