@@ -23,13 +23,14 @@ import Glibc
     }
 
     static func makeHost(seed: UInt8, listen: Bool = true, peers: [PeerAddress] = [], genesis: Hash256 = genesisHash,
-                         logs: Logs = Logs()) throws -> (P2PHost, Int) {
+                         logs: Logs = Logs(), maxInbound: Int = 40) throws -> (P2PHost, Int) {
         var settings = P2PSettings(chainID: chainID, genesisHash: genesis,
                                    nodeKey: SigningKey(seed: Bytes32([UInt8](repeating: seed, count: 32))))
         settings.listenHost = listen ? "127.0.0.1" : nil
         settings.persistentPeers = peers
         settings.handshakeTimeoutMilliseconds = 1_000
         settings.maxFrameBytes = 1 << 20
+        settings.maxInboundPeers = maxInbound
         let host = P2PHost(settings: settings, events: Inbox(capacity: 1_000), log: NodeLogger(minimum: .trace, sink: logs.append))
         let port = try host.start()
         return (host, port)
@@ -174,6 +175,25 @@ import Glibc
         #expect(again.waitClosed())
         #expect(!server.connectedPeers.contains(key.publicKey))
         try Self.expectHealthy(server, port: port)
+    }
+
+    @Test func theInboundLimitHolds() throws {
+        let (server, port) = try Self.makeHost(seed: 11, maxInbound: 1)
+        defer { server.stop() }
+        let (first, _) = try Self.makeHost(seed: 12, listen: false)
+        defer { first.stop() }
+        first.dial(PeerAddress(nodeID: server.nodeID, host: "127.0.0.1", port: port))
+        #expect(Self.await(server) { Self.isConnected($0, first.nodeID) })
+        let (second, _) = try Self.makeHost(seed: 13, listen: false)
+        defer { second.stop() }
+        second.dial(PeerAddress(nodeID: server.nodeID, host: "127.0.0.1", port: port))
+        #expect(!Self.await(server, seconds: 1) { Self.isConnected($0, second.nodeID) })
+        #expect(server.connectedPeers == [first.nodeID])
+        // A freed slot takes the next peer.
+        first.stop()
+        #expect(Self.await(server) { if case .disconnected = $0 { return true } else { return false } })
+        second.dial(PeerAddress(nodeID: server.nodeID, host: "127.0.0.1", port: port))
+        #expect(Self.await(server) { Self.isConnected($0, second.nodeID) })
     }
 
     @Test func peerAddressesParse() {
