@@ -23,6 +23,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.20.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.6.0"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium",
@@ -42,8 +44,14 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "KCNode", dependencies: ["KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNetwork"]),
+        .target(name: "KCRPC", dependencies: [
+            "KCNode", "KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNetwork", "KCCodec",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+        ]),
         .executableTarget(name: "NodeCLI", dependencies: [
-            "KCNode", "KCNetwork", "KCSimulator", "KCTypes", "KCCrypto", "KCStorage",
+            "KCNode", "KCNetwork", "KCRPC", "KCSimulator", "KCTypes", "KCCrypto", "KCStorage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "KCCodecTests", dependencies: ["KCCodec"]),

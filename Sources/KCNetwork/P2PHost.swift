@@ -50,10 +50,13 @@ struct OutboundFrame: Sendable {
 
 /// The peer-to-peer host (specs/p2p.md): accepts and dials TCP connections with SwiftNIO,
 /// authenticates each with the handshake, keeps persistent peers connected with backoff,
-/// enforces limits and bans, and hands every received message to `events`.
+/// enforces limits and bans, and hands every event and received message to its sink.
 public final class P2PHost: Sendable {
     public let settings: P2PSettings
-    public let events: Inbox<P2PEvent>
+    /// The inbox given to `init(settings:events:log:)`, for hosts that are drained directly.
+    public let events: Inbox<P2PEvent>?
+    /// Where events go; `droppable` ones may be refused when the consumer is overloaded.
+    let sink: @Sendable (_ event: P2PEvent, _ droppable: Bool) -> Void
     let log: NodeLogger
     let group: MultiThreadedEventLoopGroup
     private let state = Mutex(State())
@@ -72,11 +75,23 @@ public final class P2PHost: Sendable {
         var backoff: [PublicKey: Int64] = [:]
         var inboundChannels = 0
         var stopped = false
+        var banCount: UInt64 = 0
     }
 
+    /// A host whose events go to `sink` (a node folds them into its own inbox).
+    public init(settings: P2PSettings, log: NodeLogger, sink: @escaping @Sendable (_ event: P2PEvent, _ droppable: Bool) -> Void) {
+        self.settings = settings
+        self.events = nil
+        self.sink = sink
+        self.log = log
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    }
+
+    /// A host whose events queue in `events` (tools and tests).
     public init(settings: P2PSettings, events: Inbox<P2PEvent>, log: NodeLogger) {
         self.settings = settings
         self.events = events
+        self.sink = { event, droppable in events.push(event, droppable: droppable) }
         self.log = log
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     }
@@ -127,6 +142,9 @@ public final class P2PHost: Sendable {
         try? group.syncShutdownGracefully()
     }
 
+    /// Bans so far, for metrics.
+    public var banCount: UInt64 { state.withLock { $0.banCount } }
+
     public var connectedPeers: [PublicKey] { state.withLock { Array($0.peers.keys) }.sorted() }
 
     public func isBanned(_ peer: PublicKey) -> Bool {
@@ -162,6 +180,7 @@ public final class P2PHost: Sendable {
     public func ban(_ peer: PublicKey, reason: String) {
         let channel = state.withLock { state -> Channel? in
             state.bans[peer] = .now() + .milliseconds(settings.banMilliseconds)
+            state.banCount += 1
             return state.peers[peer]?.channel
         }
         log.warning("banning peer", ["peer": peer.hex, "for_ms": "\(settings.banMilliseconds)", "reason": reason])
@@ -254,7 +273,7 @@ public final class P2PHost: Sendable {
         if let replaced = outcome.replaced {
             replaced.close(promise: nil)
         } else {
-            events.push(.connected(peer))
+            sink(.connected(peer), false)
         }
         return nil
     }
@@ -266,11 +285,11 @@ public final class P2PHost: Sendable {
             state.peers[peer] = nil
             return true
         }
-        if removed { events.push(.disconnected(peer)) }
+        if removed { sink(.disconnected(peer), false) }
     }
 
     func deliver(_ message: WireMessage, from peer: PublicKey) {
-        events.push(.message(message, from: peer), droppable: Self.droppable(message))
+        sink(.message(message, from: peer), Self.droppable(message))
     }
 }
 

@@ -84,6 +84,15 @@ public final class BlockStore {
         var batch = WriteBatch()
         batch.put(Self.key("b/", height), block.canonicalBytes)
         batch.put(Self.key("c/", height), certificate.canonicalBytes)
+        let outcome = executed.outcome
+        batch.put(Self.key("r/", height), BlockResults(outcome).canonicalBytes)
+        for (index, receipt) in outcome.receipts.enumerated() {
+            batch.put(NodeIndexKey.transaction(receipt.transactionHash), TransactionLocation(height: height, index: UInt32(index)).canonicalBytes)
+        }
+        for change in outcome.eventChanges {
+            if let from = change.from { batch.delete(NodeIndexKey.status(from, event: change.eventID)) }
+            batch.put(NodeIndexKey.status(change.to, event: change.eventID), [])
+        }
         StatePersistence.add(executed, to: &batch)
         batch.put(Self.heightKey, height.canonicalBytes)
         do { try store.write(batch, sync: true) } catch { throw .storage(error) }
@@ -95,6 +104,14 @@ public final class BlockStore {
 
     public func certificate(at height: UInt64) throws(Failure) -> CommitCertificate? {
         try read(CommitCertificate.self, Self.key("c/", height), what: "commit certificate \(height)")
+    }
+
+    public func results(at height: UInt64) throws(Failure) -> BlockResults? {
+        try read(BlockResults.self, Self.key("r/", height), what: "block results \(height)")
+    }
+
+    public func location(of transaction: Hash256) throws(Failure) -> TransactionLocation? {
+        try read(TransactionLocation.self, NodeIndexKey.transaction(transaction), what: "transaction location")
     }
 
     private func read<T: CanonicalDecodable>(_ type: T.Type, _ key: [UInt8], what: String) throws(Failure) -> T? {

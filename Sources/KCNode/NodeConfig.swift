@@ -156,7 +156,7 @@ public struct NodeConfig: Equatable, Sendable {
             persistentPeers = peers
         case "p2p.max_inbound_peers": maxInboundPeers = try integer(0...10_000)
         case "p2p.max_outbound_peers": maxOutboundPeers = try integer(0...1_000)
-        case "rpc.listen_address": rpcListenAddress = try address()
+        case "rpc.listen_address": rpcListenAddress = try address(allowAnyPort: true)  // port 0: any free port
         case "rpc.max_body_bytes": rpcMaxBodyBytes = try integer(1_024...(64 << 20))
         case "rpc.rate_limit_per_second": rpcRateLimitPerSecond = try integer(1...1_000_000)
         case "consensus.timeout_propose_ms": timeouts.proposeMilliseconds = try milliseconds()

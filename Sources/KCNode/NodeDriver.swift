@@ -27,7 +27,7 @@ public final class NodeDriver {
     }
 
     let home: NodeHome
-    let config: NodeConfig
+    public let config: NodeConfig
     let genesis: Genesis
     let runtime: Runtime
     let signatures = SignatureCache()
@@ -37,11 +37,17 @@ public final class NodeDriver {
     let signer: PersistentSigner
     let wal: ConsensusWAL
     let key: SigningKey
-    let log: NodeLogger
+    public let log: NodeLogger
     let crash: CrashPoint?
     public let mempool: Mempool
-    public let events: Inbox<P2PEvent>
+    public let events: Inbox<NodeEvent>
     public let network: P2PHost
+    public let monitor = NodeMonitor()
+    public let commits: CommitFeed
+    /// The node for other services in the process (the RPC).
+    public let handle: NodeHandle
+    var heightStartedAt: UInt64 = 0
+    var lastCommitAt: UInt64 = 0
     var state: ChainState
     var core: ConsensusCore<Block>? = nil
     /// Whether the current height's core was started (it waits out the commit pause first).
@@ -105,14 +111,20 @@ public final class NodeDriver {
         settings.maxInboundPeers = config.maxInboundPeers
         settings.maxOutboundPeers = config.maxOutboundPeers
         settings.maxFrameBytes = Int(genesis.parameters.block.maxBytes) + (1 << 20)
-        events = Inbox(capacity: 10_000)
-        network = P2PHost(settings: settings, events: events, log: log)
+        let inbox = Inbox<NodeEvent>(capacity: 10_000)
+        events = inbox
+        network = P2PHost(settings: settings, log: log) { event, droppable in
+            inbox.push(.network(event), droppable: droppable)
+        }
+        commits = CommitFeed(height: state.global.height)
+        handle = NodeHandle(store: store, genesis: genesis, monitor: monitor, commits: commits, inbox: inbox)
         sync = BlockSync()
         syncing = !settings.persistentPeers.isEmpty
         startedAt = Self.monotonicMilliseconds()
     }
 
-    static func split(_ address: String) throws -> (String, Int) {
+    /// HOST:PORT split at the last colon.
+    public static func split(_ address: String) throws -> (String, Int) {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
             throw Failure(message: "'\(address)' is not HOST:PORT")
         }
@@ -139,6 +151,7 @@ public final class NodeDriver {
     /// network; what was committed is already durable.
     public func run(shouldStop: () -> Bool) throws {
         let port = try network.start()
+        try publishInitialFigures()
         log.info("node started", ["node_id": network.nodeID.hex, "p2p_port": "\(port)", "height": "\(state.global.height)",
                                   "role": isValidator ? "validator" : "full node", "chain": genesis.chainID])
         defer {
@@ -171,10 +184,26 @@ public final class NodeDriver {
 
     func tick() throws {
         let now = Self.monotonicMilliseconds()
+        monitor.update { snapshot in
+            snapshot.syncing = syncing
+            snapshot.round = core?.round ?? 0
+            snapshot.mempoolTransactions = mempool.count
+            snapshot.mempoolBytes = mempool.bytes
+        }
         if now >= nextStatus {
             nextStatus = now + Self.statusIntervalMilliseconds
             network.broadcast(.status(height: state.global.height))
             gossipIfStalled()
+            var figures: [String: UInt64] = [:]
+            for name in ["estimate-num-keys", "estimate-live-data-size", "total-sst-files-size", "cur-size-all-mem-tables"] {
+                if let value = store.property("rocksdb." + name).flatMap({ UInt64($0) }) { figures[name] = value }
+            }
+            let bans = network.banCount
+            monitor.update { snapshot in
+                snapshot.storeFigures = figures
+                snapshot.bannedPeers = bans
+                snapshot.signatureChecks = signatures.verifications
+            }
         }
         try driveSync(now: now)
     }
@@ -247,14 +276,44 @@ public final class NodeDriver {
 
     // MARK: events from peers
 
+    func handle(_ event: NodeEvent) throws {
+        switch event {
+        case .network(let event): try handle(event)
+        case .call(let call): serve(call)
+        }
+    }
+
+    /// Calls from the RPC, answered on this thread.
+    func serve(_ call: NodeCall) {
+        switch call {
+        case .submit(let bytes, let reply):
+            do {
+                let hash = try mempool.add(bytes: bytes, from: nil, state: state)
+                // Decoded twice only on this path: the mempool keeps the verified form.
+                if let transaction = try? SignedTransaction.decode(exactly: bytes) {
+                    network.broadcast(.transactions([transaction]))
+                }
+                reply(.success(hash))
+            } catch {
+                reply(.failure(error))
+            }
+        case .proof(let key, let reply):
+            reply(StateProofAnswer(height: state.global.height, root: state.root, value: state.get(key), proof: state.proof(key: key)))
+        }
+    }
+
     func handle(_ event: P2PEvent) throws {
         switch event {
         case .connected(let peer):
-            log.info("peer connected", ["peer": peer.hex, "peers": "\(network.connectedPeers.count)"])
+            let count = network.connectedPeers.count
+            monitor.update { $0.peers = count }
+            log.info("peer connected", ["peer": peer.hex, "peers": "\(count)"])
             network.send(.status(height: state.global.height), to: peer)
             let waiting = mempool.reap(maxCount: WireMessage.maxTransactionsPerMessage, maxBytes: 4 << 20)
             if !waiting.isEmpty { network.send(.transactions(waiting.map(\.transaction)), to: peer) }
         case .disconnected(let peer):
+            let count = network.connectedPeers.count
+            monitor.update { $0.peers = count }
             log.info("peer disconnected", ["peer": peer.hex])
             sync.forget(peer)
         case .message(let message, let peer):
@@ -373,6 +432,7 @@ public final class NodeDriver {
 
     func startHeight(replay: [WALRecord]) throws {
         let height = state.global.height + 1
+        heightStartedAt = Self.monotonicMilliseconds()
         let set = state.validatorSets().current
         let validators = ValidatorSet(set.map { .init(key: $0.consensusKey, power: $0.power) })
         let me: PublicKey? = validators.contains(key.publicKey) ? key.publicKey : nil
@@ -553,6 +613,49 @@ public final class NodeDriver {
         log.info("committed", ["height": "\(height)", "block": block.id.hex, "state": result.outcome.stateRoot.hex,
                                "txs": "\(block.transactions.count)"])
         network.broadcast(.status(height: height))
+        let now = Self.monotonicMilliseconds()
+        let outcome = result.outcome
+        let validator = isValidator
+        monitor.update { snapshot in
+            snapshot.height = height
+            snapshot.blockTimeMilliseconds = block.header.timeMilliseconds
+            snapshot.blockID = block.id
+            snapshot.stateRoot = outcome.stateRoot
+            snapshot.isValidator = validator
+            snapshot.committedTransactions += UInt64(block.transactions.count)
+            snapshot.lastBlockTransactions = block.transactions.count
+            snapshot.lastBlockIntervalMilliseconds = lastCommitAt == 0 ? 0 : now - lastCommitAt
+            snapshot.lastCommitLatencyMilliseconds = heightStartedAt == 0 ? 0 : now - heightStartedAt
+            snapshot.slashes += UInt64(outcome.slashes.count)
+            snapshot.signatureChecks = signatures.verifications
+            for change in outcome.eventChanges {
+                if let from = change.from { snapshot.eventsByStatus[Int(from.rawValue)] -= 1 }
+                snapshot.eventsByStatus[Int(change.to.rawValue)] += 1
+            }
+        }
+        lastCommitAt = now
+        commits.publish(height)
+    }
+
+    /// Fills the monitor from the store at start-up.
+    func publishInitialFigures() throws {
+        var counts = [UInt64](repeating: 0, count: EventStatus.allCases.count)
+        for status in EventStatus.allCases {
+            counts[Int(status.rawValue)] = UInt64(try store.scan(.prefix(NodeIndexKey.statusPrefix(status))).count)
+        }
+        let block = try blocks.block(at: state.global.height)
+        let validator = isValidator
+        let nodeID = network.nodeID
+        monitor.update { snapshot in
+            snapshot.height = state.global.height
+            snapshot.blockTimeMilliseconds = state.global.timeMilliseconds
+            snapshot.blockID = block?.id ?? .zero
+            snapshot.stateRoot = state.root
+            snapshot.isValidator = validator
+            snapshot.nodeID = nodeID
+            snapshot.syncing = syncing
+            snapshot.eventsByStatus = counts
+        }
     }
 }
 

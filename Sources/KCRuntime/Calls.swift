@@ -197,6 +197,7 @@ extension BlockExecutor {
         pendingIndexWrites.append((EventIndexKey.byAuthor(sender, height: height, event: id), []))
         pendingIndexWrites.append((EventIndexKey.byArTxID(arTxID, event: id), []))
         for parent in parents { pendingIndexWrites.append((EventIndexKey.child(parent: parent, child: id), [])) }
+        pendingIndexWrites.append((EventIndexKey.byKind(kind, height: height, event: id), []))
     }
 
     /// Votes on events that are no longer open (decided or past their deadline earlier in the

@@ -131,25 +131,71 @@ public struct Receipt: Equatable, Sendable, CanonicalCodable {
 }
 
 /// An event entering a status (`from == nil`: it was proposed).
-public struct EventStatusChange: Equatable, Sendable {
+public struct EventStatusChange: Equatable, Sendable, CanonicalCodable {
     public let eventID: Hash256
     public let from: EventStatus?
     public let to: EventStatus
     public let height: UInt64
+
+    public init(eventID: Hash256, from: EventStatus?, to: EventStatus, height: UInt64) {
+        self.eventID = eventID
+        self.from = from
+        self.to = to
+        self.height = height
+    }
+
+    public func encode(to writer: inout CanonicalWriter) {
+        writer.write(eventID); writer.writeOptional(from); writer.write(to); writer.write(height)
+    }
+
+    public init(from reader: inout CanonicalReader) throws(DecodingError) {
+        eventID = try reader.read(Hash256.self)
+        from = try reader.readOptional(EventStatus.self, "previous status")
+        to = try reader.read(EventStatus.self)
+        height = try reader.readUInt64("height")
+    }
 }
 
-public enum SlashReason: String, Sendable, Equatable {
-    case doubleSign = "double_sign"
-    case downtime = "downtime"
-    case lostDispute = "lost_dispute"
-    case disputeBond = "dispute_bond"
+public enum SlashReason: UInt32, Sendable, Equatable, CaseIterable, CanonicalTag {
+    public static let tagName = "slash reason"
+    case doubleSign = 0
+    case downtime = 1
+    case lostDispute = 2
+    case disputeBond = 3
+
+    public var name: String {
+        switch self {
+        case .doubleSign: return "double_sign"
+        case .downtime: return "downtime"
+        case .lostDispute: return "lost_dispute"
+        case .disputeBond: return "dispute_bond"
+        }
+    }
 }
 
-public struct SlashRecord: Equatable, Sendable {
+public struct SlashRecord: Equatable, Sendable, CanonicalCodable {
     public let address: PublicKey
     public let reason: SlashReason
     public let amount: Amount
     public let height: UInt64
+
+    public init(address: PublicKey, reason: SlashReason, amount: Amount, height: UInt64) {
+        self.address = address
+        self.reason = reason
+        self.amount = amount
+        self.height = height
+    }
+
+    public func encode(to writer: inout CanonicalWriter) {
+        writer.write(address); writer.write(reason); writer.write(amount); writer.write(height)
+    }
+
+    public init(from reader: inout CanonicalReader) throws(DecodingError) {
+        address = try reader.read(PublicKey.self)
+        reason = try reader.read(SlashReason.self)
+        amount = try reader.read(Amount.self)
+        height = try reader.readUInt64("height")
+    }
 }
 
 /// Everything a block produced besides the state itself.
@@ -228,6 +274,19 @@ public enum EventIndexKey {
     }
 
     public static func childrenPrefix(_ parent: Hash256) -> [UInt8] { Array("ix/child/".utf8) + parent.bytes }
+
+    /// The length (u16 big-endian) keeps one kind's keys from running into a longer kind that
+    /// starts the same way.
+    public static func byKind(_ kind: String, height: UInt64, event: Hash256) -> [UInt8] {
+        var key = kindPrefix(kind)
+        withUnsafeBytes(of: height.bigEndian) { key.append(contentsOf: $0) }
+        return key + event.bytes
+    }
+
+    public static func kindPrefix(_ kind: String) -> [UInt8] {
+        let bytes = Array(kind.utf8)
+        return Array("ix/kind/".utf8) + [UInt8(truncatingIfNeeded: bytes.count >> 8), UInt8(truncatingIfNeeded: bytes.count)] + bytes
+    }
 
     /// The event id is always the last 32 bytes of an index key.
     public static func eventID(fromKey key: [UInt8]) -> Hash256? {

@@ -268,3 +268,28 @@ extension JSONValue {
         return out + "\""
     }
 }
+
+extension JSONValue {
+    /// One line, no spaces: for the API.
+    public func compact() -> String {
+        switch self {
+        case .null: return "null"
+        case .bool(let value): return value ? "true" : "false"
+        case .number(let text): return text
+        case .string(let text): return JSONValue.quote(text)
+        case .array(let items): return "[" + items.map { $0.compact() }.joined(separator: ",") + "]"
+        case .object(let members): return "{" + members.map { JSONValue.quote($0.0) + ":" + $0.1.compact() }.joined(separator: ",") + "}"
+        }
+    }
+
+    /// The member called `name` of an object.
+    public subscript(name: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        return members.first { $0.0 == name }?.1
+    }
+
+    public var stringValue: String? { if case .string(let text) = self { return text } else { return nil } }
+    public var arrayValue: [JSONValue]? { if case .array(let items) = self { return items } else { return nil } }
+    public var boolValue: Bool? { if case .bool(let value) = self { return value } else { return nil } }
+    public var numberText: String? { if case .number(let text) = self { return text } else { return nil } }
+}

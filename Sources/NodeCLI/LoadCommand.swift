@@ -109,7 +109,7 @@ struct LoadCommand: ParsableCommand {
                     nextSend = now + tick
                 }
                 if now >= sendUntil && sentAt.isEmpty { break }
-                for event in host.events.drain(waitingMilliseconds: 2) {
+                for event in host.events!.drain(waitingMilliseconds: 2) {
                     guard case .message(let message, let from) = event else { continue }
                     switch message {
                     case .status(let height):

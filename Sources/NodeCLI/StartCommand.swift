@@ -1,5 +1,6 @@
 import ArgumentParser
 import KCNode
+import KCRPC
 
 #if canImport(Glibc)
 import Glibc
@@ -37,6 +38,15 @@ struct StartCommand: ParsableCommand {
                 print(line)
                 flushStandardOutput()
             }
+            // Services start in dependency order (store, signer and WAL inside the driver,
+            // then the RPC, then P2P and consensus in `run`) and stop in reverse.
+            var settings = RPCSettings()
+            (settings.host, settings.port) = try NodeDriver.split(driver.config.rpcListenAddress)
+            settings.maxBodyBytes = driver.config.rpcMaxBodyBytes
+            settings.rateLimitPerSecond = driver.config.rpcRateLimitPerSecond
+            let rpc = RPCServer(node: driver.handle, settings: settings, log: driver.log)
+            try rpc.start()
+            defer { rpc.stop() }
             try driver.run { stopRequested != 0 }
         }
     }

@@ -39,7 +39,7 @@ import Glibc
     /// Waits up to `seconds` for an event matching `match` in `host`'s inbox.
     static func await(_ host: P2PHost, seconds: Int = 5, _ match: (P2PEvent) -> Bool) -> Bool {
         for _ in 0..<(seconds * 20) {
-            if host.events.drain(waitingMilliseconds: 50).contains(where: match) { return true }
+            if host.events!.drain(waitingMilliseconds: 50).contains(where: match) { return true }
         }
         return false
     }
@@ -75,7 +75,7 @@ import Glibc
         for height in 1...5 as ClosedRange<UInt64> { server.send(.status(height: height), to: client.nodeID) }
         var heights: [UInt64] = []
         for _ in 0..<100 where heights.count < 5 {
-            for case .message(.status(let height), _) in client.events.drain(waitingMilliseconds: 50) { heights.append(height) }
+            for case .message(.status(let height), _) in client.events!.drain(waitingMilliseconds: 50) { heights.append(height) }
         }
         #expect(heights == [1, 2, 3, 4, 5])
         client.broadcast(.blockRequest(height: 9))

@@ -123,7 +123,7 @@ struct NetworkTests {
         let deadline = Date().addingTimeInterval(30)
         var banned = false
         while Date() < deadline && !banned {
-            for event in liar.host.events.drain(waitingMilliseconds: 20) {
+            for event in liar.host.events!.drain(waitingMilliseconds: 20) {
                 if case .message(.blockRequest(let height), let from) = event { liar.host.send(.noBlock(height: height), to: from) }
                 if case .disconnected = event { banned = true }
             }
@@ -150,7 +150,7 @@ struct NetworkTests {
         var dropped = false
         let floodDeadline = Date().addingTimeInterval(10)
         while Date() < floodDeadline && !dropped {
-            for event in flooder.host.events.drain(waitingMilliseconds: 20) { if case .disconnected = event { dropped = true } }
+            for event in flooder.host.events!.drain(waitingMilliseconds: 20) { if case .disconnected = event { dropped = true } }
         }
         #expect(dropped, "the flooding peer was not dropped")
         #expect(network.output(0).contains("invalid transaction"))

@@ -174,7 +174,7 @@ final class TestPeer {
     func waitConnected(_ count: Int, seconds: Double = 10) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            _ = host.events.drain(waitingMilliseconds: 20)
+            _ = host.events!.drain(waitingMilliseconds: 20)
             if host.connectedPeers.count >= count { return true }
         }
         return false

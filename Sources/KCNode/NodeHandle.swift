@@ -1,0 +1,165 @@
+import KCConsensus
+import KCCrypto
+import KCNetwork
+import KCRuntime
+import KCStorage
+import KCTypes
+import Synchronization
+
+/// What the node's thread takes from its inbox: network events, and calls from other
+/// services (the RPC) that must run where the mempool and the state live.
+public enum NodeEvent: Sendable {
+    case network(P2PEvent)
+    case call(NodeCall)
+}
+
+/// A request to the node's thread; the reply runs on that thread, so it must only hand the
+/// answer over (resume a continuation), never block.
+public enum NodeCall: Sendable {
+    /// Admit raw signed-transaction bytes to the mempool and gossip them.
+    case submit([UInt8], reply: @Sendable (Result<Hash256, MempoolRejection>) -> Void)
+    /// A Merkle proof of one state key against the current state root.
+    case proof(StoreKey, reply: @Sendable (StateProofAnswer) -> Void)
+}
+
+public struct StateProofAnswer: Sendable {
+    public let height: UInt64
+    public let root: Hash256
+    public let value: [UInt8]?
+    public let proof: StateTrie.Proof
+}
+
+/// The node as other services in the process see it: read-only access to the store (reads
+/// may run on any thread), the live figures, a feed of commits, and calls onto the node's
+/// thread.
+public final class NodeHandle: Sendable {
+    public let store: any KeyValueStore
+    public let genesis: Genesis
+    public let monitor: NodeMonitor
+    public let commits: CommitFeed
+    let inbox: Inbox<NodeEvent>
+
+    init(store: any KeyValueStore, genesis: Genesis, monitor: NodeMonitor, commits: CommitFeed, inbox: Inbox<NodeEvent>) {
+        self.store = store
+        self.genesis = genesis
+        self.monitor = monitor
+        self.commits = commits
+        self.inbox = inbox
+    }
+
+    public func call(_ call: NodeCall) {
+        inbox.push(.call(call))
+    }
+
+    /// Submits a transaction and waits for the mempool's verdict.
+    public func submit(_ bytes: [UInt8]) async -> Result<Hash256, MempoolRejection> {
+        await withCheckedContinuation { continuation in
+            call(.submit(bytes) { continuation.resume(returning: $0) })
+        }
+    }
+
+    public func proof(_ key: StoreKey) async -> StateProofAnswer {
+        await withCheckedContinuation { continuation in
+            call(.proof(key) { continuation.resume(returning: $0) })
+        }
+    }
+}
+
+/// Live figures the node's thread publishes for status, health and metrics.
+public final class NodeMonitor: Sendable {
+    public struct Snapshot: Sendable, Equatable {
+        public var height: UInt64 = 0
+        public var blockTimeMilliseconds: UInt64 = 0
+        public var blockID: Hash256 = .zero
+        public var stateRoot: Hash256 = .zero
+        public var round: UInt32 = 0
+        public var syncing = false
+        public var peers = 0
+        public var isValidator = false
+        public var nodeID: PublicKey? = nil
+        public var mempoolTransactions = 0
+        public var mempoolBytes = 0
+        public var committedTransactions: UInt64 = 0
+        public var lastBlockTransactions = 0
+        /// Milliseconds between the last two commits (monotonic clock).
+        public var lastBlockIntervalMilliseconds: UInt64 = 0
+        /// Milliseconds from the start of the last height to its commit.
+        public var lastCommitLatencyMilliseconds: UInt64 = 0
+        public var slashes: UInt64 = 0
+        public var signatureChecks = 0
+        public var bannedPeers: UInt64 = 0
+        public var eventsByStatus: [UInt64] = Array(repeating: 0, count: EventStatus.allCases.count)
+        /// RocksDB properties (without the `rocksdb.` prefix), refreshed every second.
+        public var storeFigures: [String: UInt64] = [:]
+        public init() {}
+    }
+
+    private let current = Mutex(Snapshot())
+
+    public init() {}
+
+    public var snapshot: Snapshot { current.withLock { $0 } }
+
+    public func update(_ body: (inout Snapshot) -> Void) { current.withLock { body(&$0) } }
+}
+
+/// Tells waiting services about new heights: `wait(beyond:)` returns once a height above the
+/// given one is committed (or the timeout passes).
+public final class CommitFeed: Sendable {
+    private struct State {
+        var height: UInt64 = 0
+        var nextID = 0
+        var waiters: [Int: (target: UInt64, continuation: CheckedContinuation<UInt64, Never>)] = [:]
+        /// Waits whose timeout fired before they were registered.
+        var expired: Set<Int> = []
+    }
+
+    private let state = Mutex(State())
+
+    public init(height: UInt64 = 0) { state.withLock { $0.height = height } }
+
+    public var height: UInt64 { state.withLock { $0.height } }
+
+    public func publish(_ height: UInt64) {
+        let ready = state.withLock { state -> [CheckedContinuation<UInt64, Never>] in
+            state.height = max(state.height, height)
+            let due = state.waiters.filter { $0.value.target < state.height }
+            for id in due.keys { state.waiters[id] = nil }
+            return due.values.map(\.continuation)
+        }
+        for continuation in ready { continuation.resume(returning: height) }
+    }
+
+    /// The committed height once it is above `height`; the current height after `timeout`
+    /// milliseconds otherwise.
+    public func wait(beyond height: UInt64, timeoutMilliseconds: UInt64) async -> UInt64 {
+        let id = state.withLock { state -> Int in state.nextID += 1; return state.nextID }
+        let timer = Task {
+            try? await Task.sleep(nanoseconds: timeoutMilliseconds * 1_000_000)
+            self.expire(id)
+        }
+        defer {
+            timer.cancel()
+            state.withLock { _ = $0.expired.remove(id) }
+        }
+        return await withCheckedContinuation { continuation in
+            let now = state.withLock { state -> UInt64? in
+                if state.height > height || state.expired.remove(id) != nil { return state.height }
+                state.waiters[id] = (height, continuation)
+                return nil
+            }
+            if let now { continuation.resume(returning: now) }
+        }
+    }
+
+    private func expire(_ id: Int) {
+        let expired = state.withLock { state -> (CheckedContinuation<UInt64, Never>, UInt64)? in
+            guard let waiter = state.waiters.removeValue(forKey: id) else {
+                state.expired.insert(id)
+                return nil
+            }
+            return (waiter.continuation, state.height)
+        }
+        if let (continuation, height) = expired { continuation.resume(returning: height) }
+    }
+}

@@ -1,0 +1,190 @@
+import KCCodec
+import KCConsensus
+import KCCrypto
+import KCNode
+import KCRuntime
+import KCStorage
+import KCTypes
+
+/// Read-only queries over one consistent snapshot of the node's store (state under `s/`,
+/// blocks, results and indexes): safe on any thread, never blocking the node.
+struct ChainQueries {
+    let snapshot: any KeyValueSnapshot
+    let genesis: Genesis
+
+    static let defaultLimit = 50
+    static let maxLimit = 500
+    static let maxDepth = 16
+    static let maxWalk = 1_000
+
+    init(store: any KeyValueStore, genesis: Genesis) {
+        snapshot = store.snapshot()
+        self.genesis = genesis
+    }
+
+    func read<T: CanonicalDecodable>(_ type: T.Type, raw key: [UInt8], what: String) throws -> T? {
+        guard let bytes = try snapshot.get(key) else { return nil }
+        do { return try T.decode(exactly: bytes) } catch {
+            throw RPCError(.internalServerError, "store_damaged", "stored \(what) does not decode: \(error)")
+        }
+    }
+
+    func state<T: CanonicalDecodable>(_ type: T.Type, _ key: StoreKey, what: String) throws -> T? {
+        try read(type, raw: StatePersistence.statePrefix + key.bytes, what: what)
+    }
+
+    var height: UInt64 {
+        get throws { try read(UInt64.self, raw: Array("m/height".utf8), what: "height") ?? 0 }
+    }
+
+    static func heightKey(_ prefix: String, _ height: UInt64) -> [UInt8] {
+        var key = Array(prefix.utf8)
+        withUnsafeBytes(of: height.bigEndian) { key.append(contentsOf: $0) }
+        return key
+    }
+
+    func block(_ height: UInt64) throws -> Block? { try read(Block.self, raw: Self.heightKey("b/", height), what: "block") }
+    func results(_ height: UInt64) throws -> BlockResults? { try read(BlockResults.self, raw: Self.heightKey("r/", height), what: "block results") }
+
+    // MARK: lookups
+
+    func blockJSON(_ height: UInt64) throws -> JSONValue {
+        guard let block = try block(height) else { throw RPCError.notFound("no block at height \(height) (the chain is at \(try self.height))") }
+        return View.block(block, results: try results(height))
+    }
+
+    func transactionJSON(_ hash: Hash256) throws -> JSONValue {
+        guard let location = try read(TransactionLocation.self, raw: NodeIndexKey.transaction(hash), what: "transaction location"),
+              let block = try block(location.height), Int(location.index) < block.transactions.count else {
+            throw RPCError.notFound("no committed transaction \(hash.hex)")
+        }
+        let receipt = try results(location.height)?.receipts[safe: Int(location.index)]
+        return View.transaction(block.transactions[Int(location.index)], location: location, receipt: receipt)
+    }
+
+    func accountJSON(_ address: PublicKey) throws -> JSONValue {
+        let account = try state(AccountRecord.self, StateKey.account(address), what: "account") ?? AccountRecord()
+        return View.account(address, account, stake: try state(StakeRecord.self, StateKey.stake(address), what: "stake"))
+    }
+
+    func validatorsJSON() throws -> JSONValue {
+        let registry = try state(KeyList.self, StateKey.validatorRegistry, what: "validator registry")?.keys ?? []
+        let sets = try state(ValidatorSets.self, StateKey.validatorSets, what: "validator sets")
+        var power: [PublicKey: UInt64] = [:]
+        for entry in sets?.current ?? [] { power[entry.address] = entry.power }
+        var items: [JSONValue] = []
+        for address in registry {
+            guard let stake = try state(StakeRecord.self, StateKey.stake(address), what: "stake"),
+                  let record = try state(ValidatorRecord.self, StateKey.validator(address), what: "validator") else { continue }
+            items.append(View.validator(address, stake: stake, record: record, power: power[address]))
+        }
+        return .object([("height", View.number(try height)), ("validators", .array(items))])
+    }
+
+    func gatewaysJSON() throws -> JSONValue {
+        let registry = try state(KeyList.self, StateKey.gatewayRegistry, what: "gateway registry")?.keys ?? []
+        var items: [JSONValue] = []
+        for address in registry {
+            guard let stake = try state(StakeRecord.self, StateKey.stake(address), what: "stake") else { continue }
+            let record = try state(GatewayRecord.self, StateKey.gateway(address), what: "gateway") ?? GatewayRecord()
+            items.append(View.gateway(address, stake: stake, record: record))
+        }
+        return .object([("height", View.number(try height)), ("gateways", .array(items))])
+    }
+
+    func disputeJSON(_ id: Hash256) throws -> JSONValue {
+        guard let record = try state(DisputeRecord.self, StateKey.dispute(id), what: "dispute") else {
+            throw RPCError.notFound("no dispute \(id.hex)")
+        }
+        return View.dispute(id, record)
+    }
+
+    func event(_ id: Hash256) throws -> EventRecord? { try state(EventRecord.self, StateKey.event(id), what: "event") }
+
+    func eventJSON(_ id: Hash256) throws -> JSONValue {
+        guard let record = try event(id) else { throw RPCError.notFound("no event \(id.hex)") }
+        return try eventView(id, record)
+    }
+
+    func eventView(_ id: Hash256, _ record: EventRecord) throws -> JSONValue {
+        let dispute = try record.disputeID.flatMap { disputeID in
+            try state(DisputeRecord.self, StateKey.dispute(disputeID), what: "dispute").map { (disputeID, $0) }
+        }
+        return View.event(id, record, dispute: dispute)
+    }
+
+    // MARK: lists with cursors
+
+    /// Events whose ids end the index keys under `prefix`, in key order, after the opaque
+    /// `cursor` (the hex of the last key returned), at most `limit`.
+    func eventPage(prefix: [UInt8], cursor: String?, limit: Int, filter: (EventRecord) -> Bool = { _ in true }) throws -> JSONValue {
+        var lower = prefix
+        if let cursor {
+            guard let key = Hex.decode(cursor), key.starts(with: prefix) else {
+                throw RPCError.badRequest("cursor '\(cursor.prefix(80))' does not belong to this list")
+            }
+            lower = key + [0]
+        }
+        guard let upper = KeyRange.prefix(prefix).upper else { throw RPCError.badRequest("empty index prefix") }
+        var items: [JSONValue] = []
+        var last: [UInt8]? = nil
+        var more = false
+        var scanned = 0
+        // Filtered lists may skip entries; the scan is bounded so one request stays cheap.
+        for pair in try snapshot.scan(KeyRange(lower: lower, upper: upper), limit: Self.maxWalk, reverse: false) {
+            scanned += 1
+            if items.count == limit { more = true; break }
+            last = pair.key
+            guard let id = EventIndexKey.eventID(fromKey: pair.key), let record = try event(id), filter(record) else { continue }
+            items.append(try eventView(id, record))
+        }
+        if scanned == Self.maxWalk && !more { more = true }
+        return .object([("events", .array(items)), ("next_cursor", more ? (last.map { .string(Hex.encode($0)) } ?? .null) : .null)])
+    }
+
+    /// Parents (depth 1) or ancestors up to `depth` of an event, breadth first, each once.
+    func ancestors(_ id: Hash256, depth: Int) throws -> JSONValue {
+        guard try event(id) != nil else { throw RPCError.notFound("no event \(id.hex)") }
+        var seen: Set<Hash256> = [id]
+        var frontier = [id]
+        var levels: [JSONValue] = []
+        for level in 1...depth {
+            var next: [Hash256] = []
+            for current in frontier {
+                for parent in try event(current)?.header.parents ?? [] where seen.insert(parent).inserted { next.append(parent) }
+            }
+            if next.isEmpty { break }
+            guard seen.count <= Self.maxWalk else { throw RPCError.badRequest("more than \(Self.maxWalk) ancestors; ask for a smaller depth") }
+            levels.append(.object([("depth", View.number(level)), ("events", .array(try next.map { try eventView($0, try event($0)!) }))]))
+            frontier = next
+        }
+        return .object([("event_id", View.hex(id)), ("levels", .array(levels))])
+    }
+
+    /// Children (depth 1) or descendants up to `depth`, breadth first, each once.
+    func descendants(_ id: Hash256, depth: Int) throws -> JSONValue {
+        guard try event(id) != nil else { throw RPCError.notFound("no event \(id.hex)") }
+        var seen: Set<Hash256> = [id]
+        var frontier = [id]
+        var levels: [JSONValue] = []
+        for level in 1...depth {
+            var next: [Hash256] = []
+            for current in frontier {
+                for pair in try snapshot.scan(.prefix(EventIndexKey.childrenPrefix(current)), limit: Self.maxWalk, reverse: false) {
+                    if let child = EventIndexKey.eventID(fromKey: pair.key), seen.insert(child).inserted { next.append(child) }
+                }
+            }
+            if next.isEmpty { break }
+            guard seen.count <= Self.maxWalk else { throw RPCError.badRequest("more than \(Self.maxWalk) descendants; ask for a smaller depth") }
+            levels.append(.object([("depth", View.number(level)), ("events", .array(try next.compactMap { id in
+                try event(id).map { try eventView(id, $0) }
+            }))]))
+            frontier = next
+        }
+        return .object([("event_id", View.hex(id)), ("levels", .array(levels))])
+    }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}

@@ -1,0 +1,36 @@
+import KCNode
+import KCRuntime
+
+/// The Prometheus text exposition of the node's figures (`GET /metrics`).
+enum Metrics {
+    static func render(_ s: NodeMonitor.Snapshot) -> String {
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ value: String, labels: String = "") {
+            if !out.contains("# TYPE membria_\(name) ") {
+                out += "# HELP membria_\(name) \(help)\n# TYPE membria_\(name) \(type)\n"
+            }
+            out += "membria_\(name)\(labels) \(value)\n"
+        }
+        metric("height", "gauge", "Last committed height.", "\(s.height)")
+        metric("round", "gauge", "Consensus round of the height being decided.", "\(s.round)")
+        metric("block_interval_milliseconds", "gauge", "Time between the last two commits.", "\(s.lastBlockIntervalMilliseconds)")
+        metric("commit_latency_milliseconds", "gauge", "Time from the start of the last height to its commit.", "\(s.lastCommitLatencyMilliseconds)")
+        metric("block_transactions", "gauge", "Transactions in the last block.", "\(s.lastBlockTransactions)")
+        metric("committed_transactions_total", "counter", "Transactions committed since start.", "\(s.committedTransactions)")
+        metric("mempool_transactions", "gauge", "Transactions waiting in the mempool.", "\(s.mempoolTransactions)")
+        metric("mempool_bytes", "gauge", "Bytes waiting in the mempool.", "\(s.mempoolBytes)")
+        metric("peers", "gauge", "Connected peers.", "\(s.peers)")
+        metric("syncing", "gauge", "1 while block sync runs, 0 in consensus.", s.syncing ? "1" : "0")
+        metric("validator", "gauge", "1 if this node's key is in the validator set.", s.isValidator ? "1" : "0")
+        metric("slashes_total", "counter", "Slashes in blocks committed since start.", "\(s.slashes)")
+        metric("signature_checks_total", "counter", "Ed25519 verifications run (cache misses).", "\(s.signatureChecks)")
+        metric("peer_bans_total", "counter", "Peers banned since start.", "\(s.bannedPeers)")
+        for status in EventStatus.allCases {
+            metric("events", "gauge", "Events by status.", "\(s.eventsByStatus[Int(status.rawValue)])", labels: "{status=\"\(status.name)\"}")
+        }
+        for (name, value) in s.storeFigures.sorted(by: { $0.key < $1.key }) {
+            metric("rocksdb_" + name.replacingOccurrences(of: "-", with: "_"), "gauge", "RocksDB property rocksdb.\(name).", "\(value)")
+        }
+        return out
+    }
+}

@@ -1,0 +1,169 @@
+import Hummingbird
+import HummingbirdWebSocket
+import KCCodec
+import KCCrypto
+import KCNetwork
+import KCNode
+import KCRuntime
+import KCTypes
+import Logging
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The request context: remembers the client's address for rate limiting.
+public struct RPCRequestContext: RequestContext, WebSocketRequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let webSocket: WebSocketHandlerReference<Self>
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        webSocket = .init()
+        remoteAddress = source.channel.remoteAddress
+    }
+
+    /// Bodies are collected with the configured limit by the handlers themselves.
+    public var maxUploadSize: Int { 64 << 20 }
+}
+
+/// Settings of the HTTP + WebSocket API, from config.toml `[rpc]`.
+public struct RPCSettings: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 26657
+    public var maxBodyBytes = 1 << 20
+    public var rateLimitPerSecond = 200
+    public init() {}
+}
+
+/// The node's HTTP + JSON and WebSocket API (specs/openapi.yaml), on Hummingbird. Reads run
+/// on the server's threads over store snapshots; submissions and proofs go to the node's
+/// thread through its `NodeHandle`.
+public final class RPCServer: Sendable {
+    let node: NodeHandle
+    let settings: RPCSettings
+    let log: NodeLogger
+    let limiter: RateLimiter
+    private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let bound = Mutex<(port: Int?, failure: String?)>((nil, nil))
+
+    public init(node: NodeHandle, settings: RPCSettings, log: NodeLogger) {
+        self.node = node
+        self.settings = settings
+        self.log = log
+        limiter = RateLimiter(perSecond: settings.rateLimitPerSecond)
+    }
+
+    /// Starts serving; returns the bound port once the socket listens.
+    @discardableResult
+    public func start() throws -> Int {
+        let router = Router(context: RPCRequestContext.self)
+        router.add(middleware: ErrorMiddleware(limiter: limiter))
+        Routes(node: node, settings: settings).register(on: router)
+        var logger = Logger(label: "rpc")
+        logger.logLevel = .critical
+        let app = Application(
+            router: router,
+            server: .http1WebSocketUpgrade(webSocketRouter: router),
+            configuration: .init(address: .hostname(settings.host, port: settings.port)),
+            onServerRunning: { [self] channel in self.bound.withLock { $0.port = channel.localAddress?.port } },
+            logger: logger
+        )
+        let running = Task { [self] in
+            do { try await app.run() } catch {
+                self.bound.withLock { $0.failure = "\(error)" }
+                throw error
+            }
+        }
+        task.withLock { $0 = running }
+        for _ in 0..<1_000 {
+            let state = bound.withLock { $0 }
+            if let port = state.port {
+                log.info("RPC listening", ["address": "\(settings.host):\(port)"])
+                return port
+            }
+            if let failure = state.failure {
+                throw RPCStartError(message: "cannot serve the RPC on \(settings.host):\(settings.port): \(failure)")
+            }
+            usleep(10_000)
+        }
+        throw RPCStartError(message: "the RPC server did not start within 10 s")
+    }
+
+    /// Stops accepting requests and closes connections.
+    public func stop() {
+        guard let running = task.withLock({ $0 }) else { return }
+        running.cancel()
+        let done = Mutex(false)
+        Task { _ = await running.result; done.withLock { $0 = true } }
+        for _ in 0..<500 where !done.withLock({ $0 }) { usleep(10_000) }
+    }
+}
+
+public struct RPCStartError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+/// Turns every error into a JSON body with the right status, answers 404 as JSON, and
+/// enforces the per-client rate limit (429).
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = RPCRequestContext
+    let limiter: RateLimiter
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let client = context.remoteAddress?.ipAddress ?? "unknown"
+        guard limiter.allow(client) else {
+            throw RPCError(.tooManyRequests, "rate_limited", "more than \(limiter.perSecond) requests per second from \(client); slow down")
+        }
+        do {
+            return try await next(request, context)
+        } catch let error as RPCError {
+            throw error
+        } catch let error as HTTPError {
+            switch error.status {
+            case .notFound: throw RPCError.notFound("no route \(request.method.rawValue) \(request.uri.path)")
+            case .contentTooLarge: throw RPCError(.contentTooLarge, "too_large", "the request body is over the limit")
+            case .methodNotAllowed: throw RPCError(.methodNotAllowed, "method_not_allowed", "\(request.method.rawValue) is not allowed on \(request.uri.path)")
+            default: throw RPCError(error.status, "bad_request", error.body ?? "the request was refused")
+            }
+        }
+    }
+}
+
+/// A token bucket per client address: `perSecond` requests a second, bursts up to the same.
+/// Tokens are counted in millionths, so the arithmetic stays in integers.
+final class RateLimiter: Sendable {
+    let perSecond: Int
+    private let buckets = Mutex<[String: (microTokens: UInt64, at: UInt64)]>([:])
+
+    init(perSecond: Int) { self.perSecond = perSecond }
+
+    static func nowMicroseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000 + UInt64(time.tv_nsec) / 1_000
+    }
+
+    func allow(_ client: String) -> Bool {
+        let now = Self.nowMicroseconds()
+        let full = UInt64(perSecond) * 1_000_000
+        return buckets.withLock { buckets in
+            if buckets.count > 10_000 { buckets.removeAll() }
+            var bucket = buckets[client] ?? (full, now)
+            let elapsed = min(now - bucket.at, 10_000_000)
+            bucket.microTokens = min(full, bucket.microTokens + elapsed * UInt64(perSecond))
+            bucket.at = now
+            guard bucket.microTokens >= 1_000_000 else {
+                buckets[client] = bucket
+                return false
+            }
+            bucket.microTokens -= 1_000_000
+            buckets[client] = bucket
+            return true
+        }
+    }
+}

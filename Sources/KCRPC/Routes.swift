@@ -1,0 +1,259 @@
+import Hummingbird
+import HummingbirdWebSocket
+import KCCodec
+import KCCrypto
+import KCNode
+import KCRuntime
+import KCStorage
+import KCTypes
+import NIOCore
+
+/// Every route of the API; specs/openapi.yaml lists the same ones (a test compares them).
+struct Routes: Sendable {
+    let node: NodeHandle
+    let settings: RPCSettings
+
+    /// Method and path of every route, in the form the OpenAPI file uses.
+    static let table: [(method: String, path: String)] = [
+        ("GET", "/health"), ("GET", "/status"), ("GET", "/params"), ("GET", "/metrics"),
+        ("GET", "/blocks/latest"), ("GET", "/blocks/{height}"),
+        ("GET", "/txs/{hash}"), ("POST", "/txs"),
+        ("GET", "/accounts/{address}"), ("GET", "/validators"), ("GET", "/gateways"), ("GET", "/disputes/{id}"),
+        ("GET", "/events"), ("GET", "/events/{id}"), ("GET", "/events/{id}/parents"), ("GET", "/events/{id}/children"),
+        ("GET", "/events/{id}/ancestors"), ("GET", "/events/{id}/descendants"), ("GET", "/events/{id}/proof"),
+        ("GET", "/subscribe"),
+    ]
+
+    var queries: ChainQueries { ChainQueries(store: node.store, genesis: node.genesis) }
+
+    func register(on router: Router<RPCRequestContext>) {
+        router.get("/health") { _, _ in JSONResponse.make(health()) }
+        router.get("/status") { _, _ in JSONResponse.make(try status()) }
+        router.get("/params") { _, _ in JSONResponse.make(node.genesis.json["params"] ?? .null) }
+        router.get("/metrics") { _, _ in
+            var buffer = ByteBuffer()
+            buffer.writeString(Metrics.render(node.monitor.snapshot))
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: buffer))
+        }
+        router.get("/blocks/latest") { _, _ in
+            let q = queries
+            return JSONResponse.make(try q.blockJSON(try q.height))
+        }
+        router.get("/blocks/:height") { _, context in
+            JSONResponse.make(try queries.blockJSON(try Parse.height(context.parameters.get("height"))))
+        }
+        router.get("/txs/:hash") { _, context in
+            JSONResponse.make(try queries.transactionJSON(try Parse.hash(context.parameters.get("hash"), what: "transaction hash")))
+        }
+        router.post("/txs") { request, context in try await submit(request, context: context) }
+        router.get("/accounts/:address") { _, context in
+            JSONResponse.make(try queries.accountJSON(try Parse.key(context.parameters.get("address"), what: "address")))
+        }
+        router.get("/validators") { _, _ in JSONResponse.make(try queries.validatorsJSON()) }
+        router.get("/gateways") { _, _ in JSONResponse.make(try queries.gatewaysJSON()) }
+        router.get("/disputes/:id") { _, context in
+            JSONResponse.make(try queries.disputeJSON(try Parse.hash(context.parameters.get("id"), what: "dispute id")))
+        }
+        router.get("/events") { request, _ in JSONResponse.make(try listEvents(request)) }
+        router.get("/events/:id") { _, context in
+            JSONResponse.make(try queries.eventJSON(try Parse.hash(context.parameters.get("id"), what: "event id")))
+        }
+        router.get("/events/:id/parents") { _, context in
+            JSONResponse.make(try queries.ancestors(try Parse.hash(context.parameters.get("id"), what: "event id"), depth: 1))
+        }
+        router.get("/events/:id/children") { request, context in
+            let id = try Parse.hash(context.parameters.get("id"), what: "event id")
+            let q = queries
+            guard try q.event(id) != nil else { throw RPCError.notFound("no event \(id.hex)") }
+            let (cursor, limit) = try Parse.page(request)
+            return JSONResponse.make(try q.eventPage(prefix: EventIndexKey.childrenPrefix(id), cursor: cursor, limit: limit))
+        }
+        router.get("/events/:id/ancestors") { request, context in
+            JSONResponse.make(try queries.ancestors(try Parse.hash(context.parameters.get("id"), what: "event id"),
+                                                    depth: try Parse.depth(request)))
+        }
+        router.get("/events/:id/descendants") { request, context in
+            JSONResponse.make(try queries.descendants(try Parse.hash(context.parameters.get("id"), what: "event id"),
+                                                      depth: try Parse.depth(request)))
+        }
+        router.get("/events/:id/proof") { _, context in
+            try await proof(try Parse.hash(context.parameters.get("id"), what: "event id"))
+        }
+        Subscriptions(node: node).register(on: router)
+    }
+
+    func health() -> JSONValue {
+        let snapshot = node.monitor.snapshot
+        return .object([("status", .string("ok")), ("height", View.number(snapshot.height)), ("syncing", .bool(snapshot.syncing))])
+    }
+
+    func status() throws -> JSONValue {
+        let snapshot = node.monitor.snapshot
+        return .object([
+            ("chain_id", .string(node.genesis.chainID)), ("genesis_hash", View.hex(node.genesis.hash)),
+            ("node_id", snapshot.nodeID.map(View.key) ?? .null),
+            ("height", View.number(snapshot.height)), ("latest_block_id", View.hex(snapshot.blockID)),
+            ("latest_block_time_ms", View.number(snapshot.blockTimeMilliseconds)), ("state_root", View.hex(snapshot.stateRoot)),
+            ("syncing", .bool(snapshot.syncing)), ("peers", View.number(snapshot.peers)), ("validator", .bool(snapshot.isValidator)),
+            ("round", View.number(snapshot.round)),
+            ("mempool", .object([("transactions", View.number(snapshot.mempoolTransactions)), ("bytes", View.number(snapshot.mempoolBytes))])),
+        ])
+    }
+
+    func listEvents(_ request: Request) throws -> JSONValue {
+        let query = request.uri.queryParameters
+        let (cursor, limit) = try Parse.page(request)
+        let status = try query["status"].map { text -> EventStatus in
+            guard let status = EventStatus.allCases.first(where: { $0.name == String(text) }) else {
+                throw RPCError.badRequest("status '\(text)' is not one of \(EventStatus.allCases.map(\.name).joined(separator: ", "))")
+            }
+            return status
+        }
+        let kind = query["kind"].map(String.init)
+        let selectors = [query["author"], query["ar_tx_id"]].compactMap { $0 }
+        guard selectors.count <= 1 else { throw RPCError.badRequest("give at most one of author and ar_tx_id") }
+        let q = queries
+        if let author = query["author"] {
+            let key = try Parse.key(String(author), what: "author")
+            return try q.eventPage(prefix: EventIndexKey.authorPrefix(key), cursor: cursor, limit: limit) { record in
+                (status == nil || record.status == status) && (kind == nil || record.header.kind == kind)
+            }
+        }
+        if let text = query["ar_tx_id"] {
+            let id: ArTxID
+            do { id = try ArTxID(parsing: text) } catch { throw RPCError.badRequest("ar_tx_id: \(error)") }
+            return try q.eventPage(prefix: EventIndexKey.arTxIDPrefix(id), cursor: cursor, limit: limit) { record in
+                (status == nil || record.status == status) && (kind == nil || record.header.kind == kind)
+            }
+        }
+        if let kind {
+            guard !kind.isEmpty, kind.utf8.count <= 256 else { throw RPCError.badRequest("kind must be 1 to 256 bytes") }
+            return try q.eventPage(prefix: EventIndexKey.kindPrefix(kind), cursor: cursor, limit: limit) { record in
+                status == nil || record.status == status
+            }
+        }
+        if let status {
+            return try q.eventPage(prefix: NodeIndexKey.statusPrefix(status), cursor: cursor, limit: limit)
+        }
+        throw RPCError.badRequest("give one of author, ar_tx_id, kind or status")
+    }
+
+    func proof(_ id: Hash256) async throws -> Response {
+        let key = StateKey.event(id)
+        let answer = await node.proof(key)
+        guard let value = answer.value else { throw RPCError.notFound("no event \(id.hex)") }
+        let proof = answer.proof
+        let terminal: JSONValue
+        switch proof.terminal {
+        case .empty: terminal = .object([("type", .string("empty"))])
+        case .leaf(let path, let valueHash):
+            terminal = .object([("type", .string("leaf")), ("path", View.hex(path)), ("value_hash", View.hex(valueHash))])
+        }
+        return JSONResponse.make(.object([
+            ("event_id", View.hex(id)), ("height", View.number(answer.height)), ("state_root", View.hex(answer.root)),
+            ("key", .string(Hex.encode(key.bytes))), ("path", View.hex(Blake2b.hash256(key.bytes))),
+            ("value", .string(Hex.encode(value))), ("value_hash", View.hex(Blake2b.hash256(value))),
+            ("proof", .object([("siblings", .array(proof.siblings.map(View.hex))), ("terminal", terminal),
+                               ("encoded", .string(Hex.encode(proof.canonicalBytes)))])),
+        ]))
+    }
+
+    func submit(_ request: Request, context: RPCRequestContext) async throws -> Response {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > settings.maxBodyBytes {
+            throw RPCError(.contentTooLarge, "too_large", "the body of \(length) bytes is over the limit of \(settings.maxBodyBytes)")
+        }
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: settings.maxBodyBytes) } catch {
+            throw RPCError(.contentTooLarge, "too_large", "the body is over the limit of \(settings.maxBodyBytes) bytes")
+        }
+        let text = String(buffer: body)
+        let json: JSONValue
+        do { json = try StrictJSON.parse(text) } catch { throw RPCError.badRequest("the body is not JSON: \(error)") }
+        guard case .object = json else { throw RPCError.badRequest("the body must be a JSON object {\"tx\": \"HEX\"}") }
+        guard let hex = json["tx"]?.stringValue else { throw RPCError.badRequest("the body needs \"tx\": the signed transaction in hex") }
+        guard let bytes = Hex.decode(hex) else { throw RPCError.badRequest("\"tx\" is not hex") }
+        let query = request.uri.queryParameters
+        let wait = try query["wait"].map { text -> Bool in
+            guard text == "true" || text == "false" else { throw RPCError.badRequest("wait must be true or false") }
+            return text == "true"
+        } ?? false
+        let timeout = try query["timeout_ms"].map { text -> UInt64 in
+            guard let value = UInt64(text), (1...120_000).contains(value) else { throw RPCError.badRequest("timeout_ms must be 1 to 120000") }
+            return value
+        } ?? 30_000
+        let hash: Hash256
+        switch await node.submit(bytes) {
+        case .success(let value): hash = value
+        case .failure(let rejection): throw Self.error(for: rejection)
+        }
+        guard wait else {
+            return JSONResponse.make(.object([("hash", View.hex(hash)), ("status", .string("pending"))]), status: .accepted)
+        }
+        let deadline = RateLimiter.nowMicroseconds() + timeout * 1_000
+        var seen = node.commits.height
+        while true {
+            if let committed = try? queries.transactionJSON(hash) {
+                return JSONResponse.make(.object([("hash", View.hex(hash)), ("status", .string("committed")), ("transaction", committed)]))
+            }
+            let now = RateLimiter.nowMicroseconds()
+            guard now < deadline else {
+                throw RPCError(.gatewayTimeout, "timeout", "transaction \(hash.hex) was not committed within \(timeout) ms; it may still be")
+            }
+            seen = await node.commits.wait(beyond: seen, timeoutMilliseconds: (deadline - now) / 1_000 + 1)
+        }
+    }
+
+    static func error(for rejection: MempoolRejection) -> RPCError {
+        switch rejection {
+        case .malformed: return RPCError(.badRequest, "malformed_transaction", rejection.description)
+        case .invalid: return RPCError(.badRequest, "invalid_transaction", rejection.description)
+        case .duplicate: return RPCError(.conflict, "duplicate", rejection.description)
+        case .full: return RPCError(.serviceUnavailable, "mempool_full", rejection.description)
+        case .nonce: return RPCError(.badRequest, "bad_nonce", rejection.description)
+        case .stateful: return RPCError(.badRequest, "rejected", rejection.description)
+        case .peerQuota: return RPCError(.tooManyRequests, "quota", rejection.description)
+        }
+    }
+}
+
+/// Parsing of path and query values, each failure a 400 that names the value.
+enum Parse {
+    static func hash(_ text: String?, what: String) throws -> Hash256 {
+        guard let text, text.count == 64, let value = Hash256(hex: text) else {
+            throw RPCError.badRequest("\(what) '\((text ?? "").prefix(80))' is not 64 hex characters")
+        }
+        return value
+    }
+
+    static func key(_ text: String?, what: String) throws -> PublicKey {
+        guard let text, text.count == 64, let value = PublicKey(hex: text) else {
+            throw RPCError.badRequest("\(what) '\((text ?? "").prefix(80))' is not a 64-character hex key")
+        }
+        return value
+    }
+
+    static func height(_ text: String?) throws -> UInt64 {
+        guard let text, let value = UInt64(text) else { throw RPCError.badRequest("height '\((text ?? "").prefix(40))' is not a whole number") }
+        return value
+    }
+
+    static func page(_ request: Request) throws -> (cursor: String?, limit: Int) {
+        let query = request.uri.queryParameters
+        let limit = try query["limit"].map { text -> Int in
+            guard let value = Int(text), (1...ChainQueries.maxLimit).contains(value) else {
+                throw RPCError.badRequest("limit must be 1 to \(ChainQueries.maxLimit)")
+            }
+            return value
+        } ?? ChainQueries.defaultLimit
+        return (query["cursor"].map(String.init), limit)
+    }
+
+    static func depth(_ request: Request) throws -> Int {
+        try request.uri.queryParameters["depth"].map { text -> Int in
+            guard let value = Int(text), (1...ChainQueries.maxDepth).contains(value) else {
+                throw RPCError.badRequest("depth must be 1 to \(ChainQueries.maxDepth)")
+            }
+            return value
+        } ?? 4
+    }
+}
