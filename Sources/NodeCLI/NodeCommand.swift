@@ -14,7 +14,11 @@ struct NodeCommand: ParsableCommand {
         `node keys show --home DIR`.
         """,
         version: version,
-        subcommands: [InitCommand.self, StartCommand.self, KeysCommand.self, SimulateCommand.self, DevnetGenesisCommand.self, StoreCrashWriterCommand.self, LoadCommand.self]
+        subcommands: [InitCommand.self, StartCommand.self, KeysCommand.self, StatusCommand.self, QueryCommand.self,
+                      ProposeEventCommand.self, AttestCommand.self, DisputeCommand.self, VoteDisputeCommand.self,
+                      StakeCommand.self, UnstakeCommand.self, WithdrawCommand.self, RegisterValidatorCommand.self,
+                      RegisterGatewayCommand.self, UnjailCommand.self, TransferCommand.self,
+                      SimulateCommand.self, DevnetGenesisCommand.self, StoreCrashWriterCommand.self, LoadCommand.self]
     )
 }
 
@@ -29,6 +33,8 @@ struct OperatorError: Error, CustomStringConvertible {
 func runReportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
+    } catch let code as ExitCode {
+        throw code
     } catch let error as CustomStringConvertible {
         printError("error: \(error.description)")
         throw ExitCode.failure

@@ -1,0 +1,155 @@
+import ArgumentParser
+import Foundation
+import KCCodec
+import KCCrypto
+import KCNode
+import KCTypes
+
+/// Where the node is and how to print: shared by every command that talks to a node.
+struct ConnectionOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Node home directory: its account key signs, its config names the node.", valueName: "dir"))
+    var home: String?
+
+    @Option(name: .long, help: ArgumentHelp("Node RPC URL (default: from --home's config, else http://127.0.0.1:26657).", valueName: "url"))
+    var node: String?
+
+    @Option(name: .long, help: "Output format: text or json.")
+    var output: KeysCommand.OutputFormat = .text
+
+    var nodeURL: String {
+        if let node { return node }
+        if let home, let config = try? NodeConfig.parse(String(contentsOfFile: NodeHome(path: home).configPath, encoding: .utf8)) {
+            let address = config.rpcListenAddress.replacingOccurrences(of: "0.0.0.0:", with: "127.0.0.1:")
+            return "http://" + address
+        }
+        return "http://127.0.0.1:26657"
+    }
+
+    func client(timeoutSeconds: Double = 60) -> NodeClient { NodeClient(base: nodeURL, timeoutSeconds: timeoutSeconds) }
+
+    /// Prints `json` as JSON, or `text` for people.
+    func emit(_ json: JSONValue, text: () -> String) {
+        switch output {
+        case .json: print(json.rendered())
+        case .text: print(text())
+        }
+    }
+}
+
+/// What a transaction command adds: the signing key, the fee, and whether to wait.
+struct TransactionOptions: ParsableArguments {
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(name: .long, help: ArgumentHelp("Account key file to sign with (instead of --home's).", valueName: "file"))
+    var key: String?
+
+    @Option(name: .long, help: ArgumentHelp("Fee (default: the chain's minimum fee), e.g. 0.001ACTI.", valueName: "amount"))
+    var fee: String?
+
+    @Flag(name: .long, help: "Wait until the transaction is committed and print its receipt.")
+    var wait = false
+
+    @Option(name: .long, help: ArgumentHelp("Seconds to wait for the commit with --wait.", valueName: "seconds"))
+    var timeout: Int = 30
+
+    func signingKey() throws -> SigningKey {
+        if let key { return try KeyFile.read(path: key, expecting: .account) }
+        if let home = connection.home { return try NodeHome(path: home).loadKey(.account) }
+        throw OperatorError("give --home DIR or --key FILE: the transaction needs an account key to sign it")
+    }
+}
+
+/// Chain facts a command checks before it signs anything.
+struct ChainView {
+    let client: NodeClient
+    let chainID: String
+    let params: JSONValue
+
+    init(client: NodeClient) throws {
+        self.client = client
+        let status = try client.get("/status")
+        guard let chainID = status["chain_id"]?.stringValue else { throw OperatorError("the node's /status has no chain_id") }
+        self.chainID = chainID
+        params = try client.get("/params")
+    }
+
+    func amount(_ section: String, _ name: String) throws -> Amount {
+        guard let text = params[section]?[name]?.stringValue else { throw OperatorError("the node's parameters lack \(section).\(name)") }
+        return try Amount(parsing: text)
+    }
+
+    func number(_ section: String, _ name: String) throws -> UInt64 {
+        guard let text = params[section]?[name]?.numberText, let value = UInt64(text) else {
+            throw OperatorError("the node's parameters lack \(section).\(name)")
+        }
+        return value
+    }
+
+    func account(_ address: PublicKey) throws -> JSONValue { try client.get("/accounts/\(address.hex)") }
+}
+
+extension Amount {
+    init(option text: String, name: String) throws {
+        do { try self.init(parsing: text) } catch { throw OperatorError("--\(name): \(error)") }
+    }
+
+    init(json value: JSONValue?) throws {
+        guard let text = value?.stringValue, let units = UInt128(text) else { throw OperatorError("the node sent an amount that is not a number") }
+        self.init(units: units)
+    }
+}
+
+/// Builds, signs and sends one transaction, then reports it (and its receipt with --wait).
+func sendTransaction(_ call: Call, options: TransactionOptions, chain: ChainView, key: SigningKey, summary: String) throws {
+    let account = try chain.account(key.publicKey)
+    guard let nonceText = account["nonce"]?.numberText, let nonce = UInt64(nonceText) else {
+        throw OperatorError("the node's account answer has no nonce")
+    }
+    let fee = try options.fee.map { try Amount(option: $0, name: "fee") } ?? chain.amount("fees", "min_fee")
+    let balance = try Amount(json: account["balance"])
+    if balance < fee {
+        throw OperatorError("balance \(balance) of \(key.publicKey.hex.prefix(12))… cannot pay the fee of \(fee)")
+    }
+    let transaction = TransactionBody(chainID: chain.chainID, sender: key.publicKey, nonce: nonce, fee: fee, call: call).signed(with: key)
+    let waitClient = NodeClient(base: chain.client.base, timeoutSeconds: Double(options.timeout) + 10)
+    let path = options.wait ? "/txs?wait=true&timeout_ms=\(options.timeout * 1_000)" : "/txs"
+    let answer: JSONValue
+    do {
+        answer = try waitClient.post(path, .object([("tx", .string(Hex.encode(transaction.canonicalBytes)))]))
+    } catch let failure as NodeClient.Failure {
+        throw OperatorError(failure.message)
+    }
+    let hash = answer["hash"]?.stringValue ?? transaction.hash.hex
+    let receipt = answer["transaction"]?["receipt"]
+    options.connection.emit(answer) {
+        guard options.wait, let receipt else { return "\(summary): sent as transaction \(hash) (not waiting for the commit)" }
+        let height = answer["transaction"]?["height"]?.numberText ?? "?"
+        if receipt["succeeded"]?.boolValue == true { return "\(summary): committed at height \(height) in transaction \(hash)" }
+        return "\(summary): committed at height \(height) but failed: \(receipt["message"]?.stringValue ?? "?")"
+    }
+    if options.wait, let receipt, receipt["succeeded"]?.boolValue != true {
+        throw ExitCode.failure
+    }
+}
+
+/// Parses a 64-hex id option, naming the option when it is wrong.
+func parseID(_ text: String, option: String) throws -> Hash256 {
+    guard text.count == 64, let value = Hash256(hex: text) else { throw OperatorError("--\(option) '\(text.prefix(80))' is not 64 hex characters") }
+    return value
+}
+
+func parseKey(_ text: String, option: String) throws -> PublicKey {
+    guard text.count == 64, let value = PublicKey(hex: text) else { throw OperatorError("--\(option) '\(text.prefix(80))' is not a 64-character hex key") }
+    return value
+}
+
+func parseArTxID(_ text: String, option: String) throws -> ArTxID {
+    do { return try ArTxID(parsing: text) } catch { throw OperatorError("--\(option): \(error)") }
+}
+
+/// Runs a client command, turning node-side failures into plain errors.
+func runClient(_ body: () throws -> Void) throws {
+    try runReportingErrors {
+        do { try body() } catch let failure as NodeClient.Failure { throw OperatorError(failure.message) }
+    }
+}

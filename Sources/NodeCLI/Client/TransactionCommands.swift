@@ -1,0 +1,284 @@
+import ArgumentParser
+import Foundation
+import KCCodec
+import KCCrypto
+import KCNode
+import KCTypes
+
+struct ProposeEventCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "propose-event",
+        abstract: "Propose a knowledge event (the sender must be a registered gateway).",
+        discussion: "Give the payload's SHA-256 with --content-hash, or --payload FILE to have it computed.")
+
+    @OptionGroup var options: TransactionOptions
+    @Option(name: .long, help: ArgumentHelp("Arweave transaction id of the payload (43 base64url characters).", valueName: "id"))
+    var arTxId: String
+    @Option(name: .long, help: ArgumentHelp("SHA-256 of the payload, 64 hex characters.", valueName: "hex"))
+    var contentHash: String?
+    @Option(name: .long, help: ArgumentHelp("The payload file, hashed here with SHA-256.", valueName: "file"))
+    var payload: String?
+    @Option(name: .long, help: ArgumentHelp("A parent event id (repeatable).", valueName: "id"))
+    var parent: [String] = []
+    @Option(name: .long, help: ArgumentHelp("The event's kind (an ontology type name).", valueName: "kind"))
+    var kind: String
+
+    func run() throws {
+        try runClient {
+            guard (contentHash == nil) != (payload == nil) else { throw OperatorError("give exactly one of --content-hash and --payload") }
+            let hash: Hash256
+            if let contentHash {
+                hash = try parseID(contentHash, option: "content-hash")
+            } else {
+                guard let data = FileManager.default.contents(atPath: payload!) else { throw OperatorError("cannot read --payload \(payload!)") }
+                hash = SHA256.hash([UInt8](data))
+            }
+            let parents = try parent.map { try parseID($0, option: "parent") }
+            let arTxID = try parseArTxID(arTxId, option: "ar-tx-id")
+            let key = try options.signingKey()
+            let chain = try ChainView(client: options.connection.client())
+            let account = try chain.account(key.publicKey)
+            guard account["gateway"]?.boolValue == true else {
+                throw OperatorError("account \(key.publicKey.hex.prefix(12))… is not a registered gateway; run `node stake` and `node register-gateway` first")
+            }
+            for parentID in parents {
+                let event: JSONValue
+                do { event = try chain.client.get("/events/\(parentID.hex)") } catch let failure as NodeClient.Failure where failure.status == 404 {
+                    throw OperatorError("parent \(parentID.hex.prefix(12))… is not on chain")
+                }
+                if event["status"]?.stringValue == "rejected" { throw OperatorError("parent \(parentID.hex.prefix(12))… was rejected") }
+            }
+            try sendTransaction(.proposeEvent(parents: parents, arTxID: arTxID, contentHash: hash, kind: kind),
+                                options: options, chain: chain, key: key, summary: "event of kind \(kind) proposed")
+        }
+    }
+}
+
+struct AttestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attest",
+        abstract: "Attest events as a gateway: one verdict, or a batch from a file.",
+        discussion: "The batch file has one line per event: EVENT_ID valid|invalid (blank lines and # comments are skipped).")
+
+    @OptionGroup var options: TransactionOptions
+    @Option(name: .long, help: ArgumentHelp("The event to attest.", valueName: "id"))
+    var event: String?
+    @Flag(name: .long, help: "The payload matches its content hash.")
+    var valid = false
+    @Flag(name: .long, help: "The payload does not match.")
+    var invalid = false
+    @Option(name: .long, help: ArgumentHelp("A batch of verdicts, one 'EVENT_ID valid|invalid' per line.", valueName: "file"))
+    var file: String?
+
+    func votes() throws -> [AttestationVote] {
+        if let file {
+            guard event == nil, !valid, !invalid else { throw OperatorError("--file replaces --event, --valid and --invalid") }
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw OperatorError("cannot read --file \(file)") }
+            var votes: [AttestationVote] = []
+            for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first?.trimmingCharacters(in: .whitespaces) ?? ""
+                if line.isEmpty { continue }
+                let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard parts.count == 2, let id = Hash256(hex: parts[0]), parts[0].count == 64, parts[1] == "valid" || parts[1] == "invalid" else {
+                    throw OperatorError("\(file) line \(number + 1): expected 'EVENT_ID valid|invalid', found '\(line.prefix(100))'")
+                }
+                votes.append(AttestationVote(eventID: id, verdict: parts[1] == "valid" ? .valid : .invalid))
+            }
+            guard !votes.isEmpty else { throw OperatorError("\(file) holds no verdicts") }
+            return votes
+        }
+        guard let event else { throw OperatorError("give --event ID with --valid or --invalid, or --file FILE") }
+        guard valid != invalid else { throw OperatorError("give exactly one of --valid and --invalid") }
+        return [AttestationVote(eventID: try parseID(event, option: "event"), verdict: valid ? .valid : .invalid)]
+    }
+
+    func run() throws {
+        try runClient {
+            let votes = try votes()
+            let key = try options.signingKey()
+            let chain = try ChainView(client: options.connection.client())
+            try sendTransaction(.attest(votes: votes), options: options, chain: chain, key: key,
+                                summary: "\(votes.count) attestation(s)")
+        }
+    }
+}
+
+struct DisputeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "dispute", abstract: "Dispute an accepted event inside its challenge window, posting a bond.")
+
+    @OptionGroup var options: TransactionOptions
+    @Option(name: .long, help: ArgumentHelp("The event to dispute.", valueName: "id")) var event: String
+    @Option(name: .long, help: ArgumentHelp("The bond, e.g. 100ACTI.", valueName: "amount")) var bond: String
+    @Option(name: .long, help: ArgumentHelp("Arweave id of the written reason.", valueName: "id")) var reason: String
+
+    func run() throws {
+        try runClient {
+            let id = try parseID(event, option: "event")
+            let amount = try Amount(option: bond, name: "bond")
+            let reasonID = try parseArTxID(reason, option: "reason")
+            let key = try options.signingKey()
+            let chain = try ChainView(client: options.connection.client())
+            let minimum = try chain.amount("events", "min_dispute_bond")
+            guard amount >= minimum else { throw OperatorError("bond \(amount) is below the minimum dispute bond \(minimum)") }
+            let record: JSONValue
+            do { record = try chain.client.get("/events/\(id.hex)") } catch let failure as NodeClient.Failure where failure.status == 404 {
+                throw OperatorError("event \(id.hex.prefix(12))… is not on chain")
+            }
+            let status = record["status"]?.stringValue ?? "?"
+            guard status == "accepted" else {
+                throw OperatorError("event \(id.hex.prefix(12))… is not in its challenge window (it is \(status))")
+            }
+            if let accepted = record["accepted_at_ms"]?.numberText.flatMap(UInt64.init),
+               let now = try chain.client.get("/status")["latest_block_time_ms"]?.numberText.flatMap(UInt64.init) {
+                let closes = accepted + (try chain.number("events", "challenge_window_ms"))
+                if now >= closes {
+                    throw OperatorError("event \(id.hex.prefix(12))… is not in its challenge window (closed at block time \(closes), now \(now))")
+                }
+            }
+            try sendTransaction(.dispute(eventID: id, bond: amount, reason: reasonID), options: options, chain: chain, key: key,
+                                summary: "dispute of \(id.hex.prefix(12))… with a bond of \(amount)")
+        }
+    }
+}
+
+struct VoteDisputeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "vote-dispute", abstract: "Vote in a dispute's re-vote as a gateway.")
+
+    @OptionGroup var options: TransactionOptions
+    @Option(name: .long, help: ArgumentHelp("The dispute id (GET /events/ID shows it).", valueName: "id")) var dispute: String
+    @Flag(name: .long, help: "The dispute is right: the event should be rejected.") var uphold = false
+    @Flag(name: .long, help: "The dispute is wrong: the event stands.") var reject = false
+
+    func run() throws {
+        try runClient {
+            guard uphold != reject else { throw OperatorError("give exactly one of --uphold and --reject") }
+            let id = try parseID(dispute, option: "dispute")
+            let key = try options.signingKey()
+            let chain = try ChainView(client: options.connection.client())
+            try sendTransaction(.voteDispute(disputeID: id, uphold: uphold), options: options, chain: chain, key: key,
+                                summary: "vote to \(uphold ? "uphold" : "reject") dispute \(id.hex.prefix(12))…")
+        }
+    }
+}
+
+struct StakeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stake", abstract: "Bond ACTI from the account's balance.")
+    @OptionGroup var options: TransactionOptions
+    @Option(name: .long, help: ArgumentHelp("How much, e.g. 10000ACTI.", valueName: "amount")) var amount: String
+
+    func run() throws {
+        try runClient {
+            let value = try Amount(option: amount, name: "amount")
+            let key = try options.signingKey()
+            let chain = try ChainView(client: options.connection.client())
+            try sendTransaction(.bond(amount: value), options: options, chain: chain, key: key, summary: "stake of \(value)")
+        }
+    }
+}
+
+struct UnstakeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "unstake", abstract: "Start unbonding stake (withdrawable after the unbonding period).")
+    @OptionGroup var options: TransactionOptions
+    @Option(name: .long, help: ArgumentHelp("How much, e.g. 500ACTI.", valueName: "amount")) var amount: String
+
+    func run() throws {
+        try runClient {
+            let value = try Amount(option: amount, name: "amount")
+            let key = try options.signingKey()
+            let chain = try ChainView(client: options.connection.client())
+            try sendTransaction(.unbond(amount: value), options: options, chain: chain, key: key, summary: "unstake of \(value)")
+        }
+    }
+}
+
+struct WithdrawCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "withdraw", abstract: "Withdraw unbonded stake whose period has passed.")
+    @OptionGroup var options: TransactionOptions
+
+    func run() throws {
+        try runClient {
+            let key = try options.signingKey()
+            let chain = try ChainView(client: options.connection.client())
+            try sendTransaction(.withdrawUnbonded, options: options, chain: chain, key: key, summary: "withdrawal")
+        }
+    }
+}
+
+/// Checks the bonded stake against a minimum before a registration is sent.
+func requireStake(_ chain: ChainView, _ key: SigningKey, minimum name: String) throws {
+    let minimum = try chain.amount("staking", name)
+    let bonded = try Amount(json: try chain.account(key.publicKey)["bonded"])
+    guard bonded >= minimum else {
+        throw OperatorError("stake \(bonded) is below the minimum \(minimum); run `node stake --amount \(minimum.units / Amount.unitsPerACTI)ACTI` first")
+    }
+}
+
+struct RegisterValidatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "register-validator", abstract: "Register the account as a validator with a consensus key.")
+    @OptionGroup var options: TransactionOptions
+    @Option(name: .long, help: ArgumentHelp("Consensus public key (default: --home's validator key).", valueName: "hex"))
+    var consensusKey: String?
+
+    func run() throws {
+        try runClient {
+            let key = try options.signingKey()
+            let consensus: PublicKey
+            if let consensusKey {
+                consensus = try parseKey(consensusKey, option: "consensus-key")
+            } else if let home = options.connection.home {
+                consensus = try NodeHome(path: home).loadKey(.validator).publicKey
+            } else {
+                throw OperatorError("give --consensus-key HEX (or --home with a validator key)")
+            }
+            let chain = try ChainView(client: options.connection.client())
+            try requireStake(chain, key, minimum: "min_validator_stake")
+            try sendTransaction(.registerValidator(consensusKey: consensus), options: options, chain: chain, key: key,
+                                summary: "validator registration")
+        }
+    }
+}
+
+struct RegisterGatewayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "register-gateway", abstract: "Register the account as a gateway.")
+    @OptionGroup var options: TransactionOptions
+
+    func run() throws {
+        try runClient {
+            let key = try options.signingKey()
+            let chain = try ChainView(client: options.connection.client())
+            try requireStake(chain, key, minimum: "min_gateway_stake")
+            try sendTransaction(.registerGateway, options: options, chain: chain, key: key, summary: "gateway registration")
+        }
+    }
+}
+
+struct UnjailCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "unjail", abstract: "Ask to leave jail after a downtime jailing has expired.")
+    @OptionGroup var options: TransactionOptions
+
+    func run() throws {
+        try runClient {
+            let key = try options.signingKey()
+            let chain = try ChainView(client: options.connection.client())
+            try sendTransaction(.unjail, options: options, chain: chain, key: key, summary: "unjail")
+        }
+    }
+}
+
+struct TransferCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "transfer", abstract: "Send ACTI to another account.")
+    @OptionGroup var options: TransactionOptions
+    @Option(name: .long, help: ArgumentHelp("Recipient address (hex).", valueName: "address")) var to: String
+    @Option(name: .long, help: ArgumentHelp("How much, e.g. 1.5ACTI.", valueName: "amount")) var amount: String
+
+    func run() throws {
+        try runClient {
+            let recipient = try parseKey(to, option: "to")
+            let value = try Amount(option: amount, name: "amount")
+            let key = try options.signingKey()
+            let chain = try ChainView(client: options.connection.client())
+            try sendTransaction(.transfer(to: recipient, amount: value), options: options, chain: chain, key: key,
+                                summary: "transfer of \(value) to \(recipient.hex.prefix(12))…")
+        }
+    }
+}
