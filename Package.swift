@@ -66,6 +66,7 @@ let package = Package(
                                                          .product(name: "NIOCore", package: "swift-nio"),
                                                          .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "KCNodeTests", dependencies: ["KCNode", "KCNetwork", "KCConsensus", "KCRuntime", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
+        .testTarget(name: "KCRPCTests", dependencies: ["KCRPC", "KCNode", "KCNetwork", "KCRuntime", "KCConsensus", "KCStorage", "KCTypes", "KCCrypto", "KCCodec", "KCTestSupport"]),
         .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCNetwork", "KCConsensus", "KCTypes", "KCCrypto", "KCStorage", "KCTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -125,12 +125,28 @@ struct ErrorMiddleware: RouterMiddleware {
             throw error
         } catch let error as HTTPError {
             switch error.status {
-            case .notFound: throw RPCError.notFound("no route \(request.method.rawValue) \(request.uri.path)")
+            case .notFound:
+                let path = request.uri.path
+                let methods = Routes.table.filter { Self.matches(template: $0.path, path: path) }.map(\.method)
+                if !methods.isEmpty {
+                    throw RPCError(.methodNotAllowed, "method_not_allowed",
+                                   "\(request.method.rawValue) is not allowed on \(path); use \(methods.joined(separator: " or "))")
+                }
+                throw RPCError.notFound("no route \(request.method.rawValue) \(path)")
             case .contentTooLarge: throw RPCError(.contentTooLarge, "too_large", "the request body is over the limit")
             case .methodNotAllowed: throw RPCError(.methodNotAllowed, "method_not_allowed", "\(request.method.rawValue) is not allowed on \(request.uri.path)")
             default: throw RPCError(error.status, "bad_request", error.body ?? "the request was refused")
             }
         }
+    }
+}
+
+extension ErrorMiddleware {
+    /// Whether `path` fits a route template such as `/events/{id}/children`.
+    static func matches(template: String, path: String) -> Bool {
+        let want = template.split(separator: "/"), have = path.split(separator: "/")
+        guard want.count == have.count else { return false }
+        return zip(want, have).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
     }
 }
 

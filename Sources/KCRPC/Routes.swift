@@ -9,12 +9,12 @@ import KCTypes
 import NIOCore
 
 /// Every route of the API; specs/openapi.yaml lists the same ones (a test compares them).
-struct Routes: Sendable {
+public struct Routes: Sendable {
     let node: NodeHandle
     let settings: RPCSettings
 
     /// Method and path of every route, in the form the OpenAPI file uses.
-    static let table: [(method: String, path: String)] = [
+    public static let table: [(method: String, path: String)] = [
         ("GET", "/health"), ("GET", "/status"), ("GET", "/params"), ("GET", "/metrics"),
         ("GET", "/blocks/latest"), ("GET", "/blocks/{height}"),
         ("GET", "/txs/{hash}"), ("POST", "/txs"),
