@@ -44,6 +44,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "KCNode", dependencies: ["KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNetwork"]),
+        .target(name: "KCAttester", dependencies: ["KCNode", "KCNetwork", "KCRuntime", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
         .target(name: "KCRPC", dependencies: [
             "KCNode", "KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNetwork", "KCCodec",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -51,7 +52,7 @@ let package = Package(
             .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
         ]),
         .executableTarget(name: "NodeCLI", dependencies: [
-            "KCNode", "KCNetwork", "KCRPC", "KCSimulator", "KCTypes", "KCCrypto", "KCStorage",
+            "KCNode", "KCNetwork", "KCRPC", "KCAttester", "KCSimulator", "KCTypes", "KCCrypto", "KCStorage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "KCCodecTests", dependencies: ["KCCodec"]),
@@ -66,7 +67,7 @@ let package = Package(
                                                          .product(name: "NIOCore", package: "swift-nio"),
                                                          .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "KCNodeTests", dependencies: ["KCNode", "KCNetwork", "KCConsensus", "KCRuntime", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
-        .testTarget(name: "KCRPCTests", dependencies: ["KCRPC", "KCNode", "KCNetwork", "KCRuntime", "KCConsensus", "KCStorage", "KCTypes", "KCCrypto", "KCCodec", "KCTestSupport"]),
+        .testTarget(name: "KCRPCTests", dependencies: ["KCRPC", "KCAttester", "KCNode", "KCNetwork", "KCRuntime", "KCConsensus", "KCStorage", "KCTypes", "KCCrypto", "KCCodec", "KCTestSupport"]),
         .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCNetwork", "KCConsensus", "KCTypes", "KCCrypto", "KCStorage", "KCTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

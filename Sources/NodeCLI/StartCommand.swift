@@ -1,6 +1,7 @@
 import ArgumentParser
 import KCNode
 import KCRPC
+import KCAttester
 
 #if canImport(Glibc)
 import Glibc
@@ -47,6 +48,16 @@ struct StartCommand: ParsableCommand {
             let rpc = RPCServer(node: driver.handle, settings: settings, log: driver.log)
             try rpc.start()
             defer { rpc.stop() }
+            let config = driver.config
+            var attester: Attester? = nil
+            if config.attesterMode != .off {
+                let settings = Attester.Settings(mode: config.attesterMode == .fetch ? .fetch : .format, gateway: config.arweaveGateway,
+                                                 timeoutMilliseconds: config.arweaveTimeoutMilliseconds,
+                                                 maxPayloadBytes: config.arweaveMaxPayloadBytes)
+                attester = Attester(node: driver.handle, key: try NodeHome(path: home).loadKey(.account), settings: settings, log: driver.log)
+                attester?.start()
+            }
+            defer { attester?.stop() }
             try driver.run { stopRequested != 0 }
         }
     }

@@ -7,6 +7,7 @@ import KCCrypto
 import KCNetwork
 import KCNode
 import KCRPC
+import KCAttester
 import KCTypes
 import Synchronization
 
@@ -17,6 +18,7 @@ final class LiveNode: @unchecked Sendable {
     let home: String
     let driver: NodeDriver
     let rpc: RPCServer
+    let attester: Attester?
     let port: Int
     let genesis: Genesis
     private let stopFlag = Mutex(false)
@@ -25,7 +27,7 @@ final class LiveNode: @unchecked Sendable {
 
     static let validatorAccount = DevnetKeys.key(.account, index: 0)
 
-    init(rateLimit: Int = 100_000, maxBodyBytes: Int = 1 << 20) throws {
+    init(rateLimit: Int = 100_000, maxBodyBytes: Int = 1 << 20, attester attesterSettings: Attester.Settings? = nil) throws {
         home = FileManager.default.temporaryDirectory.appendingPathComponent("kc-rpc-\(UUID().uuidString)").path
         var genesis = LocalGenesis.devnet(validatorCount: 1, userCount: 4)
         genesis.chainID = "membria-devnet-rpc-test"
@@ -51,6 +53,9 @@ final class LiveNode: @unchecked Sendable {
         settings.maxBodyBytes = maxBodyBytes
         rpc = RPCServer(node: driver.handle, settings: settings, log: .silent)
         port = try rpc.start()
+        let handle = driver.handle
+        attester = attesterSettings.map { Attester(node: handle, key: Self.validatorAccount, settings: $0, log: .silent) }
+        attester?.start()
         let thread = Thread { [self] in
             try? driver.run { stopFlag.withLock { $0 } }
             finished.withLock { $0 = true }
@@ -62,6 +67,7 @@ final class LiveNode: @unchecked Sendable {
     var base: String { "http://127.0.0.1:\(port)" }
 
     func stop() {
+        attester?.stop()
         stopFlag.withLock { $0 = true }
         for _ in 0..<500 where !finished.withLock({ $0 }) { usleep(10_000) }
         rpc.stop()
@@ -81,7 +87,11 @@ final class LiveNode: @unchecked Sendable {
     }
 
     func request(_ method: String, _ path: String, body: String? = nil, headers: [String: String] = [:]) -> Answer {
-        var request = URLRequest(url: URL(string: base + path)!)
+        requestURL(base + path, method: method, body: body, headers: headers)
+    }
+
+    func requestURL(_ address: String, method: String = "GET", body: String? = nil, headers: [String: String] = [:]) -> Answer {
+        var request = URLRequest(url: URL(string: address)!)
         request.httpMethod = method
         request.timeoutInterval = 60
         if let body { request.httpBody = Data(body.utf8) }

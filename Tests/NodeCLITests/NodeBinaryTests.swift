@@ -213,8 +213,17 @@ struct KeyFileTests {
 /// `--help` output is part of the interface operators read: it changes only on purpose. To
 /// accept a change, regenerate the files with `COLUMNS=80 .build/debug/node <command> --help`.
 struct HelpSnapshotTests {
-    @Test(arguments: [("help", [String]()), ("help-init", ["init"]), ("help-keys-show", ["keys", "show"]),
-                      ("help-simulate", ["simulate"])])
+    static let commands: [(String, [String])] = [
+        ("help", []), ("help-init", ["init"]), ("help-start", ["start"]), ("help-keys-show", ["keys", "show"]),
+        ("help-simulate", ["simulate"]), ("help-status", ["status"]), ("help-query", ["query"]),
+        ("help-query-events", ["query", "events"]), ("help-propose-event", ["propose-event"]), ("help-attest", ["attest"]),
+        ("help-dispute", ["dispute"]), ("help-vote-dispute", ["vote-dispute"]), ("help-stake", ["stake"]),
+        ("help-unstake", ["unstake"]), ("help-withdraw", ["withdraw"]), ("help-register-validator", ["register-validator"]),
+        ("help-register-gateway", ["register-gateway"]), ("help-unjail", ["unjail"]), ("help-transfer", ["transfer"]),
+        ("help-arweave-dev-server", ["arweave-dev-server"]),
+    ]
+
+    @Test(arguments: Self.commands)
     func helpMatchesTheSnapshot(name: String, command: [String]) throws {
         let expected = try String(contentsOf: packageRoot.appendingPathComponent("Tests/NodeCLITests/Snapshots/\(name).txt"), encoding: .utf8)
         let result = try runNode(command + ["--help"], environment: ["COLUMNS": "80"])

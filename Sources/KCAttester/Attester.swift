@@ -1,0 +1,203 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import KCCodec
+import KCCrypto
+import KCNetwork
+import KCNode
+import KCRuntime
+import KCStorage
+import KCTypes
+import Synchronization
+
+/// The automatic attester of a gateway node (config `[attester]`, `[arweave]`): after each
+/// commit it looks at the pending events it has not voted on (and did not author), decides a
+/// verdict for each it can, and sends them as one batched `attest` transaction.
+///
+/// - `format`: the header was already checked by the runtime, so each pending event gets
+///   `valid`.
+/// - `fetch`: the payload is downloaded from `{gateway}/{ArTxID}` (timeout, retries, size
+///   cap) and its SHA-256 compared with the content hash: equal → `valid`, different →
+///   `invalid`. A payload that cannot be had (unreachable, 404, too large, timed out) gets no
+///   vote and is tried again after the next commit until its deadline: never a false
+///   `invalid`.
+public final class Attester: Sendable {
+    public enum Mode: Sendable { case format, fetch }
+
+    public struct Settings: Sendable {
+        public var mode: Mode
+        public var gateway: String
+        public var timeoutMilliseconds: UInt64
+        public var maxPayloadBytes: Int
+        public var retries = 2
+        /// Events looked at per commit, oldest first.
+        public var maxEventsPerRound = 500
+
+        public init(mode: Mode, gateway: String, timeoutMilliseconds: UInt64, maxPayloadBytes: Int) {
+            self.mode = mode
+            self.gateway = gateway.hasSuffix("/") ? String(gateway.dropLast()) : gateway
+            self.timeoutMilliseconds = timeoutMilliseconds
+            self.maxPayloadBytes = maxPayloadBytes
+        }
+    }
+
+    let node: NodeHandle
+    let key: SigningKey
+    let settings: Settings
+    let log: NodeLogger
+    private let task = Mutex<Task<Void, Never>?>(nil)
+    /// Votes sent and not yet seen committed, by event.
+    private let sent = Mutex<[Hash256: UInt64]>([:])
+
+    public init(node: NodeHandle, key: SigningKey, settings: Settings, log: NodeLogger) {
+        self.node = node
+        self.key = key
+        self.settings = settings
+        self.log = log
+    }
+
+    public func start() {
+        let running = Task { [self] in
+            var seen = node.commits.height
+            while !Task.isCancelled {
+                seen = await node.commits.wait(beyond: seen, timeoutMilliseconds: 2_000)
+                await round()
+            }
+        }
+        task.withLock { $0 = running }
+        log.info("attester started", ["mode": settings.mode == .fetch ? "fetch" : "format", "gateway": settings.gateway])
+    }
+
+    public func stop() {
+        task.withLock { $0?.cancel() }
+    }
+
+    /// One pass: verdicts for what can be decided now, sent as one transaction.
+    func round() async {
+        let snapshot = node.store.snapshot()
+        func state<T: CanonicalDecodable>(_ type: T.Type, _ key: StoreKey) -> T? {
+            (try? snapshot.get(StatePersistence.statePrefix + key.bytes)).flatMap { $0 }.flatMap { try? T.decode(exactly: $0) }
+        }
+        guard state(StakeRecord.self, StateKey.stake(key.publicKey))?.isGateway == true else { return }
+        let account = state(AccountRecord.self, StateKey.account(key.publicKey)) ?? AccountRecord()
+        let height = node.commits.height
+        let pendingKeys = (try? snapshot.scan(.prefix(NodeIndexKey.statusPrefix(.pending)), limit: settings.maxEventsPerRound, reverse: false)) ?? []
+        var candidates: [(Hash256, EventRecord)] = []
+        let inFlight = sent.withLock { sent in
+            // A vote sent more than a few heights ago and still not on chain was lost.
+            sent = sent.filter { $0.value + 5 > height }
+            return Set(sent.keys)
+        }
+        for pair in pendingKeys {
+            guard let id = EventIndexKey.eventID(fromKey: pair.key), !inFlight.contains(id),
+                  let record = state(EventRecord.self, StateKey.event(id)),
+                  record.header.author != key.publicKey, !record.hasVoted(key.publicKey) else { continue }
+            candidates.append((id, record))
+        }
+        guard !candidates.isEmpty else { return }
+        var votes: [AttestationVote] = []
+        for (id, record) in candidates {
+            if let verdict = await verdict(for: record) { votes.append(AttestationVote(eventID: id, verdict: verdict)) }
+        }
+        guard !votes.isEmpty else { return }
+        let fee = node.genesis.parameters.fees.minFee
+        let transaction = TransactionBody(chainID: node.genesis.chainID, sender: key.publicKey, nonce: account.nonce, fee: fee,
+                                          call: .attest(votes: votes)).signed(with: key)
+        switch await node.submit(transaction.canonicalBytes) {
+        case .success:
+            sent.withLock { for vote in votes { $0[vote.eventID] = height } }
+            log.info("attested", ["events": "\(votes.count)", "valid": "\(votes.filter { $0.verdict == .valid }.count)"])
+        case .failure(let rejection):
+            log.debug("attestation not sent", ["reason": rejection.description])
+        }
+    }
+
+    func verdict(for record: EventRecord) async -> Verdict? {
+        switch settings.mode {
+        case .format:
+            return .valid
+        case .fetch:
+            guard let payload = await fetch(record.header.arTxID) else { return nil }
+            return SHA256.hash(payload) == record.header.contentHash ? .valid : .invalid
+        }
+    }
+
+    /// The payload, or nil when it cannot be had now (after the retries).
+    func fetch(_ id: ArTxID) async -> [UInt8]? {
+        for attempt in 0...settings.retries {
+            switch await Self.download(settings.gateway + "/" + id.text, timeoutMilliseconds: settings.timeoutMilliseconds,
+                                       maxBytes: settings.maxPayloadBytes) {
+            case .payload(let bytes): return bytes
+            case .missing, .tooLarge: return nil
+            case .failed:
+                if attempt < settings.retries { try? await Task.sleep(nanoseconds: UInt64(200_000_000 << attempt)) }
+            }
+        }
+        return nil
+    }
+
+    enum Download: Equatable { case payload([UInt8]), missing, tooLarge, failed }
+
+    /// One GET, stopped as soon as the body passes `maxBytes`.
+    static func download(_ address: String, timeoutMilliseconds: UInt64, maxBytes: Int) async -> Download {
+        guard let url = URL(string: address) else { return .missing }
+        var request = URLRequest(url: url)
+        request.timeoutInterval = Double(timeoutMilliseconds) / 1_000
+        let collector = Collector(maxBytes: maxBytes)
+        let session = URLSession(configuration: .ephemeral, delegate: collector, delegateQueue: nil)
+        defer { session.finishTasksAndInvalidate() }
+        return await withCheckedContinuation { continuation in
+            collector.finish = { continuation.resume(returning: $0) }
+            session.dataTask(with: request).resume()
+        }
+    }
+
+    /// Gathers a response body with a cap; reports once.
+    final class Collector: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+        let maxBytes: Int
+        var data: [UInt8] = []
+        var status = 0
+        var outcome: Download? = nil
+        var finish: ((Download) -> Void)? = nil
+        let lock = NSLock()
+
+        init(maxBytes: Int) { self.maxBytes = maxBytes }
+
+        func report(_ download: Download) {
+            lock.lock()
+            let callback = outcome == nil ? finish : nil
+            if outcome == nil { outcome = download }
+            lock.unlock()
+            callback?(download)
+        }
+
+        func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                        completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+            status = (response as? HTTPURLResponse)?.statusCode ?? 0
+            if response.expectedContentLength > Int64(maxBytes) {
+                report(.tooLarge)
+                completionHandler(.cancel)
+                return
+            }
+            completionHandler(.allow)
+        }
+
+        func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive chunk: Data) {
+            data += chunk
+            if data.count > maxBytes {
+                report(.tooLarge)
+                dataTask.cancel()
+            }
+        }
+
+        func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+            if error != nil { return report(.failed) }
+            switch status {
+            case 200: report(.payload(data))
+            case 404, 410: report(.missing)
+            default: report(.failed)
+            }
+        }
+    }
+}

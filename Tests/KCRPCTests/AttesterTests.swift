@@ -1,0 +1,83 @@
+import Foundation
+import KCAttester
+import KCCodec
+import KCCrypto
+import KCNode
+import KCRPC
+import KCRuntime
+import KCTypes
+import Testing
+
+/// The automatic attester in `fetch` mode against the dev content server.
+@Suite(.serialized)
+struct AttesterTests {
+    @Test func matchingTamperedAndMissingPayloads() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kc-content-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let content = ContentServer(directory: folder, port: 0)
+        let contentPort = try content.start()
+        defer { content.stop() }
+        let node = try LiveNode(attester: Attester.Settings(mode: .fetch, gateway: "http://127.0.0.1:\(contentPort)",
+                                                           timeoutMilliseconds: 2_000, maxPayloadBytes: 1 << 20))
+        defer { node.stop() }
+        #expect(node.waitHeight(1))
+        let author = DevnetKeys.user(index: 0)
+        node.makeGateway(author)
+
+        let good = Array("{\"answer\": 42}".utf8)
+        let goodID = try ContentServer.store(good, in: folder)
+        let tampered = Array("{\"answer\": 41}".utf8)
+        let tamperedID = try ContentServer.store(tampered, in: folder)
+        let missingID = ContentServer.arTxID(for: Array("never uploaded".utf8))
+        let huge = [UInt8](repeating: 0x61, count: (1 << 20) + 1)
+        let hugeID = try ContentServer.store(huge, in: folder)
+        // The content server answers what was stored, and 404 otherwise.
+        let fetched = node.requestURL("http://127.0.0.1:\(contentPort)/\(goodID.text)")
+        #expect(fetched.status == 200 && fetched.text == String(decoding: good, as: UTF8.self))
+        #expect(node.requestURL("http://127.0.0.1:\(contentPort)/\(missingID.text)").status == 404)
+
+        var ids: [String: Hash256] = [:]
+        for (name, arTxID, hash) in [("good", goodID, SHA256.hash(good)), ("tampered", tamperedID, SHA256.hash(good)),
+                                     ("missing", missingID, SHA256.hash(Array("never uploaded".utf8))),
+                                     ("oversized", hugeID, SHA256.hash(huge))] {
+            let answer = node.send(.proposeEvent(parents: [], arTxID: arTxID, contentHash: hash, kind: "test"), from: author)
+            let height = try #require(answer.json?["transaction"]?["height"]?.numberText, "\(answer.text)")
+            let change = node.get("/blocks/\(height)").json?["event_changes"]?.arrayValue?.first { $0["from"] == .null }
+            ids[name] = try #require(change?["event_id"]?.stringValue.flatMap { Hash256(hex: $0) })
+        }
+        func status(_ name: String) -> String? { node.get("/events/\(ids[name]!.hex)").json?["status"]?.stringValue }
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline && (status("good") == "pending" || status("tampered") == "pending") { usleep(50_000) }
+        // The validator's gateway holds most of the stake: its verdict decides.
+        #expect(status("good") == "accepted" || status("good") == "finalized")
+        #expect(status("tampered") == "rejected")
+        let accepted = try #require(node.get("/events/\(ids["good"]!.hex)").json)
+        #expect(accepted["tally"]?["valid_voters"]?.arrayValue?.contains(JSONValue.string(LiveNode.validatorAccount.publicKey.hex)) == true)
+        for name in ["missing", "oversized"] {
+            let event = try #require(node.get("/events/\(ids[name]!.hex)").json)
+            #expect(event["status"]?.stringValue == "pending", "\(name): no payload, no vote")
+            #expect(event["tally"]?["valid_voters"]?.arrayValue?.isEmpty == true, "\(name)")
+            #expect(event["tally"]?["invalid_voters"]?.arrayValue?.isEmpty == true, "\(name)")
+        }
+    }
+
+    @Test func anUnreachableGatewayGivesNoVote() throws {
+        // A port nothing listens on.
+        let node = try LiveNode(attester: Attester.Settings(mode: .fetch, gateway: "http://127.0.0.1:9",
+                                                           timeoutMilliseconds: 500, maxPayloadBytes: 1 << 20))
+        defer { node.stop() }
+        #expect(node.waitHeight(1))
+        let author = DevnetKeys.user(index: 0)
+        node.makeGateway(author)
+        let answer = node.send(.proposeEvent(parents: [], arTxID: ContentServer.arTxID(for: [1]), contentHash: SHA256.hash([1]),
+                                             kind: "test"), from: author)
+        let height = try #require(answer.json?["transaction"]?["height"]?.numberText.flatMap { UInt64($0) })
+        #expect(node.waitHeight(height + 5))
+        usleep(1_500_000)
+        let id = try #require(node.get("/events?status=pending").json?["events"]?.arrayValue?.first?["id"]?.stringValue)
+        let event = try #require(node.get("/events/\(id)").json)
+        #expect(event["tally"]?["valid_voters"]?.arrayValue?.isEmpty == true)
+        #expect(event["tally"]?["invalid_voters"]?.arrayValue?.isEmpty == true)
+    }
+}
