@@ -7,6 +7,8 @@ need=()
 pkg-config --version >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists rocksdb 2>/dev/null || need+=(librocksdb-dev)
 pkg-config --exists libsodium 2>/dev/null || need+=(libsodium-dev)
+# FoundationNetworking (the CLI's and the attester's HTTP client) loads libcurl at run time.
+ldconfig -p 2>/dev/null | grep -q 'libcurl\.so\.4' || need+=(libcurl4)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

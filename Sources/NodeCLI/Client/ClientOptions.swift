@@ -121,14 +121,15 @@ func sendTransaction(_ call: Call, options: TransactionOptions, chain: ChainView
     }
     let hash = answer["hash"]?.stringValue ?? transaction.hash.hex
     let receipt = answer["transaction"]?["receipt"]
-    options.connection.emit(answer) {
-        guard options.wait, let receipt else { return "\(summary): sent as transaction \(hash) (not waiting for the commit)" }
-        let height = answer["transaction"]?["height"]?.numberText ?? "?"
-        if receipt["succeeded"]?.boolValue == true { return "\(summary): committed at height \(height) in transaction \(hash)" }
-        return "\(summary): committed at height \(height) but failed: \(receipt["message"]?.stringValue ?? "?")"
-    }
+    let height = answer["transaction"]?["height"]?.numberText ?? "?"
     if options.wait, let receipt, receipt["succeeded"]?.boolValue != true {
-        throw ExitCode.failure
+        // Committed but refused by the rules: the fee is spent, the call did nothing.
+        if options.connection.output == .json { print(answer.rendered()) }
+        throw OperatorError("\(summary) failed at height \(height) (transaction \(hash)): \(receipt["message"]?.stringValue ?? "?")")
+    }
+    options.connection.emit(answer) {
+        guard options.wait else { return "\(summary): sent as transaction \(hash) (not waiting for the commit)" }
+        return "\(summary): committed at height \(height) in transaction \(hash)"
     }
 }
 

@@ -1,0 +1,120 @@
+import Foundation
+import KCCrypto
+import KCNode
+import KCTestSupport
+import KCTypes
+import Testing
+
+/// The operator CLI, run as the built binary against a running node: every command on a
+/// happy path, and the documented error on a bad one.
+@Suite(.serialized)
+struct CLITests {
+    final class Setup {
+        let network: TestNetwork
+        let url: String
+        let keys: String
+
+        init() throws {
+            network = try TestNetwork(validators: 1)
+            url = "http://127.0.0.1:\(network.ports[0] + 5_000)"
+            keys = network.root + "/user-keys"
+            try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
+            for index in 0..<4 { try KeyFile.write(DevnetKeys.user(index: index), role: .account, to: key(index)) }
+            try network.start(0)
+            #expect(network.waitHeight(2, seconds: 60), "\(network.describe())")
+        }
+
+        func key(_ index: Int) -> String { keys + "/user\(index).json" }
+        var home: String { network.home(0) }
+
+        /// Runs `node arguments` against the node; returns (status, stdout, stderr).
+        func run(_ arguments: [String]) throws -> RunResult {
+            try runNode(arguments + ["--node", url])
+        }
+
+        func stop() {
+            network.stopAll()
+            network.remove()
+        }
+    }
+
+    static let arTxID = "bNbA3TEQVL60xlgCcqdz4ZPHFZ711cZ3hmkpGttDt_U"
+
+    @Test func everyCommandOnAHappyPathAndItsErrorOnABadOne() throws {
+        let setup = try Setup()
+        defer { setup.stop() }
+        func ok(_ arguments: [String], _ expected: String, _ line: Int = #line) throws -> String {
+            let result = try setup.run(arguments)
+            #expect(result.status == 0, "line \(line): node \(arguments.joined(separator: " ")): \(result.standardError)")
+            #expect(result.standardOutput.contains(expected), "line \(line): \(result.standardOutput.prefix(500))")
+            return result.standardOutput
+        }
+        func fails(_ arguments: [String], _ expected: String, _ line: Int = #line) throws {
+            let result = try setup.run(arguments)
+            #expect(result.status != 0, "line \(line): node \(arguments.joined(separator: " ")) should fail")
+            #expect(result.standardError.contains(expected), "line \(line): \(result.standardError.prefix(500))")
+        }
+        let user0 = DevnetKeys.user(index: 0).publicKey.hex
+        try ok(["status"], "chain:    membria-devnet-1")
+        try ok(["query", "account", "--home", setup.home], "balance: 1,000,000 ACTI")
+        try ok(["query", "validators"], "power")
+        let unreachable = try runNode(["status", "--node", "http://127.0.0.1:1"])
+        #expect(unreachable.status == 1)
+        #expect(unreachable.standardError == "error: cannot reach node at http://127.0.0.1:1: connection refused\n")
+
+        // A user becomes a gateway.
+        try fails(["register-gateway", "--key", setup.key(0), "--wait"], "stake 0 ACTI is below the minimum 10,000 ACTI")
+        try fails(["propose-event", "--key", setup.key(0), "--ar-tx-id", Self.arTxID, "--content-hash", String(repeating: "1", count: 64),
+                   "--kind", "answer"], "is not a registered gateway")
+        try fails(["stake", "--key", setup.key(0), "--amount", "lots"], "--amount: 'lots' is not an amount")
+        try ok(["stake", "--key", setup.key(0), "--amount", "10000ACTI", "--wait"], "stake of 10,000 ACTI: committed at height")
+        try ok(["register-gateway", "--key", setup.key(0), "--wait"], "gateway registration: committed")
+        try ok(["query", "gateways"], user0)
+
+        // It proposes an event from a payload file.
+        let payload = setup.keys + "/payload.json"
+        try "{\"answer\": 42}".write(toFile: payload, atomically: true, encoding: .utf8)
+        try fails(["propose-event", "--key", setup.key(0), "--ar-tx-id", "short", "--payload", payload, "--kind", "answer"], "--ar-tx-id")
+        try ok(["propose-event", "--key", setup.key(0), "--ar-tx-id", Self.arTxID, "--payload", payload, "--kind", "answer", "--wait"],
+               "event of kind answer proposed: committed")
+        let listed = try ok(["query", "events", "--author", user0, "--output", "json"], "\"events\"")
+        let page = try StrictJSON.parse(listed)
+        let event = try #require(page["events"]?.arrayValue?.first?["id"]?.stringValue)
+        #expect(page["events"]?.arrayValue?.first?["content_hash"]?.stringValue == SHA256.hash(Array("{\"answer\": 42}".utf8)).hex)
+
+        // Disputes need an accepted event; a pending one is refused up front.
+        try fails(["dispute", "--key", setup.key(1), "--event", event, "--bond", "100ACTI", "--reason", Self.arTxID],
+                  "is not in its challenge window (it is pending)")
+        try fails(["attest", "--home", setup.home, "--event", event, "--valid", "--invalid"], "give exactly one of --valid and --invalid")
+        let batch = setup.keys + "/verdicts.txt"
+        try "# verdicts\n\(event) valid\n".write(toFile: batch, atomically: true, encoding: .utf8)
+        try ok(["attest", "--home", setup.home, "--file", batch, "--wait"], "1 attestation(s): committed")
+        try ok(["query", "event", event], "status:        accepted")
+        try fails(["dispute", "--key", setup.key(1), "--event", event, "--bond", "1ACTI", "--reason", Self.arTxID],
+                  "bond 1 ACTI is below the minimum dispute bond 100 ACTI")
+        try ok(["dispute", "--key", setup.key(1), "--event", event, "--bond", "100ACTI", "--reason", Self.arTxID, "--wait"],
+               "committed")
+        let disputed = try StrictJSON.parse(try ok(["query", "event", event, "--output", "json"], "disputed"))
+        let dispute = try #require(disputed["dispute"]?["id"]?.stringValue)
+        try ok(["query", "dispute", dispute], "status:  open")
+        try fails(["vote-dispute", "--home", setup.home, "--dispute", dispute], "give exactly one of --uphold and --reject")
+        try ok(["vote-dispute", "--home", setup.home, "--dispute", dispute, "--uphold", "--wait"], "committed")
+
+        // Money and staking.
+        let sent = try StrictJSON.parse(try ok(["transfer", "--key", setup.key(2), "--to", user0, "--amount", "1.5ACTI", "--wait",
+                                                "--output", "json"], "\"committed\""))
+        let hash = try #require(sent["hash"]?.stringValue)
+        try ok(["query", "tx", hash], "call:   transfer")
+        try ok(["query", "block", "latest"], "block ")
+        try fails(["transfer", "--key", setup.key(2), "--to", "nobody", "--amount", "1ACTI"], "--to 'nobody' is not a 64-character hex key")
+        try fails(["unstake", "--key", setup.key(0), "--amount", "1ACTI", "--wait"], "below the minimum gateway stake")
+        try fails(["withdraw", "--key", setup.key(0), "--wait"], "failed")
+        try ok(["stake", "--key", setup.key(3), "--amount", "10000ACTI", "--wait"], "committed")
+        try ok(["register-validator", "--key", setup.key(3), "--consensus-key", DevnetKeys.key(.validator, index: 7).publicKey.hex,
+                "--wait"], "validator registration: committed")
+        try ok(["unstake", "--key", setup.key(0), "--amount", "10000ACTI", "--wait"], "unstake of 10,000 ACTI: committed")
+        try fails(["unjail", "--home", setup.home, "--wait"], "validator is not jailed")
+        try fails(["query", "event", "xyz"], "--id 'xyz' is not 64 hex characters")
+        try fails(["stake", "--amount", "1ACTI"], "give --home DIR or --key FILE")
+    }
+}
