@@ -47,6 +47,7 @@ public final class NodeDriver {
     /// The node for other services in the process (the RPC).
     public let handle: NodeHandle
     var heightStartedAt: UInt64 = 0
+    var stepStartedAt: UInt64 = 0
     var lastCommitAt: UInt64 = 0
     var state: ChainState
     var core: ConsensusCore<Block>? = nil
@@ -433,6 +434,7 @@ public final class NodeDriver {
     func startHeight(replay: [WALRecord]) throws {
         let height = state.global.height + 1
         heightStartedAt = Self.monotonicMilliseconds()
+        stepStartedAt = heightStartedAt
         let set = state.validatorSets().current
         let validators = ValidatorSet(set.map { .init(key: $0.consensusKey, power: $0.power) })
         let me: PublicKey? = validators.contains(key.publicKey) ? key.publicKey : nil
@@ -482,7 +484,18 @@ public final class NodeDriver {
         if logged && !replaying, let record = record ?? walRecord(input) {
             try wal.append(record.canonicalBytes, sync: own || isLocal(input))
         }
+        let before = core!.step
         try perform(core!.apply(input))
+        // A decision ends the height (the core is gone): that closes the last step too.
+        if core?.step != before { noteStep(from: before) }
+    }
+
+    /// Times each consensus step of a height for the metrics.
+    func noteStep(from step: Step) {
+        let now = Self.monotonicMilliseconds()
+        let elapsed = now - stepStartedAt
+        stepStartedAt = now
+        monitor.update { $0.lastStepMilliseconds[Int(step.rawValue)] = elapsed }
     }
 
     func isLocal(_ input: ConsensusInput<Block>) -> Bool {

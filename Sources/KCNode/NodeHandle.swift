@@ -89,6 +89,8 @@ public final class NodeMonitor: Sendable {
         public var signatureChecks = 0
         public var bannedPeers: UInt64 = 0
         public var eventsByStatus: [UInt64] = Array(repeating: 0, count: EventStatus.allCases.count)
+        /// How long the last propose, prevote and precommit steps lasted (ms), by step.
+        public var lastStepMilliseconds: [UInt64] = [0, 0, 0, 0]
         /// RocksDB properties (without the `rocksdb.` prefix), refreshed every second.
         public var storeFigures: [String: UInt64] = [:]
         public init() {}

@@ -15,6 +15,10 @@ enum Metrics {
         metric("round", "gauge", "Consensus round of the height being decided.", "\(s.round)")
         metric("block_interval_milliseconds", "gauge", "Time between the last two commits.", "\(s.lastBlockIntervalMilliseconds)")
         metric("commit_latency_milliseconds", "gauge", "Time from the start of the last height to its commit.", "\(s.lastCommitLatencyMilliseconds)")
+        for (index, name) in ["propose", "prevote", "precommit"].enumerated() {
+            metric("step_duration_milliseconds", "gauge", "How long the last step of each kind lasted.",
+                   "\(s.lastStepMilliseconds[index])", labels: "{step=\"\(name)\"}")
+        }
         metric("block_transactions", "gauge", "Transactions in the last block.", "\(s.lastBlockTransactions)")
         metric("committed_transactions_total", "counter", "Transactions committed since start.", "\(s.committedTransactions)")
         metric("mempool_transactions", "gauge", "Transactions waiting in the mempool.", "\(s.mempoolTransactions)")

@@ -8,6 +8,8 @@ public struct RPCError: HTTPResponseError, Equatable, CustomStringConvertible {
     public let status: HTTPResponse.Status
     public let code: String
     public let message: String
+    /// For 405: the methods the path does allow (the `Allow` header).
+    public var allow: String? = nil
 
     public init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
         self.status = status
@@ -25,6 +27,7 @@ public struct RPCError: HTTPResponseError, Equatable, CustomStringConvertible {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var response = JSONResponse.make(json, status: status)
         if status == .tooManyRequests { response.headers[.retryAfter] = "1" }
+        if let allow { response.headers[.allow] = allow }
         return response
     }
 }

@@ -127,10 +127,15 @@ struct ErrorMiddleware: RouterMiddleware {
             switch error.status {
             case .notFound:
                 let path = request.uri.path
-                let methods = Routes.table.filter { Self.matches(template: $0.path, path: path) }.map(\.method)
+                var methods: [String] = []
+                for route in Routes.table where Self.matches(template: route.path, path: path) && !methods.contains(route.method) {
+                    methods.append(route.method)
+                }
                 if !methods.isEmpty {
-                    throw RPCError(.methodNotAllowed, "method_not_allowed",
-                                   "\(request.method.rawValue) is not allowed on \(path); use \(methods.joined(separator: " or "))")
+                    var error = RPCError(.methodNotAllowed, "method_not_allowed",
+                                         "\(request.method.rawValue) is not allowed on \(path); use \(methods.joined(separator: " or "))")
+                    error.allow = methods.joined(separator: ", ")
+                    throw error
                 }
                 throw RPCError.notFound("no route \(request.method.rawValue) \(path)")
             case .contentTooLarge: throw RPCError(.contentTooLarge, "too_large", "the request body is over the limit")

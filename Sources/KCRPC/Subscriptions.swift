@@ -42,6 +42,9 @@ struct Subscriptions: Sendable {
     func register(on router: Router<RPCRequestContext>) {
         router.ws("/subscribe") { request, _ in
             _ = try Self.parse(request.uri.queryParameters)
+            guard request.headers[.upgrade]?.lowercased() == "websocket" else {
+                throw RPCError(.upgradeRequired, "upgrade_required", "/subscribe is a WebSocket: connect with Upgrade: websocket")
+            }
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
             let subscription = try Self.parse(context.request.uri.queryParameters)
