@@ -50,6 +50,8 @@ public final class Attester: Sendable {
     /// Votes sent and not yet seen committed, by event.
     private let sent = Mutex<[Hash256: UInt64]>([:])
 
+    static let executor = ThreadTaskExecutor(threads: 1, name: "attester")
+
     public init(node: NodeHandle, key: SigningKey, settings: Settings, log: NodeLogger) {
         self.node = node
         self.key = key
@@ -58,7 +60,7 @@ public final class Attester: Sendable {
     }
 
     public func start() {
-        let running = Task { [self] in
+        let running = Task(executorPreference: Self.executor) { [self] in
             var seen = node.commits.height
             while !Task.isCancelled {
                 seen = await node.commits.wait(beyond: seen, timeoutMilliseconds: 2_000)

@@ -106,14 +106,14 @@ public final class NodeMonitor: Sendable {
 }
 
 /// Tells waiting services about new heights: `wait(beyond:)` returns once a height above the
-/// given one is committed (or the timeout passes).
+/// given one is committed (or the timeout passes). Waiting runs on the caller's executor.
 public final class CommitFeed: Sendable {
     private struct State {
         var height: UInt64 = 0
         var nextID = 0
         var waiters: [Int: (target: UInt64, continuation: CheckedContinuation<UInt64, Never>)] = [:]
-        /// Waits whose timeout fired before they were registered.
-        var expired: Set<Int> = []
+        /// Waits cancelled before they were registered.
+        var cancelled: Set<Int> = []
     }
 
     private let state = Mutex(State())
@@ -133,35 +133,40 @@ public final class CommitFeed: Sendable {
     }
 
     /// The committed height once it is above `height`; the current height after `timeout`
-    /// milliseconds otherwise.
+    /// milliseconds (or on cancellation) otherwise.
     public func wait(beyond height: UInt64, timeoutMilliseconds: UInt64) async -> UInt64 {
-        let id = state.withLock { state -> Int in state.nextID += 1; return state.nextID }
-        let timer = Task {
-            try? await Task.sleep(nanoseconds: timeoutMilliseconds * 1_000_000)
-            self.expire(id)
-        }
-        defer {
-            timer.cancel()
-            state.withLock { _ = $0.expired.remove(id) }
-        }
-        return await withCheckedContinuation { continuation in
-            let now = state.withLock { state -> UInt64? in
-                if state.height > height || state.expired.remove(id) != nil { return state.height }
-                state.waiters[id] = (height, continuation)
-                return nil
+        await withTaskGroup(of: UInt64.self) { group in
+            group.addTask { await self.waitUntilCancelled(beyond: height) }
+            group.addTask {
+                try? await Task.sleep(nanoseconds: timeoutMilliseconds * 1_000_000)
+                return self.height
             }
-            if let now { continuation.resume(returning: now) }
+            let first = await group.next() ?? self.height
+            group.cancelAll()
+            return first
         }
     }
 
-    private func expire(_ id: Int) {
-        let expired = state.withLock { state -> (CheckedContinuation<UInt64, Never>, UInt64)? in
-            guard let waiter = state.waiters.removeValue(forKey: id) else {
-                state.expired.insert(id)
-                return nil
+    private func waitUntilCancelled(beyond height: UInt64) async -> UInt64 {
+        let id = state.withLock { state -> Int in state.nextID += 1; return state.nextID }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state -> UInt64? in
+                    if state.height > height || state.cancelled.remove(id) != nil { return state.height }
+                    state.waiters[id] = (height, continuation)
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
             }
-            return (waiter.continuation, state.height)
+        } onCancel: {
+            let waiter = state.withLock { state -> (CheckedContinuation<UInt64, Never>, UInt64)? in
+                guard let waiter = state.waiters.removeValue(forKey: id) else {
+                    state.cancelled.insert(id)
+                    return nil
+                }
+                return (waiter.continuation, state.height)
+            }
+            if let (continuation, height) = waiter { continuation.resume(returning: height) }
         }
-        if let (continuation, height) = expired { continuation.resume(returning: height) }
     }
 }

@@ -85,7 +85,7 @@ public final class ContentServer: Sendable {
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: requestedPort)),
                               onServerRunning: { [self] channel in self.bound.withLock { $0.port = channel.localAddress?.port } },
                               logger: logger)
-        let running = Task { [self] in
+        let running = Task(executorPreference: RPCServer.executor) { [self] in
             do { try await app.run() } catch {
                 self.bound.withLock { $0.failure = "\(error)" }
                 throw error
@@ -105,7 +105,7 @@ public final class ContentServer: Sendable {
         guard let running = task.withLock({ $0 }) else { return }
         running.cancel()
         let done = Mutex(false)
-        Task { _ = await running.result; done.withLock { $0 = true } }
+        Task(executorPreference: RPCServer.executor) { _ = await running.result; done.withLock { $0 = true } }
         for _ in 0..<500 where !done.withLock({ $0 }) { usleep(10_000) }
     }
 

@@ -50,6 +50,9 @@ public final class RPCServer: Sendable {
     private let task = Mutex<Task<Void, any Error>?>(nil)
     private let bound = Mutex<(port: Int?, failure: String?)>((nil, nil))
 
+    /// The RPC's own threads: requests are served even when the shared pool is busy.
+    static let executor = ThreadTaskExecutor(threads: 2, name: "rpc")
+
     public init(node: NodeHandle, settings: RPCSettings, log: NodeLogger) {
         self.node = node
         self.settings = settings
@@ -72,7 +75,7 @@ public final class RPCServer: Sendable {
             onServerRunning: { [self] channel in self.bound.withLock { $0.port = channel.localAddress?.port } },
             logger: logger
         )
-        let running = Task { [self] in
+        let running = Task(executorPreference: Self.executor) { [self] in
             do { try await app.run() } catch {
                 self.bound.withLock { $0.failure = "\(error)" }
                 throw error
@@ -98,7 +101,7 @@ public final class RPCServer: Sendable {
         guard let running = task.withLock({ $0 }) else { return }
         running.cancel()
         let done = Mutex(false)
-        Task { _ = await running.result; done.withLock { $0 = true } }
+        Task(executorPreference: RPCServer.executor) { _ = await running.result; done.withLock { $0 = true } }
         for _ in 0..<500 where !done.withLock({ $0 }) { usleep(10_000) }
     }
 }

@@ -99,11 +99,15 @@ final class LiveNode: @unchecked Sendable {
         final class Box: @unchecked Sendable { var result: (Data?, URLResponse?, Error?) = (nil, nil, nil) }
         let box = Box()
         let done = DispatchSemaphore(value: 0)
-        URLSession.shared.dataTask(with: request) { data, response, error in
+        // A session per request, closed after it: no idle keep-alive connection outlives the
+        // test and holds up the server's graceful shutdown.
+        let session = URLSession(configuration: .ephemeral)
+        session.dataTask(with: request) { data, response, error in
             box.result = (data, response, error)
             done.signal()
         }.resume()
         done.wait()
+        session.invalidateAndCancel()
         let response = box.result.1 as? HTTPURLResponse
         let text = String(decoding: box.result.0 ?? Data(), as: UTF8.self)
         return Answer(status: response?.statusCode ?? -1, json: try? StrictJSON.parse(text), text: text,
