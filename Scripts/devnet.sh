@@ -6,7 +6,8 @@
 #   Scripts/devnet.sh status   whether each node runs, and its height
 #   Scripts/devnet.sh logs N   follow node N's log
 #   Scripts/devnet.sh reset    stop everything and delete .devnet/
-# Node i listens for peers on 26656 + 10 i (RPC will be 26657 + 10 i); homes and logs are in .devnet/.
+# Node i listens for peers on 26656 + 10 i and serves its RPC on 26657 + 10 i; the dev content
+# server (an Arweave stand-in) answers on 1984. Homes, logs and PID files are in .devnet/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ root=$(pwd)
 devnet_dir="$root/.devnet"
 validators=5
 binary="$root/.build/release/node"
+content_port=1984
 
 build() {
   Scripts/install-deps.sh
@@ -38,8 +40,22 @@ check_index() {
 }
 
 running() {
-  local pidfile="$devnet_dir/node$1.pid"
+  local pidfile="$devnet_dir/$1.pid"
+  [[ "$1" =~ ^[0-9]+$ ]] && pidfile="$devnet_dir/node$1.pid"
   [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+start_content() {
+  mkdir -p "$devnet_dir/content"
+  if running content; then return; fi
+  nohup "$binary" arweave-dev-server --dir "$devnet_dir/content" --port "$content_port" >>"$devnet_dir/content.log" 2>&1 &
+  echo $! >"$devnet_dir/content.pid"
+  echo "content server: started (pid $!, http://127.0.0.1:$content_port, files in .devnet/content)"
+}
+
+stop_content() {
+  if running content; then kill "$(cat "$devnet_dir/content.pid")"; echo "content server: stopped"; fi
+  rm -f "$devnet_dir/content.pid"
 }
 
 create() {
@@ -50,6 +66,8 @@ create() {
     mapfile -t peer_args < <(peers_for "$i")
     "$binary" init --home "$home" --genesis Genesis/devnet.json --devnet-index "$i" --moniker "devnet-$i" \
       --p2p-port $((26656 + 10 * i)) --rpc-port $((26657 + 10 * i)) "${peer_args[@]}" >/dev/null
+    # Every devnet gateway attests by itself, fetching payloads from the dev content server.
+    sed -i "s|^mode = \"off\"|mode = \"fetch\"|; s|^gateway = \"https://arweave.net\"|gateway = \"http://127.0.0.1:$content_port\"|" "$home/config.toml"
     echo "node$i: created $home"
   done
 }
@@ -86,6 +104,7 @@ height_of() {
 up() {
   build
   create
+  start_content
   for ((i = 0; i < validators; i++)); do start_node "$i"; done
   echo "waiting for every node to reach height 3..."
   for _ in $(seq 1 600); do
@@ -96,11 +115,15 @@ up() {
   done
   status
   echo
-  echo "The devnet runs. Try:"
+  echo "The devnet runs. Node i answers RPC on http://127.0.0.1:26657 + 10 i (node0: http://127.0.0.1:26657)."
+  echo "Try (docs/gateway-operators.md walks through the whole flow):"
+  echo "  $binary status --node http://127.0.0.1:26657"
+  echo "  id=\$(curl -s --data-binary @payload.json http://127.0.0.1:$content_port/tx)      # 'upload' a payload"
+  echo "  $binary propose-event --home .devnet/node0 --ar-tx-id \$id --payload payload.json --kind answer --wait"
+  echo "  $binary query events --home .devnet/node0 --status accepted"
   echo "  Scripts/devnet.sh status            # heights"
   echo "  Scripts/devnet.sh stop 4; Scripts/devnet.sh start 4   # a fault drill"
   echo "  Scripts/devnet.sh logs 0"
-  echo "  $binary load --genesis Genesis/devnet.json --rate 100 --seconds 10 --peer $(node_id 0)@127.0.0.1:26656"
   echo "  Scripts/devnet.sh down"
 }
 
@@ -109,17 +132,18 @@ status() {
   for ((i = 0; i < validators; i++)); do
     local state="stopped"
     running "$i" && state="running (pid $(cat "$devnet_dir/node$i.pid"))"
-    echo "node$i: $state, height $(height_of "$i"), P2P 127.0.0.1:$((26656 + 10 * i))"
+    echo "node$i: $state, height $(height_of "$i"), P2P 127.0.0.1:$((26656 + 10 * i)), RPC http://127.0.0.1:$((26657 + 10 * i))"
   done
+  if running content; then echo "content server: running, http://127.0.0.1:$content_port"; else echo "content server: stopped"; fi
 }
 
 case "${1:-up}" in
   up) up ;;
-  down) for ((i = 0; i < validators; i++)); do stop_node "$i"; done ;;
+  down) for ((i = 0; i < validators; i++)); do stop_node "$i"; done; stop_content ;;
   start) check_index "${2:-}"; [ -x "$binary" ] || build; create; start_node "$2" ;;
   stop) check_index "${2:-}"; stop_node "$2" ;;
   status) status ;;
   logs) check_index "${2:-}"; tail -n 50 -f "$devnet_dir/node$2.log" ;;
-  reset) for ((i = 0; i < validators; i++)); do stop_node "$i"; done; rm -rf "$devnet_dir"; echo "removed $devnet_dir" ;;
+  reset) for ((i = 0; i < validators; i++)); do stop_node "$i"; done; stop_content; rm -rf "$devnet_dir"; echo "removed $devnet_dir" ;;
   *) echo "usage: Scripts/devnet.sh [up|down|start N|stop N|status|logs N|reset]" >&2; exit 2 ;;
 esac
