@@ -23,7 +23,8 @@ final class TestNetwork {
     static let portCounter = Mutex(0)
 
     /// `validators` validators, then `fullNodes` nodes whose validator keys are not in the set.
-    init(validators: Int, fullNodes: Int = 0, commitMilliseconds: Int = 50) throws {
+    /// With `attesterGateway`, every node runs the fetch attester against that content server.
+    init(validators: Int, fullNodes: Int = 0, commitMilliseconds: Int = 50, attesterGateway: String? = nil) throws {
         count = validators + fullNodes
         root = temporaryPath("kc-net")
         let slot = Self.portCounter.withLock { value -> Int in value += 1; return value }
@@ -42,13 +43,18 @@ final class TestNetwork {
             let result = try runNode(arguments)
             #expect(result.status == 0, "init \(index): \(result.standardError)")
             let path = home(index) + "/config.toml"
-            let config = try String(contentsOfFile: path, encoding: .utf8)
+            var config = try String(contentsOfFile: path, encoding: .utf8)
                 .replacingOccurrences(of: "timeout_commit_ms = 1000", with: "timeout_commit_ms = \(commitMilliseconds)")
+            if let attesterGateway {
+                config = config.replacingOccurrences(of: "mode = \"off\"", with: "mode = \"fetch\"")
+                    .replacingOccurrences(of: "gateway = \"https://arweave.net\"", with: "gateway = \"\(attesterGateway)\"")
+            }
             try config.write(toFile: path, atomically: true, encoding: .utf8)
         }
     }
 
     func home(_ index: Int) -> String { root + "/node\(index)" }
+    func rpc(_ index: Int) -> String { "http://127.0.0.1:\(ports[index] + 5_000)" }
     func nodeID(_ index: Int) -> PublicKey { DevnetKeys.key(.node, index: index).publicKey }
     func address(_ index: Int) -> String { "\(nodeID(index).hex)@127.0.0.1:\(ports[index])" }
 

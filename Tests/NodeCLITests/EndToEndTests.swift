@@ -1,0 +1,176 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import KCCrypto
+import KCNode
+import KCTestSupport
+import KCTypes
+import Testing
+
+/// A real devnet of five validator processes with fetch attesters and the dev content server,
+/// driven only through the CLI and the HTTP API.
+@Suite(.serialized)
+struct EndToEndTests {
+    final class Devnet {
+        let network: TestNetwork
+        let content: ChildProcess
+        let contentURL: String
+        let keys: String
+
+        init() throws {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kc-e2e-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: folder + "/content", withIntermediateDirectories: true)
+            keys = folder
+            let contentPort = 20_000 + Int(getpid() % 400) * 60 + 55
+            contentURL = "http://127.0.0.1:\(contentPort)"
+            let server = try ChildProcess(["arweave-dev-server", "--dir", folder + "/content", "--port", "\(contentPort)"])
+            #expect(server.wait(seconds: 30) { server.text.contains("serving") }, "\(server.text)")
+            content = server
+            network = try TestNetwork(validators: 5, commitMilliseconds: 200, attesterGateway: contentURL)
+            for index in 0..<5 { try network.start(index) }
+            #expect(network.waitHeight(2, seconds: 60), "\(network.describe())")
+            for index in 0..<4 { try KeyFile.write(DevnetKeys.user(index: index), role: .account, to: key(index)) }
+        }
+
+        func key(_ index: Int) -> String { keys + "/user\(index).json" }
+
+        func stop() {
+            network.stopAll()
+            network.remove()
+            content.stop(signal: SIGTERM)
+            try? FileManager.default.removeItem(atPath: keys)
+        }
+
+        /// `node ...` against node `index`'s RPC.
+        @discardableResult
+        func cli(_ arguments: [String], node index: Int = 0, _ line: Int = #line) throws -> RunResult {
+            let result = try runNode(arguments + ["--node", network.rpc(index)])
+            #expect(result.status == 0, "line \(line): node \(arguments.joined(separator: " ")): \(result.standardError)")
+            return result
+        }
+
+        func http(_ method: String, _ address: String, body: [UInt8]? = nil) -> (status: Int, text: String) {
+            var request = URLRequest(url: URL(string: address)!)
+            request.httpMethod = method
+            request.timeoutInterval = 30
+            if let body { request.httpBody = Data(body) }
+            final class Box: @unchecked Sendable { var result: (Data?, URLResponse?) = (nil, nil) }
+            let box = Box()
+            let done = DispatchSemaphore(value: 0)
+            let session = URLSession(configuration: .ephemeral)
+            session.dataTask(with: request) { data, response, _ in box.result = (data, response); done.signal() }.resume()
+            done.wait()
+            session.invalidateAndCancel()
+            return ((box.result.1 as? HTTPURLResponse)?.statusCode ?? -1, String(decoding: box.result.0 ?? Data(), as: UTF8.self))
+        }
+
+        func json(_ path: String, node index: Int = 0) throws -> JSONValue {
+            let answer = http("GET", network.rpc(index) + path)
+            #expect(answer.status == 200, "GET \(path): \(answer.status) \(answer.text.prefix(200))")
+            return try StrictJSON.parse(answer.text)
+        }
+
+        /// Stores a payload on the content server; returns its ArTxID.
+        func upload(_ payload: String) throws -> String {
+            let answer = http("POST", contentURL + "/tx", body: Array(payload.utf8))
+            #expect(answer.status == 200)
+            return answer.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        /// Proposes an event as user `index` with the CLI; returns its id.
+        func propose(_ payload: String, arTxID: String, parents: [String] = [], as index: Int = 0) throws -> String {
+            let file = keys + "/payload-\(UUID().uuidString)"
+            try payload.write(toFile: file, atomically: true, encoding: .utf8)
+            var arguments = ["propose-event", "--key", key(index), "--ar-tx-id", arTxID, "--payload", file, "--kind", "answer",
+                             "--wait", "--output", "json"]
+            for parent in parents { arguments += ["--parent", parent] }
+            let answer = try StrictJSON.parse(try cli(arguments).standardOutput)
+            let height = try #require(answer["transaction"]?["height"]?.numberText)
+            let block = try json("/blocks/\(height)")
+            let proposed = (block["event_changes"]?.arrayValue ?? []).filter { $0["from"] == .null }
+            return try #require(proposed.last?["event_id"]?.stringValue)
+        }
+
+        func status(of event: String) throws -> String { try json("/events/\(event)")["status"]?.stringValue ?? "?" }
+
+        func waitStatus(_ event: String, _ wanted: Set<String>, seconds: Double) throws -> String {
+            let deadline = Date().addingTimeInterval(seconds)
+            var current = try status(of: event)
+            while !wanted.contains(current) && Date() < deadline {
+                usleep(200_000)
+                current = try status(of: event)
+            }
+            return current
+        }
+    }
+
+    /// A gateway stakes and proposes an event with two parents whose payloads are on the
+    /// content server; the attesters accept all three and they finalize after the window; the
+    /// DAG queries show the child under its parents. A tampered payload is rejected.
+    @Test func eventsGoFromProposedToFinalizedAndTamperedOnesAreRejected() throws {
+        let devnet = try Devnet()
+        defer { devnet.stop() }
+        try devnet.cli(["stake", "--key", devnet.key(0), "--amount", "10000ACTI", "--wait"])
+        try devnet.cli(["register-gateway", "--key", devnet.key(0), "--wait"])
+
+        let parentPayloads = ["{\"answer\": \"first\"}", "{\"answer\": \"second\"}"]
+        var parents: [String] = []
+        for payload in parentPayloads {
+            parents.append(try devnet.propose(payload, arTxID: try devnet.upload(payload)))
+        }
+        let childPayload = "{\"answer\": \"built on both\"}"
+        let child = try devnet.propose(childPayload, arTxID: try devnet.upload(childPayload), parents: parents)
+
+        // Tampered: the content hash is of other bytes than the payload stored under the id.
+        let stored = "{\"answer\": \"what the server has\"}"
+        let tampered = try devnet.propose("{\"answer\": \"what the author claims\"}", arTxID: try devnet.upload(stored))
+        #expect(try devnet.waitStatus(tampered, ["rejected"], seconds: 30) == "rejected")
+
+        for event in parents + [child] {
+            #expect(try devnet.waitStatus(event, ["accepted", "finalized"], seconds: 30) != "pending", "event \(event)")
+        }
+        // The devnet's challenge window is 30 s of block time.
+        for event in parents + [child] {
+            #expect(try devnet.waitStatus(event, ["finalized"], seconds: 60) == "finalized", "event \(event)")
+        }
+        let record = try devnet.json("/events/\(child)", node: 3)
+        #expect(record["parents"]?.arrayValue?.compactMap(\.stringValue).sorted() == parents.sorted())
+        // Four of the five validators' attesters (400k of 510k gateway stake) are the fewest
+        // that exceed 2/3; votes arriving after acceptance are not counted.
+        #expect((record["tally"]?["valid_voters"]?.arrayValue?.count ?? 0) >= 4, "the attesters voted valid")
+        #expect(record["tally"]?["invalid_voters"]?.arrayValue?.isEmpty == true)
+        for parent in parents {
+            let children = try devnet.json("/events/\(parent)/children", node: 1)["events"]?.arrayValue?.compactMap { $0["id"]?.stringValue }
+            #expect(children == [child])
+        }
+        let ancestors = try devnet.json("/events/\(child)/ancestors?depth=2", node: 2)["levels"]?.arrayValue ?? []
+        #expect(Set(ancestors.first?["events"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []) == Set(parents))
+        // Every node answers the same for the same height.
+        let height = try #require(try devnet.json("/status")["height"]?.numberText)
+        let ids = try (0..<5).map { try devnet.json("/blocks/\(height)", node: $0)["id"]?.stringValue }
+        #expect(Set(ids).count == 1)
+    }
+
+    /// Two of five validators stopped (40% of the power): the other three cannot make a
+    /// quorum, so the chain halts without forking; with the two back it resumes, and every
+    /// node ends with the same blocks and state roots.
+    @Test func twoOfFiveStoppedHaltsWithoutForkingAndResumes() throws {
+        let network = try TestNetwork(validators: 5, commitMilliseconds: 100)
+        defer { network.stopAll(); network.remove() }
+        for index in 0..<5 { try network.start(index) }
+        #expect(network.waitHeight(5, seconds: 60), "\(network.describe())")
+        network.stop(3)
+        network.stop(4)
+        usleep(1_000_000)
+        let halted = (0..<3).map { network.height($0) }.max()!
+        usleep(4_000_000)
+        let after = (0..<3).map { network.height($0) }.max()!
+        #expect(after <= halted + 1, "three of five made progress alone: \(halted) → \(after)")
+        try network.start(3)
+        try network.start(4)
+        #expect(network.waitHeight(after + 5, seconds: 90), "no recovery: \(network.describe())")
+        network.stopAll()
+        _ = try network.checkStoresAgree()
+    }
+}
