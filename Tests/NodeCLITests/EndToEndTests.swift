@@ -146,6 +146,28 @@ struct EndToEndTests {
         }
         let ancestors = try devnet.json("/events/\(child)/ancestors?depth=2", node: 2)["levels"]?.arrayValue ?? []
         #expect(Set(ancestors.first?["events"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []) == Set(parents))
+        // An archive-style subscriber on node 2, cut off half way and resumed from its last
+        // closed height, sees each of the three finalizations exactly once.
+        let top = try #require(try devnet.json("/status", node: 2)["height"]?.numberText.flatMap { UInt64($0) })
+        var finalized: [String] = []
+        var lastClosed: UInt64 = 0
+        for stopAt in [top / 2, top] {
+            let client = try WebSocketClient(port: devnet.network.ports[2] + 5_000, path: "/subscribe?from_height=\(lastClosed + 1)")
+            var pending: [String] = []
+            while lastClosed < stopAt, let text = client.next() {
+                let message = try StrictJSON.parse(text)
+                if message["type"]?.stringValue == "block" {
+                    finalized += pending
+                    pending = []
+                    lastClosed = message["height"]?.numberText.flatMap { UInt64($0) } ?? lastClosed
+                } else if message["to"]?.stringValue == "finalized", let id = message["event_id"]?.stringValue {
+                    pending.append(id)
+                }
+            }
+            // The socket closes here without a close frame: a forced disconnect.
+        }
+        #expect(finalized.sorted() == (parents + [child]).sorted(), "\(finalized)")
+
         // Every node answers the same for the same height.
         let height = try #require(try devnet.json("/status")["height"]?.numberText)
         let ids = try (0..<5).map { try devnet.json("/blocks/\(height)", node: $0)["id"]?.stringValue }

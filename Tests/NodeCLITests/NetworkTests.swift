@@ -134,7 +134,8 @@ struct NetworkTests {
             }
         }
         #expect(banned, "the lying peer was not dropped")
-        #expect(network.output(3).contains("banning peer peer=\(liar.id.hex)"))
+        // The log line may reach us a moment after the disconnect does.
+        #expect(restarted.wait(seconds: 10) { network.output(3).contains("banning peer peer=\(liar.id.hex)") })
         let target = network.height(0)
         #expect(network.waitHeight(target, nodes: [3], seconds: 240), "no catch-up: \(network.describe())")
         #expect(network.output(3).contains("switching to consensus"))
@@ -158,7 +159,8 @@ struct NetworkTests {
             for event in flooder.host.events!.drain(waitingMilliseconds: 20) { if case .disconnected = event { dropped = true } }
         }
         #expect(dropped, "the flooding peer was not dropped")
-        #expect(network.output(0).contains("invalid transaction"))
+        let node0 = try #require(network.nodes[0])
+        #expect(node0.wait(seconds: 10) { network.output(0).contains("invalid transaction") })
         #expect(network.waitHeight(network.height(0) + 3, seconds: 60), "the chain stalled after the flood: \(network.describe())")
         network.stopAll()
         _ = try network.checkStoresAgree()

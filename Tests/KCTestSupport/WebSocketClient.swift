@@ -6,11 +6,11 @@ import Glibc
 
 /// A minimal WebSocket client over a blocking socket, enough to subscribe and read text
 /// messages; closing the socket without a close frame is the "forced disconnect".
-final class WebSocketClient {
+public final class WebSocketClient {
     let descriptor: Int32
     private var buffer: [UInt8] = []
 
-    init(port: Int, path: String) throws {
+    public init(port: Int, path: String) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -37,7 +37,7 @@ final class WebSocketClient {
         }
     }
 
-    struct Failure: Error { let message: String }
+    public struct Failure: Error { public let message: String }
 
     deinit { close(descriptor) }
 
@@ -63,7 +63,7 @@ final class WebSocketClient {
     }
 
     /// The next text message, or nil when the connection ends or the read times out.
-    func next() -> String? {
+    public func next() -> String? {
         while true {
             guard let head = take(2) else { return nil }
             let opcode = head[0] & 0x0F
