@@ -174,6 +174,76 @@ struct EndToEndTests {
         #expect(Set(ids).count == 1)
     }
 
+    /// An upheld dispute: the event ends rejected, every gateway that attested it valid loses
+    /// exactly the dispute slash fraction of its bonded stake, and the disputer gets the bond
+    /// back plus the reward share of the slash. A dispute nobody upholds: the event ends
+    /// finalized and the bond is gone. Balances are checked to the base unit.
+    @Test func disputesUpheldAndNotUpheldMoveExactAmounts() throws {
+        let devnet = try Devnet()
+        defer { devnet.stop() }
+        try devnet.cli(["stake", "--key", devnet.key(0), "--amount", "10000ACTI", "--wait"])
+        try devnet.cli(["register-gateway", "--key", devnet.key(0), "--wait"])
+        let params = try devnet.json("/params")
+        func units(_ value: JSONValue?) throws -> UInt128 {
+            let text = try #require(value?.stringValue)
+            if let plain = UInt128(text) { return plain }
+            return try Amount(parsing: text).units
+        }
+        let slashBps = UInt128(try #require(params["slashing"]?["dispute_slash_bps"]?.numberText.flatMap { UInt64($0) }))
+        let rewardBps = UInt128(try #require(params["events"]?["disputer_reward_bps"]?.numberText.flatMap { UInt64($0) }))
+        let bond = try units(params["events"]?["min_dispute_bond"])
+
+        let payloads = ["{\"claim\": \"upheld\"}", "{\"claim\": \"stands\"}"]
+        let upheldEvent = try devnet.propose(payloads[0], arTxID: try devnet.upload(payloads[0]))
+        let standingEvent = try devnet.propose(payloads[1], arTxID: try devnet.upload(payloads[1]))
+        for event in [upheldEvent, standingEvent] {
+            #expect(try devnet.waitStatus(event, ["accepted"], seconds: 20) == "accepted")
+        }
+        let voters = try devnet.json("/events/\(upheldEvent)")["tally"]?["valid_voters"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(voters.count >= 4)
+        var bondedBefore: [String: UInt128] = [:]
+        for voter in voters { bondedBefore[voter] = try units(devnet.json("/accounts/\(voter)")["bonded"]) }
+        let disputer = DevnetKeys.user(index: 1).publicKey.hex
+        let loser = DevnetKeys.user(index: 2).publicKey.hex
+        let disputerBefore = try units(devnet.json("/accounts/\(disputer)")["balance"])
+        let loserBefore = try units(devnet.json("/accounts/\(loser)")["balance"])
+        let reason = try devnet.upload("{\"why\": \"it is wrong\"}")
+
+        func dispute(_ event: String, as index: Int) throws -> (dispute: String, fee: UInt128) {
+            let answer = try StrictJSON.parse(try devnet.cli(["dispute", "--key", devnet.key(index), "--event", event, "--bond", "100ACTI",
+                                                              "--reason", reason, "--wait", "--output", "json"]).standardOutput)
+            let fee = try units(answer["transaction"]?["receipt"]?["fee_paid"])
+            let id = try #require(try devnet.json("/events/\(event)")["dispute"]?["id"]?.stringValue)
+            return (id, fee)
+        }
+        let upheld = try dispute(upheldEvent, as: 1)
+        let standing = try dispute(standingEvent, as: 2)
+        // Four validators' gateways (400k of 510k stake) uphold the first dispute; nobody the second.
+        for index in 0..<4 {
+            try devnet.cli(["vote-dispute", "--home", devnet.network.home(index), "--dispute", upheld.dispute, "--uphold", "--wait"])
+        }
+        #expect(try devnet.waitStatus(upheldEvent, ["rejected"], seconds: 20) == "rejected")
+        var slashedTotal: UInt128 = 0
+        for voter in voters {
+            let before = bondedBefore[voter]!
+            let slash = before * slashBps / 10_000
+            slashedTotal += slash
+            #expect(try units(devnet.json("/accounts/\(voter)")["bonded"]) == before - slash, "gateway \(voter.prefix(12)) lost exactly its slash")
+        }
+        let record = try devnet.json("/disputes/\(upheld.dispute)")
+        #expect(record["status"]?.stringValue == "upheld")
+        #expect(try units(record["slashed_total"]) == slashedTotal)
+        let reward = slashedTotal * rewardBps / 10_000
+        #expect(try units(record["disputer_reward"]) == reward)
+        #expect(try units(devnet.json("/accounts/\(disputer)")["balance"]) == disputerBefore - upheld.fee + reward,
+                "the disputer paid the fee and got the bond back plus the reward")
+
+        // The second dispute runs out its re-vote period: the event stands, the bond is burned.
+        #expect(try devnet.waitStatus(standingEvent, ["finalized"], seconds: 40) == "finalized")
+        #expect(try devnet.json("/disputes/\(standing.dispute)")["status"]?.stringValue == "not_upheld")
+        #expect(try units(devnet.json("/accounts/\(loser)")["balance"]) == loserBefore - standing.fee - bond)
+    }
+
     /// Two of five validators stopped (40% of the power): the other three cannot make a
     /// quorum, so the chain halts without forking; with the two back it resumes, and every
     /// node ends with the same blocks and state roots.
