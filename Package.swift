@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "KCConsensusTests", dependencies: ["KCConsensus", "KCTypes", "KCCrypto"]),
         .testTarget(name: "KCSimulatorTests", dependencies: ["KCSimulator"]),
         .testTarget(name: "KCRuntimeTests", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNode"]),
-        .testTarget(name: "KCNetworkTests", dependencies: ["KCNetwork", "KCConsensus", "KCTypes", "KCCrypto", "KCCodec",
+        .testTarget(name: "KCNetworkTests", dependencies: ["KCNetwork", "KCConsensus", "KCTypes", "KCCrypto", "KCCodec", "KCTestSupport",
                                                          .product(name: "NIOCore", package: "swift-nio"),
                                                          .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "KCNodeTests", dependencies: ["KCNode", "KCNetwork", "KCConsensus", "KCRuntime", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),

@@ -19,8 +19,7 @@ public final class ContentServer: Sendable {
     let host: String
     let requestedPort: Int
     let maxUploadBytes: Int
-    private let task = Mutex<Task<Void, any Error>?>(nil)
-    private let bound = Mutex<(port: Int?, failure: String?)>((nil, nil))
+    private let server = BackgroundServer()
 
     public init(directory: String, host: String = "127.0.0.1", port: Int, maxUploadBytes: Int = 64 << 20) {
         self.directory = directory
@@ -80,34 +79,12 @@ public final class ContentServer: Sendable {
             let id = try Self.store(Array(body.readableBytesView), in: directory)
             return Self.plain(.ok, id.text)
         }
-        var logger = Logger(label: "arweave-dev")
-        logger.logLevel = .critical
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: requestedPort)),
-                              onServerRunning: { [self] channel in self.bound.withLock { $0.port = channel.localAddress?.port } },
-                              logger: logger)
-        let running = Task(executorPreference: RPCServer.executor) { [self] in
-            do { try await app.run() } catch {
-                self.bound.withLock { $0.failure = "\(error)" }
-                throw error
-            }
-        }
-        task.withLock { $0 = running }
-        for _ in 0..<1_000 {
-            let state = bound.withLock { $0 }
-            if let port = state.port { return port }
-            if let failure = state.failure { throw RPCStartError(message: "cannot serve on \(host):\(requestedPort): \(failure)") }
-            usleep(10_000)
-        }
-        throw RPCStartError(message: "the content server did not start within 10 s")
+                              onServerRunning: server.onServerRunning, logger: BackgroundServer.quietLogger("arweave-dev"))
+        return try server.start(app, what: "payloads on \(host):\(requestedPort)")
     }
 
-    public func stop() {
-        guard let running = task.withLock({ $0 }) else { return }
-        running.cancel()
-        let done = Mutex(false)
-        Task(executorPreference: RPCServer.executor) { _ = await running.result; done.withLock { $0 = true } }
-        for _ in 0..<500 where !done.withLock({ $0 }) { usleep(10_000) }
-    }
+    public func stop() { server.stop() }
 
     static func plain(_ status: HTTPResponse.Status, _ text: String) -> Response {
         var buffer = ByteBuffer()

@@ -47,8 +47,7 @@ public final class RPCServer: Sendable {
     let settings: RPCSettings
     let log: NodeLogger
     let limiter: RateLimiter
-    private let task = Mutex<Task<Void, any Error>?>(nil)
-    private let bound = Mutex<(port: Int?, failure: String?)>((nil, nil))
+    private let server = BackgroundServer()
 
     /// The RPC's own threads: requests are served even when the shared pool is busy.
     static let executor = ThreadTaskExecutor(threads: 2, name: "rpc")
@@ -66,44 +65,20 @@ public final class RPCServer: Sendable {
         let router = Router(context: RPCRequestContext.self)
         router.add(middleware: ErrorMiddleware(limiter: limiter))
         Routes(node: node, settings: settings).register(on: router)
-        var logger = Logger(label: "rpc")
-        logger.logLevel = .critical
         let app = Application(
             router: router,
             server: .http1WebSocketUpgrade(webSocketRouter: router),
             configuration: .init(address: .hostname(settings.host, port: settings.port)),
-            onServerRunning: { [self] channel in self.bound.withLock { $0.port = channel.localAddress?.port } },
-            logger: logger
+            onServerRunning: server.onServerRunning,
+            logger: BackgroundServer.quietLogger("rpc")
         )
-        let running = Task(executorPreference: Self.executor) { [self] in
-            do { try await app.run() } catch {
-                self.bound.withLock { $0.failure = "\(error)" }
-                throw error
-            }
-        }
-        task.withLock { $0 = running }
-        for _ in 0..<1_000 {
-            let state = bound.withLock { $0 }
-            if let port = state.port {
-                log.info("RPC listening", ["address": "\(settings.host):\(port)"])
-                return port
-            }
-            if let failure = state.failure {
-                throw RPCStartError(message: "cannot serve the RPC on \(settings.host):\(settings.port): \(failure)")
-            }
-            usleep(10_000)
-        }
-        throw RPCStartError(message: "the RPC server did not start within 10 s")
+        let port = try server.start(app, what: "the RPC on \(settings.host):\(settings.port)")
+        log.info("RPC listening", ["address": "\(settings.host):\(port)"])
+        return port
     }
 
     /// Stops accepting requests and closes connections.
-    public func stop() {
-        guard let running = task.withLock({ $0 }) else { return }
-        running.cancel()
-        let done = Mutex(false)
-        Task(executorPreference: RPCServer.executor) { _ = await running.result; done.withLock { $0 = true } }
-        for _ in 0..<500 where !done.withLock({ $0 }) { usleep(10_000) }
-    }
+    public func stop() { server.stop() }
 }
 
 public struct RPCStartError: Error, CustomStringConvertible {

@@ -1,6 +1,7 @@
 import KCCodec
 import KCCrypto
 import KCNetwork
+import KCTestSupport
 import KCTypes
 import Synchronization
 import Testing
@@ -211,20 +212,8 @@ final class RawConnection {
     let descriptor: Int32
 
     init(port: Int) throws {
-        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard status == 0 else { throw RawError(message: "connect failed") }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        descriptor = try connectLoopback(port: port)
     }
-
-    struct RawError: Error { let message: String }
 
     deinit { close(descriptor) }
 

@@ -52,6 +52,17 @@ struct TransactionOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Seconds to wait for the commit with --wait.", valueName: "seconds"))
     var timeout: Int = 30
 
+    /// Loads the key and the chain, runs `check` (refusals before signing), then signs and
+    /// sends the call and reports it.
+    func send(_ summary: String, check: (ChainView, SigningKey) throws -> Void = { _, _ in }, _ call: (SigningKey) throws -> Call) throws {
+        try runClient {
+            let key = try signingKey()
+            let chain = try ChainView(client: connection.client())
+            try check(chain, key)
+            try sendTransaction(try call(key), options: self, chain: chain, key: key, summary: summary)
+        }
+    }
+
     func signingKey() throws -> SigningKey {
         if let key { return try KeyFile.read(path: key, expecting: .account) }
         if let home = connection.home { return try NodeHome(path: home).loadKey(.account) }

@@ -95,10 +95,7 @@ struct AttestCommand: ParsableCommand {
     func run() throws {
         try runClient {
             let votes = try votes()
-            let key = try options.signingKey()
-            let chain = try ChainView(client: options.connection.client())
-            try sendTransaction(.attest(votes: votes), options: options, chain: chain, key: key,
-                                summary: "\(votes.count) attestation(s)")
+            try options.send("\(votes.count) attestation(s)") { _ in .attest(votes: votes) }
         }
     }
 }
@@ -153,10 +150,9 @@ struct VoteDisputeCommand: ParsableCommand {
         try runClient {
             guard uphold != reject else { throw OperatorError("give exactly one of --uphold and --reject") }
             let id = try parseID(dispute, option: "dispute")
-            let key = try options.signingKey()
-            let chain = try ChainView(client: options.connection.client())
-            try sendTransaction(.voteDispute(disputeID: id, uphold: uphold), options: options, chain: chain, key: key,
-                                summary: "vote to \(uphold ? "uphold" : "reject") dispute \(id.hex.prefix(12))…")
+            try options.send("vote to \(uphold ? "uphold" : "reject") dispute \(id.hex.prefix(12))…") { _ in
+                .voteDispute(disputeID: id, uphold: uphold)
+            }
         }
     }
 }
@@ -169,9 +165,7 @@ struct StakeCommand: ParsableCommand {
     func run() throws {
         try runClient {
             let value = try Amount(option: amount, name: "amount")
-            let key = try options.signingKey()
-            let chain = try ChainView(client: options.connection.client())
-            try sendTransaction(.bond(amount: value), options: options, chain: chain, key: key, summary: "stake of \(value)")
+            try options.send("stake of \(value)") { _ in .bond(amount: value) }
         }
     }
 }
@@ -184,9 +178,7 @@ struct UnstakeCommand: ParsableCommand {
     func run() throws {
         try runClient {
             let value = try Amount(option: amount, name: "amount")
-            let key = try options.signingKey()
-            let chain = try ChainView(client: options.connection.client())
-            try sendTransaction(.unbond(amount: value), options: options, chain: chain, key: key, summary: "unstake of \(value)")
+            try options.send("unstake of \(value)") { _ in .unbond(amount: value) }
         }
     }
 }
@@ -196,11 +188,7 @@ struct WithdrawCommand: ParsableCommand {
     @OptionGroup var options: TransactionOptions
 
     func run() throws {
-        try runClient {
-            let key = try options.signingKey()
-            let chain = try ChainView(client: options.connection.client())
-            try sendTransaction(.withdrawUnbonded, options: options, chain: chain, key: key, summary: "withdrawal")
-        }
+        try options.send("withdrawal") { _ in .withdrawUnbonded }
     }
 }
 
@@ -221,7 +209,6 @@ struct RegisterValidatorCommand: ParsableCommand {
 
     func run() throws {
         try runClient {
-            let key = try options.signingKey()
             let consensus: PublicKey
             if let consensusKey {
                 consensus = try parseKey(consensusKey, option: "consensus-key")
@@ -230,10 +217,9 @@ struct RegisterValidatorCommand: ParsableCommand {
             } else {
                 throw OperatorError("give --consensus-key HEX (or --home with a validator key)")
             }
-            let chain = try ChainView(client: options.connection.client())
-            try requireStake(chain, key, minimum: "min_validator_stake")
-            try sendTransaction(.registerValidator(consensusKey: consensus), options: options, chain: chain, key: key,
-                                summary: "validator registration")
+            try options.send("validator registration", check: { try requireStake($0, $1, minimum: "min_validator_stake") }) { _ in
+                .registerValidator(consensusKey: consensus)
+            }
         }
     }
 }
@@ -243,11 +229,8 @@ struct RegisterGatewayCommand: ParsableCommand {
     @OptionGroup var options: TransactionOptions
 
     func run() throws {
-        try runClient {
-            let key = try options.signingKey()
-            let chain = try ChainView(client: options.connection.client())
-            try requireStake(chain, key, minimum: "min_gateway_stake")
-            try sendTransaction(.registerGateway, options: options, chain: chain, key: key, summary: "gateway registration")
+        try options.send("gateway registration", check: { try requireStake($0, $1, minimum: "min_gateway_stake") }) { _ in
+            .registerGateway
         }
     }
 }
@@ -257,11 +240,7 @@ struct UnjailCommand: ParsableCommand {
     @OptionGroup var options: TransactionOptions
 
     func run() throws {
-        try runClient {
-            let key = try options.signingKey()
-            let chain = try ChainView(client: options.connection.client())
-            try sendTransaction(.unjail, options: options, chain: chain, key: key, summary: "unjail")
-        }
+        try options.send("unjail") { _ in .unjail }
     }
 }
 
@@ -275,10 +254,7 @@ struct TransferCommand: ParsableCommand {
         try runClient {
             let recipient = try parseKey(to, option: "to")
             let value = try Amount(option: amount, name: "amount")
-            let key = try options.signingKey()
-            let chain = try ChainView(client: options.connection.client())
-            try sendTransaction(.transfer(to: recipient, amount: value), options: options, chain: chain, key: key,
-                                summary: "transfer of \(value) to \(recipient.hex.prefix(12))…")
+            try options.send("transfer of \(value) to \(recipient.hex.prefix(12))…") { _ in .transfer(to: recipient, amount: value) }
         }
     }
 }

@@ -1,0 +1,52 @@
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a Hummingbird application on the RPC executor for callers that are not async (the
+/// node's main thread, tests): `start` returns once the socket listens, `stop` returns once
+/// the server has shut down (or after 5 s).
+final class BackgroundServer: Sendable {
+    private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let bound = Mutex<(port: Int?, failure: String?)>((nil, nil))
+
+    static func quietLogger(_ label: String) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// Records the bound port; pass it as the application's `onServerRunning`.
+    var onServerRunning: @Sendable (any Channel) async -> Void {
+        { [self] channel in self.bound.withLock { $0.port = channel.localAddress?.port } }
+    }
+
+    func start(_ app: some ApplicationProtocol & Sendable, what: String) throws -> Int {
+        let running = Task(executorPreference: RPCServer.executor) { [self] in
+            do { try await app.run() } catch {
+                self.bound.withLock { $0.failure = "\(error)" }
+                throw error
+            }
+        }
+        task.withLock { $0 = running }
+        for _ in 0..<1_000 {
+            let state = bound.withLock { $0 }
+            if let port = state.port { return port }
+            if let failure = state.failure { throw RPCStartError(message: "cannot serve \(what): \(failure)") }
+            usleep(10_000)
+        }
+        throw RPCStartError(message: "\(what) did not start within 10 s")
+    }
+
+    func stop() {
+        guard let running = task.withLock({ $0 }) else { return }
+        running.cancel()
+        let done = Mutex(false)
+        Task(executorPreference: RPCServer.executor) { _ = await running.result; done.withLock { $0 = true } }
+        for _ in 0..<500 where !done.withLock({ $0 }) { usleep(10_000) }
+    }
+}
