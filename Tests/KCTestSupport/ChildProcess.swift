@@ -17,10 +17,17 @@ public final class ChildProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var buffer = ""
 
-    /// Starts `node arguments`; stderr joins stdout unless `discardStandardError`.
-    public init(_ arguments: [String], discardStandardError: Bool = false, environment: [String: String] = [:]) throws {
-        process.executableURL = URL(fileURLWithPath: nodeBinary())
-        process.arguments = arguments
+    /// Starts `node arguments` (or, with `launcher`, `launcher... node arguments`, e.g. to run
+    /// it inside a network namespace); stderr joins stdout unless `discardStandardError`.
+    public init(_ arguments: [String], discardStandardError: Bool = false, environment: [String: String] = [:],
+                launcher: [String] = []) throws {
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(launcher.dropFirst()) + [nodeBinary()] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: nodeBinary())
+            process.arguments = arguments
+        }
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }

@@ -23,13 +23,22 @@ final class TestNetwork {
     static let portCounter = Mutex(0)
 
     /// `validators` validators, then `fullNodes` nodes whose validator keys are not in the set.
+    /// Where node i is reached (127.0.0.1 unless the nodes live in network namespaces).
+    let hosts: [String]
+    /// Prefix of node i's command line (e.g. `ip netns exec NS`).
+    var launchers: [[String]]
+
     /// With `attesterGateway`, every node runs the fetch attester against that content server.
-    init(validators: Int, fullNodes: Int = 0, commitMilliseconds: Int = 50, attesterGateway: String? = nil) throws {
+    /// With `hosts`, node i listens on all interfaces and peers dial hosts[i].
+    init(validators: Int, fullNodes: Int = 0, commitMilliseconds: Int = 50, attesterGateway: String? = nil,
+         hosts: [String]? = nil) throws {
         count = validators + fullNodes
         root = temporaryPath("kc-net")
         let slot = Self.portCounter.withLock { value -> Int in value += 1; return value }
         let base = 21_000 + Int(getpid() % 400) * 60 + slot * 10
         ports = (0..<count).map { base + $0 }
+        self.hosts = hosts ?? Array(repeating: "127.0.0.1", count: count)
+        launchers = Array(repeating: [], count: count)
         nodes = Array(repeating: nil, count: count)
         pastOutput = Array(repeating: "", count: count)
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -45,6 +54,9 @@ final class TestNetwork {
             let path = home(index) + "/config.toml"
             var config = try String(contentsOfFile: path, encoding: .utf8)
                 .replacingOccurrences(of: "timeout_commit_ms = 1000", with: "timeout_commit_ms = \(commitMilliseconds)")
+            if hosts != nil {
+                config = config.replacingOccurrences(of: "listen_address = \"127.0.0.1:", with: "listen_address = \"0.0.0.0:")
+            }
             if let attesterGateway {
                 config = config.replacingOccurrences(of: "mode = \"off\"", with: "mode = \"fetch\"")
                     .replacingOccurrences(of: "gateway = \"https://arweave.net\"", with: "gateway = \"\(attesterGateway)\"")
@@ -54,13 +66,13 @@ final class TestNetwork {
     }
 
     func home(_ index: Int) -> String { root + "/node\(index)" }
-    func rpc(_ index: Int) -> String { "http://127.0.0.1:\(ports[index] + 5_000)" }
+    func rpc(_ index: Int) -> String { "http://\(hosts[index]):\(ports[index] + 5_000)" }
     func nodeID(_ index: Int) -> PublicKey { DevnetKeys.key(.node, index: index).publicKey }
-    func address(_ index: Int) -> String { "\(nodeID(index).hex)@127.0.0.1:\(ports[index])" }
+    func address(_ index: Int) -> String { "\(nodeID(index).hex)@\(hosts[index]):\(ports[index])" }
 
     func start(_ index: Int, environment: [String: String] = [:]) throws {
         precondition(nodes[index] == nil, "node \(index) is running")
-        nodes[index] = try ChildProcess(["start", "--home", home(index)], environment: environment)
+        nodes[index] = try ChildProcess(["start", "--home", home(index)], environment: environment, launcher: launchers[index])
     }
 
     func stop(_ index: Int, signal: Int32 = SIGTERM) {
