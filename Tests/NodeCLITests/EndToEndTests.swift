@@ -6,6 +6,7 @@ import KCCrypto
 import KCNode
 import KCTestSupport
 import KCTypes
+import Synchronization
 import Testing
 
 /// A real devnet of five validator processes with fetch attesters and the dev content server,
@@ -51,18 +52,7 @@ struct EndToEndTests {
         }
 
         func http(_ method: String, _ address: String, body: [UInt8]? = nil) -> (status: Int, text: String) {
-            var request = URLRequest(url: URL(string: address)!)
-            request.httpMethod = method
-            request.timeoutInterval = 30
-            if let body { request.httpBody = Data(body) }
-            final class Box: @unchecked Sendable { var result: (Data?, URLResponse?) = (nil, nil) }
-            let box = Box()
-            let done = DispatchSemaphore(value: 0)
-            let session = URLSession(configuration: .ephemeral)
-            session.dataTask(with: request) { data, response, _ in box.result = (data, response); done.signal() }.resume()
-            done.wait()
-            session.invalidateAndCancel()
-            return ((box.result.1 as? HTTPURLResponse)?.statusCode ?? -1, String(decoding: box.result.0 ?? Data(), as: UTF8.self))
+            EndToEndTests.request(method, address, body: body.map { String(decoding: $0, as: UTF8.self) })
         }
 
         func json(_ path: String, node index: Int = 0) throws -> JSONValue {
@@ -242,6 +232,76 @@ struct EndToEndTests {
         #expect(try devnet.waitStatus(standingEvent, ["finalized"], seconds: 40) == "finalized")
         #expect(try devnet.json("/disputes/\(standing.dispute)")["status"]?.stringValue == "not_upheld")
         #expect(try units(devnet.json("/accounts/\(loser)")["balance"]) == loserBefore - standing.fee - bond)
+    }
+
+    /// One validator killed with SIGKILL under a steady load of transfers, each acknowledged
+    /// by the API only once committed: blocks keep coming, the node restarts and catches up,
+    /// all nodes agree on every block, and every acknowledged transaction is on every node.
+    @Test func aValidatorKilledUnderLoadCatchesUpAndNothingAcknowledgedIsLost() throws {
+        let network = try TestNetwork(validators: 5, commitMilliseconds: 100)
+        defer { network.stopAll(); network.remove() }
+        for index in 0..<5 { try network.start(index) }
+        #expect(network.waitHeight(3, seconds: 60), "\(network.describe())")
+        let acknowledged = Mutex<[String]>([])
+        let running = Mutex(true)
+        let sender = DevnetKeys.user(index: 0)
+        let genesis = network.genesis
+        let rpc = network.rpc(0)
+        let loader = Thread {
+            var nonce: UInt64 = 0
+            while running.withLock({ $0 }) {
+                let body = TransactionBody(chainID: genesis.chainID, sender: sender.publicKey, nonce: nonce,
+                                           fee: genesis.parameters.fees.minFee,
+                                           call: .transfer(to: DevnetKeys.user(index: 1).publicKey, amount: Amount(units: 1)))
+                let hex = body.signed(with: sender).canonicalBytes.map { String(format: "%02x", $0) }.joined()
+                let answer = Self.post(rpc + "/txs?wait=true&timeout_ms=10000", "{\"tx\":\"\(hex)\"}")
+                if answer.status == 200, let hash = (try? StrictJSON.parse(answer.text))?["hash"]?.stringValue {
+                    acknowledged.withLock { $0.append(hash) }
+                    nonce += 1
+                } else if answer.text.contains("nonce") {
+                    nonce += 1  // the previous one went through after all
+                }
+            }
+        }
+        loader.start()
+        #expect(network.waitHeight(network.height(0) + 5, seconds: 60))
+        network.stop(4, signal: SIGKILL)
+        let atKill = network.height(0)
+        #expect(network.waitHeight(atKill + 10, nodes: [0, 1, 2, 3], seconds: 60), "blocks must keep coming: \(network.describe())")
+        try network.start(4)
+        #expect(network.waitHeight(network.height(0), nodes: [4], seconds: 60), "the killed node must catch up: \(network.describe())")
+        running.withLock { $0 = false }
+        while loader.isExecuting { usleep(50_000) }
+        let hashes = acknowledged.withLock { $0 }
+        #expect(hashes.count >= 10, "only \(hashes.count) acknowledged transfers")
+        let top = network.height(4)
+        for index in 0..<5 {
+            for hash in hashes {
+                #expect(Self.get(network.rpc(index) + "/txs/\(hash)").status == 200, "node \(index) lacks \(hash)")
+            }
+        }
+        for height in stride(from: UInt64(1), through: top, by: 1) {
+            let ids = (0..<5).map { (try? StrictJSON.parse(Self.get(network.rpc($0) + "/blocks/\(height)").text))?["id"]?.stringValue }
+            #expect(Set(ids).count == 1 && ids[0] != nil, "height \(height): \(ids)")
+        }
+    }
+
+    static func get(_ address: String) -> (status: Int, text: String) { request("GET", address, body: nil) }
+    static func post(_ address: String, _ body: String) -> (status: Int, text: String) { request("POST", address, body: body) }
+
+    static func request(_ method: String, _ address: String, body: String?) -> (status: Int, text: String) {
+        var request = URLRequest(url: URL(string: address)!)
+        request.httpMethod = method
+        request.timeoutInterval = 30
+        if let body { request.httpBody = Data(body.utf8) }
+        final class Box: @unchecked Sendable { var result: (Data?, URLResponse?) = (nil, nil) }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        let session = URLSession(configuration: .ephemeral)
+        session.dataTask(with: request) { data, response, _ in box.result = (data, response); done.signal() }.resume()
+        done.wait()
+        session.invalidateAndCancel()
+        return ((box.result.1 as? HTTPURLResponse)?.statusCode ?? -1, String(decoding: box.result.0 ?? Data(), as: UTF8.self))
     }
 
     /// Two of five validators stopped (40% of the power): the other three cannot make a
