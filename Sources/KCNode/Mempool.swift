@@ -65,15 +65,17 @@ public final class Mempool {
         self.signatures = signatures
     }
 
-    /// Admits raw transaction bytes from a client (`peer == nil`) or a peer.
+    /// Admits raw transaction bytes from a client (`peer == nil`) or a peer; returns the
+    /// decoded transaction (for gossip) once it is in.
     @discardableResult
-    public func add(bytes raw: [UInt8], from peer: String? = nil, state: ChainState) throws(MempoolRejection) -> Hash256 {
+    public func add(bytes raw: [UInt8], from peer: String? = nil, state: ChainState) throws(MempoolRejection) -> SignedTransaction {
         guard raw.count <= Int(runtime.parameters.block.maxTransactionBytes) else {
             throw .malformed("\(raw.count) bytes exceed the limit of \(runtime.parameters.block.maxTransactionBytes)")
         }
         let transaction: SignedTransaction
         do { transaction = try SignedTransaction.decode(exactly: raw) } catch { throw .malformed(error.description) }
-        return try add(transaction, from: peer, state: state)
+        try add(transaction, from: peer, state: state)
+        return transaction
     }
 
     @discardableResult

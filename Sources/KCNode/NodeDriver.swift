@@ -289,12 +289,9 @@ public final class NodeDriver {
         switch call {
         case .submit(let bytes, let reply):
             do {
-                let hash = try mempool.add(bytes: bytes, from: nil, state: state)
-                // Decoded twice only on this path: the mempool keeps the verified form.
-                if let transaction = try? SignedTransaction.decode(exactly: bytes) {
-                    network.broadcast(.transactions([transaction]))
-                }
-                reply(.success(hash))
+                let transaction = try mempool.add(bytes: bytes, from: nil, state: state)
+                network.broadcast(.transactions([transaction]))
+                reply(.success(transaction.hash))
             } catch {
                 reply(.failure(error))
             }
