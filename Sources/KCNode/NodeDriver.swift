@@ -195,13 +195,8 @@ public final class NodeDriver {
             nextStatus = now + Self.statusIntervalMilliseconds
             network.broadcast(.status(height: state.global.height))
             gossipIfStalled()
-            var figures: [String: UInt64] = [:]
-            for name in ["estimate-num-keys", "estimate-live-data-size", "total-sst-files-size", "cur-size-all-mem-tables"] {
-                if let value = store.property("rocksdb." + name).flatMap({ UInt64($0) }) { figures[name] = value }
-            }
             let bans = network.banCount
             monitor.update { snapshot in
-                snapshot.storeFigures = figures
                 snapshot.bannedPeers = bans
                 snapshot.signatureChecks = signatures.verifications
             }

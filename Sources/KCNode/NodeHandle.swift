@@ -91,8 +91,6 @@ public final class NodeMonitor: Sendable {
         public var eventsByStatus: [UInt64] = Array(repeating: 0, count: EventStatus.allCases.count)
         /// How long the last propose, prevote and precommit steps lasted (ms), by step.
         public var lastStepMilliseconds: [UInt64] = [0, 0, 0, 0]
-        /// RocksDB properties (without the `rocksdb.` prefix), refreshed every second.
-        public var storeFigures: [String: UInt64] = [:]
         public init() {}
     }
 

@@ -1,9 +1,13 @@
 import KCNode
 import KCRuntime
+import KCStorage
 
 /// The Prometheus text exposition of the node's figures (`GET /metrics`).
 enum Metrics {
-    static func render(_ s: NodeMonitor.Snapshot) -> String {
+    /// RocksDB properties reported, read at scrape time (never on the consensus thread).
+    static let storeProperties = ["estimate-num-keys", "estimate-live-data-size", "total-sst-files-size", "cur-size-all-mem-tables"]
+
+    static func render(_ s: NodeMonitor.Snapshot, store: any KeyValueStore) -> String {
         var out = ""
         func metric(_ name: String, _ type: String, _ help: String, _ value: String, labels: String = "") {
             if !out.contains("# TYPE membria_\(name) ") {
@@ -32,8 +36,11 @@ enum Metrics {
         for status in EventStatus.allCases {
             metric("events", "gauge", "Events by status.", "\(s.eventsByStatus[Int(status.rawValue)])", labels: "{status=\"\(status.name)\"}")
         }
-        for (name, value) in s.storeFigures.sorted(by: { $0.key < $1.key }) {
-            metric("rocksdb_" + name.replacingOccurrences(of: "-", with: "_"), "gauge", "RocksDB property rocksdb.\(name).", "\(value)")
+        if let rocks = store as? RocksDBStore {
+            for name in storeProperties {
+                guard let value = rocks.property("rocksdb." + name).flatMap({ UInt64($0) }) else { continue }
+                metric("rocksdb_" + name.replacingOccurrences(of: "-", with: "_"), "gauge", "RocksDB property rocksdb.\(name).", "\(value)")
+            }
         }
         return out
     }

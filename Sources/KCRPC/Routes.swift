@@ -32,7 +32,7 @@ public struct Routes: Sendable {
         router.get("/params") { _, _ in JSONResponse.make(node.genesis.json["params"] ?? .null) }
         router.get("/metrics") { _, _ in
             var buffer = ByteBuffer()
-            buffer.writeString(Metrics.render(node.monitor.snapshot))
+            buffer.writeString(Metrics.render(node.monitor.snapshot, store: node.store))
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: buffer))
         }
         router.get("/blocks/latest") { _, _ in

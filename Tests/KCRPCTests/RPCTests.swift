@@ -83,6 +83,8 @@ struct RPCTests {
         let metrics = node.get("/metrics").text
         #expect(metrics.contains("membria_height "))
         #expect(metrics.contains("membria_events{status=\"disputed\"} 1"))
+        #expect(metrics.contains("membria_rocksdb_estimate_num_keys "))
+        #expect(metrics.contains("membria_step_duration_milliseconds{step=\"prevote\"}"))
     }
 
     @Test func badRequestsGetTheirStatusAndAReasonNeverA500() throws {
