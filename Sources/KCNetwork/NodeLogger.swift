@@ -43,19 +43,30 @@ public struct NodeLogger: Sendable {
     /// A logger that drops everything (tests, tools).
     public static let silent = NodeLogger(minimum: .critical) { _ in }
 
-    public func log(_ level: LogLevel, _ message: String, _ fields: KeyValuePairs<String, String> = [:]) {
+    /// Fields are built only when the entry is written: a filtered entry costs nothing on
+    /// the consensus thread.
+    public func log(_ level: LogLevel, _ message: @autoclosure () -> String,
+                    _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:]) {
         guard level >= minimum else { return }
-        var line = Self.timestamp() + " " + level.name + " " + message
-        for (key, value) in fields {
+        var line = Self.timestamp() + " " + level.name + " " + message()
+        for (key, value) in fields() {
             line += " " + key + "=" + (value.contains(" ") ? "\"\(value)\"" : value)
         }
         sink(line)
     }
 
-    public func debug(_ message: String, _ fields: KeyValuePairs<String, String> = [:]) { log(.debug, message, fields) }
-    public func info(_ message: String, _ fields: KeyValuePairs<String, String> = [:]) { log(.info, message, fields) }
-    public func warning(_ message: String, _ fields: KeyValuePairs<String, String> = [:]) { log(.warning, message, fields) }
-    public func error(_ message: String, _ fields: KeyValuePairs<String, String> = [:]) { log(.error, message, fields) }
+    public func debug(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:]) {
+        log(.debug, message(), fields())
+    }
+    public func info(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:]) {
+        log(.info, message(), fields())
+    }
+    public func warning(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:]) {
+        log(.warning, message(), fields())
+    }
+    public func error(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:]) {
+        log(.error, message(), fields())
+    }
 
     static func timestamp() -> String {
         var now = timespec()

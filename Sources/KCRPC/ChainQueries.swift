@@ -144,25 +144,20 @@ struct ChainQueries {
 
     /// Parents (depth 1) or ancestors up to `depth` of an event, breadth first, each once.
     func ancestors(_ id: Hash256, depth: Int) throws -> JSONValue {
-        guard try event(id) != nil else { throw RPCError.notFound("no event \(id.hex)") }
-        var seen: Set<Hash256> = [id]
-        var frontier = [id]
-        var levels: [JSONValue] = []
-        for level in 1...depth {
-            var next: [Hash256] = []
-            for current in frontier {
-                for parent in try event(current)?.header.parents ?? [] where seen.insert(parent).inserted { next.append(parent) }
-            }
-            if next.isEmpty { break }
-            guard seen.count <= Self.maxWalk else { throw RPCError.badRequest("more than \(Self.maxWalk) ancestors; ask for a smaller depth") }
-            levels.append(.object([("depth", View.number(level)), ("events", .array(try next.map { try eventView($0, try event($0)!) }))]))
-            frontier = next
-        }
-        return .object([("event_id", View.hex(id)), ("levels", .array(levels))])
+        try walk(from: id, depth: depth, what: "ancestors") { current in try event(current)?.header.parents ?? [] }
     }
 
     /// Children (depth 1) or descendants up to `depth`, breadth first, each once.
     func descendants(_ id: Hash256, depth: Int) throws -> JSONValue {
+        try walk(from: id, depth: depth, what: "descendants") { current in
+            try snapshot.scan(.prefix(EventIndexKey.childrenPrefix(current)), limit: Self.maxWalk, reverse: false)
+                .compactMap { EventIndexKey.eventID(fromKey: $0.key) }
+        }
+    }
+
+    /// A breadth-first walk of the DAG along `neighbours`, level by level, each event once,
+    /// at most `maxWalk` events in all.
+    private func walk(from id: Hash256, depth: Int, what: String, neighbours: (Hash256) throws -> [Hash256]) throws -> JSONValue {
         guard try event(id) != nil else { throw RPCError.notFound("no event \(id.hex)") }
         var seen: Set<Hash256> = [id]
         var frontier = [id]
@@ -170,15 +165,12 @@ struct ChainQueries {
         for level in 1...depth {
             var next: [Hash256] = []
             for current in frontier {
-                for pair in try snapshot.scan(.prefix(EventIndexKey.childrenPrefix(current)), limit: Self.maxWalk, reverse: false) {
-                    if let child = EventIndexKey.eventID(fromKey: pair.key), seen.insert(child).inserted { next.append(child) }
-                }
+                for neighbour in try neighbours(current) where seen.insert(neighbour).inserted { next.append(neighbour) }
             }
             if next.isEmpty { break }
-            guard seen.count <= Self.maxWalk else { throw RPCError.badRequest("more than \(Self.maxWalk) descendants; ask for a smaller depth") }
-            levels.append(.object([("depth", View.number(level)), ("events", .array(try next.compactMap { id in
-                try event(id).map { try eventView(id, $0) }
-            }))]))
+            guard seen.count <= Self.maxWalk else { throw RPCError.badRequest("more than \(Self.maxWalk) \(what); ask for a smaller depth") }
+            let events = try next.compactMap { id in try event(id).map { try eventView(id, $0) } }
+            levels.append(.object([("depth", View.number(level)), ("events", .array(events))]))
             frontier = next
         }
         return .object([("event_id", View.hex(id)), ("levels", .array(levels))])
