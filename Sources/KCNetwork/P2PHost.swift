@@ -107,7 +107,7 @@ public final class P2PHost: Sendable {
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.backlog, value: 64)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
                 .childChannelInitializer { [self] channel in
                     let admitted = state.withLock { state -> Bool in
@@ -210,7 +210,7 @@ public final class P2PHost: Sendable {
         }
         if go {
             let bootstrap = ClientBootstrap(group: group)
-                .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
                 .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
                 .connectTimeout(.seconds(3))
                 .channelInitializer { [self] channel in configure(channel, outbound: true, expected: peer.nodeID) }
@@ -221,7 +221,8 @@ public final class P2PHost: Sendable {
                         state.withLock { _ = $0.dialing.remove(peer.nodeID) }
                         if persistent { scheduleRedial(peer) }
                     }
-                case .failure:
+                case .failure(let error):
+                    log.debug("dial failed", ["peer": peer.nodeID.hex, "address": "\(peer.host):\(peer.port)", "error": "\(error)"])
                     state.withLock { _ = $0.dialing.remove(peer.nodeID) }
                     if persistent { scheduleRedial(peer) }
                 }

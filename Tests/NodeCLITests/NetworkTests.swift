@@ -184,4 +184,27 @@ struct NetworkTests {
             #expect(try blocks.certificate(at: height)?.signers.contains(key) == false)
         }
     }
+
+    /// Nodes run by an unprivileged user (as in the container image, uid 10001) connect and
+    /// commit: no socket option the P2P layer sets may need privileges. (It once set SO_DEBUG
+    /// by asking for TCP_NODELAY at the socket level, which only root may do: every dial failed
+    /// inside the container.) Needs root to switch users; skipped otherwise.
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")))
+    func unprivilegedNodesConnectAndCommit() throws {
+        let network = try TestNetwork(validators: 2)
+        defer { network.stopAll(); network.remove() }
+        let nobody = "65534"
+        #expect(chownRecursively(network.root, uid: 65534, gid: 65534), "could not hand the homes to uid 65534")
+        network.launchers = Array(repeating: ["/usr/bin/setpriv", "--reuid=\(nobody)", "--regid=\(nobody)", "--clear-groups"], count: 2)
+        for index in 0..<2 { try network.start(index) }
+        // Two validators: every block needs both, so a height means the two are connected.
+        #expect(network.waitHeight(3, seconds: 60), "\(network.describe())")
+    }
+}
+
+/// `chown -R`, without following symbolic links.
+func chownRecursively(_ path: String, uid: uid_t, gid: gid_t) -> Bool {
+    guard lchown(path, uid, gid) == 0 else { return false }
+    guard let children = try? FileManager.default.contentsOfDirectory(atPath: path) else { return true }
+    return children.allSatisfy { chownRecursively(path + "/" + $0, uid: uid, gid: gid) }
 }
