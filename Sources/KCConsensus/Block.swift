@@ -51,6 +51,9 @@ public struct BlockHeader: Sendable, Equatable, CanonicalCodable {
         validatorsHash = try reader.read(Hash256.self)
         proposer = try reader.read(PublicKey.self)
     }
+
+    /// The block id: BLAKE2b-256 of the canonical header.
+    public var id: Hash256 { Blake2b.hash256(canonicalBytes) }
 }
 
 /// A block: header, transactions, evidence, and the certificate that decided the previous block.
@@ -59,6 +62,9 @@ public struct Block: Sendable, Equatable, CanonicalCodable, ConsensusValue {
     public let transactions: [SignedTransaction]
     public let evidence: [DoubleSignEvidence]
     public let lastCommit: CommitCertificate?
+    /// BLAKE2b-256 of the canonical header, computed once: consensus, validation and storage
+    /// ask for it many times per height.
+    public let id: Hash256
 
     public static let maxTransactions = 1_000_000
     public static let maxEvidence = 100
@@ -68,9 +74,8 @@ public struct Block: Sendable, Equatable, CanonicalCodable, ConsensusValue {
         self.transactions = transactions
         self.evidence = evidence
         self.lastCommit = lastCommit
+        self.id = header.id
     }
-
-    public var id: Hash256 { Blake2b.hash256(header.canonicalBytes) }
 
     public func encode(to writer: inout CanonicalWriter) {
         writer.write(header); writer.writeList(transactions); writer.writeList(evidence); writer.writeOptional(lastCommit)
@@ -81,6 +86,7 @@ public struct Block: Sendable, Equatable, CanonicalCodable, ConsensusValue {
         transactions = try reader.readList(SignedTransaction.self, "transactions", limit: Block.maxTransactions)
         evidence = try reader.readList(DoubleSignEvidence.self, "evidence", limit: Block.maxEvidence)
         lastCommit = try reader.readOptional(CommitCertificate.self, "last commit")
+        id = header.id
     }
 
     /// Hash of the ordered transaction hashes.

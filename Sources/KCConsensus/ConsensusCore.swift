@@ -193,6 +193,9 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
     public var faultIgnoreLock = false
 
     var proposals: [UInt32: (proposal: Proposal<Value>, valid: Bool)] = [:]
+    /// The keys of `proposals`, ascending: the rules walk proposals in round order on every
+    /// evaluation pass, and keeping the order here spares a sort (and its allocations) each time.
+    var proposalRounds: [UInt32] = []
     var votes = VoteKeeper()
     var firedPrevoteTimeout: Set<UInt32> = []     // L34 "for the first time"
     var firedPrecommitTimeout: Set<UInt32> = []   // L47
@@ -235,6 +238,7 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
             // The first proposal of a round counts; an equivocating proposer's second is ignored.
             guard proposals[proposal.round] == nil else { return [] }
             proposals[proposal.round] = (proposal, valid)
+            proposalRounds.insert(proposal.round, at: proposalRounds.firstIndex { $0 > proposal.round } ?? proposalRounds.endIndex)
             votes.noteSender(proposal.proposer, round: proposal.round, power: validators.power(of: proposal.proposer) ?? 0)
         case .vote(let signed):
             let vote = signed.vote
@@ -313,7 +317,8 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
     /// One pass over the rules; true if something changed.
     mutating func evaluateOnce(_ effects: inout [ConsensusEffect<Value>]) -> Bool {
         // L49: a decision in any round.
-        for (proposalRound, entry) in proposals.sorted(by: { $0.key < $1.key }) where entry.valid {
+        for proposalRound in proposalRounds {
+            guard let entry = proposals[proposalRound], entry.valid else { continue }
             let id = entry.proposal.value.id
             if validators.isQuorum(votes.power(.precommit, round: proposalRound, for: id)) {
                 decision = entry.proposal.value
@@ -326,7 +331,7 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
         }
 
         // L55: f+1 of the power is already in a later round: skip to it.
-        if let later = votes.roundsAbove(round).first(where: { validators.isOneThirdPlus(votes.senderPower(round: $0)) }) {
+        if let later = votes.lowestRound(above: round, where: { validators.isOneThirdPlus(votes.senderPower(round: $0)) }) {
             startRound(later, &effects)
             return true
         }
@@ -377,8 +382,9 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
         // its round, which others accept through L28. Locks are untouched, so safety is as in
         // the paper; without it, a value locked by a minority is re-proposed only when one of
         // the few nodes that saw its polka in time happens to be the proposer.
-        for (proposalRound, entry) in proposals.sorted(by: { $0.key > $1.key })
-        where proposalRound < round && entry.valid && validRound.map({ proposalRound > $0 }) ?? true {
+        for proposalRound in proposalRounds.reversed() {
+            guard proposalRound < round, let entry = proposals[proposalRound], entry.valid,
+                  validRound.map({ proposalRound > $0 }) ?? true else { continue }
             if validators.isQuorum(votes.power(.prevote, round: proposalRound, for: entry.proposal.value.id)) {
                 validValue = entry.proposal.value
                 validRound = proposalRound

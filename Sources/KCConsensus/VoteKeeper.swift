@@ -93,8 +93,15 @@ struct VoteKeeper: Sendable {
 
     func senderPower(round: UInt32) -> UInt64 { rounds[round]?.senderPower ?? 0 }
 
-    /// Rounds above `round` with any message, ascending.
-    func roundsAbove(_ round: UInt32) -> [UInt32] { rounds.keys.filter { $0 > round }.sorted() }
+    /// The lowest round above `round` with any message that satisfies `condition` (without
+    /// sorting: the minimum does not depend on the dictionary's order).
+    func lowestRound(above round: UInt32, where condition: (UInt32) -> Bool) -> UInt32? {
+        var lowest: UInt32? = nil
+        for candidate in rounds.keys where candidate > round && (lowest.map { candidate < $0 } ?? true) && condition(candidate) {
+            lowest = candidate
+        }
+        return lowest
+    }
 
     /// Every vote of a round, prevotes then precommits, each sorted by validator key.
     func allVotes(round: UInt32) -> [SignedVote] {

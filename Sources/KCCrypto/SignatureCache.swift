@@ -20,12 +20,26 @@ public final class SignatureCache: Sendable {
         if entries.withLock({ $0.contains(digest) }) { return true }
         checks.withLock { $0 += 1 }
         guard key.verify(signature: signature, rawMessage: signedBytes) else { return false }
+        remember(digest)
+        return true
+    }
+
+    private func remember(_ digest: Hash256) {
         entries.withLock { set in
             // Bounded: when full, start again rather than grow (a miss only costs a re-check).
             if set.count >= capacity { set.removeAll(keepingCapacity: true) }
             set.insert(digest)
         }
-        return true
+    }
+
+    /// Signs `signedBytes` with `key` and remembers the pair as verified: a signature this
+    /// process just made with the matching private key is valid by construction, so its own
+    /// votes coming back in a commit certificate cost no verification.
+    public func sign(_ signedBytes: [UInt8], with key: SigningKey) -> Signature {
+        let signature = key.sign(rawMessage: signedBytes)
+        let digest = Blake2b.hash256(parts: [key.publicKey.bytes32.bytes, signature.bytes, signedBytes])
+        remember(digest)
+        return signature
     }
 
     public var count: Int { entries.withLock { $0.count } }

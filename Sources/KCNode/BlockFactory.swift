@@ -3,6 +3,7 @@ import KCConsensus
 import KCCrypto
 import KCRuntime
 import KCTypes
+import Synchronization
 
 /// Builds a node's proposals and decides whether a proposed block is valid (the paper's
 /// `valid(v)`). One implementation for the node and the simulator, so both follow exactly the
@@ -12,9 +13,13 @@ public struct BlockFactory: Sendable {
     /// Shared signature cache: each transaction and precommit signature is checked once.
     public let signatures: SignatureCache
 
-    public init(runtime: Runtime, signatures: SignatureCache) {
+    /// Executions shared by validators that run in one process (the simulator); nil in a node.
+    public let executions: ExecutionMemo?
+
+    public init(runtime: Runtime, signatures: SignatureCache, executions: ExecutionMemo? = nil) {
         self.runtime = runtime
         self.signatures = signatures
+        self.executions = executions
     }
 
     /// The chain below the height being built or checked.
@@ -79,7 +84,9 @@ public struct BlockFactory: Sendable {
                                  transactionsHash: Block.transactionsHash(chosen.map(\.hash)),
                                  evidenceHash: Block.evidenceHash(included), stateRoot: executed.outcome.stateRoot,
                                  validatorsHash: tip.validators.hash, proposer: proposer)
-        return (Block(header: header, transactions: chosen.map(\.transaction), evidence: included, lastCommit: lastCommit), executed)
+        let block = Block(header: header, transactions: chosen.map(\.transaction), evidence: included, lastCommit: lastCommit)
+        executions?.remember(executed, of: block.id)
+        return (block, executed)
     }
 
     /// valid(v): every header field checks against the tip, the last commit verifies against
@@ -108,10 +115,45 @@ public struct BlockFactory: Sendable {
             guard let verified = try? transaction.verified(chainID: runtime.chainID, cache: signatures) else { return nil }
             transactions.append(verified)
         }
+        if let shared = executions?.execution(of: block.id, on: tip.state.root) {
+            return shared.outcome.stateRoot == header.stateRoot ? shared : nil
+        }
         let context = BlockContext(height: header.height, timeMilliseconds: header.timeMilliseconds,
                                    lastCommitSigners: block.lastCommit?.signers ?? [], evidence: block.evidence)
-        guard let executed = try? runtime.execute(transactions, context: context, on: tip.state),
-              executed.outcome.stateRoot == header.stateRoot else { return nil }
+        guard let executed = try? runtime.execute(transactions, context: context, on: tip.state) else { return nil }
+        executions?.remember(executed, of: block.id)
+        guard executed.outcome.stateRoot == header.stateRoot else { return nil }
         return executed
+    }
+}
+
+/// Block executions shared between validators running in one process. Execution is a pure
+/// function of the state and the block, the state root commits to the whole state, and the
+/// block id to the whole block, so (root before, block id) names one result whoever computes
+/// it. The header checks of `validate` still run for each validator against its own tip.
+public final class ExecutionMemo: Sendable {
+    private struct Key: Hashable {
+        let baseRoot: Hash256
+        let blockID: Hash256
+    }
+
+    private let entries = Mutex<[Key: ExecutedBlock]>([:])
+    public let capacity: Int
+
+    public init(capacity: Int = 256) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+    }
+
+    public func execution(of blockID: Hash256, on baseRoot: Hash256) -> ExecutedBlock? {
+        entries.withLock { $0[Key(baseRoot: baseRoot, blockID: blockID)] }
+    }
+
+    func remember(_ executed: ExecutedBlock, of blockID: Hash256) {
+        entries.withLock { entries in
+            // Bounded: when full, start again (a miss only costs an execution).
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[Key(baseRoot: executed.baseRoot, blockID: blockID)] = executed
+        }
     }
 }

@@ -95,7 +95,7 @@ public final class NodeDriver {
         store = try RocksDBStore(path: home.dataDirectory + "/store")
         blocks = BlockStore(store: store)
         state = try blocks.open(genesis: genesis, runtime: runtime)
-        signer = try PersistentSigner(key: key, chainID: genesis.chainID, store: store)
+        signer = try PersistentSigner(key: key, chainID: genesis.chainID, store: store, signatures: signatures)
         wal = try ConsensusWAL(path: home.dataDirectory + "/consensus.wal")
         if wal.truncatedBytes > 0 {
             log.warning("cut damaged bytes from the end of the consensus WAL; continuing", ["bytes": "\(wal.truncatedBytes)"])

@@ -70,11 +70,14 @@ public final class PersistentSigner: @unchecked Sendable {
     private let store: any KeyValueStore
     private let lock = SignerLock()
     private var last: LastSigned?
+    /// Where this node remembers verified signatures: its own go in as they are made.
+    private let signatures: SignatureCache?
 
-    public init(key: SigningKey, chainID: String, store: any KeyValueStore) throws(SignerError) {
+    public init(key: SigningKey, chainID: String, store: any KeyValueStore, signatures: SignatureCache? = nil) throws(SignerError) {
         self.key = key
         self.chainID = chainID
         self.store = store
+        self.signatures = signatures
         do {
             if let bytes = try store.get(Self.storeKey) {
                 do { last = try LastSigned.decode(exactly: bytes) } catch {
@@ -127,7 +130,8 @@ public final class PersistentSigner: @unchecked Sendable {
         if let last, (height, round, step) < (last.height, last.round, last.step) || (height, round, step) == (last.height, last.round, last.step) {
             throw .regression(requested: "height \(height) round \(round) step \(step)", last: last.position)
         }
-        let signature = key.sign(domain: domain, chainID: chainID, message: message)
+        let signature = signatures?.sign(domain.signingBytes(chainID: chainID, message: message), with: key)
+            ?? key.sign(domain: domain, chainID: chainID, message: message)
         let record = LastSigned(height: height, round: round, step: step, signedBytes: message, signature: signature)
         var batch = WriteBatch()
         batch.put(Self.storeKey, record.canonicalBytes)

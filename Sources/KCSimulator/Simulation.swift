@@ -176,7 +176,7 @@ public final class Simulation {
                                  stake: .acti(stakes[index]), gateway: true)
             })
         runtime = Runtime(genesis: genesis)
-        factory = BlockFactory(runtime: runtime, signatures: signatures)
+        factory = BlockFactory(runtime: runtime, signatures: signatures, executions: ExecutionMemo())
         let genesisState = runtime.genesisState()
         checker = Checker()
 
@@ -186,7 +186,7 @@ public final class Simulation {
             let offset = drift ? Int64(setup.int(0...600)) - 300 : 0
             let rate = drift ? UInt64(setup.int(900...1_100)) : 1_000
             nodes.append(SimNode(index: index, key: keys[index], behaviour: behaviour, state: genesisState,
-                                 clockOffset: offset, timerRatePerMille: rate, chainID: chainID))
+                                 clockOffset: offset, timerRatePerMille: rate, chainID: chainID, signatures: signatures))
         }
         relayVotes = nodes.contains { $0.behaviour == .equivocate }
         if config.faults.contains(.delay) {
@@ -426,6 +426,8 @@ public final class Simulation {
         let sets = node.state.validatorSets()
         let members = sets.current.map { ValidatorSet.Member(key: $0.consensusKey, power: $0.power) }
         let validators = ValidatorSet(members)
+        node.previousValidators = node.blocks.isEmpty ? nil
+            : ValidatorSet(sets.previous.map { .init(key: $0.consensusKey, power: $0.power) })
         var core = ConsensusCore<Block>(height: node.height, validators: validators, me: node.key.publicKey,
                                         timeouts: TimeoutConfig())
         core.faultIgnoreLock = config.brokenLock && node.behaviour == .honest
@@ -678,9 +680,9 @@ final class SimNode {
     var epoch: UInt64 = 0
 
     init(index: Int, key: SigningKey, behaviour: Behaviour, state: ChainState, clockOffset: Int64, timerRatePerMille: UInt64,
-         chainID: String) {
+         chainID: String, signatures: SignatureCache) {
         // A fresh MemoryStore cannot fail to be read, so the signer always opens.
-        signer = try! PersistentSigner(key: key, chainID: chainID, store: MemoryStore())
+        signer = try! PersistentSigner(key: key, chainID: chainID, store: MemoryStore(), signatures: signatures)
         self.index = index
         self.key = key
         self.behaviour = behaviour
@@ -695,10 +697,9 @@ final class SimNode {
 
     /// The set that signed the last committed height (its certificate is the next block's
     /// last commit), read from the committed state.
-    var previousValidators: ValidatorSet? {
-        guard !blocks.isEmpty else { return nil }
-        return ValidatorSet(state.validatorSets().previous.map { .init(key: $0.consensusKey, power: $0.power) })
-    }
+    /// The set that signed the last committed height, kept by `startHeight` (the state only
+    /// changes on a commit, which starts the next height).
+    var previousValidators: ValidatorSet?
 
     func crash() {
         crashed = true
@@ -728,7 +729,7 @@ final class SimNode {
 struct Checker {
     var violations: [String] = []
     var decided: [UInt64: (blockID: Hash256, stateRoot: Hash256, node: Int)] = [:]
-    var honestVotes: [String: Hash256?] = [:]
+    var honestVotes: [VoteSlot: Hash256?] = [:]
     var observed: [PublicKey: UInt64] = [:]
     var equivocators: Set<PublicKey> = []
     var doubleSignSlashes: [PublicKey: Int] = [:]
@@ -737,18 +738,46 @@ struct Checker {
 
     mutating func violation(_ text: String) { violations.append(text) }
 
+    /// One validator's vote of one kind in one round.
+    struct VoteSlot: Hashable {
+        let validator: PublicKey
+        let height: UInt64
+        let round: UInt32
+        let kind: VoteKind
+    }
+
+    /// A value at (height, round).
+    struct RoundValue: Hashable {
+        let height: UInt64
+        let round: UInt32
+        let value: Hash256
+    }
+
+    struct ValidatorHeight: Hashable {
+        let validator: PublicKey
+        let height: UInt64
+    }
+
     /// Prevote power per (height, round, value) over everything anyone signed.
-    var prevotePower: [String: UInt64] = [:]
-    var prevoteCounted: Set<String> = []
+    var prevotePower: [RoundValue: UInt64] = [:]
+    /// A prevote counted once: (validator, height, round) and its value.
+    struct PrevoteOf: Hashable {
+        let slot: VoteSlot
+        let value: Hash256
+    }
+    var prevoteCountedValues: Set<PrevoteOf> = []
     /// Each honest validator's non-nil precommits per height: (round, value).
-    var honestPrecommits: [String: [(UInt32, Hash256)]] = [:]
+    var honestPrecommits: [ValidatorHeight: [(UInt32, Hash256)]] = [:]
 
     mutating func recordPrevote(_ signed: SignedVote, power: UInt64) {
         let vote = signed.vote
         guard vote.kind == .prevote, let id = vote.blockID else { return }
-        let counted = "\(vote.validator.hex)/\(vote.height)/\(vote.round)/\(id.hex)"
-        guard prevoteCounted.insert(counted).inserted else { return }
-        prevotePower["\(vote.height)/\(vote.round)/\(id.hex)", default: 0] += power
+        // Each (validator, round, value) counts once; an equivocator's second prevote in a
+        // round (another value) adds its power to that value, as the first did to its own.
+        let counted = VoteSlot(validator: vote.validator, height: vote.height, round: vote.round, kind: .prevote)
+        let value = RoundValue(height: vote.height, round: vote.round, value: id)
+        guard prevoteCountedValues.insert(PrevoteOf(slot: counted, value: id)).inserted else { return }
+        prevotePower[value, default: 0] += power
     }
 
     /// Conflicting votes by an honest validator: two different votes for one step (a double
@@ -757,13 +786,13 @@ struct Checker {
     /// rule broken). Both are what accountable-safety analyses of Tendermint look for.
     mutating func honestSigned(_ signed: SignedVote, validators: ValidatorSet) {
         let vote = signed.vote
-        let slot = "\(vote.validator.hex)/\(vote.height)/\(vote.round)/\(vote.kind.rawValue)"
+        let slot = VoteSlot(validator: vote.validator, height: vote.height, round: vote.round, kind: vote.kind)
         if let previous = honestVotes[slot], previous != vote.blockID {
             violation("honest validator \(vote.validator.hex.prefix(8)) signed two different \(vote.kind) votes at height \(vote.height) round \(vote.round)")
         }
         honestVotes[slot] = vote.blockID
         recordPrevote(signed, power: validators.power(of: vote.validator) ?? 0)
-        let key = "\(vote.validator.hex)/\(vote.height)"
+        let key = ValidatorHeight(validator: vote.validator, height: vote.height)
         guard let id = vote.blockID else { return }
         switch vote.kind {
         case .precommit:
@@ -771,7 +800,7 @@ struct Checker {
         case .prevote:
             for (lockedRound, lockedValue) in honestPrecommits[key] ?? [] where lockedRound < vote.round && lockedValue != id {
                 let justified = (lockedRound..<vote.round).contains { round in
-                    validators.isQuorum(prevotePower["\(vote.height)/\(round)/\(id.hex)"] ?? 0)
+                    validators.isQuorum(prevotePower[RoundValue(height: vote.height, round: round, value: id)] ?? 0)
                 }
                 if !justified {
                     violation("honest validator \(vote.validator.hex.prefix(8)) precommitted \(lockedValue.hex.prefix(8)) in round \(lockedRound) of height \(vote.height), then prevoted \(id.hex.prefix(8)) in round \(vote.round) with no polka for it in between (lock broken)")
