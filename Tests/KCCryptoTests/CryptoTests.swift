@@ -138,3 +138,37 @@ struct ArTxIDTests {
         #expect(try ArTxID.decode(exactly: id.canonicalBytes) == id)
     }
 }
+
+struct SignatureCacheTests {
+    static let key = SigningKey(seed: Blake2b.hash256(Array("cache-test".utf8)))
+
+    /// Verifies once per distinct (key, signature, bytes); failures are never remembered.
+    @Test func verifiesEachSignatureOnce() {
+        let cache = SignatureCache()
+        let message = Array("vote bytes".utf8)
+        let signature = Self.key.sign(rawMessage: message)
+        #expect(cache.verify(Self.key.publicKey, signature, signedBytes: message))
+        #expect(cache.verify(Self.key.publicKey, signature, signedBytes: message))
+        #expect(cache.verifications == 1)
+        let other = SigningKey(seed: Blake2b.hash256(Array("other".utf8)))
+        #expect(!cache.verify(other.publicKey, signature, signedBytes: message), "another key")
+        #expect(!cache.verify(Self.key.publicKey, signature, signedBytes: message + [0]), "other bytes")
+        #expect(!cache.verify(other.publicKey, signature, signedBytes: message), "a failure is checked again")
+        #expect(cache.verifications == 4)
+    }
+
+    /// A signature made through the cache is a real Ed25519 signature (the same bytes as a
+    /// plain signing), and the cache accepts it without running a verification; the same
+    /// signature over other bytes or under another key is still checked and refused.
+    @Test func ownSignaturesAreRememberedAsVerified() {
+        let cache = SignatureCache()
+        let message = Array("own vote".utf8)
+        let signature = cache.sign(message, with: Self.key)
+        #expect(signature == Self.key.sign(rawMessage: message))
+        #expect(Self.key.publicKey.verify(signature: signature, rawMessage: message))
+        #expect(cache.verify(Self.key.publicKey, signature, signedBytes: message))
+        #expect(cache.verifications == 0)
+        #expect(!cache.verify(Self.key.publicKey, signature, signedBytes: message + [1]))
+        #expect(cache.verifications == 1)
+    }
+}
