@@ -11,10 +11,24 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        // The prepared blocks shared by the benchmark and the phase printer.
+        .target(
+            name: "BenchmarkFixtures",
+            dependencies: [
+                // The root package is named after its folder ("main") by path dependencies.
+                .product(name: "MembriaNodeKit", package: "main"),
+            ],
+            path: "Benchmarks/Fixtures"
+        ),
+        .executableTarget(
+            name: "BlockPhases",
+            dependencies: ["BenchmarkFixtures"],
+            path: "Benchmarks/BlockPhases"
+        ),
         .executableTarget(
             name: "RuntimeBenchmarks",
             dependencies: [
-                // The root package is named after its folder ("main") by path dependencies.
+                "BenchmarkFixtures",
                 .product(name: "MembriaNodeKit", package: "main"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],

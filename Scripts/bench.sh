@@ -2,8 +2,14 @@
 # Runs the package-benchmark suites in Benchmarks/ (a separate package, so CI's build does not
 # compile the benchmark framework) and prints their figures.
 # Usage: Scripts/bench.sh [extra `swift package benchmark` arguments, e.g. --filter Apply]
+#        Scripts/bench.sh --phases   (runs the runtime benchmark's blocks once each and prints
+#                                     the median time of execute / commit / batch / write)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Scripts/install-deps.sh
 cd Benchmarks
+if [ "${1:-}" = "--phases" ]; then
+    swift build -c release --product BlockPhases
+    exec "$(swift build -c release --show-bin-path)/BlockPhases"
+fi
 swift package --allow-writing-to-package-directory benchmark --no-progress "$@"

@@ -20,6 +20,16 @@ public enum Blake2b {
         return out
     }
 
+    /// Hash of a tag byte followed by two 32-byte values (Merkle nodes), built on the stack.
+    public static func hash256(tag: UInt8, _ first: Bytes32, _ second: Bytes32) -> Hash256 {
+        withUnsafeTemporaryAllocation(byteCount: 65, alignment: 8) { buffer in
+            buffer[0] = tag
+            withUnsafeBytes(of: first) { buffer.baseAddress!.advanced(by: 1).copyMemory(from: $0.baseAddress!, byteCount: 32) }
+            withUnsafeBytes(of: second) { buffer.baseAddress!.advanced(by: 33).copyMemory(from: $0.baseAddress!, byteCount: 32) }
+            return hash256(UnsafeRawBufferPointer(buffer))
+        }
+    }
+
     /// Hash of several byte strings joined, without building the joined copy.
     public static func hash256(parts: [[UInt8]]) -> Hash256 {
         Sodium.ensureReady()
@@ -68,3 +78,6 @@ public protocol ContiguousBytes {
 extension Array: ContiguousBytes where Element == UInt8 {}
 extension ArraySlice: ContiguousBytes where Element == UInt8 {}
 extension Bytes32: ContiguousBytes {}
+extension UnsafeRawBufferPointer: ContiguousBytes {
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(self) }
+}

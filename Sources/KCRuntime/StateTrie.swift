@@ -55,17 +55,11 @@ public struct StateTrie: Sendable {
     public var rootHash: Hash256 { root?.hash ?? .zero }
 
     static func leafHash(path: Hash256, valueHash: Hash256) -> Hash256 {
-        var bytes = [UInt8](repeating: 0, count: 65)
-        path.withUnsafeBytes { source in bytes.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: 1).copyMemory(from: source.baseAddress!, byteCount: 32) } }
-        valueHash.withUnsafeBytes { source in bytes.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: 33).copyMemory(from: source.baseAddress!, byteCount: 32) } }
-        return Blake2b.hash256(bytes)
+        Blake2b.hash256(tag: 0, path, valueHash)
     }
 
     static func branchHash(left: Hash256, right: Hash256) -> Hash256 {
-        var bytes = [UInt8](repeating: 1, count: 65)
-        left.withUnsafeBytes { source in bytes.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: 1).copyMemory(from: source.baseAddress!, byteCount: 32) } }
-        right.withUnsafeBytes { source in bytes.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: 33).copyMemory(from: source.baseAddress!, byteCount: 32) } }
-        return Blake2b.hash256(bytes)
+        Blake2b.hash256(tag: 1, left, right)
     }
 
     /// Applies a set of changes at once. Paths must be distinct.

@@ -4,6 +4,12 @@
 // what both RocksDB's default comparator and the in-memory store use. The key prefixes that
 // each layer owns are listed in specs/storage.md.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Why a store operation failed.
 public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Another process (or another handle in this one) holds the data directory.
@@ -86,6 +92,33 @@ public struct WriteBatch: Sendable {
 
     public var isEmpty: Bool { operations.isEmpty }
     public var count: Int { operations.count }
+
+    /// Positions of the operations sorted by key (memcmp order); operations on one key keep
+    /// their order.
+    public func keyOrder() -> [Int] {
+        let keys = operations.map { operation -> [UInt8] in
+            switch operation {
+            case .put(let key, _), .delete(let key): return key
+            }
+        }
+        return keys.indices.sorted { left, right in
+            let order = WriteBatch.compare(keys[left], keys[right])
+            return order != 0 ? order < 0 : left < right
+        }
+    }
+
+    static func compare(_ lhs: [UInt8], _ rhs: [UInt8]) -> Int {
+        lhs.withUnsafeBytes { left in
+            rhs.withUnsafeBytes { right in
+                let common = min(left.count, right.count)
+                if common > 0 {
+                    let result = memcmp(left.baseAddress!, right.baseAddress!, common)
+                    if result != 0 { return Int(result) }
+                }
+                return left.count - right.count
+            }
+        }
+    }
 }
 
 /// Read access: point reads and ordered range scans.

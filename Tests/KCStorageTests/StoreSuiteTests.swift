@@ -113,6 +113,30 @@ struct StoreSuiteTests {
         #expect(try store.scan(.all).map(\.key) == [bytes("x"), bytes("z")])
     }
 
+    /// Many operations on few keys in one batch, in an order unlike key order: whatever
+    /// order a store applies them in, the last operation on each key decides.
+    @Test(arguments: Backend.allCases)
+    func lastOperationOnEachKeyWinsInALargeBatch(backend: Backend) throws {
+        let (store, cleanup) = try backend.open()
+        defer { cleanup() }
+        var model: [[UInt8]: [UInt8]] = [:]
+        var batch = WriteBatch()
+        for step in 0..<300 {
+            let key = [UInt8(7 - (step * 5) % 8)]
+            if step % 7 == 3 {
+                batch.delete(key)
+                model[key] = nil
+            } else {
+                batch.put(key, [UInt8(step % 256), UInt8(step / 256)])
+                model[key] = [UInt8(step % 256), UInt8(step / 256)]
+            }
+        }
+        try store.write(batch, sync: false)
+        for key in 0..<8 as Range<UInt8> {
+            #expect(try store.get([key]) == model[[key]], "key \(key)")
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func randomOperationsMatchAReferenceModel(backend: Backend) throws {
         let (store, cleanup) = try backend.open()

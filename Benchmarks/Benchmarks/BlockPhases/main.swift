@@ -1,0 +1,20 @@
+import BenchmarkFixtures
+
+// Runs every prepared block of the runtime benchmark once, outside the benchmark framework,
+// and prints where the time went: the median of each phase over the blocks, and the
+// resulting transactions per second. Usage: Scripts/bench.sh --phases
+let fixture = BlockFixture()
+var samples: [BlockFixture.Phases] = []
+while fixture.remaining > 0 { samples.append(fixture.runNextMeasured()) }
+
+func median(_ values: [Int64]) -> Int64 { values.sorted()[values.count / 2] }
+func milliseconds(_ nanoseconds: Int64) -> String {
+    let hundredths = (nanoseconds + 5_000) / 10_000
+    return "\(hundredths / 100).\(String(repeating: "0", count: hundredths % 100 < 10 ? 1 : 0))\(hundredths % 100) ms"
+}
+
+let total = median(samples.map(\.total))
+let transactions = samples[0].transactions
+print("blocks \(samples.count), \(transactions) transactions each, \(median(samples.map { Int64($0.keysWritten) })) keys written per block (median)")
+print("execute \(milliseconds(median(samples.map(\.execute))))  commit \(milliseconds(median(samples.map(\.commit))))  batch \(milliseconds(median(samples.map(\.batch))))  write \(milliseconds(median(samples.map(\.write))))  total \(milliseconds(total))")
+print("transactions per second (median block): \(Int64(transactions) * 1_000_000_000 / max(total, 1))")
