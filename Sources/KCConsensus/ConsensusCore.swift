@@ -212,6 +212,7 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
     var isValidator: Bool { me.map(validators.contains) ?? false }
 
     /// The proposal this core accepted for `round`, for gossip.
+    @_specialize(exported: true, where Value == Block)
     public func heldProposal(round: UInt32) -> Proposal<Value>? { proposals[round]?.proposal }
 
     /// Every vote this core holds for `round`, for gossip to peers that may lack them.
@@ -219,6 +220,9 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
 
 
     /// L10: start round 0.
+    // The node and the simulator run the core on `Block`: exported specializations spare
+    // them the generic code path (runtime metadata look-ups on every dictionary access).
+    @_specialize(exported: true, where Value == Block)
     public mutating func start() -> [ConsensusEffect<Value>] {
         precondition(!started, "a height's core starts once")
         started = true
@@ -228,6 +232,7 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
         return effects
     }
 
+    @_specialize(exported: true, where Value == Block)
     public mutating func apply(_ input: ConsensusInput<Value>) -> [ConsensusEffect<Value>] {
         precondition(started, "apply before start")
         var effects: [ConsensusEffect<Value>] = []
