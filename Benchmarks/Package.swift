@@ -11,19 +11,20 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
-        // The prepared blocks shared by the benchmark and the phase printer.
+        // The prepared blocks shared by the benchmark and the phase printer (outside Benchmarks/,
+        // where the benchmark plugin would take every executable for a benchmark).
         .target(
             name: "BenchmarkFixtures",
             dependencies: [
                 // The root package is named after its folder ("main") by path dependencies.
                 .product(name: "MembriaNodeKit", package: "main"),
             ],
-            path: "Benchmarks/Fixtures"
+            path: "Sources/BenchmarkFixtures"
         ),
         .executableTarget(
             name: "BlockPhases",
             dependencies: ["BenchmarkFixtures"],
-            path: "Benchmarks/BlockPhases"
+            path: "Sources/BlockPhases"
         ),
         .executableTarget(
             name: "RuntimeBenchmarks",
