@@ -94,17 +94,34 @@ public struct WriteBatch: Sendable {
     public var count: Int { operations.count }
 
     /// Positions of the operations sorted by key (memcmp order); operations on one key keep
-    /// their order.
+    /// their order. Keys are compared by their first 16 bytes as two big-endian integers
+    /// (which orders like memcmp), and only ties look at the rest.
     public func keyOrder() -> [Int] {
+        struct Entry {
+            let high: UInt64
+            let low: UInt64
+            let index: Int
+        }
+        func word(_ key: [UInt8], _ offset: Int) -> UInt64 {
+            var value: UInt64 = 0
+            for position in offset..<(offset + 8) {
+                value = value << 8 | UInt64(position < key.count ? key[position] : 0)
+            }
+            return value
+        }
         let keys = operations.map { operation -> [UInt8] in
             switch operation {
             case .put(let key, _), .delete(let key): return key
             }
         }
-        return keys.indices.sorted { left, right in
-            let order = WriteBatch.compare(keys[left], keys[right])
-            return order != 0 ? order < 0 : left < right
+        var entries = keys.indices.map { Entry(high: word(keys[$0], 0), low: word(keys[$0], 8), index: $0) }
+        entries.sort { left, right in
+            if left.high != right.high { return left.high < right.high }
+            if left.low != right.low { return left.low < right.low }
+            let order = WriteBatch.compare(keys[left.index], keys[right.index])
+            return order != 0 ? order < 0 : left.index < right.index
         }
+        return entries.map(\.index)
     }
 
     static func compare(_ lhs: [UInt8], _ rhs: [UInt8]) -> Int {
