@@ -26,6 +26,11 @@ struct PartitionTests {
             try ip(["link", "add", bridge, "type", "bridge"])
             try ip(["addr", "add", "10.88.\(subnet).254/24", "dev", bridge])
             try ip(["link", "set", bridge, "up"])
+            // Where Docker runs, the FORWARD chain drops by default and bridged frames pass
+            // through it (br_netfilter): let this bridge's own traffic through, for the test.
+            if let iptables = Self.iptables {
+                try run(iptables, ["-I", "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"])
+            }
             for index in 0..<count {
                 try ip(["netns", "add", namespace(index)])
                 try ip(["link", "add", veth(index), "type", "veth", "peer", "name", "\(veth(index))p"])
@@ -53,7 +58,13 @@ struct PartitionTests {
                 _ = try? ip(["netns", "del", namespace(index)], check: false)
             }
             _ = try? ip(["link", "del", bridge], check: false)
+            if let iptables = Self.iptables {
+                // Every copy of the rule (a run that died before its tear-down left one).
+                while (try? run(iptables, ["-D", "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"], check: false)) == 0 {}
+            }
         }
+
+        static let iptables = ["/usr/sbin/iptables", "/sbin/iptables"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
         struct Failure: Error, CustomStringConvertible {
             let description: String
@@ -61,15 +72,20 @@ struct PartitionTests {
 
         @discardableResult
         func ip(_ arguments: [String], check: Bool = true) throws -> Int32 {
+            try run("/usr/sbin/ip", arguments, check: check)
+        }
+
+        @discardableResult
+        func run(_ program: String, _ arguments: [String], check: Bool = true) throws -> Int32 {
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.executableURL = URL(fileURLWithPath: program)
             process.arguments = arguments
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
             process.waitUntilExit()
             if check && process.terminationStatus != 0 {
-                throw Failure(description: "ip \(arguments.joined(separator: " ")) failed with \(process.terminationStatus)")
+                throw Failure(description: "\(program) \(arguments.joined(separator: " ")) failed with \(process.terminationStatus)")
             }
             return process.terminationStatus
         }
