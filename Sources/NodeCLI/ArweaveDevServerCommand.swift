@@ -29,8 +29,7 @@ struct ArweaveDevServerCommand: ParsableCommand {
     }
 
     func run() throws {
-        signal(SIGINT) { _ in stopRequested = 1 }
-        signal(SIGTERM) { _ in stopRequested = 1 }
+        installStopHandlers()
         try runReportingErrors {
             var info = stat()
             guard stat(dir, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
@@ -40,7 +39,7 @@ struct ArweaveDevServerCommand: ParsableCommand {
             let bound = try server.start()
             print("serving \(dir) on http://\(host):\(bound)")
             flushStandardOutput()
-            while stopRequested == 0 { usleep(100_000) }
+            while !stopRequested { usleep(100_000) }
             server.stop()
         }
     }

@@ -2,12 +2,32 @@ import ArgumentParser
 import KCNode
 import KCRPC
 import KCAttester
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
+/// Set by the SIGINT and SIGTERM handlers. An atomic store is safe in a signal handler; a
+/// plain global `var` is not (in debug builds its accesses go through the runtime's
+/// exclusivity checks, and a signal landing while the main loop reads it aborted the node).
+let stopSignal = Atomic<Bool>(false)
+
+/// Installs the SIGINT/SIGTERM handlers that set `stopSignal`, and unblocks both signals (a
+/// parent may have started us with them blocked; the mask is inherited).
+func installStopHandlers() {
+    // Initialise the global before any handler can touch it.
+    _ = stopSignal.load(ordering: .relaxed)
+    signal(SIGINT) { _ in stopSignal.store(true, ordering: .relaxed) }
+    signal(SIGTERM) { _ in stopSignal.store(true, ordering: .relaxed) }
+    var mask = sigset_t()
+    sigemptyset(&mask)
+    sigaddset(&mask, SIGINT)
+    sigaddset(&mask, SIGTERM)
+    sigprocmask(SIG_UNBLOCK, &mask, nil)
+}
+
+var stopRequested: Bool { stopSignal.load(ordering: .relaxed) }
 
 struct StartCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,15 +45,7 @@ struct StartCommand: ParsableCommand {
     var home: String
 
     func run() throws {
-        signal(SIGINT) { _ in stopRequested = 1 }
-        signal(SIGTERM) { _ in stopRequested = 1 }
-        // A parent may have started us with these blocked (the mask is inherited): unblock
-        // them, or SIGTERM would never reach the handler.
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        sigaddset(&mask, SIGINT)
-        sigaddset(&mask, SIGTERM)
-        sigprocmask(SIG_UNBLOCK, &mask, nil)
+        installStopHandlers()
         try runReportingErrors {
             let driver = try NodeDriver(home: NodeHome(path: home)) { line in
                 print(line)
@@ -58,7 +70,7 @@ struct StartCommand: ParsableCommand {
                 attester?.start()
             }
             defer { attester?.stop() }
-            try driver.run { stopRequested != 0 }
+            try driver.run { stopRequested }
         }
     }
 }

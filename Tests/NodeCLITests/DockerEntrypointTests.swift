@@ -27,11 +27,16 @@ struct DockerEntrypointTests {
                 "GENESIS": packageRoot.appendingPathComponent("Genesis/devnet.json").path,
                 "ARWEAVE_GATEWAY": "http://content:1984",
             ]) { $1 }
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
+            // Output goes to a file, shown when an expectation fails.
+            FileManager.default.createFile(atPath: root + "/output.txt", contents: nil)
+            let output = FileHandle(forWritingAtPath: root + "/output.txt")!
+            output.seekToEndOfFile()
+            process.standardOutput = output
+            process.standardError = output
             try process.run()
             return process
         }
+        func output() -> String { (try? String(contentsOfFile: root + "/output.txt", encoding: .utf8)) ?? "" }
         let first = try run()
         // The node runs (it waits for its peers); give it time to write its home and start.
         let deadline = Date().addingTimeInterval(30)
@@ -47,7 +52,8 @@ struct DockerEntrypointTests {
         #expect(keys.contains(DevnetKeys.key(.node, index: 2).publicKey.hex), "the devnet keys of NODE_INDEX")
         kill(first.processIdentifier, SIGTERM)
         first.waitUntilExit()
-        #expect(first.terminationStatus == 0, "SIGTERM stops the node cleanly")
+        #expect(first.terminationStatus == 0 && first.terminationReason == .exit,
+                "SIGTERM stops the node cleanly; its output:\n\(output())")
         // A second start keeps the existing home (and its keys).
         let before = try String(contentsOfFile: root + "/home/config.toml", encoding: .utf8)
         let second = try run()
