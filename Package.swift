@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "KCCodec"),
         .target(name: "KCCrypto", dependencies: ["KCCodec", "CSodium"]),
         .target(name: "KCTypes", dependencies: ["KCCodec", "KCCrypto"]),
-        .target(name: "KCStorage", dependencies: ["CRocksDB"]),
+        .target(name: "KCStorage", dependencies: ["CRocksDB", "KCCodec"]),
         .target(name: "KCRuntime", dependencies: ["KCTypes", "KCCrypto", "KCCodec"]),
         .target(name: "KCConsensus", dependencies: ["KCTypes", "KCCrypto", "KCCodec"]),
         .target(name: "KCSimulator", dependencies: ["KCConsensus", "KCRuntime", "KCNode", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),

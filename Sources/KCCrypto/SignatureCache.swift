@@ -16,12 +16,17 @@ public final class SignatureCache: Sendable {
     }
 
     public func verify(_ key: PublicKey, _ signature: Signature, signedBytes: [UInt8]) -> Bool {
-        let digest = Blake2b.hash256(parts: [key.bytes32.bytes, signature.bytes, signedBytes])
+        let digest = Self.digest(key, signature, signedBytes)
         if entries.withLock({ $0.contains(digest) }) { return true }
         checks.withLock { $0 += 1 }
         guard key.verify(signature: signature, rawMessage: signedBytes) else { return false }
         remember(digest)
         return true
+    }
+
+    /// What an entry stands for: exactly these bytes under exactly this key and signature.
+    private static func digest(_ key: PublicKey, _ signature: Signature, _ signedBytes: [UInt8]) -> Hash256 {
+        Blake2b.hash256(parts: [key.bytes32.bytes, signature.bytes, signedBytes])
     }
 
     private func remember(_ digest: Hash256) {
@@ -37,8 +42,7 @@ public final class SignatureCache: Sendable {
     /// votes coming back in a commit certificate cost no verification.
     public func sign(_ signedBytes: [UInt8], with key: SigningKey) -> Signature {
         let signature = key.sign(rawMessage: signedBytes)
-        let digest = Blake2b.hash256(parts: [key.publicKey.bytes32.bytes, signature.bytes, signedBytes])
-        remember(digest)
+        remember(Self.digest(key.publicKey, signature, signedBytes))
         return signature
     }
 

@@ -2,11 +2,6 @@ import KCCodec
 import KCCrypto
 import KCTypes
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A state key's bytes. Hashes its bytes in one call (an `[UInt8]` key would feed the hasher
 /// byte by byte, which showed up at the top of the block-execution profile).
@@ -34,19 +29,8 @@ public struct StoreKey: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     public static func < (lhs: StoreKey, rhs: StoreKey) -> Bool { compare(lhs, rhs) < 0 }
 
-    /// memcmp order: byte by byte, a prefix before its extensions.
-    static func compare(_ lhs: StoreKey, _ rhs: StoreKey) -> Int {
-        lhs.bytes.withUnsafeBytes { left in
-            rhs.bytes.withUnsafeBytes { right in
-                let common = min(left.count, right.count)
-                if common > 0 {
-                    let result = memcmp(left.baseAddress!, right.baseAddress!, common)
-                    if result != 0 { return Int(result) }
-                }
-                return left.count - right.count
-            }
-        }
-    }
+    /// memcmp order (`ByteOrder`), as RocksDB sorts the stored keys.
+    static func compare(_ lhs: StoreKey, _ rhs: StoreKey) -> Int { ByteOrder.compare(lhs.bytes, rhs.bytes) }
 
     public var description: String { Hex.encode(bytes) }
 }

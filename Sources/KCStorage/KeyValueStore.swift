@@ -4,11 +4,7 @@
 // what both RocksDB's default comparator and the in-memory store use. The key prefixes that
 // each layer owns are listed in specs/storage.md.
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import KCCodec
 
 /// Why a store operation failed.
 public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -118,23 +114,10 @@ public struct WriteBatch: Sendable {
         entries.sort { left, right in
             if left.high != right.high { return left.high < right.high }
             if left.low != right.low { return left.low < right.low }
-            let order = WriteBatch.compare(keys[left.index], keys[right.index])
+            let order = ByteOrder.compare(keys[left.index], keys[right.index])
             return order != 0 ? order < 0 : left.index < right.index
         }
         return entries.map(\.index)
-    }
-
-    static func compare(_ lhs: [UInt8], _ rhs: [UInt8]) -> Int {
-        lhs.withUnsafeBytes { left in
-            rhs.withUnsafeBytes { right in
-                let common = min(left.count, right.count)
-                if common > 0 {
-                    let result = memcmp(left.baseAddress!, right.baseAddress!, common)
-                    if result != 0 { return Int(result) }
-                }
-                return left.count - right.count
-            }
-        }
     }
 }
 

@@ -1,3 +1,4 @@
+import KCCodec
 import Synchronization
 
 /// An in-memory store with the same behaviour as `RocksDBStore`, for tests and the simulator.
@@ -10,7 +11,7 @@ public final class MemoryStore: KeyValueStore {
 
         mutating func orderedKeys() -> [[UInt8]] {
             if let sortedKeys { return sortedKeys }
-            let sorted = map.keys.sorted { $0.lexicographicallyPrecedes($1) }
+            let sorted = map.keys.sorted(by: ByteOrder.precedes)
             sortedKeys = sorted
             return sorted
         }
@@ -21,7 +22,7 @@ public final class MemoryStore: KeyValueStore {
             var low = 0, high = keys.count
             while low < high {
                 let middle = (low + high) / 2
-                if keys[middle].lexicographicallyPrecedes(range.lower) { low = middle + 1 } else { high = middle }
+                if ByteOrder.precedes(keys[middle], range.lower) { low = middle + 1 } else { high = middle }
             }
             var end = low
             while end < keys.count, range.contains(keys[end]) { end += 1 }

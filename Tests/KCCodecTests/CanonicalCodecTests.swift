@@ -121,3 +121,25 @@ struct CanonicalCodecTests {
         #expect(Hex.decode("zz") == nil)
     }
 }
+
+struct ByteOrderTests {
+    /// Byte by byte as unsigned values, a prefix before its extensions; agrees with the
+    /// standard library's lexicographic order on random keys.
+    @Test func ordersLikeMemcmp() {
+        #expect(ByteOrder.compare([], []) == 0)
+        #expect(ByteOrder.compare([1, 2], [1, 2]) == 0)
+        #expect(ByteOrder.precedes([1, 2], [1, 2, 0]))
+        #expect(ByteOrder.precedes([0x01], [0xff]))
+        #expect(!ByteOrder.precedes([0xff], [0x01, 0x00]))
+        var state: UInt64 = 7
+        func next() -> UInt8 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return UInt8(truncatingIfNeeded: state >> 56)
+        }
+        for _ in 0..<2_000 {
+            let left = (0..<Int(next() % 5)).map { _ in next() % 4 }
+            let right = (0..<Int(next() % 5)).map { _ in next() % 4 }
+            #expect(ByteOrder.precedes(left, right) == left.lexicographicallyPrecedes(right))
+        }
+    }
+}

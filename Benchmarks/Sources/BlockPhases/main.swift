@@ -8,9 +8,11 @@ var samples: [BlockFixture.Phases] = []
 while fixture.remaining > 0 { samples.append(fixture.runNextMeasured()) }
 
 func median(_ values: [Int64]) -> Int64 { values.sorted()[values.count / 2] }
+/// Milliseconds with two decimals, rounded.
 func milliseconds(_ nanoseconds: Int64) -> String {
     let hundredths = (nanoseconds + 5_000) / 10_000
-    return "\(hundredths / 100).\(String(repeating: "0", count: hundredths % 100 < 10 ? 1 : 0))\(hundredths % 100) ms"
+    let fraction = hundredths % 100
+    return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction) ms"
 }
 
 let total = median(samples.map(\.total))
