@@ -16,7 +16,7 @@ struct CLITests {
 
         init() throws {
             network = try TestNetwork(validators: 1)
-            url = "http://127.0.0.1:\(network.ports[0] + 5_000)"
+            url = "http://127.0.0.1:\(network.rpcPorts[0])"
             keys = network.root + "/user-keys"
             try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
             for index in 0..<4 { try KeyFile.write(DevnetKeys.user(index: index), role: .account, to: key(index)) }

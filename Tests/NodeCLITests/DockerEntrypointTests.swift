@@ -15,7 +15,7 @@ struct DockerEntrypointTests {
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: bin + "/membria-node", withDestinationPath: nodeBinary())
         let peer = String(repeating: "ab", count: 32) + "@node1:26656"
-        let port = 20_000 + Int(getpid() % 400) * 60 + 57
+        let port = TestPorts.entrypoint
         func run() throws -> Process {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/bin/sh")

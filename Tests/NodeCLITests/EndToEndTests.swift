@@ -23,7 +23,7 @@ struct EndToEndTests {
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kc-e2e-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: folder + "/content", withIntermediateDirectories: true)
             keys = folder
-            let contentPort = 20_000 + Int(getpid() % 400) * 60 + 55
+            let contentPort = TestPorts.contentServer
             contentURL = "http://127.0.0.1:\(contentPort)"
             let server = try ChildProcess(["arweave-dev-server", "--dir", folder + "/content", "--port", "\(contentPort)"])
             #expect(server.wait(seconds: 30) { server.text.contains("serving") }, "\(server.text)")
@@ -142,7 +142,7 @@ struct EndToEndTests {
         var finalized: [String] = []
         var lastClosed: UInt64 = 0
         for stopAt in [top / 2, top] {
-            let client = try WebSocketClient(port: devnet.network.ports[2] + 5_000, path: "/subscribe?from_height=\(lastClosed + 1)")
+            let client = try WebSocketClient(port: devnet.network.rpcPorts[2], path: "/subscribe?from_height=\(lastClosed + 1)")
             var pending: [String] = []
             while lastClosed < stopAt, let text = client.next() {
                 let message = try StrictJSON.parse(text)

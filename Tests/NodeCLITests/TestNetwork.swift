@@ -9,12 +9,35 @@ import KCTypes
 import Synchronization
 import Testing
 
+/// Listening ports of the multi-process tests. All stay below the kernel's ephemeral range
+/// (32768-60999 on Debian): any outgoing connection may hold a port there, and a node whose
+/// RPC port was taken that way once failed to start. Each test process gets its own block
+/// of 340 ports (by pid), inside it each network a slot of 10 P2P and 10 RPC ports.
+enum TestPorts {
+    static let processBase = 10_000 + Int(getpid() % 64) * 340
+    static let slots = 16
+
+    static func p2p(slot: Int) -> Int {
+        precondition(slot < slots, "more test networks in one process than port slots")
+        return processBase + slot * 10
+    }
+
+    static func rpc(slot: Int) -> Int { p2p(slot: slot) + slots * 10 }
+
+    /// Two ports for the container entrypoint test.
+    static let entrypoint = processBase + 2 * slots * 10
+    /// The end-to-end tests' dev content server.
+    static let contentServer = entrypoint + 2
+}
+
 /// A network of `node start` processes on loopback, built from the devnet keys: homes in a
 /// temporary folder, distinct ports, every node a persistent peer of every other.
 final class TestNetwork {
     let root: String
     let count: Int
     let ports: [Int]
+    /// Node i's RPC port.
+    let rpcPorts: [Int]
     let genesis: Genesis
     var nodes: [ChildProcess?]
     /// Everything each node printed, across restarts.
@@ -35,8 +58,9 @@ final class TestNetwork {
         count = validators + fullNodes
         root = temporaryPath("kc-net")
         let slot = Self.portCounter.withLock { value -> Int in value += 1; return value }
-        let base = 21_000 + Int(getpid() % 400) * 60 + slot * 10
-        ports = (0..<count).map { base + $0 }
+        precondition(count <= 10, "a test network has at most 10 nodes")
+        ports = (0..<count).map { TestPorts.p2p(slot: slot) + $0 }
+        rpcPorts = (0..<count).map { TestPorts.rpc(slot: slot) + $0 }
         self.hosts = hosts ?? Array(repeating: "127.0.0.1", count: count)
         launchers = Array(repeating: [], count: count)
         nodes = Array(repeating: nil, count: count)
@@ -47,7 +71,7 @@ final class TestNetwork {
         genesis = try NodeHome.loadGenesis(file: root + "/genesis.json")
         for index in 0..<count {
             var arguments = ["init", "--home", home(index), "--genesis", root + "/genesis.json", "--devnet-index", "\(index)",
-                             "--p2p-port", "\(ports[index])", "--rpc-port", "\(ports[index] + 5_000)"]
+                             "--p2p-port", "\(ports[index])", "--rpc-port", "\(rpcPorts[index])"]
             for peer in 0..<count where peer != index { arguments += ["--peer", address(peer)] }
             let result = try runNode(arguments)
             #expect(result.status == 0, "init \(index): \(result.standardError)")
@@ -66,7 +90,7 @@ final class TestNetwork {
     }
 
     func home(_ index: Int) -> String { root + "/node\(index)" }
-    func rpc(_ index: Int) -> String { "http://\(hosts[index]):\(ports[index] + 5_000)" }
+    func rpc(_ index: Int) -> String { "http://\(hosts[index]):\(rpcPorts[index])" }
     func nodeID(_ index: Int) -> PublicKey { DevnetKeys.key(.node, index: index).publicKey }
     func address(_ index: Int) -> String { "\(nodeID(index).hex)@\(hosts[index]):\(ports[index])" }
 
