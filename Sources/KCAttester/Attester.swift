@@ -79,7 +79,7 @@ public final class Attester: Sendable {
     func round() async {
         let snapshot = node.store.snapshot()
         func state<T: CanonicalDecodable>(_ type: T.Type, _ key: StoreKey) -> T? {
-            (try? snapshot.get(StatePersistence.statePrefix + key.bytes)).flatMap { $0 }.flatMap { try? T.decode(exactly: $0) }
+            (try? snapshot.get(StatePersistence.storeKey(key))).flatMap { $0 }.flatMap { try? T.decode(exactly: $0) }
         }
         guard state(StakeRecord.self, StateKey.stake(key.publicKey))?.isGateway == true else { return }
         let account = state(AccountRecord.self, StateKey.account(key.publicKey)) ?? AccountRecord()

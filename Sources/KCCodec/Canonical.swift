@@ -59,6 +59,7 @@ public typealias CanonicalCodable = CanonicalEncodable & CanonicalDecodable
 
 extension CanonicalEncodable {
     /// The canonical bytes of this value.
+    @inlinable
     public var canonicalBytes: [UInt8] {
         var writer = CanonicalWriter()
         encode(to: &writer)
@@ -68,6 +69,7 @@ extension CanonicalEncodable {
 
 extension CanonicalDecodable {
     /// Decodes a value that must occupy `bytes` exactly: trailing bytes are an error.
+    @inlinable
     public static func decode(exactly bytes: [UInt8]) throws(DecodingError) -> Self {
         var reader = CanonicalReader(bytes)
         let value = try Self(from: &reader)
@@ -78,119 +80,150 @@ extension CanonicalDecodable {
 
 /// Appends canonical encodings to a growing byte buffer.
 public struct CanonicalWriter: Sendable {
-    public private(set) var bytes: [UInt8]
+    // The reader and writer are @inlinable so that the generic list and optional helpers are
+    // specialized in the modules that call them (unspecialized, each call looked up generic
+    // metadata at run time, a visible share of block execution).
+    @usableFromInline var storage: [UInt8]
 
+    public var bytes: [UInt8] { storage }
+
+    @inlinable
     public init(reservingCapacity capacity: Int = 128) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        storage = []
+        storage.reserveCapacity(capacity)
     }
 
-    public mutating func write(_ value: UInt8) { bytes.append(value) }
+    @inlinable
+    public mutating func write(_ value: UInt8) { storage.append(value) }
 
+    @inlinable
     public mutating func write(_ value: UInt16) { appendLittleEndian(value) }
+    @inlinable
     public mutating func write(_ value: UInt32) { appendLittleEndian(value) }
+    @inlinable
     public mutating func write(_ value: UInt64) { appendLittleEndian(value) }
+    @inlinable
     public mutating func write(_ value: UInt128) {
         appendLittleEndian(UInt64(truncatingIfNeeded: value))
         appendLittleEndian(UInt64(truncatingIfNeeded: value >> 64))
     }
 
-    public mutating func write(_ value: Bool) { bytes.append(value ? 1 : 0) }
+    @inlinable
+    public mutating func write(_ value: Bool) { storage.append(value ? 1 : 0) }
 
     /// Unsigned LEB128 in its shortest form. Used for lengths, counts and enum tags.
+    @inlinable
     public mutating func writeVarint(_ value: UInt32) {
         var remaining = value
         while remaining >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: remaining) | 0x80)
+            storage.append(UInt8(truncatingIfNeeded: remaining) | 0x80)
             remaining >>= 7
         }
-        bytes.append(UInt8(remaining))
+        storage.append(UInt8(remaining))
     }
 
     /// Writes a length or count; precondition: it fits the 32-bit varint range.
+    @inlinable
     public mutating func writeLength(_ count: Int) {
         precondition(count >= 0 && count <= Int(UInt32.max), "length out of the encodable range")
         writeVarint(UInt32(count))
     }
 
     /// Raw bytes with no length prefix, for fixed-size fields (keys, hashes, signatures).
+    @inlinable
     public mutating func writeFixed<Bytes: Collection>(_ raw: Bytes) where Bytes.Element == UInt8 {
-        bytes.append(contentsOf: raw)
+        storage.append(contentsOf: raw)
     }
 
     /// A variable-length byte string: varint length, then the bytes.
+    @inlinable
     public mutating func writeBytes<Bytes: Collection>(_ raw: Bytes) where Bytes.Element == UInt8 {
         writeLength(raw.count)
-        bytes.append(contentsOf: raw)
+        storage.append(contentsOf: raw)
     }
 
     /// A UTF-8 string: varint byte length, then the bytes.
+    @inlinable
     public mutating func writeString(_ string: String) {
         var copy = string
         copy.withUTF8 { utf8 in
             writeLength(utf8.count)
-            bytes.append(contentsOf: utf8)
+            storage.append(contentsOf: utf8)
         }
     }
 
+    @inlinable
     public mutating func writeOptional<T: CanonicalEncodable>(_ value: T?) {
         if let value {
-            bytes.append(1)
+            storage.append(1)
             value.encode(to: &self)
         } else {
-            bytes.append(0)
+            storage.append(0)
         }
     }
 
+    @inlinable
     public mutating func writeList<T: CanonicalEncodable>(_ items: [T]) {
         writeLength(items.count)
         for item in items { item.encode(to: &self) }
     }
 
+    @inlinable
     public mutating func write<T: CanonicalEncodable>(_ value: T) {
         value.encode(to: &self)
     }
 
-    private mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    @inlinable @usableFromInline
+    mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { storage.append(contentsOf: $0) }
     }
 }
 
 /// Reads canonical encodings from a byte buffer, front to back.
 public struct CanonicalReader: Sendable {
     public let bytes: [UInt8]
-    public private(set) var position: Int
+    @usableFromInline var offset: Int
 
+    public var position: Int { offset }
+
+    @inlinable
     public init(_ bytes: [UInt8]) {
         self.bytes = bytes
-        self.position = 0
+        self.offset = 0
     }
 
-    public var remaining: Int { bytes.count - position }
+    @inlinable
+    public var remaining: Int { bytes.count - offset }
 
     /// Fails unless every byte has been consumed.
+    @inlinable
     public func finish() throws(DecodingError) {
         if remaining != 0 { throw .trailingBytes(count: remaining) }
     }
 
+    @inlinable
     public mutating func readUInt8(_ what: String = "u8") throws(DecodingError) -> UInt8 {
         try require(1, what)
-        defer { position += 1 }
-        return bytes[position]
+        defer { offset += 1 }
+        return bytes[offset]
     }
 
+    @inlinable
     public mutating func readUInt16(_ what: String = "u16") throws(DecodingError) -> UInt16 {
         try readLittleEndian(UInt16.self, what)
     }
 
+    @inlinable
     public mutating func readUInt32(_ what: String = "u32") throws(DecodingError) -> UInt32 {
         try readLittleEndian(UInt32.self, what)
     }
 
+    @inlinable
     public mutating func readUInt64(_ what: String = "u64") throws(DecodingError) -> UInt64 {
         try readLittleEndian(UInt64.self, what)
     }
 
+    @inlinable
     public mutating func readUInt128(_ what: String = "u128") throws(DecodingError) -> UInt128 {
         try require(16, what)
         let low = try readLittleEndian(UInt64.self, what)
@@ -198,6 +231,7 @@ public struct CanonicalReader: Sendable {
         return UInt128(high) << 64 | UInt128(low)
     }
 
+    @inlinable
     public mutating func readBool(_ what: String = "bool") throws(DecodingError) -> Bool {
         switch try readUInt8(what) {
         case 0: return false
@@ -207,6 +241,7 @@ public struct CanonicalReader: Sendable {
     }
 
     /// Unsigned LEB128, at most 5 bytes, value at most 2^32-1, shortest form only.
+    @inlinable
     public mutating func readVarint(_ what: String = "varint") throws(DecodingError) -> UInt32 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
@@ -229,6 +264,7 @@ public struct CanonicalReader: Sendable {
     }
 
     /// A length or count, checked against `limit` before anything is allocated.
+    @inlinable
     public mutating func readLength(_ what: String, limit: Int) throws(DecodingError) -> Int {
         let length = try readVarint(what)
         guard Int(length) <= limit else {
@@ -237,17 +273,29 @@ public struct CanonicalReader: Sendable {
         return Int(length)
     }
 
+    @inlinable
     public mutating func readFixed(_ count: Int, _ what: String) throws(DecodingError) -> [UInt8] {
         try require(count, what)
-        defer { position += count }
-        return Array(bytes[position..<position + count])
+        defer { offset += count }
+        return Array(bytes[offset..<offset + count])
     }
 
+    /// Hands the next `count` bytes to `body` in place (no copy, no allocation) and moves past them.
+    @inlinable
+    public mutating func readFixed<Result>(_ count: Int, _ what: String,
+                                           _ body: (UnsafeRawBufferPointer) -> Result) throws(DecodingError) -> Result {
+        try require(count, what)
+        defer { offset += count }
+        return bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[offset..<offset + count])) }
+    }
+
+    @inlinable
     public mutating func readBytes(_ what: String, limit: Int) throws(DecodingError) -> [UInt8] {
         let count = try readLength(what, limit: limit)
         return try readFixed(count, what)
     }
 
+    @inlinable
     public mutating func readString(_ what: String, limit: Int) throws(DecodingError) -> String {
         let raw = try readBytes(what, limit: limit)
         guard let string = String(validating: raw, as: UTF8.self) else {
@@ -256,6 +304,7 @@ public struct CanonicalReader: Sendable {
         return string
     }
 
+    @inlinable
     public mutating func readOptional<T: CanonicalDecodable>(_ type: T.Type, _ what: String) throws(DecodingError) -> T? {
         switch try readUInt8(what) {
         case 0: return nil
@@ -264,6 +313,7 @@ public struct CanonicalReader: Sendable {
         }
     }
 
+    @inlinable
     public mutating func readList<T: CanonicalDecodable>(_ type: T.Type, _ what: String, limit: Int) throws(DecodingError) -> [T] {
         let count = try readLength(what, limit: limit)
         var items: [T] = []
@@ -272,23 +322,23 @@ public struct CanonicalReader: Sendable {
         return items
     }
 
+    @inlinable
     public mutating func read<T: CanonicalDecodable>(_ type: T.Type) throws(DecodingError) -> T {
         try T(from: &self)
     }
 
-    private func require(_ count: Int, _ what: String) throws(DecodingError) {
+    @inlinable @usableFromInline
+    func require(_ count: Int, _ what: String) throws(DecodingError) {
         if remaining < count { throw .truncated(what: what, needed: count - remaining) }
     }
 
-    private mutating func readLittleEndian<T: FixedWidthInteger>(_ type: T.Type, _ what: String) throws(DecodingError) -> T {
+    @inlinable @usableFromInline
+    mutating func readLittleEndian<T: FixedWidthInteger>(_ type: T.Type, _ what: String) throws(DecodingError) -> T {
         let size = MemoryLayout<T>.size
         try require(size, what)
-        var value: T = 0
-        for index in 0..<size {
-            value |= T(bytes[position + index]) << (8 * index)
-        }
-        position += size
-        return value
+        let value = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) }
+        offset += size
+        return T(littleEndian: value)
     }
 }
 

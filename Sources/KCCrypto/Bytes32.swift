@@ -74,7 +74,10 @@ extension Bytes32: CanonicalCodable {
     }
 
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
-        self.init(try reader.readFixed(32, "32-byte value"))
+        self = try reader.readFixed(32, "32-byte value") { raw in
+            Bytes32(w0: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), w1: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                    w2: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), w3: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+        }
     }
 }
 

@@ -1,3 +1,4 @@
+import KCCodec
 import KCCrypto
 import KCRuntime
 import KCStorage
@@ -12,7 +13,7 @@ public enum StatePersistence {
     public static func add(_ executed: ExecutedBlock, to batch: inout WriteBatch) {
         // Keys are distinct, so the order inside the batch cannot change what is stored.
         for (key, value) in executed.changes {
-            if let value { batch.put(statePrefix + key.bytes, value) } else { batch.delete(statePrefix + key.bytes) }
+            if let value { batch.put(storeKey(key), value) } else { batch.delete(storeKey(key)) }
         }
         for (key, value) in executed.indexWrites { batch.put(key, value) }
     }
@@ -20,15 +21,27 @@ public enum StatePersistence {
     /// Adds a whole state (genesis) to `batch`.
     public static func add(_ state: ChainState, to batch: inout WriteBatch) {
         for (key, value) in state.entries {
-            batch.put(statePrefix + key.bytes, value)
+            batch.put(storeKey(key), value)
         }
+    }
+
+    /// Where a state entry is stored: `s/` and the state key.
+    public static func storeKey(_ key: StoreKey) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(statePrefix.count + key.count)
+        bytes.append(contentsOf: statePrefix)
+        key.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        return bytes
     }
 
     /// Reads the state back and rebuilds its Merkle tree.
     public static func load(from store: any KeyValueReader) throws(StoreError) -> ChainState {
         var entries: [StoreKey: [UInt8]] = [:]
         for pair in try store.scan(.prefix(statePrefix)) {
-            entries[StoreKey(Array(pair.key.dropFirst(statePrefix.count)))] = pair.value
+            guard let key = StoreKey(validating: pair.key.dropFirst(statePrefix.count)) else {
+                throw .damaged(path: "", detail: "state key \(Hex.encode(pair.key)) is longer than \(StoreKey.capacity) bytes")
+            }
+            entries[key] = pair.value
         }
         return ChainState(entries: entries)
     }

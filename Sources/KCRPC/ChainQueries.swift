@@ -30,7 +30,7 @@ struct ChainQueries {
     }
 
     func state<T: CanonicalDecodable>(_ type: T.Type, _ key: StoreKey, what: String) throws -> T? {
-        try read(type, raw: StatePersistence.statePrefix + key.bytes, what: what)
+        try read(type, raw: StatePersistence.storeKey(key), what: what)
     }
 
     var height: UInt64 {

@@ -326,7 +326,7 @@ struct BlockExecutor {
         for (key, value) in state.changes {
             // A key written and deleted within the block that never existed before is no change.
             if value == nil && state.base.get(key) == nil { continue }
-            trieChanges.append(StateTrie.Change(path: Blake2b.hash256(key.bytes), valueHash: value.map { Blake2b.hash256($0) }))
+            trieChanges.append(StateTrie.Change(path: Blake2b.hash256(key), valueHash: value.map { Blake2b.hash256($0) }))
         }
         trie.apply(trieChanges)
         let outcome = BlockOutcome(height: height, stateRoot: trie.rootHash, receipts: receipts, eventChanges: eventChanges,

@@ -3,37 +3,77 @@ import KCCrypto
 import KCTypes
 
 
-/// A state key's bytes. Hashes its bytes in one call (an `[UInt8]` key would feed the hasher
-/// byte by byte, which showed up at the top of the block-execution profile).
+/// A state key's bytes, held inline (no heap buffer): up to `capacity` bytes.
+///
+/// The chain state is a dictionary of some hundred thousand entries; with the key bytes
+/// inline, hashing and comparing a key during a look-up reads the dictionary's own storage
+/// instead of chasing a pointer to a separate array (that miss was the largest single cost of
+/// block execution). Every state key is a short ASCII prefix and at most 32 bytes of binary.
 public struct StoreKey: Hashable, Sendable, Comparable, CustomStringConvertible {
-    public let bytes: [UInt8]
+    /// The longest key: "stake/" or "event/" and 32 bytes is 38; the limit leaves room.
+    public static let capacity = 48
 
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    private var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0, w3: UInt64 = 0, w4: UInt64 = 0, w5: UInt64 = 0
+    public let count: Int
 
-    /// A prefix and a 32-byte value, built without intermediate arrays.
-    init(_ prefix: StaticString, _ value: Bytes32) {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(prefix.utf8CodeUnitCount + 32)
-        bytes.append(contentsOf: UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount))
-        value.withUnsafeBytes { bytes.append(contentsOf: $0) }
-        self.bytes = bytes
+    /// Precondition: at most `capacity` bytes (keys come from `StateKey` or from a store the
+    /// node wrote; `init?(validating:)` is for anything else).
+    public init(_ bytes: [UInt8]) {
+        precondition(bytes.count <= Self.capacity, "state key of \(bytes.count) bytes exceeds \(Self.capacity)")
+        count = bytes.count
+        bytes.withUnsafeBytes { source in
+            guard let base = source.baseAddress else { return }
+            withUnsafeMutableBytes(of: &self) { $0.baseAddress!.copyMemory(from: base, byteCount: source.count) }
+        }
     }
 
+    /// nil when the bytes are too long to be a state key.
+    public init?<Bytes: Collection>(validating bytes: Bytes) where Bytes.Element == UInt8 {
+        guard bytes.count <= Self.capacity else { return nil }
+        self.init(Array(bytes))
+    }
+
+    /// A prefix and a 32-byte value, built in place.
+    init(_ prefix: StaticString, _ value: Bytes32) {
+        let prefixCount = prefix.utf8CodeUnitCount
+        precondition(prefixCount + 32 <= Self.capacity, "state key prefix too long")
+        count = prefixCount + 32
+        withUnsafeMutableBytes(of: &self) { raw in
+            raw.baseAddress!.copyMemory(from: prefix.utf8Start, byteCount: prefixCount)
+            Swift.withUnsafeBytes(of: value) { raw.baseAddress!.advanced(by: prefixCount).copyMemory(from: $0.baseAddress!, byteCount: 32) }
+        }
+    }
+
+    /// Calls `body` with the key's bytes, without copying them out.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var copy = self
+        return try Swift.withUnsafeBytes(of: &copy) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+    }
+
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
     public func hash(into hasher: inout Hasher) {
-        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        // Unused trailing bytes are zero, so equal keys feed equal words.
+        hasher.combine(w0); hasher.combine(w1); hasher.combine(w2)
+        hasher.combine(w3); hasher.combine(w4); hasher.combine(w5)
     }
 
     public static func == (lhs: StoreKey, rhs: StoreKey) -> Bool {
-        lhs.bytes.count == rhs.bytes.count && compare(lhs, rhs) == 0
+        lhs.w0 == rhs.w0 && lhs.w1 == rhs.w1 && lhs.w2 == rhs.w2 && lhs.w3 == rhs.w3
+            && lhs.w4 == rhs.w4 && lhs.w5 == rhs.w5 && lhs.count == rhs.count
     }
 
     public static func < (lhs: StoreKey, rhs: StoreKey) -> Bool { compare(lhs, rhs) < 0 }
 
     /// memcmp order (`ByteOrder`), as RocksDB sorts the stored keys.
-    static func compare(_ lhs: StoreKey, _ rhs: StoreKey) -> Int { ByteOrder.compare(lhs.bytes, rhs.bytes) }
+    static func compare(_ lhs: StoreKey, _ rhs: StoreKey) -> Int {
+        lhs.withUnsafeBytes { left in rhs.withUnsafeBytes { right in ByteOrder.compare(left, right) } }
+    }
 
-    public var description: String { Hex.encode(bytes) }
+    public var description: String { withUnsafeBytes { Hex.encode($0) } }
 }
+
+extension StoreKey: ContiguousBytes {}
 
 /// State keys: a short ASCII prefix, then fixed-size binary parts. Listed in specs/runtime.md.
 public enum StateKey {
@@ -78,7 +118,7 @@ public struct ChainState: Sendable {
     /// Rebuilds a state from stored entries (node start-up).
     public init(entries: [StoreKey: [UInt8]]) {
         self.entries = entries
-        trie.apply(entries.map { StateTrie.Change(path: Blake2b.hash256($0.key.bytes), valueHash: Blake2b.hash256($0.value)) })
+        trie.apply(entries.map { StateTrie.Change(path: Blake2b.hash256($0.key), valueHash: Blake2b.hash256($0.value)) })
     }
 
     public var root: Hash256 { trie.rootHash }
@@ -96,7 +136,7 @@ public struct ChainState: Sendable {
     }
 
     /// A proof for the entry at `key` (or its absence) against `root`.
-    public func proof(key: StoreKey) -> StateTrie.Proof { trie.proof(path: Blake2b.hash256(key.bytes)) }
+    public func proof(key: StoreKey) -> StateTrie.Proof { trie.proof(path: Blake2b.hash256(key)) }
 
     public func decode<T: CanonicalDecodable>(_ type: T.Type, at key: StoreKey) -> T? {
         guard let bytes = entries[key] else { return nil }

@@ -16,24 +16,50 @@ import KCCrypto
 /// execution can build a new root while the committed tree stays intact. A batch update
 /// allocates and hashes only the nodes on changed paths, each once.
 public struct StateTrie: Sendable {
-    final class Node: Sendable {
-        enum Kind: Sendable {
-            case leaf(path: Hash256, valueHash: Hash256)
-            case branch(left: Node?, right: Node?)
-        }
+    /// A node does not store its own hash: its parent does (a branch keeps both children's
+    /// hashes), so re-hashing a changed path never reads the untouched siblings' memory, and
+    /// the root's hash is kept beside the root.
+    class Node: @unchecked Sendable {
+        // @unchecked: immutable after construction; the subclasses hold only `let`s.
+        let isLeaf: Bool
+        init(isLeaf: Bool) { self.isLeaf = isLeaf }
+    }
 
-        let kind: Kind
+    final class Leaf: Node, @unchecked Sendable {
+        let path: Hash256
+        let valueHash: Hash256
+        init(path: Hash256, valueHash: Hash256) {
+            self.path = path
+            self.valueHash = valueHash
+            super.init(isLeaf: true)
+        }
+    }
+
+    final class Branch: Node, @unchecked Sendable {
+        let left: Node?, right: Node?
+        let leftHash: Hash256, rightHash: Hash256
+        init(left: Subtree, right: Subtree) {
+            precondition(left.node != nil || right.node != nil, "a branch has at least one child")
+            self.left = left.node
+            self.right = right.node
+            leftHash = left.hash
+            rightHash = right.hash
+            super.init(isLeaf: false)
+        }
+    }
+
+    /// A subtree and its hash (the zero hash when empty).
+    struct Subtree {
+        let node: Node?
         let hash: Hash256
+        static let empty = Subtree(node: nil, hash: .zero)
 
-        init(leafPath path: Hash256, valueHash: Hash256) {
-            kind = .leaf(path: path, valueHash: valueHash)
-            hash = StateTrie.leafHash(path: path, valueHash: valueHash)
+        static func leaf(path: Hash256, valueHash: Hash256) -> Subtree {
+            Subtree(node: Leaf(path: path, valueHash: valueHash), hash: leafHash(path: path, valueHash: valueHash))
         }
 
-        init(left: Node?, right: Node?) {
-            precondition(left != nil || right != nil, "a branch has at least one child")
-            kind = .branch(left: left, right: right)
-            hash = StateTrie.branchHash(left: left?.hash ?? .zero, right: right?.hash ?? .zero)
+        static func branch(left: Subtree, right: Subtree) -> Subtree {
+            Subtree(node: Branch(left: left, right: right), hash: branchHash(left: left.hash, right: right.hash))
         }
     }
 
@@ -47,12 +73,12 @@ public struct StateTrie: Sendable {
         }
     }
 
-    private var root: Node?
+    private var root = Subtree.empty
     public private(set) var count: Int = 0
 
     public init() {}
 
-    public var rootHash: Hash256 { root?.hash ?? .zero }
+    public var rootHash: Hash256 { root.hash }
 
     static func leafHash(path: Hash256, valueHash: Hash256) -> Hash256 {
         Blake2b.hash256(tag: 0, path, valueHash)
@@ -75,15 +101,16 @@ public struct StateTrie: Sendable {
         precondition(count >= 0, "trie entry count went negative")
     }
 
-    private static func update(_ node: Node?, depth: Int, changes: ArraySlice<Change>, countDelta: inout Int) -> Node? {
-        if changes.isEmpty { return node }
-        guard let node else {
+    private static func update(_ subtree: Subtree, depth: Int, changes: ArraySlice<Change>, countDelta: inout Int) -> Subtree {
+        if changes.isEmpty { return subtree }
+        guard let node = subtree.node else {
             let inserts = changes.compactMap { change in change.valueHash.map { (change.path, $0) } }
             countDelta += inserts.count
             return build(inserts[...], depth: depth)
         }
-        switch node.kind {
-        case .leaf(let path, let valueHash):
+        if node.isLeaf {
+            let leaf = unsafeDowncast(node, to: Leaf.self)
+            let path = leaf.path
             // Merge the existing leaf into the change list unless a change replaces it.
             var entries: [(Hash256, Hash256)] = []
             entries.reserveCapacity(changes.count + 1)
@@ -99,36 +126,39 @@ public struct StateTrie: Sendable {
             }
             if !replaced {
                 let position = entries.firstIndex { path < $0.0 } ?? entries.count
-                entries.insert((path, valueHash), at: position)
+                entries.insert((path, leaf.valueHash), at: position)
             }
             return build(entries[...], depth: depth)
-        case .branch(let left, let right):
-            precondition(depth < 256, "trie deeper than the key length")
-            let split = changes.firstIndex { $0.path.bit(at: depth) } ?? changes.endIndex
-            let newLeft = update(left, depth: depth + 1, changes: changes[..<split], countDelta: &countDelta)
-            let newRight = update(right, depth: depth + 1, changes: changes[split...], countDelta: &countDelta)
-            return normalized(left: newLeft, right: newRight)
         }
+        let branch = unsafeDowncast(node, to: Branch.self)
+        precondition(depth < 256, "trie deeper than the key length")
+        let split = changes.firstIndex { $0.path.bit(at: depth) } ?? changes.endIndex
+        let newLeft = update(Subtree(node: branch.left, hash: branch.leftHash), depth: depth + 1,
+                             changes: changes[..<split], countDelta: &countDelta)
+        let newRight = update(Subtree(node: branch.right, hash: branch.rightHash), depth: depth + 1,
+                              changes: changes[split...], countDelta: &countDelta)
+        return normalized(left: newLeft, right: newRight)
     }
 
     /// A branch that holds a single leaf collapses into that leaf, keeping the tree compact.
-    private static func normalized(left: Node?, right: Node?) -> Node? {
-        switch (left, right) {
-        case (nil, nil): return nil
-        case (let only?, nil), (nil, let only?):
-            if case .leaf = only.kind { return only }
-            return Node(left: left, right: right)
-        case (let l?, let r?): return Node(left: l, right: r)
+    private static func normalized(left: Subtree, right: Subtree) -> Subtree {
+        switch (left.node, right.node) {
+        case (nil, nil): return .empty
+        case (let only?, nil):
+            return only.isLeaf ? left : .branch(left: left, right: right)
+        case (nil, let only?):
+            return only.isLeaf ? right : .branch(left: left, right: right)
+        case (_?, _?): return .branch(left: left, right: right)
         }
     }
 
     /// Builds the subtree for sorted, distinct entries.
-    private static func build(_ entries: ArraySlice<(Hash256, Hash256)>, depth: Int) -> Node? {
-        if entries.isEmpty { return nil }
-        if entries.count == 1 { return Node(leafPath: entries.first!.0, valueHash: entries.first!.1) }
+    private static func build(_ entries: ArraySlice<(Hash256, Hash256)>, depth: Int) -> Subtree {
+        if entries.isEmpty { return .empty }
+        if entries.count == 1 { return .leaf(path: entries.first!.0, valueHash: entries.first!.1) }
         precondition(depth < 256, "two entries share a 256-bit path")
         let split = entries.firstIndex { $0.0.bit(at: depth) } ?? entries.endIndex
-        return Node(left: build(entries[..<split], depth: depth + 1), right: build(entries[split...], depth: depth + 1))
+        return .branch(left: build(entries[..<split], depth: depth + 1), right: build(entries[split...], depth: depth + 1))
     }
 
     // MARK: proofs
@@ -176,18 +206,18 @@ public struct StateTrie: Sendable {
 
     public func proof(path: Hash256) -> Proof {
         var siblings: [Hash256] = []
-        var node = root
+        var node = root.node
         var depth = 0
         while let current = node {
-            switch current.kind {
-            case .leaf(let leafPath, let valueHash):
-                return Proof(siblings: siblings, terminal: .leaf(path: leafPath, valueHash: valueHash))
-            case .branch(let left, let right):
-                let goRight = path.bit(at: depth)
-                siblings.append((goRight ? left : right)?.hash ?? .zero)
-                node = goRight ? right : left
-                depth += 1
+            if current.isLeaf {
+                let leaf = unsafeDowncast(current, to: Leaf.self)
+                return Proof(siblings: siblings, terminal: .leaf(path: leaf.path, valueHash: leaf.valueHash))
             }
+            let branch = unsafeDowncast(current, to: Branch.self)
+            let goRight = path.bit(at: depth)
+            siblings.append(goRight ? branch.leftHash : branch.rightHash)
+            node = goRight ? branch.right : branch.left
+            depth += 1
         }
         return Proof(siblings: siblings, terminal: .empty)
     }
