@@ -5,8 +5,9 @@
 // DRIVER CONTRACT (also in specs/consensus.md). A host that runs this core must:
 //  1. Feed every input through `apply` and carry out the returned effects in order.
 //  2. On `.signVote` / `.signProposal`: have the signer check the message against the last
-//     signed height/round/step and persist it (synced) BEFORE the signature leaves; then
-//     broadcast it and feed the signed message back to the core as `.vote` / `.proposal`.
+//     signed height/round/step and make it durable BEFORE the signature leaves (a synced
+//     signer record, or the signed message synced into the WAL from which the signer is
+//     restored at start-up); then broadcast it and feed it back as `.vote` / `.proposal`.
 //  3. Append every input to the consensus WAL before applying it; after a crash, rebuild the
 //     core with `startHeight` and replay the WAL's inputs for that height. Effects replayed
 //     from the WAL re-sign only identical bytes (the signer returns the identical signature).

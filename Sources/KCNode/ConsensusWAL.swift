@@ -109,8 +109,10 @@ public final class ConsensusWAL {
     }
 
     /// Empties the log (a new height starts; the decided block is already in the store).
+    /// Not synced by itself: the next synced append carries the cut to disk with it, and until
+    /// then a power cut can at worst bring back the old records.
     public func reset() throws(Failure) {
-        guard ftruncate(descriptor, 0) == 0, lseek(descriptor, 0, SEEK_SET) >= 0, fsync(descriptor) == 0 else {
+        guard ftruncate(descriptor, 0) == 0, lseek(descriptor, 0, SEEK_SET) >= 0 else {
             throw Failure(message: "cannot reset WAL \(path): \(FileIO.errorText(errno))")
         }
         sizeBytes = 0

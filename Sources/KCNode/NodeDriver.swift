@@ -95,12 +95,18 @@ public final class NodeDriver {
         store = try RocksDBStore(path: home.dataDirectory + "/store")
         blocks = BlockStore(store: store)
         state = try blocks.open(genesis: genesis, runtime: runtime)
-        signer = try PersistentSigner(key: key, chainID: genesis.chainID, store: store, signatures: signatures)
+        // The signer's record is written unsynced: each own vote and proposal is synced into
+        // the WAL before it leaves, and the latest of them is handed back to the signer here.
+        signer = try PersistentSigner(key: key, chainID: genesis.chainID, store: store, signatures: signatures, syncWrites: false)
         wal = try ConsensusWAL(path: home.dataDirectory + "/consensus.wal")
         if wal.truncatedBytes > 0 {
             log.warning("cut damaged bytes from the end of the consensus WAL; continuing", ["bytes": "\(wal.truncatedBytes)"])
         }
         recoveredWAL = wal.recovered.compactMap { try? WALRecord.decode(exactly: $0) }
+        if let latest = LastSigned.latest(signedBy: key.publicKey, in: recoveredWAL), try signer.restore(latest) {
+            log.info("signer state restored from the consensus WAL", ["height": "\(latest.height)", "round": "\(latest.round)",
+                                                                      "step": "\(latest.step)"])
+        }
         mempool = Mempool(runtime: runtime,
                           limits: .init(maxTransactions: config.mempoolMaxTransactions, maxBytes: config.mempoolMaxBytes),
                           signatures: signatures)
@@ -436,8 +442,11 @@ public final class NodeDriver {
         signedProposals.removeAll()
         timers.removeAll()
         if replay.isEmpty {
+            // Neither is synced: nothing has left the node for this height yet, and the first
+            // own vote's sync carries both to disk. A power cut before it may leave the old
+            // height's records, which replay skips by their height marker.
             try wal.reset()
-            try wal.append(WALRecord.height(height).canonicalBytes, sync: true)
+            try wal.append(WALRecord.height(height).canonicalBytes, sync: false)
             crash?.reached(.afterWALHeight, height: height)
         } else {
             log.info("replaying the consensus WAL", ["height": "\(height)", "records": "\(replay.count)"])
@@ -469,12 +478,15 @@ public final class NodeDriver {
     }
 
     /// Feeds an input, appending it to the WAL first unless it is being replayed from there.
-    /// Own votes and proposals are synced before they leave (driver contract 2); peers' inputs
-    /// are written unsynced (a crash loses only what peers will send again).
+    /// Own votes and proposals are synced before they leave (driver contract 2), and that sync
+    /// also carries every record before them. Everything else is written unsynced: a power cut
+    /// loses only inputs that left no trace outside this node (peers send theirs again, timers
+    /// are scheduled again). Own messages signed while replaying are new to the WAL and are
+    /// logged too, since vote gossip may send them later.
     func feed(_ input: ConsensusInput<Block>, logged: Bool = true, record: WALRecord? = nil, own: Bool = false) throws {
         guard core != nil else { return }
-        if logged && !replaying, let record = record ?? walRecord(input) {
-            try wal.append(record.canonicalBytes, sync: own || isLocal(input))
+        if logged && (!replaying || own), let record = record ?? walRecord(input) {
+            try wal.append(record.canonicalBytes, sync: own)
         }
         let before = core!.step
         try perform(core!.apply(input))
@@ -488,13 +500,6 @@ public final class NodeDriver {
         let elapsed = now - stepStartedAt
         stepStartedAt = now
         monitor.update { $0.lastStepMilliseconds[Int(step.rawValue)] = elapsed }
-    }
-
-    func isLocal(_ input: ConsensusInput<Block>) -> Bool {
-        switch input {
-        case .timeout, .proposeValue: return true
-        case .proposal, .vote: return false
-        }
     }
 
     /// The WAL form of an input; proposals need their signature, so their callers pass it.

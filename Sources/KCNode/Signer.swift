@@ -1,4 +1,5 @@
 import KCCodec
+import KCConsensus
 import KCCrypto
 import KCStorage
 import KCTypes
@@ -55,12 +56,43 @@ public struct LastSigned: Equatable, Sendable, CanonicalCodable {
     }
 
     var position: String { "height \(height) round \(round) step \(step)" }
+
+    static func step(of kind: VoteKind) -> UInt8 { kind == .prevote ? 1 : 2 }
+
+    /// The latest proposal or vote `key` signed among consensus WAL records, as the signer
+    /// would have recorded it; nil if there is none.
+    public static func latest(signedBy key: PublicKey, in records: [WALRecord]) -> LastSigned? {
+        var latest: LastSigned? = nil
+        for record in records {
+            let candidate: LastSigned
+            switch record {
+            case .proposal(let signed) where signed.proposal.proposer == key:
+                candidate = LastSigned(height: signed.proposal.height, round: signed.proposal.round, step: 0,
+                                       signedBytes: ProposalSigning.bytes(signed.proposal), signature: signed.signature)
+            case .vote(let signed) where signed.vote.validator == key:
+                candidate = LastSigned(height: signed.vote.height, round: signed.vote.round, step: step(of: signed.vote.kind),
+                                       signedBytes: signed.vote.canonicalBytes, signature: signed.signature)
+            default:
+                continue
+            }
+            if let current = latest,
+               (candidate.height, candidate.round, candidate.step) <= (current.height, current.round, current.step) { continue }
+            latest = candidate
+        }
+        return latest
+    }
 }
 
 /// A consensus signer that cannot be talked into double signing (after CometBFT's privval and
 /// Aptos' safety rules): it keeps the last signed height/round/step with its bytes and
 /// signature, refuses any regression, returns the identical signature for identical bytes,
-/// and makes the record durable (a synced write) before a signature leaves.
+/// and makes the record durable before a signature leaves.
+///
+/// Durability comes in one of two ways. By default every record is a synced write of its own.
+/// With `syncWrites: false` the record is written unsynced and the caller takes on the rest:
+/// it must make each signature durable in its own log before the signature leaves the process,
+/// and on start-up hand the latest one found there to `restore(_:)`. The node does this with
+/// its consensus WAL (which must sync own votes anyway), so a vote costs one fsync, not two.
 public final class PersistentSigner: @unchecked Sendable {
     // @unchecked: `last` is only touched under `lock`.
     public static let storeKey: [UInt8] = Array("v/last".utf8)
@@ -72,12 +104,15 @@ public final class PersistentSigner: @unchecked Sendable {
     private var last: LastSigned?
     /// Where this node remembers verified signatures: its own go in as they are made.
     private let signatures: SignatureCache?
+    private let syncWrites: Bool
 
-    public init(key: SigningKey, chainID: String, store: any KeyValueStore, signatures: SignatureCache? = nil) throws(SignerError) {
+    public init(key: SigningKey, chainID: String, store: any KeyValueStore, signatures: SignatureCache? = nil,
+                syncWrites: Bool = true) throws(SignerError) {
         self.key = key
         self.chainID = chainID
         self.store = store
         self.signatures = signatures
+        self.syncWrites = syncWrites
         do {
             if let bytes = try store.get(Self.storeKey) {
                 do { last = try LastSigned.decode(exactly: bytes) } catch {
@@ -96,7 +131,7 @@ public final class PersistentSigner: @unchecked Sendable {
 
     public func signVote(_ vote: Vote) throws(SignerError) -> SignedVote {
         precondition(vote.validator == key.publicKey, "asked to sign a vote for another key")
-        let step: UInt8 = vote.kind == .prevote ? 1 : 2
+        let step = LastSigned.step(of: vote.kind)
         let message = vote.canonicalBytes
         return try lock.locked { () throws(SignerError) -> SignedVote in
             if let last, last.height == vote.height, last.round == vote.round, last.step == step {
@@ -133,16 +168,35 @@ public final class PersistentSigner: @unchecked Sendable {
         let signature = signatures?.sign(domain.signingBytes(chainID: chainID, message: message), with: key)
             ?? key.sign(domain: domain, chainID: chainID, message: message)
         let record = LastSigned(height: height, round: round, step: step, signedBytes: message, signature: signature)
+        // Synced: durable before the signature exists anywhere but this stack frame. Unsynced:
+        // the caller's log makes it durable before it leaves (see the type's documentation).
+        try persist(record, sync: syncWrites)
+        last = record
+        return signature
+    }
+
+    private func persist(_ record: LastSigned, sync: Bool) throws(SignerError) {
         var batch = WriteBatch()
         batch.put(Self.storeKey, record.canonicalBytes)
         do {
-            // Durable before the signature exists anywhere but this stack frame.
-            try store.write(batch, sync: true)
+            try store.write(batch, sync: sync)
         } catch {
             throw .storage("cannot persist the last-signed record: \(error)")
         }
-        last = record
-        return signature
+    }
+
+    /// Start-up, with `syncWrites: false`: adopts `record` (the latest signature found in the
+    /// caller's durable log) when it is later than the stored record, which a power cut may
+    /// have lost. Returns whether it was adopted. A record for the step already stored is
+    /// left alone: both came from this signer, which never signs two things at one step.
+    @discardableResult
+    public func restore(_ record: LastSigned) throws(SignerError) -> Bool {
+        try lock.locked { () throws(SignerError) -> Bool in
+            if let last, (record.height, record.round, record.step) <= (last.height, last.round, last.step) { return false }
+            try persist(record, sync: true)
+            last = record
+            return true
+        }
     }
 
     /// The optional look-back check: refuse to start signing if this key's precommit is in any
