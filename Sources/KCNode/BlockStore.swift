@@ -14,12 +14,17 @@ public final class BlockStore {
     public let store: any KeyValueStore
     static let heightKey: [UInt8] = Array("m/height".utf8)
     static let genesisKey: [UInt8] = Array("m/genesis-hash".utf8)
+    static let formatKey: [UInt8] = Array("m/format".utf8)
+    /// The layout of the store (specs/storage.md). 1: before this marker existed; 2: the
+    /// author and kind indexes grouped per block. A node opens only its own format.
+    public static let format: UInt32 = 2
 
     public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
         case storage(StoreError)
         case corrupt(String)
         case wrongChain(stored: Hash256, expected: Hash256)
         case outOfOrder(expected: UInt64, found: UInt64)
+        case unsupportedFormat(found: UInt32, expected: UInt32)
 
         public var description: String {
             switch self {
@@ -28,6 +33,8 @@ public final class BlockStore {
             case .wrongChain(let stored, let expected):
                 return "the data directory belongs to the chain with genesis \(stored.hex.prefix(12))…, not \(expected.hex.prefix(12))…; use another home or reset this one"
             case .outOfOrder(let expected, let found): return "block \(found) cannot be stored before block \(expected)"
+            case .unsupportedFormat(let found, let expected):
+                return "the data directory has store format \(found) and this node reads format \(expected); there is no migration between them: move the data directory aside and let the node sync from its peers"
             }
         }
     }
@@ -58,6 +65,13 @@ public final class BlockStore {
         if let stored {
             guard stored.count == 32 else { throw .corrupt("the genesis hash marker") }
             guard stored == genesis.hash.bytes else { throw .wrongChain(stored: Hash256(stored), expected: genesis.hash) }
+            let format: UInt32
+            do {
+                format = try store.get(Self.formatKey).map { bytes throws(Failure) in
+                    do { return try UInt32.decode(exactly: bytes) } catch { throw .corrupt("the store format marker: \(error)") }
+                } ?? 1
+            } catch let failure as Failure { throw failure } catch { throw .storage(error as! StoreError) }
+            guard format == Self.format else { throw .unsupportedFormat(found: format, expected: Self.format) }
             let state: ChainState
             do { state = try StatePersistence.load(from: store) } catch { throw .storage(error) }
             let height = try height()
@@ -70,6 +84,7 @@ public final class BlockStore {
         var batch = WriteBatch()
         StatePersistence.add(state, to: &batch)
         batch.put(Self.genesisKey, genesis.hash.bytes)
+        batch.put(Self.formatKey, Self.format.canonicalBytes)
         batch.put(Self.heightKey, UInt64(0).canonicalBytes)
         do { try store.write(batch, sync: true) } catch { throw .storage(error) }
         return state

@@ -115,30 +115,49 @@ struct ChainQueries {
 
     // MARK: lists with cursors
 
-    /// Events whose ids end the index keys under `prefix`, in key order, after the opaque
-    /// `cursor` (the hex of the last key returned), at most `limit`.
-    func eventPage(prefix: [UInt8], cursor: String?, limit: Int, filter: (EventRecord) -> Bool = { _ in true }) throws -> JSONValue {
+    /// Events listed by the index under `prefix`, in order, after the opaque `cursor`, at most
+    /// `limit`. An entry's position is `key ‖ event id`: in an ungrouped index that is the key
+    /// itself; in a grouped one (`grouped`: author, kind) each key holds a block's sorted ids.
+    /// The cursor is the hex of the last position returned.
+    func eventPage(prefix: [UInt8], grouped: Bool = false, cursor: String?, limit: Int,
+                   filter: (EventRecord) -> Bool = { _ in true }) throws -> JSONValue {
         var lower = prefix
+        var after: [UInt8]? = nil
         if let cursor {
-            guard let key = Hex.decode(cursor), key.starts(with: prefix) else {
+            guard let position = Hex.decode(cursor), position.starts(with: prefix), position.count >= prefix.count + 32 else {
                 throw RPCError.badRequest("cursor '\(cursor.prefix(80))' does not belong to this list")
             }
-            lower = key + [0]
+            // A grouped key may hold entries after the cursor: start at that key and skip.
+            lower = grouped ? Array(position.dropLast(32)) : position + [0]
+            after = position
         }
         guard let upper = KeyRange.prefix(prefix).upper else { throw RPCError.badRequest("empty index prefix") }
         var items: [JSONValue] = []
         var last: [UInt8]? = nil
         var more = false
-        var scanned = 0
-        // Filtered lists may skip entries; the scan is bounded so one request stays cheap.
-        for pair in try snapshot.scan(KeyRange(lower: lower, upper: upper), limit: Self.maxWalk, reverse: false) {
-            scanned += 1
-            if items.count == limit { more = true; break }
-            last = pair.key
-            guard let id = EventIndexKey.eventID(fromKey: pair.key), let record = try event(id), filter(record) else { continue }
-            items.append(try eventView(id, record))
+        var walked = 0
+        // Filtered lists may skip entries; the walk is bounded so one request stays cheap.
+        scan: for pair in try snapshot.scan(KeyRange(lower: lower, upper: upper), limit: Self.maxWalk, reverse: false) {
+            let entries: [([UInt8], Hash256)]
+            if grouped {
+                guard let ids = EventIndexKey.groupedIDs(pair.value) else {
+                    throw RPCError(.internalServerError, "store_damaged", "index entry \(Hex.encode(pair.key)) is not a list of ids")
+                }
+                entries = ids.map { (pair.key + $0.bytes, $0) }
+            } else {
+                guard let id = EventIndexKey.eventID(fromKey: pair.key) else { continue }
+                entries = [(pair.key, id)]
+            }
+            for (position, id) in entries {
+                if let after, ByteOrder.compare(position, after) <= 0 { continue }
+                if items.count == limit || walked == Self.maxWalk { more = true; break scan }
+                walked += 1
+                last = position
+                guard let record = try event(id), filter(record) else { continue }
+                items.append(try eventView(id, record))
+            }
         }
-        if scanned == Self.maxWalk && !more { more = true }
+        if walked == Self.maxWalk && !more { more = true }
         return .object([("events", .array(items)), ("next_cursor", more ? (last.map { .string(Hex.encode($0)) } ?? .null) : .null)])
     }
 

@@ -115,7 +115,7 @@ public struct Routes: Sendable {
         let q = queries
         if let author = query["author"] {
             let key = try Parse.key(String(author), what: "author")
-            return try q.eventPage(prefix: EventIndexKey.authorPrefix(key), cursor: cursor, limit: limit) { record in
+            return try q.eventPage(prefix: EventIndexKey.authorPrefix(key), grouped: true, cursor: cursor, limit: limit) { record in
                 (status == nil || record.status == status) && (kind == nil || record.header.kind == kind)
             }
         }
@@ -128,7 +128,7 @@ public struct Routes: Sendable {
         }
         if let kind {
             guard !kind.isEmpty, kind.utf8.count <= 256 else { throw RPCError.badRequest("kind must be 1 to 256 bytes") }
-            return try q.eventPage(prefix: EventIndexKey.kindPrefix(kind), cursor: cursor, limit: limit) { record in
+            return try q.eventPage(prefix: EventIndexKey.kindPrefix(kind), grouped: true, cursor: cursor, limit: limit) { record in
                 status == nil || record.status == status
             }
         }

@@ -254,11 +254,16 @@ public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 /// Keys of the query indexes the runtime writes beside the state (not in the state root).
+///
+/// The author and kind indexes are grouped per block: one key per (author, height) and per
+/// (kind, height) whose value is the ids of that block's events, sorted and concatenated
+/// (`groupedIDs`). A list position in them is still `key ‖ event id`, the key an ungrouped
+/// index would have used, so cursors look the same for every index.
 public enum EventIndexKey {
-    public static func byAuthor(_ author: PublicKey, height: UInt64, event: Hash256) -> [UInt8] {
-        var key = Array("ix/author/".utf8) + author.bytes32.bytes
+    public static func byAuthor(_ author: PublicKey, height: UInt64) -> [UInt8] {
+        var key = authorPrefix(author)
         withUnsafeBytes(of: height.bigEndian) { key.append(contentsOf: $0) }
-        return key + event.bytes
+        return key
     }
 
     public static func authorPrefix(_ author: PublicKey) -> [UInt8] { Array("ix/author/".utf8) + author.bytes32.bytes }
@@ -277,10 +282,10 @@ public enum EventIndexKey {
 
     /// The length (u16 big-endian) keeps one kind's keys from running into a longer kind that
     /// starts the same way.
-    public static func byKind(_ kind: String, height: UInt64, event: Hash256) -> [UInt8] {
+    public static func byKind(_ kind: String, height: UInt64) -> [UInt8] {
         var key = kindPrefix(kind)
         withUnsafeBytes(of: height.bigEndian) { key.append(contentsOf: $0) }
-        return key + event.bytes
+        return key
     }
 
     public static func kindPrefix(_ kind: String) -> [UInt8] {
@@ -288,9 +293,32 @@ public enum EventIndexKey {
         return Array("ix/kind/".utf8) + [UInt8(truncatingIfNeeded: bytes.count >> 8), UInt8(truncatingIfNeeded: bytes.count)] + bytes
     }
 
-    /// The event id is always the last 32 bytes of an index key.
+    /// In an ungrouped index the event id is the last 32 bytes of the key.
     public static func eventID(fromKey key: [UInt8]) -> Hash256? {
         guard key.count >= 32 else { return nil }
         return Hash256(key[(key.count - 32)...])
+    }
+
+    /// The ids in a grouped index value; nil if the value is not a whole number of ids.
+    public static func groupedIDs(_ value: [UInt8]) -> [Hash256]? {
+        guard value.count % 32 == 0 else { return nil }
+        return stride(from: 0, to: value.count, by: 32).map { Hash256(value[$0..<($0 + 32)]) }
+    }
+
+    /// Groups (key, id) pairs into one write per key: the ids sorted and concatenated. Keys
+    /// come out in byte order, so the result never depends on the order of the input.
+    static func grouped(_ pairs: [([UInt8], Hash256)]) -> [([UInt8], [UInt8])] {
+        var groups: [[UInt8]: [Hash256]] = [:]
+        for (key, id) in pairs { groups[key, default: []].append(id) }
+        // The dictionary's order is never seen: keys and ids are sorted before anything is written.
+        var writes: [([UInt8], [UInt8])] = []
+        writes.reserveCapacity(groups.count)
+        for key in groups.keys.sorted(by: ByteOrder.precedes) {
+            var value: [UInt8] = []
+            value.reserveCapacity(groups[key]!.count * 32)
+            for id in groups[key]!.sorted() { id.withUnsafeBytes { value.append(contentsOf: $0) } }
+            writes.append((key, value))
+        }
+        return writes
     }
 }

@@ -120,6 +120,8 @@ struct BlockExecutor {
     var eventChanges: [EventStatusChange] = []
     var slashes: [SlashRecord] = []
     var indexWrites: [([UInt8], [UInt8])] = []
+    /// Entries of the per-block grouped indexes (author, kind), written at the end of the block.
+    var groupedIndex: [([UInt8], Hash256)] = []
     var ignoredEvidence = 0
     /// Set when a jail, unjail or tombstone happened: the validator set is recomputed at block end.
     var validatorSetDirty = false
@@ -128,6 +130,7 @@ struct BlockExecutor {
     var pendingEventChanges: [EventStatusChange] = []
     var pendingSlashes: [SlashRecord] = []
     var pendingIndexWrites: [([UInt8], [UInt8])] = []
+    var pendingGroupedIndex: [([UInt8], Hash256)] = []
     var pendingGlobal: GlobalRecord? = nil
     var pendingValidatorSetDirty = false
     var pendingQueuePushes: [(StateKey.Queue, Hash256)] = []
@@ -186,6 +189,7 @@ struct BlockExecutor {
             pendingEventChanges.removeAll()
             pendingSlashes.removeAll()
             pendingIndexWrites.removeAll()
+            pendingGroupedIndex.removeAll()
             pendingValidatorSetDirty = false
             pendingQueuePushes.removeAll()
             global = pendingGlobal!
@@ -195,12 +199,14 @@ struct BlockExecutor {
             eventChanges += pendingEventChanges
             slashes += pendingSlashes
             indexWrites += pendingIndexWrites
+            groupedIndex += pendingGroupedIndex
             validatorSetDirty = validatorSetDirty || pendingValidatorSetDirty
             queuePushes += pendingQueuePushes
             pendingQueuePushes.removeAll()
             pendingEventChanges.removeAll()
             pendingSlashes.removeAll()
             pendingIndexWrites.removeAll()
+            pendingGroupedIndex.removeAll()
             pendingValidatorSetDirty = false
             receipts.append(Receipt(transactionHash: transaction.hash, code: .ok, message: "", feePaid: body.fee))
         }
@@ -333,7 +339,7 @@ struct BlockExecutor {
                                    slashes: slashes, validatorSetUpdate: scheduledThisBlock, nextValidators: sets.current,
                                    ignoredEvidence: ignoredEvidence)
         return ExecutedBlock(baseRoot: state.base.root, changes: state.changes, trie: trie, outcome: outcome,
-                             indexWrites: indexWrites)
+                             indexWrites: indexWrites + EventIndexKey.grouped(groupedIndex))
     }
 
     var scheduledThisBlock: ScheduledValidatorSet? = nil

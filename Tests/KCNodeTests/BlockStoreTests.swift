@@ -80,4 +80,31 @@ struct BlockStoreTests {
         other.chainID = "membria-other"
         #expect(throws: BlockStore.Failure.self) { _ = try BlockStore(store: store).open(genesis: other, runtime: Runtime(genesis: other)) }
     }
+
+    @Test func aStoreOfAnotherFormatIsRefusedWithTheReason() throws {
+        let store = MemoryStore()
+        let runtime = Runtime(genesis: Self.genesis)
+        _ = try BlockStore(store: store).open(genesis: Self.genesis, runtime: runtime)
+        #expect(try store.get(Array("m/format".utf8)) == BlockStore.format.canonicalBytes)
+        // A store written before the marker existed is format 1.
+        var batch = WriteBatch()
+        batch.delete(Array("m/format".utf8))
+        try store.write(batch, sync: true)
+        #expect(throws: BlockStore.Failure.unsupportedFormat(found: 1, expected: BlockStore.format)) {
+            _ = try BlockStore(store: store).open(genesis: Self.genesis, runtime: runtime)
+        }
+        batch = WriteBatch()
+        batch.put(Array("m/format".utf8), UInt32(99).canonicalBytes)
+        try store.write(batch, sync: true)
+        do {
+            _ = try BlockStore(store: store).open(genesis: Self.genesis, runtime: runtime)
+            Issue.record("a store of format 99 was opened")
+        } catch {
+            #expect("\(error)".contains("store format 99"))
+        }
+        batch = WriteBatch()
+        batch.put(Array("m/format".utf8), [1, 2])
+        try store.write(batch, sync: true)
+        #expect(throws: BlockStore.Failure.self) { _ = try BlockStore(store: store).open(genesis: Self.genesis, runtime: runtime) }
+    }
 }
