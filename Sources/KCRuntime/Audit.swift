@@ -32,10 +32,10 @@ extension ChainState {
         var audit = SupplyAudit()
         let accountPrefix = Array("acct/".utf8), stakePrefix = Array("stake/".utf8)
         for (key, value) in entries {
-            if key.bytes.starts(with: accountPrefix) {
+            if key.hasPrefix(accountPrefix) {
                 let record = try! AccountRecord.decode(exactly: value)
                 audit.balances = audit.balances.adding(record.balance)!
-            } else if key.bytes.starts(with: stakePrefix) {
+            } else if key.hasPrefix(stakePrefix) {
                 let record = try! StakeRecord.decode(exactly: value)
                 audit.bonded = audit.bonded.adding(record.bonded)!
                 audit.unbonding = audit.unbonding.adding(record.unbondingTotal)!

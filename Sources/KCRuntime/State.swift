@@ -52,6 +52,11 @@ public struct StoreKey: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
+    /// Whether the key starts with `prefix`, without copying the key out.
+    public func hasPrefix(_ prefix: [UInt8]) -> Bool {
+        withUnsafeBytes { key in key.count >= prefix.count && prefix.withUnsafeBytes { ByteOrder.compare(UnsafeRawBufferPointer(rebasing: key[0..<prefix.count]), $0) == 0 } }
+    }
+
     public func hash(into hasher: inout Hasher) {
         // Unused trailing bytes are zero, so equal keys feed equal words.
         hasher.combine(w0); hasher.combine(w1); hasher.combine(w2)

@@ -27,6 +27,12 @@ struct StoreKeyTests {
         }
     }
 
+    @Test func prefixTestMatchesTheBytes() {
+        for a in Self.samples {
+            for b in Self.samples { #expect(StoreKey(a).hasPrefix(b) == a.starts(with: b), "\(a) starts with \(b)") }
+        }
+    }
+
     @Test func trailingZeroBytesMakeADifferentKey() {
         // The unused inline bytes are zero: a key must still differ from itself plus zeros.
         let short = StoreKey([1, 2]), long = StoreKey([1, 2, 0])
