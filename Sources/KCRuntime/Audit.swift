@@ -31,12 +31,14 @@ extension ChainState {
     public func auditSupply() -> SupplyAudit {
         var audit = SupplyAudit()
         let accountPrefix = Array("acct/".utf8), stakePrefix = Array("stake/".utf8)
-        for (key, value) in entries {
+        // Walks the keys only (held inline): a value is read only for the few keys that need it,
+        // instead of touching every value's storage (events, queues) on the way.
+        for key in entries.keys {
             if key.hasPrefix(accountPrefix) {
-                let record = try! AccountRecord.decode(exactly: value)
+                let record = try! AccountRecord.decode(exactly: entries[key]!)
                 audit.balances = audit.balances.adding(record.balance)!
             } else if key.hasPrefix(stakePrefix) {
-                let record = try! StakeRecord.decode(exactly: value)
+                let record = try! StakeRecord.decode(exactly: entries[key]!)
                 audit.bonded = audit.bonded.adding(record.bonded)!
                 audit.unbonding = audit.unbonding.adding(record.unbondingTotal)!
             }

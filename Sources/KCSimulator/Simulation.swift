@@ -290,7 +290,12 @@ public final class Simulation {
     }
 
     /// The next height of the slowest honest node.
-    var minimumHonestHeight: UInt64 { honest.map(\.height).min() ?? 0 }
+    /// Read after every event, so it walks the nodes without building arrays.
+    var minimumHonestHeight: UInt64 {
+        var lowest: UInt64? = nil
+        for node in nodes where node.behaviour == .honest { lowest = min(lowest ?? node.height, node.height) }
+        return lowest ?? 0
+    }
 
     // MARK: events
 
