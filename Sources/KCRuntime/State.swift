@@ -13,7 +13,8 @@ public struct StoreKey: Hashable, Sendable, Comparable, CustomStringConvertible 
     /// The longest key: "stake/" or "event/" and 32 bytes is 38; the limit leaves room.
     public static let capacity = 48
 
-    private var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0, w3: UInt64 = 0, w4: UInt64 = 0, w5: UInt64 = 0
+    /// The bytes, zero after `count` (a homogeneous tuple: laid out contiguously, in order).
+    private var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
     public let count: Int
 
     /// Precondition: at most `capacity` bytes (keys come from `StateKey` or from a store the
@@ -23,7 +24,7 @@ public struct StoreKey: Hashable, Sendable, Comparable, CustomStringConvertible 
         count = bytes.count
         bytes.withUnsafeBytes { source in
             guard let base = source.baseAddress else { return }
-            withUnsafeMutableBytes(of: &self) { $0.baseAddress!.copyMemory(from: base, byteCount: source.count) }
+            withUnsafeMutableBytes(of: &words) { $0.baseAddress!.copyMemory(from: base, byteCount: source.count) }
         }
     }
 
@@ -38,7 +39,7 @@ public struct StoreKey: Hashable, Sendable, Comparable, CustomStringConvertible 
         let prefixCount = prefix.utf8CodeUnitCount
         precondition(prefixCount + 32 <= Self.capacity, "state key prefix too long")
         count = prefixCount + 32
-        withUnsafeMutableBytes(of: &self) { raw in
+        withUnsafeMutableBytes(of: &words) { raw in
             raw.baseAddress!.copyMemory(from: prefix.utf8Start, byteCount: prefixCount)
             Swift.withUnsafeBytes(of: value) { raw.baseAddress!.advanced(by: prefixCount).copyMemory(from: $0.baseAddress!, byteCount: 32) }
         }
@@ -46,7 +47,7 @@ public struct StoreKey: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     /// Calls `body` with the key's bytes, without copying them out.
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        var copy = self
+        var copy = words
         return try Swift.withUnsafeBytes(of: &copy) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
     }
 
@@ -59,13 +60,13 @@ public struct StoreKey: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     public func hash(into hasher: inout Hasher) {
         // Unused trailing bytes are zero, so equal keys feed equal words.
-        hasher.combine(w0); hasher.combine(w1); hasher.combine(w2)
-        hasher.combine(w3); hasher.combine(w4); hasher.combine(w5)
+        hasher.combine(words.0); hasher.combine(words.1); hasher.combine(words.2)
+        hasher.combine(words.3); hasher.combine(words.4); hasher.combine(words.5)
     }
 
     public static func == (lhs: StoreKey, rhs: StoreKey) -> Bool {
-        lhs.w0 == rhs.w0 && lhs.w1 == rhs.w1 && lhs.w2 == rhs.w2 && lhs.w3 == rhs.w3
-            && lhs.w4 == rhs.w4 && lhs.w5 == rhs.w5 && lhs.count == rhs.count
+        lhs.count == rhs.count && lhs.words.0 == rhs.words.0 && lhs.words.1 == rhs.words.1 && lhs.words.2 == rhs.words.2
+            && lhs.words.3 == rhs.words.3 && lhs.words.4 == rhs.words.4 && lhs.words.5 == rhs.words.5
     }
 
     public static func < (lhs: StoreKey, rhs: StoreKey) -> Bool { compare(lhs, rhs) < 0 }
