@@ -173,7 +173,7 @@ public struct CanonicalWriter: Sendable {
         value.encode(to: &self)
     }
 
-    @inlinable @usableFromInline
+    @inlinable
     mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
         withUnsafeBytes(of: value.littleEndian) { storage.append(contentsOf: $0) }
     }
@@ -327,12 +327,12 @@ public struct CanonicalReader: Sendable {
         try T(from: &self)
     }
 
-    @inlinable @usableFromInline
+    @inlinable
     func require(_ count: Int, _ what: String) throws(DecodingError) {
         if remaining < count { throw .truncated(what: what, needed: count - remaining) }
     }
 
-    @inlinable @usableFromInline
+    @inlinable
     mutating func readLittleEndian<T: FixedWidthInteger>(_ type: T.Type, _ what: String) throws(DecodingError) -> T {
         let size = MemoryLayout<T>.size
         try require(size, what)
@@ -375,10 +375,14 @@ public protocol CanonicalTag: CanonicalCodable, RawRepresentable where RawValue 
 }
 
 extension CanonicalTag {
+    @inlinable
     public func encode(to writer: inout CanonicalWriter) { writer.writeVarint(rawValue) }
 
+    /// The name alone labels a read error (an interpolated label would build a string on every
+    /// decode, a visible cost when event records are read).
+    @inlinable
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
-        let tag = try reader.readVarint("\(Self.tagName) tag")
+        let tag = try reader.readVarint(Self.tagName)
         guard let value = Self(rawValue: tag) else { throw .unknownTag(what: Self.tagName, tag: tag) }
         self = value
     }

@@ -194,10 +194,10 @@ extension BlockExecutor {
         state.write(StateKey.event(id), EventRecord(header: header, proposedAtMilliseconds: now))
         push(.attestation, id)
         pendingEventChanges.append(EventStatusChange(eventID: id, from: nil, to: .pending, height: height))
-        pendingGroupedIndex.append((EventIndexKey.byAuthor(sender, height: height), id))
+        pendingEventsByAuthor.append((sender, id))
         pendingIndexWrites.append((EventIndexKey.byArTxID(arTxID, event: id), []))
         for parent in parents { pendingIndexWrites.append((EventIndexKey.child(parent: parent, child: id), [])) }
-        pendingGroupedIndex.append((EventIndexKey.byKind(kind, height: height), id))
+        pendingEventsByKind.append((kind, id))
     }
 
     /// Votes on events that are no longer open (decided or past their deadline earlier in the

@@ -305,20 +305,21 @@ public enum EventIndexKey {
         return stride(from: 0, to: value.count, by: 32).map { Hash256(value[$0..<($0 + 32)]) }
     }
 
-    /// Groups (key, id) pairs into one write per key: the ids sorted and concatenated. Keys
-    /// come out in byte order, so the result never depends on the order of the input.
-    static func grouped(_ pairs: [([UInt8], Hash256)]) -> [([UInt8], [UInt8])] {
-        var groups: [[UInt8]: [Hash256]] = [:]
-        for (key, id) in pairs { groups[key, default: []].append(id) }
-        // The dictionary's order is never seen: keys and ids are sorted before anything is written.
+    /// Groups (group, id) pairs into one write per group, keyed by `key(group)`: the ids
+    /// sorted and concatenated. Writes come out in key byte order, so the result never depends
+    /// on the order of the input (the dictionary's order is never seen).
+    static func grouped<Group: Hashable>(_ pairs: [(Group, Hash256)], key: (Group) -> [UInt8]) -> [([UInt8], [UInt8])] {
+        var groups: [Group: [Hash256]] = [:]
+        for (group, id) in pairs { groups[group, default: []].append(id) }
         var writes: [([UInt8], [UInt8])] = []
         writes.reserveCapacity(groups.count)
-        for key in groups.keys.sorted(by: ByteOrder.precedes) {
+        for (group, ids) in groups {
             var value: [UInt8] = []
-            value.reserveCapacity(groups[key]!.count * 32)
-            for id in groups[key]!.sorted() { id.withUnsafeBytes { value.append(contentsOf: $0) } }
-            writes.append((key, value))
+            value.reserveCapacity(ids.count * 32)
+            for id in ids.sorted() { id.withUnsafeBytes { value.append(contentsOf: $0) } }
+            writes.append((key(group), value))
         }
+        writes.sort { ByteOrder.precedes($0.0, $1.0) }
         return writes
     }
 }

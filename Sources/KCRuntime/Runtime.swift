@@ -121,7 +121,8 @@ struct BlockExecutor {
     var slashes: [SlashRecord] = []
     var indexWrites: [([UInt8], [UInt8])] = []
     /// Entries of the per-block grouped indexes (author, kind), written at the end of the block.
-    var groupedIndex: [([UInt8], Hash256)] = []
+    var eventsByAuthor: [(PublicKey, Hash256)] = []
+    var eventsByKind: [(String, Hash256)] = []
     var ignoredEvidence = 0
     /// Set when a jail, unjail or tombstone happened: the validator set is recomputed at block end.
     var validatorSetDirty = false
@@ -130,7 +131,8 @@ struct BlockExecutor {
     var pendingEventChanges: [EventStatusChange] = []
     var pendingSlashes: [SlashRecord] = []
     var pendingIndexWrites: [([UInt8], [UInt8])] = []
-    var pendingGroupedIndex: [([UInt8], Hash256)] = []
+    var pendingEventsByAuthor: [(PublicKey, Hash256)] = []
+    var pendingEventsByKind: [(String, Hash256)] = []
     var pendingGlobal: GlobalRecord? = nil
     var pendingValidatorSetDirty = false
     var pendingQueuePushes: [(StateKey.Queue, Hash256)] = []
@@ -189,7 +191,8 @@ struct BlockExecutor {
             pendingEventChanges.removeAll()
             pendingSlashes.removeAll()
             pendingIndexWrites.removeAll()
-            pendingGroupedIndex.removeAll()
+            pendingEventsByAuthor.removeAll()
+            pendingEventsByKind.removeAll()
             pendingValidatorSetDirty = false
             pendingQueuePushes.removeAll()
             global = pendingGlobal!
@@ -199,14 +202,16 @@ struct BlockExecutor {
             eventChanges += pendingEventChanges
             slashes += pendingSlashes
             indexWrites += pendingIndexWrites
-            groupedIndex += pendingGroupedIndex
+            eventsByAuthor += pendingEventsByAuthor
+            eventsByKind += pendingEventsByKind
             validatorSetDirty = validatorSetDirty || pendingValidatorSetDirty
             queuePushes += pendingQueuePushes
             pendingQueuePushes.removeAll()
             pendingEventChanges.removeAll()
             pendingSlashes.removeAll()
             pendingIndexWrites.removeAll()
-            pendingGroupedIndex.removeAll()
+            pendingEventsByAuthor.removeAll()
+            pendingEventsByKind.removeAll()
             pendingValidatorSetDirty = false
             receipts.append(Receipt(transactionHash: transaction.hash, code: .ok, message: "", feePaid: body.fee))
         }
@@ -339,7 +344,13 @@ struct BlockExecutor {
                                    slashes: slashes, validatorSetUpdate: scheduledThisBlock, nextValidators: sets.current,
                                    ignoredEvidence: ignoredEvidence)
         return ExecutedBlock(baseRoot: state.base.root, changes: state.changes, trie: trie, outcome: outcome,
-                             indexWrites: indexWrites + EventIndexKey.grouped(groupedIndex))
+                             indexWrites: indexWrites + groupedIndexWrites())
+    }
+
+    /// The grouped author and kind index writes of this block (specs/runtime.md).
+    func groupedIndexWrites() -> [([UInt8], [UInt8])] {
+        EventIndexKey.grouped(eventsByAuthor) { EventIndexKey.byAuthor($0, height: height) }
+            + EventIndexKey.grouped(eventsByKind) { EventIndexKey.byKind($0, height: height) }
     }
 
     var scheduledThisBlock: ScheduledValidatorSet? = nil
