@@ -297,8 +297,10 @@ public struct CanonicalReader: Sendable {
 
     @inlinable
     public mutating func readString(_ what: String, limit: Int) throws(DecodingError) -> String {
-        let raw = try readBytes(what, limit: limit)
-        guard let string = String(validating: raw, as: UTF8.self) else {
+        // Validated straight from the buffer: no intermediate array (short strings then need
+        // no allocation at all).
+        let count = try readLength(what, limit: limit)
+        guard let string = try readFixed(count, what, { String(validating: $0, as: UTF8.self) }) else {
             throw .invalidValue(what: what, reason: "not valid UTF-8")
         }
         return string

@@ -108,6 +108,22 @@ struct CanonicalCodecTests {
         }
     }
 
+    @Test func stringsRoundTripAndInvalidUTF8IsRefused() throws {
+        for text in ["", "a", "schema:Answer", "a string longer than fifteen bytes", "ünïcødé"] {
+            var writer = CanonicalWriter()
+            writer.writeString(text)
+            var reader = CanonicalReader(writer.bytes)
+            #expect(try reader.readString("text", limit: 100) == text)
+            try reader.finish()
+        }
+        var bad = CanonicalReader([2, 0xc3, 0x28])  // a lead byte followed by a non-continuation
+        #expect(throws: DecodingError.invalidValue(what: "text", reason: "not valid UTF-8")) { _ = try bad.readString("text", limit: 100) }
+        var short = CanonicalReader([5, 0x61, 0x62])
+        #expect(throws: DecodingError.truncated(what: "text", needed: 3)) { _ = try short.readString("text", limit: 100) }
+        var long = CanonicalReader([5, 0x61, 0x62, 0x63, 0x64, 0x65])
+        #expect(throws: DecodingError.overLimit(what: "text", length: 5, limit: 4)) { _ = try long.readString("text", limit: 4) }
+    }
+
     @Test func errorsDescribeTheProblem() {
         #expect(DecodingError.truncated(what: "u32", needed: 2).description == "truncated input: 2 more byte(s) needed for u32")
         #expect(DecodingError.overLimit(what: "parents", length: 9, limit: 8).description
