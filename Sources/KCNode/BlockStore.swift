@@ -65,12 +65,12 @@ public final class BlockStore {
         if let stored {
             guard stored.count == 32 else { throw .corrupt("the genesis hash marker") }
             guard stored == genesis.hash.bytes else { throw .wrongChain(stored: Hash256(stored), expected: genesis.hash) }
-            let format: UInt32
-            do {
-                format = try store.get(Self.formatKey).map { bytes throws(Failure) in
-                    do { return try UInt32.decode(exactly: bytes) } catch { throw .corrupt("the store format marker: \(error)") }
-                } ?? 1
-            } catch let failure as Failure { throw failure } catch { throw .storage(error as! StoreError) }
+            let formatBytes: [UInt8]?
+            do { formatBytes = try store.get(Self.formatKey) } catch { throw .storage(error) }
+            var format: UInt32 = 1  // written before the marker existed
+            if let formatBytes {
+                do { format = try UInt32.decode(exactly: formatBytes) } catch { throw .corrupt("the store format marker: \(error)") }
+            }
             guard format == Self.format else { throw .unsupportedFormat(found: format, expected: Self.format) }
             let state: ChainState
             do { state = try StatePersistence.load(from: store) } catch { throw .storage(error) }

@@ -73,7 +73,7 @@ extension BlockExecutor {
                 var list = validators
                 SortedKeys.remove(&list.keys, sender)
                 state.write(StateKey.validatorRegistry, list)
-                pendingValidatorSetDirty = true
+                pending.validatorSetDirty = true
             }
         }
         state.write(StateKey.stake(sender), record)
@@ -158,7 +158,7 @@ extension BlockExecutor {
         }
         validator.jailed = false
         state.write(StateKey.validator(sender), validator)
-        pendingValidatorSetDirty = true
+        pending.validatorSetDirty = true
     }
 
     // MARK: events
@@ -193,11 +193,11 @@ extension BlockExecutor {
         guard event(id) == nil else { throw CallError(.eventExists, "event \(id.hex) already exists") }
         state.write(StateKey.event(id), EventRecord(header: header, proposedAtMilliseconds: now))
         push(.attestation, id)
-        pendingEventChanges.append(EventStatusChange(eventID: id, from: nil, to: .pending, height: height))
-        pendingEventsByAuthor.append((sender, id))
-        pendingIndexWrites.append((EventIndexKey.byArTxID(arTxID, event: id), []))
-        for parent in parents { pendingIndexWrites.append((EventIndexKey.child(parent: parent, child: id), [])) }
-        pendingEventsByKind.append((kind, id))
+        pending.eventChanges.append(EventStatusChange(eventID: id, from: nil, to: .pending, height: height))
+        pending.eventsByAuthor.append((sender, id))
+        pending.indexWrites.append((EventIndexKey.byArTxID(arTxID, event: id), []))
+        for parent in parents { pending.indexWrites.append((EventIndexKey.child(parent: parent, child: id), [])) }
+        pending.eventsByKind.append((kind, id))
     }
 
     /// Votes on events that are no longer open (decided or past their deadline earlier in the

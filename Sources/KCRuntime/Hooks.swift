@@ -44,7 +44,7 @@ extension BlockExecutor {
                 record.missedCount = 0
                 record.windowFilled = 0
                 record.windowCursor = 0
-                validatorSetDirty = true
+                effects.validatorSetDirty = true
             }
             state.write(StateKey.validator(entry.address), record)
         }
@@ -81,7 +81,7 @@ extension BlockExecutor {
             record.jailedUntilMilliseconds = .max
             state.write(StateKey.validator(address), record)
             state.write(marker, height)
-            validatorSetDirty = true
+            effects.validatorSetDirty = true
         }
     }
 
@@ -104,7 +104,7 @@ extension BlockExecutor {
             global.epoch += 1
         }
         var sets = state.read(ValidatorSets.self, StateKey.validatorSets)!
-        if epochEnds || validatorSetDirty {
+        if epochEnds || effects.validatorSetDirty {
             let computed = computeValidatorSet()
             let latest = sets.scheduled.last?.validators ?? sets.current
             // An empty set would halt the chain: keep the old one and let operators react.
@@ -171,7 +171,7 @@ extension BlockExecutor {
             dispute.status = .notUpheld
             global.disputeEscrow = minus(global.disputeEscrow, dispute.bond)
             global.burned = plus(global.burned, dispute.bond)
-            slashes.append(SlashRecord(address: dispute.disputer, reason: .disputeBond, amount: dispute.bond, height: height))
+            effects.slashes.append(SlashRecord(address: dispute.disputer, reason: .disputeBond, amount: dispute.bond, height: height))
             state.write(StateKey.dispute(id), dispute)
             guard var record = event(dispute.eventID) else { preconditionFailure("dispute of a missing event") }
             moveEvent(dispute.eventID, &record, to: .finalized, inCall: false)

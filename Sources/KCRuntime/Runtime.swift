@@ -117,26 +117,13 @@ struct BlockExecutor {
     let context: BlockContext
 
     var receipts: [Receipt] = []
-    var eventChanges: [EventStatusChange] = []
-    var slashes: [SlashRecord] = []
-    var indexWrites: [([UInt8], [UInt8])] = []
-    /// Entries of the per-block grouped indexes (author, kind), written at the end of the block.
-    var eventsByAuthor: [(PublicKey, Hash256)] = []
-    var eventsByKind: [(String, Hash256)] = []
-    var ignoredEvidence = 0
-    /// Set when a jail, unjail or tombstone happened: the validator set is recomputed at block end.
-    var validatorSetDirty = false
-
-    // Per-call buffers, merged into the above only if the call succeeds.
-    var pendingEventChanges: [EventStatusChange] = []
-    var pendingSlashes: [SlashRecord] = []
-    var pendingIndexWrites: [([UInt8], [UInt8])] = []
-    var pendingEventsByAuthor: [(PublicKey, Hash256)] = []
-    var pendingEventsByKind: [(String, Hash256)] = []
+    /// What the block produced so far besides state writes.
+    var effects = Effects()
+    /// What the call in progress produced; joins `effects` only if the call succeeds.
+    var pending = Effects()
+    /// The global record as it was before the call in progress (restored if it fails).
     var pendingGlobal: GlobalRecord? = nil
-    var pendingValidatorSetDirty = false
-    var pendingQueuePushes: [(StateKey.Queue, Hash256)] = []
-    var queuePushes: [(StateKey.Queue, Hash256)] = []
+    var ignoredEvidence = 0
 
     var parameters: ChainParameters { runtime.parameters }
     var now: UInt64 { context.timeMilliseconds }
@@ -188,33 +175,14 @@ struct BlockExecutor {
         }
         if let result {
             state.rollbackCall()
-            pendingEventChanges.removeAll()
-            pendingSlashes.removeAll()
-            pendingIndexWrites.removeAll()
-            pendingEventsByAuthor.removeAll()
-            pendingEventsByKind.removeAll()
-            pendingValidatorSetDirty = false
-            pendingQueuePushes.removeAll()
             global = pendingGlobal!
             receipts.append(Receipt(transactionHash: transaction.hash, code: result.code, message: result.message, feePaid: body.fee))
         } else {
             state.commitCall()
-            eventChanges += pendingEventChanges
-            slashes += pendingSlashes
-            indexWrites += pendingIndexWrites
-            eventsByAuthor += pendingEventsByAuthor
-            eventsByKind += pendingEventsByKind
-            validatorSetDirty = validatorSetDirty || pendingValidatorSetDirty
-            queuePushes += pendingQueuePushes
-            pendingQueuePushes.removeAll()
-            pendingEventChanges.removeAll()
-            pendingSlashes.removeAll()
-            pendingIndexWrites.removeAll()
-            pendingEventsByAuthor.removeAll()
-            pendingEventsByKind.removeAll()
-            pendingValidatorSetDirty = false
+            effects.absorb(pending)
             receipts.append(Receipt(transactionHash: transaction.hash, code: .ok, message: "", feePaid: body.fee))
         }
+        pending = Effects()
         pendingGlobal = nil
     }
 
@@ -268,27 +236,27 @@ struct BlockExecutor {
         record.statusChangedAtMilliseconds = now
         record.statusChangedAtHeight = height
         if status == .accepted { record.acceptedAtMilliseconds = now }
-        if inCall { pendingEventChanges.append(change) } else { eventChanges.append(change) }
+        if inCall { pending.eventChanges.append(change) } else { effects.eventChanges.append(change) }
     }
 
     /// Queues `id` for a deadline. Ids pushed during one block share their push time, so
     /// they are written at the end of the block as one queue entry (one state write per queue
     /// per block instead of one per id).
     mutating func push(_ queue: StateKey.Queue, _ id: Hash256) {
-        pendingQueuePushes.append((queue, id))
+        pending.queuePushes.append((queue, id))
     }
 
     /// Writes this block's pushes: one `QueueEntry` per queue, at the queue's tail.
     mutating func flushQueuePushes() {
         for queue in [StateKey.Queue.attestation, .challenge, .revote] {
-            let ids = queuePushes.filter { $0.0 == queue }.map(\.1)
+            let ids = effects.queuePushes.filter { $0.0 == queue }.map(\.1)
             guard !ids.isEmpty else { continue }
             var bounds = queueBounds(queue)
             state.write(StateKey.queueEntry(queue, bounds.tail), QueueEntry(timeMilliseconds: now, ids: ids))
             bounds.tail += 1
             setQueueBounds(queue, bounds)
         }
-        queuePushes.removeAll()
+        effects.queuePushes.removeAll()
     }
 
     func queueBounds(_ queue: StateKey.Queue) -> QueueBounds {
@@ -322,7 +290,7 @@ struct BlockExecutor {
         if record.isGateway { global.gatewayStake = minus(global.gatewayStake, fromBonded) }
         state.write(StateKey.stake(address), record)
         let entry = SlashRecord(address: address, reason: reason, amount: total, height: height)
-        if inCall { pendingSlashes.append(entry) } else { slashes.append(entry) }
+        if inCall { pending.slashes.append(entry) } else { effects.slashes.append(entry) }
         return total
     }
 
@@ -340,18 +308,43 @@ struct BlockExecutor {
             trieChanges.append(StateTrie.Change(path: Blake2b.hash256(key), valueHash: value.map { Blake2b.hash256($0) }))
         }
         trie.apply(trieChanges)
-        let outcome = BlockOutcome(height: height, stateRoot: trie.rootHash, receipts: receipts, eventChanges: eventChanges,
-                                   slashes: slashes, validatorSetUpdate: scheduledThisBlock, nextValidators: sets.current,
+        let outcome = BlockOutcome(height: height, stateRoot: trie.rootHash, receipts: receipts, eventChanges: effects.eventChanges,
+                                   slashes: effects.slashes, validatorSetUpdate: scheduledThisBlock, nextValidators: sets.current,
                                    ignoredEvidence: ignoredEvidence)
         return ExecutedBlock(baseRoot: state.base.root, changes: state.changes, trie: trie, outcome: outcome,
-                             indexWrites: indexWrites + groupedIndexWrites())
+                             indexWrites: effects.indexWrites + groupedIndexWrites())
     }
 
     /// The grouped author and kind index writes of this block (specs/runtime.md).
     func groupedIndexWrites() -> [([UInt8], [UInt8])] {
-        EventIndexKey.grouped(eventsByAuthor) { EventIndexKey.byAuthor($0, height: height) }
-            + EventIndexKey.grouped(eventsByKind) { EventIndexKey.byKind($0, height: height) }
+        EventIndexKey.grouped(effects.eventsByAuthor) { EventIndexKey.byAuthor($0, height: height) }
+            + EventIndexKey.grouped(effects.eventsByKind) { EventIndexKey.byKind($0, height: height) }
     }
 
     var scheduledThisBlock: ScheduledValidatorSet? = nil
+}
+
+/// What a call or a block produces besides its state writes. A call collects into its own
+/// value, which joins the block's only if the call succeeds (a failed call leaves nothing).
+struct Effects {
+    var eventChanges: [EventStatusChange] = []
+    var slashes: [SlashRecord] = []
+    var indexWrites: [([UInt8], [UInt8])] = []
+    /// Entries of the grouped author and kind indexes, written at the end of the block.
+    var eventsByAuthor: [(PublicKey, Hash256)] = []
+    var eventsByKind: [(String, Hash256)] = []
+    /// Ids queued for a deadline, written at the end of the block (`flushQueuePushes`).
+    var queuePushes: [(StateKey.Queue, Hash256)] = []
+    /// Set when a jail, unjail or tombstone happened: the validator set is recomputed at block end.
+    var validatorSetDirty = false
+
+    mutating func absorb(_ call: Effects) {
+        eventChanges += call.eventChanges
+        slashes += call.slashes
+        indexWrites += call.indexWrites
+        eventsByAuthor += call.eventsByAuthor
+        eventsByKind += call.eventsByKind
+        queuePushes += call.queuePushes
+        validatorSetDirty = validatorSetDirty || call.validatorSetDirty
+    }
 }

@@ -10,20 +10,12 @@ import Testing
 /// Paging through the grouped author and kind indexes (one key per author or kind per block)
 /// when many events share a block: every event once, in (height, id) order, whatever the limit.
 struct IndexPageTests {
-    static let gateways = (0..<2).map { SigningKey(seed: Blake2b.hash256(Array("index-page-\($0)".utf8))) }
+    static let gateways = (0..<2).map { DevnetKeys.key(.account, index: $0) }
 
     /// Two blocks: the first with `perBlock` events by gateway 0 and one by gateway 1, the
     /// second with `perBlock` more by gateway 0. Returns the store and gateway 0's ids by block.
     static func chain(perBlock: Int) throws -> (MemoryStore, Genesis, [[Hash256]]) {
-        let genesis = Genesis(
-            chainID: "index-page-1", genesisTimeUnixMilliseconds: 1_767_225_600_000, parameters: LocalGenesis.developmentParameters,
-            accounts: gateways.map { GenesisAccount(address: $0.publicKey, balance: .acti(1_000_000)) },
-            validators: gateways.enumerated().map { index, key in
-                GenesisValidator(moniker: "g\(index)", address: key.publicKey,
-                                 consensusKey: SigningKey(seed: Blake2b.hash256(Array("index-page-c\(index)".utf8))).publicKey,
-                                 nodeID: SigningKey(seed: Blake2b.hash256(Array("index-page-n\(index)".utf8))).publicKey,
-                                 stake: .acti(100_000), gateway: true)
-            })
+        let genesis = LocalGenesis.devnet(validatorCount: gateways.count, userCount: 0)
         let runtime = Runtime(genesis: genesis)
         var state = runtime.genesisState()
         let store = MemoryStore()

@@ -32,18 +32,10 @@ public final class BlockFixture: @unchecked Sendable {
     let syncWrites = ProcessInfo.processInfo.environment["KC_BENCH_NO_SYNC"] == nil
 
     public init() {
-        let gateways = (0..<Self.gatewayCount).map { SigningKey(seed: Blake2b.hash256(Array("bench-gateway-\($0)".utf8))) }
-        var parameters = LocalGenesis.developmentParameters
-        parameters.block.maxTransactions = 10_000
-        let genesis = Genesis(
-            chainID: "membria-bench-1", genesisTimeUnixMilliseconds: 1_767_225_600_000, parameters: parameters,
-            accounts: gateways.map { GenesisAccount(address: $0.publicKey, balance: .acti(1_000_000)) },
-            validators: gateways.enumerated().map { index, key in
-                GenesisValidator(moniker: "g\(index)", address: key.publicKey,
-                                 consensusKey: SigningKey(seed: Blake2b.hash256(Array("bench-consensus-\(index)".utf8))).publicKey,
-                                 nodeID: SigningKey(seed: Blake2b.hash256(Array("bench-node-\(index)".utf8))).publicKey,
-                                 stake: .acti(100_000), gateway: true)
-            })
+        // The devnet's genesis with 20 validators, every one a gateway (devnet parameters).
+        let gateways = (0..<Self.gatewayCount).map { DevnetKeys.key(.account, index: $0) }
+        let genesis = LocalGenesis.devnet(validatorCount: Self.gatewayCount, userCount: 0)
+        let parameters = genesis.parameters
         runtime = Runtime(genesis: genesis)
         state = runtime.genesisState()
         var template = [UInt8]("/tmp/kc-bench-XXXXXX".utf8CString.map { UInt8(bitPattern: $0) })
