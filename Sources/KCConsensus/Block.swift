@@ -57,24 +57,48 @@ public struct BlockHeader: Sendable, Equatable, CanonicalCodable {
 }
 
 /// A block: header, transactions, evidence, and the certificate that decided the previous block.
+///
+/// A value, held in one shared box: consensus inputs and effects, proposals, network messages
+/// and the stored chain all pass blocks around, and a copy is one reference count rather than
+/// some 400 bytes and five.
 public struct Block: Sendable, Equatable, CanonicalCodable, ConsensusValue {
-    public let header: BlockHeader
-    public let transactions: [SignedTransaction]
-    public let evidence: [DoubleSignEvidence]
-    public let lastCommit: CommitCertificate?
+    private final class Storage: Sendable {
+        let header: BlockHeader
+        let transactions: [SignedTransaction]
+        let evidence: [DoubleSignEvidence]
+        let lastCommit: CommitCertificate?
+        let id: Hash256
+
+        init(header: BlockHeader, transactions: [SignedTransaction], evidence: [DoubleSignEvidence], lastCommit: CommitCertificate?) {
+            self.header = header
+            self.transactions = transactions
+            self.evidence = evidence
+            self.lastCommit = lastCommit
+            self.id = header.id
+        }
+    }
+
+    private let storage: Storage
+
+    public var header: BlockHeader { storage.header }
+    public var transactions: [SignedTransaction] { storage.transactions }
+    public var evidence: [DoubleSignEvidence] { storage.evidence }
+    public var lastCommit: CommitCertificate? { storage.lastCommit }
     /// BLAKE2b-256 of the canonical header, computed once: consensus, validation and storage
     /// ask for it many times per height.
-    public let id: Hash256
+    public var id: Hash256 { storage.id }
 
     public static let maxTransactions = 1_000_000
     public static let maxEvidence = 100
 
     public init(header: BlockHeader, transactions: [SignedTransaction], evidence: [DoubleSignEvidence], lastCommit: CommitCertificate?) {
-        self.header = header
-        self.transactions = transactions
-        self.evidence = evidence
-        self.lastCommit = lastCommit
-        self.id = header.id
+        storage = Storage(header: header, transactions: transactions, evidence: evidence, lastCommit: lastCommit)
+    }
+
+    public static func == (lhs: Block, rhs: Block) -> Bool {
+        lhs.storage === rhs.storage
+            || (lhs.header == rhs.header && lhs.transactions == rhs.transactions && lhs.evidence == rhs.evidence
+                && lhs.lastCommit == rhs.lastCommit)
     }
 
     public func encode(to writer: inout CanonicalWriter) {
@@ -82,11 +106,11 @@ public struct Block: Sendable, Equatable, CanonicalCodable, ConsensusValue {
     }
 
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
-        header = try reader.read(BlockHeader.self)
-        transactions = try reader.readList(SignedTransaction.self, "transactions", limit: Block.maxTransactions)
-        evidence = try reader.readList(DoubleSignEvidence.self, "evidence", limit: Block.maxEvidence)
-        lastCommit = try reader.readOptional(CommitCertificate.self, "last commit")
-        id = header.id
+        let header = try reader.read(BlockHeader.self)
+        let transactions = try reader.readList(SignedTransaction.self, "transactions", limit: Block.maxTransactions)
+        let evidence = try reader.readList(DoubleSignEvidence.self, "evidence", limit: Block.maxEvidence)
+        let lastCommit = try reader.readOptional(CommitCertificate.self, "last commit")
+        self.init(header: header, transactions: transactions, evidence: evidence, lastCommit: lastCommit)
     }
 
     /// Hash of the ordered transaction hashes.

@@ -34,7 +34,6 @@ public protocol ConsensusValue: Sendable, Equatable {
 public struct ValidatorSet: Sendable, Equatable {
     public let members: [Member]
     public let totalPower: UInt64
-    private let indexByKey: [PublicKey: Int]
 
     public struct Member: Sendable, Equatable {
         public let key: PublicKey
@@ -50,22 +49,33 @@ public struct ValidatorSet: Sendable, Equatable {
         precondition(!members.isEmpty, "a validator set is never empty")
         let sorted = members.sorted { $0.key < $1.key }
         var total: UInt64 = 0
-        var index: [PublicKey: Int] = [:]
         for (position, member) in sorted.enumerated() {
             precondition(member.power > 0, "validator power must be positive")
-            precondition(index[member.key] == nil, "duplicate validator key")
-            index[member.key] = position
+            precondition(position == 0 || sorted[position - 1].key < member.key, "duplicate validator key")
             let (sum, overflow) = total.addingReportingOverflow(member.power)
             precondition(!overflow, "total voting power overflows")
             total = sum
         }
         self.members = sorted
         self.totalPower = total
-        self.indexByKey = index
     }
 
-    public func power(of key: PublicKey) -> UInt64? { indexByKey[key].map { members[$0].power } }
-    public func contains(_ key: PublicKey) -> Bool { indexByKey[key] != nil }
+    /// The member's position in `members`: a binary search of the sorted keys (every vote
+    /// asks; cheaper than hashing the key, and nothing to build per height).
+    public func index(of key: PublicKey) -> Int? {
+        var low = 0
+        var high = members.count
+        while low < high {
+            let middle = (low + high) / 2
+            let candidate = members[middle].key
+            if candidate == key { return middle }
+            if candidate < key { low = middle + 1 } else { high = middle }
+        }
+        return nil
+    }
+
+    public func power(of key: PublicKey) -> UInt64? { index(of: key).map { members[$0].power } }
+    public func contains(_ key: PublicKey) -> Bool { index(of: key) != nil }
 
     /// More than two thirds of the total power.
     public func isQuorum(_ power: UInt64) -> Bool { UInt128(power) * 3 > UInt128(totalPower) * 2 }

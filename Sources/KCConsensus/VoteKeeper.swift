@@ -38,17 +38,19 @@ struct VoteKeeper: Sendable {
 
     mutating func noteSender(_ key: PublicKey, round: UInt32, power: UInt64) {
         guard power > 0 else { return }
-        var votes = rounds[round] ?? RoundVotes()
-        if votes.senders[key] == nil {
-            votes.senders[key] = power
-            votes.senderPower += power
-        }
-        rounds[round] = votes
+        // Mutated in place: a copy taken out of the dictionary would share its inner tables,
+        // and the first write would copy them whole.
+        Self.noteSender(key, power: power, in: &rounds[round, default: RoundVotes()])
+    }
+
+    private static func noteSender(_ key: PublicKey, power: UInt64, in votes: inout RoundVotes) {
+        guard votes.senders[key] == nil else { return }
+        votes.senders[key] = power
+        votes.senderPower += power
     }
 
     mutating func add(_ signed: SignedVote, power: UInt64) -> AddResult {
         let vote = signed.vote
-        var votes = rounds[vote.round] ?? RoundVotes()
         var result = AddResult.added
         func record(_ tally: inout Tally) {
             if let existing = tally.byValidator[vote.validator] {
@@ -65,11 +67,11 @@ struct VoteKeeper: Sendable {
             tally.powerByValue[vote.blockID, default: 0] += power
             tally.totalPower += power
         }
+        // In place (see noteSender).
         switch vote.kind {
-        case .prevote: record(&votes.prevotes)
-        case .precommit: record(&votes.precommits)
+        case .prevote: record(&rounds[vote.round, default: RoundVotes()].prevotes)
+        case .precommit: record(&rounds[vote.round, default: RoundVotes()].precommits)
         }
-        rounds[vote.round] = votes
         noteSender(vote.validator, round: vote.round, power: power)
         if case .equivocation = result {
             // One report per validator per height is enough to slash it.
@@ -83,12 +85,20 @@ struct VoteKeeper: Sendable {
         return kind == .prevote ? votes.prevotes : votes.precommits
     }
 
+    // The queries below reach into the round's tables directly; going through `tally` would
+    // copy the round's record (and count references to each of its tables) on every rule check.
     func power(_ kind: VoteKind, round: UInt32, for id: Hash256?) -> UInt64 {
-        tally(kind, round: round)?.powerByValue[id] ?? 0
+        switch kind {
+        case .prevote: return rounds[round]?.prevotes.powerByValue[id] ?? 0
+        case .precommit: return rounds[round]?.precommits.powerByValue[id] ?? 0
+        }
     }
 
     func totalPower(_ kind: VoteKind, round: UInt32) -> UInt64 {
-        tally(kind, round: round)?.totalPower ?? 0
+        switch kind {
+        case .prevote: return rounds[round]?.prevotes.totalPower ?? 0
+        case .precommit: return rounds[round]?.precommits.totalPower ?? 0
+        }
     }
 
     func senderPower(round: UInt32) -> UInt64 { rounds[round]?.senderPower ?? 0 }
