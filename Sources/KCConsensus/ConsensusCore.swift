@@ -212,6 +212,9 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
     var firedPrecommitTimeout: Set<UInt32> = []   // L47
     var firedLock: Set<UInt32> = []               // L36
     var started = false
+    /// The proposer of the round last asked about: every proposal and every round start asks,
+    /// and the draw hashes.
+    var lastProposer: (round: UInt32, key: PublicKey)? = nil
 
     public init(height: UInt64, validators: ValidatorSet, me: PublicKey?, timeouts: TimeoutConfig) {
         self.height = height
@@ -250,7 +253,7 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
         switch input {
         case .proposal(let proposal, let valid):
             guard proposal.height == height, decision == nil else { return [] }
-            guard proposal.proposer == validators.proposer(height: height, round: proposal.round) else { return [] }
+            guard proposal.proposer == proposer(of: proposal.round) else { return [] }
             // The first proposal of a round counts; an equivocating proposer's second is ignored.
             guard proposals[proposal.round] == nil else { return [] }
             proposals[proposal.round] = (proposal, valid)
@@ -280,12 +283,20 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
             }
         case .proposeValue(let value, let valueHeight, let valueRound):
             guard valueHeight == height, valueRound == round, step == .propose, decision == nil,
-                  me == validators.proposer(height: height, round: round) else { return [] }
+                  me == proposer(of: round) else { return [] }
             // L19: propose our own value with validRound -1.
             effects.append(.signProposal(Proposal(height: height, round: round, value: value, validRound: nil, proposer: me!)))
         }
         evaluate(&effects)
         return effects
+    }
+
+    /// `validators.proposer(height:round:)` for this height, remembered for the last round asked.
+    mutating func proposer(of round: UInt32) -> PublicKey {
+        if let lastProposer, lastProposer.round == round { return lastProposer.key }
+        let key = validators.proposer(height: height, round: round)
+        lastProposer = (round, key)
+        return key
     }
 
     // MARK: the rules
@@ -294,7 +305,7 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
     mutating func startRound(_ newRound: UInt32, _ effects: inout [ConsensusEffect<Value>]) {
         round = newRound
         step = .propose
-        let proposer = validators.proposer(height: height, round: round)
+        let proposer = proposer(of: round)
         if isValidator && proposer == me {
             if let validValue, !faultIgnoreLock {
                 // L15-L16: re-propose the value we saw a quorum prevote for.

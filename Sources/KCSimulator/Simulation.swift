@@ -420,7 +420,9 @@ public final class Simulation {
             call = .transfer(to: users[random.int(0...(users.count - 1))].publicKey, amount: .acti(UInt64(random.int(1...100))))
         }
         let body = TransactionBody(chainID: chainID, sender: sender.publicKey, nonce: nonce, fee: runtime.parameters.fees.minFee, call: call)
-        let transaction = try! body.signed(with: sender).verified(chainID: chainID)
+        // Signed through the shared cache: the nodes' checks of it are cache hits, as they are
+        // for a transaction a real node receives once and then sees again in a block.
+        let transaction = try! body.signed(with: sender, remembering: signatures).verified(chainID: chainID, cache: signatures)
         trace.record(now, 8, nonce)
         for node in nodes where !node.crashed { node.addToMempool(transaction) }
     }
@@ -641,7 +643,7 @@ public final class Simulation {
         node.blockTimes.removeAll()
         node.evidencePool.removeAll { committed in block.evidence.contains(committed) || committed.height + 50 < block.header.height }
         let included = Set(block.transactions.map { $0.hash })
-        node.mempool.removeAll { included.contains($0.transaction.hash) || $0.body.nonce < node.state.account($0.body.sender).nonce }
+        node.mempool.removeAll { included.contains($0.hash) || $0.body.nonce < node.state.account($0.body.sender).nonce }
         trace.record(now, 9, UInt64(node.index), block.header.height)
         if node.behaviour == .honest {
             checker.honestCommitted(node: node.index, height: block.header.height, blockID: block.id,

@@ -36,20 +36,33 @@ public struct SimulationRandom: RandomNumberGenerator, Sendable {
 
 /// A min-heap of events ordered by (time, insertion sequence): equal times run in the order
 /// they were scheduled, as in SwiftNIO's EmbeddedEventLoop.
+///
+/// The heap orders small (time, sequence, slot) entries; the events themselves (messages carry
+/// votes and blocks) wait in `slots` and move once in and once out, not at every sift step.
 struct EventQueue<Element> {
-    private var heap: [(time: UInt64, sequence: UInt64, element: Element)] = []
+    private var heap: [(time: UInt64, sequence: UInt64, slot: Int)] = []
+    private var slots: [Element?] = []
+    private var freeSlots: [Int] = []
     private var sequence: UInt64 = 0
 
     var isEmpty: Bool { heap.isEmpty }
     var count: Int { heap.count }
 
     mutating func push(_ element: Element, at time: UInt64) {
-        heap.append((time, sequence, element))
+        let slot: Int
+        if let reused = freeSlots.popLast() {
+            slot = reused
+            slots[slot] = element
+        } else {
+            slot = slots.count
+            slots.append(element)
+        }
+        heap.append((time, sequence, slot))
         sequence += 1
         var child = heap.count - 1
         while child > 0 {
             let parent = (child - 1) / 2
-            guard Self.before(heap[child], heap[parent]) else { break }
+            guard before(child, parent) else { break }
             heap.swapAt(child, parent)
             child = parent
         }
@@ -63,18 +76,21 @@ struct EventQueue<Element> {
         while true {
             let left = 2 * parent + 1, right = left + 1
             var smallest = parent
-            if left < heap.count && Self.before(heap[left], heap[smallest]) { smallest = left }
-            if right < heap.count && Self.before(heap[right], heap[smallest]) { smallest = right }
+            if left < heap.count && before(left, smallest) { smallest = left }
+            if right < heap.count && before(right, smallest) { smallest = right }
             if smallest == parent { break }
             heap.swapAt(parent, smallest)
             parent = smallest
         }
-        return (top.time, top.element)
+        guard let element = slots[top.slot] else { preconditionFailure("event queue slot \(top.slot) is empty") }
+        slots[top.slot] = nil
+        freeSlots.append(top.slot)
+        return (top.time, element)
     }
 
-    private static func before(_ a: (time: UInt64, sequence: UInt64, element: Element),
-                               _ b: (time: UInt64, sequence: UInt64, element: Element)) -> Bool {
-        a.time != b.time ? a.time < b.time : a.sequence < b.sequence
+    private func before(_ i: Int, _ j: Int) -> Bool {
+        let left = heap[i].time, right = heap[j].time
+        return left != right ? left < right : heap[i].sequence < heap[j].sequence
     }
 }
 

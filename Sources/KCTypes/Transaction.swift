@@ -152,6 +152,14 @@ public struct TransactionBody: Equatable, Sendable, CanonicalCodable {
         precondition(key.publicKey == sender, "signing key is not the sender's")
         return SignedTransaction(body: self, signature: key.sign(domain: .transaction, chainID: chainID, message: canonicalBytes))
     }
+
+    /// Signs as `signed(with:)` does and remembers the signature in `cache` as verified, so
+    /// checking this transaction later against the same cache costs no Ed25519 verification.
+    public func signed(with key: SigningKey, remembering cache: SignatureCache) -> SignedTransaction {
+        precondition(key.publicKey == sender, "signing key is not the sender's")
+        let signedBytes = SigningDomain.transaction.signingBytes(chainID: chainID, message: canonicalBytes)
+        return SignedTransaction(body: self, signature: cache.sign(signedBytes, with: key))
+    }
 }
 
 /// A transaction as it travels and as it is stored in blocks: body, then signature.

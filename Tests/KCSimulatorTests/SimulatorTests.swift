@@ -1,4 +1,4 @@
-import KCSimulator
+@testable import KCSimulator
 import Testing
 
 struct SimulatorTests {
@@ -61,3 +61,41 @@ struct SimulatorTests {
         if let caught { print("broken lock caught: \(caught.summary) \(caught.violations.first ?? "")") }
     }
 }
+
+struct EventQueueTests {
+    /// Events come out by time, and events at one time in the order they were pushed, however
+    /// pushes and pops interleave (slots freed by pops are reused by later pushes).
+    @Test func ordersByTimeThenInsertion() {
+        var queue = EventQueue<String>()
+        var random = SimulationRandom(seed: 99)
+        var expected: [(time: UInt64, order: Int, name: String)] = []
+        var popped: [(UInt64, String)] = []
+        var order = 0
+        for round in 0..<40 {
+            for _ in 0..<(1 + Int(random.below(6))) {
+                let time = UInt64(round) + random.below(20)
+                let name = "e\(order)"
+                queue.push(name, at: time)
+                expected.append((time, order, name))
+                order += 1
+            }
+            for _ in 0..<Int(random.below(4)) {
+                guard let next = queue.pop() else { break }
+                // What leaves is the earliest (time, insertion) among what is queued now.
+                let index = expected.indices.min { (expected[$0].time, expected[$0].order) < (expected[$1].time, expected[$1].order) }!
+                #expect(next.time == expected[index].time && next.element == expected[index].name)
+                expected.remove(at: index)
+                popped.append((next.time, next.element))
+            }
+        }
+        expected.sort { ($0.time, $0.order) < ($1.time, $1.order) }
+        #expect(queue.count == expected.count)
+        for entry in expected {
+            let next = queue.pop()
+            #expect(next?.time == entry.time && next?.element == entry.name)
+        }
+        #expect(queue.isEmpty && queue.pop() == nil)
+        #expect(popped.count > 10, "the interleaving exercised pops before the end")
+    }
+}
+
