@@ -794,10 +794,9 @@ struct Checker {
     mutating func honestSigned(_ signed: SignedVote, validators: ValidatorSet) {
         let vote = signed.vote
         let slot = VoteSlot(validator: vote.validator, height: vote.height, round: vote.round, kind: vote.kind)
-        if let previous = honestVotes[slot], previous != vote.blockID {
+        if let previous = honestVotes.updateValue(vote.blockID, forKey: slot), previous != vote.blockID {
             violation("honest validator \(vote.validator.hex.prefix(8)) signed two different \(vote.kind) votes at height \(vote.height) round \(vote.round)")
         }
-        honestVotes[slot] = vote.blockID
         recordPrevote(signed, power: validators.power(of: vote.validator) ?? 0)
         let key = ValidatorHeight(validator: vote.validator, height: vote.height)
         guard let id = vote.blockID else { return }

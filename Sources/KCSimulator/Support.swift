@@ -99,8 +99,23 @@ struct TraceHash {
     private(set) var value = Hash256.zero
     private var pending: [UInt8] = []
 
-    mutating func record(_ fields: UInt64...) {
-        for field in fields { withUnsafeBytes(of: field.littleEndian) { pending.append(contentsOf: $0) } }
+    // One overload per arity rather than a variadic list: a variadic call builds an array, and
+    // every delivered message records.
+    mutating func record(_ a: UInt64) { append(a); flushIfFull() }
+    mutating func record(_ a: UInt64, _ b: UInt64) { append(a); append(b); flushIfFull() }
+    mutating func record(_ a: UInt64, _ b: UInt64, _ c: UInt64) { append(a); append(b); append(c); flushIfFull() }
+    mutating func record(_ a: UInt64, _ b: UInt64, _ c: UInt64, _ d: UInt64) {
+        append(a); append(b); append(c); append(d); flushIfFull()
+    }
+    mutating func record(_ a: UInt64, _ b: UInt64, _ c: UInt64, _ d: UInt64, _ e: UInt64) {
+        append(a); append(b); append(c); append(d); append(e); flushIfFull()
+    }
+
+    private mutating func append(_ field: UInt64) {
+        withUnsafeBytes(of: field.littleEndian) { pending.append(contentsOf: $0) }
+    }
+
+    private mutating func flushIfFull() {
         if pending.count >= 4_096 { flush() }
     }
 
