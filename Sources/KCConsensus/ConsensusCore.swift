@@ -254,6 +254,7 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
         case .proposal(let proposal, let valid):
             guard proposal.height == height, decision == nil else { return [] }
             guard proposal.proposer == proposer(of: proposal.round) else { return [] }
+            guard admits(round: proposal.round, from: proposal.proposer) else { return [] }
             // The first proposal of a round counts; an equivocating proposer's second is ignored.
             guard proposals[proposal.round] == nil else { return [] }
             proposals[proposal.round] = (proposal, valid)
@@ -261,7 +262,8 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
             votes.noteSender(proposal.proposer, round: proposal.round, power: validators.power(of: proposal.proposer) ?? 0)
         case .vote(let signed):
             let vote = signed.vote
-            guard vote.height == height, let power = validators.power(of: vote.validator) else { return [] }
+            guard vote.height == height, let power = validators.power(of: vote.validator),
+                  admits(round: vote.round, from: vote.validator) else { return [] }
             switch votes.add(signed, power: power) {
             case .added, .duplicate:
                 break
@@ -289,6 +291,22 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
         }
         evaluate(&effects)
         return effects
+    }
+
+    /// Rounds beyond the next one that a single validator may occupy in this core at a time.
+    /// Without a bound, one Byzantine validator could sign messages for millions of future
+    /// rounds and make the core store (and scan, on every rule check) a record for each.
+    public static var maxFutureRoundsPerValidator: Int { 2 }
+
+    /// Whether a message of `messageRound` from `sender` is stored: any round up to the next
+    /// one; beyond it, only a round `sender` already holds or while it holds fewer than
+    /// `maxFutureRoundsPerValidator` such rounds. Rounds stop counting as the core reaches
+    /// them, so a correct validator that is far ahead is followed again (it keeps re-sending
+    /// its current round while stalled); see specs/consensus.md, "Bounded rounds".
+    func admits(round messageRound: UInt32, from sender: PublicKey) -> Bool {
+        guard messageRound > round, messageRound - round > 1 else { return true }
+        let held = votes.roundsHeard(from: sender, above: round + 1)
+        return held.contains(messageRound) || held.count < Self.maxFutureRoundsPerValidator
     }
 
     /// `validators.proposer(height:round:)` for this height, remembered for the last round asked.

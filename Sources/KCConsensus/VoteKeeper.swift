@@ -103,6 +103,11 @@ struct VoteKeeper: Sendable {
 
     func senderPower(round: UInt32) -> UInt64 { rounds[round]?.senderPower ?? 0 }
 
+    /// The rounds above `bound` in which `key` sent anything (unordered).
+    func roundsHeard(from key: PublicKey, above bound: UInt32) -> [UInt32] {
+        rounds.compactMap { round, votes in round > bound && votes.senders[key] != nil ? round : nil }
+    }
+
     /// The lowest round above `round` with any message that satisfies `condition` (without
     /// sorting: the minimum does not depend on the dictionary's order).
     func lowestRound(above round: UInt32, where condition: (UInt32) -> Bool) -> UInt32? {

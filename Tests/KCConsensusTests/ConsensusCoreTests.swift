@@ -198,6 +198,52 @@ struct ConsensusCoreTests {
         #expect(effects.contains(.scheduleTimeout(.propose, height: 1, round: 3, milliseconds: 2_500)))
     }
 
+    /// A validator may hold at most two rounds beyond the next one; a third is dropped, a second
+    /// message for a held round is kept, and once the core reaches those rounds they stop
+    /// counting, so the same validator's later rounds are taken again.
+    @Test func farFutureRoundsAreBoundedPerValidator() {
+        var s = Scenario()
+        _ = s.core.start()
+        let others = s.others()
+        let x = others[0]
+        for round in [5, 6, 7, 8] as [UInt32] { _ = s.core.apply(.vote(s.vote(.prevote, from: x, round: round, nil))) }
+        #expect(s.core.heldVotes(round: 5).count == 1 && s.core.heldVotes(round: 6).count == 1)
+        #expect(s.core.heldVotes(round: 7).isEmpty && s.core.heldVotes(round: 8).isEmpty)
+        _ = s.core.apply(.vote(s.vote(.precommit, from: x, round: 6, nil)))
+        #expect(s.core.heldVotes(round: 6).count == 2, "a held round takes more messages")
+        // The next round is never limited.
+        _ = s.core.apply(.vote(s.vote(.prevote, from: x, round: 1, nil)))
+        #expect(s.core.heldVotes(round: 1).count == 1)
+        // Another validator has its own allowance; with x it makes f+1 in round 5 (L55).
+        _ = s.core.apply(.vote(s.vote(.prevote, from: others[1], round: 5, nil)))
+        #expect(s.core.round == 5)
+        _ = s.core.apply(.vote(s.vote(.prevote, from: x, round: 8, nil)))
+        #expect(s.core.heldVotes(round: 8).count == 1, "rounds 5 and 6 no longer count once the core is in round 5")
+    }
+
+    /// A flood of signed votes for ever later rounds from one validator leaves two records.
+    @Test func aVoteFloodAcrossRoundsStoresLittle() {
+        var s = Scenario()
+        _ = s.core.start()
+        let x = s.others()[0]
+        for round in 2...1_000 as ClosedRange<UInt32> { _ = s.core.apply(.vote(s.vote(.precommit, from: x, round: round, nil))) }
+        let held = (0...1_000 as ClosedRange<UInt32>).filter { !s.core.heldVotes(round: $0).isEmpty }
+        #expect(held.count == 2)
+        #expect(held.prefix(3) == [2, 3])
+        #expect(s.core.round == 0)
+    }
+
+    /// Proposals count against their proposer's allowance the same way.
+    @Test func farFutureProposalsAreBoundedPerProposer() {
+        var s = Scenario()
+        _ = s.core.start()
+        let proposer = s.others()[0]
+        let rounds = (2...400 as ClosedRange<UInt32>).filter { validatorSet.proposer(height: 1, round: $0) == proposer }.prefix(3)
+        #expect(rounds.count == 3)
+        for round in rounds { _ = s.core.apply(.proposal(s.proposal(round: round, v), valid: true)) }
+        #expect(rounds.map { s.core.heldProposal(round: $0) != nil } == [true, true, false])
+    }
+
     @Test func invalidProposalGetsANilPrevote() {
         var s = Scenario()
         _ = s.core.start()
