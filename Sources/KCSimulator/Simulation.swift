@@ -649,7 +649,8 @@ public final class Simulation {
             checker.honestCommitted(node: node.index, height: block.header.height, blockID: block.id,
                                     stateRoot: block.header.stateRoot, outcome: executed.outcome, state: node.state)
         }
-        if node.behaviour != .silent { broadcast(from: node, .decided(block, certificate)) }
+        // No block is pushed to every peer on commit (the node announces only its height):
+        // peers that lag ask for blocks, and the periodic gossip re-sends the last one.
         node.epoch += 1
         startHeight(node)
     }
