@@ -103,7 +103,8 @@ extension BlockExecutor {
             distributeRewards()
             global.epoch += 1
         }
-        var sets = state.read(ValidatorSets.self, StateKey.validatorSets)!
+        let stored = state.read(ValidatorSets.self, StateKey.validatorSets)!
+        var sets = stored
         if epochEnds || effects.validatorSetDirty {
             let computed = computeValidatorSet()
             let latest = sets.scheduled.last?.validators ?? sets.current
@@ -124,7 +125,9 @@ extension BlockExecutor {
             sets.scheduled.removeFirst()
         }
         precondition(sets.scheduled.allSatisfy { $0.effectiveHeight > height + 1 }, "a scheduled validator set was skipped")
-        state.write(StateKey.validatorSets, sets)
+        // Most blocks change nothing here (previous and current are the same set): rewriting
+        // the same bytes would cost an encoding, a trie path and a store write for no change.
+        if sets != stored { state.write(StateKey.validatorSets, sets) }
     }
 
     /// Pops the entries whose deadline (push time + `period`) has come. Entries are pushed in
