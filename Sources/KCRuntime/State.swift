@@ -160,7 +160,10 @@ struct ExecutionState {
     private(set) var changes: [StoreKey: [UInt8]?] = [:]
     private var journal: [(StoreKey, [UInt8]??)]? = nil
 
-    init(base: ChainState) { self.base = base }
+    init(base: ChainState, expectedWrites: Int = 0) {
+        self.base = base
+        changes.reserveCapacity(expectedWrites)
+    }
 
     func get(_ key: StoreKey) -> [UInt8]? {
         if let changed = changes[key] { return changed }
@@ -172,18 +175,15 @@ struct ExecutionState {
         do { return try T.decode(exactly: bytes) } catch { preconditionFailure("corrupt state entry: \(error)") }
     }
 
-    mutating func write<T: CanonicalEncodable>(_ key: StoreKey, _ value: T) {
-        record(key)
-        changes[key] = .some(value.canonicalBytes)
-    }
+    mutating func write<T: CanonicalEncodable>(_ key: StoreKey, _ value: T) { set(key, value.canonicalBytes) }
 
-    mutating func delete(_ key: StoreKey) {
-        record(key)
-        changes[key] = .some(nil)
-    }
+    mutating func delete(_ key: StoreKey) { set(key, nil) }
 
-    private mutating func record(_ key: StoreKey) {
-        if journal != nil { journal!.append((key, changes[key])) }
+    /// Records the change, and what it replaces in the journal when a call is running (one
+    /// hash of the key for both).
+    private mutating func set(_ key: StoreKey, _ value: [UInt8]?) {
+        let previous = changes.updateValue(value, forKey: key)
+        if journal != nil { journal!.append((key, previous)) }
     }
 
     mutating func beginCall() {
