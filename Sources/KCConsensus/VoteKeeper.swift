@@ -85,8 +85,8 @@ struct VoteKeeper: Sendable {
         return kind == .prevote ? votes.prevotes : votes.precommits
     }
 
-    // The queries below reach into the round's tables directly; going through `tally` would
-    // copy the round's record (and count references to each of its tables) on every rule check.
+    // The rule checks below reach into the round's tables directly: copying the round's record
+    // out first would count references to each of its tables on every rule check.
     func power(_ kind: VoteKind, round: UInt32, for id: Hash256?) -> UInt64 {
         switch kind {
         case .prevote: return rounds[round]?.prevotes.powerByValue[id] ?? 0

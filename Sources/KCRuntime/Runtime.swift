@@ -73,8 +73,9 @@ public struct Runtime: Sendable {
             throw .timeNotIncreasing(previous: global.timeMilliseconds, found: context.timeMilliseconds)
         }
         try checkLimits(transactions)
-        // About two state writes per transaction (the event, its author's account) and a few
-        // per block: sized once rather than rehashed a dozen times as the block grows.
+        // At most about two state writes per transaction (a record it creates or updates, the
+        // sender's account) and a few per block: sized once rather than rehashed a dozen times
+        // as the block grows.
         let state = ExecutionState(base: state, expectedWrites: 2 * transactions.count + 16)
         var executor = BlockExecutor(runtime: self, state: state, global: global, context: context)
         try executor.run(transactions)
