@@ -23,7 +23,8 @@ public struct SimulationConfig: Sendable {
     /// Test-only: honest cores ignore their lock, to prove the checkers catch a broken rule.
     public var brokenLock = false
     /// Transactions injected per virtual second (0: none, empty blocks).
-    public var transactionsPerSecond: UInt64 = 5
+    public var transactionsPerSecond: UInt64 = SimulationConfig.defaultTransactionsPerSecond
+    public static let defaultTransactionsPerSecond: UInt64 = 5
     /// The liveness bound: after healing, new heights must come within this virtual time.
     public var livenessBoundMilliseconds: UInt64 = 60_000
 
@@ -37,6 +38,9 @@ public struct SimulationConfig: Sendable {
         parts.append("--heights \(heights)")
         if faults != Set(SimulationFault.allCases) {
             parts.append("--faults \(faults.map(\.rawValue).sorted().joined(separator: ","))")
+        }
+        if transactionsPerSecond != Self.defaultTransactionsPerSecond {
+            parts.append("--transactions-per-second \(transactionsPerSecond)")
         }
         if brokenLock { parts.append("--broken-lock") }
         return parts.joined(separator: " ")

@@ -32,6 +32,9 @@ struct SimulateCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Comma-separated faults to inject (default: all): \(SimulationFault.allCases.map(\.rawValue).joined(separator: ",")).", valueName: "list"))
     var faults: String?
 
+    @Option(name: .long, help: ArgumentHelp("Transactions injected per virtual second; 0 gives empty blocks.", valueName: "n"))
+    var transactionsPerSecond: UInt64 = SimulationConfig.defaultTransactionsPerSecond
+
     @Flag(name: .long, help: "Print the parameters each seed chose.")
     var verbose = false
 
@@ -48,6 +51,7 @@ struct SimulateCommand: ParsableCommand {
             }
         }
         guard (1...100_000).contains(heights) else { throw ValidationError("--heights must be between 1 and 100000") }
+        guard transactionsPerSecond <= 10_000 else { throw ValidationError("--transactions-per-second must be at most 10000") }
     }
 
     func parseRange(_ text: String) -> ClosedRange<UInt64>? {
@@ -62,6 +66,7 @@ struct SimulateCommand: ParsableCommand {
         config.byzantine = byzantine
         config.heights = heights
         config.brokenLock = brokenLock
+        config.transactionsPerSecond = transactionsPerSecond
         if let faults { config.faults = Set(faults.split(separator: ",").compactMap { SimulationFault(rawValue: String($0)) }) }
         return config
     }

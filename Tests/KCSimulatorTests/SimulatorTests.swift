@@ -21,6 +21,9 @@ struct SimulatorTests {
         let simulation = Simulation(config: config)
         #expect(simulation.parameters.hasPrefix("seed=42 validators=5"))
         #expect(config.reproduceCommand == "node simulate --seed 42 --validators 5 --byzantine 1 --heights 12 --faults crash,loss")
+        var empty = config
+        empty.transactionsPerSecond = 0
+        #expect(empty.reproduceCommand.hasSuffix("--faults crash,loss --transactions-per-second 0"))
     }
 
     /// The CI sweep: 70 seeds for each of n = 4, 5 and 7, one Byzantine validator, every
