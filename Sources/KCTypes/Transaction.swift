@@ -147,18 +147,14 @@ public struct TransactionBody: Equatable, Sendable, CanonicalCodable {
         call = try reader.read(Call.self)
     }
 
-    /// Signs the body with the sender's key under the transaction domain.
-    public func signed(with key: SigningKey) -> SignedTransaction {
-        precondition(key.publicKey == sender, "signing key is not the sender's")
-        return SignedTransaction(body: self, signature: key.sign(domain: .transaction, chainID: chainID, message: canonicalBytes))
-    }
-
-    /// Signs as `signed(with:)` does and remembers the signature in `cache` as verified, so
-    /// checking this transaction later against the same cache costs no Ed25519 verification.
-    public func signed(with key: SigningKey, remembering cache: SignatureCache) -> SignedTransaction {
+    /// Signs the body with the sender's key under the transaction domain. With `cache`, the
+    /// signature is also remembered there as verified, so checking this transaction later
+    /// against the same cache costs no Ed25519 verification.
+    public func signed(with key: SigningKey, remembering cache: SignatureCache? = nil) -> SignedTransaction {
         precondition(key.publicKey == sender, "signing key is not the sender's")
         let signedBytes = SigningDomain.transaction.signingBytes(chainID: chainID, message: canonicalBytes)
-        return SignedTransaction(body: self, signature: cache.sign(signedBytes, with: key))
+        let signature = cache.map { $0.sign(signedBytes, with: key) } ?? key.sign(rawMessage: signedBytes)
+        return SignedTransaction(body: self, signature: signature)
     }
 }
 
