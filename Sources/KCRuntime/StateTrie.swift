@@ -1,5 +1,6 @@
 import KCCodec
 import KCCrypto
+import Synchronization
 
 /// The authenticated structure over the chain state: a compacted sparse Merkle tree
 /// (see specs/adr/0002-state-commitment.md and specs/runtime.md, "State commitment").
@@ -14,53 +15,43 @@ import KCCrypto
 ///
 /// The tree is persistent (immutable nodes, shared between versions), so a speculative block
 /// execution can build a new root while the committed tree stays intact. A batch update
-/// allocates and hashes only the nodes on changed paths, each once.
+/// writes and hashes only the nodes on changed paths, each once.
+///
+/// Nodes live in an append-only arena (`NodeArena`, ADR 0006) and refer to their children by
+/// index, not by reference: building a new branch over an untouched sibling stores the
+/// sibling's index and never touches its memory (a reference would be retained, a cache
+/// miss per level), and an old version dies without a release per node. Versions derived
+/// from one another share an arena; once it holds more dead nodes than live ones, an update
+/// copies the live tree into a fresh arena and the old one goes when its last version does.
 public struct StateTrie: Sendable {
-    /// A node does not store its own hash: its parent does (a branch keeps both children's
-    /// hashes), so re-hashing a changed path never reads the untouched siblings' memory, and
-    /// the root's hash is kept beside the root.
-    class Node: @unchecked Sendable {
-        // @unchecked: immutable after construction; the subclasses hold only `let`s.
-        let isLeaf: Bool
-        init(isLeaf: Bool) { self.isLeaf = isLeaf }
+    /// A node's position in its arena.
+    typealias NodeIndex = UInt32
+    /// No node: an empty subtree or an absent child.
+    static let none: NodeIndex = .max
+    /// Marks a slot as a leaf (in both child fields; a branch never has two equal children).
+    static let leafMark: NodeIndex = .max - 1
+
+    /// One node. A node does not store its own hash: its parent does (a branch keeps both
+    /// children's hashes), so re-hashing a changed path never reads the untouched siblings,
+    /// and the root's hash is kept beside the root.
+    struct Slot {
+        /// Leaf: the path. Branch: the left child's hash.
+        var first: Hash256
+        /// Leaf: the value hash. Branch: the right child's hash.
+        var second: Hash256
+        /// Branch: the children (`none` when absent, never both). Leaf: both `leafMark`.
+        var left: NodeIndex
+        var right: NodeIndex
+
+        var isLeaf: Bool { left == StateTrie.leafMark }
     }
 
-    final class Leaf: Node, @unchecked Sendable {
-        let path: Hash256
-        let valueHash: Hash256
-        init(path: Hash256, valueHash: Hash256) {
-            self.path = path
-            self.valueHash = valueHash
-            super.init(isLeaf: true)
-        }
-    }
-
-    final class Branch: Node, @unchecked Sendable {
-        let left: Node?, right: Node?
-        let leftHash: Hash256, rightHash: Hash256
-        init(left: Subtree, right: Subtree) {
-            precondition(left.node != nil || right.node != nil, "a branch has at least one child")
-            self.left = left.node
-            self.right = right.node
-            leftHash = left.hash
-            rightHash = right.hash
-            super.init(isLeaf: false)
-        }
-    }
-
-    /// A subtree and its hash (the zero hash when empty).
+    /// A subtree: its root node and hash (`none` and the zero hash when empty).
     struct Subtree {
-        let node: Node?
+        let index: NodeIndex
         let hash: Hash256
-        static let empty = Subtree(node: nil, hash: .zero)
-
-        static func leaf(path: Hash256, valueHash: Hash256) -> Subtree {
-            Subtree(node: Leaf(path: path, valueHash: valueHash), hash: leafHash(path: path, valueHash: valueHash))
-        }
-
-        static func branch(left: Subtree, right: Subtree) -> Subtree {
-            Subtree(node: Branch(left: left, right: right), hash: branchHash(left: left.hash, right: right.hash))
-        }
+        static let empty = Subtree(index: StateTrie.none, hash: .zero)
+        var isEmpty: Bool { index == StateTrie.none }
     }
 
     /// One change: set the value hash at `path`, or remove the entry (nil).
@@ -73,12 +64,18 @@ public struct StateTrie: Sendable {
         }
     }
 
+    private var arena: NodeArena
     private var root = Subtree.empty
     public private(set) var count: Int = 0
 
-    public init() {}
+    public init() { arena = NodeArena() }
 
     public var rootHash: Hash256 { root.hash }
+
+    /// Slots in this version's arena, live or dead (for tests of the compaction rule).
+    var arenaSlotCount: Int { arena.count }
+    /// Tells arenas apart (for tests: a compaction moves a version to a new one).
+    var arenaIdentity: ObjectIdentifier { ObjectIdentifier(arena) }
 
     static func leafHash(path: Hash256, valueHash: Hash256) -> Hash256 {
         Blake2b.hash256(tag: 0, path, valueHash)
@@ -96,21 +93,63 @@ public struct StateTrie: Sendable {
             precondition(sorted[index - 1].path != sorted[index].path, "duplicate path in one trie update")
         }
         var delta = 0
-        root = StateTrie.update(root, depth: 0, changes: sorted[...], countDelta: &delta)
+        let arena = self.arena
+        let base = root
+        root = arena.appending { builder in
+            Self.update(base, depth: 0, changes: sorted[...], countDelta: &delta, builder: &builder)
+        }
         count += delta
         precondition(count >= 0, "trie entry count went negative")
+        compactIfMostlyGarbage()
     }
 
-    private static func update(_ subtree: Subtree, depth: Int, changes: ArraySlice<Change>, countDelta: inout Int) -> Subtree {
-        if changes.isEmpty { return subtree }
-        guard let node = subtree.node else {
-            let inserts = changes.compactMap { change in change.valueHash.map { (change.path, $0) } }
-            countDelta += inserts.count
-            return build(inserts[...], depth: depth)
+    /// A tree of n entries has n leaves and, for random paths, about 1.44 n branches (a
+    /// branch with one child stays when that child is a branch: entries that share a prefix
+    /// hang below a chain). When the arena holds more than twice 3 n slots (so well over
+    /// half of it is dead: nodes of replaced paths and of proposals never decided), the live
+    /// tree moves to a fresh arena. Memory stays within a few times the live tree, and the
+    /// copy costs one walk of it every so many blocks.
+    static func needsCompaction(arenaSlots: Int, entries: Int) -> Bool {
+        arenaSlots > 6 * entries + NodeArena.chunkCapacity
+    }
+
+    private mutating func compactIfMostlyGarbage() {
+        let old = arena
+        let slotsBefore = old.count
+        guard Self.needsCompaction(arenaSlots: slotsBefore, entries: count) else { return }
+        let fresh = NodeArena()
+        let oldRoot = root
+        root = fresh.appending { builder in
+            guard !oldRoot.isEmpty else { return .empty }
+            return Subtree(index: Self.copy(oldRoot.index, from: old, builder: &builder), hash: oldRoot.hash)
         }
+        arena = fresh
+        precondition(fresh.count <= slotsBefore, "compaction copied more nodes than the arena held")
+    }
+
+    /// Copies the subtree at `index` into `builder`'s arena, children first; returns its new index.
+    private static func copy(_ index: NodeIndex, from old: NodeArena, builder: inout NodeArena.Builder) -> NodeIndex {
+        var slot = old[index]
+        if !slot.isLeaf {
+            if slot.left != none { slot.left = copy(slot.left, from: old, builder: &builder) }
+            if slot.right != none { slot.right = copy(slot.right, from: old, builder: &builder) }
+        }
+        return builder.append(slot)
+    }
+
+    private static func update(_ subtree: Subtree, depth: Int, changes: ArraySlice<Change>, countDelta: inout Int,
+                               builder: inout NodeArena.Builder) -> Subtree {
+        if changes.isEmpty { return subtree }
+        guard !subtree.isEmpty else {
+            var inserts: [(Hash256, Hash256)] = []
+            inserts.reserveCapacity(changes.count)
+            for change in changes { if let valueHash = change.valueHash { inserts.append((change.path, valueHash)) } }
+            countDelta += inserts.count
+            return build(inserts[...], depth: depth, builder: &builder)
+        }
+        let node = builder.arena[subtree.index]
         if node.isLeaf {
-            let leaf = unsafeDowncast(node, to: Leaf.self)
-            let path = leaf.path
+            let path = node.first
             // Merge the existing leaf into the change list unless a change replaces it.
             var entries: [(Hash256, Hash256)] = []
             entries.reserveCapacity(changes.count + 1)
@@ -126,39 +165,51 @@ public struct StateTrie: Sendable {
             }
             if !replaced {
                 let position = entries.firstIndex { path < $0.0 } ?? entries.count
-                entries.insert((path, leaf.valueHash), at: position)
+                entries.insert((path, node.second), at: position)
             }
-            return build(entries[...], depth: depth)
+            return build(entries[...], depth: depth, builder: &builder)
         }
-        let branch = unsafeDowncast(node, to: Branch.self)
         precondition(depth < 256, "trie deeper than the key length")
         let split = changes.firstIndex { $0.path.bit(at: depth) } ?? changes.endIndex
-        let newLeft = update(Subtree(node: branch.left, hash: branch.leftHash), depth: depth + 1,
-                             changes: changes[..<split], countDelta: &countDelta)
-        let newRight = update(Subtree(node: branch.right, hash: branch.rightHash), depth: depth + 1,
-                              changes: changes[split...], countDelta: &countDelta)
-        return normalized(left: newLeft, right: newRight)
+        let newLeft = update(Subtree(index: node.left, hash: node.first), depth: depth + 1,
+                             changes: changes[..<split], countDelta: &countDelta, builder: &builder)
+        let newRight = update(Subtree(index: node.right, hash: node.second), depth: depth + 1,
+                              changes: changes[split...], countDelta: &countDelta, builder: &builder)
+        return normalized(left: newLeft, right: newRight, builder: &builder)
     }
 
     /// A branch that holds a single leaf collapses into that leaf, keeping the tree compact.
-    private static func normalized(left: Subtree, right: Subtree) -> Subtree {
-        switch (left.node, right.node) {
-        case (nil, nil): return .empty
-        case (let only?, nil):
-            return only.isLeaf ? left : .branch(left: left, right: right)
-        case (nil, let only?):
-            return only.isLeaf ? right : .branch(left: left, right: right)
-        case (_?, _?): return .branch(left: left, right: right)
+    private static func normalized(left: Subtree, right: Subtree, builder: inout NodeArena.Builder) -> Subtree {
+        switch (left.isEmpty, right.isEmpty) {
+        case (true, true): return .empty
+        case (false, true):
+            return builder.arena[left.index].isLeaf ? left : branch(left: left, right: right, builder: &builder)
+        case (true, false):
+            return builder.arena[right.index].isLeaf ? right : branch(left: left, right: right, builder: &builder)
+        case (false, false): return branch(left: left, right: right, builder: &builder)
         }
     }
 
+    private static func leaf(path: Hash256, valueHash: Hash256, builder: inout NodeArena.Builder) -> Subtree {
+        let index = builder.append(Slot(first: path, second: valueHash, left: leafMark, right: leafMark))
+        return Subtree(index: index, hash: leafHash(path: path, valueHash: valueHash))
+    }
+
+    private static func branch(left: Subtree, right: Subtree, builder: inout NodeArena.Builder) -> Subtree {
+        precondition(!left.isEmpty || !right.isEmpty, "a branch has at least one child")
+        let index = builder.append(Slot(first: left.hash, second: right.hash, left: left.index, right: right.index))
+        return Subtree(index: index, hash: branchHash(left: left.hash, right: right.hash))
+    }
+
     /// Builds the subtree for sorted, distinct entries.
-    private static func build(_ entries: ArraySlice<(Hash256, Hash256)>, depth: Int) -> Subtree {
+    private static func build(_ entries: ArraySlice<(Hash256, Hash256)>, depth: Int, builder: inout NodeArena.Builder) -> Subtree {
         if entries.isEmpty { return .empty }
-        if entries.count == 1 { return .leaf(path: entries.first!.0, valueHash: entries.first!.1) }
+        if entries.count == 1 { return leaf(path: entries.first!.0, valueHash: entries.first!.1, builder: &builder) }
         precondition(depth < 256, "two entries share a 256-bit path")
         let split = entries.firstIndex { $0.0.bit(at: depth) } ?? entries.endIndex
-        return .branch(left: build(entries[..<split], depth: depth + 1), right: build(entries[split...], depth: depth + 1))
+        let left = build(entries[..<split], depth: depth + 1, builder: &builder)
+        let right = build(entries[split...], depth: depth + 1, builder: &builder)
+        return branch(left: left, right: right, builder: &builder)
     }
 
     // MARK: proofs
@@ -206,17 +257,16 @@ public struct StateTrie: Sendable {
 
     public func proof(path: Hash256) -> Proof {
         var siblings: [Hash256] = []
-        var node = root.node
+        var index = root.index
         var depth = 0
-        while let current = node {
-            if current.isLeaf {
-                let leaf = unsafeDowncast(current, to: Leaf.self)
-                return Proof(siblings: siblings, terminal: .leaf(path: leaf.path, valueHash: leaf.valueHash))
+        while index != Self.none {
+            let node = arena[index]
+            if node.isLeaf {
+                return Proof(siblings: siblings, terminal: .leaf(path: node.first, valueHash: node.second))
             }
-            let branch = unsafeDowncast(current, to: Branch.self)
             let goRight = path.bit(at: depth)
-            siblings.append(goRight ? branch.leftHash : branch.rightHash)
-            node = goRight ? branch.right : branch.left
+            siblings.append(goRight ? node.first : node.second)
+            index = goRight ? node.right : node.left
             depth += 1
         }
         return Proof(siblings: siblings, terminal: .empty)
@@ -247,5 +297,75 @@ public struct StateTrie: Sendable {
             hash = path.bit(at: level) ? branchHash(left: sibling, right: hash) : branchHash(left: hash, right: sibling)
         }
         return hash == root
+    }
+}
+
+/// The append-only node store of `StateTrie` versions (ADR 0006).
+///
+/// Slots live in fixed chunks that never move, so a slot, once written, can be read from any
+/// thread that was handed a trie referring to it (the hand-over orders the write before the
+/// read) without a lock. Appends hold the lock for a whole update, so versions built from
+/// one arena on different threads never interleave their slots. Nothing is freed one by one:
+/// the chunks go with the arena. Slots hold only integers and hashes (no references).
+final class NodeArena: @unchecked Sendable {
+    // @unchecked: the chunk table and the slots are written only under `appendLock`, each
+    // slot once and before any trie refers to it; afterwards they are only read.
+    static let chunkShift = 16
+    static let chunkCapacity = 1 << chunkShift
+    /// 4,096 chunks of 65,536 slots: 268 million nodes, far beyond a state held in memory.
+    static let maxChunks = 4_096
+
+    private let chunks: UnsafeMutablePointer<UnsafeMutablePointer<StateTrie.Slot>?>
+    /// Guards appends; holds the number of slots written.
+    private let appendLock = Mutex<Int>(0)
+
+    init() {
+        chunks = .allocate(capacity: Self.maxChunks)
+        chunks.initialize(repeating: nil, count: Self.maxChunks)
+    }
+
+    deinit {
+        for chunk in 0..<Self.maxChunks {
+            guard let slots = chunks[chunk] else { break }
+            slots.deallocate()
+        }
+        chunks.deallocate()
+    }
+
+    /// Slots written so far, by every version sharing the arena.
+    var count: Int { appendLock.withLock { $0 } }
+
+    /// Precondition: `index` came from this arena's `append`.
+    subscript(index: StateTrie.NodeIndex) -> StateTrie.Slot {
+        let position = Int(index)
+        return chunks[position >> Self.chunkShift].unsafelyUnwrapped[position & (Self.chunkCapacity - 1)]
+    }
+
+    /// Appends through `body`, holding the lock throughout.
+    func appending<Result>(_ body: (inout Builder) -> Result) -> Result {
+        appendLock.withLock { count in
+            var builder = Builder(arena: self, count: count)
+            let result = body(&builder)
+            precondition(builder.count >= count, "the arena shrank during an update")
+            count = builder.count
+            return result
+        }
+    }
+
+    /// Writes slots at the arena's end; exists only inside `appending`.
+    struct Builder {
+        let arena: NodeArena
+        fileprivate(set) var count: Int
+
+        mutating func append(_ slot: StateTrie.Slot) -> StateTrie.NodeIndex {
+            let position = count
+            precondition(position < Int(StateTrie.leafMark) && position < NodeArena.maxChunks << NodeArena.chunkShift,
+                         "trie arena is full")
+            let chunk = position >> NodeArena.chunkShift
+            if arena.chunks[chunk] == nil { arena.chunks[chunk] = .allocate(capacity: NodeArena.chunkCapacity) }
+            (arena.chunks[chunk].unsafelyUnwrapped + (position & (NodeArena.chunkCapacity - 1))).initialize(to: slot)
+            count = position + 1
+            return StateTrie.NodeIndex(position)
+        }
     }
 }

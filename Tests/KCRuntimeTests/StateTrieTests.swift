@@ -58,6 +58,72 @@ struct StateTrieTests {
         #expect(snapshot.count == 10 && trie.count == 9)
     }
 
+    /// Many updates of one tree: the arena is compacted (the live tree copied into a fresh
+    /// arena) and its size stays bounded; versions kept from before each copy still give
+    /// their own root and proofs.
+    @Test func compactionKeepsEveryVersionIntactAndBoundsTheArena() {
+        var model: [Hash256: Hash256] = [:]
+        var trie = StateTrie()
+        var state: UInt64 = 7
+        var kept: [(trie: StateTrie, model: [Hash256: Hash256])] = []
+        var arenas = Set<ObjectIdentifier>([trie.arenaIdentity])
+        for round in 0..<160 {
+            var changes: [StateTrie.Change] = []
+            var touched = Set<Hash256>()
+            for _ in 0..<200 {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                let key = Self.path(Int(state >> 54))  // 1,024 distinct paths
+                guard touched.insert(key).inserted else { continue }
+                let valueHash = (state >> 20) % 8 == 0 ? nil : Self.value(Int(state >> 40) + round)
+                changes.append(StateTrie.Change(path: key, valueHash: valueHash))
+                model[key] = valueHash
+            }
+            trie.apply(changes)
+            arenas.insert(trie.arenaIdentity)
+            // Dead nodes never exceed the live tree's size by more than the rule allows.
+            #expect(!StateTrie.needsCompaction(arenaSlots: trie.arenaSlotCount, entries: trie.count), "round \(round)")
+            if round % 20 == 0 { kept.append((trie, model)) }
+        }
+        #expect(arenas.count > 1, "the arena was never compacted")
+        for (version, versionModel) in kept {
+            let entries = versionModel.map { ($0.key, $0.value) }.sorted { $0.0 < $1.0 }
+            #expect(version.rootHash == Self.referenceRoot(entries))
+            #expect(version.count == entries.count)
+            for (path, valueHash) in entries.prefix(5) {
+                #expect(StateTrie.verify(proof: version.proof(path: path), root: version.rootHash, path: path, valueHash: valueHash))
+            }
+        }
+    }
+
+    /// Versions of one tree updated on several threads at once (they share one arena): each
+    /// gets the root its own changes define.
+    @Test func concurrentUpdatesOfSharedVersionsAreIndependent() async {
+        var base = StateTrie()
+        base.apply((0..<2_000).map { StateTrie.Change(path: Self.path($0), valueHash: Self.value($0)) })
+        let shared = base
+        let roots = await withTaskGroup(of: (Int, Hash256, Hash256).self) { group in
+            for worker in 0..<4 {
+                group.addTask {
+                    var mine = shared
+                    var expected = (0..<2_000).map { (Self.path($0), Self.value($0)) }
+                    for step in 0..<50 {
+                        let index = (worker * 397 + step * 31) % 2_000
+                        let valueHash = Self.value(10_000 * (worker + 1) + step)
+                        mine.apply([StateTrie.Change(path: Self.path(index), valueHash: valueHash)])
+                        expected[index].1 = valueHash
+                    }
+                    return (worker, mine.rootHash, Self.referenceRoot(expected.sorted { $0.0 < $1.0 }))
+                }
+            }
+            var results: [(Int, Hash256, Hash256)] = []
+            for await result in group { results.append(result) }
+            return results
+        }
+        #expect(roots.count == 4)
+        for (worker, actual, expected) in roots { #expect(actual == expected, "worker \(worker)") }
+        #expect(shared.rootHash == base.rootHash)
+    }
+
     @Test func proofsOfMembershipAndAbsenceVerify() throws {
         var trie = StateTrie()
         trie.apply((0..<200).map { StateTrie.Change(path: Self.path($0), valueHash: Self.value($0)) })
