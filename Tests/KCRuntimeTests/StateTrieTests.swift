@@ -16,6 +16,11 @@ struct StateTrieTests {
         return StateTrie.branchHash(left: referenceRoot(left, depth: depth + 1), right: referenceRoot(right, depth: depth + 1))
     }
 
+    /// ADR 0006 states the node's size: two hashes and two 32-bit child indices, no padding.
+    @Test func slotIsSeventyTwoBytes() {
+        #expect(MemoryLayout<StateTrie.Slot>.stride == 72)
+    }
+
     @Test func emptyTrieHasTheZeroRoot() {
         #expect(StateTrie().rootHash == .zero)
     }
