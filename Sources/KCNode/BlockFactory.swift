@@ -46,8 +46,14 @@ public struct BlockFactory: Sendable {
 
     /// A proposal for the next height: the previous certificate (without precommits timed
     /// before the block they commit, if the rest is still a quorum), the median block time,
-    /// `candidates` in order where each is its sender's next nonce and can pay its fee (at most
-    /// `maxTransactions`), and evidence below this height. Nil only if the runtime refuses it.
+    /// `candidates` in order where each is its sender's next nonce, can pay its fee and fits
+    /// the size limits (at most `maxTransactions`), and the evidence the runtime would slash
+    /// in this block (one piece per validator).
+    ///
+    /// The builder never proposes a block its own runtime refuses: whatever it includes passed
+    /// the runtime's own admission checks, and should execution still fail, it tries again
+    /// without the evidence, then without the transactions. Nil only if even an empty block
+    /// does not execute (a broken state); the caller then does not propose.
     public func build(on tip: Tip, proposer: PublicKey, candidates: [VerifiedTransaction], maxTransactions: Int,
                       evidence: [DoubleSignEvidence]) -> (block: Block, executed: ExecutedBlock)? {
         let height = tip.height
@@ -65,28 +71,40 @@ public struct BlockFactory: Sendable {
         } else {
             time = tip.state.global.timeMilliseconds + 1
         }
+        let limits = runtime.parameters.block
         var nextNonce: [PublicKey: UInt64] = [:]
         var chosen: [VerifiedTransaction] = []
-        for transaction in candidates where chosen.count < maxTransactions {
+        var bytes = 0
+        for transaction in candidates where chosen.count < min(maxTransactions, Int(limits.maxTransactions)) {
             let sender = transaction.body.sender
             let expected = nextNonce[sender] ?? tip.state.account(sender).nonce
-            guard transaction.body.nonce == expected,
+            let size = transaction.encodedSize
+            guard transaction.body.nonce == expected, size <= Int(limits.maxTransactionBytes), bytes + size <= Int(limits.maxBytes),
                   runtime.admissionError(transaction, expectedNonce: expected, in: tip.state) == nil else { continue }
             nextNonce[sender] = expected + 1
             chosen.append(transaction)
+            bytes += size
         }
-        let included = Array(evidence.filter { $0.height < height }.prefix(Block.maxEvidence))
-        let context = BlockContext(height: height, timeMilliseconds: time, lastCommitSigners: lastCommit?.signers ?? [],
-                                   evidence: included)
-        guard let executed = try? runtime.execute(chosen, context: context, on: tip.state) else { return nil }
-        let header = BlockHeader(chainID: runtime.chainID, height: height, timeMilliseconds: time,
-                                 previousBlockID: tip.previous?.block.id ?? .zero, lastCommitHash: Block.commitHash(lastCommit),
-                                 transactionsHash: Block.transactionsHash(chosen.map(\.hash)),
-                                 evidenceHash: Block.evidenceHash(included), stateRoot: executed.outcome.stateRoot,
-                                 validatorsHash: tip.validators.hash, proposer: proposer)
-        let block = Block(header: header, transactions: chosen.map(\.transaction), evidence: included, lastCommit: lastCommit)
-        executions?.remember(executed, of: block.id)
-        return (block, executed)
+        var included: [DoubleSignEvidence] = []
+        for item in evidence where included.count < Block.maxEvidence && !included.contains(where: { $0.validator == item.validator }) {
+            guard case .admissible = runtime.checkEvidence(item, height: height, timeMilliseconds: time, in: tip.state,
+                                                           cache: signatures) else { continue }
+            included.append(item)
+        }
+        for attempt in [(chosen, included), (chosen, []), ([], [])] {
+            let context = BlockContext(height: height, timeMilliseconds: time, lastCommitSigners: lastCommit?.signers ?? [],
+                                       evidence: attempt.1)
+            guard let executed = try? runtime.execute(attempt.0, context: context, on: tip.state) else { continue }
+            let header = BlockHeader(chainID: runtime.chainID, height: height, timeMilliseconds: time,
+                                     previousBlockID: tip.previous?.block.id ?? .zero, lastCommitHash: Block.commitHash(lastCommit),
+                                     transactionsHash: Block.transactionsHash(attempt.0.map(\.hash)),
+                                     evidenceHash: Block.evidenceHash(attempt.1), stateRoot: executed.outcome.stateRoot,
+                                     validatorsHash: tip.validators.hash, proposer: proposer)
+            let block = Block(header: header, transactions: attempt.0.map(\.transaction), evidence: attempt.1, lastCommit: lastCommit)
+            executions?.remember(executed, of: block.id)
+            return (block, executed)
+        }
+        return nil
     }
 
     /// valid(v): every header field checks against the tip, the last commit verifies against

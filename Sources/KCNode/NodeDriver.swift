@@ -57,7 +57,7 @@ public final class NodeDriver {
     var signedProposals: [UInt32: SignedProposal] = [:]
     /// Inputs for the next height that arrived before it started.
     var early: [(input: ConsensusInput<Block>, record: WALRecord)] = []
-    var evidencePool: [DoubleSignEvidence] = []
+    var evidence = EvidencePool()
     var timers: [(deadline: UInt64, sequence: UInt64, input: ConsensusInput<Block>?)] = []
     var timerSequence: UInt64 = 0
     var replaying = false
@@ -353,10 +353,7 @@ public final class NodeDriver {
             }
             try consensusInput(.vote(signed), record: .vote(signed), height: signed.vote.height)
         case .evidence(let evidence):
-            guard (try? evidence.validate(chainID: genesis.chainID)) != nil else {
-                return network.ban(peer, reason: "sent invalid double-sign evidence")
-            }
-            addEvidence(evidence)
+            addEvidence(evidence, from: peer)
         case .blockRequest(let height):
             if let block = try blocks.block(at: height), let certificate = try blocks.certificate(at: height) {
                 network.send(.block(block, certificate), to: peer)
@@ -388,11 +385,22 @@ public final class NodeDriver {
         return .proposal(proposal, valid: try validate(proposal.value))
     }
 
-    func addEvidence(_ evidence: DoubleSignEvidence) {
-        guard !evidencePool.contains(evidence), evidencePool.count < 100 else { return }
-        log.warning("double-sign evidence", ["validator": evidence.validator.hex, "height": "\(evidence.height)"])
-        evidencePool.append(evidence)
-        network.broadcast(.evidence(evidence))
+    /// Pools evidence the runtime would slash and passes it on; bans a peer that sent
+    /// evidence that can never be valid (specs/p2p.md, "Evidence").
+    func addEvidence(_ item: DoubleSignEvidence, from peer: PublicKey? = nil) {
+        switch evidence.add(item, runtime: runtime, state: state, cache: signatures) {
+        case .added:
+            log.warning("double-sign evidence", ["validator": item.validator.hex, "height": "\(item.height)"])
+            network.broadcast(.evidence(item), except: peer)
+        case .known, .ignored:
+            return
+        case .invalid(let reason):
+            if let peer {
+                network.ban(peer, reason: "sent invalid double-sign evidence: \(reason)")
+            } else {
+                log.error("the vote keeper reported evidence the runtime refuses", ["reason": reason])
+            }
+        }
     }
 
     // MARK: consensus
@@ -536,12 +544,16 @@ public final class NodeDriver {
         return true
     }
 
-    func buildBlock() throws -> Block {
+    /// This node's proposal, or nil (logged) when not even an empty block executes: the round
+    /// then goes by without a proposal from this node, and the node keeps running.
+    func buildBlock() throws -> Block? {
         let limits = genesis.parameters.block
         let candidates = mempool.reap(maxCount: Int(limits.maxTransactions), maxBytes: Int(limits.maxBytes) - (64 << 10))
         guard let (block, result) = factory.build(on: try tip(), proposer: key.publicKey, candidates: candidates,
-                                                  maxTransactions: Int(limits.maxTransactions), evidence: evidencePool) else {
-            throw Failure(message: "the runtime refused this node's own block at height \(state.global.height + 1)")
+                                                  maxTransactions: Int(limits.maxTransactions), evidence: evidence.items) else {
+            log.error("cannot build a block that this node's runtime accepts; not proposing",
+                      ["height": "\(state.global.height + 1)", "state": state.root.hex])
+            return nil
         }
         executed[block.id] = result
         blockTimes[block.id] = block.header.timeMilliseconds
@@ -554,7 +566,8 @@ public final class NodeDriver {
             guard let core, core.height == height else { return }
             switch effect {
             case .requestValue(let h, let r):
-                try feed(.proposeValue(try buildBlock(), height: h, round: r))
+                guard let block = try buildBlock() else { continue }
+                try feed(.proposeValue(block, height: h, round: r))
             case .signProposal(let proposal):
                 let signature: Signature
                 do {
@@ -619,7 +632,7 @@ public final class NodeDriver {
             }
         }
         mempool.update(after: state)
-        evidencePool.removeAll { block.evidence.contains($0) || $0.height + 50 < height }
+        evidence.update(after: state, runtime: runtime, cache: signatures)
         log.info("committed", ["height": "\(height)", "block": block.id.hex, "state": result.outcome.stateRoot.hex,
                                "txs": "\(block.transactions.count)"])
         network.broadcast(.status(height: height))

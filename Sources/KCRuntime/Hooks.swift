@@ -50,28 +50,24 @@ extension BlockExecutor {
         }
     }
 
-    /// Double-sign evidence: slash, tombstone, once per validator. Invalid evidence makes the
-    /// whole block invalid; evidence against an already tombstoned validator is ignored.
+    /// Double-sign evidence: slash, tombstone, once per validator (`Runtime.checkEvidence`).
+    /// Evidence that is not admissible makes the whole block invalid, except settled evidence
+    /// (a tombstoned validator, or evidence processed before), which is ignored.
     mutating func processEvidence() throws(BlockError) {
         for (index, evidence) in context.evidence.enumerated() {
-            do {
-                try evidence.validate(chainID: runtime.chainID)
-            } catch {
-                throw .invalidEvidence(index: index, reason: error.description)
-            }
-            guard evidence.height < height else {
-                throw .invalidEvidence(index: index, reason: "height \(evidence.height) is not below the block height \(height)")
-            }
-            guard let address = state.read(PublicKey.self, StateKey.consensusKey(evidence.validator)) else {
-                throw .invalidEvidence(index: index, reason: "consensus key \(evidence.validator.hex) belongs to no validator")
-            }
-            guard var record = state.read(ValidatorRecord.self, StateKey.validator(address)) else {
-                preconditionFailure("consensus key maps to an account without a validator record")
-            }
-            let marker = StateKey.evidence(evidence.hash)
-            if record.tombstoned || state.get(marker) != nil {
+            let address: PublicKey
+            switch runtime.checkEvidence(evidence, height: height, timeMilliseconds: now, in: state) {
+            case .admissible(let validator, _): address = validator
+            case .settled:
                 ignoredEvidence += 1
                 continue
+            case .notYet:
+                throw .invalidEvidence(index: index, reason: "height \(evidence.height) is not below the block height \(height)")
+            case .expired(let reason), .invalid(let reason):
+                throw .invalidEvidence(index: index, reason: reason)
+            }
+            guard var record = state.read(ValidatorRecord.self, StateKey.validator(address)) else {
+                preconditionFailure("a validator-set member has no validator record")
             }
             let taken = slash(address, basisPoints: parameters.slashing.doubleSignSlashBasisPoints,
                               infractionHeight: evidence.height, reason: .doubleSign, inCall: false)
@@ -80,8 +76,31 @@ extension BlockExecutor {
             record.jailed = true
             record.jailedUntilMilliseconds = .max
             state.write(StateKey.validator(address), record)
-            state.write(marker, height)
+            state.write(StateKey.evidence(evidence.hash), height)
             effects.validatorSetDirty = true
+        }
+    }
+
+    /// Records which set signs this height and its time, for evidence about it later.
+    mutating func recordHeight() {
+        let sets = state.read(ValidatorSets.self, StateKey.validatorSets)!
+        state.write(StateKey.heightRecord(height), HeightRecord(validatorSetSince: sets.currentSince, timeMilliseconds: now))
+    }
+
+    /// Drops the history that evidence in the next block can no longer name: the record of
+    /// the height leaving the window, and its validator set once no kept height names it.
+    mutating func pruneHeightHistory() {
+        let window = parameters.slashing.maxEvidenceAgeBlocks
+        // The next block (height + 1) accepts evidence from height + 1 - window on.
+        guard height >= window else { return }
+        let leaving = height - window
+        guard leaving >= 1, let record = state.read(HeightRecord.self, StateKey.heightRecord(leaving)) else { return }
+        state.delete(StateKey.heightRecord(leaving))
+        guard let next = state.read(HeightRecord.self, StateKey.heightRecord(leaving + 1)) else {
+            preconditionFailure("height \(leaving + 1) has no history record")
+        }
+        if next.validatorSetSince != record.validatorSetSince {
+            state.delete(StateKey.validatorSet(since: record.validatorSetSince))
         }
     }
 
@@ -122,12 +141,15 @@ extension BlockExecutor {
         sets.previous = sets.current
         if let next = sets.scheduled.first, next.effectiveHeight == height + 1 {
             sets.current = next.validators
+            sets.currentSince = height + 1
             sets.scheduled.removeFirst()
+            state.write(StateKey.validatorSet(since: height + 1), HistoricValidatorSet(validators: next.validators))
         }
         precondition(sets.scheduled.allSatisfy { $0.effectiveHeight > height + 1 }, "a scheduled validator set was skipped")
         // Most blocks change nothing here (previous and current are the same set): rewriting
         // the same bytes would cost an encoding, a trie path and a store write for no change.
         if sets != stored { state.write(StateKey.validatorSets, sets) }
+        pruneHeightHistory()
     }
 
     /// Pops the entries whose deadline (push time + `period`) has come. Entries are pushed in

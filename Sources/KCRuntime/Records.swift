@@ -382,24 +382,72 @@ public struct ScheduledValidatorSet: Equatable, Sendable, CanonicalCodable {
 }
 
 /// The validator sets: the one active at the previous height (whose signatures the last
-/// commit carries), the current one, and changes waiting for their height.
+/// commit carries), the current one and the height it signs from, and changes waiting for
+/// their height.
 public struct ValidatorSets: Equatable, Sendable, CanonicalCodable {
     public var previous: [ValidatorSetEntry]
     public var current: [ValidatorSetEntry]
+    /// The first height `current` signs: the key of its `vset/` history entry.
+    public var currentSince: UInt64
     public var scheduled: [ScheduledValidatorSet]
 
     public func encode(to writer: inout CanonicalWriter) {
-        writer.writeList(previous); writer.writeList(current); writer.writeList(scheduled)
+        writer.writeList(previous); writer.writeList(current); writer.write(currentSince); writer.writeList(scheduled)
     }
-    public init(previous: [ValidatorSetEntry], current: [ValidatorSetEntry], scheduled: [ScheduledValidatorSet]) {
+    public init(previous: [ValidatorSetEntry], current: [ValidatorSetEntry], currentSince: UInt64, scheduled: [ScheduledValidatorSet]) {
         self.previous = previous
         self.current = current
+        self.currentSince = currentSince
         self.scheduled = scheduled
     }
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
         previous = try reader.readList(ValidatorSetEntry.self, "previous set", limit: 1_000)
         current = try reader.readList(ValidatorSetEntry.self, "current set", limit: 1_000)
+        currentSince = try reader.readUInt64("current set since")
         scheduled = try reader.readList(ScheduledValidatorSet.self, "scheduled sets", limit: 100)
+    }
+}
+
+/// A validator set in the history (`vset/` key: the first height it signs), kept while some
+/// height inside the evidence window was signed by it.
+public struct HistoricValidatorSet: Equatable, Sendable, CanonicalCodable {
+    /// Sorted by consensus key.
+    public let validators: [ValidatorSetEntry]
+
+    public init(validators: [ValidatorSetEntry]) { self.validators = validators }
+
+    public func encode(to writer: inout CanonicalWriter) { writer.writeList(validators) }
+    public init(from reader: inout CanonicalReader) throws(DecodingError) {
+        validators = try reader.readList(ValidatorSetEntry.self, "validators", limit: 1_000)
+    }
+
+    /// The member with this consensus key, by binary search over the sorted keys.
+    public func member(_ key: PublicKey) -> ValidatorSetEntry? {
+        var low = 0, high = validators.count
+        while low < high {
+            let middle = (low + high) / 2
+            if validators[middle].consensusKey < key { low = middle + 1 } else { high = middle }
+        }
+        return low < validators.count && validators[low].consensusKey == key ? validators[low] : nil
+    }
+}
+
+/// What evidence about one committed height needs (`height/` key), kept for the last
+/// `max_evidence_age_blocks` heights: which set signed it and its block time.
+public struct HeightRecord: Equatable, Sendable, CanonicalCodable {
+    /// The `vset/` key of the set that signed this height.
+    public let validatorSetSince: UInt64
+    public let timeMilliseconds: UInt64
+
+    public init(validatorSetSince: UInt64, timeMilliseconds: UInt64) {
+        self.validatorSetSince = validatorSetSince
+        self.timeMilliseconds = timeMilliseconds
+    }
+
+    public func encode(to writer: inout CanonicalWriter) { writer.write(validatorSetSince); writer.write(timeMilliseconds) }
+    public init(from reader: inout CanonicalReader) throws(DecodingError) {
+        validatorSetSince = try reader.readUInt64("validator set since")
+        timeMilliseconds = try reader.readUInt64("time")
     }
 }
 

@@ -52,7 +52,8 @@ public struct Runtime: Sendable {
                                      context: BlockContext(height: 0, timeMilliseconds: genesis.genesisTimeUnixMilliseconds))
         let initialSet = executor.computeValidatorSet()
         precondition(!initialSet.isEmpty, "genesis has no eligible validator")
-        executor.state.write(StateKey.validatorSets, ValidatorSets(previous: initialSet, current: initialSet, scheduled: []))
+        executor.state.write(StateKey.validatorSets, ValidatorSets(previous: initialSet, current: initialSet, currentSince: 1, scheduled: []))
+        executor.state.write(StateKey.validatorSet(since: 1), HistoricValidatorSet(validators: initialSet))
 
         var entries: [StoreKey: [UInt8]] = [:]
         for (key, value) in executor.state.changes {
@@ -143,6 +144,7 @@ struct BlockExecutor {
     mutating func run(_ transactions: [VerifiedTransaction]) throws(BlockError) {
         global.height = height
         global.timeMilliseconds = now
+        recordHeight()
         beginBlock()
         try processEvidence()
         for (index, transaction) in transactions.enumerated() {

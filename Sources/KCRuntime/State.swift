@@ -96,6 +96,16 @@ public enum StateKey {
     public static func event(_ id: Hash256) -> StoreKey { StoreKey("event/", id) }
     public static func dispute(_ id: Hash256) -> StoreKey { StoreKey("disp/", id) }
     public static func evidence(_ hash: Hash256) -> StoreKey { StoreKey("evid/", hash) }
+    /// `HeightRecord` of a committed height (kept inside the evidence window).
+    public static func heightRecord(_ height: UInt64) -> StoreKey { numbered("height/", height) }
+    /// `HistoricValidatorSet` that signs from `height` on.
+    public static func validatorSet(since height: UInt64) -> StoreKey { numbered("vset/", height) }
+
+    static func numbered(_ prefix: String, _ number: UInt64) -> StoreKey {
+        var key = Array(prefix.utf8)
+        withUnsafeBytes(of: number.bigEndian) { key.append(contentsOf: $0) }
+        return StoreKey(key)
+    }
 
     public enum Queue: String, Sendable {
         case attestation = "q/attest/"
@@ -103,11 +113,7 @@ public enum StateKey {
         case revote = "q/revote/"
     }
 
-    public static func queueEntry(_ queue: Queue, _ position: UInt64) -> StoreKey {
-        var key = Array(queue.rawValue.utf8)
-        withUnsafeBytes(of: position.bigEndian) { key.append(contentsOf: $0) }
-        return StoreKey(key)
-    }
+    public static func queueEntry(_ queue: Queue, _ position: UInt64) -> StoreKey { numbered(queue.rawValue, position) }
 }
 
 /// The committed chain state: every entry, and the Merkle trie over them.

@@ -498,7 +498,7 @@ public final class Simulation {
                   validate(node, block) else { return }
             commit(node, block, certificate)
         case .evidence(let evidence):
-            node.addEvidence(evidence)
+            _ = node.evidence.add(evidence, runtime: runtime, state: node.state, cache: signatures)
         case .syncRequest(let requester, let height):
             guard height < node.height else { return }
             for h in height..<min(node.height, height + 20) {
@@ -542,7 +542,7 @@ public final class Simulation {
 
     func buildBlock(_ node: SimNode, round: UInt32) -> Block? {
         guard let (block, executed) = factory.build(on: tip(node), proposer: node.key.publicKey, candidates: node.mempool,
-                                                    maxTransactions: 50, evidence: node.evidencePool) else { return nil }
+                                                    maxTransactions: 50, evidence: node.evidence.items) else { return nil }
         node.executed[block.id] = executed
         node.blockTimes[block.id] = block.header.timeMilliseconds
         return block
@@ -585,7 +585,7 @@ public final class Simulation {
             case .evidence(let evidence):
                 if node.behaviour == .honest {
                     checker.observedEquivocation(evidence.validator, at: now)
-                    node.addEvidence(evidence)
+                    _ = node.evidence.add(evidence, runtime: runtime, state: node.state, cache: signatures)
                     broadcast(from: node, .evidence(evidence))
                 }
             }
@@ -645,7 +645,7 @@ public final class Simulation {
         node.blocks.append((block, certificate))
         node.executed.removeAll()
         node.blockTimes.removeAll()
-        node.evidencePool.removeAll { committed in block.evidence.contains(committed) || committed.height + 50 < block.header.height }
+        node.evidence.update(after: node.state, runtime: runtime, cache: signatures)
         let included = Set(block.transactions.map { $0.hash })
         node.mempool.removeAll { included.contains($0.hash) || $0.body.nonce < node.state.account($0.body.sender).nonce }
         trace.record(now, 9, UInt64(node.index), block.header.height)
@@ -680,7 +680,7 @@ final class SimNode {
     var core: ConsensusCore<Block>? = nil
     var validators: ValidatorSet
     var mempool: [VerifiedTransaction] = []
-    var evidencePool: [DoubleSignEvidence] = []
+    var evidence = EvidencePool()
     var executed: [Hash256: ExecutedBlock] = [:]
     var blockTimes: [Hash256: UInt64] = [:]
     var future: [(height: UInt64, from: Int, message: Message)] = []
@@ -717,7 +717,7 @@ final class SimNode {
         crashed = true
         core = nil
         mempool = []
-        evidencePool = []
+        evidence = EvidencePool()
         executed = [:]
         blockTimes = [:]
         future = []
@@ -731,10 +731,6 @@ final class SimNode {
         mempool.append(transaction)
     }
 
-    func addEvidence(_ evidence: DoubleSignEvidence) {
-        guard !evidencePool.contains(evidence), evidencePool.count < 100 else { return }
-        evidencePool.append(evidence)
-    }
 }
 
 /// Watches every honest step.

@@ -43,14 +43,20 @@ public struct ChainParameters: Equatable, Sendable {
         public var downtimeJailMilliseconds: UInt64
         /// Slash of gateways that attested `valid` on an event whose dispute is upheld.
         public var disputeSlashBasisPoints: UInt32
+        /// Double-sign evidence older than this many blocks, or than `maxEvidenceAgeMilliseconds`
+        /// of block time, is expired: no block may carry it.
+        public var maxEvidenceAgeBlocks: UInt64
+        public var maxEvidenceAgeMilliseconds: UInt64
 
-        public init(doubleSignSlashBasisPoints: UInt32, downtimeSlashBasisPoints: UInt32, signedBlocksWindow: UInt64, minSignedBasisPoints: UInt32, downtimeJailMilliseconds: UInt64, disputeSlashBasisPoints: UInt32) {
+        public init(doubleSignSlashBasisPoints: UInt32, downtimeSlashBasisPoints: UInt32, signedBlocksWindow: UInt64, minSignedBasisPoints: UInt32, downtimeJailMilliseconds: UInt64, disputeSlashBasisPoints: UInt32, maxEvidenceAgeBlocks: UInt64, maxEvidenceAgeMilliseconds: UInt64) {
             self.doubleSignSlashBasisPoints = doubleSignSlashBasisPoints
             self.downtimeSlashBasisPoints = downtimeSlashBasisPoints
             self.signedBlocksWindow = signedBlocksWindow
             self.minSignedBasisPoints = minSignedBasisPoints
             self.downtimeJailMilliseconds = downtimeJailMilliseconds
             self.disputeSlashBasisPoints = disputeSlashBasisPoints
+            self.maxEvidenceAgeBlocks = maxEvidenceAgeBlocks
+            self.maxEvidenceAgeMilliseconds = maxEvidenceAgeMilliseconds
         }
     }
 
@@ -129,6 +135,8 @@ extension ChainParameters: CanonicalEncodable {
         writer.write(slashing.minSignedBasisPoints)
         writer.write(slashing.downtimeJailMilliseconds)
         writer.write(slashing.disputeSlashBasisPoints)
+        writer.write(slashing.maxEvidenceAgeBlocks)
+        writer.write(slashing.maxEvidenceAgeMilliseconds)
         writer.write(events.maxParents)
         writer.write(events.maxKindBytes)
         writer.write(events.attestationPeriodMilliseconds)

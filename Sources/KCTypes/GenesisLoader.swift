@@ -246,8 +246,16 @@ public enum GenesisLoader {
             signedBlocksWindow: try slashing.unsigned("signed_blocks_window", UInt64.self, range: 1...1_000_000),
             minSignedBasisPoints: try slashing.basisPoints("min_signed_bps"),
             downtimeJailMilliseconds: try slashing.unsigned("downtime_jail_ms", UInt64.self),
-            disputeSlashBasisPoints: try slashing.basisPoints("dispute_slash_bps"))
+            disputeSlashBasisPoints: try slashing.basisPoints("dispute_slash_bps"),
+            maxEvidenceAgeBlocks: try slashing.unsigned("max_evidence_age_blocks", UInt64.self, range: 1...1_000_000),
+            maxEvidenceAgeMilliseconds: try slashing.unsigned("max_evidence_age_ms", UInt64.self, range: 1...UInt64.max))
         try slashing.finish()
+        // Evidence must be provable while the stake that signed is still slashable: stake
+        // leaves only after the unbonding period, so the evidence window must end before it.
+        guard slashingParameters.maxEvidenceAgeMilliseconds <= stakingParameters.unbondingPeriodMilliseconds else {
+            throw GenesisError(field: "params.slashing.max_evidence_age_ms",
+                               message: "\(slashingParameters.maxEvidenceAgeMilliseconds) exceeds params.staking.unbonding_period_ms (\(stakingParameters.unbondingPeriodMilliseconds)): a double signer could withdraw before its evidence expires; lower it or raise the unbonding period")
+        }
 
         var events = try params.object("events")
         let eventParameters = ChainParameters.Events(
@@ -304,7 +312,9 @@ extension Genesis {
                                   ("signed_blocks_window", number(p.slashing.signedBlocksWindow)),
                                   ("min_signed_bps", number(p.slashing.minSignedBasisPoints)),
                                   ("downtime_jail_ms", number(p.slashing.downtimeJailMilliseconds)),
-                                  ("dispute_slash_bps", number(p.slashing.disputeSlashBasisPoints))])),
+                                  ("dispute_slash_bps", number(p.slashing.disputeSlashBasisPoints)),
+                                  ("max_evidence_age_blocks", number(p.slashing.maxEvidenceAgeBlocks)),
+                                  ("max_evidence_age_ms", number(p.slashing.maxEvidenceAgeMilliseconds))])),
             ("events", .object([("max_parents", number(p.events.maxParents)),
                                 ("max_kind_bytes", number(p.events.maxKindBytes)),
                                 ("attestation_period_ms", number(p.events.attestationPeriodMilliseconds)),
