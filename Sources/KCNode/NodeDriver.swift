@@ -145,6 +145,9 @@ public final class NodeDriver {
         return UInt64(time.tv_sec) * 1_000 + UInt64(time.tv_nsec) / 1_000_000
     }
 
+    /// `now - since`, or 0 when `since` is later: no reading order of two clocks can trap.
+    static func elapsed(_ now: UInt64, since: UInt64) -> UInt64 { now >= since ? now - since : 0 }
+
     /// Wall-clock milliseconds since 1970, for vote timestamps only.
     static func wallMilliseconds() -> UInt64 {
         var time = timespec()
@@ -243,7 +246,7 @@ public final class NodeDriver {
             timers.removeAll()
         }
         if syncing {
-            let waited = now - startedAt >= Self.startupSyncWaitMilliseconds
+            let waited = Self.elapsed(now, since: startedAt) >= Self.startupSyncWaitMilliseconds
             if best <= state.global.height && (sync.hasStatus || waited) {
                 log.info("caught up: switching to consensus", ["height": "\(state.global.height)"])
                 syncing = false
@@ -252,7 +255,7 @@ public final class NodeDriver {
         }
         // One behind while in consensus: fetch it once the lag lasts beyond a pause, since the
         // votes for it are gone with the peers that moved on.
-        let lagging = !syncing && best == state.global.height + 1 && sync.aheadSince.map { now - $0 >= 1_000 } == true
+        let lagging = !syncing && best == state.global.height + 1 && sync.aheadSince.map { Self.elapsed(now, since: $0) >= 1_000 } == true
         if syncing || lagging {
             for (peer, request) in sync.requests(from: state.global.height + 1, now: now) {
                 network.send(.blockRequest(height: request), to: peer)
@@ -505,7 +508,7 @@ public final class NodeDriver {
     /// Times each consensus step of a height for the metrics.
     func noteStep(from step: Step) {
         let now = Self.monotonicMilliseconds()
-        let elapsed = now - stepStartedAt
+        let elapsed = Self.elapsed(now, since: stepStartedAt)
         stepStartedAt = now
         monitor.update { $0.lastStepMilliseconds[Int(step.rawValue)] = elapsed }
     }
@@ -647,12 +650,15 @@ public final class NodeDriver {
             snapshot.isValidator = validator
             snapshot.committedTransactions += UInt64(block.transactions.count)
             snapshot.lastBlockTransactions = block.transactions.count
-            snapshot.lastBlockIntervalMilliseconds = lastCommitAt == 0 ? 0 : now - lastCommitAt
-            snapshot.lastCommitLatencyMilliseconds = heightStartedAt == 0 ? 0 : now - heightStartedAt
+            snapshot.lastBlockIntervalMilliseconds = lastCommitAt == 0 ? 0 : Self.elapsed(now, since: lastCommitAt)
+            snapshot.lastCommitLatencyMilliseconds = heightStartedAt == 0 ? 0 : Self.elapsed(now, since: heightStartedAt)
             snapshot.slashes += UInt64(outcome.slashes.count)
             snapshot.signatureChecks = signatures.verifications
             for change in outcome.eventChanges {
-                if let from = change.from { snapshot.eventsByStatus[Int(from.rawValue)] -= 1 }
+                if let from = change.from {
+                    let index = Int(from.rawValue)
+                    snapshot.eventsByStatus[index] = snapshot.eventsByStatus[index] > 0 ? snapshot.eventsByStatus[index] - 1 : 0
+                }
                 snapshot.eventsByStatus[Int(change.to.rawValue)] += 1
             }
         }

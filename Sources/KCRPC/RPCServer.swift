@@ -134,12 +134,16 @@ extension ErrorMiddleware {
 }
 
 /// A token bucket per client address: `perSecond` requests a second, bursts up to the same.
-/// Tokens are counted in millionths, so the arithmetic stays in integers.
+/// Tokens are counted in millionths, so the arithmetic stays in integers. The clock is read
+/// inside the lock: a time read outside it could be older than a bucket's, as requests race.
 final class RateLimiter: Sendable {
     let perSecond: Int
-    private let buckets = Mutex<[String: (microTokens: UInt64, at: UInt64)]>([:])
+    private let buckets: Mutex<TokenBuckets>
 
-    init(perSecond: Int) { self.perSecond = perSecond }
+    init(perSecond: Int) {
+        self.perSecond = perSecond
+        buckets = Mutex(TokenBuckets(perSecond: perSecond))
+    }
 
     static func nowMicroseconds() -> UInt64 {
         var time = timespec()
@@ -148,21 +152,47 @@ final class RateLimiter: Sendable {
     }
 
     func allow(_ client: String) -> Bool {
-        let now = Self.nowMicroseconds()
+        buckets.withLock { $0.allow(client, nowMicroseconds: Self.nowMicroseconds()) }
+    }
+}
+
+/// The token buckets themselves, with time as an input: no clock, no lock, no trap whatever
+/// order the times come in (a time older than a bucket's refills nothing).
+struct TokenBuckets: Sendable {
+    let perSecond: Int
+    /// Beyond this many clients, buckets that are full again are forgotten (a full bucket is
+    /// what a new client gets anyway); if none is, all are.
+    let maxClients: Int
+    private var buckets: [String: (microTokens: UInt64, at: UInt64)] = [:]
+
+    init(perSecond: Int, maxClients: Int = 10_000) {
+        precondition(perSecond > 0 && maxClients > 0)
+        self.perSecond = perSecond
+        self.maxClients = maxClients
+    }
+
+    var clients: Int { buckets.count }
+
+    mutating func allow(_ client: String, nowMicroseconds now: UInt64) -> Bool {
         let full = UInt64(perSecond) * 1_000_000
-        return buckets.withLock { buckets in
-            if buckets.count > 10_000 { buckets.removeAll() }
-            var bucket = buckets[client] ?? (full, now)
-            let elapsed = min(now - bucket.at, 10_000_000)
-            bucket.microTokens = min(full, bucket.microTokens + elapsed * UInt64(perSecond))
-            bucket.at = now
-            guard bucket.microTokens >= 1_000_000 else {
-                buckets[client] = bucket
-                return false
-            }
-            bucket.microTokens -= 1_000_000
-            buckets[client] = bucket
-            return true
+        if buckets.count >= maxClients && buckets[client] == nil { forgetFull(now: now) }
+        var bucket = buckets[client] ?? (full, now)
+        // At most 10 s of refill counts, so the product below stays far from overflow.
+        let elapsed = now > bucket.at ? min(now - bucket.at, 10_000_000) : 0
+        bucket.microTokens = min(full, bucket.microTokens + elapsed * UInt64(perSecond))
+        bucket.at = max(bucket.at, now)
+        let allowed = bucket.microTokens >= 1_000_000
+        if allowed { bucket.microTokens -= 1_000_000 }
+        buckets[client] = bucket
+        return allowed
+    }
+
+    private mutating func forgetFull(now: UInt64) {
+        let full = UInt64(perSecond) * 1_000_000
+        buckets = buckets.filter { _, bucket in
+            let elapsed = now > bucket.at ? min(now - bucket.at, 10_000_000) : 0
+            return bucket.microTokens + elapsed * UInt64(perSecond) < full
         }
+        if buckets.count >= maxClients { buckets.removeAll(keepingCapacity: true) }
     }
 }

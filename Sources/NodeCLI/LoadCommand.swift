@@ -143,7 +143,8 @@ struct LoadCommand: ParsableCommand {
                 let value = latencies[min(latencies.count - 1, latencies.count * p / 100)]
                 return "\(value / 1_000).\((value % 1_000) / 100) ms"
             }
-            let span = max(lastCommit - start, 1)
+            // Nothing committed leaves lastCommit at 0, before the start.
+            let span = lastCommit > start ? lastCommit - start : 1
             print("sent \(sent) transactions at \(rate)/s for \(seconds) s to \(connected.count) node(s); committed \(committed) in \(blocks) block(s)")
             print("committed throughput: \(UInt64(committed) * 1_000_000 / span) tx/s (from the first send to the last commit)")
             print("send-to-commit latency: p50 \(percentile(50)), p90 \(percentile(90)), p99 \(percentile(99)), max \(percentile(100))")

@@ -6,6 +6,7 @@ import KCRPC
 import KCRuntime
 import KCTestSupport
 import KCTypes
+import Synchronization
 import Testing
 
 /// The API through a live HTTP server on a running one-validator node.
@@ -153,6 +154,27 @@ struct RPCTests {
         }
         usleep(1_200_000)
         #expect(node.get("/health").status == 200, "the bucket refills")
+    }
+
+    /// 32 keep-alive connections from one address sending requests back to back killed the
+    /// node within seconds before the rate limiter read its clock inside the lock.
+    @Test func thirtyTwoKeepAliveClientsCannotCrashTheNode() throws {
+        let node = try LiveNode(rateLimit: 200)
+        defer { node.stop() }
+        let answered = Mutex(0)
+        let deadline = Date().addingTimeInterval(4)
+        DispatchQueue.concurrentPerform(iterations: 32) { _ in
+            guard let socket = RawSocket(port: node.port) else { return }
+            var count = 0
+            while Date() < deadline && count < 20_000 {
+                guard socket.send("GET /health HTTP/1.1\r\nHost: test\r\n\r\n"), socket.readHTTPResponse() != nil else { break }
+                count += 1
+            }
+            answered.withLock { $0 += count }
+        }
+        #expect(answered.withLock { $0 } > 1_000)
+        usleep(1_100_000)
+        #expect(node.get("/health").status == 200, "the node still serves")
     }
 
     @Test func listsPageWithCursorsAndWalkTheDAG() throws {
