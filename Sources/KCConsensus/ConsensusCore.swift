@@ -293,6 +293,48 @@ public struct ConsensusCore<Value: ConsensusValue>: Sendable {
         return effects
     }
 
+    /// What `apply` would do with a proposal or vote, asked before it is fed: a host drops
+    /// redundant ones before writing them to its WAL (or checking their signature), and bans
+    /// the peer that sent a forbidden one (specs/consensus.md, "Screening"). Pure; the core
+    /// is not changed. A redundant input fed anyway changes nothing, so a WAL without it
+    /// replays to the same state.
+    public enum Screening: Equatable, Sendable {
+        /// `apply` would store it (or it is not a peer message): write it and feed it.
+        case useful
+        /// `apply` would ignore it: another height, a duplicate, a round beyond the sender's
+        /// allowance, a second proposal for a round, or anything after the decision.
+        case redundant
+        /// No honest peer sends it: a vote by a key outside this height's set, or a proposal
+        /// by a key that is not the proposer of its round.
+        case forbidden(String)
+    }
+
+    @_specialize(exported: true, where Value == Block)
+    public func screen(_ input: ConsensusInput<Value>) -> Screening {
+        switch input {
+        case .proposal(let proposal, _):
+            guard proposal.height == height else { return .redundant }
+            let expected = lastProposer.flatMap { $0.round == proposal.round ? $0.key : nil }
+                ?? validators.proposer(height: height, round: proposal.round)
+            guard proposal.proposer == expected else {
+                return .forbidden("\(proposal.proposer.hex.prefix(16)) is not the proposer of height \(height) round \(proposal.round)")
+            }
+            guard decision == nil, proposals[proposal.round] == nil,
+                  admits(round: proposal.round, from: proposal.proposer) else { return .redundant }
+            return .useful
+        case .vote(let signed):
+            let vote = signed.vote
+            guard vote.height == height else { return .redundant }
+            guard validators.contains(vote.validator) else {
+                return .forbidden("\(vote.validator.hex.prefix(16)) is not a validator at height \(height)")
+            }
+            guard admits(round: vote.round, from: vote.validator), votes.wouldStore(vote) else { return .redundant }
+            return .useful
+        case .timeout, .proposeValue:
+            return .useful
+        }
+    }
+
     /// Rounds beyond the next one that a single validator may occupy in this core at a time.
     /// Without a bound, one Byzantine validator could sign messages for millions of future
     /// rounds and make the core store (and scan, on every rule check) a record for each.

@@ -80,6 +80,14 @@ struct VoteKeeper: Sendable {
         return result
     }
 
+    /// Whether `add` would change anything: false for a vote already held, or a further
+    /// value from a validator that already holds its two.
+    func wouldStore(_ vote: Vote) -> Bool {
+        let tally = vote.kind == .prevote ? rounds[vote.round]?.prevotes : rounds[vote.round]?.precommits
+        guard let existing = tally?.byValidator[vote.validator] else { return true }
+        return existing.count < Self.maxValuesPerValidator && !existing.contains { $0.vote.blockID == vote.blockID }
+    }
+
     func tally(_ kind: VoteKind, round: UInt32) -> Tally? {
         guard let votes = rounds[round] else { return nil }
         return kind == .prevote ? votes.prevotes : votes.precommits

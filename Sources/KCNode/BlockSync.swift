@@ -7,8 +7,10 @@ import KCCrypto
 ///
 /// Heights are fetched in a window above the local tip, spread over every peer that claims
 /// them (the least loaded first), so several peers serve a node that is far behind at once.
-/// A peer that answers "no block" for a height it claimed, or lets requests time out
-/// `maxStrikes` times, is reported for a ban; its heights go to other peers.
+/// A peer that answers "no block" for a height it claimed, lets requests time out
+/// `maxStrikes` times, or sends a block it was not asked for (at any height), is reported for
+/// a ban; its heights go to other peers. A claimed height is only a hint of whom to ask: the
+/// node acts on blocks that verify, never on a claim (specs/p2p.md, "Block sync").
 public struct BlockSync: Sendable {
     public var window: UInt64 = 64
     public var maxPerPeer = 16
@@ -18,7 +20,12 @@ public struct BlockSync: Sendable {
     public private(set) var peerHeights: [PublicKey: UInt64] = [:]
     var outstanding: [UInt64: (peer: PublicKey, deadline: UInt64)] = [:]
     var arrived: [UInt64: (block: Block, certificate: CommitCertificate, peer: PublicKey)] = [:]
-    var asked: [PublicKey: Set<UInt64>] = [:]
+    /// Heights asked of each peer, with the time after which an answer is no longer awaited
+    /// (kept past the tip, so a late answer to a real request is not mistaken for an
+    /// unsolicited block).
+    var asked: [PublicKey: [UInt64: UInt64]] = [:]
+    /// How long after its deadline a request's answer is still accepted (late, not blamed).
+    public var lateAnswerMilliseconds: UInt64 = 30_000
     var strikes: [PublicKey: Int] = [:]
     /// Since when (monotonic ms) some peer is ahead of the local tip.
     public private(set) var aheadSince: UInt64? = nil
@@ -40,7 +47,6 @@ public struct BlockSync: Sendable {
         tip = mine
         outstanding = outstanding.filter { $0.key > mine }
         arrived = arrived.filter { $0.key > mine }
-        for peer in asked.keys { asked[peer] = asked[peer]!.filter { $0 > mine } }
         aheadSince = bestHeight > mine ? now : nil
     }
 
@@ -58,18 +64,18 @@ public struct BlockSync: Sendable {
             let candidates = peerHeights.filter { $0.value >= height && load[$0.key, default: 0] < maxPerPeer }.map(\.key)
             guard let peer = candidates.min(by: { (load[$0, default: 0], $0) < (load[$1, default: 0], $1) }) else { continue }
             outstanding[height] = (peer, now + timeoutMilliseconds)
-            asked[peer, default: []].insert(height)
+            asked[peer, default: [:]][height] = now + timeoutMilliseconds + lateAnswerMilliseconds
             load[peer, default: 0] += 1
             result.append((peer, height))
         }
         return result
     }
 
-    /// A block from a peer. False when that peer was never asked for that height.
+    /// A block from a peer. False when that peer was not asked for that height (or was asked
+    /// so long ago that the answer is no longer awaited).
     public mutating func deliver(_ block: Block, _ certificate: CommitCertificate, from peer: PublicKey) -> Bool {
         let height = block.header.height
-        guard asked[peer]?.contains(height) == true else { return height <= tip }
-        asked[peer]?.remove(height)
+        guard asked[peer]?.removeValue(forKey: height) != nil else { return false }
         if outstanding[height]?.peer == peer { outstanding[height] = nil }
         if arrived[height] == nil && height > tip { arrived[height] = (block, certificate, peer) }
         strikes[peer] = nil
@@ -84,7 +90,7 @@ public struct BlockSync: Sendable {
 
     /// A peer said it has no block at `height`: the reason to ban it if it claimed that height.
     public mutating func refused(_ height: UInt64, by peer: PublicKey) -> String? {
-        asked[peer]?.remove(height)
+        asked[peer]?.removeValue(forKey: height)
         if outstanding[height]?.peer == peer { outstanding[height] = nil }
         guard let claimed = peerHeights[peer], claimed >= height else { return nil }
         forget(peer)
@@ -94,6 +100,10 @@ public struct BlockSync: Sendable {
     /// Requests past their deadline go back to the pool; peers out of strikes are returned.
     public mutating func expire(now: UInt64) -> [(PublicKey, String)] {
         var banned: [(PublicKey, String)] = []
+        asked = asked.compactMapValues { heights in
+            let awaited = heights.filter { $0.value > now }
+            return awaited.isEmpty ? nil : awaited
+        }
         for (height, entry) in outstanding where entry.deadline <= now {
             outstanding[height] = nil
             strikes[entry.peer, default: 0] += 1

@@ -58,20 +58,28 @@ public final class NodeDriver {
     /// Inputs for the next height that arrived before it started.
     var early: [(input: ConsensusInput<Block>, record: WALRecord)] = []
     var evidence = EvidencePool()
+    var nextValidatorsCache: (height: UInt64, set: ValidatorSet)? = nil
     var timers: [(deadline: UInt64, sequence: UInt64, input: ConsensusInput<Block>?)] = []
     var timerSequence: UInt64 = 0
     var replaying = false
     var recoveredWAL: [WALRecord]
     var sync: BlockSync
-    var syncing: Bool
+    /// When (monotonic ms) a block fetched by sync was last committed: the node counts as
+    /// catching up for `catchUpMilliseconds` after it.
+    var lastSyncedAt: UInt64? = nil
+    /// Set while a validator whose key has signed nothing on this machine (its WAL holds none
+    /// of its messages) waits to catch up before its first signature (`releaseStartupHold`).
+    var startupHold: Bool
     let startedAt: UInt64
     var nextStatus: UInt64 = 0
     var lastProgress: (height: UInt64, round: UInt32, step: Step)? = nil
 
     static let statusIntervalMilliseconds: UInt64 = 1_000
     static let gossipIntervalMilliseconds: UInt64 = 1_000
-    /// How long a node with peers waits for their heights before it runs consensus alone.
-    static let startupSyncWaitMilliseconds: UInt64 = 2_000
+    /// How long after a committed sync block the node still reports that it is catching up.
+    static let catchUpMilliseconds: UInt64 = 2_000
+    /// The longest a start-up hold lasts without verified sync progress.
+    static let startupHoldMilliseconds: UInt64 = 2_000
 
     /// Opens the node in `home`; log lines (filtered by the configured level) go to `output`.
     public init(home: NodeHome, output: @escaping @Sendable (String) -> Void) throws {
@@ -126,8 +134,10 @@ public final class NodeDriver {
         commits = CommitFeed(height: state.global.height)
         handle = NodeHandle(store: store, genesis: genesis, monitor: monitor, commits: commits, inbox: inbox)
         sync = BlockSync()
-        syncing = !settings.persistentPeers.isEmpty
         startedAt = Self.monotonicMilliseconds()
+        startupHold = false
+        startupHold = config.doubleSignCheckHeights > 0 && isValidator && !settings.persistentPeers.isEmpty
+            && LastSigned.latest(signedBy: key.publicKey, in: recoveredWAL) == nil
     }
 
     /// HOST:PORT split at the last colon.
@@ -168,7 +178,7 @@ public final class NodeDriver {
             network.stop()
             log.info("node stopped", ["height": "\(state.global.height)", "signature_checks": "\(signatures.verifications)"])
         }
-        if !syncing { try startConsensus() }
+        if !startupHold { try startConsensus() }
         while !shouldStop() {
             let now = Self.monotonicMilliseconds()
             timers.sort { ($0.deadline, $0.sequence) < ($1.deadline, $1.sequence) }
@@ -183,7 +193,7 @@ public final class NodeDriver {
             }
             // The commit pause paces an idle chain only: a block is ready to be made as soon
             // as transactions wait, or peers already work on the next height.
-            if core == nil && !syncing && (mempool.count > 0 || !early.isEmpty) {
+            if core == nil && (mempool.count > 0 || !early.isEmpty) {
                 try beginHeight()
             }
             try tick()
@@ -195,7 +205,7 @@ public final class NodeDriver {
     func tick() throws {
         let now = Self.monotonicMilliseconds()
         monitor.update { snapshot in
-            snapshot.syncing = syncing
+            snapshot.syncing = catchingUp(now: now)
             snapshot.round = core?.round ?? 0
             snapshot.mempoolTransactions = mempool.count
             snapshot.mempoolBytes = mempool.bytes
@@ -211,6 +221,22 @@ public final class NodeDriver {
             }
         }
         try driveSync(now: now)
+        try releaseStartupHold(now: now)
+    }
+
+    /// A validator new to this machine signs nothing until it is not behind: it could
+    /// otherwise vote at heights its key already signed elsewhere, and the look-back check
+    /// (`checkRecentSignatures`) would only see the stale part of the chain. The hold ends
+    /// once no verified block arrived by sync for `catchUpMilliseconds` and either every peer
+    /// that spoke is at or below the tip or `startupHoldMilliseconds` passed: a peer's claim
+    /// alone cannot prolong it, only blocks that verify can.
+    func releaseStartupHold(now: UInt64) throws {
+        guard startupHold, !catchingUp(now: now) else { return }
+        let waited = Self.elapsed(now, since: startedAt) >= Self.startupHoldMilliseconds
+        guard waited || (sync.hasStatus && sync.bestHeight <= state.global.height) else { return }
+        startupHold = false
+        log.info("caught up: this validator starts signing", ["height": "\(state.global.height)", "peers_at": "\(sync.bestHeight)"])
+        try startConsensus()
     }
 
     /// Re-sends what this node holds for the current round when nothing moved for a gossip
@@ -225,38 +251,40 @@ public final class NodeDriver {
         if core.round > 0 { for vote in core.heldVotes(round: core.round - 1) { network.broadcast(.vote(vote)) } }
     }
 
+    /// Whether the node committed a block fetched by sync lately (it is behind its peers).
+    func catchingUp(now: UInt64) -> Bool {
+        lastSyncedAt.map { Self.elapsed(now, since: $0) < Self.catchUpMilliseconds } ?? false
+    }
+
+    /// Block sync beside consensus (specs/p2p.md, "Block sync"). Peers' claimed heights only
+    /// decide whom to ask; consensus keeps running whatever they claim. Only blocks whose
+    /// commit certificate and execution verify move the node on: each is committed, and once
+    /// the blocks that arrived are applied, consensus restarts at the new tip.
     func driveSync(now: UInt64) throws {
         let height = state.global.height
         for (peer, reason) in sync.expire(now: now) { network.ban(peer, reason: reason) }
-        // Apply whatever arrived in order.
+        var applied: UInt64 = 0
         while let (block, certificate, peer) = sync.take(height: state.global.height + 1) {
             if let problem = try applySynced(block, certificate) {
                 network.ban(peer, reason: "sent block \(block.header.height) that does not verify: \(problem)")
                 sync.forget(peer)
                 break
             }
+            applied += 1
+        }
+        if applied > 0 {
+            if !catchingUp(now: now) {
+                log.info("catching up by block sync", ["from_height": "\(height)", "peers_at": "\(sync.bestHeight)"])
+            }
+            lastSyncedAt = now
+            try beginHeight()
         }
         let best = sync.bestHeight
-        // Far behind: stop consensus and sync. Caught up (or no one ahead after the start-up
-        // wait): run consensus.
-        if best >= state.global.height + 2 && !syncing {
-            log.info("falling behind: switching to block sync", ["height": "\(state.global.height)", "peers_at": "\(best)"])
-            syncing = true
-            core = nil
-            timers.removeAll()
-        }
-        if syncing {
-            let waited = Self.elapsed(now, since: startedAt) >= Self.startupSyncWaitMilliseconds
-            if best <= state.global.height && (sync.hasStatus || waited) {
-                log.info("caught up: switching to consensus", ["height": "\(state.global.height)"])
-                syncing = false
-                try startConsensus()
-            }
-        }
-        // One behind while in consensus: fetch it once the lag lasts beyond a pause, since the
-        // votes for it are gone with the peers that moved on.
-        let lagging = !syncing && best == state.global.height + 1 && sync.aheadSince.map { Self.elapsed(now, since: $0) >= 1_000 } == true
-        if syncing || lagging {
+        // Two or more behind by some peer's word: ask at once. Exactly one behind: only once
+        // the lag lasts beyond a pause (the votes for that height are gone with the peers that
+        // moved on; before that, consensus usually decides it itself).
+        let lagging = best == state.global.height + 1 && sync.aheadSince.map { Self.elapsed(now, since: $0) >= 1_000 } == true
+        if best >= state.global.height + 2 || lagging {
             for (peer, request) in sync.requests(from: state.global.height + 1, now: now) {
                 network.send(.blockRequest(height: request), to: peer)
             }
@@ -271,11 +299,11 @@ public final class NodeDriver {
         do { try certificate.verify(validators: tip.validators, chainID: genesis.chainID, cache: signatures) } catch {
             return "its commit certificate: \(error)"
         }
-        guard certificate.blockID == block.id, let result = factory.validate(block, on: tip) else {
+        guard certificate.blockID == block.id, certificate.height == block.header.height,
+              let result = factory.validate(block, on: tip) else {
             return "the block is not valid on this chain"
         }
         try commit(block, certificate, result)
-        if !syncing { try beginHeight() }
         return nil
     }
 
@@ -346,15 +374,11 @@ public final class NodeDriver {
             }
             if !admitted.isEmpty { network.broadcast(.transactions(admitted), except: peer) }
         case .proposal(let signed):
-            guard signed.verify(chainID: genesis.chainID, cache: signatures) else {
-                return network.ban(peer, reason: "sent a proposal with a bad signature")
-            }
-            try consensusInput(.proposal(signed.proposal, valid: false), record: .proposal(signed), height: signed.proposal.height)
+            try consensusMessage(.proposal(signed.proposal, valid: false), record: .proposal(signed), height: signed.proposal.height,
+                                 from: peer, what: "a proposal") { signed.verify(chainID: genesis.chainID, cache: signatures) }
         case .vote(let signed):
-            guard signed.verify(chainID: genesis.chainID, cache: signatures) else {
-                return network.ban(peer, reason: "sent a vote with a bad signature")
-            }
-            try consensusInput(.vote(signed), record: .vote(signed), height: signed.vote.height)
+            try consensusMessage(.vote(signed), record: .vote(signed), height: signed.vote.height,
+                                 from: peer, what: "a vote") { signed.verify(chainID: genesis.chainID, cache: signatures) }
         case .evidence(let evidence):
             addEvidence(evidence, from: peer)
         case .blockRequest(let height):
@@ -372,14 +396,53 @@ public final class NodeDriver {
         }
     }
 
-    /// A verified proposal or vote: fed now if it is for the running height, kept if it is
-    /// for the next height (not started yet), dropped otherwise.
-    func consensusInput(_ input: ConsensusInput<Block>, record: WALRecord, height: UInt64) throws {
+    /// A proposal or vote from a peer (specs/p2p.md, "Consensus messages"), screened before
+    /// anything is spent on it: a forbidden one (a vote from outside the height's set, a
+    /// proposal from a key that is not its round's proposer) bans the peer; a redundant one is
+    /// dropped unverified and unwritten; a useful one has its signature checked (a bad one
+    /// bans), then is logged and fed if it is for the running height, or kept if it is for the
+    /// next height (not started yet).
+    func consensusMessage(_ input: ConsensusInput<Block>, record: WALRecord, height: UInt64, from peer: PublicKey,
+                          what: String, verify: () -> Bool) throws {
+        switch screen(input, height: height) {
+        case .redundant: return
+        case .forbidden(let reason): return network.ban(peer, reason: "sent \(what) no honest peer sends: \(reason)")
+        case .useful: break
+        }
+        guard verify() else { return network.ban(peer, reason: "sent \(what) with a bad signature") }
         if let core, core.height == height {
             try feed(try validated(input), record: record)
-        } else if !syncing, height == state.global.height + 1, early.count < 10_000 {
+        } else if early.count < 10_000 {
             early.append((input, record))
         }
+    }
+
+    /// The core's screening for the running height; for the next height while no core runs
+    /// (the commit pause, the start-up hold), the same checks against that height's set.
+    func screen(_ input: ConsensusInput<Block>, height: UInt64) -> ConsensusCore<Block>.Screening {
+        if let core { return core.height == height ? core.screen(input) : .redundant }
+        guard height == state.global.height + 1 else { return .redundant }
+        let validators = nextValidators()
+        switch input {
+        case .proposal(let proposal, _):
+            let proposer = validators.proposer(height: height, round: proposal.round)
+            return proposal.proposer == proposer ? .useful
+                : .forbidden("\(proposal.proposer.hex.prefix(16)) is not the proposer of height \(height) round \(proposal.round)")
+        case .vote(let signed):
+            return validators.contains(signed.vote.validator) ? .useful
+                : .forbidden("\(signed.vote.validator.hex.prefix(16)) is not a validator at height \(height)")
+        case .timeout, .proposeValue:
+            return .useful
+        }
+    }
+
+    /// The set that signs the next height, built once per height.
+    func nextValidators() -> ValidatorSet {
+        let height = state.global.height + 1
+        if let cached = nextValidatorsCache, cached.height == height { return cached.set }
+        let set = ValidatorSet(state.validatorSets().current.map { .init(key: $0.consensusKey, power: $0.power) })
+        nextValidatorsCache = (height, set)
+        return set
     }
 
     /// A proposal with the node's verdict on its block (the paper's valid(v)).
@@ -436,7 +499,7 @@ public final class NodeDriver {
 
     /// After the commit pause: start the next height with the inputs that arrived meanwhile.
     func beginHeight() throws {
-        guard !syncing, core == nil else { return }
+        guard core == nil, !startupHold else { return }
         try startHeight(replay: [])
     }
 
@@ -444,8 +507,7 @@ public final class NodeDriver {
         let height = state.global.height + 1
         heightStartedAt = Self.monotonicMilliseconds()
         stepStartedAt = heightStartedAt
-        let set = state.validatorSets().current
-        let validators = ValidatorSet(set.map { .init(key: $0.consensusKey, power: $0.power) })
+        let validators = nextValidators()
         let me: PublicKey? = validators.contains(key.publicKey) ? key.publicKey : nil
         core = ConsensusCore(height: height, validators: validators, me: me, timeouts: config.timeouts)
         executed.removeAll()
@@ -480,7 +542,7 @@ public final class NodeDriver {
         replaying = false
         let waiting = early
         early = []
-        for (input, record) in waiting where core?.height == height {
+        for (input, record) in waiting where core?.height == height && core?.screen(input) == .useful {
             if case .proposal(let proposal, _) = input, case .proposal(let signed) = record {
                 signedProposals[proposal.round] = signedProposals[proposal.round] ?? signed
             }
@@ -682,7 +744,7 @@ public final class NodeDriver {
             snapshot.stateRoot = state.root
             snapshot.isValidator = validator
             snapshot.nodeID = nodeID
-            snapshot.syncing = syncing
+            snapshot.syncing = false
             snapshot.eventsByStatus = counts
         }
     }

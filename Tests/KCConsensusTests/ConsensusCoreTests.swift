@@ -292,6 +292,96 @@ struct ConsensusCoreTests {
     }
 }
 
+/// Screening (specs/consensus.md): what a host may drop before its WAL, or ban for, must be
+/// exactly what `apply` would ignore.
+struct ScreeningTests {
+    let v = TestValue(label: "block-v")
+    let w = TestValue(label: "block-w")
+    /// The observable state of a core: round, step, and what it holds for the first rounds.
+    func snapshot(_ core: ConsensusCore<TestValue>) -> String {
+        let held = (0...12 as ClosedRange<UInt32>).map { round in
+            "\(round):\(core.heldVotes(round: round).count)/\(core.heldProposal(round: round)?.value.label ?? "-")"
+        }
+        return "r\(core.round) \(core.step) " + held.joined(separator: ",")
+    }
+
+    @Test func strangersAndWrongProposersAreForbiddenAndDuplicatesRedundant() {
+        var s = Scenario()
+        _ = s.core.start()
+        let stranger = SigningKey(seed: Blake2b.hash256([9]))
+        let strangerVote = Vote(kind: .prevote, height: 1, round: 0, blockID: nil, timestampMilliseconds: 1, validator: stranger.publicKey)
+        guard case .forbidden = s.core.screen(.vote(strangerVote.signed(with: stranger, chainID: chainID))) else {
+            Issue.record("a vote from outside the set was not forbidden")
+            return
+        }
+        let wrong = validatorSet.members.first { $0.key != validatorSet.proposer(height: 1, round: 0) }!.key
+        guard case .forbidden = s.core.screen(.proposal(Proposal(height: 1, round: 0, value: v, validRound: nil, proposer: wrong), valid: true)) else {
+            Issue.record("a proposal from a key that is not the round's proposer was not forbidden")
+            return
+        }
+        let vote = s.vote(.prevote, from: s.others()[0], round: 0, v)
+        #expect(s.core.screen(.vote(vote)) == .useful)
+        _ = s.core.apply(.vote(vote))
+        #expect(s.core.screen(.vote(vote)) == .redundant, "a vote already held")
+        #expect(s.core.screen(.vote(Scenario(height: 2).vote(.prevote, from: s.others()[0], round: 0, v))) == .redundant, "another height")
+    }
+
+    /// Over thousands of random inputs (members and strangers, right and wrong proposers,
+    /// repeats, near and far rounds), an input screened redundant or forbidden leaves the core
+    /// exactly as it was, and one screened useful changes what the core holds.
+    @Test func screeningAgreesWithApply() {
+        var random = SplitMix(seed: 7)
+        let stranger = SigningKey(seed: Blake2b.hash256([9]))
+        let values = [v, w, TestValue(label: "x")]
+        for _ in 0..<20 {
+            var s = Scenario()
+            _ = s.core.start()
+            for _ in 0..<300 {
+                let round = UInt32(random.below(10))
+                let input: ConsensusInput<TestValue>
+                switch random.below(4) {
+                case 0:
+                    let proposer = random.below(4) == 0 ? validatorSet.members[Int(random.below(4))].key
+                        : validatorSet.proposer(height: 1, round: round)
+                    input = .proposal(Proposal(height: 1, round: round, value: values[Int(random.below(3))], validRound: nil,
+                                               proposer: proposer), valid: random.below(5) != 0)
+                case 1:
+                    let vote = Vote(kind: .prevote, height: 1, round: round, blockID: nil, timestampMilliseconds: 1,
+                                    validator: stranger.publicKey)
+                    input = .vote(vote.signed(with: stranger, chainID: chainID))
+                default:
+                    let voter = validatorSet.members[Int(random.below(4))].key
+                    let value: TestValue? = random.below(4) == 0 ? nil : values[Int(random.below(2))]
+                    input = .vote(s.vote(random.below(2) == 0 ? .prevote : .precommit, from: voter, round: round, value))
+                }
+                let verdict = s.core.screen(input)
+                let before = snapshot(s.core)
+                let effects = s.core.apply(input)
+                if verdict != .useful {
+                    #expect(effects.isEmpty && snapshot(s.core) == before, "\(verdict) input changed the core")
+                } else {
+                    #expect(snapshot(s.core) != before, "a useful input left the core unchanged")
+                }
+                if s.core.decision != nil { break }
+            }
+        }
+    }
+}
+
+/// SplitMix64, for test inputs that are the same on every run.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func below(_ bound: UInt64) -> UInt64 { next() % bound }
+}
+
 struct ValidatorSetTests {
     @Test func proposersFollowPowerOverTime() {
         let weighted = ValidatorSet([

@@ -87,6 +87,34 @@ struct BlockSyncTests {
         #expect(left.isEmpty, "no one left to ask")
     }
 
+    /// A block nobody asked for is blamed whatever its height, above or below the tip; a late
+    /// answer to a real request is not, even after the tip moved past it.
+    @Test func unsolicitedBlocksAreRefusedAtAnyHeightLateAnswersAreNot() {
+        var sync = BlockSync()
+        sync.timeoutMilliseconds = 100
+        sync.lateAnswerMilliseconds = 1_000
+        sync.noteStatus(Self.peers[0], height: 3, mine: 0, now: 0)
+        let requests = sync.requests(from: 1, now: 0)
+        #expect(requests.count == 3)
+        let (b1, c1) = Self.block(1), (b9, c9) = Self.block(9)
+        let unsolicited = sync.deliver(b9, c9, from: Self.peers[0])
+        #expect(!unsolicited, "a height never asked")
+        // The tip moves past height 1 (consensus decided it); the request timed out.
+        sync.noteHeight(2, now: 150)
+        _ = sync.expire(now: 150)
+        let late = sync.deliver(b1, c1, from: Self.peers[0])
+        #expect(late, "a late answer to a real request")
+        let kept = sync.take(height: 1)
+        #expect(kept == nil, "below the tip: not kept")
+        let again = sync.deliver(b1, c1, from: Self.peers[0])
+        #expect(!again, "the same block again was not asked twice")
+        // Long after the deadline the answer is no longer awaited.
+        let (b2, c2) = Self.block(2)
+        _ = sync.expire(now: 2_000)
+        let tooLate = sync.deliver(b2, c2, from: Self.peers[0])
+        #expect(!tooLate)
+    }
+
     @Test func theLagClockRestartsWhenTheTipMoves() {
         var sync = BlockSync()
         sync.noteStatus(Self.peers[0], height: 5, mine: 4, now: 10)

@@ -138,7 +138,7 @@ struct NetworkTests {
         #expect(restarted.wait(seconds: 10) { network.output(3).contains("banning peer peer=\(liar.id.hex)") })
         let target = network.height(0)
         #expect(network.waitHeight(target, nodes: [3], seconds: 240), "no catch-up: \(network.describe())")
-        #expect(network.output(3).contains("switching to consensus"))
+        #expect(network.output(3).contains("catching up by block sync"))
         // Caught up, it takes part: a height after the catch-up is committed by all four.
         #expect(network.waitHeight(network.height(0) + 5, seconds: 60), "\(network.describe())")
 
