@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "KCCodecTests", dependencies: ["KCCodec"]),
         .testTarget(name: "KCCryptoTests", dependencies: ["KCCrypto"]),
         .testTarget(name: "KCTypesTests", dependencies: ["KCTypes"]),
-        .target(name: "KCTestSupport", path: "Tests/KCTestSupport"),
+        .target(name: "KCTestSupport", dependencies: ["KCNetwork", "KCCrypto", "KCCodec"], path: "Tests/KCTestSupport"),
         .testTarget(name: "KCStorageTests", dependencies: ["KCStorage", "KCTestSupport"]),
         .testTarget(name: "KCConsensusTests", dependencies: ["KCConsensus", "KCTypes", "KCCrypto"]),
         .testTarget(name: "KCSimulatorTests", dependencies: ["KCSimulator"]),

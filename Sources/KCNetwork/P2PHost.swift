@@ -20,8 +20,19 @@ public struct P2PSettings: Sendable {
     public var listenHost: String?
     public var listenPort: Int = 0
     public var persistentPeers: [PeerAddress] = []
+    /// Node keys admitted beyond every inbound limit and never evicted (besides persistent
+    /// peers): a validator's sentries, say.
+    public var unconditionalPeers: Set<PublicKey> = []
     public var maxInboundPeers = 40
     public var maxOutboundPeers = 10
+    /// Authenticated inbound peers from one IP address (persistent and unconditional peers
+    /// not counted).
+    public var maxInboundPeersPerAddress = 8
+    /// Connections still in the handshake, in all and from one IP address.
+    public var maxPendingHandshakes = 16
+    public var maxPendingHandshakesPerAddress = 4
+    /// An inbound peer younger than this is never evicted for a newcomer.
+    public var evictionGraceMilliseconds: Int64 = 10_000
     /// Largest plaintext frame; larger ones drop the connection.
     public var maxFrameBytes = 8 << 20
     public var handshakeTimeoutMilliseconds: Int64 = 5_000
@@ -65,7 +76,13 @@ public final class P2PHost: Sendable {
     struct Connection {
         let channel: Channel
         let outbound: Bool
+        /// The remote IP address (no port).
         let address: String
+        let since: NIODeadline
+        /// Persistent or unconditional: exempt from inbound limits and eviction.
+        let protected: Bool
+        /// Messages the node found useful (`credit`): what keeps an inbound peer from eviction.
+        var useful: UInt64 = 0
     }
 
     struct State {
@@ -73,9 +90,12 @@ public final class P2PHost: Sendable {
         var bans: [PublicKey: NIODeadline] = [:]
         var dialing: Set<PublicKey> = []
         var backoff: [PublicKey: Int64] = [:]
-        var inboundChannels = 0
+        /// Inbound connections still in the handshake, in all and by IP address.
+        var pending = 0
+        var pendingByAddress: [String: Int] = [:]
         var stopped = false
         var banCount: UInt64 = 0
+        var evictions: UInt64 = 0
     }
 
     /// A host whose events go to `sink` (a node folds them into its own inbox).
@@ -110,16 +130,20 @@ public final class P2PHost: Sendable {
                 .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
                 .childChannelInitializer { [self] channel in
+                    // Only a bounded number of strangers may be mid-handshake, and few from one
+                    // address: the rest are closed before a byte is read.
+                    let address = channel.remoteAddress?.ipAddress ?? "?"
                     let admitted = state.withLock { state -> Bool in
-                        guard !state.stopped, state.inboundChannels < settings.maxInboundPeers else { return false }
-                        state.inboundChannels += 1
+                        guard !state.stopped, state.pending < settings.maxPendingHandshakes,
+                              state.pendingByAddress[address, default: 0] < settings.maxPendingHandshakesPerAddress else { return false }
+                        state.pending += 1
+                        state.pendingByAddress[address, default: 0] += 1
                         return true
                     }
                     guard admitted else {
                         return channel.close()
                     }
-                    channel.closeFuture.whenComplete { [self] _ in state.withLock { $0.inboundChannels -= 1 } }
-                    return configure(channel, outbound: false, expected: nil)
+                    return configure(channel, outbound: false, expected: nil, pendingAddress: address)
                 }
             let channel = try bootstrap.bind(host: host, port: settings.listenPort).wait()
             port = channel.localAddress?.port ?? 0
@@ -144,6 +168,26 @@ public final class P2PHost: Sendable {
 
     /// Bans so far, for metrics.
     public var banCount: UInt64 { state.withLock { $0.banCount } }
+
+    /// Inbound peers evicted for newcomers so far.
+    public var evictionCount: UInt64 { state.withLock { $0.evictions } }
+
+    /// The node found a message from `peer` useful (a new transaction, a consensus message it
+    /// stored, a block it asked for, new evidence): it counts against evicting that peer.
+    public func credit(_ peer: PublicKey) {
+        state.withLock { state in
+            if state.peers[peer] != nil { state.peers[peer]!.useful &+= 1 }
+        }
+    }
+
+    /// Called once per inbound connection when its handshake ends (authenticated or not).
+    func handshakeEnded(address: String) {
+        state.withLock { state in
+            state.pending -= 1
+            let left = state.pendingByAddress[address, default: 1] - 1
+            state.pendingByAddress[address] = left > 0 ? left : nil
+        }
+    }
 
     public var connectedPeers: [PublicKey] { state.withLock { Array($0.peers.keys) }.sorted() }
 
@@ -189,10 +233,12 @@ public final class P2PHost: Sendable {
 
     // MARK: connections
 
-    func configure(_ channel: Channel, outbound: Bool, expected: PublicKey?) -> EventLoopFuture<Void> {
+    func configure(_ channel: Channel, outbound: Bool, expected: PublicKey?, pendingAddress: String? = nil) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
-            let handler = PeerHandler(host: self, outbound: outbound, expected: expected)
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: settings.maxFrameBytes + FrameCipher.tagBytes)))
+            // Until the handshake completes, no frame may be larger than the handshake's own.
+            let limit = FrameLimit(bytes: PeerHandler.handshakeFrameLimit)
+            let handler = PeerHandler(host: self, outbound: outbound, expected: expected, frameLimit: limit, pendingAddress: pendingAddress)
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limit: limit)))
             try channel.pipeline.syncOperations.addHandler(handler)
         }
     }
@@ -248,35 +294,96 @@ public final class P2PHost: Sendable {
 
     /// Called on the channel's event loop once a peer proved its key. Returns why it is
     /// refused, or nil when it is now a connected peer.
+    ///
+    /// Inbound slots are shared (specs/p2p.md, "Limits and bans"): persistent and unconditional
+    /// peers always get in; others are limited per IP address, and when the slots are full a
+    /// newcomer takes the place of the least useful inbound peer past its grace period, if any.
     func admit(_ peer: PublicKey, channel: Channel, outbound: Bool) -> String? {
+        enum Outcome {
+            case refused(String)
+            /// The peer was connected already and this connection wins the tie: the old one goes.
+            case replacedDuplicate(Channel)
+            case admitted(evicted: (key: PublicKey, channel: Channel)?)
+        }
         let now = NIODeadline.now()
-        let outcome = state.withLock { state -> (refusal: String?, replaced: Channel?) in
-            if state.stopped { return ("the node is stopping", nil) }
-            if peer == nodeID { return ("it is this node itself", nil) }
-            if let until = state.bans[peer], until > now { return ("it is banned", nil) }
-            let address = channel.remoteAddress?.description ?? "?"
+        let address = channel.remoteAddress?.ipAddress ?? "?"
+        let protected = settings.unconditionalPeers.contains(peer) || settings.persistentPeers.contains { $0.nodeID == peer }
+        let outcome = state.withLock { state -> Outcome in
+            if state.stopped { return .refused("the node is stopping") }
+            if peer == nodeID { return .refused("it is this node itself") }
+            if let until = state.bans[peer], until > now { return .refused("it is banned") }
+            let connection = Connection(channel: channel, outbound: outbound, address: address, since: now, protected: protected)
             if let existing = state.peers[peer] {
                 // Both ends keep the connection dialled by the smaller node key, so a pair
                 // that dialled each other at once settles on the same one.
                 let newPreferred = outbound == (nodeID < peer)
-                if !newPreferred { return ("already connected", nil) }
-                state.peers[peer] = Connection(channel: channel, outbound: outbound, address: address)
-                return (nil, existing.channel)
+                if !newPreferred { return .refused("already connected") }
+                state.peers[peer] = connection
+                return .replacedDuplicate(existing.channel)
             }
-            if outbound && state.peers.values.filter(\.outbound).count >= settings.maxOutboundPeers {
-                return ("the outbound peer limit \(settings.maxOutboundPeers) is reached", nil)
+            var evicted: (key: PublicKey, channel: Channel)? = nil
+            if outbound {
+                if state.peers.values.filter(\.outbound).count >= settings.maxOutboundPeers {
+                    return .refused("the outbound peer limit \(settings.maxOutboundPeers) is reached")
+                }
+            } else if !protected {
+                let inbound = state.peers.filter { !$0.value.outbound && !$0.value.protected }
+                let fromAddress = inbound.filter { $0.value.address == address }
+                let candidates: [PublicKey: Connection]
+                if fromAddress.count >= settings.maxInboundPeersPerAddress {
+                    candidates = fromAddress
+                } else if inbound.count >= settings.maxInboundPeers {
+                    candidates = inbound
+                } else {
+                    candidates = [:]
+                }
+                if !candidates.isEmpty {
+                    guard let victim = Self.evictionVictim(candidates, now: now, grace: settings.evictionGraceMilliseconds),
+                          let removed = state.peers.removeValue(forKey: victim) else {
+                        return .refused(fromAddress.count >= settings.maxInboundPeersPerAddress
+                            ? "\(settings.maxInboundPeersPerAddress) peers from \(address) are connected already"
+                            : "the inbound peer limit \(settings.maxInboundPeers) is reached")
+                    }
+                    evicted = (victim, removed.channel)
+                    state.evictions += 1
+                }
             }
-            state.peers[peer] = Connection(channel: channel, outbound: outbound, address: address)
+            state.peers[peer] = connection
             state.backoff[peer] = nil
-            return (nil, nil)
+            return .admitted(evicted: evicted)
         }
-        if let refusal = outcome.refusal { return refusal }
-        if let replaced = outcome.replaced {
-            replaced.close(promise: nil)
-        } else {
+        switch outcome {
+        case .refused(let reason):
+            return reason
+        case .replacedDuplicate(let old):
+            old.close(promise: nil)
+        case .admitted(let evicted):
+            if let evicted {
+                // Removed from the table above, so its close reports nothing: say it here.
+                log.info("evicting a peer for a newcomer", ["peer": evicted.key.hex, "newcomer": peer.hex, "address": address])
+                sink(.disconnected(evicted.key), false)
+                evicted.channel.close(promise: nil)
+            }
             sink(.connected(peer), false)
         }
         return nil
+    }
+
+    /// The inbound peer to evict for a newcomer among `candidates`: none younger than the grace
+    /// period; of the rest, the more useful half is kept; then the address with the most
+    /// connections loses its least useful, youngest peer (an attacker with one address evicts
+    /// its own first). Nil when every candidate is protected by these rules.
+    static func evictionVictim(_ candidates: [PublicKey: Connection], now: NIODeadline, grace: Int64) -> PublicKey? {
+        var pool = candidates.filter { now - $0.value.since >= .milliseconds(grace) }
+            .sorted { ($0.value.useful, $0.value.since, $0.key) > ($1.value.useful, $1.value.since, $1.key) }
+        // The more useful half (ties broken towards older peers) stays.
+        pool.removeFirst(pool.count / 2)
+        guard !pool.isEmpty else { return nil }
+        var perAddress: [String: Int] = [:]
+        for entry in pool { perAddress[entry.value.address, default: 0] += 1 }
+        let crowded = perAddress.max { ($0.value, $1.key) < ($1.value, $0.key) }!.key
+        return pool.filter { $0.value.address == crowded }
+            .min { ($0.value.useful, $1.value.since, $0.key) < ($1.value.useful, $0.value.since, $1.key) }!.key
     }
 
     /// Called when an authenticated connection closes.
@@ -294,20 +401,31 @@ public final class P2PHost: Sendable {
     }
 }
 
-/// Splits the byte stream into frames: a 4-byte big-endian length, then that many bytes.
+/// The largest frame a connection accepts now: the handshake's size until it completes, then
+/// the configured limit. Shared by a connection's decoder and handler, on its event loop.
+final class FrameLimit {
+    var bytes: Int
+    init(bytes: Int) { self.bytes = bytes }
+}
+
+/// Splits the byte stream into frames: a 4-byte big-endian length, then that many bytes. A
+/// length over the connection's current limit is refused before its bytes are buffered.
 struct FrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
-    let maxFrameBytes: Int
+    let limit: FrameLimit
 
-    struct Oversized: Error, CustomStringConvertible {
+    struct BadLength: Error, CustomStringConvertible {
         let length: Int
         let limit: Int
-        var description: String { "a frame of \(length) bytes exceeds the limit of \(limit)" }
+        var description: String {
+            length == 0 ? "an empty frame (length 0); every frame carries at least one byte"
+                : "a frame of \(length) bytes exceeds the limit of \(limit) bytes"
+        }
     }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        guard length > 0, Int(length) <= maxFrameBytes else { throw Oversized(length: Int(length), limit: maxFrameBytes) }
+        guard length > 0, Int(length) <= limit.bytes else { throw BadLength(length: Int(length), limit: limit.bytes) }
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
         context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(length))!))
@@ -322,6 +440,9 @@ final class PeerHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     static let magic: [UInt8] = Array("MBR1".utf8)
+    /// The largest handshake frame: the 36-byte key frame, or the sealed `HandshakeAuth`
+    /// (134 bytes and a 16-byte tag), with room to spare.
+    static let handshakeFrameLimit = 256
 
     enum Phase {
         case awaitingKey
@@ -333,16 +454,29 @@ final class PeerHandler: ChannelDuplexHandler {
     let host: P2PHost
     let outbound: Bool
     let expected: PublicKey?
+    let frameLimit: FrameLimit
+    /// The address an inbound connection is counted under while in the handshake; nil once
+    /// released (or for outbound connections).
+    var pendingAddress: String?
     let ephemeral = EphemeralKeyPair()
     var phase = Phase.awaitingKey
     var queuedBytes = 0
     var lastRead = NIODeadline.now()
     var timer: Scheduled<Void>? = nil
 
-    init(host: P2PHost, outbound: Bool, expected: PublicKey?) {
+    init(host: P2PHost, outbound: Bool, expected: PublicKey?, frameLimit: FrameLimit, pendingAddress: String?) {
         self.host = host
         self.outbound = outbound
         self.expected = expected
+        self.frameLimit = frameLimit
+        self.pendingAddress = pendingAddress
+    }
+
+    /// The handshake is over (done or failed): the connection no longer counts as pending.
+    private func releasePending() {
+        guard let address = pendingAddress else { return }
+        pendingAddress = nil
+        host.handshakeEnded(address: address)
     }
 
     var peerName: String {
@@ -379,13 +513,14 @@ final class PeerHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
+        releasePending()
         if case .ready(let peer, _, _) = phase { host.closed(peer, channel: context.channel) }
         phase = .closed
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is FrameDecoder.Oversized || error is ByteToMessageDecoderError {
+        if error is FrameDecoder.BadLength || error is ByteToMessageDecoderError {
             misbehaved(context: context, "\(error)")
         } else {
             fail(context: context, "\(error)")
@@ -453,6 +588,8 @@ final class PeerHandler: ChannelDuplexHandler {
                 return fail(context: context, "refused \(auth.nodeKey.hex.prefix(12))…: \(refusal)")
             }
             timer?.cancel()
+            releasePending()
+            frameLimit.bytes = host.settings.maxFrameBytes + FrameCipher.tagBytes
             phase = .ready(peer: auth.nodeKey, send: send, receive: receive)
         case .ready(let peer, let send, var receive):
             guard let plaintext = receive.open(frame.readableBytesView) else {

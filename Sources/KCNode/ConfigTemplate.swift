@@ -20,9 +20,13 @@ public enum ConfigTemplate {
         listen_address = "127.0.0.1:\(ports.p2pPort)"
         # Peers to keep connected to, as "NODE_ID@HOST:PORT" (NODE_ID: the peer's node key in hex).
         persistent_peers = [\(peers)]
-        # Connection limits.
+        # Connection limits. Inbound peers from one IP address are limited too; when the
+        # slots are full a newcomer replaces the least useful inbound peer (past a 10 s grace).
         max_inbound_peers = 40
         max_outbound_peers = 10
+        max_inbound_peers_per_address = 8
+        # Node ids (hex) always admitted and never evicted, besides the persistent peers.
+        unconditional_peer_ids = []
 
         [rpc]
         # HTTP + JSON and WebSocket API. Keep it on 127.0.0.1 unless it sits behind a proxy.

@@ -1,4 +1,5 @@
 import KCConsensus
+import KCCrypto
 import KCNetwork
 
 /// The node's local settings, read from `HOME/config.toml` (the commented template that
@@ -14,6 +15,9 @@ public struct NodeConfig: Equatable, Sendable {
     public var persistentPeers: [String] = []
     public var maxInboundPeers = 40
     public var maxOutboundPeers = 10
+    public var maxInboundPeersPerAddress = 8
+    /// Node ids (hex) admitted beyond the inbound limits and never evicted.
+    public var unconditionalPeerIDs: [String] = []
     public var rpcListenAddress = "127.0.0.1:26657"
     public var rpcMaxBodyBytes = 1 << 20
     public var rpcRateLimitPerSecond = 200
@@ -156,6 +160,13 @@ public struct NodeConfig: Equatable, Sendable {
             persistentPeers = peers
         case "p2p.max_inbound_peers": maxInboundPeers = try integer(0...10_000)
         case "p2p.max_outbound_peers": maxOutboundPeers = try integer(0...1_000)
+        case "p2p.max_inbound_peers_per_address": maxInboundPeersPerAddress = try integer(1...10_000)
+        case "p2p.unconditional_peer_ids":
+            guard case .strings(let ids) = value else { throw ParseError(line: line, message: "\(key) must be an array of strings") }
+            for id in ids where PublicKey(hex: id) == nil {
+                throw ParseError(line: line, message: "\(key): '\(id)' is not a node id (64 hex digits)")
+            }
+            unconditionalPeerIDs = ids
         case "rpc.listen_address": rpcListenAddress = try address(allowAnyPort: true)  // port 0: any free port
         case "rpc.max_body_bytes": rpcMaxBodyBytes = try integer(1_024...(64 << 20))
         case "rpc.rate_limit_per_second": rpcRateLimitPerSecond = try integer(1...1_000_000)

@@ -125,6 +125,8 @@ public final class NodeDriver {
         settings.persistentPeers = config.persistentPeers.compactMap(PeerAddress.parse)
         settings.maxInboundPeers = config.maxInboundPeers
         settings.maxOutboundPeers = config.maxOutboundPeers
+        settings.maxInboundPeersPerAddress = config.maxInboundPeersPerAddress
+        settings.unconditionalPeers = Set(config.unconditionalPeerIDs.compactMap { PublicKey(hex: $0) })
         settings.maxFrameBytes = Int(genesis.parameters.block.maxBytes) + (1 << 20)
         let inbox = Inbox<NodeEvent>(capacity: 10_000)
         events = inbox
@@ -372,7 +374,10 @@ public final class NodeDriver {
                     }
                 }
             }
-            if !admitted.isEmpty { network.broadcast(.transactions(admitted), except: peer) }
+            if !admitted.isEmpty {
+                network.credit(peer)
+                network.broadcast(.transactions(admitted), except: peer)
+            }
         case .proposal(let signed):
             try consensusMessage(.proposal(signed.proposal, valid: false), record: .proposal(signed), height: signed.proposal.height,
                                  from: peer, what: "a proposal") { signed.verify(chainID: genesis.chainID, cache: signatures) }
@@ -388,7 +393,9 @@ public final class NodeDriver {
                 network.send(.noBlock(height: height), to: peer)
             }
         case .block(let block, let certificate):
-            if !sync.deliver(block, certificate, from: peer) {
+            if sync.deliver(block, certificate, from: peer) {
+                network.credit(peer)
+            } else {
                 network.ban(peer, reason: "sent block \(block.header.height) that was not asked for")
             }
         case .noBlock(let height):
@@ -410,6 +417,7 @@ public final class NodeDriver {
         case .useful: break
         }
         guard verify() else { return network.ban(peer, reason: "sent \(what) with a bad signature") }
+        network.credit(peer)
         if let core, core.height == height {
             try feed(try validated(input), record: record)
         } else if early.count < 10_000 {
@@ -456,6 +464,7 @@ public final class NodeDriver {
     func addEvidence(_ item: DoubleSignEvidence, from peer: PublicKey? = nil) {
         switch evidence.add(item, runtime: runtime, state: state, cache: signatures) {
         case .added:
+            if let peer { network.credit(peer) }
             log.warning("double-sign evidence", ["validator": item.validator.hex, "height": "\(item.height)"])
             network.broadcast(.evidence(item), except: peer)
         case .known, .ignored:

@@ -24,7 +24,7 @@ import Glibc
     }
 
     static func makeHost(seed: UInt8, listen: Bool = true, peers: [PeerAddress] = [], genesis: Hash256 = genesisHash,
-                         logs: Logs = Logs(), maxInbound: Int = 40) throws -> (P2PHost, Int) {
+                         logs: Logs = Logs(), maxInbound: Int = 40, configure: (inout P2PSettings) -> Void = { _ in }) throws -> (P2PHost, Int) {
         var settings = P2PSettings(chainID: chainID, genesisHash: genesis,
                                    nodeKey: SigningKey(seed: Bytes32([UInt8](repeating: seed, count: 32))))
         settings.listenHost = listen ? "127.0.0.1" : nil
@@ -32,6 +32,7 @@ import Glibc
         settings.handshakeTimeoutMilliseconds = 1_000
         settings.maxFrameBytes = 1 << 20
         settings.maxInboundPeers = maxInbound
+        configure(&settings)
         let host = P2PHost(settings: settings, events: Inbox(capacity: 1_000), log: NodeLogger(minimum: .trace, sink: logs.append))
         let port = try host.start()
         return (host, port)
@@ -113,7 +114,7 @@ import Glibc
         let logs = Logs()
         let (server, port) = try Self.makeHost(seed: 7, logs: logs)
         defer { server.stop() }
-        let raw = try RawConnection(port: port)
+        let raw = try RawPeer(port: port)
         _ = raw.readFrame()  // the server's hello
         raw.sendRaw(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8) + [UInt8](repeating: 0xAB, count: 64))
         #expect(raw.waitClosed())
@@ -125,7 +126,7 @@ import Glibc
         let logs = Logs()
         let (server, port) = try Self.makeHost(seed: 8, logs: logs)
         defer { server.stop() }
-        let raw = try RawConnection(port: port)
+        let raw = try RawPeer(port: port)
         _ = raw.readFrame()
         // The identity point: any shared secret with it is known to everyone.
         var point = [UInt8](repeating: 0, count: 32)
@@ -140,8 +141,8 @@ import Glibc
         let logs = Logs()
         let (server, port) = try Self.makeHost(seed: 9, logs: logs)
         defer { server.stop() }
-        let raw = try RawConnection(port: port)
-        #expect(raw.waitClosed(seconds: 4))
+        let raw = try RawPeer(port: port)
+        #expect(raw.waitClosed(milliseconds: 4_000))
         #expect(logs.contains("no handshake within"))
     }
 
@@ -152,8 +153,8 @@ import Glibc
         let (server, port) = try Self.makeHost(seed: 10, logs: logs)
         defer { server.stop() }
         let key = SigningKey(seed: Bytes32([UInt8](repeating: 55, count: 32)))
-        let raw = try RawConnection(port: port)
-        var session = try #require(raw.handshake(key: key, chainID: Self.chainID, genesisHash: Self.genesisHash))
+        let raw = try RawPeer(port: port)
+        #expect(raw.handshake(key: key, chainID: Self.chainID, genesisHash: Self.genesisHash))
         #expect(Self.await(server) { Self.isConnected($0, key.publicKey) })
         switch kind {
         case "garbage frame":
@@ -161,9 +162,9 @@ import Glibc
         case "oversized frame":
             raw.sendRaw([0x10, 0, 0, 0])  // announces 256 MiB
         case "malformed message":
-            raw.sendFrame(session.send.seal([0xFF, 0xFF, 0xFF]))
+            raw.sendSealed([0xFF, 0xFF, 0xFF])
         default:
-            let frame = session.send.seal(WireMessage.status(height: 1).canonicalBytes)
+            let frame = raw.send!.seal(WireMessage.status(height: 1).canonicalBytes)
             raw.sendFrame(frame)
             raw.sendFrame(frame)
         }
@@ -171,7 +172,7 @@ import Glibc
         #expect(Self.await(server) { if case .disconnected(key.publicKey) = $0 { return true } else { return false } })
         #expect(server.isBanned(key.publicKey))
         // Banned: the same key is refused on a new connection.
-        let again = try RawConnection(port: port)
+        let again = try RawPeer(port: port)
         _ = again.handshake(key: key, chainID: Self.chainID, genesisHash: Self.genesisHash)
         #expect(again.waitClosed())
         #expect(!server.connectedPeers.contains(key.publicKey))
@@ -197,6 +198,119 @@ import Glibc
         #expect(Self.await(server) { Self.isConnected($0, second.nodeID) })
     }
 
+    /// Before the handshake nothing larger than a handshake frame is buffered: 36
+    /// unauthenticated connections each announcing a 5 MiB frame made a node hold 260 MB.
+    @Test func aLargeFrameBeforeTheHandshakeIsRefusedUnread() throws {
+        let logs = Logs()
+        let (server, port) = try Self.makeHost(seed: 14, logs: logs)
+        defer { server.stop() }
+        let raw = try RawPeer(port: port)
+        _ = raw.readFrame()  // the server's hello
+        raw.sendRaw([0x00, 0x50, 0x00, 0x00])  // announces 5 MiB
+        #expect(raw.waitClosed(milliseconds: 1_000))
+        #expect(logs.contains("a frame of 5242880 bytes exceeds the limit of 256 bytes"))
+        let empty = try RawPeer(port: port)
+        _ = empty.readFrame()
+        empty.sendRaw([0, 0, 0, 0])
+        #expect(empty.waitClosed(milliseconds: 1_000))
+        #expect(logs.contains("an empty frame (length 0)"))
+        try Self.expectHealthy(server, port: port)
+    }
+
+    /// Connections still in the handshake are few per address: more from the same address are
+    /// closed at once, while other addresses still get in.
+    @Test func handshakesInProgressAreLimitedPerAddress() throws {
+        let (server, port) = try Self.makeHost(seed: 15) { $0.maxPendingHandshakesPerAddress = 3 }
+        defer { server.stop() }
+        let silent = try (0..<3).map { _ in try RawPeer(port: port, source: "127.0.0.2") }
+        for peer in silent { #expect(peer.readFrame()?.count == 36, "the first three are greeted") }
+        let extra = try RawPeer(port: port, source: "127.0.0.2")
+        #expect(extra.waitClosed(milliseconds: 1_000), "a fourth handshake from 127.0.0.2 is refused")
+        try Self.expectHealthy(server, port: port)  // from 127.0.0.1
+        _ = silent
+    }
+
+    /// Idle peers holding every inbound slot (36 squatters let a new peer in 0 times of 5)
+    /// are evicted for newcomers once past their grace period; a useful peer is kept.
+    @Test func squattersAreEvictedForNewcomersAndUsefulPeersStay() throws {
+        let (server, port) = try Self.makeHost(seed: 16, maxInbound: 4) { $0.evictionGraceMilliseconds = 300 }
+        defer { server.stop() }
+        let address = PeerAddress(nodeID: server.nodeID, host: "127.0.0.1", port: port)
+        var squatters: [P2PHost] = []
+        defer { for squatter in squatters { squatter.stop() } }
+        for seed in 20..<24 as Range<UInt8> {
+            let (squatter, _) = try Self.makeHost(seed: seed, listen: false)
+            squatter.dial(address)
+            #expect(Self.await(server) { Self.isConnected($0, squatter.nodeID) })
+            squatters.append(squatter)
+        }
+        let useful = squatters[0].nodeID
+        for _ in 0..<5 { server.credit(useful) }
+        usleep(400_000)
+        // Five newcomers in a row each get in; the useful peer is never the one to go.
+        for seed in 30..<35 as Range<UInt8> {
+            let (newcomer, _) = try Self.makeHost(seed: seed, listen: false)
+            defer { squatters.append(newcomer) }
+            newcomer.dial(address)
+            #expect(Self.await(server) { Self.isConnected($0, newcomer.nodeID) }, "newcomer \(seed) was not admitted")
+            #expect(server.connectedPeers.count == 4)
+            #expect(server.connectedPeers.contains(useful))
+            usleep(350_000)  // past the newcomer's own grace period
+        }
+        #expect(server.evictionCount == 5)
+    }
+
+    /// Within the grace period nobody is evicted, so a plain newcomer is refused; an
+    /// unconditional peer gets in whatever the limits.
+    @Test func youngPeersAreNotEvictedButUnconditionalPeersAlwaysGetIn() throws {
+        let vip = SigningKey(seed: Bytes32([UInt8](repeating: 41, count: 32))).publicKey
+        let (server, port) = try Self.makeHost(seed: 17, maxInbound: 1) {
+            $0.evictionGraceMilliseconds = 60_000
+            $0.unconditionalPeers = [vip]
+        }
+        defer { server.stop() }
+        let address = PeerAddress(nodeID: server.nodeID, host: "127.0.0.1", port: port)
+        let (first, _) = try Self.makeHost(seed: 40, listen: false)
+        defer { first.stop() }
+        first.dial(address)
+        #expect(Self.await(server) { Self.isConnected($0, first.nodeID) })
+        let (plain, _) = try Self.makeHost(seed: 42, listen: false)
+        defer { plain.stop() }
+        plain.dial(address)
+        #expect(!Self.await(server, seconds: 1) { Self.isConnected($0, plain.nodeID) })
+        let (unconditional, _) = try Self.makeHost(seed: 41, listen: false)
+        defer { unconditional.stop() }
+        unconditional.dial(address)
+        #expect(Self.await(server) { Self.isConnected($0, vip) })
+        #expect(Set(server.connectedPeers) == [first.nodeID, vip])
+    }
+
+    /// One address holds at most `maxInboundPeersPerAddress` unprotected inbound slots; another
+    /// address is not affected.
+    @Test func inboundPeersAreLimitedPerAddress() throws {
+        let logs = Logs()
+        let (server, port) = try Self.makeHost(seed: 18, logs: logs) {
+            $0.maxInboundPeersPerAddress = 2
+            $0.evictionGraceMilliseconds = 60_000
+        }
+        defer { server.stop() }
+        var peers: [RawPeer] = []
+        for seed in 50..<52 as Range<UInt8> {
+            let peer = try RawPeer(port: port, source: "127.0.0.3")
+            #expect(peer.handshake(key: SigningKey(seed: Bytes32([UInt8](repeating: seed, count: 32))),
+                                   chainID: Self.chainID, genesisHash: Self.genesisHash))
+            peers.append(peer)
+        }
+        let third = try RawPeer(port: port, source: "127.0.0.3")
+        _ = third.handshake(key: SigningKey(seed: Bytes32([UInt8](repeating: 52, count: 32))), chainID: Self.chainID, genesisHash: Self.genesisHash)
+        #expect(third.waitClosed(milliseconds: 2_000))
+        #expect(logs.contains("2 peers from 127.0.0.3 are connected already"))
+        let other = try RawPeer(port: port, source: "127.0.0.4")
+        #expect(other.handshake(key: SigningKey(seed: Bytes32([UInt8](repeating: 53, count: 32))), chainID: Self.chainID,
+                                genesisHash: Self.genesisHash))
+        #expect(Self.await(server) { Self.isConnected($0, SigningKey(seed: Bytes32([UInt8](repeating: 53, count: 32))).publicKey) })
+    }
+
     @Test func peerAddressesParse() {
         let id = String(repeating: "ab", count: 32)
         let address = PeerAddress.parse("\(id)@127.0.0.1:26656")
@@ -204,67 +318,5 @@ import Glibc
         for bad in ["\(id)@127.0.0.1", "\(id)@:1", "xyz@127.0.0.1:1", "\(id)@h:70000", "\(id)127.0.0.1:1", "\(id.dropLast(2))@h:1"] {
             #expect(PeerAddress.parse(bad) == nil, "\(bad)")
         }
-    }
-}
-
-/// A plain blocking socket speaking the wire format by hand, to misbehave on purpose.
-final class RawConnection {
-    let descriptor: Int32
-
-    init(port: Int) throws {
-        descriptor = try connectLoopback(port: port)
-    }
-
-    deinit { close(descriptor) }
-
-    func sendRaw(_ bytes: [UInt8]) {
-        _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-    }
-
-    func sendFrame(_ payload: [UInt8]) {
-        let length = UInt32(payload.count)
-        sendRaw([UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + payload)
-    }
-
-    func readExactly(_ count: Int) -> [UInt8]? {
-        var result: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: count)
-        while result.count < count {
-            let got = recv(descriptor, &buffer, count - result.count, 0)
-            guard got > 0 else { return nil }
-            result += buffer[0..<got]
-        }
-        return result
-    }
-
-    func readFrame() -> [UInt8]? {
-        guard let header = readExactly(4) else { return nil }
-        let length = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
-        return readExactly(length)
-    }
-
-    /// True when the other end closes within `seconds` (anything it sends first is skipped).
-    func waitClosed(seconds: Int = 3) -> Bool {
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        for _ in 0..<(seconds * 10) {
-            var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
-            setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            let got = recv(descriptor, &buffer, buffer.count, 0)
-            if got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { return true }
-        }
-        return false
-    }
-
-    /// Runs the handshake as an honest peer would; returns the session ciphers.
-    func handshake(key: SigningKey, chainID: String, genesisHash: Hash256) -> (send: FrameCipher, receive: FrameCipher)? {
-        let ephemeral = EphemeralKeyPair()
-        sendFrame(Array("MBR1".utf8) + ephemeral.publicKey.bytes)
-        guard let hello = readFrame(), hello.count == 36, let keys = ephemeral.sessionKeys(peer: Bytes32(Array(hello[4...]))) else { return nil }
-        var send = FrameCipher(key: keys.send)
-        var receive = FrameCipher(key: keys.receive)
-        let auth = HandshakeAuth(key: key, chainID: chainID, transcript: keys.transcript, genesisHash: genesisHash, listenPort: 0)
-        sendFrame(send.seal(auth.canonicalBytes))
-        guard let theirs = readFrame(), receive.open(theirs) != nil else { return nil }
-        return (send, receive)
     }
 }

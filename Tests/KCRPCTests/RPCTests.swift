@@ -164,7 +164,7 @@ struct RPCTests {
         let answered = Mutex(0)
         let deadline = Date().addingTimeInterval(4)
         DispatchQueue.concurrentPerform(iterations: 32) { _ in
-            guard let socket = RawSocket(port: node.port) else { return }
+            guard let socket = try? RawSocket(port: node.port) else { return }
             var count = 0
             while Date() < deadline && count < 20_000 {
                 guard socket.send("GET /health HTTP/1.1\r\nHost: test\r\n\r\n"), socket.readHTTPResponse() != nil else { break }

@@ -11,7 +11,7 @@ public final class WebSocketClient {
     private var buffer: [UInt8] = []
 
     public init(port: Int, path: String) throws {
-        descriptor = try connectLoopback(port: port, receiveTimeoutSeconds: 30)
+        descriptor = try connectLoopback(port: port, receiveTimeoutMilliseconds: 30_000)
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         _ = Array(request.utf8).withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -75,21 +75,3 @@ public final class WebSocketClient {
     }
 }
 
-/// A blocking TCP socket connected to 127.0.0.1:`port`, with a receive timeout.
-public func connectLoopback(port: Int, receiveTimeoutSeconds: Int = 5) throws -> Int32 {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = UInt16(port).bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let status = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard status == 0 else {
-        close(descriptor)
-        throw WebSocketClient.Failure(message: "cannot connect to 127.0.0.1:\(port)")
-    }
-    var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    return descriptor
-}

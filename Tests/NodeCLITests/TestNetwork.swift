@@ -203,9 +203,12 @@ func logField(_ key: String, in line: Substring) -> String? {
 final class TestPeer {
     let host: P2PHost
 
-    init(network: TestNetwork, seed: UInt8, connectTo indices: [Int]) throws {
-        let settings = P2PSettings(chainID: network.genesis.chainID, genesisHash: network.genesis.hash,
-                                   nodeKey: SigningKey(seed: Bytes32([UInt8](repeating: seed, count: 32))))
+    convenience init(network: TestNetwork, seed: UInt8, connectTo indices: [Int]) throws {
+        try self.init(network: network, key: SigningKey(seed: Bytes32([UInt8](repeating: seed, count: 32))), connectTo: indices)
+    }
+
+    init(network: TestNetwork, key: SigningKey, connectTo indices: [Int]) throws {
+        let settings = P2PSettings(chainID: network.genesis.chainID, genesisHash: network.genesis.hash, nodeKey: key)
         host = P2PHost(settings: settings, events: Inbox(capacity: 100_000), log: .silent)
         try host.start()
         for index in indices { host.dial(PeerAddress(nodeID: network.nodeID(index), host: "127.0.0.1", port: network.ports[index])) }
