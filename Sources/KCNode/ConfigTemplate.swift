@@ -35,6 +35,13 @@ public enum ConfigTemplate {
         max_body_bytes = 1048576
         # Requests per second allowed per client address before answering 429.
         rate_limit_per_second = 200
+        # Open connections in all and per client address; more are answered 503.
+        max_connections = 1024
+        max_connections_per_address = 64
+        # A request must arrive whole (head and body) within this time, else 408 and close;
+        # a connection with nothing in progress is closed after the idle time.
+        request_timeout_ms = 10000
+        idle_timeout_ms = 30000
 
         [consensus]
         # Round timeouts in milliseconds; each grows by its *_delta_ms every round.

@@ -21,6 +21,10 @@ public struct NodeConfig: Equatable, Sendable {
     public var rpcListenAddress = "127.0.0.1:26657"
     public var rpcMaxBodyBytes = 1 << 20
     public var rpcRateLimitPerSecond = 200
+    public var rpcMaxConnections = 1_024
+    public var rpcMaxConnectionsPerAddress = 64
+    public var rpcRequestTimeoutMilliseconds: UInt64 = 10_000
+    public var rpcIdleTimeoutMilliseconds: UInt64 = 30_000
     public var timeouts = TimeoutConfig()
     public var timeoutCommitMilliseconds: UInt64 = 1_000
     /// Before signing anything, refuse to start if this validator's key signed any of the last
@@ -170,6 +174,10 @@ public struct NodeConfig: Equatable, Sendable {
         case "rpc.listen_address": rpcListenAddress = try address(allowAnyPort: true)  // port 0: any free port
         case "rpc.max_body_bytes": rpcMaxBodyBytes = try integer(1_024...(64 << 20))
         case "rpc.rate_limit_per_second": rpcRateLimitPerSecond = try integer(1...1_000_000)
+        case "rpc.max_connections": rpcMaxConnections = try integer(1...1_000_000)
+        case "rpc.max_connections_per_address": rpcMaxConnectionsPerAddress = try integer(1...1_000_000)
+        case "rpc.request_timeout_ms": rpcRequestTimeoutMilliseconds = try milliseconds()
+        case "rpc.idle_timeout_ms": rpcIdleTimeoutMilliseconds = try milliseconds()
         case "consensus.timeout_propose_ms": timeouts.proposeMilliseconds = try milliseconds()
         case "consensus.timeout_propose_delta_ms": timeouts.proposeDeltaMilliseconds = try milliseconds()
         case "consensus.timeout_prevote_ms": timeouts.prevoteMilliseconds = try milliseconds()

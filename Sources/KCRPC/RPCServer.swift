@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import KCCodec
 import KCCrypto
@@ -36,6 +37,7 @@ public struct RPCSettings: Sendable {
     public var port = 26657
     public var maxBodyBytes = 1 << 20
     public var rateLimitPerSecond = 200
+    public var limits = HTTPLimits()
     public init() {}
 }
 
@@ -47,7 +49,7 @@ public final class RPCServer: Sendable {
     let settings: RPCSettings
     let log: NodeLogger
     let limiter: RateLimiter
-    private let server = BackgroundServer()
+    private let background = BackgroundServer()
 
     /// The RPC's own threads: requests are served even when the shared pool is busy.
     static let executor = ThreadTaskExecutor(threads: 2, name: "rpc")
@@ -65,20 +67,31 @@ public final class RPCServer: Sendable {
         let router = Router(context: RPCRequestContext.self)
         router.add(middleware: ErrorMiddleware(limiter: limiter))
         Routes(node: node, settings: settings).register(on: router)
+        let limits = settings.limits
+        let gate = ConnectionGate(limits: limits)
+        let webSocketResponder = router.buildResponder()
+        let http1 = HTTP1Channel.Configuration(
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: limits.maxRequestLineBytes, maxHeaderListSize: limits.maxHeadBytes,
+                                            maxHeaderFieldCount: 200))
+        let server = HTTPServerBuilder { responder in
+            GuardedHTTPChannel(inner: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder,
+                                                                   configuration: .init(http1: http1)),
+                               gate: gate)
+        }
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: router),
+            server: server,
             configuration: .init(address: .hostname(settings.host, port: settings.port)),
-            onServerRunning: server.onServerRunning,
+            onServerRunning: background.onServerRunning,
             logger: BackgroundServer.quietLogger("rpc")
         )
-        let port = try server.start(app, what: "the RPC on \(settings.host):\(settings.port)")
+        let port = try background.start(app, what: "the RPC on \(settings.host):\(settings.port)")
         log.info("RPC listening", ["address": "\(settings.host):\(port)"])
         return port
     }
 
     /// Stops accepting requests and closes connections.
-    public func stop() { server.stop() }
+    public func stop() { background.stop() }
 }
 
 public struct RPCStartError: Error, CustomStringConvertible {

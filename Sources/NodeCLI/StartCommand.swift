@@ -57,6 +57,10 @@ struct StartCommand: ParsableCommand {
             (settings.host, settings.port) = try NodeDriver.split(driver.config.rpcListenAddress)
             settings.maxBodyBytes = driver.config.rpcMaxBodyBytes
             settings.rateLimitPerSecond = driver.config.rpcRateLimitPerSecond
+            settings.limits.maxConnections = driver.config.rpcMaxConnections
+            settings.limits.maxConnectionsPerAddress = driver.config.rpcMaxConnectionsPerAddress
+            settings.limits.requestTimeoutMilliseconds = Int64(clamping: driver.config.rpcRequestTimeoutMilliseconds)
+            settings.limits.idleTimeoutMilliseconds = Int64(clamping: driver.config.rpcIdleTimeoutMilliseconds)
             let rpc = RPCServer(node: driver.handle, settings: settings, log: driver.log)
             try rpc.start()
             defer { rpc.stop() }

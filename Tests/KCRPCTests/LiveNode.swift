@@ -27,7 +27,8 @@ final class LiveNode: @unchecked Sendable {
 
     static let validatorAccount = DevnetKeys.key(.account, index: 0)
 
-    init(rateLimit: Int = 100_000, maxBodyBytes: Int = 1 << 20, attester attesterSettings: Attester.Settings? = nil) throws {
+    init(rateLimit: Int = 100_000, maxBodyBytes: Int = 1 << 20, limits: HTTPLimits = HTTPLimits(),
+         attester attesterSettings: Attester.Settings? = nil) throws {
         home = FileManager.default.temporaryDirectory.appendingPathComponent("kc-rpc-\(UUID().uuidString)").path
         var genesis = LocalGenesis.devnet(validatorCount: 1, userCount: 4)
         genesis.chainID = "membria-devnet-rpc-test"
@@ -51,6 +52,7 @@ final class LiveNode: @unchecked Sendable {
         settings.port = 0
         settings.rateLimitPerSecond = rateLimit
         settings.maxBodyBytes = maxBodyBytes
+        settings.limits = limits
         rpc = RPCServer(node: driver.handle, settings: settings, log: .silent)
         port = try rpc.start()
         let handle = driver.handle

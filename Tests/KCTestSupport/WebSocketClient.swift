@@ -52,6 +52,14 @@ public final class WebSocketClient {
         return bytes
     }
 
+    /// False once the server has closed the connection (data still waiting counts as open).
+    public var isOpen: Bool {
+        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, 0) > 0 else { return true }
+        var byte: UInt8 = 0
+        return recv(descriptor, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) > 0
+    }
+
     /// The next text message, or nil when the connection ends or the read times out.
     public func next() -> String? {
         while true {
