@@ -9,6 +9,10 @@ import KCTypes
 /// Fault families a run may inject. All are on unless a list is given.
 public enum SimulationFault: String, CaseIterable, Sendable {
     case delay, loss, duplicate, reorder, partition, crash, drift, byzantine
+    /// A short downtime window: one validator is down long enough to be jailed, comes back and
+    /// is unjailed by its operator, while another goes down for good (set changes, jailing and
+    /// crashes combined; the rest must stay live whenever they hold a quorum).
+    case downtime
 }
 
 public struct SimulationConfig: Sendable {
@@ -57,11 +61,15 @@ public struct SimulationResult: Sendable {
     public let virtualMilliseconds: UInt64
     public let messagesDelivered: UInt64
     public let doubleSignSlashes: Int
+    /// Downtime slashes and jailings, and successful unjails, over the committed chain.
+    public let downtimeSlashes: Int
+    public let downtimeJails: Int
+    public let unjails: Int
     public var passed: Bool { violations.isEmpty }
 
     public var summary: String {
         let status = passed ? "ok" : "VIOLATION"
-        return "seed=\(config.seed) \(status) heights=\(heightsCommitted) virtual_ms=\(virtualMilliseconds) messages=\(messagesDelivered) double_sign_slashes=\(doubleSignSlashes) trace=\(traceHash.hex.prefix(16))"
+        return "seed=\(config.seed) \(status) heights=\(heightsCommitted) virtual_ms=\(virtualMilliseconds) messages=\(messagesDelivered) double_sign_slashes=\(doubleSignSlashes) downtime_slashes=\(downtimeSlashes) jails=\(downtimeJails) unjails=\(unjails) trace=\(traceHash.hex.prefix(16))"
     }
 }
 
@@ -95,6 +103,8 @@ indirect enum SimEvent {
     case heal
     case injectTransaction
     case startLiveness
+    /// Operators at work: honest validators whose downtime jail has expired send `unjail`.
+    case operators
     /// Periodic re-send of a node's own proposal and votes for its current height, as P2P
     /// gossip does: messages lost earlier still arrive once the network heals.
     case regossip(Int)
@@ -134,6 +144,15 @@ public final class Simulation {
     var livenessStartHeight: UInt64 = 0
     var livenessStartTime: UInt64 = 0
     var injectorNonces: [PublicKey: (nonce: UInt64, time: UInt64)] = [:]
+    /// Crashed for good: not restarted in the liveness phase if the honest validators that are
+    /// up hold a quorum without them (the chain must then go on without them).
+    var keptDown: Set<Int> = []
+    /// When an honest node last committed, and since when the honest validators that are up
+    /// have held a quorum of the set with no partition (the live-quorum checker).
+    var lastHonestCommit: UInt64 = 0
+    var liveQuorumSince: UInt64? = nil
+    /// A live quorum must commit within this much virtual time.
+    static let liveQuorumBoundMilliseconds: UInt64 = 30_000
     /// Vote relaying models gossip, which only matters when someone equivocates (it is how the
     /// two halves of a double vote meet); without an equivocator it is skipped for speed.
     var relayVotes = false
@@ -169,7 +188,14 @@ public final class Simulation {
         var parameters = LocalGenesis.developmentParameters
         parameters.staking.maxValidators = 100
         parameters.staking.epochLengthBlocks = 20
-        parameters.slashing.signedBlocksWindow = 1_000  // downtime stays out of short runs
+        if config.faults.contains(.downtime) {
+            // Jailed after missing more than 10 of the last 20 blocks; out for 1.5 s of block time.
+            parameters.slashing.signedBlocksWindow = 20
+            parameters.slashing.minSignedBasisPoints = 5_000
+            parameters.slashing.downtimeJailMilliseconds = 1_500
+        } else {
+            parameters.slashing.signedBlocksWindow = 1_000  // downtime stays out of short runs
+        }
         parameters.block.maxTransactions = 200
         let genesis = Genesis(
             chainID: chainID, genesisTimeUnixMilliseconds: 1_767_225_600_000, parameters: parameters,
@@ -245,6 +271,21 @@ public final class Simulation {
                 queue.push(.heal, at: at + 1_000 + setup.below(5_000))
             }
         }
+        if config.faults.contains(.downtime) && nodes.count >= 4 {
+            // One validator down long enough to be jailed; soon after it is back, another goes
+            // down for good.
+            let jailed = setup.int(0...(nodes.count - 1))
+            var lost = setup.int(0...(nodes.count - 2))
+            if lost >= jailed { lost += 1 }
+            let crashAt = 500 + setup.below(2_000)
+            let back = crashAt + 5_000 + setup.below(5_000)
+            queue.push(.crash(jailed), at: crashAt)
+            queue.push(.restart(jailed), at: back)
+            queue.push(.crash(lost), at: back + setup.below(3_000))
+            keptDown.insert(lost)
+            queue.push(.operators, at: 1_000)
+            parameters += " downtime=down:\(jailed)@\(crashAt)-\(back)ms,lost:\(lost)"
+        }
     }
 
     var safetyPhaseMilliseconds: UInt64 { 10_000 + config.heights * 300 }
@@ -264,6 +305,7 @@ public final class Simulation {
             steps += 1
             if steps > 20_000_000 || now > deadline { break }
             handle(event)
+            if config.faults.contains(.downtime), case .regossip(0) = event { checkLiveQuorum() }
             if !checker.violations.isEmpty { break }
             if inLiveness && minimumHonestHeight > config.heights
                 && minimumHonestHeight > livenessStartHeight + 3 { break }
@@ -282,7 +324,7 @@ public final class Simulation {
                     let valid = core?.validRound.map { "valid@\($0)=\(core!.validValue!.id.hex.prefix(4))" } ?? "-"
                     return "\(node.index):h\(node.height - 1)/r\(core?.round ?? 0)/\(core.map { "\($0.step)" } ?? "-")/\(lock)/\(valid)\(node.crashed ? "(down)" : "")"
                 }.joined(separator: " ")
-                violations.append("liveness: after healing at \(livenessStartTime) ms honest nodes reached only height \(minimumHonestHeight - 1) by \(now) ms (needed \(max(config.heights, livenessStartHeight + 3))); nodes \(states)")
+                violations.append("liveness: after healing at \(livenessStartTime) ms honest nodes reached only height \(minimumHonestHeight - 1) by \(now) ms (needed \(max(config.heights, livenessStartHeight + 3))); nodes \(states); \(setDescription())")
             }
             var addressOf: [PublicKey: PublicKey] = [:]
             for (index, node) in nodes.enumerated() { addressOf[node.key.publicKey] = gateways[index].publicKey }
@@ -290,15 +332,86 @@ public final class Simulation {
         }
         return SimulationResult(config: config, parameters: parameters, violations: violations, traceHash: trace.value,
                                 heightsCommitted: minimumHonestHeight - 1, virtualMilliseconds: now,
-                                messagesDelivered: messagesDelivered, doubleSignSlashes: checker.doubleSignSlashes.values.reduce(0, +))
+                                messagesDelivered: messagesDelivered, doubleSignSlashes: checker.doubleSignSlashes.values.reduce(0, +),
+                                downtimeSlashes: checker.downtimeSlashes, downtimeJails: checker.downtimeJails, unjails: checker.unjails)
     }
 
     /// The next height of the slowest honest node.
     /// Read after every event, so it walks the nodes without building arrays.
     var minimumHonestHeight: UInt64 {
         var lowest: UInt64? = nil
-        for node in nodes where node.behaviour == .honest { lowest = min(lowest ?? node.height, node.height) }
+        for node in nodes where node.behaviour == .honest && !keptDown.contains(node.index) {
+            lowest = min(lowest ?? node.height, node.height)
+        }
         return lowest ?? 0
+    }
+
+    /// The most advanced honest node: its state gives the set of the height being decided.
+    var leadingHonest: SimNode? {
+        nodes.filter { $0.behaviour == .honest }.max { $0.height < $1.height }
+    }
+
+    /// Whether the honest validators that are up hold more than 2/3 of the power of the set
+    /// signing the leading honest node's next height.
+    func honestUpHoldQuorum() -> Bool {
+        guard let leader = leadingHonest else { return false }
+        let set = leader.state.validatorSets().current
+        let total = set.reduce(UInt64(0)) { $0 + $1.power }
+        var up: UInt64 = 0
+        for entry in set {
+            guard let node = nodes.first(where: { $0.key.publicKey == entry.consensusKey }) else { continue }
+            if node.behaviour == .honest && !node.crashed { up += entry.power }
+        }
+        return UInt128(up) * 3 > UInt128(total) * 2
+    }
+
+    /// The live-quorum checker: once the honest validators that are up have held a quorum of
+    /// the set, with no partition, for the bound, an honest node must have committed within it.
+    /// (A halt with four of five validators running, one of them just jailed, went unexplained
+    /// on a real network; this is the property it broke.)
+    func checkLiveQuorum() {
+        guard groups == nil && oneWay == nil && honestUpHoldQuorum() else {
+            liveQuorumSince = nil
+            return
+        }
+        let since = liveQuorumSince ?? now
+        liveQuorumSince = since
+        let quiet = now - max(since, lastHonestCommit)
+        if quiet > Self.liveQuorumBoundMilliseconds {
+            let states = nodes.map { node in
+                "\(node.index):h\(node.height - 1)/r\(node.core?.round ?? 0)\(node.crashed ? "(down)" : "")\(node.behaviour == .honest ? "" : "(\(node.behaviour.rawValue))")"
+            }.joined(separator: " ")
+            checker.violation("liveness: the honest validators that are up held a quorum since \(since) ms, yet nothing was committed for \(quiet) ms (by \(now) ms); nodes \(states)")
+        }
+    }
+
+    /// The set signing the leading honest node's next height, and who is jailed, for reports.
+    func setDescription() -> String {
+        guard let leader = leadingHonest else { return "no honest node" }
+        let sets = leader.state.validatorSets()
+        func name(_ key: PublicKey) -> String { nodes.firstIndex { $0.key.publicKey == key }.map { "\($0)" } ?? key.hex.prefix(8).description }
+        let current = sets.current.map { "\(name($0.consensusKey))=\($0.power)" }.joined(separator: ",")
+        let scheduled = sets.scheduled.map { "\($0.effectiveHeight):[\($0.validators.map { name($0.consensusKey) }.joined(separator: ","))]" }
+        let jailed = nodes.indices.filter { leader.state.validator(gateways[$0].publicKey)?.jailed == true }
+        return "set at h\(leader.height) [\(current)] since \(sets.currentSince), scheduled \(scheduled), jailed \(jailed)"
+    }
+
+    /// Operators of honest validators send `unjail` once their downtime jail has expired.
+    func unjailExpired() {
+        guard let leader = leadingHonest else { return }
+        for (index, node) in nodes.enumerated() where node.behaviour == .honest && !node.crashed {
+            let account = gateways[index]
+            guard let record = leader.state.validator(account.publicKey), record.jailed, !record.tombstoned,
+                  record.jailedUntilMilliseconds <= leader.state.global.timeMilliseconds else { continue }
+            let nonce = leader.state.account(account.publicKey).nonce
+            if let last = injectorNonces[account.publicKey], last.nonce == nonce, now - last.time < 5_000 { continue }
+            injectorNonces[account.publicKey] = (nonce, now)
+            let body = TransactionBody(chainID: chainID, sender: account.publicKey, nonce: nonce, fee: runtime.parameters.fees.minFee,
+                                       call: .unjail)
+            let transaction = try! body.signed(with: account, remembering: signatures).verified(chainID: chainID, cache: signatures)
+            trace.record(now, 11, UInt64(index))
+            for target in nodes where !target.crashed { target.addToMempool(transaction) }
+        }
     }
 
     // MARK: events
@@ -366,8 +479,16 @@ public final class Simulation {
             oneWay = nil
             lossPerMille = 0
             duplicatePerMille = 0
-            for node in nodes where node.crashed { restart(node) }
+            for node in nodes where node.crashed && !keptDown.contains(node.index) { restart(node) }
+            // A node kept down stays down only if the others hold a quorum without it.
+            if !keptDown.isEmpty && !honestUpHoldQuorum() {
+                for index in keptDown { restart(nodes[index]) }
+                keptDown = []
+            }
             livenessStartHeight = minimumHonestHeight
+        case .operators:
+            queue.push(.operators, at: now + 1_000)
+            unjailExpired()
         }
     }
 
@@ -462,10 +583,12 @@ public final class Simulation {
             let effects = node.core!.apply(input)
             perform(node, effects)
         }
-        // Messages that arrived early for this height.
+        // Messages that arrived early for this height go back on the queue, due now: handled
+        // here directly, a node catching up many heights from buffered blocks would recurse
+        // through commit and startHeight once per height.
         let buffered = node.future.filter { $0.height == node.height }
         node.future.removeAll { $0.height <= node.height }
-        for entry in buffered { receive(node, from: entry.from, entry.message) }
+        for entry in buffered { queue.push(.deliver(to: node.index, from: entry.from, entry.message), at: now) }
     }
 
     func feed(_ node: SimNode, _ input: ConsensusInput<Block>) {
@@ -650,8 +773,10 @@ public final class Simulation {
         node.mempool.removeAll { included.contains($0.hash) || $0.body.nonce < node.state.account($0.body.sender).nonce }
         trace.record(now, 9, UInt64(node.index), block.header.height)
         if node.behaviour == .honest {
+            lastHonestCommit = now
             checker.honestCommitted(node: node.index, height: block.header.height, blockID: block.id,
-                                    stateRoot: block.header.stateRoot, outcome: executed.outcome, state: node.state)
+                                    stateRoot: block.header.stateRoot, outcome: executed.outcome, state: node.state,
+                                    transactions: block.transactions)
         }
         // No block is pushed to every peer on commit (the node announces only its height):
         // peers that lag ask for blocks, and the periodic gossip re-sends the last one.
@@ -741,6 +866,9 @@ struct Checker {
     var observed: [PublicKey: UInt64] = [:]
     var equivocators: Set<PublicKey> = []
     var doubleSignSlashes: [PublicKey: Int] = [:]
+    var downtimeSlashes = 0
+    var downtimeJails = 0
+    var unjails = 0
     var slashedHeights: Set<UInt64> = []
     var auditedHeights: Set<UInt64> = []
 
@@ -822,7 +950,8 @@ struct Checker {
         if observed[key] == nil { observed[key] = time }
     }
 
-    mutating func honestCommitted(node: Int, height: UInt64, blockID: Hash256, stateRoot: Hash256, outcome: BlockOutcome, state: ChainState) {
+    mutating func honestCommitted(node: Int, height: UInt64, blockID: Hash256, stateRoot: Hash256, outcome: BlockOutcome, state: ChainState,
+                                  transactions: [SignedTransaction]) {
         if let existing = decided[height] {
             if existing.blockID != blockID {
                 violation("fork at height \(height): node \(existing.node) committed \(existing.blockID.hex.prefix(8)), node \(node) committed \(blockID.hex.prefix(8))")
@@ -834,6 +963,13 @@ struct Checker {
         decided[height] = (blockID, stateRoot, node)
         for slash in outcome.slashes where slash.reason == .doubleSign {
             doubleSignSlashes[slash.address, default: 0] += 1
+        }
+        for slash in outcome.slashes where slash.reason == .downtime {
+            downtimeSlashes += 1
+            if state.validator(slash.address)?.jailed == true { downtimeJails += 1 }
+        }
+        for (transaction, receipt) in zip(transactions, outcome.receipts) where receipt.succeeded {
+            if case .unjail = transaction.body.call { unjails += 1 }
         }
         if !auditedHeights.contains(height) {
             auditedHeights.insert(height)

@@ -88,6 +88,35 @@ struct DowntimeTests {
     }
 }
 
+extension DowntimeTests {
+    /// A validator that was down long enough for the window to cross the threshold, but signs
+    /// again by the block where it crosses, is slashed and stays in the set: removing a signing
+    /// validator can only cost the others their quorum (with another validator down, that halted
+    /// a network). One still absent at that block is jailed as before.
+    @Test func aValidatorBackOnlineIsSlashedButNotJailed() throws {
+        var chain = TestChain()
+        chain.signers = [ck[0], ck[1], ck[2]].map(\.publicKey)  // g3 down: misses heights 1..8
+        for _ in 0..<9 { try chain.block() }
+        chain.signers = nil  // back: signs height 9 on
+        var slashedAt: UInt64? = nil
+        for _ in 0..<4 {
+            let outcome = try chain.block()
+            if let slash = outcome.slashes.first {
+                #expect(slash.address == g[3].publicKey && slash.reason == .downtime)
+                slashedAt = outcome.height
+            }
+        }
+        #expect(slashedAt != nil, "more than half of the window was missed: the downtime is slashed")
+        #expect(chain.bonded(g[3]) == .acti(99_000))
+        #expect(chain.state.validator(g[3].publicKey)?.jailed == false)
+        try chain.block()
+        try chain.block()
+        #expect(chain.state.validatorSets().current.contains { $0.consensusKey == ck[3].publicKey }, "still in the set")
+        // The window restarted: no second slash for the same misses.
+        for _ in 0..<12 { #expect(try chain.block().slashes.isEmpty) }
+    }
+}
+
 struct RewardTests {
     @Test func epochRewardsAreSplitByStakeTimesParticipationToTheUnit() throws {
         var chain = TestChain()

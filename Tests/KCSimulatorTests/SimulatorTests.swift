@@ -46,6 +46,28 @@ struct SimulatorTests {
         #expect(slashes > 0, "no double-sign slash in 70 seeds")
     }
 
+    /// The downtime fault (jailing, set changes and crashes combined). Seeds 27, 132 and 155
+    /// halted for good before downtime jailing spared validators that sign again: the one that
+    /// had just caught up was jailed while another was down, and the rest lacked a quorum. They
+    /// pass now, and a sweep sees jails, slashes without a jail, and unjails.
+    @Test func downtimeJailingNeverCostsALiveQuorum() {
+        for seed in [27, 132, 155] as [UInt64] {
+            let result = Simulation(config: SimulationConfig(seed: seed)).run()
+            #expect(result.passed, "seed \(seed): \(result.violations)")
+        }
+        var jails = 0, slashes = 0, unjails = 0
+        for seed in 1...60 as ClosedRange<UInt64> {
+            var config = SimulationConfig(seed: seed &+ 50_000)
+            config.faults = [.delay, .loss, .downtime]
+            let result = Simulation(config: config).run()
+            #expect(result.passed, "\(result.summary) \(result.violations) reproduce: \(config.reproduceCommand)")
+            jails += result.downtimeJails
+            slashes += result.downtimeSlashes
+            unjails += result.unjails
+        }
+        #expect(jails > 0 && slashes > jails && unjails > 0, "jails \(jails), slashes \(slashes), unjails \(unjails)")
+    }
+
     /// A core that ignores its lock must be caught by the checkers within a bounded sweep.
     @Test func brokenLockIsCaught() {
         var caught: SimulationResult? = nil
