@@ -13,6 +13,9 @@ public enum SimulationFault: String, CaseIterable, Sendable {
     /// is unjailed by its operator, while another goes down for good (set changes, jailing and
     /// crashes combined; the rest must stay live whenever they hold a quorum).
     case downtime
+    /// One to three peers without stake: their own evidence, votes and proposals, heights far
+    /// ahead, forged blocks, and a fresh identity after each ban (`Outsider`).
+    case outsiders
 }
 
 public struct SimulationConfig: Sendable {
@@ -65,11 +68,13 @@ public struct SimulationResult: Sendable {
     public let downtimeSlashes: Int
     public let downtimeJails: Int
     public let unjails: Int
+    /// Bans of outsiders by honest validators.
+    public let outsiderBans: Int
     public var passed: Bool { violations.isEmpty }
 
     public var summary: String {
         let status = passed ? "ok" : "VIOLATION"
-        return "seed=\(config.seed) \(status) heights=\(heightsCommitted) virtual_ms=\(virtualMilliseconds) messages=\(messagesDelivered) double_sign_slashes=\(doubleSignSlashes) downtime_slashes=\(downtimeSlashes) jails=\(downtimeJails) unjails=\(unjails) trace=\(traceHash.hex.prefix(16))"
+        return "seed=\(config.seed) \(status) heights=\(heightsCommitted) virtual_ms=\(virtualMilliseconds) messages=\(messagesDelivered) double_sign_slashes=\(doubleSignSlashes) downtime_slashes=\(downtimeSlashes) jails=\(downtimeJails) unjails=\(unjails) outsider_bans=\(outsiderBans) trace=\(traceHash.hex.prefix(16))"
     }
 }
 
@@ -105,6 +110,8 @@ indirect enum SimEvent {
     case startLiveness
     /// Operators at work: honest validators whose downtime jail has expired send `unjail`.
     case operators
+    /// An outsider's next move.
+    case outsider(Int)
     /// Periodic re-send of a node's own proposal and votes for its current height, as P2P
     /// gossip does: messages lost earlier still arrive once the network heals.
     case regossip(Int)
@@ -153,6 +160,9 @@ public final class Simulation {
     var liveQuorumSince: UInt64? = nil
     /// A live quorum must commit within this much virtual time.
     static let liveQuorumBoundMilliseconds: UInt64 = 30_000
+    /// Peers without stake (the `outsiders` fault), and how often validators banned them.
+    var outsiders: [Outsider] = []
+    var outsiderBans = 0
     /// Vote relaying models gossip, which only matters when someone equivocates (it is how the
     /// two halves of a double vote meet); without an equivocator it is skipped for speed.
     var relayVotes = false
@@ -271,6 +281,13 @@ public final class Simulation {
                 queue.push(.heal, at: at + 1_000 + setup.below(5_000))
             }
         }
+        if config.faults.contains(.outsiders) {
+            for index in 0..<setup.int(1...3) {
+                outsiders.append(Outsider(peer: nodes.count + index, seed: config.seed))
+                queue.push(.outsider(index), at: 300 + UInt64(index) * 50)
+            }
+            parameters += " outsiders=\(outsiders.count)"
+        }
         if config.faults.contains(.downtime) && nodes.count >= 4 {
             // One validator down long enough to be jailed; soon after it is back, another goes
             // down for good.
@@ -329,11 +346,13 @@ public final class Simulation {
             var addressOf: [PublicKey: PublicKey] = [:]
             for (index, node) in nodes.enumerated() { addressOf[node.key.publicKey] = gateways[index].publicKey }
             violations += checker.evidenceViolations(before: livenessStartTime, addressOf: addressOf)
+            violations += outsiderViolations()
         }
         return SimulationResult(config: config, parameters: parameters, violations: violations, traceHash: trace.value,
                                 heightsCommitted: minimumHonestHeight - 1, virtualMilliseconds: now,
                                 messagesDelivered: messagesDelivered, doubleSignSlashes: checker.doubleSignSlashes.values.reduce(0, +),
-                                downtimeSlashes: checker.downtimeSlashes, downtimeJails: checker.downtimeJails, unjails: checker.unjails)
+                                downtimeSlashes: checker.downtimeSlashes, downtimeJails: checker.downtimeJails, unjails: checker.unjails,
+                                outsiderBans: outsiderBans)
     }
 
     /// The next height of the slowest honest node.
@@ -420,7 +439,7 @@ public final class Simulation {
         switch event {
         case .deliver(let to, let from, let message):
             let node = nodes[to]
-            guard !node.crashed else { return }
+            guard !node.crashed, listens(node, to: from) else { return }
             messagesDelivered += 1
             trace.record(now, 1, UInt64(to), UInt64(from))
             receive(node, from: from, message)
@@ -489,6 +508,8 @@ public final class Simulation {
         case .operators:
             queue.push(.operators, at: now + 1_000)
             unjailExpired()
+        case .outsider(let index):
+            outsiderAct(index)
         }
     }
 
@@ -510,6 +531,8 @@ public final class Simulation {
     }
 
     func send(from: Int, to: Int, _ message: Message) {
+        // Outsiders listen to nothing.
+        guard to < nodes.count else { return }
         if from == to {
             queue.push(.deliver(to: to, from: from, message), at: now)
             return
@@ -591,8 +614,31 @@ public final class Simulation {
         for entry in buffered { queue.push(.deliver(to: node.index, from: entry.from, entry.message), at: now) }
     }
 
+    /// The node's screening of a proposal or vote for its running height (as the node
+    /// driver's): a forbidden one bans the sender, a redundant one is dropped. True to go on.
+    func screen(_ node: SimNode, _ input: ConsensusInput<Block>, from: Int) -> Bool {
+        guard let core = node.core else { return false }
+        switch core.screen(input) {
+        case .useful: return true
+        case .redundant: return false
+        case .forbidden(let reason):
+            ban(node, from, reason: reason)
+            return false
+        }
+    }
+
     func feed(_ node: SimNode, _ input: ConsensusInput<Block>) {
         guard node.core != nil else { return }
+        if node.behaviour == .honest {
+            // What the node's WAL takes: never a message from outside the set.
+            switch input {
+            case .vote(let signed) where !node.validators.contains(signed.vote.validator):
+                checker.violation("node \(node.index) fed (and logged) a vote by non-validator \(signed.vote.validator.hex.prefix(8))")
+            case .proposal(let proposal, _) where !node.validators.contains(proposal.proposer):
+                checker.violation("node \(node.index) fed (and logged) a proposal by non-validator \(proposal.proposer.hex.prefix(8))")
+            default: break
+            }
+        }
         node.wal.append(input)
         let effects = node.core!.apply(input)
         perform(node, effects)
@@ -602,26 +648,32 @@ public final class Simulation {
         switch message {
         case .proposal(let proposal):
             if proposal.height > node.height { return deferMessage(node, from: from, height: proposal.height, message) }
-            guard proposal.height == node.height else { return }
+            guard proposal.height == node.height, screen(node, .proposal(proposal, valid: false), from: from) else { return }
             let valid = validate(node, proposal.value)
             feed(node, .proposal(proposal, valid: valid))
         case .vote(let vote):
             // Gossip: an honest node passes on a vote it got straight from its signer, so an
             // equivocator's two halves meet somewhere and become evidence.
-            if relayVotes && node.behaviour == .honest && nodes[from].key.publicKey == vote.vote.validator && from != node.index {
+            if relayVotes && node.behaviour == .honest && from < nodes.count && nodes[from].key.publicKey == vote.vote.validator
+                && from != node.index {
                 for peer in nodes where peer.index != node.index && peer.index != from { send(from: node.index, to: peer.index, message) }
             }
             if vote.vote.height > node.height { return deferMessage(node, from: from, height: vote.vote.height, message) }
-            guard vote.vote.height == node.height else { return }
+            guard vote.vote.height == node.height, screen(node, .vote(vote), from: from) else { return }
             feed(node, .vote(vote))
         case .decided(let block, let certificate):
             if block.header.height > node.height { return deferMessage(node, from: from, height: block.header.height, message) }
-            guard block.header.height == node.height, certificate.blockID == block.id,
-                  (try? certificate.verify(validators: node.validators, chainID: chainID, cache: signatures)) != nil,
-                  validate(node, block) else { return }
+            guard block.header.height == node.height else { return }
+            guard certificate.blockID == block.id,
+                  (try? certificate.verify(validators: node.validators, chainID: chainID, cache: signatures)) != nil else {
+                return ban(node, from, reason: "a block whose certificate does not verify")
+            }
+            guard validate(node, block) else { return }
             commit(node, block, certificate)
         case .evidence(let evidence):
-            _ = node.evidence.add(evidence, runtime: runtime, state: node.state, cache: signatures)
+            if case .invalid(let reason) = node.evidence.add(evidence, runtime: runtime, state: node.state, cache: signatures) {
+                ban(node, from, reason: "invalid evidence: \(reason)")
+            }
         case .syncRequest(let requester, let height):
             guard height < node.height else { return }
             for h in height..<min(node.height, height + 20) {
@@ -639,7 +691,9 @@ public final class Simulation {
     /// is simply asked again).
     func deferMessage(_ node: SimNode, from: Int, height: UInt64, _ message: Message) {
         var keep = height == node.height + 1
-        if case .decided = message { keep = true }
+        // Blocks are kept a window ahead only: a liar's blocks for heights far away would
+        // crowd out the real ones.
+        if case .decided = message { keep = height <= node.height + 64 }
         if keep && node.future.count < 2_000 { node.future.append((height, from, message)) }
         let last = node.lastSyncRequest[from]
         if last == nil || now >= last! + 500 {
@@ -812,6 +866,7 @@ final class SimNode {
     /// Virtual time of the last sync request sent to each peer.
     var lastSyncRequest: [Int: UInt64] = [:]
     var lastProposal: Proposal<Block>? = nil
+    var bans = Bans()
     var crashed = false
     /// Bumped on every height change and restart, so timers of an earlier life are ignored.
     var epoch: UInt64 = 0
@@ -848,6 +903,7 @@ final class SimNode {
         future = []
         lastSyncRequest = [:]
         lastProposal = nil
+        bans = Bans()
         epoch += 1
     }
 

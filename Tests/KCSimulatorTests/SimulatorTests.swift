@@ -68,6 +68,21 @@ struct SimulatorTests {
         #expect(jails > 0 && slashes > jails && unjails > 0, "jails \(jails), slashes \(slashes), unjails \(unjails)")
     }
 
+    /// Outsiders (no stake, fresh keys after each ban) flood every kind of message a stranger
+    /// can sign: the honest validators ban them, never log or pool what they sent, and stay
+    /// live.
+    @Test func outsidersAreBannedAndTheChainStaysLive() {
+        var bans = 0
+        for seed in 1...60 as ClosedRange<UInt64> {
+            var config = SimulationConfig(seed: seed &+ 70_000)
+            config.faults = [.delay, .loss, .reorder, .outsiders]
+            let result = Simulation(config: config).run()
+            #expect(result.passed, "\(result.summary) \(result.violations) reproduce: \(config.reproduceCommand)")
+            bans += result.outsiderBans
+        }
+        #expect(bans > 60, "the outsiders were hardly banned: \(bans)")
+    }
+
     /// A core that ignores its lock must be caught by the checkers within a bounded sweep.
     @Test func brokenLockIsCaught() {
         var caught: SimulationResult? = nil
