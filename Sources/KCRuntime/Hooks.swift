@@ -33,20 +33,21 @@ extension BlockExecutor {
             }
             record.windowCursor = (record.windowCursor + 1) % window
             if record.windowFilled < window { record.windowFilled += 1 }
-            if record.windowFilled >= window && record.missedCount > maxMissed {
-                // One infraction, one slash: the window restarts empty after it.
+            // Jailing removes a validator that is not signing, so that the others keep a quorum:
+            // if the signers of the previous block are a quorum of the set and this validator is
+            // not among them, they are still a quorum of the set without it. A validator that
+            // signed the previous block is back, and removing it (by a jail, or by a slash that
+            // takes it below the minimum stake) could cost the others their quorum; a validator
+            // jailed just after it caught up, with another one down, halted a network. So the
+            // penalty waits for a block the validator misses while still over the threshold,
+            // and lapses if it stays online until enough misses leave the window.
+            if !signed && record.windowFilled >= window && record.missedCount > maxMissed {
+                // One infraction, one slash: the window restarts empty after the jail.
                 let taken = slash(entry.address, basisPoints: parameters.slashing.downtimeSlashBasisPoints,
                                   infractionHeight: height - 1, reason: .downtime, inCall: false)
                 global.burned = plus(global.burned, taken)
-                // Jailing removes a validator that is not signing, so that the others keep a
-                // quorum. One that signed the previous block is back: it pays the slash but stays,
-                // since removing a signing validator can only cost the others their quorum (a
-                // validator jailed just after it had caught up, with another one down, halted a
-                // network; the simulator's downtime fault reproduced it).
-                if !signed {
-                    record.jailed = true
-                    record.jailedUntilMilliseconds = now &+ parameters.slashing.downtimeJailMilliseconds
-                }
+                record.jailed = true
+                record.jailedUntilMilliseconds = now &+ parameters.slashing.downtimeJailMilliseconds
                 record.missedBits = [UInt8](repeating: 0, count: record.missedBits.count)
                 record.missedCount = 0
                 record.windowFilled = 0

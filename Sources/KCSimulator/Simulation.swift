@@ -112,6 +112,8 @@ indirect enum SimEvent {
     case operators
     /// An outsider's next move.
     case outsider(Int)
+    /// A height start put off to the queue (see `commit`).
+    case begin(Int, epoch: UInt64)
     /// Periodic re-send of a node's own proposal and votes for its current height, as P2P
     /// gossip does: messages lost earlier still arrive once the network heals.
     case regossip(Int)
@@ -163,6 +165,8 @@ public final class Simulation {
     /// Peers without stake (the `outsiders` fault), and how often validators banned them.
     var outsiders: [Outsider] = []
     var outsiderBans = 0
+    /// Height starts nested inside commits right now (see `commit`).
+    var startDepth = 0
     /// Vote relaying models gossip, which only matters when someone equivocates (it is how the
     /// two halves of a double vote meet); without an equivocator it is skipped for speed.
     var relayVotes = false
@@ -510,6 +514,10 @@ public final class Simulation {
             unjailExpired()
         case .outsider(let index):
             outsiderAct(index)
+        case .begin(let index, let epoch):
+            let node = nodes[index]
+            guard !node.crashed, node.epoch == epoch, node.core == nil else { return }
+            startHeight(node)
         }
     }
 
@@ -835,7 +843,18 @@ public final class Simulation {
         // No block is pushed to every peer on commit (the node announces only its height):
         // peers that lag ask for blocks, and the periodic gossip re-sends the last one.
         node.epoch += 1
+        // A node that alone holds a quorum decides each height as it starts it: past a few
+        // nested starts the next one waits a commit pause of 100 ms, as the node's
+        // `timeout_commit_ms` paces an idle chain (without it the stack would grow a frame
+        // chain per height, and virtual time would stand still).
+        if startDepth >= 8 {
+            node.core = nil
+            queue.push(.begin(node.index, epoch: node.epoch), at: now + 100)
+            return
+        }
+        startDepth += 1
         startHeight(node)
+        startDepth -= 1
     }
 }
 
