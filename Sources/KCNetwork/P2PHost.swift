@@ -33,6 +33,11 @@ public struct P2PSettings: Sendable {
     public var maxPendingHandshakesPerAddress = 4
     /// An inbound peer younger than this is never evicted for a newcomer.
     public var evictionGraceMilliseconds: Int64 = 10_000
+    /// What one connection may send: frames and bytes per second (a second's worth at once).
+    /// Beyond it the node stops reading the socket until the budget refills, so a flooding
+    /// peer is slowed by TCP itself instead of costing a decryption per frame.
+    public var maxInboundFramesPerSecond = 2_000
+    public var maxInboundBytesPerSecond = 20 << 20
     /// Largest plaintext frame; larger ones drop the connection.
     public var maxFrameBytes = 8 << 20
     public var handshakeTimeoutMilliseconds: Int64 = 5_000
@@ -462,6 +467,9 @@ final class PeerHandler: ChannelDuplexHandler {
     var phase = Phase.awaitingKey
     var queuedBytes = 0
     var lastRead = NIODeadline.now()
+    lazy var budget = InboundBudget(framesPerSecond: host.settings.maxInboundFramesPerSecond,
+                                    bytesPerSecond: max(host.settings.maxInboundBytesPerSecond, 2 * (host.settings.maxFrameBytes + 64)))
+    var paused = false
     var timer: Scheduled<Void>? = nil
 
     init(host: P2PHost, outbound: Bool, expected: PublicKey?, frameLimit: FrameLimit, pendingAddress: String?) {
@@ -548,6 +556,7 @@ final class PeerHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var frame = unwrapInboundIn(data)
         lastRead = .now()
+        throttle(context: context, bytes: frame.readableBytes + 4)
         switch phase {
         case .closed:
             return
@@ -604,6 +613,29 @@ final class PeerHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Spends the frame from the connection's budget; when it runs out, reading stops until it
+    /// has refilled (the frame in hand is still handled).
+    private func throttle(context: ChannelHandlerContext, bytes: Int) {
+        let now = UInt64(NIODeadline.now().uptimeNanoseconds / 1_000)
+        let waitMicroseconds: UInt64
+        switch budget.spend(bytes: bytes, nowMicroseconds: now) {
+        case .go: return
+        case .flood: return misbehaved(context: context, "flooding: more than ten seconds' worth of frames over its budget")
+        case .pause(let microseconds): waitMicroseconds = microseconds
+        }
+        guard !paused else { return }
+        paused = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        let contextBox = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.assumeIsolated().scheduleTask(in: .microseconds(Int64(waitMicroseconds))) { [self] in
+            guard case .ready = phase else { return }
+            paused = false
+            let context = contextBox.value
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+            context.read()
+        }
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let frame = unwrapOutboundIn(data)
         guard case .ready(let peer, var send, let receive) = phase else {
@@ -633,5 +665,49 @@ final class PeerHandler: ChannelDuplexHandler {
         let box = NIOLoopBound(self, eventLoop: context.eventLoop)
         done.futureResult.whenComplete { _ in box.value.queuedBytes -= size }
         context.write(wrapOutboundOut(buffer), promise: done)
+    }
+}
+
+/// A connection's inbound budget: two token buckets (frames, bytes) refilled per microsecond,
+/// each holding at most a second's worth. Frames read past the budget (a socket read brings
+/// many at once) are a debt that the pause repays. Pure: time comes in, the wait goes out.
+struct InboundBudget: Sendable {
+    enum Verdict: Equatable {
+        case go
+        /// Stop reading for this many microseconds.
+        case pause(microseconds: UInt64)
+        /// More than ten seconds' worth over the budget: a flood.
+        case flood
+    }
+
+    let framesPerSecond: Int64
+    let bytesPerSecond: Int64
+    /// Tokens in millionths, so refills stay in integers; negative while in debt.
+    private var frameTokens: Int64
+    private var byteTokens: Int64
+    private var at: UInt64? = nil
+
+    init(framesPerSecond: Int, bytesPerSecond: Int) {
+        precondition(framesPerSecond > 0 && bytesPerSecond > 0)
+        self.framesPerSecond = Int64(framesPerSecond)
+        self.bytesPerSecond = Int64(bytesPerSecond)
+        frameTokens = self.framesPerSecond * 1_000_000
+        byteTokens = self.bytesPerSecond * 1_000_000
+    }
+
+    mutating func spend(bytes: Int, nowMicroseconds now: UInt64) -> Verdict {
+        let last = at ?? now
+        let elapsed = Int64(min(now > last ? now - last : 0, 1_000_000))
+        at = max(last, now)
+        frameTokens = min(framesPerSecond * 1_000_000, frameTokens + elapsed * framesPerSecond)
+        byteTokens = min(bytesPerSecond * 1_000_000, byteTokens + elapsed * bytesPerSecond)
+        frameTokens -= 1_000_000
+        byteTokens -= Int64(min(bytes, Int(Int32.max))) * 1_000_000
+        if frameTokens < -10 * framesPerSecond * 1_000_000 || byteTokens < -10 * bytesPerSecond * 1_000_000 { return .flood }
+        guard frameTokens < 0 || byteTokens < 0 else { return .go }
+        // Until both are out of debt.
+        let frameWait = frameTokens < 0 ? (-frameTokens + framesPerSecond - 1) / framesPerSecond : 0
+        let byteWait = byteTokens < 0 ? (-byteTokens + bytesPerSecond - 1) / bytesPerSecond : 0
+        return .pause(microseconds: UInt64(max(frameWait, byteWait, 1_000)))
     }
 }

@@ -27,6 +27,9 @@ public enum ConfigTemplate {
         max_inbound_peers_per_address = 8
         # Node ids (hex) always admitted and never evicted, besides the persistent peers.
         unconditional_peer_ids = []
+        # What one peer may send per second; beyond it the node reads that peer more slowly.
+        max_inbound_frames_per_second = 2000
+        max_inbound_bytes_per_second = 20971520
 
         [rpc]
         # HTTP + JSON and WebSocket API. Keep it on 127.0.0.1 unless it sits behind a proxy.

@@ -16,6 +16,8 @@ public struct NodeConfig: Equatable, Sendable {
     public var maxInboundPeers = 40
     public var maxOutboundPeers = 10
     public var maxInboundPeersPerAddress = 8
+    public var maxInboundFramesPerSecond = 2_000
+    public var maxInboundBytesPerSecond = 20 << 20
     /// Node ids (hex) admitted beyond the inbound limits and never evicted.
     public var unconditionalPeerIDs: [String] = []
     public var rpcListenAddress = "127.0.0.1:26657"
@@ -165,6 +167,8 @@ public struct NodeConfig: Equatable, Sendable {
         case "p2p.max_inbound_peers": maxInboundPeers = try integer(0...10_000)
         case "p2p.max_outbound_peers": maxOutboundPeers = try integer(0...1_000)
         case "p2p.max_inbound_peers_per_address": maxInboundPeersPerAddress = try integer(1...10_000)
+        case "p2p.max_inbound_frames_per_second": maxInboundFramesPerSecond = try integer(10...10_000_000)
+        case "p2p.max_inbound_bytes_per_second": maxInboundBytesPerSecond = try integer(65_536...(1 << 34))
         case "p2p.unconditional_peer_ids":
             guard case .strings(let ids) = value else { throw ParseError(line: line, message: "\(key) must be an array of strings") }
             for id in ids where PublicKey(hex: id) == nil {

@@ -126,6 +126,8 @@ public final class NodeDriver {
         settings.maxInboundPeers = config.maxInboundPeers
         settings.maxOutboundPeers = config.maxOutboundPeers
         settings.maxInboundPeersPerAddress = config.maxInboundPeersPerAddress
+        settings.maxInboundFramesPerSecond = config.maxInboundFramesPerSecond
+        settings.maxInboundBytesPerSecond = config.maxInboundBytesPerSecond
         settings.unconditionalPeers = Set(config.unconditionalPeerIDs.compactMap { PublicKey(hex: $0) })
         settings.maxFrameBytes = Int(genesis.parameters.block.maxBytes) + (1 << 20)
         let inbox = Inbox<NodeEvent>(capacity: 10_000)

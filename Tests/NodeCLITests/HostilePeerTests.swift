@@ -162,15 +162,19 @@ struct HostilePeerTests {
             TransactionBody(chainID: network.genesis.chainID, sender: user.publicKey, nonce: UInt64(nonce),
                             fee: Amount(units: 1_000_000_000_000), call: .transfer(to: user.publicKey, amount: Amount(units: 1))).signed(with: user)
         }
-        let next = network.height(0) + 1
-        let header = BlockHeader(chainID: network.genesis.chainID, height: next, timeMilliseconds: 1, previousBlockID: .zero,
-                                 lastCommitHash: .zero, transactionsHash: .zero, evidenceHash: .zero, stateRoot: .zero,
-                                 validatorsHash: .zero, proposer: proposer.publicKey)
-        let block = Block(header: header, transactions: filler, evidence: [], lastCommit: nil)
-        let proposal = Proposal(height: next, round: 0, value: block, validRound: nil, proposer: proposer.publicKey)
-        let signature = proposer.sign(domain: .proposal, chainID: network.genesis.chainID, message: ProposalSigning.bytes(proposal))
+        // Signed for the heights around the node's, so one is for the height it runs whatever
+        // it commits meanwhile.
         let walBefore = (try? FileManager.default.attributesOfItem(atPath: walPath)[.size] as? Int) ?? 0
-        proposalSender.host.send(.proposal(SignedProposal(proposal: proposal, signature: signature)), to: network.nodeID(0))
+        let base = network.height(0)
+        for next in base...(base + 4) {
+            let header = BlockHeader(chainID: network.genesis.chainID, height: next, timeMilliseconds: 1, previousBlockID: .zero,
+                                     lastCommitHash: .zero, transactionsHash: .zero, evidenceHash: .zero, stateRoot: .zero,
+                                     validatorsHash: .zero, proposer: proposer.publicKey)
+            let block = Block(header: header, transactions: filler, evidence: [], lastCommit: nil)
+            let proposal = Proposal(height: next, round: 0, value: block, validRound: nil, proposer: proposer.publicKey)
+            let signature = proposer.sign(domain: .proposal, chainID: network.genesis.chainID, message: ProposalSigning.bytes(proposal))
+            proposalSender.host.send(.proposal(SignedProposal(proposal: proposal, signature: signature)), to: network.nodeID(0))
+        }
         let proposalBan = Self.banLine(proposalSender, node: 0, in: network)
         #expect(proposalBan?.contains("is not the proposer of height") == true, "\(proposalBan ?? "no ban")")
         let walAfter = (try? FileManager.default.attributesOfItem(atPath: walPath)[.size] as? Int) ?? 0
@@ -178,6 +182,157 @@ struct HostilePeerTests {
 
         let progress = Self.watchProgress(network, node: 0, seconds: 3)
         #expect(progress.gained >= 5, "\(network.describe())")
+        #expect(Self.nodesAlive(network))
+    }
+
+    /// Case 4: 36 idle authenticated peers held every inbound slot for ever (a new peer got in
+    /// 0 of 5 times). Now 40 squatters from five addresses fill the slots, and after their grace
+    /// period each of five newcomers gets in by evicting one; the validators stay connected.
+    @Test func slotSquattersAreEvictedForNewcomers() throws {
+        let network = try TestNetwork(validators: 4, commitMilliseconds: 50)
+        defer { network.stopAll(); network.remove() }
+        for index in 0..<4 { try network.start(index) }
+        #expect(network.waitHeight(3, seconds: 60), "\(network.describe())")
+        var squatters: [RawPeer] = []
+        for index in 0..<40 {
+            let squatter = try RawPeer(port: network.ports[0], source: "127.0.2.\(index / 8 + 1)")
+            if squatter.handshake(key: Self.stranger("squatter-\(index)"), chainID: network.genesis.chainID,
+                                  genesisHash: network.genesis.hash) {
+                squatters.append(squatter)
+            }
+        }
+        #expect(squatters.count == 40, "only \(squatters.count) squatters got in")
+        usleep(11_000_000)  // past the eviction grace period
+        var admitted = 0
+        var newcomers: [TestPeer] = []
+        defer { for peer in newcomers { peer.stop() } }
+        for index in 0..<5 {
+            let newcomer = try TestPeer(network: network, key: Self.stranger("newcomer-\(index)"), connectTo: [0])
+            newcomers.append(newcomer)
+            if newcomer.waitConnected(1, seconds: 5) { admitted += 1 }
+        }
+        #expect(admitted == 5, "\(admitted) of 5 newcomers got in")
+        #expect(network.output(0).contains("evicting a peer for a newcomer"))
+        let progress = Self.watchProgress(network, node: 0, seconds: 2)
+        #expect(progress.gained >= 5, "the validators must still be connected: \(network.describe())")
+        _ = squatters
+    }
+
+    /// Case 4: 36 unauthenticated connections each made the node buffer a 5 MiB frame before
+    /// any handshake (RSS 56 -> 316 MB). Now such a length is refused before its bytes are read,
+    /// and at most a few handshakes per address are in progress.
+    @Test func largeFramesBeforeTheHandshakeCostNoMemory() throws {
+        let network = try TestNetwork(validators: 4, commitMilliseconds: 50)
+        defer { network.stopAll(); network.remove() }
+        for index in 0..<4 { try network.start(index) }
+        #expect(network.waitHeight(3, seconds: 60), "\(network.describe())")
+        let node = try #require(network.nodes[0])
+        let before = try #require(node.residentBytes)
+        let chunk = [UInt8](repeating: 0x41, count: 1 << 20)
+        var closed = 0
+        for index in 0..<36 {
+            guard let raw = try? RawPeer(port: network.ports[0], source: "127.0.3.\(index % 9 + 1)") else { continue }
+            raw.sendRaw([0x00, 0x50, 0x00, 0x00])  // a 5 MiB frame
+            for _ in 0..<5 { raw.sendRaw(chunk) }
+            if raw.waitClosed(milliseconds: 2_000) { closed += 1 }
+        }
+        #expect(closed == 36, "\(closed) of 36 connections were closed")
+        let after = try #require(node.residentBytes)
+        #expect(after < before + 40 << 20, "RSS grew from \(before >> 20) MB to \(after >> 20) MB")
+        #expect(Self.watchProgress(network, node: 0, seconds: 2).gained >= 5)
+        #expect(Self.nodesAlive(network))
+    }
+
+    /// Handshake abuse (another chain, a forged signature, an auth frame replayed from another
+    /// connection, a low-order key) and frames that do not decode: each connection is closed,
+    /// an authenticated sender of garbage is banned, and the chain goes on.
+    @Test func handshakeAbuseAndMalformedFramesAreRefused() throws {
+        let network = try TestNetwork(validators: 4, commitMilliseconds: 50)
+        defer { network.stopAll(); network.remove() }
+        for index in 0..<4 { try network.start(index) }
+        #expect(network.waitHeight(3, seconds: 60), "\(network.describe())")
+        let port = network.ports[0]
+        let key = Self.stranger("abuser")
+        // Another chain.
+        let otherChain = try RawPeer(port: port)
+        _ = otherChain.handshake(key: key, chainID: network.genesis.chainID, genesisHash: Blake2b.hash256([9]))
+        #expect(otherChain.waitClosed())
+        // A low-order ephemeral key.
+        let lowOrder = try RawPeer(port: port)
+        _ = lowOrder.readFrame()
+        var point = [UInt8](repeating: 0, count: 32)
+        point[0] = 1
+        lowOrder.sendFrame(Array("MBR1".utf8) + point)
+        #expect(lowOrder.waitClosed())
+        // An auth frame signed for another connection's transcript.
+        let replay = try RawPeer(port: port)
+        let ephemeral = EphemeralKeyPair()
+        replay.sendFrame(Array("MBR1".utf8) + ephemeral.publicKey.bytes)
+        let hello = try #require(replay.readFrame())
+        let keys = try #require(ephemeral.sessionKeys(peer: Bytes32(Array(hello[4...]))))
+        var sender = FrameCipher(key: keys.send)
+        let stale = HandshakeAuth(key: key, chainID: network.genesis.chainID, transcript: Blake2b.hash256([7]),
+                                  genesisHash: network.genesis.hash, listenPort: 0)
+        replay.sendFrame(sender.seal(stale.canonicalBytes))
+        #expect(replay.waitClosed())
+        // Authenticated, then a frame that decrypts to no message: banned.
+        let garbage = try RawPeer(port: port)
+        #expect(garbage.handshake(key: key, chainID: network.genesis.chainID, genesisHash: network.genesis.hash))
+        garbage.sendSealed([0xFF, 0xFF, 0xFF, 0xFF])
+        #expect(garbage.waitClosed())
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline && !network.output(0).contains("banning peer peer=\(key.publicKey.hex)") { usleep(50_000) }
+        #expect(network.output(0).contains("banning peer peer=\(key.publicKey.hex)"))
+        let again = try RawPeer(port: port)
+        _ = again.handshake(key: key, chainID: network.genesis.chainID, genesisHash: network.genesis.hash)
+        #expect(again.waitClosed(), "a banned key is refused")
+        #expect(Self.watchProgress(network, node: 0, seconds: 2).gained >= 5)
+        #expect(Self.nodesAlive(network))
+    }
+
+    /// A flood: an authenticated peer sends status frames as fast as it can for 5 s. The node
+    /// reads each connection within a budget (2,000 frames/s), so the flood costs it little CPU
+    /// (TCP holds the flooder back); memory stays bounded and the chain keeps at least half its
+    /// pace before the flood (measured in the same run; the flooder shares the two cores).
+    @Test func aFrameFloodLeavesTheChainAtPace() throws {
+        let network = try TestNetwork(validators: 4, commitMilliseconds: 50)
+        defer { network.stopAll(); network.remove() }
+        for index in 0..<4 { try network.start(index) }
+        #expect(network.waitHeight(3, seconds: 60), "\(network.describe())")
+        let node = try #require(network.nodes[0])
+        let baseline = Self.watchProgress(network, node: 0, seconds: 3)
+        let before = try #require(node.residentBytes)
+        let flooder = try RawPeer(port: network.ports[0])
+        #expect(flooder.handshake(key: Self.stranger("flooder"), chainID: network.genesis.chainID, genesisHash: network.genesis.hash))
+        let started = network.height(0)
+        let cpuBefore = try #require(node.cpuSeconds)
+        let began = Date()
+        var sent = 0
+        let status = WireMessage.status(height: 0).canonicalBytes
+        var batch: [UInt8] = []
+        batch.reserveCapacity(500 * 64)
+        while sent < 3_000_000 && Date().timeIntervalSince(began) < 5 {
+            batch.removeAll(keepingCapacity: true)
+            for _ in 0..<500 {
+                let sealed = flooder.send!.seal(status)
+                let length = UInt32(sealed.count)
+                batch.append(contentsOf: [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)])
+                batch.append(contentsOf: sealed)
+            }
+            guard flooder.socket.send(batch) else { break }
+            sent += 500
+        }
+        let seconds = Date().timeIntervalSince(began)
+        let cpu = (node.cpuSeconds ?? 0) - cpuBefore
+        let rate = Double(network.height(0) - started) / max(seconds, 0.1)
+        let baselineRate = Double(baseline.gained) / 3
+        print("flood: \(sent) frames in \(String(format: "%.1f", seconds)) s; \(String(format: "%.1f", rate)) heights/s, \(String(format: "%.1f", baselineRate)) before; node CPU \(String(format: "%.2f", cpu)) s")
+        #expect(seconds >= 4.5, "the node closed the flooding connection after \(seconds) s")
+        #expect(rate * 2 >= baselineRate, "\(rate) heights/s under the flood, \(baselineRate) before")
+        // Unthrottled, the node spent 8.4 CPU-seconds on a 5 s flood (1.7 of the 2 cores).
+        #expect(cpu < 0.4 * seconds, "the node spent \(cpu) CPU-seconds on a \(seconds) s flood")
+        let after = try #require(node.residentBytes)
+        #expect(after < before + 64 << 20, "RSS grew from \(before >> 20) MB to \(after >> 20) MB")
         #expect(Self.nodesAlive(network))
     }
 

@@ -43,7 +43,9 @@ final class TestNetwork {
     /// Everything each node printed, across restarts.
     var pastOutput: [String]
 
-    static let portCounter = Mutex(0)
+    /// Port slots in use by live networks of this process; `remove()` gives its slot back.
+    static let slotsInUse = Mutex<Set<Int>>([])
+    let slot: Int
 
     /// `validators` validators, then `fullNodes` nodes whose validator keys are not in the set.
     /// Where node i is reached (127.0.0.1 unless the nodes live in network namespaces).
@@ -57,7 +59,14 @@ final class TestNetwork {
          hosts: [String]? = nil) throws {
         count = validators + fullNodes
         root = temporaryPath("kc-net")
-        let slot = Self.portCounter.withLock { value -> Int in value += 1; return value }
+        let slot = Self.slotsInUse.withLock { used -> Int in
+            guard let free = (1..<TestPorts.slots).first(where: { !used.contains($0) }) else {
+                preconditionFailure("more live test networks in one process than port slots")
+            }
+            used.insert(free)
+            return free
+        }
+        self.slot = slot
         precondition(count <= 10, "a test network has at most 10 nodes")
         ports = (0..<count).map { TestPorts.p2p(slot: slot) + $0 }
         rpcPorts = (0..<count).map { TestPorts.rpc(slot: slot) + $0 }
@@ -190,6 +199,7 @@ final class TestNetwork {
             }
         }
         try? FileManager.default.removeItem(atPath: root)
+        Self.slotsInUse.withLock { _ = $0.remove(slot) }
     }
 }
 
