@@ -1,5 +1,9 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
+
+// A path dependency is named after its folder, which is whatever the clone was called.
+let rootPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
 
 // Benchmarks live in their own package so the main build and CI never compile the benchmark
 // framework. Run them with Scripts/bench.sh.
@@ -16,8 +20,7 @@ let package = Package(
         .target(
             name: "BenchmarkFixtures",
             dependencies: [
-                // The root package is named after its folder ("main") by path dependencies.
-                .product(name: "MembriaNodeKit", package: "main"),
+                .product(name: "MembriaNodeKit", package: rootPackage),
             ],
             path: "Sources/BenchmarkFixtures"
         ),
@@ -30,7 +33,7 @@ let package = Package(
             name: "RuntimeBenchmarks",
             dependencies: [
                 "BenchmarkFixtures",
-                .product(name: "MembriaNodeKit", package: "main"),
+                .product(name: "MembriaNodeKit", package: rootPackage),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/RuntimeBenchmarks",

@@ -408,27 +408,30 @@ public final class P2PHost: Sendable {
 
 /// The largest frame a connection accepts now: the handshake's size until it completes, then
 /// the configured limit. Shared by a connection's decoder and handler, on its event loop.
-final class FrameLimit {
-    var bytes: Int
-    init(bytes: Int) { self.bytes = bytes }
+public final class FrameLimit {
+    public var bytes: Int
+    public init(bytes: Int) { self.bytes = bytes }
 }
 
 /// Splits the byte stream into frames: a 4-byte big-endian length, then that many bytes. A
 /// length over the connection's current limit is refused before its bytes are buffered.
-struct FrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
+/// (Public for the fuzz harness, which drives it through an embedded channel.)
+public struct FrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = ByteBuffer
     let limit: FrameLimit
 
-    struct BadLength: Error, CustomStringConvertible {
+    public init(limit: FrameLimit) { self.limit = limit }
+
+    public struct BadLength: Error, CustomStringConvertible {
         let length: Int
         let limit: Int
-        var description: String {
+        public var description: String {
             length == 0 ? "an empty frame (length 0); every frame carries at least one byte"
                 : "a frame of \(length) bytes exceeds the limit of \(limit) bytes"
         }
     }
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
         guard length > 0, Int(length) <= limit.bytes else { throw BadLength(length: Int(length), limit: limit.bytes) }
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }

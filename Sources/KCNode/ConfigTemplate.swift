@@ -1,7 +1,7 @@
 /// The commented `config.toml` that `node init` writes. Local settings only: anything every
 /// node must agree on lives in the genesis file instead.
 public enum ConfigTemplate {
-    public static func render(moniker: String, ports: NodePorts, persistentPeers: [String]) -> String {
+    public static func render(moniker: String, ports: NodePorts, persistentPeers: [String], passphraseFile: String? = nil) -> String {
         let peers = persistentPeers.map { "\"\($0)\"" }.joined(separator: ", ")
         return """
         # Membria knowledge-chain node configuration.
@@ -59,8 +59,9 @@ public enum ConfigTemplate {
         # already sent a proposal or votes for it.
         timeout_commit_ms = 1000
         # Refuse to sign when this validator key signed any of the last N committed blocks,
-        # checked after block sync on a data directory with an empty consensus WAL (a new or
-        # reset node; 0 turns the check off). It catches a key still running on another machine.
+        # checked once the node has caught up, on a data directory whose consensus WAL holds
+        # nothing this key signed (a new or moved node; 0 turns the check off). It catches a key
+        # still running on another machine.
         double_sign_check_heights = 0
 
         [mempool]
@@ -78,6 +79,12 @@ public enum ConfigTemplate {
         gateway = "https://arweave.net"
         timeout_ms = 5000
         max_payload_bytes = 10485760
+
+        [keys]
+        # Encrypted key files (`node init --passphrase-file`, `node keys encrypt`) need their
+        # passphrase: the first line of this file (mode 0600), or, when empty, asked on the
+        # terminal at start.
+        passphrase_file = "\(passphraseFile ?? "")"
 
         """
     }

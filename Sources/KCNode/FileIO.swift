@@ -36,6 +36,21 @@ public enum FileIO {
         return .success(())
     }
 
+    /// Replaces `path` atomically: writes a new file beside it (synced), then renames it over
+    /// the old one and syncs the directory. A crash leaves either the old file or the new one.
+    public static func replace(path: String, contents: [UInt8], mode: mode_t) -> Result<Void, Failure> {
+        let temporary = path + ".new"
+        _ = unlink(temporary)
+        if case .failure(let failure) = writeNew(path: temporary, contents: contents, mode: mode) { return .failure(failure) }
+        guard rename(temporary, path) == 0 else {
+            let failure = Failure(code: errno, reason: errorText(errno))
+            _ = unlink(temporary)
+            return .failure(failure)
+        }
+        syncDirectory(of: path)
+        return .success(())
+    }
+
     /// Reads a whole file, refusing files larger than `limit` bytes.
     public static func read(path: String, limit: Int) -> Result<[UInt8], Failure> {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)

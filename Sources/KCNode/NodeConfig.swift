@@ -38,6 +38,11 @@ public struct NodeConfig: Equatable, Sendable {
     public var arweaveGateway = "https://arweave.net"
     public var arweaveTimeoutMilliseconds: UInt64 = 5_000
     public var arweaveMaxPayloadBytes = 10 << 20
+    /// The file holding the passphrase of encrypted key files (nil: ask on the terminal).
+    public var keyPassphraseFile: String? = nil
+
+    /// Where the passphrase of an encrypted key file comes from.
+    public var keyPassphrase: KeyPassphrase { keyPassphraseFile.map { .file($0) } ?? .prompt }
 
     public init() {}
 
@@ -68,7 +73,7 @@ public struct NodeConfig: Equatable, Sendable {
             if line.hasPrefix("[") {
                 guard line.hasSuffix("]"), line.count > 2 else { throw ParseError(line: lineNumber, message: "malformed section header '\(line)'") }
                 section = String(line.dropFirst().dropLast()).trimmingSpaces()
-                guard ["log", "p2p", "rpc", "consensus", "mempool", "attester", "arweave"].contains(section) else {
+                guard ["log", "p2p", "rpc", "consensus", "mempool", "attester", "arweave", "keys"].contains(section) else {
                     throw ParseError(line: lineNumber, message: "unknown section [\(section)]")
                 }
                 continue
@@ -206,6 +211,9 @@ public struct NodeConfig: Equatable, Sendable {
             arweaveGateway = url
         case "arweave.timeout_ms": arweaveTimeoutMilliseconds = try milliseconds()
         case "arweave.max_payload_bytes": arweaveMaxPayloadBytes = try integer(1...(1 << 30))
+        case "keys.passphrase_file":
+            let file = try string()
+            keyPassphraseFile = file.isEmpty ? nil : file
         default:
             throw ParseError(line: line, message: "unknown key \(key) (see the template that `node init` writes)")
         }

@@ -28,6 +28,8 @@ public final class NodeDriver {
 
     let home: NodeHome
     public let config: NodeConfig
+    /// Where the passphrase of encrypted key files comes from, asked at most once.
+    public let keyPassphrase: KeyPassphrase
     let genesis: Genesis
     let runtime: Runtime
     let signatures = SignatureCache()
@@ -94,8 +96,9 @@ public final class NodeDriver {
         genesis = try home.loadGenesis()
         runtime = Runtime(genesis: genesis)
         factory = BlockFactory(runtime: runtime, signatures: signatures)
-        key = try home.loadKey(.validator)
-        let nodeKey = try home.loadKey(.node)
+        keyPassphrase = try home.keyPassphrase(config.keyPassphrase)
+        key = try home.loadKey(.validator, passphrase: keyPassphrase)
+        let nodeKey = try home.loadKey(.node, passphrase: keyPassphrase)
         crash = CrashPoint.fromEnvironment()
         if case .failure(let failure) = FileIO.makeDirectories(home.dataDirectory, mode: 0o700) {
             throw Failure(message: failure.reason)

@@ -25,8 +25,25 @@ public struct NodeHome: Sendable {
     public var dataDirectory: String { path + "/data" }
     public func keyPath(_ role: KeyRole) -> String { keysDirectory + "/\(role.rawValue).json" }
 
-    public func loadKey(_ role: KeyRole) throws(KeyFileError) -> SigningKey {
-        try KeyFile.read(path: keyPath(role), expecting: role)
+    public func loadKey(_ role: KeyRole, passphrase: KeyPassphrase = .none(hint: "give its passphrase (keys.passphrase_file in config.toml, or --passphrase-file)")) throws(KeyFileError) -> SigningKey {
+        try KeyFile.read(path: keyPath(role), expecting: role, passphrase: passphrase)
+    }
+
+    /// `source`, except that a passphrase to be asked on the terminal is asked once here (if any
+    /// key file of this home is encrypted) and then given to every key.
+    public func keyPassphrase(_ source: KeyPassphrase) throws(KeyFileError) -> KeyPassphrase {
+        guard case .prompt = source else { return source }
+        for role in KeyRole.allCases where FileIO.exists(keyPath(role)) {
+            if try KeyFile.isEncrypted(path: keyPath(role), role: role) {
+                return .given(try KeyPassphrase.ask("Passphrase for the keys in \(keysDirectory): "))
+            }
+        }
+        return source
+    }
+
+    /// A key's public half, without its passphrase.
+    public func publicKey(_ role: KeyRole) throws(KeyFileError) -> PublicKey {
+        try KeyFile.publicKey(path: keyPath(role), expecting: role)
     }
 
     public func loadGenesis() throws(NodeHomeError) -> Genesis {
@@ -117,6 +134,10 @@ public struct InitOptions: Sendable {
     /// P2P peers written into config.toml, as `nodeid@host:port`.
     public var persistentPeers: [String]
     public var force: Bool
+    /// Seal the key files under this passphrase (nil: plain key files).
+    public var passphrase: String? = nil
+    /// Where config.toml points the node for that passphrase (`keys.passphrase_file`).
+    public var passphraseFile: String? = nil
 
     public init(home: NodeHome, moniker: String, genesisFile: String? = nil, devnetIndex: Int? = nil,
                 ports: NodePorts = .standard, persistentPeers: [String] = [], force: Bool = false) {
@@ -183,12 +204,13 @@ public enum NodeInitializer {
             throw .io(failure.reason)
         }
         for role in KeyRole.allCases {
-            do { try KeyFile.write(keys[role]!, role: role, to: home.keyPath(role)) } catch { throw .key(error) }
+            do { try KeyFile.write(keys[role]!, role: role, to: home.keyPath(role), passphrase: options.passphrase) } catch { throw .key(error) }
         }
         if case .failure(let failure) = FileIO.writeNew(path: home.genesisPath, contents: Array(genesisText.utf8), mode: 0o644) {
             throw .io("cannot write \(home.genesisPath): \(failure.reason)")
         }
-        let config = ConfigTemplate.render(moniker: options.moniker, ports: options.ports, persistentPeers: options.persistentPeers)
+        let config = ConfigTemplate.render(moniker: options.moniker, ports: options.ports, persistentPeers: options.persistentPeers,
+                                           passphraseFile: options.passphraseFile)
         if case .failure(let failure) = FileIO.writeNew(path: home.configPath, contents: Array(config.utf8), mode: 0o644) {
             throw .io("cannot write \(home.configPath): \(failure.reason)")
         }

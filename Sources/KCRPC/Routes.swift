@@ -166,12 +166,10 @@ public struct Routes: Sendable {
         do { body = try await request.body.collect(upTo: settings.maxBodyBytes) } catch {
             throw RPCError(.contentTooLarge, "too_large", "the body is over the limit of \(settings.maxBodyBytes) bytes")
         }
-        let text = String(buffer: body)
-        let json: JSONValue
-        do { json = try StrictJSON.parse(text) } catch { throw RPCError.badRequest("the body is not JSON: \(error)") }
-        guard case .object = json else { throw RPCError.badRequest("the body must be a JSON object {\"tx\": \"HEX\"}") }
-        guard let hex = json["tx"]?.stringValue else { throw RPCError.badRequest("the body needs \"tx\": the signed transaction in hex") }
-        guard let bytes = Hex.decode(hex) else { throw RPCError.badRequest("\"tx\" is not hex") }
+        let bytes: [UInt8]
+        do { bytes = try TransactionSubmission.transactionBytes(fromBody: String(buffer: body)) } catch {
+            throw RPCError.badRequest(error.message)
+        }
         let query = request.uri.queryParameters
         let wait = try query["wait"].map { text -> Bool in
             guard text == "true" || text == "false" else { throw RPCError.badRequest("wait must be true or false") }

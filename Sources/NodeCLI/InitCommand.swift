@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import KCNode
 import KCNetwork
 
@@ -40,6 +41,11 @@ struct InitCommand: ParsableCommand {
     @Flag(name: .long, help: "Delete an existing home at --home (keys and data included) and create a new one.")
     var force = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Encrypt the key files under the passphrase on this file's first line (mode 0600); config.toml points the node to it.",
+        valueName: "file"))
+    var passphraseFile: String?
+
     func validate() throws {
         guard (1...65535).contains(p2pPort) else { throw ValidationError("--p2p-port must be between 1 and 65535") }
         guard (1...65535).contains(rpcPort) else { throw ValidationError("--rpc-port must be between 1 and 65535") }
@@ -51,9 +57,13 @@ struct InitCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let options = InitOptions(home: NodeHome(path: home), moniker: moniker, genesisFile: genesis,
+            var options = InitOptions(home: NodeHome(path: home), moniker: moniker, genesisFile: genesis,
                                       devnetIndex: devnetIndex, ports: NodePorts(p2pPort: p2pPort, rpcPort: rpcPort),
                                       persistentPeers: peer, force: force)
+            if let passphraseFile {
+                options.passphrase = try KeyPassphrase.read(file: passphraseFile)
+                options.passphraseFile = URL(fileURLWithPath: passphraseFile).standardizedFileURL.path
+            }
             let result = try NodeInitializer.initialize(options)
             print("""
             Initialised node home \(options.home.path)
@@ -62,7 +72,7 @@ struct InitCommand: ParsableCommand {
               account address: \(result.accountAddress.hex)
               consensus key:   \(result.consensusKey.hex)
               node id:         \(result.nodeID.hex)
-            Keys are in \(options.home.keysDirectory) (mode 0600); back them up and keep them private.
+            Keys are in \(options.home.keysDirectory) (mode 0600\(options.passphrase == nil ? "" : ", encrypted")); back them up and keep them private.
             """)
         }
     }

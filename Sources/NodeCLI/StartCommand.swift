@@ -70,7 +70,8 @@ struct StartCommand: ParsableCommand {
                 let settings = Attester.Settings(mode: config.attesterMode == .fetch ? .fetch : .format, gateway: config.arweaveGateway,
                                                  timeoutMilliseconds: config.arweaveTimeoutMilliseconds,
                                                  maxPayloadBytes: config.arweaveMaxPayloadBytes)
-                attester = Attester(node: driver.handle, key: try NodeHome(path: home).loadKey(.account), settings: settings, log: driver.log)
+                attester = Attester(node: driver.handle, key: try NodeHome(path: home).loadKey(.account, passphrase: driver.keyPassphrase),
+                                    settings: settings, log: driver.log)
                 attester?.start()
             }
             defer { attester?.stop() }

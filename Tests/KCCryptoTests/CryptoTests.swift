@@ -172,3 +172,38 @@ struct SignatureCacheTests {
         #expect(cache.verifications == 1)
     }
 }
+
+/// Secrets sealed under a passphrase (encrypted key files).
+struct PassphraseBoxTests {
+    let secret = Array(0..<32 as Range<UInt8>)
+
+    @Test func sealsAndOpensOnlyWithThePassphrase() throws {
+        let box = try PassphraseBox.seal(secret, passphrase: "correct horse", cost: .minimum)
+        #expect(box.ciphertext.count == 32 + PassphraseBox.tagBytes)
+        #expect(!box.ciphertext.starts(with: secret), "the secret is not in the clear")
+        #expect(try box.open(passphrase: "correct horse") == secret)
+        #expect(throws: PassphraseBox.Failure.wrongPassphraseOrDamaged) { try box.open(passphrase: "correct horsE") }
+        // Two seals of one secret differ (fresh salt and nonce).
+        let again = try PassphraseBox.seal(secret, passphrase: "correct horse", cost: .minimum)
+        #expect(again.salt != box.salt && again.ciphertext != box.ciphertext)
+    }
+
+    @Test func aChangedBoxDoesNotOpen() throws {
+        let box = try PassphraseBox.seal(secret, passphrase: "p", cost: .minimum)
+        var flipped = box.ciphertext
+        flipped[3] ^= 1
+        #expect(throws: PassphraseBox.Failure.wrongPassphraseOrDamaged) {
+            try PassphraseBox(cost: box.cost, salt: box.salt, nonce: box.nonce, ciphertext: flipped).open(passphrase: "p")
+        }
+        var salt = box.salt
+        salt[0] ^= 1
+        #expect(throws: PassphraseBox.Failure.wrongPassphraseOrDamaged) {
+            try PassphraseBox(cost: box.cost, salt: salt, nonce: box.nonce, ciphertext: box.ciphertext).open(passphrase: "p")
+        }
+        // A cost no one should have to pay to open a file (an edited file) is refused unrun.
+        let greedy = PassphraseBox(cost: .init(operations: 3, memoryBytes: 1 << 40), salt: box.salt, nonce: box.nonce, ciphertext: box.ciphertext)
+        #expect(throws: PassphraseBox.Failure.self) { try greedy.open(passphrase: "p") }
+        let short = PassphraseBox(cost: box.cost, salt: [1, 2], nonce: box.nonce, ciphertext: box.ciphertext)
+        #expect(throws: PassphraseBox.Failure.self) { try short.open(passphrase: "p") }
+    }
+}

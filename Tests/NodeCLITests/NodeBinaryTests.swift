@@ -10,11 +10,17 @@ struct RunResult {
     let standardError: String
 }
 
-/// Runs the binary to completion (bounded: 60 s) and captures both streams.
-func runNode(_ arguments: [String], environment: [String: String] = [:]) throws -> RunResult {
+/// Runs the binary to completion (bounded: 60 s) and captures both streams. With
+/// `detachTerminal` it runs in a session of its own (setsid), with no terminal to ask on.
+func runNode(_ arguments: [String], environment: [String: String] = [:], detachTerminal: Bool = false) throws -> RunResult {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: nodeBinary())
-    process.arguments = arguments
+    if detachTerminal {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        process.arguments = ["--wait", nodeBinary()] + arguments
+    } else {
+        process.executableURL = URL(fileURLWithPath: nodeBinary())
+        process.arguments = arguments
+    }
     if !environment.isEmpty {
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     }
@@ -220,7 +226,8 @@ struct HelpSnapshotTests {
         ("help-dispute", ["dispute"]), ("help-vote-dispute", ["vote-dispute"]), ("help-stake", ["stake"]),
         ("help-unstake", ["unstake"]), ("help-withdraw", ["withdraw"]), ("help-register-validator", ["register-validator"]),
         ("help-register-gateway", ["register-gateway"]), ("help-unjail", ["unjail"]), ("help-transfer", ["transfer"]),
-        ("help-arweave-dev-server", ["arweave-dev-server"]),
+        ("help-arweave-dev-server", ["arweave-dev-server"]), ("help-keys-encrypt", ["keys", "encrypt"]),
+        ("help-keys-export-signer-state", ["keys", "export-signer-state"]), ("help-keys-import-signer-state", ["keys", "import-signer-state"]),
     ]
 
     @Test(arguments: Self.commands)

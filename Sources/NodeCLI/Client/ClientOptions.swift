@@ -43,6 +43,9 @@ struct TransactionOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Account key file to sign with (instead of --home's).", valueName: "file"))
     var key: String?
 
+    @Option(name: .long, help: ArgumentHelp("File whose first line is the passphrase of an encrypted key (default: --home's keys.passphrase_file, else asked).", valueName: "file"))
+    var passphraseFile: String?
+
     @Option(name: .long, help: ArgumentHelp("Fee (default: the chain's minimum fee), e.g. 0.001ACTI.", valueName: "amount"))
     var fee: String?
 
@@ -64,8 +67,13 @@ struct TransactionOptions: ParsableArguments {
     }
 
     func signingKey() throws -> SigningKey {
-        if let key { return try KeyFile.read(path: key, expecting: .account) }
-        if let home = connection.home { return try NodeHome(path: home).loadKey(.account) }
+        var passphrase = passphraseFile.map { KeyPassphrase.file($0) } ?? .prompt
+        if passphraseFile == nil, let home = connection.home,
+           let config = try? NodeConfig.parse(String(contentsOfFile: NodeHome(path: home).configPath, encoding: .utf8)) {
+            passphrase = config.keyPassphrase
+        }
+        if let key { return try KeyFile.read(path: key, expecting: .account, passphrase: passphrase) }
+        if let home = connection.home { return try NodeHome(path: home).loadKey(.account, passphrase: passphrase) }
         throw OperatorError("give --home DIR or --key FILE: the transaction needs an account key to sign it")
     }
 }
