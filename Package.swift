@@ -19,6 +19,8 @@ let package = Package(
         .executable(name: "node", targets: ["NodeCLI"]),
         // For the benchmark package in Benchmarks/ and other tools built on the node's layers.
         .library(name: "MembriaNodeKit", targets: ["KCCodec", "KCCrypto", "KCTypes", "KCStorage", "KCRuntime", "KCConsensus", "KCSimulator", "KCNetwork", "KCNode"]),
+        // The fuzz targets: run by the libFuzzer binary in Fuzz/ and replayed over the corpora by the tests.
+        .library(name: "MembriaFuzzTargets", targets: ["KCFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,6 +46,11 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "KCNode", dependencies: ["KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNetwork"]),
+        .target(name: "KCFuzzTargets", dependencies: [
+            "KCNode", "KCNetwork", "KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCCodec",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .target(name: "KCAttester", dependencies: ["KCNode", "KCNetwork", "KCRuntime", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
         .target(name: "KCRPC", dependencies: [
             "KCNode", "KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNetwork", "KCCodec",
@@ -68,6 +75,7 @@ let package = Package(
                                                          .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "KCNodeTests", dependencies: ["KCNode", "KCNetwork", "KCConsensus", "KCRuntime", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
         .testTarget(name: "KCRPCTests", dependencies: ["KCRPC", "KCAttester", "KCNode", "KCNetwork", "KCRuntime", "KCConsensus", "KCStorage", "KCTypes", "KCCrypto", "KCCodec", "KCTestSupport"]),
+        .testTarget(name: "KCFuzzTargetsTests", dependencies: ["KCFuzzTargets", "KCTestSupport"]),
         .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCNetwork", "KCConsensus", "KCTypes", "KCCrypto", "KCStorage", "KCTestSupport"],
                     exclude: ["Snapshots"]),
     ],

@@ -13,15 +13,12 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [
         .package(path: ".."),
-        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
     ],
     targets: [
         .executableTarget(
             name: "MembriaFuzz",
             dependencies: [
-                .product(name: "MembriaNodeKit", package: rootPackage),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "MembriaFuzzTargets", package: rootPackage),
             ],
             path: "Sources/MembriaFuzz"
         ),

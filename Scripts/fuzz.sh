@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# libFuzzer over every decoder of outside bytes (Fuzz/, one binary, the target chosen by
-# FUZZ_TARGET). Builds once with -sanitize=fuzzer,address into .build-fuzz, seeds a working
-# corpus from the committed one (Fuzz/Corpus/TARGET), runs, and prints executions and any
-# crash. A crash input is kept in .build-fuzz/crashes/TARGET; make it a regression test.
+# libFuzzer over every decoder of outside bytes (the targets are Sources/KCFuzzTargets; the
+# binary is Fuzz/, the target chosen by FUZZ_TARGET). Builds with -sanitize=fuzzer,address into
+# .build-fuzz, seeds a working corpus from the committed one (Fuzz/Corpus/TARGET), runs, and
+# prints executions and any crash. A crash input is kept in .build-fuzz/crashes/TARGET: fix
+# the cause and commit the input to Fuzz/Regressions/TARGET/, which the test suite replays.
 #   Scripts/fuzz.sh TARGET SECONDS     one target
 #   Scripts/fuzz.sh all SECONDS        every target in turn (SECONDS each)
+#   Scripts/fuzz.sh smoke              every target for 5 s (about a minute and a quarter)
 #   Scripts/fuzz.sh seeds              rewrite the committed seed corpora
 #   Scripts/fuzz.sh list               the targets
 set -euo pipefail
@@ -13,6 +15,7 @@ targets="frames handshake wire-message transaction block vote proposal certifica
 what=${1:?usage: Scripts/fuzz.sh TARGET|all|seeds|list [SECONDS]}
 if [ "$what" = list ]; then echo "$targets"; exit 0; fi
 seconds=${2:-60}
+if [ "$what" = smoke ]; then what=all; seconds=5; fi
 Scripts/install-deps.sh
 echo "building the fuzz harness (-sanitize=fuzzer,address)..."
 # Linked with the toolchain's lld: gold fails on the sanitizer's objects (an internal error).

@@ -11,8 +11,8 @@ import KCTypes
 
 /// Seed corpora: one valid example of each input, and the hostile shapes worth starting from
 /// (a count that disagrees with the bytes, a length prefix of 2^63, a validator out of the set).
-enum Seeds {
-    static func inputs(_ target: Target) -> [[UInt8]] {
+public enum FuzzSeeds {
+    public static func inputs(_ target: FuzzTarget) -> [[UInt8]] {
         let chainID = Fixture.chainID
         let user = Fixture.users[0]
         let transfer = TransactionBody(chainID: chainID, sender: user.publicKey, nonce: 0, fee: Fixture.genesis.parameters.fees.minFee,
@@ -114,7 +114,7 @@ enum Seeds {
     }
 
     /// Writes the seeds as files named seed-N in `directory`; returns how many.
-    static func write(_ target: Target, to directory: String) -> Int {
+    public static func write(_ target: FuzzTarget, to directory: String) -> Int {
         let inputs = inputs(target)
         for (index, input) in inputs.enumerated() {
             let path = "\(directory)/seed-\(index)"

@@ -11,11 +11,12 @@ import NIOEmbedded
 /// Every decoder of bytes that come from outside the node (peers, clients, files an operator
 /// edits), each as a fuzz target: it must refuse what it cannot use with an error, never trap,
 /// and never take time or memory out of proportion to its input.
-enum Target: String, CaseIterable {
+public enum FuzzTarget: String, CaseIterable, Sendable {
     case frames, handshake, wireMessage = "wire-message", transaction, block, vote, proposal, certificate, evidence
     case walRecord = "wal-record", genesis, config, rpcBody = "rpc-body", amount
 
-    func run(_ bytes: [UInt8]) {
+    /// Runs one input; a broken rule traps (which the fuzzer reports as a crash).
+    public func run(_ bytes: [UInt8]) {
         switch self {
         case .frames: Self.frames(bytes)
         case .handshake: Self.handshake(bytes)
