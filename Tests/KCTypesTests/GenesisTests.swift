@@ -71,6 +71,30 @@ struct GenesisTests {
         #expect(error.message.contains("unknown field"))
     }
 
+    /// Evidence must expire before the stake that signed can leave: a window longer than the
+    /// unbonding period would let a double signer withdraw first.
+    @Test func anEvidenceWindowLongerThanUnbondingIsRefused() throws {
+        let text = try Self.devnetEdited { object in
+            var params = object["params"] as! [String: Any]
+            var slashing = params["slashing"] as! [String: Any]
+            let staking = params["staking"] as! [String: Any]
+            slashing["max_evidence_age_ms"] = (staking["unbonding_period_ms"] as! Int) + 1
+            params["slashing"] = slashing
+            object["params"] = params
+        }
+        let error = try #require(Self.failure(text))
+        #expect(error.field == "params.slashing.max_evidence_age_ms")
+        #expect(error.message.contains("unbonding_period_ms"))
+        let zero = try Self.devnetEdited { object in
+            var params = object["params"] as! [String: Any]
+            var slashing = params["slashing"] as! [String: Any]
+            slashing["max_evidence_age_blocks"] = 0
+            params["slashing"] = slashing
+            object["params"] = params
+        }
+        #expect(Self.failure(zero)?.field == "params.slashing.max_evidence_age_blocks")
+    }
+
     @Test func unknownTopLevelFieldIsNamed() throws {
         let text = try Self.devnetEdited { $0["extra"] = 1 }
         #expect(Self.failure(text)?.field == "extra")
