@@ -1,6 +1,7 @@
 import KCCodec
 import KCConsensus
 import KCCrypto
+import KCTestSupport
 import KCTypes
 import Testing
 
@@ -330,7 +331,7 @@ struct ScreeningTests {
     /// repeats, near and far rounds), an input screened redundant or forbidden leaves the core
     /// exactly as it was, and one screened useful changes what the core holds.
     @Test func screeningAgreesWithApply() {
-        var random = SplitMix(seed: 7)
+        var random = SplitMix64(seed: 7)
         let stranger = SigningKey(seed: Blake2b.hash256([9]))
         let values = [v, w, TestValue(label: "x")]
         for _ in 0..<20 {
@@ -366,20 +367,6 @@ struct ScreeningTests {
             }
         }
     }
-}
-
-/// SplitMix64, for test inputs that are the same on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ bound: UInt64) -> UInt64 { next() % bound }
 }
 
 struct ValidatorSetTests {

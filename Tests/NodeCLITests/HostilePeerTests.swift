@@ -52,6 +52,20 @@ struct HostilePeerTests {
         return (last - start, longest)
     }
 
+    /// Four validators committing every 50 ms, waited for until height `height`.
+    static func runningNetwork(height: UInt64) throws -> TestNetwork {
+        let network = try TestNetwork(validators: 4, commitMilliseconds: 50)
+        do {
+            for index in 0..<4 { try network.start(index) }
+        } catch {
+            network.stopAll()
+            network.remove()
+            throw error
+        }
+        #expect(network.waitHeight(height, seconds: 60), "\(network.describe())")
+        return network
+    }
+
     static func nodesAlive(_ network: TestNetwork) -> Bool {
         (0..<network.count).allSatisfy { network.nodes[$0]?.process.isRunning == true }
     }
@@ -60,10 +74,8 @@ struct HostilePeerTests {
     /// a key that is not a validator, sent once to one node, made every next proposer build a
     /// block its own runtime refused, and the node exit: the chain stopped.
     @Test func anOutsidersDoubleSignIsRefusedAndTheChainGoesOn() throws {
-        let network = try TestNetwork(validators: 4, commitMilliseconds: 50)
+        let network = try Self.runningNetwork(height: 5)
         defer { network.stopAll(); network.remove() }
-        for index in 0..<4 { try network.start(index) }
-        #expect(network.waitHeight(5, seconds: 60), "\(network.describe())")
         let key = Self.stranger("evidence")
         let attacker = try TestPeer(network: network, key: key, connectTo: [0])
         defer { attacker.stop() }
@@ -88,10 +100,8 @@ struct HostilePeerTests {
     /// Case 3: peers announcing height 2^63, each replaced by a fresh key once banned (two at a
     /// time on each of two nodes), kept their targets in block sync: no height for 30 s.
     @Test func heightLiarsWithFreshIdentitiesDoNotStallConsensus() throws {
-        let network = try TestNetwork(validators: 4, commitMilliseconds: 50)
+        let network = try Self.runningNetwork(height: 5)
         defer { network.stopAll(); network.remove() }
-        for index in 0..<4 { try network.start(index) }
-        #expect(network.waitHeight(5, seconds: 60), "\(network.describe())")
         var liars: [(peer: TestPeer, target: Int)] = []
         var identities = 0
         func spawn(_ target: Int) {
@@ -135,10 +145,8 @@ struct HostilePeerTests {
     /// Case 4: votes and 4 MiB proposals from non-validators were not banned and were written
     /// to the consensus WAL (104 MiB in 20 s).
     @Test func strangerVotesAndProposalsAreBannedBeforeTheWAL() throws {
-        let network = try TestNetwork(validators: 4, commitMilliseconds: 50)
+        let network = try Self.runningNetwork(height: 5)
         defer { network.stopAll(); network.remove() }
-        for index in 0..<4 { try network.start(index) }
-        #expect(network.waitHeight(5, seconds: 60), "\(network.describe())")
         let walPath = network.home(0) + "/data/consensus.wal"
 
         let voter = Self.stranger("voter")
@@ -189,10 +197,8 @@ struct HostilePeerTests {
     /// 0 of 5 times). Now 40 squatters from five addresses fill the slots, and after their grace
     /// period each of five newcomers gets in by evicting one; the validators stay connected.
     @Test func slotSquattersAreEvictedForNewcomers() throws {
-        let network = try TestNetwork(validators: 4, commitMilliseconds: 50)
+        let network = try Self.runningNetwork(height: 3)
         defer { network.stopAll(); network.remove() }
-        for index in 0..<4 { try network.start(index) }
-        #expect(network.waitHeight(3, seconds: 60), "\(network.describe())")
         var squatters: [RawPeer] = []
         for index in 0..<40 {
             let squatter = try RawPeer(port: network.ports[0], source: "127.0.2.\(index / 8 + 1)")
@@ -222,10 +228,8 @@ struct HostilePeerTests {
     /// any handshake (RSS 56 -> 316 MB). Now such a length is refused before its bytes are read,
     /// and at most a few handshakes per address are in progress.
     @Test func largeFramesBeforeTheHandshakeCostNoMemory() throws {
-        let network = try TestNetwork(validators: 4, commitMilliseconds: 50)
+        let network = try Self.runningNetwork(height: 3)
         defer { network.stopAll(); network.remove() }
-        for index in 0..<4 { try network.start(index) }
-        #expect(network.waitHeight(3, seconds: 60), "\(network.describe())")
         let node = try #require(network.nodes[0])
         let before = try #require(node.residentBytes)
         let chunk = [UInt8](repeating: 0x41, count: 1 << 20)
@@ -247,10 +251,8 @@ struct HostilePeerTests {
     /// connection, a low-order key) and frames that do not decode: each connection is closed,
     /// an authenticated sender of garbage is banned, and the chain goes on.
     @Test func handshakeAbuseAndMalformedFramesAreRefused() throws {
-        let network = try TestNetwork(validators: 4, commitMilliseconds: 50)
+        let network = try Self.runningNetwork(height: 3)
         defer { network.stopAll(); network.remove() }
-        for index in 0..<4 { try network.start(index) }
-        #expect(network.waitHeight(3, seconds: 60), "\(network.describe())")
         let port = network.ports[0]
         let key = Self.stranger("abuser")
         // Another chain.
@@ -295,10 +297,8 @@ struct HostilePeerTests {
     /// (TCP holds the flooder back); memory stays bounded and the chain keeps at least half its
     /// pace before the flood (measured in the same run; the flooder shares the two cores).
     @Test func aFrameFloodLeavesTheChainAtPace() throws {
-        let network = try TestNetwork(validators: 4, commitMilliseconds: 50)
+        let network = try Self.runningNetwork(height: 3)
         defer { network.stopAll(); network.remove() }
-        for index in 0..<4 { try network.start(index) }
-        #expect(network.waitHeight(3, seconds: 60), "\(network.describe())")
         let node = try #require(network.nodes[0])
         let baseline = Self.watchProgress(network, node: 0, seconds: 3)
         let before = try #require(node.residentBytes)
@@ -339,10 +339,8 @@ struct HostilePeerTests {
     /// Case 4: unsolicited blocks at or below the tip were not banned although specs/p2p.md
     /// says so.
     @Test func anUnsolicitedBlockIsBanned() throws {
-        let network = try TestNetwork(validators: 4, commitMilliseconds: 50)
+        let network = try Self.runningNetwork(height: 5)
         defer { network.stopAll(); network.remove() }
-        for index in 0..<4 { try network.start(index) }
-        #expect(network.waitHeight(5, seconds: 60), "\(network.describe())")
         // A genuine old block, fetched as any peer may, then sent again unasked.
         let attacker = try TestPeer(network: network, key: Self.stranger("unsolicited"), connectTo: [0])
         defer { attacker.stop() }
