@@ -8,6 +8,7 @@ public enum SigningDomain: String, Sendable, CaseIterable {
     case proposal = "membria/proposal/v1"
     case vote = "membria/vote/v1"
     case handshake = "membria/p2p-handshake/v1"
+    case validatorProof = "membria/p2p-validator/v1"
 
     /// The exact bytes that are signed: varint-prefixed tag, varint-prefixed chain id, then
     /// the message's canonical bytes (unprefixed, since it runs to the end).

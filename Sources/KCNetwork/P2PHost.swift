@@ -16,6 +16,9 @@ public struct P2PSettings: Sendable {
     public var chainID: String
     public var genesisHash: Hash256
     public var nodeKey: SigningKey
+    /// A validator's consensus key: proven in every handshake, so peers keep a slot for this
+    /// node while the key is in their validator set (nil: nothing proven).
+    public var validatorKey: SigningKey? = nil
     /// Where to accept connections; nil for a host that only dials (tools, tests).
     public var listenHost: String?
     public var listenPort: Int = 0
@@ -86,6 +89,9 @@ public final class P2PHost: Sendable {
         let since: NIODeadline
         /// Persistent or unconditional: exempt from inbound limits and eviction.
         let protected: Bool
+        /// The consensus key the peer proved in the handshake, if any: while it is in the
+        /// validator set the peer is exempt too.
+        let validatorKey: PublicKey?
         /// Messages the node found useful (`credit`): what keeps an inbound peer from eviction.
         var useful: UInt64 = 0
     }
@@ -101,6 +107,13 @@ public final class P2PHost: Sendable {
         var stopped = false
         var banCount: UInt64 = 0
         var evictions: UInt64 = 0
+        /// The consensus keys of the current validator set (`setValidators`).
+        var validators: Set<PublicKey> = []
+
+        /// Whether a connection keeps its slot whatever the limits.
+        func isProtected(_ connection: Connection) -> Bool {
+            connection.protected || connection.validatorKey.map { validators.contains($0) } == true
+        }
     }
 
     /// A host whose events go to `sink` (a node folds them into its own inbox).
@@ -173,6 +186,11 @@ public final class P2PHost: Sendable {
 
     /// Bans so far, for metrics.
     public var banCount: UInt64 { state.withLock { $0.banCount } }
+
+    /// The consensus keys of the validator set now: peers that proved one keep their slots.
+    public func setValidators(_ keys: Set<PublicKey>) {
+        state.withLock { $0.validators = keys }
+    }
 
     /// Inbound peers evicted for newcomers so far.
     public var evictionCount: UInt64 { state.withLock { $0.evictions } }
@@ -303,7 +321,7 @@ public final class P2PHost: Sendable {
     /// Inbound slots are shared (specs/p2p.md, "Limits and bans"): persistent and unconditional
     /// peers always get in; others are limited per IP address, and when the slots are full a
     /// newcomer takes the place of the least useful inbound peer past its grace period, if any.
-    func admit(_ peer: PublicKey, channel: Channel, outbound: Bool) -> String? {
+    func admit(_ peer: PublicKey, channel: Channel, outbound: Bool, validatorKey: PublicKey? = nil) -> String? {
         enum Outcome {
             case refused(String)
             /// The peer was connected already and this connection wins the tie: the old one goes.
@@ -317,7 +335,8 @@ public final class P2PHost: Sendable {
             if state.stopped { return .refused("the node is stopping") }
             if peer == nodeID { return .refused("it is this node itself") }
             if let until = state.bans[peer], until > now { return .refused("it is banned") }
-            let connection = Connection(channel: channel, outbound: outbound, address: address, since: now, protected: protected)
+            let connection = Connection(channel: channel, outbound: outbound, address: address, since: now, protected: protected,
+                                        validatorKey: validatorKey)
             if let existing = state.peers[peer] {
                 // Both ends keep the connection dialled by the smaller node key, so a pair
                 // that dialled each other at once settles on the same one.
@@ -331,8 +350,8 @@ public final class P2PHost: Sendable {
                 if state.peers.values.filter(\.outbound).count >= settings.maxOutboundPeers {
                     return .refused("the outbound peer limit \(settings.maxOutboundPeers) is reached")
                 }
-            } else if !protected {
-                let inbound = state.peers.filter { !$0.value.outbound && !$0.value.protected }
+            } else if !state.isProtected(connection) {
+                let inbound = state.peers.filter { !$0.value.outbound && !state.isProtected($0.value) }
                 let fromAddress = inbound.filter { $0.value.address == address }
                 let candidates: [PublicKey: Connection]
                 if fromAddress.count >= settings.maxInboundPeersPerAddress {
@@ -449,7 +468,7 @@ final class PeerHandler: ChannelDuplexHandler {
 
     static let magic: [UInt8] = Array("MBR1".utf8)
     /// The largest handshake frame: the 36-byte key frame, or the sealed `HandshakeAuth`
-    /// (134 bytes and a 16-byte tag), with room to spare.
+    /// (135 bytes, 231 with a validator proof, and a 16-byte tag), with room to spare.
     static let handshakeFrameLimit = 256
 
     enum Phase {
@@ -572,7 +591,8 @@ final class PeerHandler: ChannelDuplexHandler {
             }
             var send = FrameCipher(key: keys.send)
             let auth = HandshakeAuth(key: host.settings.nodeKey, chainID: host.settings.chainID, transcript: keys.transcript,
-                                     genesisHash: host.settings.genesisHash, listenPort: UInt16(clamping: host.settings.listenPort))
+                                     genesisHash: host.settings.genesisHash, listenPort: UInt16(clamping: host.settings.listenPort),
+                                     validatorKey: host.settings.validatorKey)
             writeFrame(context: context, send.seal(auth.canonicalBytes))
             context.flush()
             phase = .awaitingAuth(send: send, receive: FrameCipher(key: keys.receive), transcript: keys.transcript)
@@ -591,12 +611,13 @@ final class PeerHandler: ChannelDuplexHandler {
                 return fail(context: context, "the peer runs another chain (genesis \(auth.genesisHash.hex.prefix(12))…)")
             }
             guard auth.verify(chainID: host.settings.chainID, transcript: transcript) else {
-                return fail(context: context, "the handshake signature does not verify")
+                return fail(context: context, "the handshake signature (or its validator proof) does not verify")
             }
             if let expected, expected != auth.nodeKey {
                 return fail(context: context, "the peer's node key \(auth.nodeKey.hex.prefix(12))… is not the configured \(expected.hex.prefix(12))…")
             }
-            if let refusal = host.admit(auth.nodeKey, channel: context.channel, outbound: outbound) {
+            if let refusal = host.admit(auth.nodeKey, channel: context.channel, outbound: outbound,
+                                        validatorKey: auth.validator?.consensusKey) {
                 return fail(context: context, "refused \(auth.nodeKey.hex.prefix(12))…: \(refusal)")
             }
             timer?.cancel()

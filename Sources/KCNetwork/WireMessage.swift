@@ -75,16 +75,51 @@ public enum WireMessage: Sendable, Equatable, CanonicalCodable {
     }
 }
 
-/// The first encrypted frame each side sends: who it is, which chain it runs, and its
-/// signature over the handshake transcript and the genesis hash (domain
-/// `membria/p2p-handshake/v1`, with the chain id).
+/// A validator's proof, in the handshake, that the node runs its consensus key: that key's
+/// signature over the connection's transcript and the node key (domain
+/// `membria/p2p-validator/v1`, with the chain id). Bound to one connection, so it cannot be
+/// replayed; a receiver that finds the key in the current set keeps a slot for the peer.
+public struct ValidatorProof: Sendable, Equatable, CanonicalCodable {
+    public let consensusKey: PublicKey
+    public let signature: Signature
+
+    static func signedMessage(transcript: Hash256, nodeKey: PublicKey) -> [UInt8] {
+        var writer = CanonicalWriter()
+        writer.write(transcript)
+        writer.write(nodeKey)
+        return writer.bytes
+    }
+
+    public init(key: SigningKey, chainID: String, transcript: Hash256, nodeKey: PublicKey) {
+        consensusKey = key.publicKey
+        signature = key.sign(domain: .validatorProof, chainID: chainID,
+                             message: Self.signedMessage(transcript: transcript, nodeKey: nodeKey))
+    }
+
+    public func verify(chainID: String, transcript: Hash256, nodeKey: PublicKey) -> Bool {
+        consensusKey.verify(signature: signature, domain: .validatorProof, chainID: chainID,
+                            message: Self.signedMessage(transcript: transcript, nodeKey: nodeKey))
+    }
+
+    public func encode(to writer: inout CanonicalWriter) { writer.write(consensusKey); writer.write(signature) }
+    public init(from reader: inout CanonicalReader) throws(DecodingError) {
+        consensusKey = try reader.read(PublicKey.self)
+        signature = try reader.read(Signature.self)
+    }
+}
+
+/// The first encrypted frame each side sends: who it is, which chain it runs, its signature
+/// over the handshake transcript and the genesis hash (domain `membria/p2p-handshake/v1`, with
+/// the chain id), and, from a validator, the proof that it runs a consensus key.
 public struct HandshakeAuth: Sendable, Equatable, CanonicalCodable {
-    public static let protocolVersion: UInt32 = 1
+    /// 2: the validator proof was added.
+    public static let protocolVersion: UInt32 = 2
     public let version: UInt32
     public let genesisHash: Hash256
     public let nodeKey: PublicKey
     public let listenPort: UInt16
     public let signature: Signature
+    public let validator: ValidatorProof?
 
     public static func signedMessage(transcript: Hash256, genesisHash: Hash256, version: UInt32, listenPort: UInt16) -> [UInt8] {
         var writer = CanonicalWriter()
@@ -95,7 +130,8 @@ public struct HandshakeAuth: Sendable, Equatable, CanonicalCodable {
         return writer.bytes
     }
 
-    public init(key: SigningKey, chainID: String, transcript: Hash256, genesisHash: Hash256, listenPort: UInt16) {
+    public init(key: SigningKey, chainID: String, transcript: Hash256, genesisHash: Hash256, listenPort: UInt16,
+                validatorKey: SigningKey? = nil) {
         version = Self.protocolVersion
         self.genesisHash = genesisHash
         nodeKey = key.publicKey
@@ -103,16 +139,20 @@ public struct HandshakeAuth: Sendable, Equatable, CanonicalCodable {
         signature = key.sign(domain: .handshake, chainID: chainID,
                              message: Self.signedMessage(transcript: transcript, genesisHash: genesisHash,
                                                          version: version, listenPort: listenPort))
+        validator = validatorKey.map { ValidatorProof(key: $0, chainID: chainID, transcript: transcript, nodeKey: key.publicKey) }
     }
 
+    /// The node key's signature, and the validator proof if there is one.
     public func verify(chainID: String, transcript: Hash256) -> Bool {
         nodeKey.verify(signature: signature, domain: .handshake, chainID: chainID,
                        message: Self.signedMessage(transcript: transcript, genesisHash: genesisHash,
                                                    version: version, listenPort: listenPort))
+            && (validator?.verify(chainID: chainID, transcript: transcript, nodeKey: nodeKey) ?? true)
     }
 
     public func encode(to writer: inout CanonicalWriter) {
         writer.write(version); writer.write(genesisHash); writer.write(nodeKey); writer.write(listenPort); writer.write(signature)
+        writer.writeOptional(validator)
     }
 
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
@@ -121,5 +161,6 @@ public struct HandshakeAuth: Sendable, Equatable, CanonicalCodable {
         nodeKey = try reader.read(PublicKey.self)
         listenPort = try reader.readUInt16("listen port")
         signature = try reader.read(Signature.self)
+        validator = try reader.readOptional(ValidatorProof.self, "validator proof")
     }
 }

@@ -27,6 +27,9 @@ public enum ConfigTemplate {
         max_inbound_peers_per_address = 8
         # Node ids (hex) always admitted and never evicted, besides the persistent peers.
         unconditional_peer_ids = []
+        # Prove this node's validator key in handshakes, so peers keep a slot for it while it
+        # validates (turn off to keep the validator's identity from the peers it talks to).
+        announce_validator = true
         # What one peer may send per second; beyond it the node reads that peer more slowly.
         max_inbound_frames_per_second = 2000
         max_inbound_bytes_per_second = 20971520

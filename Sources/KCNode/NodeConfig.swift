@@ -17,6 +17,8 @@ public struct NodeConfig: Equatable, Sendable {
     public var maxOutboundPeers = 10
     public var maxInboundPeersPerAddress = 8
     public var maxInboundFramesPerSecond = 2_000
+    /// Prove the validator key in P2P handshakes, so peers keep a slot for this node.
+    public var announceValidator = true
     public var maxInboundBytesPerSecond = 20 << 20
     /// Node ids (hex) admitted beyond the inbound limits and never evicted.
     public var unconditionalPeerIDs: [String] = []
@@ -138,6 +140,10 @@ public struct NodeConfig: Equatable, Sendable {
             guard case .string(let text) = value else { throw ParseError(line: line, message: "\(key) must be a string in quotes") }
             return text
         }
+        func boolean() throws(ParseError) -> Bool {
+            guard case .bool(let flag) = value else { throw ParseError(line: line, message: "\(key) must be true or false") }
+            return flag
+        }
         func integer(_ range: ClosedRange<Int>) throws(ParseError) -> Int {
             guard case .integer(let number) = value else { throw ParseError(line: line, message: "\(key) must be a whole number") }
             guard range.contains(number) else {
@@ -173,6 +179,7 @@ public struct NodeConfig: Equatable, Sendable {
         case "p2p.max_outbound_peers": maxOutboundPeers = try integer(0...1_000)
         case "p2p.max_inbound_peers_per_address": maxInboundPeersPerAddress = try integer(1...10_000)
         case "p2p.max_inbound_frames_per_second": maxInboundFramesPerSecond = try integer(10...10_000_000)
+        case "p2p.announce_validator": announceValidator = try boolean()
         case "p2p.max_inbound_bytes_per_second": maxInboundBytesPerSecond = try integer(65_536...(1 << 34))
         case "p2p.unconditional_peer_ids":
             guard case .strings(let ids) = value else { throw ParseError(line: line, message: "\(key) must be an array of strings") }

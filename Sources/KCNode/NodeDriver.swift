@@ -122,6 +122,7 @@ public final class NodeDriver {
                           limits: .init(maxTransactions: config.mempoolMaxTransactions, maxBytes: config.mempoolMaxBytes),
                           signatures: signatures)
         var settings = P2PSettings(chainID: genesis.chainID, genesisHash: genesis.hash, nodeKey: nodeKey)
+        settings.validatorKey = config.announceValidator ? key : nil
         let (host, port) = try Self.split(config.p2pListenAddress)
         settings.listenHost = host
         settings.listenPort = port
@@ -523,6 +524,7 @@ public final class NodeDriver {
         stepStartedAt = heightStartedAt
         let validators = nextValidators()
         let me: PublicKey? = validators.contains(key.publicKey) ? key.publicKey : nil
+        network.setValidators(Set(validators.members.map(\.key)))
         core = ConsensusCore(height: height, validators: validators, me: me, timeouts: config.timeouts)
         executed.removeAll()
         blockTimes.removeAll()

@@ -311,6 +311,49 @@ import Glibc
         #expect(Self.await(server) { Self.isConnected($0, SigningKey(seed: Bytes32([UInt8](repeating: 53, count: 32))).publicKey) })
     }
 
+    /// A peer that proves, in the handshake, a consensus key of the current set keeps a slot
+    /// when the inbound slots are full and nobody can be evicted; a stranger does not.
+    @Test func aProvenValidatorGetsASlotWhenTheSlotsAreFull() throws {
+        let validatorKey = SigningKey(seed: Bytes32([UInt8](repeating: 61, count: 32)))
+        let (server, port) = try Self.makeHost(seed: 19, maxInbound: 1) { $0.evictionGraceMilliseconds = 60_000 }
+        defer { server.stop() }
+        server.setValidators([validatorKey.publicKey])
+        let address = PeerAddress(nodeID: server.nodeID, host: "127.0.0.1", port: port)
+        let (first, _) = try Self.makeHost(seed: 60, listen: false)
+        defer { first.stop() }
+        first.dial(address)
+        #expect(Self.await(server) { Self.isConnected($0, first.nodeID) })
+        let (stranger, _) = try Self.makeHost(seed: 62, listen: false)
+        defer { stranger.stop() }
+        stranger.dial(address)
+        #expect(!Self.await(server, seconds: 1) { Self.isConnected($0, stranger.nodeID) }, "the slots are full")
+        let (validator, _) = try Self.makeHost(seed: 63, listen: false) { $0.validatorKey = validatorKey }
+        defer { validator.stop() }
+        validator.dial(address)
+        #expect(Self.await(server) { Self.isConnected($0, validator.nodeID) }, "a validator of the set gets in")
+        #expect(Set(server.connectedPeers) == [first.nodeID, validator.nodeID])
+    }
+
+    /// The proof is bound to its connection's transcript and node key: moved to another
+    /// connection, or under another node key, it does not verify.
+    @Test func aValidatorProofDoesNotTravel() throws {
+        let node = SigningKey(seed: Bytes32([UInt8](repeating: 64, count: 32)))
+        let validatorKey = SigningKey(seed: Bytes32([UInt8](repeating: 65, count: 32)))
+        let transcript = Blake2b.hash256([1]), elsewhere = Blake2b.hash256([2])
+        let auth = HandshakeAuth(key: node, chainID: Self.chainID, transcript: transcript, genesisHash: Self.genesisHash,
+                                 listenPort: 1, validatorKey: validatorKey)
+        #expect(auth.verify(chainID: Self.chainID, transcript: transcript))
+        let proof = try #require(auth.validator)
+        #expect(proof.verify(chainID: Self.chainID, transcript: transcript, nodeKey: node.publicKey))
+        #expect(!proof.verify(chainID: Self.chainID, transcript: elsewhere, nodeKey: node.publicKey))
+        #expect(!proof.verify(chainID: Self.chainID, transcript: transcript, nodeKey: validatorKey.publicKey))
+        #expect(!proof.verify(chainID: "other-chain", transcript: transcript, nodeKey: node.publicKey))
+        // A good handshake with a proof taken from another connection does not verify as a whole.
+        let plain = HandshakeAuth(key: node, chainID: Self.chainID, transcript: elsewhere, genesisHash: Self.genesisHash, listenPort: 1)
+        let grafted = try HandshakeAuth.decode(exactly: Array(plain.canonicalBytes.dropLast()) + [1] + proof.canonicalBytes)
+        #expect(!grafted.verify(chainID: Self.chainID, transcript: elsewhere))
+    }
+
     @Test func peerAddressesParse() {
         let id = String(repeating: "ab", count: 32)
         let address = PeerAddress.parse("\(id)@127.0.0.1:26656")
