@@ -20,5 +20,11 @@ trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$hom
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 echo "== not_a_server_error, $examples examples per operation"
 schemathesis run specs/openapi.yaml --url "http://127.0.0.1:$port" --checks not_a_server_error --max-examples "$examples"
-echo "== all checks (schema-valid requests the API refuses for reasons the schema cannot state are listed as ST202)"
-schemathesis run specs/openapi.yaml --url "http://127.0.0.1:$port" --max-examples "$examples" || true
+# Every other check too, but two: positive_data_acceptance (ST202) expects any schema-valid
+# request to succeed, which a strict API cannot honour where validity depends on a signature,
+# on chain state or on an id existing (a hex string that is not a signed transaction is refused
+# with 400, by design); and /subscribe, a WebSocket that a plain GET reaches only to be told
+# 426 Upgrade Required.
+echo "== all checks but positive_data_acceptance, /subscribe excluded"
+schemathesis run specs/openapi.yaml --url "http://127.0.0.1:$port" --max-examples "$examples" \
+    --exclude-checks positive_data_acceptance --exclude-path /subscribe

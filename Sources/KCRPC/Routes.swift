@@ -110,24 +110,24 @@ public struct Routes: Sendable {
             return status
         }
         let kind = query["kind"].map(String.init)
-        let selectors = [query["author"], query["ar_tx_id"]].compactMap { $0 }
-        guard selectors.count <= 1 else { throw RPCError.badRequest("give at most one of author and ar_tx_id") }
+        if let kind, kind.isEmpty || kind.utf8.count > 256 { throw RPCError.badRequest("kind must be 1 to 256 bytes") }
         let q = queries
-        if let author = query["author"] {
-            let key = try Parse.key(String(author), what: "author")
+        let author = try query["author"].map { try Parse.key(String($0), what: "author") }
+        if let text = query["ar_tx_id"] {
+            // The narrowest index first; author, status and kind filter it.
+            let id: ArTxID
+            do { id = try ArTxID(parsing: text) } catch { throw RPCError.badRequest("ar_tx_id: \(error)") }
+            return try q.eventPage(prefix: EventIndexKey.arTxIDPrefix(id), cursor: cursor, limit: limit) { record in
+                (author == nil || record.header.author == author) && (status == nil || record.status == status)
+                    && (kind == nil || record.header.kind == kind)
+            }
+        }
+        if let key = author {
             return try q.eventPage(prefix: EventIndexKey.authorPrefix(key), grouped: true, cursor: cursor, limit: limit) { record in
                 (status == nil || record.status == status) && (kind == nil || record.header.kind == kind)
             }
         }
-        if let text = query["ar_tx_id"] {
-            let id: ArTxID
-            do { id = try ArTxID(parsing: text) } catch { throw RPCError.badRequest("ar_tx_id: \(error)") }
-            return try q.eventPage(prefix: EventIndexKey.arTxIDPrefix(id), cursor: cursor, limit: limit) { record in
-                (status == nil || record.status == status) && (kind == nil || record.header.kind == kind)
-            }
-        }
         if let kind {
-            guard !kind.isEmpty, kind.utf8.count <= 256 else { throw RPCError.badRequest("kind must be 1 to 256 bytes") }
             return try q.eventPage(prefix: EventIndexKey.kindPrefix(kind), grouped: true, cursor: cursor, limit: limit) { record in
                 status == nil || record.status == status
             }

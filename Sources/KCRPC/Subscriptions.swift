@@ -24,8 +24,10 @@ struct Subscriptions: Sendable {
     static func parse(_ query: FlatDictionary<Substring, Substring>) throws -> Request {
         var request = Request()
         if let text = query["from_height"] {
-            guard let value = UInt64(text) else { throw RPCError.badRequest("from_height '\(text.prefix(40))' is not a whole number") }
-            request.from = max(value, 1)
+            guard let value = UInt64(text), value >= 1 else {
+                throw RPCError.badRequest("from_height '\(text.prefix(40))' is not a height (a whole number from 1)")
+            }
+            request.from = value
         }
         if let text = query["topics"] {
             let topics = text.split(separator: ",").map(String.init)
