@@ -195,7 +195,7 @@ public final class NodeDriver {
                 if let input = next.input { try feed(input) } else { try beginHeight() }
                 continue
             }
-            let wait = min(timers.first.map { $0.deadline - now } ?? 100, 100)
+            let wait = min(timers.first.map { Self.elapsed($0.deadline, since: now) } ?? 100, 100)
             for event in events.drain(waitingMilliseconds: wait) {
                 try handle(event)
             }
@@ -629,7 +629,9 @@ public final class NodeDriver {
     /// then goes by without a proposal from this node, and the node keeps running.
     func buildBlock() throws -> Block? {
         let limits = genesis.parameters.block
-        let candidates = mempool.reap(maxCount: Int(limits.maxTransactions), maxBytes: Int(limits.maxBytes) - (64 << 10))
+        // The builder keeps the block's transactions within max_bytes; the frame that carries a
+        // block has 1 MiB on top for its header, evidence and last commit.
+        let candidates = mempool.reap(maxCount: Int(limits.maxTransactions), maxBytes: Int(limits.maxBytes))
         guard let (block, result) = factory.build(on: try tip(), proposer: key.publicKey, candidates: candidates,
                                                   maxTransactions: Int(limits.maxTransactions), evidence: evidence.items) else {
             log.error("cannot build a block that this node's runtime accepts; not proposing",
