@@ -353,18 +353,12 @@ public final class P2PHost: Sendable {
             } else if !state.isProtected(connection) {
                 let inbound = state.peers.filter { !$0.value.outbound && !state.isProtected($0.value) }
                 let fromAddress = inbound.filter { $0.value.address == address }
-                let candidates: [PublicKey: Connection]
-                if fromAddress.count >= settings.maxInboundPeersPerAddress {
-                    candidates = fromAddress
-                } else if inbound.count >= settings.maxInboundPeers {
-                    candidates = inbound
-                } else {
-                    candidates = [:]
-                }
-                if !candidates.isEmpty {
-                    guard let victim = Self.evictionVictim(candidates, now: now, grace: settings.evictionGraceMilliseconds),
+                let overAddress = fromAddress.count >= settings.maxInboundPeersPerAddress
+                if overAddress || inbound.count >= settings.maxInboundPeers {
+                    guard let victim = Self.evictionVictim(overAddress ? fromAddress : inbound, now: now,
+                                                           grace: settings.evictionGraceMilliseconds),
                           let removed = state.peers.removeValue(forKey: victim) else {
-                        return .refused(fromAddress.count >= settings.maxInboundPeersPerAddress
+                        return .refused(overAddress
                             ? "\(settings.maxInboundPeersPerAddress) peers from \(address) are connected already"
                             : "the inbound peer limit \(settings.maxInboundPeers) is reached")
                     }

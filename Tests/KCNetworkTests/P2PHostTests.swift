@@ -354,6 +354,18 @@ import Glibc
         #expect(!grafted.verify(chainID: Self.chainID, transcript: elsewhere))
     }
 
+    /// With no inbound slots at all, no unprotected peer gets in (there is nobody to evict).
+    @Test func zeroInboundSlotsAdmitNobody() throws {
+        let logs = Logs()
+        let (server, port) = try Self.makeHost(seed: 26, logs: logs, maxInbound: 0)
+        defer { server.stop() }
+        let (client, _) = try Self.makeHost(seed: 27, listen: false)
+        defer { client.stop() }
+        client.dial(PeerAddress(nodeID: server.nodeID, host: "127.0.0.1", port: port))
+        #expect(!Self.await(server, seconds: 1) { Self.isConnected($0, client.nodeID) })
+        #expect(logs.contains("the inbound peer limit 0 is reached"))
+    }
+
     @Test func peerAddressesParse() {
         let id = String(repeating: "ab", count: 32)
         let address = PeerAddress.parse("\(id)@127.0.0.1:26656")
