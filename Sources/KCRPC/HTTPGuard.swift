@@ -5,6 +5,10 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Limits of the HTTP server that protect the node from its clients (specs/openapi.yaml,
 /// "Limits"): how many connections, how long a request may take to arrive, how long a quiet
 /// connection stays open, how large a request line and head may be.
@@ -168,21 +172,28 @@ final class HTTPFrontGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Keeps the current line's length and first bytes, so that a head the decoder refuses
     /// can be told apart: a request line too long (414) or headers too large (431).
     func scanLines(_ buffer: ByteBuffer) {
+        let limit = gate.limits.maxRequestLineBytes
         buffer.withUnsafeReadableBytes { bytes in
+            guard let base = bytes.baseAddress else { return }
             var index = 0
             while index < bytes.count {
-                let byte = bytes[index]
-                index += 1
-                if byte == UInt8(ascii: "\n") {
-                    lineBytes = 0
-                    lineStart.removeAll(keepingCapacity: true)
-                    continue
+                // Jump to the next line break (memchr), noting the line's start and length.
+                let rest = bytes.count - index
+                let found = memchr(base + index, Int32(UInt8(ascii: "\n")), rest)
+                let end = found.map { base.distance(to: UnsafeRawPointer($0)) } ?? bytes.count
+                if lineStart.count < 16 {
+                    let take = min(16 - lineStart.count, end - index)
+                    lineStart.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<(index + take)]))
                 }
-                lineBytes += 1
-                if lineStart.count < 16 { lineStart.append(byte) }
-                if lineBytes == gate.limits.maxRequestLineBytes + 1 && Self.looksLikeRequestLine(lineStart) {
+                let before = lineBytes
+                lineBytes += end - index
+                if before <= limit && lineBytes > limit && Self.looksLikeRequestLine(lineStart) {
                     exchange.longRequestLine = true
                 }
+                if found == nil { break }
+                lineBytes = 0
+                lineStart.removeAll(keepingCapacity: true)
+                index = end + 1
             }
         }
     }
