@@ -136,6 +136,7 @@ struct HostilePeerTests {
                 spawn(target)
             }
         }
+        print("liars: \(identities) identities; \(progress.gained) heights in 15 s, longest stall \(String(format: "%.2f", progress.longestStall)) s")
         #expect(identities > 4, "the liars were never banned")
         #expect(progress.gained >= 20, "only \(progress.gained) heights under the liars: \(network.describe())")
         #expect(progress.longestStall < 3, "the chain stalled for \(progress.longestStall) s")
