@@ -66,22 +66,13 @@ public final class NodeDriver {
     var replaying = false
     var recoveredWAL: [WALRecord]
     var sync: BlockSync
-    /// When (monotonic ms) a block fetched by sync was last committed: the node counts as
-    /// catching up for `catchUpMilliseconds` after it.
-    var lastSyncedAt: UInt64? = nil
-    /// Set while a validator whose key has signed nothing on this machine (its WAL holds none
-    /// of its messages) waits to catch up before its first signature (`releaseStartupHold`).
-    var startupHold: Bool
-    let startedAt: UInt64
+    /// Catching up, and the start-up hold of a validator new to this machine (`CatchUp`).
+    var catchUp: CatchUp
     var nextStatus: UInt64 = 0
     var lastProgress: (height: UInt64, round: UInt32, step: Step)? = nil
 
     static let statusIntervalMilliseconds: UInt64 = 1_000
     static let gossipIntervalMilliseconds: UInt64 = 1_000
-    /// How long after a committed sync block the node still reports that it is catching up.
-    static let catchUpMilliseconds: UInt64 = 2_000
-    /// The longest a start-up hold lasts without verified sync progress.
-    static let startupHoldMilliseconds: UInt64 = 2_000
 
     /// Opens the node in `home`; log lines (filtered by the configured level) go to `output`.
     public init(home: NodeHome, output: @escaping @Sendable (String) -> Void) throws {
@@ -142,10 +133,12 @@ public final class NodeDriver {
         commits = CommitFeed(height: state.global.height)
         handle = NodeHandle(store: store, genesis: genesis, monitor: monitor, commits: commits, inbox: inbox)
         sync = BlockSync()
-        startedAt = Self.monotonicMilliseconds()
-        startupHold = false
-        startupHold = config.doubleSignCheckHeights > 0 && isValidator && !settings.persistentPeers.isEmpty
+        catchUp = CatchUp(startedAt: Self.monotonicMilliseconds(), hold: false)
+        // A validator whose WAL holds none of its own messages (its key is new to this machine)
+        // holds its first signature until it has caught up, when the look-back check is on.
+        let hold = config.doubleSignCheckHeights > 0 && isValidator && !settings.persistentPeers.isEmpty
             && LastSigned.latest(signedBy: key.publicKey, in: recoveredWAL) == nil
+        catchUp = CatchUp(startedAt: catchUp.startedAt, hold: hold)
     }
 
     /// HOST:PORT split at the last colon.
@@ -186,7 +179,7 @@ public final class NodeDriver {
             network.stop()
             log.info("node stopped", ["height": "\(state.global.height)", "signature_checks": "\(signatures.verifications)"])
         }
-        if !startupHold { try startConsensus() }
+        if !catchUp.holding { try startConsensus() }
         while !shouldStop() {
             let now = Self.monotonicMilliseconds()
             timers.sort { ($0.deadline, $0.sequence) < ($1.deadline, $1.sequence) }
@@ -213,7 +206,7 @@ public final class NodeDriver {
     func tick() throws {
         let now = Self.monotonicMilliseconds()
         monitor.update { snapshot in
-            snapshot.syncing = catchingUp(now: now)
+            snapshot.syncing = catchUp.catchingUp(now: now)
             snapshot.round = core?.round ?? 0
             snapshot.mempoolTransactions = mempool.count
             snapshot.mempoolBytes = mempool.bytes
@@ -232,17 +225,9 @@ public final class NodeDriver {
         try releaseStartupHold(now: now)
     }
 
-    /// A validator new to this machine signs nothing until it is not behind: it could
-    /// otherwise vote at heights its key already signed elsewhere, and the look-back check
-    /// (`checkRecentSignatures`) would only see the stale part of the chain. The hold ends
-    /// once no verified block arrived by sync for `catchUpMilliseconds` and either every peer
-    /// that spoke is at or below the tip or `startupHoldMilliseconds` passed: a peer's claim
-    /// alone cannot prolong it, only blocks that verify can.
+    /// Ends the start-up hold when `CatchUp` says so, and starts consensus.
     func releaseStartupHold(now: UInt64) throws {
-        guard startupHold, !catchingUp(now: now) else { return }
-        let waited = Self.elapsed(now, since: startedAt) >= Self.startupHoldMilliseconds
-        guard waited || (sync.hasStatus && sync.bestHeight <= state.global.height) else { return }
-        startupHold = false
+        guard catchUp.release(now: now, heardPeers: sync.hasStatus, bestClaimed: sync.bestHeight, tip: state.global.height) else { return }
         log.info("caught up: this validator starts signing", ["height": "\(state.global.height)", "peers_at": "\(sync.bestHeight)"])
         try startConsensus()
     }
@@ -257,11 +242,6 @@ public final class NodeDriver {
         if let proposal = signedProposals[core.round] { network.broadcast(.proposal(proposal)) }
         for vote in core.heldVotes(round: core.round) { network.broadcast(.vote(vote)) }
         if core.round > 0 { for vote in core.heldVotes(round: core.round - 1) { network.broadcast(.vote(vote)) } }
-    }
-
-    /// Whether the node committed a block fetched by sync lately (it is behind its peers).
-    func catchingUp(now: UInt64) -> Bool {
-        lastSyncedAt.map { Self.elapsed(now, since: $0) < Self.catchUpMilliseconds } ?? false
     }
 
     /// Block sync beside consensus (specs/p2p.md, "Block sync"). Peers' claimed heights only
@@ -281,10 +261,10 @@ public final class NodeDriver {
             applied += 1
         }
         if applied > 0 {
-            if !catchingUp(now: now) {
+            if !catchUp.catchingUp(now: now) {
                 log.info("catching up by block sync", ["from_height": "\(height)", "peers_at": "\(sync.bestHeight)"])
             }
-            lastSyncedAt = now
+            catchUp.noteSynced(now: now)
             try beginHeight()
         }
         let best = sync.bestHeight
@@ -514,7 +494,7 @@ public final class NodeDriver {
 
     /// After the commit pause: start the next height with the inputs that arrived meanwhile.
     func beginHeight() throws {
-        guard core == nil, !startupHold else { return }
+        guard core == nil, !catchUp.holding else { return }
         try startHeight(replay: [])
     }
 

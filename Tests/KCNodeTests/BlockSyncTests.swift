@@ -125,3 +125,40 @@ struct BlockSyncTests {
         #expect(sync.aheadSince == 30)
     }
 }
+
+/// The start-up hold of a validator new to its machine: only verified progress prolongs it.
+struct CatchUpTests {
+    @Test func claimsCannotProlongTheHoldVerifiedBlocksCan() {
+        var liarsOnly = CatchUp(startedAt: 1_000, hold: true)
+        // Peers claim far more than the tip, nothing verified arrives: released after the wait.
+        let early = liarsOnly.release(now: 2_000, heardPeers: true, bestClaimed: 1 << 63, tip: 10)
+        let waited = liarsOnly.release(now: 3_000, heardPeers: true, bestClaimed: 1 << 63, tip: 10)
+        let again = liarsOnly.release(now: 4_000, heardPeers: true, bestClaimed: 1 << 63, tip: 10)
+        #expect(!early && waited && !again, "released once, after the wait")
+        #expect(!liarsOnly.holding)
+
+        // Peers at the tip: released at once.
+        var caughtUp = CatchUp(startedAt: 1_000, hold: true)
+        let atOnce = caughtUp.release(now: 1_100, heardPeers: true, bestClaimed: 10, tip: 10)
+        #expect(atOnce)
+
+        // Verified blocks keep arriving: held past the wait, released 2 s after the last one.
+        var syncing = CatchUp(startedAt: 1_000, hold: true)
+        var releasedWhileSyncing = false
+        for now in stride(from: 1_500 as UInt64, through: 6_000, by: 500) {
+            syncing.noteSynced(now: now)
+            #expect(syncing.catchingUp(now: now))
+            if syncing.release(now: now, heardPeers: true, bestClaimed: 500, tip: 400) { releasedWhileSyncing = true }
+        }
+        let tooSoon = syncing.release(now: 7_999, heardPeers: true, bestClaimed: 500, tip: 400)
+        let after = syncing.release(now: 8_000, heardPeers: true, bestClaimed: 500, tip: 400)
+        #expect(!releasedWhileSyncing && !tooSoon && after)
+
+        // Without a hold, nothing to release; catching up is still reported.
+        var plain = CatchUp(startedAt: 0, hold: false)
+        let nothing = plain.release(now: 10_000, heardPeers: false, bestClaimed: 0, tip: 0)
+        #expect(!nothing)
+        plain.noteSynced(now: 10_000)
+        #expect(plain.catchingUp(now: 11_999) && !plain.catchingUp(now: 12_000))
+    }
+}
