@@ -22,6 +22,9 @@ echo "building the fuzz harness (-sanitize=fuzzer,address)..."
 mkdir -p .build-fuzz
 lld="$(dirname "$(readlink -f "$(command -v swiftc)")")/ld.lld"
 printf '{"schemaVersion": "1.0", "linker": {"path": "%s"}}\n' "$lld" > .build-fuzz/toolset.json
+# SwiftPM keeps the build plan of a path dependency and misses files added to it since:
+# dropping the plan makes it list the sources again (the compiled objects are kept).
+rm -f .build-fuzz/release.yaml .build-fuzz/*/release/description.json
 swift build --package-path Fuzz --scratch-path .build-fuzz -c release --toolset .build-fuzz/toolset.json \
     -Xswiftc -sanitize=fuzzer,address 2>&1 | grep -E "error|Build" | tail -5
 binary=.build-fuzz/release/MembriaFuzz
