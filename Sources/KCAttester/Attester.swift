@@ -94,7 +94,11 @@ public final class Attester: Sendable {
         for pair in pendingKeys {
             guard let id = EventIndexKey.eventID(fromKey: pair.key), !inFlight.contains(id),
                   let record = state(EventRecord.self, StateKey.event(id)),
-                  record.header.author != key.publicKey, !record.hasVoted(key.publicKey) else { continue }
+                  record.header.author != key.publicKey,
+                  state(EventVote.self, StateKey.eventVote(id, key.publicKey)) == nil,
+                  // Only the gateways of the event's electorate vote on it (a gateway that
+                  // joined since has no weight there: its vote would fail the whole batch).
+                  StoredState(snapshot).electoralWeight(key.publicKey, epoch: record.electorateEpoch) > .zero else { continue }
             candidates.append((id, record))
         }
         guard !candidates.isEmpty else { return }

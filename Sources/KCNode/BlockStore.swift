@@ -16,8 +16,9 @@ public final class BlockStore {
     static let genesisKey: [UInt8] = Array("m/genesis-hash".utf8)
     static let formatKey: [UInt8] = Array("m/format".utf8)
     /// The layout of the store (specs/storage.md). 1: before this marker existed; 2: the
-    /// author and kind indexes grouped per block. A node opens only its own format.
-    public static let format: UInt32 = 2
+    /// author and kind indexes grouped per block; 3: the fixed electorate, votes under their
+    /// own keys, paged registries and the dispute rounds (ADR 0011). A node opens only its own format.
+    public static let format: UInt32 = 3
 
     public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
         case storage(StoreError)

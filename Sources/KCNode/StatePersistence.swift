@@ -46,3 +46,14 @@ public enum StatePersistence {
         return ChainState(entries: entries)
     }
 }
+
+/// The state entries of a store snapshot, read one by one (for the runtime's read-only rules,
+/// such as a gateway's electoral weight, outside block execution). A read the store fails
+/// reads as absent.
+public struct StoredState: StateReading {
+    let snapshot: any KeyValueSnapshot
+
+    public init(_ snapshot: any KeyValueSnapshot) { self.snapshot = snapshot }
+
+    public func get(_ key: StoreKey) -> [UInt8]? { (try? snapshot.get(StatePersistence.storeKey(key))) ?? nil }
+}

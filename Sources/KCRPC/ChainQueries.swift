@@ -62,41 +62,140 @@ struct ChainQueries {
         return View.transaction(block.transactions[Int(location.index)], location: location, receipt: receipt)
     }
 
-    func accountJSON(_ address: PublicKey) throws -> JSONValue {
-        let account = try state(AccountRecord.self, StateKey.account(address), what: "account") ?? AccountRecord()
-        return View.account(address, account, stake: try state(StakeRecord.self, StateKey.stake(address), what: "stake"))
+    var global: GlobalRecord {
+        get throws {
+            guard let record = try state(GlobalRecord.self, StateKey.global, what: "global record") else {
+                throw RPCError(.internalServerError, "store_damaged", "the store has no global record")
+            }
+            return record
+        }
     }
 
-    func validatorsJSON() throws -> JSONValue {
-        let registry = try state(KeyList.self, StateKey.validatorRegistry, what: "validator registry")?.keys ?? []
+    func accountJSON(_ address: PublicKey) throws -> JSONValue {
+        let account = try state(AccountRecord.self, StateKey.account(address), what: "account") ?? AccountRecord()
+        let stake = try state(StakeRecord.self, StateKey.stake(address), what: "stake")
+        let global = try self.global
+        var gateway: JSONValue = .null
+        if stake?.isGateway == true, let record = try state(GatewayRecord.self, StateKey.gateway(address), what: "gateway") {
+            gateway = View.gatewayDetail(record, weightNow: StoredState(snapshot).electoralWeight(address, epoch: global.epoch))
+        }
+        return View.account(address, account, stake: stake, now: global.timeMilliseconds, gateway: gateway)
+    }
+
+    /// One page of a registry, by position: `cursor` is the position to start at (decimal).
+    func registryPage(_ registry: Registry, cursor: String?, limit: Int) throws -> (members: [PublicKey], next: Int?) {
+        let count = Int(registry == .validators ? try global.validatorCount : try global.gatewayCount)
+        let start = try cursor.map { text -> Int in
+            guard let position = Int(text), position >= 0 else { throw RPCError.badRequest("cursor '\(text.prefix(80))' is not a registry position") }
+            return position
+        } ?? 0
+        var members: [PublicKey] = []
+        var position = start
+        while position < count && members.count < limit {
+            let page = UInt64(position / RegistryPage.capacity)
+            guard let keys = try state(RegistryPage.self, StateKey.registryPage(registry, page), what: "registry page") else {
+                throw RPCError(.internalServerError, "store_damaged", "\(registry.name) registry page \(page) is missing")
+            }
+            let slot = position % RegistryPage.capacity
+            guard slot < keys.keys.count else { break }
+            let take = min(keys.keys.count - slot, limit - members.count)
+            members += keys.keys[slot..<(slot + take)]
+            position += take
+        }
+        return (members, position < count ? position : nil)
+    }
+
+    func validatorsJSON(cursor: String?, limit: Int) throws -> JSONValue {
+        let (members, next) = try registryPage(.validators, cursor: cursor, limit: limit)
         let sets = try state(ValidatorSets.self, StateKey.validatorSets, what: "validator sets")
         var power: [PublicKey: UInt64] = [:]
         for entry in sets?.current ?? [] { power[entry.address] = entry.power }
         var items: [JSONValue] = []
-        for address in registry {
+        for address in members {
             guard let stake = try state(StakeRecord.self, StateKey.stake(address), what: "stake"),
                   let record = try state(ValidatorRecord.self, StateKey.validator(address), what: "validator") else { continue }
             items.append(View.validator(address, stake: stake, record: record, power: power[address]))
         }
-        return .object([("height", View.number(try height)), ("validators", .array(items))])
+        return .object([("height", View.number(try height)), ("validators", .array(items)),
+                        ("next_cursor", next.map { .string(String($0)) } ?? .null)])
     }
 
-    func gatewaysJSON() throws -> JSONValue {
-        let registry = try state(KeyList.self, StateKey.gatewayRegistry, what: "gateway registry")?.keys ?? []
+    func gatewaysJSON(cursor: String?, limit: Int) throws -> JSONValue {
+        let (members, next) = try registryPage(.gateways, cursor: cursor, limit: limit)
+        let epoch = try global.epoch
         var items: [JSONValue] = []
-        for address in registry {
-            guard let stake = try state(StakeRecord.self, StateKey.stake(address), what: "stake") else { continue }
-            let record = try state(GatewayRecord.self, StateKey.gateway(address), what: "gateway") ?? GatewayRecord()
-            items.append(View.gateway(address, stake: stake, record: record))
+        for address in members {
+            guard let stake = try state(StakeRecord.self, StateKey.stake(address), what: "stake"),
+                  let record = try state(GatewayRecord.self, StateKey.gateway(address), what: "gateway") else { continue }
+            items.append(View.gateway(address, stake: stake, record: record,
+                                      weightNow: StoredState(snapshot).electoralWeight(address, epoch: epoch)))
         }
-        return .object([("height", View.number(try height)), ("gateways", .array(items))])
+        return .object([("height", View.number(try height)), ("gateways", .array(items)),
+                        ("next_cursor", next.map { .string(String($0)) } ?? .null)])
+    }
+
+    /// The live epochs and their electorates.
+    func epochsJSON() throws -> JSONValue {
+        let global = try self.global
+        var epochs: [JSONValue] = []
+        for number in global.oldestLiveEpoch...global.epoch {
+            guard let record = try state(EpochRecord.self, StateKey.epoch(number), what: "epoch") else { continue }
+            epochs.append(View.epoch(number, record))
+        }
+        return .object([("height", View.number(global.height)), ("epoch", View.number(global.epoch)),
+                        ("oldest_live_epoch", View.number(global.oldestLiveEpoch)),
+                        ("gateway_stake_now", View.amount(global.gatewayStake)), ("epochs", .array(epochs))])
     }
 
     func disputeJSON(_ id: Hash256) throws -> JSONValue {
         guard let record = try state(DisputeRecord.self, StateKey.dispute(id), what: "dispute") else {
             throw RPCError.notFound("no dispute \(id.hex)")
         }
-        return View.dispute(id, record)
+        var jury: [JSONValue] = []
+        if record.mode == .validators, let members = try state(JuryRecord.self, StateKey.jury(id), what: "jury")?.members {
+            for (position, member) in members.enumerated() {
+                let vote = try state(DisputeVote.self, StateKey.disputeVote(id, juror: UInt16(position)), what: "dispute vote")
+                jury.append(View.juror(member, vote: vote))
+            }
+        }
+        return View.dispute(id, record, jury: jury)
+    }
+
+    /// The votes on an event, valid first then invalid (or one verdict), `cursor` being
+    /// `valid:N` or `invalid:N` (where to go on).
+    func eventVotesJSON(_ id: Hash256, verdict only: Verdict?, cursor: String?, limit: Int) throws -> JSONValue {
+        guard let record = try event(id) else { throw RPCError.notFound("no event \(id.hex)") }
+        var verdict: Verdict = only ?? .valid
+        var position: UInt32 = 0
+        if let cursor {
+            let parts = cursor.split(separator: ":")
+            guard parts.count == 2, let index = UInt32(parts[1]),
+                  let named = Verdict.allCases.first(where: { View.verdictName($0) == String(parts[0]) }),
+                  only == nil || only == named else {
+                throw RPCError.badRequest("cursor '\(cursor.prefix(80))' does not belong to this list")
+            }
+            verdict = named
+            position = index
+        }
+        var items: [JSONValue] = []
+        while items.count < limit {
+            let count = verdict == .valid ? record.validCount : record.invalidCount
+            if position < count {
+                guard let entry = try state(VoterEntry.self, StateKey.voterEntry(id, verdict, position), what: "voter entry") else {
+                    throw RPCError(.internalServerError, "store_damaged", "vote \(position) of event \(id.hex) is missing")
+                }
+                items.append(View.vote(entry, verdict: verdict))
+                position += 1
+                continue
+            }
+            guard only == nil, verdict == .valid else { break }
+            verdict = .invalid
+            position = 0
+        }
+        let count = verdict == .valid ? record.validCount : record.invalidCount
+        let more = position < count || (only == nil && verdict == .valid && record.invalidCount > 0)
+        let next: JSONValue = more ? .string("\(View.verdictName(verdict)):\(position)") : .null
+        return .object([("event_id", View.hex(id)), ("votes", .array(items)), ("next_cursor", next)])
     }
 
     func event(_ id: Hash256) throws -> EventRecord? { try state(EventRecord.self, StateKey.event(id), what: "event") }
@@ -110,7 +209,7 @@ struct ChainQueries {
         let dispute = try record.disputeID.flatMap { disputeID in
             try state(DisputeRecord.self, StateKey.dispute(disputeID), what: "dispute").map { (disputeID, $0) }
         }
-        return View.event(id, record, dispute: dispute)
+        return View.event(id, record, dispute: dispute, parameters: genesis.parameters)
     }
 
     // MARK: lists with cursors

@@ -18,8 +18,8 @@ public struct Routes: Sendable {
         ("GET", "/health"), ("GET", "/status"), ("GET", "/params"), ("GET", "/metrics"),
         ("GET", "/blocks/latest"), ("GET", "/blocks/{height}"),
         ("GET", "/txs/{hash}"), ("POST", "/txs"),
-        ("GET", "/accounts/{address}"), ("GET", "/validators"), ("GET", "/gateways"), ("GET", "/disputes/{id}"),
-        ("GET", "/events"), ("GET", "/events/{id}"), ("GET", "/events/{id}/parents"), ("GET", "/events/{id}/children"),
+        ("GET", "/accounts/{address}"), ("GET", "/validators"), ("GET", "/gateways"), ("GET", "/epochs"), ("GET", "/disputes/{id}"),
+        ("GET", "/events"), ("GET", "/events/{id}"), ("GET", "/events/{id}/votes"), ("GET", "/events/{id}/parents"), ("GET", "/events/{id}/children"),
         ("GET", "/events/{id}/ancestors"), ("GET", "/events/{id}/descendants"), ("GET", "/events/{id}/proof"),
         ("GET", "/subscribe"),
     ]
@@ -49,14 +49,32 @@ public struct Routes: Sendable {
         router.get("/accounts/:address") { _, context in
             JSONResponse.make(try queries.accountJSON(try Parse.key(context.parameters.get("address"), what: "address")))
         }
-        router.get("/validators") { _, _ in JSONResponse.make(try queries.validatorsJSON()) }
-        router.get("/gateways") { _, _ in JSONResponse.make(try queries.gatewaysJSON()) }
+        router.get("/validators") { request, _ in
+            let (cursor, limit) = try Parse.page(request)
+            return JSONResponse.make(try queries.validatorsJSON(cursor: cursor, limit: limit))
+        }
+        router.get("/gateways") { request, _ in
+            let (cursor, limit) = try Parse.page(request)
+            return JSONResponse.make(try queries.gatewaysJSON(cursor: cursor, limit: limit))
+        }
+        router.get("/epochs") { _, _ in JSONResponse.make(try queries.epochsJSON()) }
         router.get("/disputes/:id") { _, context in
             JSONResponse.make(try queries.disputeJSON(try Parse.hash(context.parameters.get("id"), what: "dispute id")))
         }
         router.get("/events") { request, _ in JSONResponse.make(try listEvents(request)) }
         router.get("/events/:id") { _, context in
             JSONResponse.make(try queries.eventJSON(try Parse.hash(context.parameters.get("id"), what: "event id")))
+        }
+        router.get("/events/:id/votes") { request, context in
+            let id = try Parse.hash(context.parameters.get("id"), what: "event id")
+            let (cursor, limit) = try Parse.page(request)
+            let verdict = try request.uri.queryParameters["verdict"].map { text -> Verdict in
+                guard let verdict = Verdict.allCases.first(where: { View.verdictName($0) == String(text) }) else {
+                    throw RPCError.badRequest("verdict '\(text.prefix(40))' is not valid or invalid")
+                }
+                return verdict
+            }
+            return JSONResponse.make(try queries.eventVotesJSON(id, verdict: verdict, cursor: cursor, limit: limit))
         }
         router.get("/events/:id/parents") { _, context in
             JSONResponse.make(try queries.ancestors(try Parse.hash(context.parameters.get("id"), what: "event id"), depth: 1))

@@ -25,12 +25,14 @@ enum View {
                         ("content_hash", hex(contentHash)), ("kind", .string(kind))]
         case .attest(let votes):
             members.append(("votes", .array(votes.map {
-                .object([("event_id", hex($0.eventID)), ("verdict", .string($0.verdict == .valid ? "valid" : "invalid"))])
+                .object([("event_id", hex($0.eventID)), ("verdict", .string(verdictName($0.verdict)))])
             })))
         case .dispute(let eventID, let bond, let reason):
             members += [("event_id", hex(eventID)), ("bond", amount(bond)), ("reason", .string(reason.text))]
         case .voteDispute(let disputeID, let uphold):
             members += [("dispute_id", hex(disputeID)), ("uphold", .bool(uphold))]
+        case .defend(let disputeID, let bond):
+            members += [("dispute_id", hex(disputeID)), ("bond", amount(bond))]
         }
         return .object(members)
     }
@@ -74,42 +76,82 @@ enum View {
                  ("height", number(slash.height))])
     }
 
-    static func event(_ id: Hash256, _ record: EventRecord, dispute: (Hash256, DisputeRecord)?) -> JSONValue {
+    static func verdictName(_ verdict: Verdict) -> String { verdict == .valid ? "valid" : "invalid" }
+
+    static func event(_ id: Hash256, _ record: EventRecord, dispute: (Hash256, DisputeRecord)?, parameters: ChainParameters) -> JSONValue {
         let header = record.header
+        let accepted = record.acceptedAtMilliseconds != 0
+        let doubled = record.largestBond.adding(record.largestBond) ?? Amount(units: .max)
         return .object([
             ("id", hex(id)), ("author", key(header.author)), ("parents", .array(header.parents.map(hex))),
             ("ar_tx_id", .string(header.arTxID.text)), ("content_hash", hex(header.contentHash)), ("kind", .string(header.kind)),
             ("height", number(header.height)), ("proposed_at_ms", number(record.proposedAtMilliseconds)),
-            ("status", .string(record.status.name)), ("status_changed_at_height", number(record.statusChangedAtHeight)),
+            ("status", .string(record.status.name)), ("resolution", .string(record.resolution.name)),
+            ("status_changed_at_height", number(record.statusChangedAtHeight)),
             ("status_changed_at_ms", number(record.statusChangedAtMilliseconds)),
-            ("accepted_at_ms", record.acceptedAtMilliseconds == 0 ? .null : number(record.acceptedAtMilliseconds)),
-            ("tally", .object([("valid_stake", amount(record.validStake)), ("invalid_stake", amount(record.invalidStake)),
-                               ("valid_voters", .array(record.validVoters.map(key))),
-                               ("invalid_voters", .array(record.invalidVoters.map(key)))])),
-            ("dispute", dispute.map { self.dispute($0.0, $0.1) } ?? .null),
+            ("attestation_ends_ms", number(record.proposedAtMilliseconds.addingSaturating(parameters.events.attestationPeriodMilliseconds))),
+            ("accepted_at_ms", accepted ? number(record.acceptedAtMilliseconds) : .null),
+            ("challenge_window_closes_ms", accepted ? number(record.challengeWindowCloses(parameters)) : .null),
+            ("votes_settle_ms", number(record.votesSettle(parameters))),
+            ("electorate", .object([("epoch", number(record.electorateEpoch)), ("total", amount(record.electorateTotal)),
+                                    ("accept_when_valid_exceeds", .string("2/3")), ("reject_when_invalid_exceeds", .string("1/3"))])),
+            ("tally", .object([("valid_weight", amount(record.validWeight)), ("invalid_weight", amount(record.invalidWeight)),
+                               ("valid_count", number(record.validCount)), ("invalid_count", number(record.invalidCount))])),
+            ("author_stake", amount(record.authorStake)),
+            ("waiting_on", record.waitingOn.map(hex) ?? .null),
+            ("rejected_parent", record.rejectedParent.map(hex) ?? .null),
+            ("disputes", .object([("count", number(record.disputeCount)), ("largest_bond", amount(record.largestBond)),
+                                  ("next_bond_at_least", amount(max(parameters.events.minDisputeBond, doubled))),
+                                  ("defense_escrow", amount(record.defenseEscrow))])),
+            ("dispute", dispute.map { self.dispute($0.0, $0.1, jury: nil) } ?? .null),
         ])
     }
 
-    static func dispute(_ id: Hash256, _ record: DisputeRecord) -> JSONValue {
-        .object([
-            ("id", hex(id)), ("event_id", hex(record.eventID)), ("disputer", key(record.disputer)), ("bond", amount(record.bond)),
+    static func vote(_ entry: VoterEntry, verdict: Verdict) -> JSONValue {
+        .object([("voter", key(entry.voter)), ("verdict", .string(verdictName(verdict))), ("weight", amount(entry.weight))])
+    }
+
+    static func dispute(_ id: Hash256, _ record: DisputeRecord, jury: [JSONValue]?) -> JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("id", hex(id)), ("event_id", hex(record.eventID)), ("sequence", number(record.sequence)),
+            ("disputer", key(record.disputer)), ("bond", amount(record.bond)),
             ("reason", .string(record.reason.text)), ("opened_at_height", number(record.openedAtHeight)),
-            ("opened_at_ms", number(record.openedAtMilliseconds)), ("status", .string(record.status.name)),
-            ("uphold_stake", amount(record.upholdStake)), ("reject_stake", amount(record.rejectStake)),
-            ("voters", .array(record.voters.map(key))), ("slashed_total", amount(record.slashedTotal)),
-            ("disputer_reward", amount(record.disputerReward)),
-        ])
+            ("opened_at_ms", number(record.openedAtMilliseconds)), ("deadline_ms", number(record.deadlineMilliseconds)),
+            ("mode", .string(record.mode.name)), ("status", .string(record.status.name)),
+            ("set_power", number(record.setPower)), ("eligible_power", number(record.eligiblePower)),
+            ("uphold_power", number(record.upholdPower)), ("reject_power", number(record.rejectPower)),
+            ("voter_count", number(record.voterCount)),
+            ("defense_bond_at_least", record.mode == .bonds ? amount(record.bond.adding(record.bond) ?? Amount(units: .max)) : .null),
+            ("defender", record.defender.map(key) ?? .null), ("defense_bond", amount(record.defenseBond)),
+            ("slashed_total", amount(record.slashedTotal)), ("disputer_reward", amount(record.disputerReward)),
+        ]
+        if let jury { members.append(("jury", .array(jury))) }
+        return .object(members)
     }
 
-    static func account(_ address: PublicKey, _ account: AccountRecord, stake: StakeRecord?) -> JSONValue {
-        .object([
+    static func juror(_ member: JuryRecord.Member, vote: DisputeVote?) -> JSONValue {
+        .object([("address", key(member.address)), ("power", number(member.power)),
+                 ("vote", vote.map { .string($0.uphold ? "uphold" : "reject") } ?? .null)])
+    }
+
+    static func epoch(_ number: UInt64, _ record: EpochRecord) -> JSONValue {
+        .object([("epoch", self.number(number)), ("gateway_total", amount(record.gatewayTotal)),
+                 ("start_height", self.number(record.startHeight)),
+                 ("ended_at_ms", record.endedAtMilliseconds == 0 ? .null : self.number(record.endedAtMilliseconds))])
+    }
+
+    static func account(_ address: PublicKey, _ account: AccountRecord, stake: StakeRecord?, now: UInt64, gateway: JSONValue) -> JSONValue {
+        let lockedUntil = stake?.lockedUntilMilliseconds ?? 0
+        return .object([
             ("address", key(address)), ("balance", amount(account.balance)), ("nonce", number(account.nonce)),
             ("bonded", amount(stake?.bonded ?? Amount(units: 0))),
             ("unbonding", .array((stake?.unbonding ?? []).map {
                 .object([("amount", amount($0.amount)), ("completion_time_ms", number($0.completionTimeMilliseconds)),
                          ("creation_height", number($0.creationHeight))])
             })),
+            ("locked_until_ms", number(lockedUntil)), ("stake_locked", .bool(lockedUntil > now)),
             ("gateway", .bool(stake?.isGateway ?? false)),
+            ("gateway_detail", gateway),
             ("consensus_key", stake?.consensusKey.map(key) ?? .null),
         ])
     }
@@ -119,11 +161,22 @@ enum View {
             ("address", key(address)), ("consensus_key", key(record.consensusKey)), ("bonded", amount(stake.bonded)),
             ("in_set", .bool(power != nil)), ("power", power.map(number) ?? .null), ("jailed", .bool(record.jailed)),
             ("jailed_until_ms", number(record.jailedUntilMilliseconds)), ("tombstoned", .bool(record.tombstoned)),
-            ("missed_in_window", number(record.missedCount)),
+            ("missed_in_window", number(record.missedCount)), ("signed_this_epoch", number(record.signedThisEpoch)),
+            ("locked_until_ms", number(stake.lockedUntilMilliseconds)),
         ])
     }
 
-    static func gateway(_ address: PublicKey, stake: StakeRecord, record: GatewayRecord) -> JSONValue {
-        .object([("address", key(address)), ("bonded", amount(stake.bonded)), ("votes_this_epoch", number(record.votesThisEpoch))])
+    static func gatewayDetail(_ record: GatewayRecord, weightNow: Amount) -> JSONValue {
+        .object([("electoral_weight_this_epoch", amount(weightNow)),
+                 ("winning_votes_this_epoch", number(record.winningVotesThisEpoch)),
+                 ("reward_weight_this_epoch", number(record.rewardWeightThisEpoch))])
+    }
+
+    static func gateway(_ address: PublicKey, stake: StakeRecord, record: GatewayRecord, weightNow: Amount) -> JSONValue {
+        .object([("address", key(address)), ("bonded", amount(stake.bonded)),
+                 ("electoral_weight_this_epoch", amount(weightNow)),
+                 ("winning_votes_this_epoch", number(record.winningVotesThisEpoch)),
+                 ("reward_weight_this_epoch", number(record.rewardWeightThisEpoch)),
+                 ("locked_until_ms", number(stake.lockedUntilMilliseconds))])
     }
 }

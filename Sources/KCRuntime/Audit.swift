@@ -61,6 +61,17 @@ extension ChainState {
         guard let sets = decode(ValidatorSets.self, at: StateKey.validatorSets) else { preconditionFailure("state has no validator sets") }
         return sets
     }
-    public var gatewayRegistry: [PublicKey] { decode(KeyList.self, at: StateKey.gatewayRegistry)?.keys ?? [] }
-    public var validatorRegistry: [PublicKey] { decode(KeyList.self, at: StateKey.validatorRegistry)?.keys ?? [] }
+    public func gateway(_ address: PublicKey) -> GatewayRecord? { decode(GatewayRecord.self, at: StateKey.gateway(address)) }
+    public func epoch(_ number: UInt64) -> EpochRecord? { decode(EpochRecord.self, at: StateKey.epoch(number)) }
+    public func gatewayHistory(_ address: PublicKey) -> GatewayHistory? { decode(GatewayHistory.self, at: StateKey.gatewayHistory(address)) }
+    public func jury(_ dispute: Hash256) -> JuryRecord? { decode(JuryRecord.self, at: StateKey.jury(dispute)) }
+    public func eventVote(_ event: Hash256, _ voter: PublicKey) -> EventVote? { decode(EventVote.self, at: StateKey.eventVote(event, voter)) }
+    /// The valid or invalid voters of an event, in the order they voted.
+    public func voters(_ event: Hash256, _ verdict: Verdict) -> [VoterEntry] {
+        guard let record = self.event(event) else { return [] }
+        let count = verdict == .valid ? record.validCount : record.invalidCount
+        return (0..<count).compactMap { decode(VoterEntry.self, at: StateKey.voterEntry(event, verdict, $0)) }
+    }
+    public var gatewayRegistry: [PublicKey] { registryMembers(.gateways, count: global.gatewayCount) }
+    public var validatorRegistry: [PublicKey] { registryMembers(.validators, count: global.validatorCount) }
 }

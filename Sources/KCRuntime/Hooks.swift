@@ -43,8 +43,9 @@ extension BlockExecutor {
             // and lapses if it stays online until enough misses leave the window.
             if !signed && record.windowFilled >= window && record.missedCount > maxMissed {
                 // One infraction, one slash: the window restarts empty after the jail.
-                let taken = slash(entry.address, basisPoints: parameters.slashing.downtimeSlashBasisPoints,
-                                  infractionHeight: height - 1, reason: .downtime, inCall: false)
+                // The stake that backed the power it held at the missed height.
+                let taken = slash(entry.address, target: Self.stakeBehind(power: entry.power).fraction(basisPoints: parameters.slashing.downtimeSlashBasisPoints),
+                                  reason: .downtime, inCall: false)
                 global.burned = plus(global.burned, taken)
                 record.jailed = true
                 record.jailedUntilMilliseconds = now &+ parameters.slashing.downtimeJailMilliseconds
@@ -63,9 +64,11 @@ extension BlockExecutor {
     /// (a tombstoned validator, or evidence processed before), which is ignored.
     mutating func processEvidence() throws(BlockError) {
         for (index, evidence) in context.evidence.enumerated() {
-            let address: PublicKey
+            let address: PublicKey, power: UInt64
             switch runtime.checkEvidence(evidence, height: height, timeMilliseconds: now, in: state) {
-            case .admissible(let validator, _): address = validator
+            case .admissible(let validator, let signedPower):
+                address = validator
+                power = signedPower
             case .settled:
                 ignoredEvidence += 1
                 continue
@@ -77,8 +80,9 @@ extension BlockExecutor {
             guard var record = state.read(ValidatorRecord.self, StateKey.validator(address)) else {
                 preconditionFailure("a validator-set member has no validator record")
             }
-            let taken = slash(address, basisPoints: parameters.slashing.doubleSignSlashBasisPoints,
-                              infractionHeight: evidence.height, reason: .doubleSign, inCall: false)
+            // The stake that backed the power it signed with, however much was unbonded since.
+            let taken = slash(address, target: Self.stakeBehind(power: power).fraction(basisPoints: parameters.slashing.doubleSignSlashBasisPoints),
+                              reason: .doubleSign, inCall: false)
             global.burned = plus(global.burned, taken)
             record.tombstoned = true
             record.jailed = true
@@ -122,13 +126,17 @@ extension BlockExecutor {
         expirePendingEvents()
         finalizeUnchallengedEvents()
         closeDisputes()
+        // Children waiting on events that became final in this block, then the reward weight
+        // of every event decided in it.
+        processWakeups()
+        processCredits()
         // After the due entries are gone: this block's pushes are due `period` later.
         flushQueuePushes()
 
         let epochEnds = height % parameters.staking.epochLengthBlocks == 0
         if epochEnds {
             distributeRewards()
-            global.epoch += 1
+            closeEpoch()
         }
         let stored = state.read(ValidatorSets.self, StateKey.validatorSets)!
         var sets = stored
@@ -148,6 +156,7 @@ extension BlockExecutor {
         // becomes `current`.
         sets.previous = sets.current
         if let next = sets.scheduled.first, next.effectiveHeight == height + 1 {
+            lockLostPower(from: sets.current, to: next.validators)
             sets.current = next.validators
             sets.currentSince = height + 1
             sets.scheduled.removeFirst()
@@ -158,6 +167,18 @@ extension BlockExecutor {
         // the same bytes would cost an encoding, a trie path and a store write for no change.
         if sets != stored { state.write(StateKey.validatorSets, sets) }
         pruneHeightHistory()
+        retireEpochs()
+    }
+
+    /// A validator whose power drops at this rotation signed this block with more power than
+    /// its stake now backs: its stake stays until evidence about this block has expired.
+    mutating func lockLostPower(from outgoing: [ValidatorSetEntry], to incoming: [ValidatorSetEntry]) {
+        var powerNext: [PublicKey: UInt64] = [:]
+        for entry in incoming { powerNext[entry.address] = entry.power }
+        let until = now.addingSaturating(parameters.slashing.maxEvidenceAgeMilliseconds)
+        for entry in outgoing where (powerNext[entry.address] ?? 0) < entry.power {
+            lock(entry.address, until: until)
+        }
     }
 
     /// Pops the entries whose deadline (push time + `period`) has come. Entries are pushed in
@@ -183,89 +204,87 @@ extension BlockExecutor {
     mutating func expirePendingEvents() {
         for id in popDue(.attestation, period: parameters.events.attestationPeriodMilliseconds) {
             guard var record = event(id), record.status == .pending else { continue }
-            moveEvent(id, &record, to: .expired, inCall: false)
+            moveEvent(id, &record, to: .expired, resolution: .deadline, inCall: false)
             state.write(StateKey.event(id), record)
         }
     }
 
+    /// Accepted events whose challenge window passed are settled (final, or waiting for a
+    /// parent); one under dispute is settled when its dispute fails.
     mutating func finalizeUnchallengedEvents() {
         for id in popDue(.challenge, period: parameters.events.challengeWindowMilliseconds) {
-            guard var record = event(id), record.status == .accepted else { continue }
-            moveEvent(id, &record, to: .finalized, inCall: false)
-            state.write(StateKey.event(id), record)
+            guard var record = event(id), record.status == .accepted, record.waitingOn == nil else { continue }
+            settle(id, &record, inCall: false)
         }
     }
 
-    /// Disputes whose re-vote ended without an upheld verdict: the event is final and the
-    /// disputer's bond is burned.
-    mutating func closeDisputes() {
-        for id in popDue(.revote, period: parameters.events.revotePeriodMilliseconds) {
-            guard var dispute = state.read(DisputeRecord.self, StateKey.dispute(id)), dispute.status == .open else { continue }
-            dispute.status = .notUpheld
-            global.disputeEscrow = minus(global.disputeEscrow, dispute.bond)
-            global.burned = plus(global.burned, dispute.bond)
-            effects.slashes.append(SlashRecord(address: dispute.disputer, reason: .disputeBond, amount: dispute.bond, height: height))
-            state.write(StateKey.dispute(id), dispute)
-            guard var record = event(dispute.eventID) else { preconditionFailure("dispute of a missing event") }
-            moveEvent(dispute.eventID, &record, to: .finalized, inCall: false)
-            state.write(StateKey.event(dispute.eventID), record)
-        }
-    }
-
-    /// Epoch end: `operators_share_bps` of the pot goes to validators and gateways in
-    /// proportion to (bonded stake in whole ACTI) × (blocks signed + votes cast) this epoch,
-    /// each share rounded down; the treasury receives the rest of the pot, rounding remainders
-    /// included, so the pot is emptied exactly.
+    /// Epoch end: `operators_share_bps` of the pot is shared by two pools. The gateway pool
+    /// (`gateway_share_bps` of it) goes to gateways in proportion to the weight of their votes
+    /// on the winning side of events decided this epoch; the validator pool (the rest) to
+    /// validators in proportion to bonded stake (whole ACTI) × blocks signed this epoch. Each
+    /// share is rounded down; the treasury receives the rest of the pot, so it is emptied
+    /// exactly, and a pool nobody earned goes to the treasury whole.
     mutating func distributeRewards() {
         let pot = global.rewardPot
         let operatorsPot = pot.fraction(basisPoints: parameters.rewards.operatorsShareBasisPoints)
-        var participants = registry(StateKey.validatorRegistry).keys
-        for gateway in registry(StateKey.gatewayRegistry).keys { SortedKeys.insert(&participants, gateway) }
-        var weights: [(PublicKey, UInt128)] = []
-        var totalWeight: UInt128 = 0
-        for address in participants {
-            var participation: UInt64 = 0
-            if var validator = state.read(ValidatorRecord.self, StateKey.validator(address)) {
-                participation += validator.signedThisEpoch
-                if validator.signedThisEpoch != 0 {
-                    validator.signedThisEpoch = 0
-                    state.write(StateKey.validator(address), validator)
-                }
-            }
-            if var gateway = state.read(GatewayRecord.self, StateKey.gateway(address)) {
-                participation += gateway.votesThisEpoch
-                if gateway.votesThisEpoch != 0 {
-                    gateway.votesThisEpoch = 0
-                    state.write(StateKey.gateway(address), gateway)
-                }
+        let gatewayPool = operatorsPot.fraction(basisPoints: parameters.rewards.gatewayShareBasisPoints)
+        let validatorPool = minus(operatorsPot, gatewayPool)
+
+        var validatorWeights: [(PublicKey, UInt128)] = []
+        for address in registryMembers(.validators) {
+            guard var validator = state.read(ValidatorRecord.self, StateKey.validator(address)) else { continue }
+            let signed = validator.signedThisEpoch
+            if signed != 0 {
+                validator.signedThisEpoch = 0
+                state.write(StateKey.validator(address), validator)
             }
             let wholeStake = stake(address).bonded.units / Amount.unitsPerACTI
-            // Saturating: a weight or total that would pass 2^128 is held at the maximum
-            // (unreachable with any real supply, but never a trap).
-            let (product, productOverflow) = wholeStake.multipliedReportingOverflow(by: UInt128(participation))
-            let weight = productOverflow ? UInt128.max : product
-            if weight > 0 {
-                weights.append((address, weight))
-                let (sum, sumOverflow) = totalWeight.addingReportingOverflow(weight)
-                totalWeight = sumOverflow ? UInt128.max : sum
-            }
+            let (product, overflow) = wholeStake.multipliedReportingOverflow(by: UInt128(signed))
+            validatorWeights.append((address, overflow ? .max : product))
         }
-        var paid = Amount.zero
-        if totalWeight > 0 {
-            for (address, weight) in weights {
-                guard let share = operatorsPot.multiplied(by: weight, dividedBy: totalWeight) else {
-                    preconditionFailure("a reward share cannot exceed the pot")
-                }
-                if share == .zero { continue }
-                var destination = account(address)
-                destination.balance = plus(destination.balance, share)
-                state.write(StateKey.account(address), destination)
-                paid = plus(paid, share)
+        var gatewayWeights: [(PublicKey, UInt128)] = []
+        for address in registryMembers(.gateways) {
+            guard var gateway = state.read(GatewayRecord.self, StateKey.gateway(address)) else { continue }
+            let weight = gateway.rewardWeightThisEpoch
+            if weight != 0 || gateway.winningVotesThisEpoch != 0 {
+                gateway.rewardWeightThisEpoch = 0
+                gateway.winningVotesThisEpoch = 0
+                state.write(StateKey.gateway(address), gateway)
             }
+            gatewayWeights.append((address, weight))
         }
+        let paid = plus(payPool(validatorPool, validatorWeights), payPool(gatewayPool, gatewayWeights))
         precondition(paid <= operatorsPot, "rewards paid exceed the operators' share")
         global.treasury = plus(global.treasury, minus(pot, paid))
         global.rewardPot = .zero
+    }
+
+    /// Pays `floor(pool × weight / Σ weight)` to each; returns the total paid (zero if Σ weight = 0).
+    mutating func payPool(_ pool: Amount, _ weights: [(PublicKey, UInt128)]) -> Amount {
+        var weights = weights
+        var total: UInt128 = 0
+        // A sum past 2^128 (unreachable with any real supply) is never a trap: every weight is
+        // scaled down alike until the sum fits, so the shares still sum to at most the pool.
+        while true {
+            var overflowed = false
+            total = 0
+            for (_, weight) in weights {
+                let (sum, overflow) = total.addingReportingOverflow(weight)
+                if overflow { overflowed = true; break }
+                total = sum
+            }
+            if !overflowed { break }
+            weights = weights.map { ($0.0, $0.1 >> 32) }
+        }
+        guard total > 0 else { return .zero }
+        var paid = Amount.zero
+        for (address, weight) in weights where weight > 0 {
+            guard let share = pool.multiplied(by: weight, dividedBy: total) else { preconditionFailure("a reward share cannot exceed its pool") }
+            credit(address, share)
+            paid = plus(paid, share)
+        }
+        precondition(paid <= pool, "a pool paid more than it holds")
+        return paid
     }
 
     /// The top `max_validators` registered validators by bonded stake that are neither jailed
@@ -273,7 +292,7 @@ extension BlockExecutor {
     /// bonded stake in whole ACTI. Returned sorted by consensus key.
     func computeValidatorSet() -> [ValidatorSetEntry] {
         var candidates: [ValidatorSetEntry] = []
-        for address in registry(StateKey.validatorRegistry).keys {
+        for address in registryMembers(.validators) {
             guard let validator = state.read(ValidatorRecord.self, StateKey.validator(address)),
                   !validator.jailed, !validator.tombstoned else { continue }
             let bonded = stake(address).bonded

@@ -53,6 +53,15 @@ public enum ErrorCode: UInt16, Sendable, Equatable, CaseIterable {
     case tooManyUnbondingEntries = 27
     case overflow = 28
     case eventExists = 29
+    case notInElectorate = 30
+    case expiredParent = 31
+    case stakeLocked = 32
+    case electorateHistoryFull = 33
+    case gatewayRegistryFull = 34
+    case validatorRegistryFull = 35
+    case tooManyDisputes = 36
+    case notJuror = 37
+    case notBondRound = 38
 
     public var name: String {
         switch self {
@@ -86,6 +95,15 @@ public enum ErrorCode: UInt16, Sendable, Equatable, CaseIterable {
         case .tooManyUnbondingEntries: return "too_many_unbonding_entries"
         case .overflow: return "overflow"
         case .eventExists: return "event_exists"
+        case .notInElectorate: return "not_in_electorate"
+        case .expiredParent: return "expired_parent"
+        case .stakeLocked: return "stake_locked"
+        case .electorateHistoryFull: return "electorate_history_full"
+        case .gatewayRegistryFull: return "gateway_registry_full"
+        case .validatorRegistryFull: return "validator_registry_full"
+        case .tooManyDisputes: return "too_many_disputes"
+        case .notJuror: return "not_juror"
+        case .notBondRound: return "not_bond_round"
         }
     }
 }
@@ -95,9 +113,11 @@ public struct CallError: Error, Equatable, Sendable {
     public let code: ErrorCode
     public let message: String
 
+    /// Messages are cut to `Receipt.maxMessageBytes` (at a character boundary): a receipt
+    /// never grows past what its decoder accepts.
     public init(_ code: ErrorCode, _ message: String) {
         self.code = code
-        self.message = message
+        self.message = Receipt.clipped(message)
     }
 }
 
@@ -109,6 +129,19 @@ public struct Receipt: Equatable, Sendable, CanonicalCodable {
     public let feePaid: Amount
 
     public var succeeded: Bool { code == .ok }
+
+    public static let maxMessageBytes = 1_024
+
+    /// `message` cut to at most `maxMessageBytes` bytes of UTF-8, at a character boundary.
+    public static func clipped(_ message: String) -> String {
+        guard message.utf8.count > maxMessageBytes else { return message }
+        var clipped = ""
+        for character in message {
+            guard clipped.utf8.count + character.utf8.count <= maxMessageBytes else { break }
+            clipped.append(character)
+        }
+        return clipped
+    }
 
     public init(transactionHash: Hash256, code: ErrorCode, message: String, feePaid: Amount) {
         self.transactionHash = transactionHash
@@ -125,7 +158,7 @@ public struct Receipt: Equatable, Sendable, CanonicalCodable {
         let raw = try reader.readUInt16("error code")
         guard let code = ErrorCode(rawValue: raw) else { throw .unknownTag(what: "error code", tag: UInt32(raw)) }
         self.code = code
-        message = try reader.readString("message", limit: 1_024)
+        message = try reader.readString("message", limit: Receipt.maxMessageBytes)
         feePaid = try reader.read(Amount.self)
     }
 }

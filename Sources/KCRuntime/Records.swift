@@ -44,21 +44,26 @@ public struct UnbondingEntry: Equatable, Sendable, CanonicalCodable {
     }
 }
 
-/// An account's stake: bonded, unbonding, and the roles it holds.
+/// An account's stake: bonded, unbonding, the roles it holds, and until when its votes keep it.
 public struct StakeRecord: Equatable, Sendable, CanonicalCodable {
     public var bonded: Amount
     public var unbonding: [UnbondingEntry]
     public var isGateway: Bool
     /// Set once the account registers as a validator.
     public var consensusKey: PublicKey?
+    /// No withdrawal before this block time: the account voted on an event, judged a dispute,
+    /// or lost power while evidence about it could still arrive (specs/runtime.md, "Locks").
+    public var lockedUntilMilliseconds: UInt64
 
     public static let maxUnbondingEntries = 32
 
-    public init(bonded: Amount = .zero, unbonding: [UnbondingEntry] = [], isGateway: Bool = false, consensusKey: PublicKey? = nil) {
+    public init(bonded: Amount = .zero, unbonding: [UnbondingEntry] = [], isGateway: Bool = false, consensusKey: PublicKey? = nil,
+                lockedUntilMilliseconds: UInt64 = 0) {
         self.bonded = bonded
         self.unbonding = unbonding
         self.isGateway = isGateway
         self.consensusKey = consensusKey
+        self.lockedUntilMilliseconds = lockedUntilMilliseconds
     }
 
     public var unbondingTotal: Amount {
@@ -68,14 +73,19 @@ public struct StakeRecord: Equatable, Sendable, CanonicalCodable {
         }
     }
 
+    /// The stake that counts in gateway votes: bonded stake while the account is a gateway.
+    public var electoralStake: Amount { isGateway ? bonded : .zero }
+
     public func encode(to writer: inout CanonicalWriter) {
         writer.write(bonded); writer.writeList(unbonding); writer.write(isGateway); writer.writeOptional(consensusKey)
+        writer.write(lockedUntilMilliseconds)
     }
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
         bonded = try reader.read(Amount.self)
         unbonding = try reader.readList(UnbondingEntry.self, "unbonding entries", limit: StakeRecord.maxUnbondingEntries)
         isGateway = try reader.readBool("is gateway")
         consensusKey = try reader.readOptional(PublicKey.self, "consensus key")
+        lockedUntilMilliseconds = try reader.readUInt64("locked until")
     }
 }
 
@@ -95,6 +105,8 @@ public struct ValidatorRecord: Equatable, Sendable, CanonicalCodable {
     public var missedCount: UInt64
     /// Blocks this validator signed in the current epoch (for rewards).
     public var signedThisEpoch: UInt64
+    /// Position in the validator registry; nil while not registered.
+    public var registryIndex: UInt32?
 
     public init(consensusKey: PublicKey, windowLength: UInt64) {
         self.consensusKey = consensusKey
@@ -106,12 +118,22 @@ public struct ValidatorRecord: Equatable, Sendable, CanonicalCodable {
         windowCursor = 0
         missedCount = 0
         signedThisEpoch = 0
+        registryIndex = nil
+    }
+
+    /// The record of a validator registering again: jail and tombstone kept, counters fresh.
+    public func reregistered(windowLength: UInt64) -> ValidatorRecord {
+        var fresh = ValidatorRecord(consensusKey: consensusKey, windowLength: windowLength)
+        fresh.jailed = jailed
+        fresh.jailedUntilMilliseconds = jailedUntilMilliseconds
+        fresh.tombstoned = tombstoned
+        return fresh
     }
 
     public func encode(to writer: inout CanonicalWriter) {
         writer.write(consensusKey); writer.write(jailed); writer.write(jailedUntilMilliseconds); writer.write(tombstoned)
         writer.writeBytes(missedBits); writer.write(windowFilled); writer.write(windowCursor); writer.write(missedCount)
-        writer.write(signedThisEpoch)
+        writer.write(signedThisEpoch); writer.writeOptional(registryIndex)
     }
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
         consensusKey = try reader.read(PublicKey.self)
@@ -123,223 +145,114 @@ public struct ValidatorRecord: Equatable, Sendable, CanonicalCodable {
         windowCursor = try reader.readUInt64("window cursor")
         missedCount = try reader.readUInt64("missed count")
         signedThisEpoch = try reader.readUInt64("signed this epoch")
+        registryIndex = try reader.readOptional(UInt32.self, "registry index")
     }
 }
 
-/// Gateway-only state.
+/// Gateway-only state, from registration to deregistration.
 public struct GatewayRecord: Equatable, Sendable, CanonicalCodable {
-    /// Attestation and dispute votes cast in the current epoch (for rewards).
-    public var votesThisEpoch: UInt64
+    /// Position in the gateway registry.
+    public var registryIndex: UInt32
+    /// Votes this epoch on the side that won an event's final decision, and their weight
+    /// (Σ of each vote's weight in whole ACTI): the gateway's share of the gateway pool.
+    public var winningVotesThisEpoch: UInt64
+    public var rewardWeightThisEpoch: UInt128
 
-    public init(votesThisEpoch: UInt64 = 0) { self.votesThisEpoch = votesThisEpoch }
+    public init(registryIndex: UInt32) {
+        self.registryIndex = registryIndex
+        winningVotesThisEpoch = 0
+        rewardWeightThisEpoch = 0
+    }
 
-    public func encode(to writer: inout CanonicalWriter) { writer.write(votesThisEpoch) }
+    public func encode(to writer: inout CanonicalWriter) {
+        writer.write(registryIndex); writer.write(winningVotesThisEpoch); writer.write(rewardWeightThisEpoch)
+    }
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
-        votesThisEpoch = try reader.readUInt64("votes this epoch")
+        registryIndex = try reader.readUInt32("registry index")
+        winningVotesThisEpoch = try reader.readUInt64("winning votes this epoch")
+        rewardWeightThisEpoch = try reader.readUInt128("reward weight this epoch")
     }
 }
 
-/// Where an event is in its life. Only the edges listed in specs/runtime.md exist.
-public enum EventStatus: UInt32, Sendable, Equatable, CaseIterable, CanonicalTag {
-    public static let tagName = "event status"
+/// A gateway's stake at the opening of the epochs in which it changed (`gwh/` key), so that
+/// an event keeps the weights of its electorate whatever happens after (specs/runtime.md,
+/// "Electorate"). Sorted by epoch; entries of epochs no live event uses are dropped.
+public struct GatewayHistory: Equatable, Sendable, CanonicalCodable {
+    public struct Entry: Equatable, Sendable, CanonicalCodable {
+        public let epoch: UInt64
+        /// The gateway's electoral stake when `epoch` opened.
+        public let weight: Amount
 
-    case pending = 0
-    case accepted = 1
-    case rejected = 2
-    case expired = 3
-    case disputed = 4
-    case finalized = 5
+        public init(epoch: UInt64, weight: Amount) {
+            self.epoch = epoch
+            self.weight = weight
+        }
 
-    public var name: String {
-        switch self {
-        case .pending: return "pending"
-        case .accepted: return "accepted"
-        case .rejected: return "rejected"
-        case .expired: return "expired"
-        case .disputed: return "disputed"
-        case .finalized: return "finalized"
+        public func encode(to writer: inout CanonicalWriter) { writer.write(epoch); writer.write(weight) }
+        public init(from reader: inout CanonicalReader) throws(DecodingError) {
+            epoch = try reader.readUInt64("epoch")
+            weight = try reader.read(Amount.self)
         }
     }
 
-    /// The lifecycle's edges; the runtime asserts every transition against this.
-    public func canMove(to next: EventStatus) -> Bool {
-        switch (self, next) {
-        case (.pending, .accepted), (.pending, .rejected), (.pending, .expired),
-             (.accepted, .finalized), (.accepted, .disputed),
-             (.disputed, .rejected), (.disputed, .finalized):
-            return true
-        default:
-            return false
+    public var entries: [Entry]
+
+    public static let maxEntries = 64
+
+    public init(entries: [Entry] = []) { self.entries = entries }
+
+    public func encode(to writer: inout CanonicalWriter) { writer.writeList(entries) }
+    public init(from reader: inout CanonicalReader) throws(DecodingError) {
+        entries = try reader.readList(Entry.self, "history entries", limit: GatewayHistory.maxEntries)
+    }
+
+    /// The weight recorded for the first epoch at or after `epoch`, if any: with no change
+    /// between `epoch` and that one, it is the weight at `epoch` too.
+    public func weight(atEpoch epoch: UInt64) -> Amount? {
+        var low = 0, high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].epoch < epoch { low = middle + 1 } else { high = middle }
         }
+        return low < entries.count ? entries[low].weight : nil
     }
-
 }
 
-/// The header a gateway proposes. Its BLAKE2b-256 is the event id; the author's nonce and the
-/// block height make it unique.
-public struct EventHeader: Equatable, Sendable, CanonicalCodable {
-    public let author: PublicKey
-    public let nonce: UInt64
-    public let height: UInt64
-    public let parents: [Hash256]
-    public let arTxID: ArTxID
-    public let contentHash: Hash256
-    public let kind: String
+/// One epoch (`epoch/` u64-be key), kept while an event of its electorate can still be
+/// voted on or decided.
+public struct EpochRecord: Equatable, Sendable, CanonicalCodable {
+    /// Σ electoral stake when the epoch opened: the total every threshold of its events uses.
+    public let gatewayTotal: Amount
+    public let startHeight: UInt64
+    /// Block time of the block that closed it (0 while it runs).
+    public var endedAtMilliseconds: UInt64
 
-    public init(author: PublicKey, nonce: UInt64, height: UInt64, parents: [Hash256], arTxID: ArTxID, contentHash: Hash256, kind: String) {
-        self.author = author
-        self.nonce = nonce
-        self.height = height
-        self.parents = parents
-        self.arTxID = arTxID
-        self.contentHash = contentHash
-        self.kind = kind
+    public init(gatewayTotal: Amount, startHeight: UInt64, endedAtMilliseconds: UInt64 = 0) {
+        self.gatewayTotal = gatewayTotal
+        self.startHeight = startHeight
+        self.endedAtMilliseconds = endedAtMilliseconds
     }
 
-    public var id: Hash256 { Blake2b.hash256(canonicalBytes) }
-
-    public func encode(to writer: inout CanonicalWriter) {
-        writer.write(author); writer.write(nonce); writer.write(height); writer.writeList(parents)
-        writer.write(arTxID); writer.write(contentHash); writer.writeString(kind)
-    }
+    public func encode(to writer: inout CanonicalWriter) { writer.write(gatewayTotal); writer.write(startHeight); writer.write(endedAtMilliseconds) }
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
-        author = try reader.read(PublicKey.self)
-        nonce = try reader.readUInt64("nonce")
-        height = try reader.readUInt64("height")
-        parents = try reader.readList(Hash256.self, "parents", limit: TransactionLimits.maxParents)
-        arTxID = try reader.read(ArTxID.self)
-        contentHash = try reader.read(Hash256.self)
-        kind = try reader.readString("kind", limit: TransactionLimits.maxKindBytes)
+        gatewayTotal = try reader.read(Amount.self)
+        startHeight = try reader.readUInt64("start height")
+        endedAtMilliseconds = try reader.readUInt64("ended at")
     }
 }
 
-/// An event on chain: its header, where it is in its lifecycle, and its tallies.
-public struct EventRecord: Equatable, Sendable, CanonicalCodable {
-    public var header: EventHeader
-    public var proposedAtMilliseconds: UInt64
-    public var status: EventStatus
-    /// Block time of the last status change (acceptance opens the challenge window).
-    public var statusChangedAtMilliseconds: UInt64
-    public var statusChangedAtHeight: UInt64
-    /// Block time of acceptance (0 if never accepted): the challenge window runs from it.
-    public var acceptedAtMilliseconds: UInt64
-    public var validStake: Amount
-    public var invalidStake: Amount
-    /// Gateways that attested `valid`, sorted; they are the ones slashed if a dispute is upheld.
-    public var validVoters: [PublicKey]
-    public var invalidVoters: [PublicKey]
-    public var disputeID: Hash256?
+/// One page of a registry (`reg/v/`, `reg/g/` u64-be page): members in registration order,
+/// a removed member's place taken by the last one. Page p holds positions p·256 … p·256+255.
+public struct RegistryPage: Equatable, Sendable, CanonicalCodable {
+    public var keys: [PublicKey]
 
-    public static let maxVoters = 10_000
+    public static let capacity = 256
 
-    public func encode(to writer: inout CanonicalWriter) {
-        writer.write(header); writer.write(proposedAtMilliseconds); writer.write(status)
-        writer.write(statusChangedAtMilliseconds); writer.write(statusChangedAtHeight); writer.write(acceptedAtMilliseconds)
-        writer.write(validStake); writer.write(invalidStake)
-        writer.writeList(validVoters); writer.writeList(invalidVoters); writer.writeOptional(disputeID)
-    }
-    public init(header: EventHeader, proposedAtMilliseconds: UInt64) {
-        self.header = header
-        self.proposedAtMilliseconds = proposedAtMilliseconds
-        status = .pending
-        statusChangedAtMilliseconds = proposedAtMilliseconds
-        statusChangedAtHeight = header.height
-        acceptedAtMilliseconds = 0
-        validStake = .zero
-        invalidStake = .zero
-        validVoters = []
-        invalidVoters = []
-        disputeID = nil
-    }
+    public init(keys: [PublicKey] = []) { self.keys = keys }
+
+    public func encode(to writer: inout CanonicalWriter) { writer.writeList(keys) }
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
-        header = try reader.read(EventHeader.self)
-        proposedAtMilliseconds = try reader.readUInt64("proposed at")
-        status = try reader.read(EventStatus.self)
-        statusChangedAtMilliseconds = try reader.readUInt64("status changed at")
-        statusChangedAtHeight = try reader.readUInt64("status changed at height")
-        acceptedAtMilliseconds = try reader.readUInt64("accepted at")
-        validStake = try reader.read(Amount.self)
-        invalidStake = try reader.read(Amount.self)
-        validVoters = try reader.readList(PublicKey.self, "valid voters", limit: EventRecord.maxVoters)
-        invalidVoters = try reader.readList(PublicKey.self, "invalid voters", limit: EventRecord.maxVoters)
-        disputeID = try reader.readOptional(Hash256.self, "dispute id")
-    }
-
-    public func hasVoted(_ gateway: PublicKey) -> Bool {
-        SortedKeys.contains(validVoters, gateway) || SortedKeys.contains(invalidVoters, gateway)
-    }
-}
-
-public enum DisputeStatus: UInt32, Sendable, Equatable, CanonicalTag {
-    public static let tagName = "dispute status"
-
-    case open = 0
-    case upheld = 1
-    case notUpheld = 2
-
-    public var name: String {
-        switch self {
-        case .open: return "open"
-        case .upheld: return "upheld"
-        case .notUpheld: return "not_upheld"
-        }
-    }
-
-}
-
-public struct DisputeRecord: Equatable, Sendable, CanonicalCodable {
-    public var eventID: Hash256
-    public var disputer: PublicKey
-    public var bond: Amount
-    public var reason: ArTxID
-    public var openedAtMilliseconds: UInt64
-    public var openedAtHeight: UInt64
-    public var status: DisputeStatus
-    public var upholdStake: Amount
-    public var rejectStake: Amount
-    public var voters: [PublicKey]
-    /// What the resolution moved: total slashed from gateways and the disputer's reward.
-    public var slashedTotal: Amount
-    public var disputerReward: Amount
-
-    public func encode(to writer: inout CanonicalWriter) {
-        writer.write(eventID); writer.write(disputer); writer.write(bond); writer.write(reason)
-        writer.write(openedAtMilliseconds); writer.write(openedAtHeight); writer.write(status)
-        writer.write(upholdStake); writer.write(rejectStake); writer.writeList(voters)
-        writer.write(slashedTotal); writer.write(disputerReward)
-    }
-    public init(eventID: Hash256, disputer: PublicKey, bond: Amount, reason: ArTxID, openedAtMilliseconds: UInt64, openedAtHeight: UInt64) {
-        self.eventID = eventID
-        self.disputer = disputer
-        self.bond = bond
-        self.reason = reason
-        self.openedAtMilliseconds = openedAtMilliseconds
-        self.openedAtHeight = openedAtHeight
-        status = .open
-        upholdStake = .zero
-        rejectStake = .zero
-        voters = []
-        slashedTotal = .zero
-        disputerReward = .zero
-    }
-    public init(from reader: inout CanonicalReader) throws(DecodingError) {
-        eventID = try reader.read(Hash256.self)
-        disputer = try reader.read(PublicKey.self)
-        bond = try reader.read(Amount.self)
-        reason = try reader.read(ArTxID.self)
-        openedAtMilliseconds = try reader.readUInt64("opened at")
-        openedAtHeight = try reader.readUInt64("opened at height")
-        status = try reader.read(DisputeStatus.self)
-        upholdStake = try reader.read(Amount.self)
-        rejectStake = try reader.read(Amount.self)
-        voters = try reader.readList(PublicKey.self, "dispute voters", limit: EventRecord.maxVoters)
-        slashedTotal = try reader.read(Amount.self)
-        disputerReward = try reader.read(Amount.self)
-    }
-
-    /// One dispute per event: its id is derived from the event id.
-    public static func id(forEvent eventID: Hash256) -> Hash256 {
-        Blake2b.hash256(Array("membria/dispute".utf8) + eventID.bytes)
+        keys = try reader.readList(PublicKey.self, "registry page", limit: RegistryPage.capacity)
     }
 }
 
@@ -349,6 +262,9 @@ public struct ValidatorSetEntry: Equatable, Sendable, CanonicalCodable {
     public let address: PublicKey
     /// Voting power: bonded stake in whole ACTI.
     public let power: UInt64
+
+    /// Members a set can have (the loader caps `max_validators` at it).
+    public static let maxSetSize: UInt32 = 1_000
 
     public init(consensusKey: PublicKey, address: PublicKey, power: UInt64) {
         self.consensusKey = consensusKey
@@ -366,6 +282,9 @@ public struct ValidatorSetEntry: Equatable, Sendable, CanonicalCodable {
 
 /// A validator set scheduled to take effect at a height.
 public struct ScheduledValidatorSet: Equatable, Sendable, CanonicalCodable {
+    /// At most one set per height of the change delay (the loader caps the delay at it).
+    public static let maxScheduled: UInt64 = 100
+
     public let effectiveHeight: UInt64
     public let validators: [ValidatorSetEntry]
 
@@ -377,7 +296,7 @@ public struct ScheduledValidatorSet: Equatable, Sendable, CanonicalCodable {
     public func encode(to writer: inout CanonicalWriter) { writer.write(effectiveHeight); writer.writeList(validators) }
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
         effectiveHeight = try reader.readUInt64("effective height")
-        validators = try reader.readList(ValidatorSetEntry.self, "validators", limit: 1_000)
+        validators = try reader.readList(ValidatorSetEntry.self, "validators", limit: Int(ValidatorSetEntry.maxSetSize))
     }
 }
 
@@ -401,10 +320,10 @@ public struct ValidatorSets: Equatable, Sendable, CanonicalCodable {
         self.scheduled = scheduled
     }
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
-        previous = try reader.readList(ValidatorSetEntry.self, "previous set", limit: 1_000)
-        current = try reader.readList(ValidatorSetEntry.self, "current set", limit: 1_000)
+        previous = try reader.readList(ValidatorSetEntry.self, "previous set", limit: Int(ValidatorSetEntry.maxSetSize))
+        current = try reader.readList(ValidatorSetEntry.self, "current set", limit: Int(ValidatorSetEntry.maxSetSize))
         currentSince = try reader.readUInt64("current set since")
-        scheduled = try reader.readList(ScheduledValidatorSet.self, "scheduled sets", limit: 100)
+        scheduled = try reader.readList(ScheduledValidatorSet.self, "scheduled sets", limit: Int(ScheduledValidatorSet.maxScheduled))
     }
 }
 
@@ -418,7 +337,7 @@ public struct HistoricValidatorSet: Equatable, Sendable, CanonicalCodable {
 
     public func encode(to writer: inout CanonicalWriter) { writer.writeList(validators) }
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
-        validators = try reader.readList(ValidatorSetEntry.self, "validators", limit: 1_000)
+        validators = try reader.readList(ValidatorSetEntry.self, "validators", limit: Int(ValidatorSetEntry.maxSetSize))
     }
 
     /// The member with this consensus key, by binary search over the sorted keys.
@@ -464,11 +383,13 @@ public struct QueueBounds: Equatable, Sendable, CanonicalCodable {
     }
 }
 
-/// One queue entry: the ids pushed in one block, and that block's time. Every id of a queue
-/// has the same period, so the whole entry falls due at once.
+/// One queue entry: ids pushed in one block (a block with more writes several entries), and
+/// that block's time. Every id of a queue has the same period, so the whole entry falls due at once.
 public struct QueueEntry: Equatable, Sendable, CanonicalCodable {
     public let timeMilliseconds: UInt64
     public let ids: [Hash256]
+
+    public static let maxIDs = 4_096
 
     public init(timeMilliseconds: UInt64, ids: [Hash256]) {
         self.timeMilliseconds = timeMilliseconds
@@ -478,7 +399,7 @@ public struct QueueEntry: Equatable, Sendable, CanonicalCodable {
     public func encode(to writer: inout CanonicalWriter) { writer.write(timeMilliseconds); writer.writeList(ids) }
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
         timeMilliseconds = try reader.readUInt64("queue entry time")
-        ids = try reader.readList(Hash256.self, "queue entry ids", limit: 1_000_000)
+        ids = try reader.readList(Hash256.self, "queue entry ids", limit: QueueEntry.maxIDs)
     }
 }
 
@@ -489,14 +410,19 @@ public struct GlobalRecord: Equatable, Sendable, CanonicalCodable {
     /// Fees and minted block rewards waiting for the epoch-end payout.
     public var rewardPot: Amount
     public var treasury: Amount
-    /// Dispute bonds held until their dispute resolves.
+    /// Dispute and defence bonds held until they are settled.
     public var disputeEscrow: Amount
-    /// Σ bonded stake of registered gateways: the base of every attestation threshold.
+    /// Σ electoral stake of registered gateways now (the next epoch's electorate total).
     public var gatewayStake: Amount
     public var genesisSupply: Amount
     public var minted: Amount
     public var burned: Amount
     public var epoch: UInt64
+    /// The oldest epoch whose electorate a live event may still use (its `epoch/` record and
+    /// the gateway history back to it are kept).
+    public var oldestLiveEpoch: UInt64
+    public var validatorCount: UInt32
+    public var gatewayCount: UInt32
     public var attestationQueue: QueueBounds
     public var challengeQueue: QueueBounds
     public var revoteQueue: QueueBounds
@@ -504,8 +430,8 @@ public struct GlobalRecord: Equatable, Sendable, CanonicalCodable {
     public func encode(to writer: inout CanonicalWriter) {
         writer.write(height); writer.write(timeMilliseconds); writer.write(rewardPot); writer.write(treasury)
         writer.write(disputeEscrow); writer.write(gatewayStake); writer.write(genesisSupply); writer.write(minted)
-        writer.write(burned); writer.write(epoch); writer.write(attestationQueue); writer.write(challengeQueue)
-        writer.write(revoteQueue)
+        writer.write(burned); writer.write(epoch); writer.write(oldestLiveEpoch); writer.write(validatorCount)
+        writer.write(gatewayCount); writer.write(attestationQueue); writer.write(challengeQueue); writer.write(revoteQueue)
     }
     public init(height: UInt64, timeMilliseconds: UInt64, genesisSupply: Amount) {
         self.height = height
@@ -518,6 +444,9 @@ public struct GlobalRecord: Equatable, Sendable, CanonicalCodable {
         minted = .zero
         burned = .zero
         epoch = 0
+        oldestLiveEpoch = 0
+        validatorCount = 0
+        gatewayCount = 0
         attestationQueue = QueueBounds()
         challengeQueue = QueueBounds()
         revoteQueue = QueueBounds()
@@ -533,6 +462,9 @@ public struct GlobalRecord: Equatable, Sendable, CanonicalCodable {
         minted = try reader.read(Amount.self)
         burned = try reader.read(Amount.self)
         epoch = try reader.readUInt64("epoch")
+        oldestLiveEpoch = try reader.readUInt64("oldest live epoch")
+        validatorCount = try reader.readUInt32("validator count")
+        gatewayCount = try reader.readUInt32("gateway count")
         attestationQueue = try reader.read(QueueBounds.self)
         challengeQueue = try reader.read(QueueBounds.self)
         revoteQueue = try reader.read(QueueBounds.self)
@@ -573,15 +505,5 @@ public enum SortedKeys {
         guard index < keys.count && keys[index] == key else { return false }
         keys.remove(at: index)
         return true
-    }
-}
-
-/// A list of public keys as a state record (the validator and gateway registries).
-public struct KeyList: Equatable, Sendable, CanonicalCodable {
-    public var keys: [PublicKey]
-    public init(keys: [PublicKey] = []) { self.keys = keys }
-    public func encode(to writer: inout CanonicalWriter) { writer.writeList(keys) }
-    public init(from reader: inout CanonicalReader) throws(DecodingError) {
-        keys = try reader.readList(PublicKey.self, "keys", limit: 1_000_000)
     }
 }

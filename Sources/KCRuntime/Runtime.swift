@@ -21,35 +21,38 @@ public struct Runtime: Sendable {
 
     /// The state at height 0.
     public func genesisState() -> ChainState {
-        var execution = ExecutionState(base: ChainState())
         guard let supply = genesis.totalSupply else { preconditionFailure("genesis supply overflows; the loader refuses such files") }
-        var global = GlobalRecord(height: 0, timeMilliseconds: genesis.genesisTimeUnixMilliseconds, genesisSupply: supply)
+        let global = GlobalRecord(height: 0, timeMilliseconds: genesis.genesisTimeUnixMilliseconds, genesisSupply: supply)
+        var executor = BlockExecutor(runtime: self, state: ExecutionState(base: ChainState()), global: global,
+                                     context: BlockContext(height: 0, timeMilliseconds: genesis.genesisTimeUnixMilliseconds))
         for account in genesis.accounts {
-            execution.write(StateKey.account(account.address), AccountRecord(balance: account.balance))
+            executor.state.write(StateKey.account(account.address), AccountRecord(balance: account.balance))
         }
-        var validatorRegistry = KeyList(), gatewayRegistry = KeyList()
         for validator in genesis.validators {
             var stake = StakeRecord(bonded: validator.stake, consensusKey: validator.consensusKey)
             stake.isGateway = validator.gateway
-            execution.write(StateKey.stake(validator.address), stake)
-            execution.write(StateKey.validator(validator.address),
-                            ValidatorRecord(consensusKey: validator.consensusKey, windowLength: parameters.slashing.signedBlocksWindow))
-            execution.write(StateKey.consensusKey(validator.consensusKey), validator.address)
-            SortedKeys.insert(&validatorRegistry.keys, validator.address)
-            if validator.gateway {
-                execution.write(StateKey.gateway(validator.address), GatewayRecord())
-                SortedKeys.insert(&gatewayRegistry.keys, validator.address)
-                global.gatewayStake = global.gatewayStake.adding(validator.stake)!
+            executor.state.write(StateKey.stake(validator.address), stake)
+            executor.state.write(StateKey.consensusKey(validator.consensusKey), validator.address)
+            // The loader allows at most `max_validators` (≤ 1,000) validators: the registries have room.
+            do {
+                var record = ValidatorRecord(consensusKey: validator.consensusKey, windowLength: parameters.slashing.signedBlocksWindow)
+                record.registryIndex = try executor.registryAppend(.validators, validator.address)
+                executor.state.write(StateKey.validator(validator.address), record)
+                if validator.gateway {
+                    let position = try executor.registryAppend(.gateways, validator.address)
+                    executor.state.write(StateKey.gateway(validator.address), GatewayRecord(registryIndex: position))
+                    executor.global.gatewayStake = executor.plus(executor.global.gatewayStake, validator.stake)
+                }
+            } catch {
+                preconditionFailure("genesis registries overflow: \(error.message)")
             }
-            if execution.get(StateKey.account(validator.address)) == nil {
-                execution.write(StateKey.account(validator.address), AccountRecord())
+            if executor.state.get(StateKey.account(validator.address)) == nil {
+                executor.state.write(StateKey.account(validator.address), AccountRecord())
             }
         }
-        execution.write(StateKey.validatorRegistry, validatorRegistry)
-        execution.write(StateKey.gatewayRegistry, gatewayRegistry)
-        execution.write(StateKey.global, global)
-        var executor = BlockExecutor(runtime: self, state: execution, global: global,
-                                     context: BlockContext(height: 0, timeMilliseconds: genesis.genesisTimeUnixMilliseconds))
+        // Epoch 0's electorate: the genesis gateways.
+        executor.openEpoch(0, startHeight: 1)
+        executor.state.write(StateKey.global, executor.global)
         let initialSet = executor.computeValidatorSet()
         precondition(!initialSet.isEmpty, "genesis has no eligible validator")
         executor.state.write(StateKey.validatorSets, ValidatorSets(previous: initialSet, current: initialSet, currentSince: 1, scheduled: []))
@@ -204,8 +207,9 @@ struct BlockExecutor {
         case .proposeEvent(let parents, let arTxID, let contentHash, let kind):
             try proposeEvent(sender, nonce: nonce, parents: parents, arTxID: arTxID, contentHash: contentHash, kind: kind)
         case .attest(let votes): try attest(sender, votes)
-        case .dispute(let eventID, let bond, let reason): try dispute(sender, eventID: eventID, bond: bond, reason: reason)
+        case .dispute(let eventID, let bond, let reason): try openDispute(sender, eventID: eventID, bond: bond, reason: reason)
         case .voteDispute(let disputeID, let uphold): try voteDispute(sender, disputeID: disputeID, uphold: uphold)
+        case .defend(let disputeID, let bond): try defend(sender, disputeID: disputeID, bond: bond)
         }
     }
 
@@ -218,8 +222,6 @@ struct BlockExecutor {
     func stake(_ address: PublicKey) -> StakeRecord {
         state.read(StakeRecord.self, StateKey.stake(address)) ?? StakeRecord()
     }
-
-    func registry(_ key: StoreKey) -> KeyList { state.read(KeyList.self, key) ?? KeyList() }
 
     func event(_ id: Hash256) -> EventRecord? { state.read(EventRecord.self, StateKey.event(id)) }
 
@@ -235,16 +237,6 @@ struct BlockExecutor {
         return difference
     }
 
-    mutating func moveEvent(_ id: Hash256, _ record: inout EventRecord, to status: EventStatus, inCall: Bool) {
-        precondition(record.status.canMove(to: status), "illegal event transition \(record.status.name) -> \(status.name)")
-        let change = EventStatusChange(eventID: id, from: record.status, to: status, height: height)
-        record.status = status
-        record.statusChangedAtMilliseconds = now
-        record.statusChangedAtHeight = height
-        if status == .accepted { record.acceptedAtMilliseconds = now }
-        if inCall { pending.eventChanges.append(change) } else { effects.eventChanges.append(change) }
-    }
-
     /// Queues `id` for a deadline. Ids pushed during one block share their push time, so
     /// they are written at the end of the block as one queue entry (one state write per queue
     /// per block instead of one per id).
@@ -258,8 +250,12 @@ struct BlockExecutor {
             let ids = effects.queuePushes.filter { $0.0 == queue }.map(\.1)
             guard !ids.isEmpty else { continue }
             var bounds = queueBounds(queue)
-            state.write(StateKey.queueEntry(queue, bounds.tail), QueueEntry(timeMilliseconds: now, ids: ids))
-            bounds.tail += 1
+            // Entries hold at most `QueueEntry.maxIDs` ids: a busier block writes several.
+            for start in stride(from: 0, to: ids.count, by: QueueEntry.maxIDs) {
+                let chunk = Array(ids[start..<min(start + QueueEntry.maxIDs, ids.count)])
+                state.write(StateKey.queueEntry(queue, bounds.tail), QueueEntry(timeMilliseconds: now, ids: chunk))
+                bounds.tail += 1
+            }
             setQueueBounds(queue, bounds)
         }
         effects.queuePushes.removeAll()
@@ -279,25 +275,6 @@ struct BlockExecutor {
         case .challenge: global.challengeQueue = bounds
         case .revote: global.revoteQueue = bounds
         }
-    }
-
-    /// Slashes `basisPoints` of an account's bonded stake and of its unbonding entries created
-    /// at or after `infractionHeight`. Returns the amount taken; the caller decides where it goes.
-    mutating func slash(_ address: PublicKey, basisPoints: UInt32, infractionHeight: UInt64, reason: SlashReason, inCall: Bool) -> Amount {
-        var record = stake(address)
-        let fromBonded = record.bonded.fraction(basisPoints: basisPoints)
-        record.bonded = minus(record.bonded, fromBonded)
-        var total = fromBonded
-        for index in record.unbonding.indices where record.unbonding[index].creationHeight >= infractionHeight {
-            let cut = record.unbonding[index].amount.fraction(basisPoints: basisPoints)
-            record.unbonding[index].amount = minus(record.unbonding[index].amount, cut)
-            total = plus(total, cut)
-        }
-        if record.isGateway { global.gatewayStake = minus(global.gatewayStake, fromBonded) }
-        state.write(StateKey.stake(address), record)
-        let entry = SlashRecord(address: address, reason: reason, amount: total, height: height)
-        if inCall { pending.slashes.append(entry) } else { effects.slashes.append(entry) }
-        return total
     }
 
     // MARK: finishing
@@ -341,8 +318,13 @@ struct Effects {
     var eventsByKind: [(String, Hash256)] = []
     /// Ids queued for a deadline, written at the end of the block (`flushQueuePushes`).
     var queuePushes: [(StateKey.Queue, Hash256)] = []
-    /// Set when a jail, unjail or tombstone happened: the validator set is recomputed at block end.
+    /// Set when a jail, unjail, tombstone, slash or unbond of a validator happened: the
+    /// validator set is recomputed at block end.
     var validatorSetDirty = false
+    /// Events that reached a final status (their waiting children are settled at block end).
+    var wakeups: [Hash256] = []
+    /// Events decided with a winning side, whose votes on it earn reward weight at block end.
+    var credits: [(Hash256, Verdict)] = []
 
     mutating func absorb(_ call: Effects) {
         eventChanges += call.eventChanges
@@ -351,6 +333,8 @@ struct Effects {
         eventsByAuthor += call.eventsByAuthor
         eventsByKind += call.eventsByKind
         queuePushes += call.queuePushes
+        wakeups += call.wakeups
+        credits += call.credits
         validatorSetDirty = validatorSetDirty || call.validatorSetDirty
     }
 }

@@ -85,8 +85,6 @@ extension StoreKey: ContiguousBytes {}
 public enum StateKey {
     public static let global = StoreKey(Array("global".utf8))
     public static let validatorSets = StoreKey(Array("vsets".utf8))
-    public static let validatorRegistry = StoreKey(Array("reg/validators".utf8))
-    public static let gatewayRegistry = StoreKey(Array("reg/gateways".utf8))
 
     public static func account(_ address: PublicKey) -> StoreKey { StoreKey("acct/", address.bytes32) }
     public static func stake(_ address: PublicKey) -> StoreKey { StoreKey("stake/", address.bytes32) }
@@ -95,6 +93,33 @@ public enum StateKey {
     public static func consensusKey(_ key: PublicKey) -> StoreKey { StoreKey("ckey/", key.bytes32) }
     public static func event(_ id: Hash256) -> StoreKey { StoreKey("event/", id) }
     public static func dispute(_ id: Hash256) -> StoreKey { StoreKey("disp/", id) }
+    /// `EventVote` of `voter` on `event`, under a hash of both (a key holds at most 48 bytes).
+    public static func eventVote(_ event: Hash256, _ voter: PublicKey) -> StoreKey {
+        StoreKey("evote/", Blake2b.hash256(event.bytes + voter.bytes32.bytes))
+    }
+    /// `VoterEntry` number `index` of an event's valid or invalid voter list.
+    public static func voterEntry(_ event: Hash256, _ verdict: Verdict, _ index: UInt32) -> StoreKey {
+        var key = Array("evl/".utf8) + event.bytes
+        key.append(UInt8(verdict.rawValue))
+        withUnsafeBytes(of: index.bigEndian) { key.append(contentsOf: $0) }
+        return StoreKey(key)
+    }
+    /// `JuryRecord` of a dispute decided by validators.
+    public static func jury(_ dispute: Hash256) -> StoreKey { StoreKey("jury/", dispute) }
+    /// `DisputeVote` of the juror at `position` in the dispute's jury.
+    public static func disputeVote(_ dispute: Hash256, juror position: UInt16) -> StoreKey {
+        var key = Array("dvote/".utf8) + dispute.bytes
+        withUnsafeBytes(of: position.bigEndian) { key.append(contentsOf: $0) }
+        return StoreKey(key)
+    }
+    /// The first event waiting for `parent` to be final (the rest follow `next_waiting`).
+    public static func waiting(on parent: Hash256) -> StoreKey { StoreKey("wait/", parent) }
+    /// `GatewayHistory` of an account that has been a gateway.
+    public static func gatewayHistory(_ address: PublicKey) -> StoreKey { StoreKey("gwh/", address.bytes32) }
+    /// `EpochRecord` of a live epoch.
+    public static func epoch(_ number: UInt64) -> StoreKey { numbered("epoch/", number) }
+    /// `RegistryPage` number `page` of a registry.
+    public static func registryPage(_ registry: Registry, _ page: UInt64) -> StoreKey { numbered(registry.prefix, page) }
     public static func evidence(_ hash: Hash256) -> StoreKey { StoreKey("evid/", hash) }
     /// `HeightRecord` of a committed height (kept inside the evidence window).
     public static func heightRecord(_ height: UInt64) -> StoreKey { numbered("height/", height) }
@@ -114,6 +139,20 @@ public enum StateKey {
     }
 
     public static func queueEntry(_ queue: Queue, _ position: UInt64) -> StoreKey { numbered(queue.rawValue, position) }
+}
+
+/// The two registries: accounts registered as validators and as gateways. Each is paged
+/// (`RegistryPage`) so that joining or leaving writes one or two pages, whatever its size.
+public enum Registry: Sendable, CaseIterable {
+    case validators
+    case gateways
+
+    var prefix: String { self == .validators ? "reg/v/" : "reg/g/" }
+
+    /// Protocol constants: members a registry can hold (a full one refuses new members).
+    public var capacity: UInt32 { self == .validators ? 10_000 : 100_000 }
+
+    public var name: String { self == .validators ? "validator" : "gateway" }
 }
 
 /// The committed chain state: every entry, and the Merkle trie over them.

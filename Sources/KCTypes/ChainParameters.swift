@@ -85,11 +85,15 @@ public struct ChainParameters: Equatable, Sendable {
         public var blockReward: Amount
         public var operatorsShareBasisPoints: UInt32
         public var treasuryShareBasisPoints: UInt32
+        /// The gateways' pool: this share of the operators' part; validators get the rest.
+        public var gatewayShareBasisPoints: UInt32
 
-        public init(blockReward: Amount, operatorsShareBasisPoints: UInt32, treasuryShareBasisPoints: UInt32) {
+        public init(blockReward: Amount, operatorsShareBasisPoints: UInt32, treasuryShareBasisPoints: UInt32,
+                    gatewayShareBasisPoints: UInt32) {
             self.blockReward = blockReward
             self.operatorsShareBasisPoints = operatorsShareBasisPoints
             self.treasuryShareBasisPoints = treasuryShareBasisPoints
+            self.gatewayShareBasisPoints = gatewayShareBasisPoints
         }
     }
 
@@ -147,6 +151,7 @@ extension ChainParameters: CanonicalEncodable {
         writer.write(rewards.blockReward)
         writer.write(rewards.operatorsShareBasisPoints)
         writer.write(rewards.treasuryShareBasisPoints)
+        writer.write(rewards.gatewayShareBasisPoints)
         writer.write(fees.minFee)
     }
 }

@@ -267,12 +267,32 @@ public enum GenesisLoader {
             minDisputeBond: try events.amount("min_dispute_bond"),
             disputerRewardBasisPoints: try events.basisPoints("disputer_reward_bps"))
         try events.finish()
+        guard stakingParameters.minGatewayStake > .zero else {
+            throw GenesisError(field: "params.staking.min_gateway_stake", message: "must be more than zero: free gateway registrations would fill the registry")
+        }
+        guard stakingParameters.minValidatorStake > .zero else {
+            throw GenesisError(field: "params.staking.min_validator_stake", message: "must be more than zero: free validator registrations would fill the registry")
+        }
+        guard eventParameters.minDisputeBond > .zero else {
+            throw GenesisError(field: "params.events.min_dispute_bond", message: "must be more than zero: disputes must cost a bond that grows with each round")
+        }
+        // Stake that voted must still be there when the vote is judged: an event is decided at
+        // the latest after its attestation, challenge window and one re-vote.
+        let (lifetime, lifetimeOverflow) = eventParameters.attestationPeriodMilliseconds
+            .addingReportingOverflow(eventParameters.challengeWindowMilliseconds)
+        let (fullLifetime, revoteOverflow) = lifetime.addingReportingOverflow(eventParameters.revotePeriodMilliseconds)
+        guard !lifetimeOverflow && !revoteOverflow && fullLifetime <= stakingParameters.unbondingPeriodMilliseconds else {
+            let sum = lifetimeOverflow || revoteOverflow ? "more than 2^64" : String(fullLifetime)
+            throw GenesisError(field: "params.staking.unbonding_period_ms",
+                               message: "\(stakingParameters.unbondingPeriodMilliseconds) is shorter than an event's life: attestation_period_ms + challenge_window_ms + revote_period_ms = \(sum); a gateway could withdraw before its vote is judged; raise the unbonding period to at least \(sum) or shorten the event periods")
+        }
 
         var rewards = try params.object("rewards")
         let rewardParameters = ChainParameters.Rewards(
             blockReward: try rewards.amount("block_reward"),
             operatorsShareBasisPoints: try rewards.basisPoints("operators_share_bps"),
-            treasuryShareBasisPoints: try rewards.basisPoints("treasury_share_bps"))
+            treasuryShareBasisPoints: try rewards.basisPoints("treasury_share_bps"),
+            gatewayShareBasisPoints: try rewards.basisPoints("gateway_share_bps"))
         try rewards.finish()
         guard rewardParameters.operatorsShareBasisPoints + rewardParameters.treasuryShareBasisPoints == 10_000 else {
             throw GenesisError(field: "params.rewards",
@@ -324,7 +344,8 @@ extension Genesis {
                                 ("disputer_reward_bps", number(p.events.disputerRewardBasisPoints))])),
             ("rewards", .object([("block_reward", amount(p.rewards.blockReward)),
                                  ("operators_share_bps", number(p.rewards.operatorsShareBasisPoints)),
-                                 ("treasury_share_bps", number(p.rewards.treasuryShareBasisPoints))])),
+                                 ("treasury_share_bps", number(p.rewards.treasuryShareBasisPoints)),
+                                 ("gateway_share_bps", number(p.rewards.gatewayShareBasisPoints))])),
             ("fees", .object([("min_fee", amount(p.fees.minFee))])),
         ])
         return .object([

@@ -23,6 +23,7 @@ public enum Call: Equatable, Sendable {
     case attest(votes: [AttestationVote])                                          // tag 8
     case dispute(eventID: Hash256, bond: Amount, reason: ArTxID)                   // tag 9
     case voteDispute(disputeID: Hash256, uphold: Bool)                             // tag 10
+    case defend(disputeID: Hash256, bond: Amount)                                  // tag 11
 
     /// The call's name as written in specs/runtime.md and shown in receipts.
     public var name: String {
@@ -38,6 +39,7 @@ public enum Call: Equatable, Sendable {
         case .attest: return "attest"
         case .dispute: return "dispute"
         case .voteDispute: return "vote_dispute"
+        case .defend: return "defend"
         }
     }
 }
@@ -89,6 +91,8 @@ extension Call: CanonicalCodable {
             writer.writeVarint(9); writer.write(eventID); writer.write(bond); writer.write(reason)
         case .voteDispute(let disputeID, let uphold):
             writer.writeVarint(10); writer.write(disputeID); writer.write(uphold)
+        case .defend(let disputeID, let bond):
+            writer.writeVarint(11); writer.write(disputeID); writer.write(bond)
         }
     }
 
@@ -112,6 +116,8 @@ extension Call: CanonicalCodable {
             self = .dispute(eventID: try reader.read(Hash256.self), bond: try reader.read(Amount.self), reason: try reader.read(ArTxID.self))
         case 10:
             self = .voteDispute(disputeID: try reader.read(Hash256.self), uphold: try reader.readBool("uphold"))
+        case 11:
+            self = .defend(disputeID: try reader.read(Hash256.self), bond: try reader.read(Amount.self))
         default:
             throw .unknownTag(what: "call", tag: tag)
         }

@@ -15,7 +15,7 @@ struct NodeCommand: ParsableCommand {
         """,
         version: version,
         subcommands: [InitCommand.self, StartCommand.self, KeysCommand.self, StatusCommand.self, QueryCommand.self,
-                      ProposeEventCommand.self, AttestCommand.self, DisputeCommand.self, VoteDisputeCommand.self,
+                      ProposeEventCommand.self, AttestCommand.self, DisputeCommand.self, VoteDisputeCommand.self, DefendCommand.self,
                       StakeCommand.self, UnstakeCommand.self, WithdrawCommand.self, RegisterValidatorCommand.self,
                       RegisterGatewayCommand.self, UnjailCommand.self, TransferCommand.self,
                       SimulateCommand.self, ArweaveDevServerCommand.self, DevnetGenesisCommand.self, StoreCrashWriterCommand.self, LoadCommand.self]

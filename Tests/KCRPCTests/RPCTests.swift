@@ -67,7 +67,7 @@ struct RPCTests {
         node.send(.attest(votes: [AttestationVote(eventID: ids[0], verdict: .valid)]), from: LiveNode.validatorAccount)
         let disputed = node.send(.dispute(eventID: ids[0], bond: .acti(100), reason: try ArTxID(parsing: Self.arTxID)), from: Self.other)
         #expect(disputed.json?["transaction"]?["receipt"]?["succeeded"]?.boolValue == true, "\(disputed.text)")
-        let disputeID = DisputeRecord.id(forEvent: ids[0]).hex
+        let disputeID = DisputeRecord.id(forEvent: ids[0], sequence: 0).hex
         for (method, template) in Routes.table where method == "GET" && template != "/subscribe" {
             let path = template.replacingOccurrences(of: "{height}", with: "1").replacingOccurrences(of: "{hash}", with: hash)
                 .replacingOccurrences(of: "{address}", with: Self.author.publicKey.hex)
@@ -80,6 +80,10 @@ struct RPCTests {
         let event = try #require(node.get("/events/\(ids[0].hex)").json)
         #expect(event["status"]?.stringValue == "disputed")
         #expect(event["dispute"]?["id"]?.stringValue == disputeID)
+        #expect(event["electorate"]?["epoch"]?.numberText != nil && event["tally"]?["valid_count"]?.numberText == "1")
+        let votes = try #require(node.get("/events/\(ids[0].hex)/votes").json)
+        #expect(votes["votes"]?.arrayValue?.first?["voter"]?.stringValue == LiveNode.validatorAccount.publicKey.hex, "\(votes)")
+        #expect(node.get("/events/\(ids[0].hex)/votes?verdict=maybe").status == 400)
         #expect(node.get("/events/\(ids[1].hex)/parents").json?["levels"]?.arrayValue?.first?["events"]?.arrayValue?.first?["id"]?.stringValue == ids[0].hex)
         let metrics = node.get("/metrics").text
         #expect(metrics.contains("membria_height "))

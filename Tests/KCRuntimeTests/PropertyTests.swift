@@ -88,7 +88,7 @@ struct RuntimePropertyTests {
             for change in executed.outcome.eventChanges {
                 statuses.insert(change.to)
                 if change.from == nil { events.append(change.eventID) }
-                if change.to == .disputed { disputes.append(DisputeRecord.id(forEvent: change.eventID)) }
+                if change.to == .disputed, let id = chain.state.event(change.eventID)?.disputeID { disputes.append(id) }
             }
             #expect(chain.state.auditSupply().isConserved, "seed \(seed) height \(chain.height): supply")
             chain.checkGatewayStake()

@@ -14,15 +14,15 @@ func doubleSign(_ key: SigningKey, height: UInt64) -> DoubleSignEvidence {
 }
 
 struct DoubleSignTests {
-    @Test func evidenceSlashesOnceTombstonesAndReachesLaterUnbonding() throws {
+    @Test func evidenceSlashesOnceTombstonesAndTakesFromThePowerItSignedWith() throws {
         var chain = TestChain()
-        try chain.block()  // height 1: the infraction height
+        try chain.block()  // height 1: the infraction height, signed with 100,000 power
         #expect(try chain.submit(g[1], .unbond(amount: .acti(10_000))).succeeded)  // height 2, after the infraction
         let evidence = doubleSign(ck[1], height: 1)
         let outcome = try chain.block(evidence: [evidence])
-        // 5% of 90,000 bonded plus 5% of the 10,000 unbonding entry.
-        #expect(chain.bonded(g[1]) == .acti(85_500))
-        #expect(chain.state.stake(g[1].publicKey).unbonding.first?.amount == .acti(9_500))
+        // 5% of the 100,000 it signed with, taken from bonded stake first.
+        #expect(chain.bonded(g[1]) == .acti(85_000))
+        #expect(chain.state.stake(g[1].publicKey).unbonding.first?.amount == .acti(10_000))
         #expect(outcome.slashes == [SlashRecord(address: g[1].publicKey, reason: .doubleSign, amount: .acti(5_000), height: chain.height)])
         let record = try #require(chain.state.validator(g[1].publicKey))
         #expect(record.tombstoned && record.jailed)
@@ -35,7 +35,7 @@ struct DoubleSignTests {
         let again = try chain.block(evidence: [evidence, doubleSign(ck[1], height: 2)])
         #expect(again.slashes.isEmpty)
         #expect(again.ignoredEvidence == 2)
-        #expect(chain.bonded(g[1]) == .acti(85_500))
+        #expect(chain.bonded(g[1]) == .acti(85_000))
         #expect(try chain.submit(g[1], .unjail).code == .tombstoned)
     }
 
@@ -123,39 +123,49 @@ extension DowntimeTests {
 }
 
 struct RewardTests {
-    @Test func epochRewardsAreSplitByStakeTimesParticipationToTheUnit() throws {
+    @Test func validatorPoolIsSplitByStakeTimesBlocksSignedToTheUnit() throws {
         var chain = TestChain()
         chain.signers = [ck[0], ck[1], ck[2]].map(\.publicKey)  // g3 earns nothing this epoch
         for _ in 0..<9 { try chain.block() }
         #expect(chain.state.global.rewardPot == .acti(9))
         let treasuryBefore = chain.state.global.treasury
         try chain.block()  // height 10: epoch end
-        // Pot: 10 block rewards = 10 ACTI. 70% = 7 ACTI to g0..g2 with equal weight
-        // (100,000 × 9 signed blocks): 7e18 / 3 each, rounded down; the 1-unit remainder and
-        // the 30% go to the treasury.
-        let share = Amount(units: 7_000_000_000_000_000_000 / 3)
+        // Pot: 10 block rewards = 10 ACTI; operators 70% = 7 ACTI, of which the gateway pool
+        // (50%, 3.5 ACTI) was earned by nobody (no event was decided) and the validator pool
+        // (3.5 ACTI) goes to g0..g2 with equal weight (100,000 × 9 signed blocks): 3.5e18 / 3
+        // each, rounded down. The treasury gets 30%, the unearned pool and the 2-unit remainder.
+        let share = Amount(units: 3_500_000_000_000_000_000 / 3)
         for index in 0..<3 { #expect(chain.balance(g[index]) == Amount.acti(1_000_000).adding(share)!) }
         #expect(chain.balance(g[3]) == .acti(1_000_000))
-        #expect(chain.state.global.treasury == treasuryBefore.adding(Amount(units: 3_000_000_000_000_000_001))!)
+        #expect(chain.state.global.treasury == treasuryBefore.adding(Amount(units: 6_500_000_000_000_000_002))!)
         #expect(chain.state.global.rewardPot == .zero)
         #expect(chain.state.global.epoch == 1)
     }
 
-    @Test func feesGoToThePotAndGatewayVotesCount() throws {
+    /// The gateway pool pays the votes on the side that won an event's final decision, each
+    /// with the weight it was cast with; the author and non-voters get none of it.
+    @Test func gatewayPoolPaysVotesOnTheWinningSideOfDecidedEvents() throws {
         var chain = TestChain()
-        let id = try chain.propose(g[0], label: "rewarded")  // height 1
-        #expect(try chain.submit(g[1], .attest(votes: [AttestationVote(eventID: id, verdict: .valid)])).succeeded)  // height 2
-        for _ in 0..<8 { try chain.block() }  // heights 3..10
-        // Pot: 10 ACTI minted + 2 fees. Weights: 100,000 × signed (9 each); g1 has one vote more.
-        let pot = Amount.acti(10).adding(Amount(units: fee.units * 2))!
-        let operators = pot.fraction(basisPoints: 7_000)
-        let total: UInt128 = 100_000 * (9 * 4 + 1)
-        let g1Share = operators.multiplied(by: 100_000 * 10, dividedBy: total)!
-        let otherShare = operators.multiplied(by: 100_000 * 9, dividedBy: total)!
-        #expect(chain.balance(g[1]) == Amount.acti(1_000_000).subtracting(fee)!.adding(g1Share)!)
-        #expect(chain.balance(g[2]) == Amount.acti(1_000_000).adding(otherShare)!)
-        let paid = g1Share.adding(Amount(units: otherShare.units * 3))!
-        #expect(chain.state.global.treasury == pot.subtracting(paid)!)
+        let id = try accepted(&chain, label: "rewarded")  // heights 1 and 2
+        while chain.status(id) != .finalized { try chain.block() }
+        for account in [g[1], g[2], g[3]] {
+            let record = try #require(chain.state.gateway(account.publicKey))
+            #expect(record.winningVotesThisEpoch == 1 && record.rewardWeightThisEpoch == 100_000)
+        }
+        #expect(chain.state.gateway(g[0].publicKey)?.rewardWeightThisEpoch == 0)
+        while (chain.height + 1) % 10 != 0 { try chain.block() }
+        let before = g.map { chain.balance($0) }
+        let treasuryBefore = chain.state.global.treasury
+        try chain.block()  // the epoch end that pays it
+        let operators = Amount.acti(10).fraction(basisPoints: 7_000)
+        let gatewayPool = operators.fraction(basisPoints: 5_000)
+        let validatorShare = Amount(units: operators.subtracting(gatewayPool)!.units / 4)
+        let gatewayShare = Amount(units: gatewayPool.units / 3)
+        #expect(chain.balance(g[0]) == before[0].adding(validatorShare)!)
+        for index in 1...3 { #expect(chain.balance(g[index]) == before[index].adding(validatorShare)!.adding(gatewayShare)!) }
+        let paid = Amount(units: validatorShare.units * 4 + gatewayShare.units * 3)
+        #expect(chain.state.global.treasury == treasuryBefore.adding(Amount.acti(10).subtracting(paid)!)!)
+        #expect(chain.state.gateway(g[1].publicKey)?.rewardWeightThisEpoch == 0, "counters restart")
     }
 }
 

@@ -34,20 +34,28 @@ struct TestChain {
         var parameters = ChainParameters(
             block: .init(maxBytes: 1 << 20, maxTransactions: 2_000, maxTransactionBytes: 64 << 10),
             staking: .init(minValidatorStake: .acti(10_000), minGatewayStake: .acti(10_000), maxValidators: 4,
-                           unbondingPeriodMilliseconds: 60_000, epochLengthBlocks: 10, validatorSetChangeDelayBlocks: 2),
+                           unbondingPeriodMilliseconds: 120_000, epochLengthBlocks: 10, validatorSetChangeDelayBlocks: 2),
             slashing: .init(doubleSignSlashBasisPoints: 500, downtimeSlashBasisPoints: 100, signedBlocksWindow: 10,
                             minSignedBasisPoints: 5_000, downtimeJailMilliseconds: 30_000, disputeSlashBasisPoints: 1_000,
                             maxEvidenceAgeBlocks: 20, maxEvidenceAgeMilliseconds: 60_000),
             events: .init(maxParents: 4, maxKindBytes: 32, attestationPeriodMilliseconds: 20_000,
                           challengeWindowMilliseconds: 30_000, revotePeriodMilliseconds: 15_000,
                           minDisputeBond: .acti(100), disputerRewardBasisPoints: 5_000),
-            rewards: .init(blockReward: .acti(1), operatorsShareBasisPoints: 7_000, treasuryShareBasisPoints: 3_000),
+            rewards: .init(blockReward: .acti(1), operatorsShareBasisPoints: 7_000, treasuryShareBasisPoints: 3_000,
+                           gatewayShareBasisPoints: 5_000),
             fees: .init(minFee: fee))
         parameters.staking.maxValidators = 4
         return parameters
     }
 
-    static func genesis(parameters: ChainParameters = parameters()) -> Genesis {
+    /// Validators that are not gateways (only with `genesis(judges:)`): j0..j3.
+    static let judges = (0..<4).map { testKey("judge-\($0)") }
+
+    /// The four gateway-validators, plus `judges` validators that are not gateways, each with
+    /// `judgeStake` bonded (the set then holds up to 4 + judges members).
+    static func genesis(parameters: ChainParameters = parameters(), judges: Int = 0, judgeStake: UInt64 = 150_000) -> Genesis {
+        var parameters = parameters
+        parameters.staking.maxValidators = UInt32(4 + judges)
         var accounts: [GenesisAccount] = []
         var validators: [GenesisValidator] = []
         for index in 0..<gateways.count {
@@ -55,6 +63,12 @@ struct TestChain {
             validators.append(GenesisValidator(moniker: "g\(index)", address: gateways[index].publicKey,
                                                consensusKey: consensusKeys[index].publicKey,
                                                nodeID: testKey("node-\(index)").publicKey, stake: .acti(100_000), gateway: true))
+        }
+        for index in 0..<judges {
+            accounts.append(GenesisAccount(address: Self.judges[index].publicKey, balance: .acti(1_000_000)))
+            validators.append(GenesisValidator(moniker: "j\(index)", address: Self.judges[index].publicKey,
+                                               consensusKey: testKey("judge-consensus-\(index)").publicKey,
+                                               nodeID: testKey("judge-node-\(index)").publicKey, stake: .acti(judgeStake), gateway: false))
         }
         for user in users { accounts.append(GenesisAccount(address: user.publicKey, balance: .acti(1_000_000))) }
         return Genesis(chainID: chainID, genesisTimeUnixMilliseconds: startTime, parameters: parameters,
@@ -68,6 +82,8 @@ struct TestChain {
     }
 
     var height: UInt64 { state.global.height }
+
+    var parameters: ChainParameters { runtime.parameters }
 
     /// Signs a call from `key` with the next nonce.
     mutating func transaction(_ key: SigningKey, _ call: Call, fee: Amount = TestChain.fee) -> VerifiedTransaction {
@@ -95,6 +111,8 @@ struct TestChain {
         let audit = state.auditSupply()
         #expect(audit.isConserved, "supply not conserved at height \(context.height): \(audit)")
         checkGatewayStake()
+        let problems = state.auditRules(executed.outcome, parameters: runtime.parameters)
+        #expect(problems.isEmpty, "rule audit at height \(context.height): \(problems)")
         outcomes.append(executed.outcome)
         return executed.outcome
     }
@@ -119,6 +137,13 @@ struct TestChain {
     }
 
     func balance(_ key: SigningKey) -> Amount { state.account(key.publicKey).balance }
+    func status(_ id: Hash256) -> EventStatus? { state.event(id)?.status }
+
+    /// `voter` attests `verdict` on `id` in its own block; returns the receipt.
+    @discardableResult
+    mutating func attest(_ voter: SigningKey, _ id: Hash256, _ verdict: Verdict = .valid) throws -> Receipt {
+        try submit(voter, .attest(votes: [AttestationVote(eventID: id, verdict: verdict)]))
+    }
     func bonded(_ key: SigningKey) -> Amount { state.stake(key.publicKey).bonded }
 
     /// Proposes an event from `author` and returns its id.

@@ -91,14 +91,18 @@ struct CLITests {
         try ok(["attest", "--home", setup.home, "--file", batch, "--wait"], "1 attestation(s): committed")
         try ok(["query", "event", event], "status:        accepted")
         try fails(["dispute", "--key", setup.key(1), "--event", event, "--bond", "1ACTI", "--reason", Self.arTxID],
-                  "bond 1 ACTI is below the minimum dispute bond 100 ACTI")
+                  "bond 1 ACTI is below the 100 ACTI this event's next dispute must post")
         try ok(["dispute", "--key", setup.key(1), "--event", event, "--bond", "100ACTI", "--reason", Self.arTxID, "--wait"],
                "committed")
         let disputed = try StrictJSON.parse(try ok(["query", "event", event, "--output", "json"], "disputed"))
         let dispute = try #require(disputed["dispute"]?["id"]?.stringValue)
-        try ok(["query", "dispute", dispute], "status:  open")
+        // The only validator attested the event: it is accused, so the dispute is a bond round.
+        try ok(["query", "dispute", dispute], "decided:  by bonds: upheld at the deadline unless defended with at least 200 ACTI")
         try fails(["vote-dispute", "--home", setup.home, "--dispute", dispute], "give exactly one of --uphold and --reject")
-        try ok(["vote-dispute", "--home", setup.home, "--dispute", dispute, "--uphold", "--wait"], "committed")
+        try fails(["vote-dispute", "--home", setup.home, "--dispute", dispute, "--uphold", "--wait"], "is a bond round")
+        try fails(["defend", "--key", setup.key(2), "--dispute", dispute, "--bond", "150ACTI"], "bond 150 ACTI is below 200 ACTI")
+        try ok(["defend", "--key", setup.key(2), "--dispute", dispute, "--bond", "200ACTI", "--wait"], "defence of dispute")
+        try ok(["query", "dispute", dispute], "status:   defended")
 
         // Money and staking.
         let sent = try StrictJSON.parse(try ok(["transfer", "--key", setup.key(2), "--to", user0, "--amount", "1.5ACTI", "--wait",

@@ -126,10 +126,13 @@ struct EndToEndTests {
         }
         let record = try devnet.json("/events/\(child)", node: 3)
         #expect(record["parents"]?.arrayValue?.compactMap(\.stringValue).sorted() == parents.sorted())
-        // Four of the five validators' attesters (400k of 510k gateway stake) are the fewest
-        // that exceed 2/3; votes arriving after acceptance are not counted.
-        #expect((record["tally"]?["valid_voters"]?.arrayValue?.count ?? 0) >= 4, "the attesters voted valid")
-        #expect(record["tally"]?["invalid_voters"]?.arrayValue?.isEmpty == true)
+        // The electorate is the five validators' gateways (500k; the user's gateway joined
+        // during the epoch and votes from the next): four attesters (400k) are the fewest that
+        // exceed 2/3, and votes arriving after acceptance are not counted.
+        #expect(record["electorate"]?["total"]?.stringValue == String(Amount.acti(500_000).units))
+        let votes = try devnet.json("/events/\(child)/votes", node: 3)["votes"]?.arrayValue ?? []
+        #expect(votes.count >= 4 && votes.allSatisfy { $0["verdict"]?.stringValue == "valid" }, "the attesters voted valid: \(votes)")
+        #expect(record["tally"]?["invalid_count"]?.numberText == "0")
         for parent in parents {
             let children = try devnet.json("/events/\(parent)/children", node: 1)["events"]?.arrayValue?.compactMap { $0["id"]?.stringValue }
             #expect(children == [child])
@@ -164,11 +167,14 @@ struct EndToEndTests {
         #expect(Set(ids).count == 1)
     }
 
-    /// An upheld dispute: the event ends rejected, every gateway that attested it valid loses
-    /// exactly the dispute slash fraction of its bonded stake, and the disputer gets the bond
-    /// back plus the reward share of the slash. A dispute nobody upholds: the event ends
-    /// finalized and the bond is gone. Balances are checked to the base unit.
-    @Test func disputesUpheldAndNotUpheldMoveExactAmounts() throws {
+    /// Every devnet validator is a gateway whose attester votes on every event, so a dispute
+    /// accuses them all: no validator may judge it, and it is a bond round. Undefended, it is
+    /// upheld at its deadline: the event ends rejected, every valid attester loses exactly the
+    /// dispute slash fraction of the weight it voted with and the author of the stake it
+    /// proposed with, and the disputer gets the bond back plus the reward share of the slash.
+    /// Defended with twice the bond, the event stands and finalizes; the defender gets half the
+    /// disputer's bond, and its own bond back at finality. Balances are checked to the base unit.
+    @Test func disputesUpheldAndDefendedMoveExactAmounts() throws {
         let devnet = try Devnet()
         defer { devnet.stop() }
         try devnet.cli(["stake", "--key", devnet.key(0), "--amount", "10000ACTI", "--wait"])
@@ -181,7 +187,6 @@ struct EndToEndTests {
         }
         let slashBps = UInt128(try #require(params["slashing"]?["dispute_slash_bps"]?.numberText.flatMap { UInt64($0) }))
         let rewardBps = UInt128(try #require(params["events"]?["disputer_reward_bps"]?.numberText.flatMap { UInt64($0) }))
-        let bond = try units(params["events"]?["min_dispute_bond"])
 
         let payloads = ["{\"claim\": \"upheld\"}", "{\"claim\": \"stands\"}"]
         let upheldEvent = try devnet.propose(payloads[0], arTxID: try devnet.upload(payloads[0]))
@@ -189,36 +194,45 @@ struct EndToEndTests {
         for event in [upheldEvent, standingEvent] {
             #expect(try devnet.waitStatus(event, ["accepted"], seconds: 20) == "accepted")
         }
-        let voters = try devnet.json("/events/\(upheldEvent)")["tally"]?["valid_voters"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        #expect(voters.count >= 4)
+        // The accused: every valid attester, with the weight it voted with, and the author.
+        let votes = try devnet.json("/events/\(upheldEvent)/votes?verdict=valid")["votes"]?.arrayValue ?? []
+        #expect(votes.count >= 4)
+        var expectedSlash: [String: UInt128] = [:]
+        for vote in votes { expectedSlash[try #require(vote["voter"]?.stringValue)] = try units(vote["weight"]) * slashBps / 10_000 }
+        let author = DevnetKeys.user(index: 0).publicKey.hex
+        expectedSlash[author] = try units(devnet.json("/events/\(upheldEvent)")["author_stake"]) * slashBps / 10_000
         var bondedBefore: [String: UInt128] = [:]
-        for voter in voters { bondedBefore[voter] = try units(devnet.json("/accounts/\(voter)")["bonded"]) }
+        for accused in expectedSlash.keys { bondedBefore[accused] = try units(devnet.json("/accounts/\(accused)")["bonded"]) }
         let disputer = DevnetKeys.user(index: 1).publicKey.hex
         let loser = DevnetKeys.user(index: 2).publicKey.hex
+        let defender = DevnetKeys.user(index: 3).publicKey.hex
         let disputerBefore = try units(devnet.json("/accounts/\(disputer)")["balance"])
         let loserBefore = try units(devnet.json("/accounts/\(loser)")["balance"])
+        let defenderBefore = try units(devnet.json("/accounts/\(defender)")["balance"])
         let reason = try devnet.upload("{\"why\": \"it is wrong\"}")
 
+        func fee(_ arguments: [String]) throws -> UInt128 {
+            let answer = try StrictJSON.parse(try devnet.cli(arguments + ["--wait", "--output", "json"]).standardOutput)
+            return try units(answer["transaction"]?["receipt"]?["fee_paid"])
+        }
         func dispute(_ event: String, as index: Int) throws -> (dispute: String, fee: UInt128) {
-            let answer = try StrictJSON.parse(try devnet.cli(["dispute", "--key", devnet.key(index), "--event", event, "--bond", "100ACTI",
-                                                              "--reason", reason, "--wait", "--output", "json"]).standardOutput)
-            let fee = try units(answer["transaction"]?["receipt"]?["fee_paid"])
-            let id = try #require(try devnet.json("/events/\(event)")["dispute"]?["id"]?.stringValue)
-            return (id, fee)
+            let paid = try fee(["dispute", "--key", devnet.key(index), "--event", event, "--bond", "100ACTI", "--reason", reason])
+            let record = try devnet.json("/events/\(event)")["dispute"]
+            #expect(record?["mode"]?.stringValue == "bonds", "every validator is accused: \(String(describing: record))")
+            return (try #require(record?["id"]?.stringValue), paid)
         }
         let upheld = try dispute(upheldEvent, as: 1)
         let standing = try dispute(standingEvent, as: 2)
-        // Four validators' gateways (400k of 510k stake) uphold the first dispute; nobody the second.
-        for index in 0..<4 {
-            try devnet.cli(["vote-dispute", "--home", devnet.network.home(index), "--dispute", upheld.dispute, "--uphold", "--wait"])
-        }
-        #expect(try devnet.waitStatus(upheldEvent, ["rejected"], seconds: 20) == "rejected")
+        let defenceFee = try fee(["defend", "--key", devnet.key(3), "--dispute", standing.dispute, "--bond", "200ACTI"])
+        #expect(try devnet.json("/disputes/\(standing.dispute)")["status"]?.stringValue == "defended")
+
+        // Nobody defends the first: upheld at its deadline (15 s of block time).
+        #expect(try devnet.waitStatus(upheldEvent, ["rejected"], seconds: 40) == "rejected")
         var slashedTotal: UInt128 = 0
-        for voter in voters {
-            let before = bondedBefore[voter]!
-            let slash = before * slashBps / 10_000
+        for (accused, slash) in expectedSlash {
             slashedTotal += slash
-            #expect(try units(devnet.json("/accounts/\(voter)")["bonded"]) == before - slash, "gateway \(voter.prefix(12)) lost exactly its slash")
+            #expect(try units(devnet.json("/accounts/\(accused)")["bonded"]) == bondedBefore[accused]! - slash,
+                    "\(accused.prefix(12)) lost exactly its slash")
         }
         let record = try devnet.json("/disputes/\(upheld.dispute)")
         #expect(record["status"]?.stringValue == "upheld")
@@ -228,10 +242,12 @@ struct EndToEndTests {
         #expect(try units(devnet.json("/accounts/\(disputer)")["balance"]) == disputerBefore - upheld.fee + reward,
                 "the disputer paid the fee and got the bond back plus the reward")
 
-        // The second dispute runs out its re-vote period: the event stands, the bond is burned.
+        // The defended event stands and finalizes when its window closes; the defender has
+        // half the disputer's bond and its own bond back; the disputer lost its bond.
         #expect(try devnet.waitStatus(standingEvent, ["finalized"], seconds: 40) == "finalized")
-        #expect(try devnet.json("/disputes/\(standing.dispute)")["status"]?.stringValue == "not_upheld")
+        let bond = Amount.acti(100).units
         #expect(try units(devnet.json("/accounts/\(loser)")["balance"]) == loserBefore - standing.fee - bond)
+        #expect(try units(devnet.json("/accounts/\(defender)")["balance"]) == defenderBefore - defenceFee + bond / 2)
     }
 
     /// One validator killed with SIGKILL under a steady load of transfers, each acknowledged

@@ -223,7 +223,7 @@ struct HelpSnapshotTests {
         ("help", []), ("help-init", ["init"]), ("help-start", ["start"]), ("help-keys-show", ["keys", "show"]),
         ("help-simulate", ["simulate"]), ("help-status", ["status"]), ("help-query", ["query"]),
         ("help-query-events", ["query", "events"]), ("help-propose-event", ["propose-event"]), ("help-attest", ["attest"]),
-        ("help-dispute", ["dispute"]), ("help-vote-dispute", ["vote-dispute"]), ("help-stake", ["stake"]),
+        ("help-dispute", ["dispute"]), ("help-vote-dispute", ["vote-dispute"]), ("help-defend", ["defend"]), ("help-stake", ["stake"]),
         ("help-unstake", ["unstake"]), ("help-withdraw", ["withdraw"]), ("help-register-validator", ["register-validator"]),
         ("help-register-gateway", ["register-gateway"]), ("help-unjail", ["unjail"]), ("help-transfer", ["transfer"]),
         ("help-arweave-dev-server", ["arweave-dev-server"]), ("help-keys-encrypt", ["keys", "encrypt"]),

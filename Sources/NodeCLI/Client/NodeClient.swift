@@ -27,6 +27,26 @@ struct NodeClient {
         try send(method: "GET", path: path, body: nil)
     }
 
+    /// Every page of a list answer (`next_cursor`), joined into one answer with the whole
+    /// list under `list`. At most 1,000 pages, so a misbehaving node cannot loop it forever.
+    func allPages(_ path: String, list: String) throws -> JSONValue {
+        var items: [JSONValue] = []
+        var first: JSONValue? = nil
+        var cursor: String? = nil
+        for _ in 0..<1_000 {
+            let separator = path.contains("?") ? "&" : "?"
+            let page = try get(path + separator + "limit=500" + (cursor.map { "&cursor=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? ""))
+            if first == nil { first = page }
+            items += page[list]?.arrayValue ?? []
+            guard let next = page["next_cursor"]?.stringValue else { break }
+            cursor = next
+        }
+        guard case .object(var members)? = first else { return first ?? .null }
+        members.removeAll { $0.0 == list || $0.0 == "next_cursor" }
+        members.append((list, .array(items)))
+        return .object(members)
+    }
+
     func post(_ path: String, _ body: JSONValue) throws -> JSONValue {
         try send(method: "POST", path: path, body: body.compact())
     }

@@ -32,10 +32,18 @@ enum Show {
             "  content hash:  \(field(e["content_hash"]))",
             "  parents:       \(field(e["parents"]))",
             "  height:        \(field(e["height"]))",
-            "  attestations:  valid \(acti(e["tally"]?["valid_stake"])), invalid \(acti(e["tally"]?["invalid_stake"]))",
+            "  electorate:    epoch \(field(e["electorate"]?["epoch"])), total \(acti(e["electorate"]?["total"])) (accepted above 2/3 valid, rejected above 1/3 invalid)",
+            "  attestations:  valid \(acti(e["tally"]?["valid_weight"])) from \(field(e["tally"]?["valid_count"])), invalid \(acti(e["tally"]?["invalid_weight"])) from \(field(e["tally"]?["invalid_count"]))",
+            "  attestation:   ends at block time \(field(e["attestation_ends_ms"]))",
         ]
+        if e["challenge_window_closes_ms"] != .null {
+            lines.append("  challenge:     window closes at block time \(field(e["challenge_window_closes_ms"])); a dispute needs a bond of at least \(acti(e["disputes"]?["next_bond_at_least"]))")
+        }
+        if e["waiting_on"] != .null { lines.append("  waiting on:    parent \(field(e["waiting_on"])) to be final") }
+        if e["rejected_parent"] != .null { lines.append("  rejected:      because parent \(field(e["rejected_parent"])) was rejected or expired") }
+        lines.append("  votes settle:  at block time \(field(e["votes_settle_ms"])) (voters' stake is locked until then)")
         if let dispute = e["dispute"], dispute != .null {
-            lines.append("  dispute:       \(field(dispute["id"])) \(field(dispute["status"])), bond \(acti(dispute["bond"]))")
+            lines.append("  dispute:       \(field(dispute["id"])) \(field(dispute["status"])) (\(field(dispute["mode"]))), bond \(acti(dispute["bond"])), deadline \(field(dispute["deadline_ms"]))")
         }
         return lines.joined(separator: "\n")
     }
@@ -184,7 +192,7 @@ struct QueryCommand: ParsableCommand {
 
         func run() throws {
             try runClient {
-                let answer = try connection.client().get("/validators")
+                let answer = try connection.client().allPages("/validators", list: "validators")
                 connection.emit(answer) {
                     (answer["validators"]?.arrayValue ?? []).map { v in
                         "\(Show.field(v["address"]))  bonded \(Show.acti(v["bonded"]))  power \(Show.field(v["power"]))\(v["jailed"]?.boolValue == true ? "  JAILED" : "")"
@@ -200,10 +208,11 @@ struct QueryCommand: ParsableCommand {
 
         func run() throws {
             try runClient {
-                let answer = try connection.client().get("/gateways")
+                let answer = try connection.client().allPages("/gateways", list: "gateways")
                 connection.emit(answer) {
-                    (answer["gateways"]?.arrayValue ?? []).map { "\(Show.field($0["address"]))  bonded \(Show.acti($0["bonded"]))" }
-                        .joined(separator: "\n")
+                    (answer["gateways"]?.arrayValue ?? []).map {
+                        "\(Show.field($0["address"]))  bonded \(Show.acti($0["bonded"]))  weight this epoch \(Show.acti($0["electoral_weight_this_epoch"]))  locked until \(Show.field($0["locked_until_ms"]))"
+                    }.joined(separator: "\n")
                 }
             }
         }
@@ -219,10 +228,11 @@ struct QueryCommand: ParsableCommand {
                 let dispute = try connection.client().get("/disputes/\(try parseID(id, option: "id").hex)")
                 connection.emit(dispute) {
                     """
-                    dispute \(Show.field(dispute["id"])) of event \(Show.field(dispute["event_id"]))
-                      status:  \(Show.field(dispute["status"]))
-                      bond:    \(Show.acti(dispute["bond"])) by \(Show.field(dispute["disputer"]))
-                      votes:   uphold \(Show.acti(dispute["uphold_stake"])), reject \(Show.acti(dispute["reject_stake"]))
+                    dispute \(Show.field(dispute["id"])) of event \(Show.field(dispute["event_id"])) (round \(Show.field(dispute["sequence"])))
+                      status:   \(Show.field(dispute["status"])), deadline at block time \(Show.field(dispute["deadline_ms"]))
+                      bond:     \(Show.acti(dispute["bond"])) by \(Show.field(dispute["disputer"]))
+                      decided:  \(dispute["mode"]?.stringValue == "bonds" ? "by bonds: upheld at the deadline unless defended with at least \(Show.acti(dispute["defense_bond_at_least"]))" : "by the validators not accused: uphold above 2/3 of \(Show.field(dispute["eligible_power"])) power (of \(Show.field(dispute["set_power"])))")
+                      votes:    uphold \(Show.field(dispute["uphold_power"])), reject \(Show.field(dispute["reject_power"])) power
                     """
                 }
             }

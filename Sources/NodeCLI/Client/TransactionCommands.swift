@@ -115,22 +115,23 @@ struct DisputeCommand: ParsableCommand {
             let reasonID = try parseArTxID(reason, option: "reason")
             let key = try options.signingKey()
             let chain = try ChainView(client: options.connection.client())
-            let minimum = try chain.amount("events", "min_dispute_bond")
-            guard amount >= minimum else { throw OperatorError("bond \(amount) is below the minimum dispute bond \(minimum)") }
             let record: JSONValue
             do { record = try chain.client.get("/events/\(id.hex)") } catch let failure as NodeClient.Failure where failure.status == 404 {
                 throw OperatorError("event \(id.hex.prefix(12))… is not on chain")
             }
+            // Each dispute of an event posts at least twice the largest bond of the rounds before it.
+            let required = try Amount(json: record["disputes"]?["next_bond_at_least"])
+            guard amount >= required else {
+                throw OperatorError("bond \(amount) is below the \(required) this event's next dispute must post (the minimum dispute bond, and twice any earlier round's bond)")
+            }
             let status = record["status"]?.stringValue ?? "?"
             guard status == "accepted" else {
-                throw OperatorError("event \(id.hex.prefix(12))… is not in its challenge window (it is \(status))")
+                let open = status == "disputed" ? "; dispute \(Show.field(record["dispute"]?["id"]).prefix(12))… is open until block time \(Show.field(record["dispute"]?["deadline_ms"]))" : ""
+                throw OperatorError("event \(id.hex.prefix(12))… is not in its challenge window (it is \(status)\(open))")
             }
-            if let accepted = record["accepted_at_ms"]?.numberText.flatMap(UInt64.init),
-               let now = try chain.client.get("/status")["latest_block_time_ms"]?.numberText.flatMap(UInt64.init) {
-                let closes = accepted + (try chain.number("events", "challenge_window_ms"))
-                if now >= closes {
-                    throw OperatorError("event \(id.hex.prefix(12))… is not in its challenge window (closed at block time \(closes), now \(now))")
-                }
+            if let closes = record["challenge_window_closes_ms"]?.numberText.flatMap(UInt64.init),
+               let now = try chain.client.get("/status")["latest_block_time_ms"]?.numberText.flatMap(UInt64.init), now >= closes {
+                throw OperatorError("event \(id.hex.prefix(12))… is not in its challenge window (closed at block time \(closes), now \(now))")
             }
             try sendTransaction(.dispute(eventID: id, bond: amount, reason: reasonID), options: options, chain: chain, key: key,
                                 summary: "dispute of \(id.hex.prefix(12))… with a bond of \(amount)")
@@ -139,7 +140,7 @@ struct DisputeCommand: ParsableCommand {
 }
 
 struct VoteDisputeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "vote-dispute", abstract: "Vote in a dispute's re-vote as a gateway.")
+    static let configuration = CommandConfiguration(commandName: "vote-dispute", abstract: "Vote on a dispute as a juror (a validator the dispute does not accuse).")
 
     @OptionGroup var options: TransactionOptions
     @Option(name: .long, help: ArgumentHelp("The dispute id (GET /events/ID shows it).", valueName: "id")) var dispute: String
@@ -153,6 +154,37 @@ struct VoteDisputeCommand: ParsableCommand {
             try options.send("vote to \(uphold ? "uphold" : "reject") dispute \(id.hex.prefix(12))…") { _ in
                 .voteDispute(disputeID: id, uphold: uphold)
             }
+        }
+    }
+}
+
+struct DefendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "defend", abstract: "Defend an event in a dispute's bond round, posting twice the dispute's bond.")
+
+    @OptionGroup var options: TransactionOptions
+    @Option(name: .long, help: ArgumentHelp("The dispute id (GET /events/ID shows it).", valueName: "id")) var dispute: String
+    @Option(name: .long, help: ArgumentHelp("The defence bond, at least twice the dispute's, e.g. 200ACTI.", valueName: "amount")) var bond: String
+
+    func run() throws {
+        try runClient {
+            let id = try parseID(dispute, option: "dispute")
+            let amount = try Amount(option: bond, name: "bond")
+            let key = try options.signingKey()
+            let chain = try ChainView(client: options.connection.client())
+            let record: JSONValue
+            do { record = try chain.client.get("/disputes/\(id.hex)") } catch let failure as NodeClient.Failure where failure.status == 404 {
+                throw OperatorError("dispute \(id.hex.prefix(12))… does not exist")
+            }
+            guard record["mode"]?.stringValue == "bonds" else {
+                throw OperatorError("dispute \(id.hex.prefix(12))… is judged by the validators' vote, not by bonds: a defence cannot settle it")
+            }
+            guard record["status"]?.stringValue == "open" else {
+                throw OperatorError("dispute \(id.hex.prefix(12))… is \(Show.field(record["status"])), not open")
+            }
+            let required = try Amount(json: record["defense_bond_at_least"])
+            guard amount >= required else { throw OperatorError("bond \(amount) is below \(required), twice the dispute's bond") }
+            try sendTransaction(.defend(disputeID: id, bond: amount), options: options, chain: chain, key: key,
+                                summary: "defence of dispute \(id.hex.prefix(12))… with a bond of \(amount)")
         }
     }
 }

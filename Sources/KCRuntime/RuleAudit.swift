@@ -1,0 +1,190 @@
+import KCCodec
+import KCCrypto
+import KCTypes
+
+/// Whole-state checks of the knowledge-chain rules after a block, for tests, the property
+/// tests and the simulator: slow (they read every entry), never part of block execution.
+/// Each problem is a sentence; an empty list means the state and the block's outcome keep
+/// every invariant of specs/runtime.md that can be checked from them.
+extension ChainState {
+    public func auditRules(_ outcome: BlockOutcome, parameters: ChainParameters) -> [String] {
+        var problems = decodeEveryEntry()
+        guard problems.isEmpty else { return problems }
+        let global = self.global
+        problems += auditDecisions(outcome, parameters: parameters, now: global.timeMilliseconds)
+        problems += auditDisputeSlashes(outcome, parameters: parameters)
+        problems += auditEscrowAndLocks(global, parameters: parameters)
+        problems += auditRegistries(global)
+        return problems
+    }
+
+    /// Every entry decodes as the record its key's prefix names.
+    public func decodeEveryEntry() -> [String] {
+        var problems: [String] = []
+        for (key, value) in entries {
+            guard let type = Self.recordType(of: key) else {
+                problems.append("state key \(key) has no known prefix")
+                continue
+            }
+            do { try type.check(value) } catch { problems.append("state entry \(key) does not decode: \(error)") }
+        }
+        return problems
+    }
+
+    struct RecordCheck {
+        let check: ([UInt8]) throws -> Void
+        init<T: CanonicalDecodable>(_ type: T.Type) { check = { _ = try T.decode(exactly: $0) } }
+    }
+
+    static func recordType(of key: StoreKey) -> RecordCheck? {
+        let bytes = key.bytes
+        if bytes == Array("global".utf8) { return RecordCheck(GlobalRecord.self) }
+        if bytes == Array("vsets".utf8) { return RecordCheck(ValidatorSets.self) }
+        let prefixes: [(String, RecordCheck)] = [
+            ("acct/", RecordCheck(AccountRecord.self)), ("stake/", RecordCheck(StakeRecord.self)),
+            ("val/", RecordCheck(ValidatorRecord.self)), ("gw/", RecordCheck(GatewayRecord.self)),
+            ("gwh/", RecordCheck(GatewayHistory.self)), ("ckey/", RecordCheck(PublicKey.self)),
+            ("event/", RecordCheck(EventRecord.self)), ("evote/", RecordCheck(EventVote.self)),
+            ("evl/", RecordCheck(VoterEntry.self)), ("disp/", RecordCheck(DisputeRecord.self)),
+            ("jury/", RecordCheck(JuryRecord.self)), ("dvote/", RecordCheck(DisputeVote.self)),
+            ("wait/", RecordCheck(Hash256.self)), ("evid/", RecordCheck(UInt64.self)),
+            ("height/", RecordCheck(HeightRecord.self)), ("vset/", RecordCheck(HistoricValidatorSet.self)),
+            ("epoch/", RecordCheck(EpochRecord.self)), ("reg/v/", RecordCheck(RegistryPage.self)),
+            ("reg/g/", RecordCheck(RegistryPage.self)), ("q/attest/", RecordCheck(QueueEntry.self)),
+            ("q/challenge/", RecordCheck(QueueEntry.self)), ("q/revote/", RecordCheck(QueueEntry.self)),
+        ]
+        for (prefix, check) in prefixes where key.hasPrefix(Array(prefix.utf8)) { return check }
+        return nil
+    }
+
+    /// Each status change of the block happened for its reason: thresholds against the
+    /// electorate's fixed total, finality after the window with every parent final, tallies
+    /// equal to the votes stored.
+    func auditDecisions(_ outcome: BlockOutcome, parameters: ChainParameters, now: UInt64) -> [String] {
+        var problems: [String] = []
+        for change in outcome.eventChanges {
+            let id = change.eventID
+            guard let record = event(id) else {
+                problems.append("event \(id.hex.prefix(8)) changed status but is missing")
+                continue
+            }
+            let name = "event \(id.hex.prefix(8))"
+            switch change.to {
+            case .accepted where change.from == .pending:
+                if !BlockExecutor.exceeds(record.validWeight, numerator: 2, of: record.electorateTotal) {
+                    problems.append("\(name) accepted with valid \(record.validWeight) of electorate \(record.electorateTotal), not above 2/3")
+                }
+            case .rejected where change.from == .pending:
+                if !BlockExecutor.exceeds(record.invalidWeight, numerator: 1, of: record.electorateTotal) {
+                    problems.append("\(name) rejected with invalid \(record.invalidWeight) of electorate \(record.electorateTotal), not above 1/3")
+                }
+            case .rejected:
+                switch record.resolution {
+                case .dispute:
+                    if record.disputeID.flatMap({ dispute($0) })?.status != .upheld {
+                        problems.append("\(name) rejected by a dispute that is not upheld")
+                    }
+                case .parent:
+                    let parent = record.rejectedParent.flatMap { event($0) }
+                    if parent?.status != .rejected && parent?.status != .expired {
+                        problems.append("\(name) rejected for a parent that is neither rejected nor expired")
+                    }
+                default: problems.append("\(name) rejected after acceptance with resolution \(record.resolution.name)")
+                }
+            case .finalized:
+                if now < record.challengeWindowCloses(parameters) {
+                    problems.append("\(name) finalized at \(now), before its window closes at \(record.challengeWindowCloses(parameters))")
+                }
+                for parent in record.header.parents where event(parent)?.status != .finalized {
+                    problems.append("\(name) finalized while parent \(parent.hex.prefix(8)) is \(event(parent)?.status.name ?? "missing")")
+                }
+            case .expired:
+                if now < record.proposedAtMilliseconds.addingSaturating(parameters.events.attestationPeriodMilliseconds) {
+                    problems.append("\(name) expired before its attestation deadline")
+                }
+            default: break
+            }
+            for verdict in [Verdict.valid, .invalid] {
+                let votes = voters(id, verdict)
+                let count = verdict == .valid ? record.validCount : record.invalidCount
+                let weight = verdict == .valid ? record.validWeight : record.invalidWeight
+                let sum = votes.reduce(Amount.zero) { $0.adding($1.weight) ?? Amount(units: .max) }
+                if votes.count != Int(count) || sum != weight {
+                    problems.append("\(name) tally \(verdict) says \(count) votes / \(weight), the stored votes are \(votes.count) / \(sum)")
+                }
+            }
+            if record.validWeight.adding(record.invalidWeight).map({ $0 > record.electorateTotal }) ?? true {
+                problems.append("\(name) tallies exceed its electorate total \(record.electorateTotal)")
+            }
+        }
+        return problems
+    }
+
+    /// Every lost-dispute slash lands on an accused of an event this block rejected by a
+    /// dispute, and takes at most `dispute_slash_bps` of the stake that backed its part.
+    func auditDisputeSlashes(_ outcome: BlockOutcome, parameters: ChainParameters) -> [String] {
+        var allowed: [PublicKey: Amount] = [:]
+        for change in outcome.eventChanges where change.to == .rejected {
+            guard let record = event(change.eventID), record.resolution == .dispute else { continue }
+            let basisPoints = parameters.slashing.disputeSlashBasisPoints
+            for entry in voters(change.eventID, .valid) {
+                allowed[entry.voter] = (allowed[entry.voter] ?? .zero).adding(entry.weight.fraction(basisPoints: basisPoints))
+            }
+            allowed[record.header.author] = (allowed[record.header.author] ?? .zero).adding(record.authorStake.fraction(basisPoints: basisPoints))
+        }
+        var taken: [PublicKey: Amount] = [:]
+        for slash in outcome.slashes where slash.reason == .lostDispute {
+            taken[slash.address] = (taken[slash.address] ?? .zero).adding(slash.amount)
+        }
+        var problems: [String] = []
+        for (address, amount) in taken.sorted(by: { $0.key < $1.key }) {
+            guard let limit = allowed[address] else {
+                problems.append("\(address.hex.prefix(8)) was slashed for a lost dispute it was not accused in")
+                continue
+            }
+            if amount > limit { problems.append("\(address.hex.prefix(8)) lost \(amount) to disputes, more than the \(limit) its votes backed") }
+        }
+        return problems
+    }
+
+    /// Escrow equals the open dispute bonds plus the defence bonds held; every voter of an
+    /// event not yet settled has its stake locked until the event's votes settle.
+    func auditEscrowAndLocks(_ global: GlobalRecord, parameters: ChainParameters) -> [String] {
+        var problems: [String] = []
+        var held = Amount.zero
+        let disputePrefix = Array("disp/".utf8), eventPrefix = Array("event/".utf8)
+        for key in entries.keys {
+            if key.hasPrefix(disputePrefix), let record = try? DisputeRecord.decode(exactly: entries[key]!), record.status == .open {
+                held = held.adding(record.bond) ?? held
+            } else if key.hasPrefix(eventPrefix), let record = try? EventRecord.decode(exactly: entries[key]!) {
+                held = held.adding(record.defenseEscrow) ?? held
+                let settles = record.votesSettle(parameters)
+                guard settles > global.timeMilliseconds else { continue }
+                let id = record.header.id
+                let answerable = [record.header.author] + (voters(id, .valid) + voters(id, .invalid)).map(\.voter)
+                for address in answerable where stake(address).lockedUntilMilliseconds < settles {
+                    problems.append("\(address.hex.prefix(8)), author or voter of event \(id.hex.prefix(8)), is locked until \(stake(address).lockedUntilMilliseconds), before its votes settle at \(settles)")
+                }
+            }
+        }
+        if held != global.disputeEscrow { problems.append("dispute escrow is \(global.disputeEscrow) but open bonds and defence bonds are \(held)") }
+        return problems
+    }
+
+    /// Registry pages hold exactly the counted members, each at the position its record says.
+    func auditRegistries(_ global: GlobalRecord) -> [String] {
+        var problems: [String] = []
+        for (position, address) in validatorRegistry.enumerated() where validator(address)?.registryIndex != UInt32(position) {
+            problems.append("validator \(address.hex.prefix(8)) sits at \(position) but its record says \(String(describing: validator(address)?.registryIndex))")
+        }
+        var electoral = Amount.zero
+        for (position, address) in gatewayRegistry.enumerated() {
+            if gateway(address)?.registryIndex != UInt32(position) || !stake(address).isGateway {
+                problems.append("gateway \(address.hex.prefix(8)) at \(position) does not match its records")
+            }
+            electoral = electoral.adding(stake(address).bonded) ?? electoral
+        }
+        if electoral != global.gatewayStake { problems.append("gateway stake \(global.gatewayStake) differs from the registry's \(electoral)") }
+        return problems
+    }
+}
