@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(name: "KCStorageTests", dependencies: ["KCStorage", "KCTestSupport"]),
         .testTarget(name: "KCConsensusTests", dependencies: ["KCConsensus", "KCTypes", "KCCrypto", "KCTestSupport"]),
         .testTarget(name: "KCSimulatorTests", dependencies: ["KCSimulator"]),
-        .testTarget(name: "KCRuntimeTests", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNode"]),
+        .testTarget(name: "KCRuntimeTests", dependencies: ["KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNode", "KCTestSupport"]),
         .testTarget(name: "KCNetworkTests", dependencies: ["KCNetwork", "KCConsensus", "KCTypes", "KCCrypto", "KCCodec", "KCTestSupport",
                                                          .product(name: "NIOCore", package: "swift-nio"),
                                                          .product(name: "NIOPosix", package: "swift-nio")]),

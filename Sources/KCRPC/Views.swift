@@ -121,7 +121,7 @@ enum View {
             ("set_power", number(record.setPower)), ("eligible_power", number(record.eligiblePower)),
             ("uphold_power", number(record.upholdPower)), ("reject_power", number(record.rejectPower)),
             ("voter_count", number(record.voterCount)),
-            ("defense_bond_at_least", record.mode == .bonds ? amount(record.bond.adding(record.bond) ?? Amount(units: .max)) : .null),
+            ("defense_bond_at_least", record.mode == .bonds ? amount(record.bond) : .null),
             ("defender", record.defender.map(key) ?? .null), ("defense_bond", amount(record.defenseBond)),
             ("slashed_total", amount(record.slashedTotal)), ("disputer_reward", amount(record.disputerReward)),
         ]

@@ -6,7 +6,7 @@ import KCTypes
 // every gateway that attested it valid; none of them judges it. The judges are the validators
 // of the set that are not accused, if they hold more than half of the set's power; otherwise
 // there is no independent judge and the dispute is a bond round: upheld unless someone
-// defends the event with twice the bond. A failed dispute never closes the challenge window:
+// defends the event with at least the dispute's bond. A failed dispute never closes the challenge window:
 // another may follow inside it, each posting at least twice the largest bond before it.
 extension BlockExecutor {
     func dispute(_ id: Hash256) -> DisputeRecord? { state.read(DisputeRecord.self, StateKey.dispute(id)) }
@@ -68,8 +68,9 @@ extension BlockExecutor {
         var setPower: UInt128 = 0, eligible: UInt128 = 0
         for entry in sets.current {
             setPower += UInt128(entry.power)
-            if entry.address == record.header.author { continue }
-            if let vote = state.read(EventVote.self, StateKey.eventVote(eventID, entry.address)), vote.verdict == .valid { continue }
+            let accusedJudge = runtime.brokenRule == .accusedJudge
+            if entry.address == record.header.author && !accusedJudge { continue }
+            if let vote = state.read(EventVote.self, StateKey.eventVote(eventID, entry.address)), vote.verdict == .valid, !accusedJudge { continue }
             members.append(JuryRecord.Member(address: entry.address, power: entry.power))
             eligible += UInt128(entry.power)
         }
@@ -78,12 +79,9 @@ extension BlockExecutor {
     }
 
     mutating func voteDispute(_ sender: PublicKey, disputeID: Hash256, uphold: Bool) throws(CallError) {
-        guard var record = dispute(disputeID) else {
-            throw CallError(.unknownDispute, "dispute \(disputeID.hex) does not exist")
-        }
-        try requireOpen(disputeID, record)
+        var record = try openDispute(disputeID)
         guard record.mode == .validators else {
-            throw CallError(.notJuror, "dispute \(disputeID.hex) is a bond round (its unaccused validators hold too little power to judge): no vote decides it; it is upheld at block time \(record.deadlineMilliseconds) unless defended with twice its bond")
+            throw CallError(.notJuror, "dispute \(disputeID.hex) is a bond round (its unaccused validators hold too little power to judge): no vote decides it; it is upheld at block time \(record.deadlineMilliseconds) unless defended with at least its bond")
         }
         guard let jury = state.read(JuryRecord.self, StateKey.jury(disputeID)), let position = jury.index(of: sender) else {
             throw CallError(.notJuror, "this account is not on the jury of dispute \(disputeID.hex): the jury is the validators of the set when it opened that neither authored nor attested the event valid")
@@ -107,16 +105,12 @@ extension BlockExecutor {
     }
 
     mutating func defend(_ sender: PublicKey, disputeID: Hash256, bond: Amount) throws(CallError) {
-        guard var record = dispute(disputeID) else {
-            throw CallError(.unknownDispute, "dispute \(disputeID.hex) does not exist")
-        }
-        try requireOpen(disputeID, record)
+        var record = try openDispute(disputeID)
         guard record.mode == .bonds else {
             throw CallError(.notBondRound, "dispute \(disputeID.hex) is judged by the validators' vote (unaccused power \(record.eligiblePower) of \(record.setPower)); a defence bond does not decide it")
         }
-        let required = record.bond.adding(record.bond) ?? Amount(units: .max)
-        guard bond >= required else {
-            throw CallError(.bondTooSmall, "defence bond \(bond) is below \(required), twice the dispute's bond")
+        guard bond >= record.bond else {
+            throw CallError(.bondTooSmall, "defence bond \(bond) is below the dispute's bond \(record.bond)")
         }
         try debit(sender, bond, for: "defence bond")
         global.disputeEscrow = plus(global.disputeEscrow, bond)
@@ -129,11 +123,19 @@ extension BlockExecutor {
         global.burned = plus(global.burned, minus(record.bond, toDefender))
         credit(sender, toDefender)
         pending.slashes.append(SlashRecord(address: record.disputer, reason: .disputeBond, amount: record.bond, height: height))
+        // Written before the event is settled: settling returns the defence bonds it finds.
+        state.write(StateKey.dispute(disputeID), record)
         guard var event = event(record.eventID) else { preconditionFailure("dispute of a missing event") }
         event.defenseEscrow = plus(event.defenseEscrow, bond)
         event.largestBond = max(event.largestBond, bond)
         disputeFailed(record.eventID, &event, inCall: true)
-        state.write(StateKey.dispute(disputeID), record)
+    }
+
+    /// The dispute `id`, which must exist and still be open.
+    func openDispute(_ id: Hash256) throws(CallError) -> DisputeRecord {
+        guard let record = dispute(id) else { throw CallError(.unknownDispute, "dispute \(id.hex) does not exist") }
+        try requireOpen(id, record)
+        return record
     }
 
     func requireOpen(_ id: Hash256, _ record: DisputeRecord) throws(CallError) {
@@ -192,6 +194,7 @@ extension BlockExecutor {
         global.burned = plus(global.burned, record.bond)
         let entry = SlashRecord(address: record.disputer, reason: .disputeBond, amount: record.bond, height: height)
         if inCall { pending.slashes.append(entry) } else { effects.slashes.append(entry) }
+        state.write(StateKey.dispute(disputeID), record)
         guard var event = event(record.eventID) else { preconditionFailure("dispute of a missing event") }
         disputeFailed(record.eventID, &event, inCall: inCall)
     }

@@ -40,7 +40,7 @@ extension BlockExecutor {
     mutating func settle(_ id: Hash256, _ record: inout EventRecord, inCall: Bool) {
         precondition(record.status == .accepted || record.status == .disputed, "settling a \(record.status.name) event")
         var undecided: Hash256? = nil
-        for parent in record.header.parents {
+        for parent in record.header.parents where runtime.brokenRule != .childIgnoresParents {
             guard let parentRecord = event(parent) else { preconditionFailure("event \(id.hex) has a missing parent") }
             switch parentRecord.status {
             case .finalized: continue
@@ -71,7 +71,7 @@ extension BlockExecutor {
     /// open (so further disputes stay possible), or is settled if the window has passed.
     mutating func disputeFailed(_ id: Hash256, _ record: inout EventRecord, inCall: Bool) {
         precondition(record.status == .disputed, "a dispute failed on a \(record.status.name) event")
-        if now < record.challengeWindowCloses(parameters) {
+        if now < record.challengeWindowCloses(parameters) && runtime.brokenRule != .disputeClosesWindow {
             moveEvent(id, &record, to: .accepted, inCall: inCall)
             state.write(StateKey.event(id), record)
         } else {

@@ -264,7 +264,7 @@ public enum DisputeStatus: UInt32, Sendable, Equatable, CanonicalTag {
     case upheld = 1
     /// The jury did not uphold it: the bond is burned, the event stands.
     case notUpheld = 2
-    /// A defender posted twice the bond in a bond round: the event stands.
+    /// A defender matched the bond in a bond round: the event stands.
     case defended = 3
 
     public var name: String {
@@ -283,7 +283,7 @@ public enum DisputeMode: UInt32, Sendable, Equatable, CanonicalTag {
 
     /// The validators that are not accused, holding more than half of the set's power.
     case validators = 0
-    /// Too little unaccused power: a bond round (defend with twice the bond, or it is upheld).
+    /// Too little unaccused power: a bond round (defend with at least the bond, or it is upheld).
     case bonds = 1
 
     public var name: String { self == .validators ? "validators" : "bonds" }

@@ -7,21 +7,29 @@ import KCTypes
 /// Each problem is a sentence; an empty list means the state and the block's outcome keep
 /// every invariant of specs/runtime.md that can be checked from them.
 extension ChainState {
-    public func auditRules(_ outcome: BlockOutcome, parameters: ChainParameters) -> [String] {
-        var problems = decodeEveryEntry()
+    ///
+    /// `changed`: the keys the block wrote, when the caller knows them (the entries it did not
+    /// write were checked when they were written); nil decodes every entry.
+    public func auditRules(_ outcome: BlockOutcome, parameters: ChainParameters, changed: [StoreKey]? = nil) -> [String] {
+        var problems = changed.map { decodeEntries($0) } ?? decodeEveryEntry()
         guard problems.isEmpty else { return problems }
         let global = self.global
         problems += auditDecisions(outcome, parameters: parameters, now: global.timeMilliseconds)
         problems += auditDisputeSlashes(outcome, parameters: parameters)
+        problems += auditJuries()
         problems += auditEscrowAndLocks(global, parameters: parameters)
         problems += auditRegistries(global)
         return problems
     }
 
     /// Every entry decodes as the record its key's prefix names.
-    public func decodeEveryEntry() -> [String] {
+    public func decodeEveryEntry() -> [String] { decodeEntries(entries.keys) }
+
+    /// The entries under `keys` (those present) decode as the records their prefixes name.
+    public func decodeEntries(_ keys: some Sequence<StoreKey>) -> [String] {
         var problems: [String] = []
-        for (key, value) in entries {
+        for key in keys {
+            guard let value = entries[key] else { continue }
             guard let type = Self.recordType(of: key) else {
                 problems.append("state key \(key) has no known prefix")
                 continue
@@ -31,31 +39,34 @@ extension ChainState {
         return problems
     }
 
-    struct RecordCheck {
-        let check: ([UInt8]) throws -> Void
+    struct RecordCheck: Sendable {
+        let check: @Sendable ([UInt8]) throws -> Void
         init<T: CanonicalDecodable>(_ type: T.Type) { check = { _ = try T.decode(exactly: $0) } }
     }
 
     static func recordType(of key: StoreKey) -> RecordCheck? {
         let bytes = key.bytes
-        if bytes == Array("global".utf8) { return RecordCheck(GlobalRecord.self) }
-        if bytes == Array("vsets".utf8) { return RecordCheck(ValidatorSets.self) }
-        let prefixes: [(String, RecordCheck)] = [
-            ("acct/", RecordCheck(AccountRecord.self)), ("stake/", RecordCheck(StakeRecord.self)),
-            ("val/", RecordCheck(ValidatorRecord.self)), ("gw/", RecordCheck(GatewayRecord.self)),
-            ("gwh/", RecordCheck(GatewayHistory.self)), ("ckey/", RecordCheck(PublicKey.self)),
-            ("event/", RecordCheck(EventRecord.self)), ("evote/", RecordCheck(EventVote.self)),
-            ("evl/", RecordCheck(VoterEntry.self)), ("disp/", RecordCheck(DisputeRecord.self)),
-            ("jury/", RecordCheck(JuryRecord.self)), ("dvote/", RecordCheck(DisputeVote.self)),
-            ("wait/", RecordCheck(Hash256.self)), ("evid/", RecordCheck(UInt64.self)),
-            ("height/", RecordCheck(HeightRecord.self)), ("vset/", RecordCheck(HistoricValidatorSet.self)),
-            ("epoch/", RecordCheck(EpochRecord.self)), ("reg/v/", RecordCheck(RegistryPage.self)),
-            ("reg/g/", RecordCheck(RegistryPage.self)), ("q/attest/", RecordCheck(QueueEntry.self)),
-            ("q/challenge/", RecordCheck(QueueEntry.self)), ("q/revote/", RecordCheck(QueueEntry.self)),
-        ]
-        for (prefix, check) in prefixes where key.hasPrefix(Array(prefix.utf8)) { return check }
+        if bytes == global { return RecordCheck(GlobalRecord.self) }
+        if bytes == validatorSets { return RecordCheck(ValidatorSets.self) }
+        for (prefix, check) in prefixes where key.hasPrefix(prefix) { return check }
         return nil
     }
+
+    private static let global = Array("global".utf8)
+    private static let validatorSets = Array("vsets".utf8)
+    private static let prefixes: [([UInt8], RecordCheck)] = [
+        ("acct/", RecordCheck(AccountRecord.self)), ("stake/", RecordCheck(StakeRecord.self)),
+        ("val/", RecordCheck(ValidatorRecord.self)), ("gw/", RecordCheck(GatewayRecord.self)),
+        ("gwh/", RecordCheck(GatewayHistory.self)), ("ckey/", RecordCheck(PublicKey.self)),
+        ("event/", RecordCheck(EventRecord.self)), ("evote/", RecordCheck(EventVote.self)),
+        ("evl/", RecordCheck(VoterEntry.self)), ("disp/", RecordCheck(DisputeRecord.self)),
+        ("jury/", RecordCheck(JuryRecord.self)), ("dvote/", RecordCheck(DisputeVote.self)),
+        ("wait/", RecordCheck(Hash256.self)), ("evid/", RecordCheck(UInt64.self)),
+        ("height/", RecordCheck(HeightRecord.self)), ("vset/", RecordCheck(HistoricValidatorSet.self)),
+        ("epoch/", RecordCheck(EpochRecord.self)), ("reg/v/", RecordCheck(RegistryPage.self)),
+        ("reg/g/", RecordCheck(RegistryPage.self)), ("q/attest/", RecordCheck(QueueEntry.self)),
+        ("q/challenge/", RecordCheck(QueueEntry.self)), ("q/revote/", RecordCheck(QueueEntry.self)),
+    ].map { (Array($0.0.utf8), $0.1) }
 
     /// Each status change of the block happened for its reason: thresholds against the
     /// electorate's fixed total, finality after the window with every parent final, tallies
@@ -143,6 +154,32 @@ extension ChainState {
                 continue
             }
             if amount > limit { problems.append("\(address.hex.prefix(8)) lost \(amount) to disputes, more than the \(limit) its votes backed") }
+        }
+        return problems
+    }
+
+    /// Every dispute's jury is impartial: no member authored the event or attested it valid;
+    /// its power is the recorded eligible power, and the mode follows from it (validators
+    /// judge only when the unaccused hold more than half the set's power).
+    func auditJuries() -> [String] {
+        var problems: [String] = []
+        let disputePrefix = Array("disp/".utf8)
+        for key in entries.keys where key.hasPrefix(disputePrefix) {
+            guard let record = try? DisputeRecord.decode(exactly: entries[key]!), let event = event(record.eventID) else { continue }
+            let disputeID = Hash256(key.bytes.dropFirst(disputePrefix.count))
+            let id = disputeID.hex.prefix(8)
+            let accused = Set([event.header.author] + voters(record.eventID, .valid).map(\.voter))
+            let members = jury(disputeID)?.members ?? []
+            for member in members where accused.contains(member.address) {
+                problems.append("dispute \(id): juror \(member.address.hex.prefix(8)) is accused by it (author or valid attester)")
+            }
+            let power = members.reduce(UInt128(0)) { $0 + UInt128($1.power) }
+            if record.mode == .validators && power != record.eligiblePower {
+                problems.append("dispute \(id): its jury holds \(power), its record says \(record.eligiblePower)")
+            }
+            if (record.mode == .validators) != (record.eligiblePower * 2 > record.setPower) {
+                problems.append("dispute \(id) is a \(record.mode) dispute with eligible power \(record.eligiblePower) of \(record.setPower)")
+            }
         }
         return problems
     }

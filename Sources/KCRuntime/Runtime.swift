@@ -12,11 +12,23 @@ public struct Runtime: Sendable {
     public let chainID: String
     public let parameters: ChainParameters
     public let genesis: Genesis
+    /// Test-only fault injection: one rule deliberately broken, to prove that the property
+    /// tests and the rule audit catch it. Never set outside tests (not public).
+    var brokenRule: BrokenRule? = nil
 
+    /// Precondition: the parameters are within the protocol's bounds, as the genesis loader
+    /// checks them (the records that hold sets, windows and headers are sized by these bounds).
     public init(genesis: Genesis) {
+        let parameters = genesis.parameters
+        precondition(parameters.staking.maxValidators <= ValidatorSetEntry.maxSetSize, "max_validators beyond the set size a record holds")
+        precondition(parameters.staking.validatorSetChangeDelayBlocks <= ScheduledValidatorSet.maxScheduled, "set change delay beyond the schedule a record holds")
+        precondition(parameters.slashing.signedBlocksWindow <= 1_000_000, "signed-blocks window beyond what a validator record holds")
+        precondition(parameters.events.maxParents <= UInt32(TransactionLimits.maxParents), "max_parents beyond what a header holds")
+        precondition(parameters.events.maxKindBytes <= UInt32(TransactionLimits.maxKindBytes), "max_kind_bytes beyond what a header holds")
+        precondition(parameters.staking.epochLengthBlocks >= 1, "an epoch has at least one block")
         self.genesis = genesis
         self.chainID = genesis.chainID
-        self.parameters = genesis.parameters
+        self.parameters = parameters
     }
 
     /// The state at height 0.
@@ -114,6 +126,19 @@ public struct Runtime: Sendable {
         guard account.balance >= body.fee else { return "balance \(account.balance) cannot pay the fee \(body.fee)" }
         return nil
     }
+}
+
+/// The rules a test can break on purpose (`Runtime.brokenRule`), each a bug the issue-16
+/// rules exist to prevent.
+enum BrokenRule: CaseIterable, Sendable {
+    /// Tallies against the gateway stake of the moment instead of the electorate's total.
+    case tallyAgainstCurrentStake
+    /// Lets the accused validators sit on the jury.
+    case accusedJudge
+    /// A failed dispute finalizes the event at once (the window shortened).
+    case disputeClosesWindow
+    /// Children finalize whatever their parents' fate.
+    case childIgnoresParents
 }
 
 /// One block's execution. Holds the overlay, the global record (written back at the end) and

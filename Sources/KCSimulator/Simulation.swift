@@ -70,11 +70,15 @@ public struct SimulationResult: Sendable {
     public let unjails: Int
     /// Bans of outsiders by honest validators.
     public let outsiderBans: Int
+    /// Knowledge events accepted and finalized, and disputes opened, over the committed chain.
+    public let eventsAccepted: Int
+    public let eventsFinalized: Int
+    public let disputesOpened: Int
     public var passed: Bool { violations.isEmpty }
 
     public var summary: String {
         let status = passed ? "ok" : "VIOLATION"
-        return "seed=\(config.seed) \(status) heights=\(heightsCommitted) virtual_ms=\(virtualMilliseconds) messages=\(messagesDelivered) double_sign_slashes=\(doubleSignSlashes) downtime_slashes=\(downtimeSlashes) jails=\(downtimeJails) unjails=\(unjails) outsider_bans=\(outsiderBans) trace=\(traceHash.hex.prefix(16))"
+        return "seed=\(config.seed) \(status) heights=\(heightsCommitted) virtual_ms=\(virtualMilliseconds) messages=\(messagesDelivered) double_sign_slashes=\(doubleSignSlashes) downtime_slashes=\(downtimeSlashes) jails=\(downtimeJails) unjails=\(unjails) outsider_bans=\(outsiderBans) events_accepted=\(eventsAccepted) events_finalized=\(eventsFinalized) disputes=\(disputesOpened) trace=\(traceHash.hex.prefix(16))"
     }
 }
 
@@ -153,6 +157,9 @@ public final class Simulation {
     var livenessStartHeight: UInt64 = 0
     var livenessStartTime: UInt64 = 0
     var injectorNonces: [PublicKey: (nonce: UInt64, time: UInt64)] = [:]
+    /// The newest events and disputes on the chain, in the order they appeared.
+    var recentEvents: [Hash256] = []
+    var recentDisputes: [Hash256] = []
     /// Crashed for good: not restarted in the liveness phase if the honest validators that are
     /// up hold a quorum without them (the chain must then go on without them).
     var keptDown: Set<Int> = []
@@ -211,6 +218,11 @@ public final class Simulation {
             parameters.slashing.signedBlocksWindow = 1_000  // downtime stays out of short runs
         }
         parameters.block.maxTransactions = 200
+        // Event windows short enough that a run of a few dozen heights sees events attested,
+        // disputed, judged and finalized (the unbonding period still covers all three).
+        parameters.events.attestationPeriodMilliseconds = 6_000
+        parameters.events.challengeWindowMilliseconds = 4_000
+        parameters.events.revotePeriodMilliseconds = 3_000
         let genesis = Genesis(
             chainID: chainID, genesisTimeUnixMilliseconds: 1_767_225_600_000, parameters: parameters,
             accounts: (accountKeys + users).map { GenesisAccount(address: $0.publicKey, balance: .acti(1_000_000)) },
@@ -222,7 +234,7 @@ public final class Simulation {
         runtime = Runtime(genesis: genesis)
         factory = BlockFactory(runtime: runtime, signatures: signatures, executions: ExecutionMemo())
         let genesisState = runtime.genesisState()
-        checker = Checker()
+        checker = Checker(genesis: genesisState, parameters: parameters)
 
         let drift = config.faults.contains(.drift)
         for index in 0..<count {
@@ -356,7 +368,8 @@ public final class Simulation {
                                 heightsCommitted: minimumHonestHeight - 1, virtualMilliseconds: now,
                                 messagesDelivered: messagesDelivered, doubleSignSlashes: checker.doubleSignSlashes.values.reduce(0, +),
                                 downtimeSlashes: checker.downtimeSlashes, downtimeJails: checker.downtimeJails, unjails: checker.unjails,
-                                outsiderBans: outsiderBans)
+                                outsiderBans: outsiderBans, eventsAccepted: checker.eventsAccepted, eventsFinalized: checker.eventsFinalized,
+                                disputesOpened: checker.disputesOpened)
     }
 
     /// The next height of the slowest honest node.
@@ -568,19 +581,69 @@ public final class Simulation {
         let nonce = reference.state.account(sender.publicKey).nonce
         if let last = injectorNonces[sender.publicKey], last.nonce == nonce, now - last.time < 5_000 { return }
         injectorNonces[sender.publicKey] = (nonce, now)
-        let call: Call
-        if useGateway {
-            let label = Array("sim-payload-\(now)".utf8)
-            call = .proposeEvent(parents: [], arTxID: ArTxID(Blake2b.hash256(label)), contentHash: SHA256.hash(label), kind: "sim:Event")
-        } else {
-            call = .transfer(to: users[random.int(0...(users.count - 1))].publicKey, amount: .acti(UInt64(random.int(1...100))))
-        }
+        let call = useGateway ? gatewayCall(sender, reference.state) : userCall(sender, reference.state)
         let body = TransactionBody(chainID: chainID, sender: sender.publicKey, nonce: nonce, fee: runtime.parameters.fees.minFee, call: call)
         // Signed through the shared cache: the nodes' checks of it are cache hits, as they are
         // for a transaction a real node receives once and then sees again in a block.
         let transaction = try! body.signed(with: sender, remembering: signatures).verified(chainID: chainID, cache: signatures)
         trace.record(now, 8, nonce)
         for node in nodes where !node.crashed { node.addToMempool(transaction) }
+    }
+
+    /// A gateway attests the pending events (three calls in four), proposes an event it has not voted on (all
+    /// true: the workload is honest), or judges an open dispute it sits on the jury of.
+    func gatewayCall(_ sender: SigningKey, _ state: ChainState) -> Call {
+        let roll = random.int(0...999)
+        if roll >= 250 {
+            let unvoted = recentEvents.filter { id in
+                state.event(id).map { $0.status == .pending && $0.header.author != sender.publicKey } == true
+                    && state.eventVote(id, sender.publicKey) == nil
+            }
+            if !unvoted.isEmpty {
+                return .attest(votes: unvoted.prefix(8).map { AttestationVote(eventID: $0, verdict: .valid) })
+            }
+            for id in recentDisputes where state.dispute(id)?.status == .open {
+                if let jury = state.jury(id), let position = jury.index(of: sender.publicKey),
+                   state.get(StateKey.disputeVote(id, juror: UInt16(position))) == nil {
+                    return .voteDispute(disputeID: id, uphold: false)
+                }
+            }
+        }
+        let label = Array("sim-payload-\(now)".utf8)
+        return .proposeEvent(parents: [], arTxID: ArTxID(Blake2b.hash256(label)), contentHash: SHA256.hash(label), kind: "sim:Event")
+    }
+
+    /// A user now and then disputes an accepted event (with the least bond allowed) or
+    /// defends a bond round; otherwise it transfers.
+    func userCall(_ sender: SigningKey, _ state: ChainState) -> Call {
+        let roll = random.int(0...999)
+        if roll < 40 {
+            let accepted = recentEvents.filter { state.event($0)?.status == .accepted }
+            if !accepted.isEmpty, let record = state.event(accepted[random.int(0...(accepted.count - 1))]) {
+                let minimum = runtime.parameters.events.minDisputeBond
+                let bond = max(minimum, record.largestBond.adding(record.largestBond) ?? minimum)
+                return .dispute(eventID: record.header.id, bond: bond, reason: ArTxID(Blake2b.hash256(Array("sim-reason-\(now)".utf8))))
+            }
+        } else if roll < 100 {
+            for id in recentDisputes {
+                if let record = state.dispute(id), record.status == .open, record.mode == .bonds, record.defender == nil {
+                    return .defend(disputeID: id, bond: record.bond)
+                }
+            }
+        }
+        return .transfer(to: users[random.int(0...(users.count - 1))].publicKey, amount: .acti(UInt64(random.int(1...100))))
+    }
+
+    /// Notes the events and disputes a committed block created (the workload's targets).
+    func noteTargets(_ outcome: BlockOutcome, _ state: ChainState) {
+        for change in outcome.eventChanges {
+            if change.from == nil && !recentEvents.contains(change.eventID) { recentEvents.append(change.eventID) }
+            if change.to == .disputed, let id = state.event(change.eventID)?.disputeID, !recentDisputes.contains(id) {
+                recentDisputes.append(id)
+            }
+        }
+        if recentEvents.count > 64 { recentEvents.removeFirst(recentEvents.count - 64) }
+        if recentDisputes.count > 16 { recentDisputes.removeFirst(recentDisputes.count - 16) }
     }
 
     // MARK: node logic
@@ -837,8 +900,9 @@ public final class Simulation {
         if node.behaviour == .honest {
             lastHonestCommit = now
             checker.honestCommitted(node: node.index, height: block.header.height, blockID: block.id,
-                                    stateRoot: block.header.stateRoot, outcome: executed.outcome, state: node.state,
+                                    stateRoot: block.header.stateRoot, executed: executed, state: node.state,
                                     transactions: block.transactions)
+            noteTargets(executed.outcome, node.state)
         }
         // No block is pushed to every peer on commit (the node announces only its height):
         // peers that lag ask for blocks, and the periodic gossip re-sends the last one.
@@ -942,10 +1006,23 @@ struct Checker {
     var equivocators: Set<PublicKey> = []
     var doubleSignSlashes: [PublicKey: Int] = [:]
     var downtimeSlashes = 0
+    var eventsAccepted = 0
+    var eventsFinalized = 0
+    var disputesOpened = 0
     var downtimeJails = 0
     var unjails = 0
     var slashedHeights: Set<UInt64> = []
     var auditedHeights: Set<UInt64> = []
+
+    /// The knowledge-chain rules, checked at the first commit of each height: the runtime's
+    /// rule audit and an independent photograph of each epoch's electorate.
+    let parameters: ChainParameters
+    var witness: ElectorateWitness
+
+    init(genesis: ChainState, parameters: ChainParameters) {
+        self.parameters = parameters
+        witness = ElectorateWitness(state: genesis)
+    }
 
     mutating func violation(_ text: String) { violations.append(text) }
 
@@ -1025,8 +1102,9 @@ struct Checker {
         if observed[key] == nil { observed[key] = time }
     }
 
-    mutating func honestCommitted(node: Int, height: UInt64, blockID: Hash256, stateRoot: Hash256, outcome: BlockOutcome, state: ChainState,
+    mutating func honestCommitted(node: Int, height: UInt64, blockID: Hash256, stateRoot: Hash256, executed: ExecutedBlock, state: ChainState,
                                   transactions: [SignedTransaction]) {
+        let outcome = executed.outcome
         if let existing = decided[height] {
             if existing.blockID != blockID {
                 violation("fork at height \(height): node \(existing.node) committed \(existing.blockID.hex.prefix(8)), node \(node) committed \(blockID.hex.prefix(8))")
@@ -1049,6 +1127,15 @@ struct Checker {
         if !auditedHeights.contains(height) {
             auditedHeights.insert(height)
             if !state.auditSupply().isConserved { violation("supply not conserved at height \(height)") }
+            for problem in state.auditRules(outcome, parameters: parameters, changed: Array(executed.changes.keys)).prefix(3) {
+                violation("height \(height), rule audit: \(problem)")
+            }
+            for problem in witness.observe(outcome, state: state).prefix(3) { violation("height \(height), electorate: \(problem)") }
+            for change in outcome.eventChanges {
+                if change.to == .accepted && change.from == .pending { eventsAccepted += 1 }
+                if change.to == .finalized { eventsFinalized += 1 }
+                if change.to == .disputed { disputesOpened += 1 }
+            }
         }
     }
 

@@ -355,9 +355,9 @@ struct DisputeTests {
         let disputerBefore = chain.balance(u[1]), defenderBefore = chain.balance(u[2])
         #expect(try chain.submit(u[1], .dispute(eventID: id, bond: .acti(250), reason: arTxID("weak"))).succeeded)
         let disputeID = try chain.disputeID(of: id)
-        let small = try chain.submit(u[2], .defend(disputeID: disputeID, bond: .acti(499)))
+        let small = try chain.submit(u[2], .defend(disputeID: disputeID, bond: .acti(249)))
         #expect(small.code == .bondTooSmall)
-        #expect(small.message == "defence bond 499 ACTI is below 500 ACTI, twice the dispute's bond")
+        #expect(small.message == "defence bond 249 ACTI is below the dispute's bond 250 ACTI")
         let burnedBefore = chain.state.global.burned
         #expect(try chain.submit(u[2], .defend(disputeID: disputeID, bond: .acti(500))).succeeded)
         #expect(chain.state.dispute(disputeID)?.status == .defended)

@@ -16,6 +16,19 @@ struct GenesisTests {
         return String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
     }
 
+    /// The devnet genesis with `fields` of `params` changed: section → field → value.
+    static func devnetParams(_ fields: [String: [String: Any]]) throws -> String {
+        try devnetEdited { object in
+            var params = object["params"] as! [String: Any]
+            for (section, values) in fields {
+                var part = params[section] as! [String: Any]
+                for (field, value) in values { part[field] = value }
+                params[section] = part
+            }
+            object["params"] = params
+        }
+    }
+
     static func failure(_ text: String) -> GenesisError? {
         do {
             _ = try GenesisLoader.load(json: text)
@@ -69,6 +82,24 @@ struct GenesisTests {
         let error = try #require(Self.failure(text))
         #expect(error.field == "params.staking.min_validatr_stake")
         #expect(error.message.contains("unknown field"))
+    }
+
+    /// Stake that voted must still be there when its vote is judged: an unbonding period
+    /// shorter than attestation + challenge window + re-vote is refused, naming both numbers;
+    /// so are zero minimum stakes and a zero dispute bond.
+    @Test func anUnbondingPeriodShorterThanAnEventsLifeIsRefused() throws {
+        let life: [String: Any] = ["attestation_period_ms": 20_000, "challenge_window_ms": 30_000, "revote_period_ms": 15_000]
+        let short = try Self.devnetParams(["events": life, "staking": ["unbonding_period_ms": 64_999]])
+        let error = try #require(Self.failure(short))
+        #expect(error.field == "params.staking.unbonding_period_ms")
+        #expect(error.message.contains("64999") && error.message.contains("65000"), "\(error.message)")
+        let exact = try Self.devnetParams(["events": life, "staking": ["unbonding_period_ms": 65_000],
+                                           "slashing": ["max_evidence_age_ms": 60_000]])
+        #expect(Self.failure(exact) == nil, "an unbonding period equal to the event's life is enough")
+        for (section, field) in [("events", "min_dispute_bond"), ("staking", "min_gateway_stake"), ("staking", "min_validator_stake")] {
+            let zero = try Self.devnetParams([section: [field: "0ACTI"]])
+            #expect(Self.failure(zero)?.field == "params.\(section).\(field)", "\(field) = 0 must be refused")
+        }
     }
 
     /// Evidence must expire before the stake that signed can leave: a window longer than the

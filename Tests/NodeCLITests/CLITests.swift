@@ -56,7 +56,7 @@ struct CLITests {
         }
         let user0 = DevnetKeys.user(index: 0).publicKey.hex
         try ok(["status"], "chain:    membria-devnet-1")
-        try ok(["query", "account", "--home", setup.home], "balance: 1,000,000 ACTI")
+        try ok(["query", "account", "--home", setup.home], "balance:   1,000,000 ACTI")
         try ok(["query", "validators"], "power")
         let unreachable = try runNode(["status", "--node", "http://127.0.0.1:1"])
         #expect(unreachable.status == 1)
@@ -97,11 +97,11 @@ struct CLITests {
         let disputed = try StrictJSON.parse(try ok(["query", "event", event, "--output", "json"], "disputed"))
         let dispute = try #require(disputed["dispute"]?["id"]?.stringValue)
         // The only validator attested the event: it is accused, so the dispute is a bond round.
-        try ok(["query", "dispute", dispute], "decided:  by bonds: upheld at the deadline unless defended with at least 200 ACTI")
+        try ok(["query", "dispute", dispute], "decided:  by bonds: upheld at the deadline unless defended with at least 100 ACTI")
         try fails(["vote-dispute", "--home", setup.home, "--dispute", dispute], "give exactly one of --uphold and --reject")
         try fails(["vote-dispute", "--home", setup.home, "--dispute", dispute, "--uphold", "--wait"], "is a bond round")
-        try fails(["defend", "--key", setup.key(2), "--dispute", dispute, "--bond", "150ACTI"], "bond 150 ACTI is below 200 ACTI")
-        try ok(["defend", "--key", setup.key(2), "--dispute", dispute, "--bond", "200ACTI", "--wait"], "defence of dispute")
+        try fails(["defend", "--key", setup.key(2), "--dispute", dispute, "--bond", "99ACTI"], "bond 99 ACTI is below the dispute's bond 100 ACTI")
+        try ok(["defend", "--key", setup.key(2), "--dispute", dispute, "--bond", "100ACTI", "--wait"], "defence of dispute")
         try ok(["query", "dispute", dispute], "status:   defended")
 
         // Money and staking.

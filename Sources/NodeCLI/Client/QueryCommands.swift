@@ -22,6 +22,26 @@ enum Show {
         }
     }
 
+    static func account(_ key: PublicKey, _ account: JSONValue) -> String {
+        var lines = [
+            "account \(key.hex)",
+            "  balance:   \(acti(account["balance"]))",
+            "  bonded:    \(acti(account["bonded"]))",
+            "  nonce:     \(field(account["nonce"]))",
+            "  gateway:   \(field(account["gateway"]))",
+        ]
+        for entry in account["unbonding"]?.arrayValue ?? [] {
+            lines.append("  unbonding: \(acti(entry["amount"])), withdrawable from block time \(field(entry["completion_time_ms"]))")
+        }
+        if account["stake_locked"] == .bool(true) {
+            lines.append("  locked:    until block time \(field(account["locked_until_ms"])) (votes, proposals or jury duty not yet settled; withdraw waits for it)")
+        }
+        if let gateway = account["gateway_detail"], gateway != .null {
+            lines.append("  weight:    \(acti(gateway["electoral_weight_this_epoch"])) in this epoch's electorate; reward weight so far \(field(gateway["reward_weight_this_epoch"])) from \(field(gateway["winning_votes_this_epoch"])) winning votes")
+        }
+        return lines.joined(separator: "\n")
+    }
+
     static func event(_ e: JSONValue) -> String {
         var lines = [
             "event \(field(e["id"]))",
@@ -173,15 +193,7 @@ struct QueryCommand: ParsableCommand {
                     key = try NodeHome(path: home).loadKey(.account).publicKey
                 } else { throw OperatorError("give an ADDRESS or --home") }
                 let account = try connection.client().get("/accounts/\(key.hex)")
-                connection.emit(account) {
-                    """
-                    account \(key.hex)
-                      balance: \(Show.acti(account["balance"]))
-                      bonded:  \(Show.acti(account["bonded"]))
-                      nonce:   \(Show.field(account["nonce"]))
-                      gateway: \(Show.field(account["gateway"]))
-                    """
-                }
+                connection.emit(account) { Show.account(key, account) }
             }
         }
     }

@@ -159,11 +159,11 @@ struct VoteDisputeCommand: ParsableCommand {
 }
 
 struct DefendCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "defend", abstract: "Defend an event in a dispute's bond round, posting twice the dispute's bond.")
+    static let configuration = CommandConfiguration(commandName: "defend", abstract: "Defend an event in a dispute's bond round, posting at least the dispute's bond.")
 
     @OptionGroup var options: TransactionOptions
     @Option(name: .long, help: ArgumentHelp("The dispute id (GET /events/ID shows it).", valueName: "id")) var dispute: String
-    @Option(name: .long, help: ArgumentHelp("The defence bond, at least twice the dispute's, e.g. 200ACTI.", valueName: "amount")) var bond: String
+    @Option(name: .long, help: ArgumentHelp("The defence bond, at least the dispute's, e.g. 100ACTI.", valueName: "amount")) var bond: String
 
     func run() throws {
         try runClient {
@@ -182,7 +182,7 @@ struct DefendCommand: ParsableCommand {
                 throw OperatorError("dispute \(id.hex.prefix(12))… is \(Show.field(record["status"])), not open")
             }
             let required = try Amount(json: record["defense_bond_at_least"])
-            guard amount >= required else { throw OperatorError("bond \(amount) is below \(required), twice the dispute's bond") }
+            guard amount >= required else { throw OperatorError("bond \(amount) is below the dispute's bond \(required)") }
             try sendTransaction(.defend(disputeID: id, bond: amount), options: options, chain: chain, key: key,
                                 summary: "defence of dispute \(id.hex.prefix(12))… with a bond of \(amount)")
         }
