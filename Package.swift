@@ -59,7 +59,7 @@ let package = Package(
             .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
         ]),
         .executableTarget(name: "NodeCLI", dependencies: [
-            "KCNode", "KCNetwork", "KCRPC", "KCAttester", "KCSimulator", "KCTypes", "KCCrypto", "KCStorage",
+            "KCNode", "KCNetwork", "KCRPC", "KCAttester", "KCSimulator", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "KCCodecTests", dependencies: ["KCCodec", "KCTestSupport"]),

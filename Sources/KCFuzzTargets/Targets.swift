@@ -72,9 +72,14 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                 _ = try? Fixture.mempool.add(bytes: transaction, state: Fixture.state)
             }
         case .amount:
-            // What parses names an exact amount: its base units parse back to it.
-            if let amount = try? Amount(parsing: String(decoding: bytes, as: UTF8.self)) {
+            // What parses names an exact amount: its base units and its plain text parse back
+            // to it, and only digits, one point, the unit and spaces were in the input.
+            let text = String(decoding: bytes, as: UTF8.self)
+            if let amount = try? Amount(parsing: text) {
                 precondition((try? Amount(parsing: String(amount.units))) == amount, "an amount does not round-trip through base units")
+                precondition((try? Amount(parsing: amount.plainText)) == amount, "an amount does not round-trip through its plain text")
+                precondition(text.uppercased().allSatisfy { ("0"..."9").contains($0) || "ACTI. ".contains($0) || $0.isWhitespace },
+                             "an amount parsed from text with a character outside the form")
             }
         }
     }

@@ -159,7 +159,7 @@ public final class NodeDriver {
     /// `now - since`, or 0 when `since` is later: no reading order of two clocks can trap.
     static func elapsed(_ now: UInt64, since: UInt64) -> UInt64 { now >= since ? now - since : 0 }
 
-    /// Wall-clock milliseconds since 1970, for vote timestamps only.
+    /// Wall-clock milliseconds since 1970, for vote timestamps and the time of a dry run.
     static func wallMilliseconds() -> UInt64 {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)
@@ -317,6 +317,8 @@ public final class NodeDriver {
             }
         case .proof(let key, let reply):
             reply(StateProofAnswer(height: state.global.height, root: state.root, value: state.get(key), proof: state.proof(key: key)))
+        case .latestState(let reply):
+            reply(state)
         }
     }
 

@@ -20,6 +20,21 @@ public enum NodeCall: Sendable {
     case submit([UInt8], reply: @Sendable (Result<Hash256, MempoolRejection>) -> Void)
     /// A Merkle proof of one state key against the current state root.
     case proof(StoreKey, reply: @Sendable (StateProofAnswer) -> Void)
+    /// The latest committed state (a copy-on-write value: handing it over costs nothing), for
+    /// work the caller does on its own thread.
+    case latestState(reply: @Sendable (ChainState) -> Void)
+}
+
+/// What a transaction would do if it were next in line: its receipt, or why a block holding it
+/// would be refused; `height` is the state it was checked against.
+public struct CheckAnswer: Sendable {
+    public let height: UInt64
+    public let result: Result<Receipt, BlockError>
+
+    public init(height: UInt64, result: Result<Receipt, BlockError>) {
+        self.height = height
+        self.result = result
+    }
 }
 
 public struct StateProofAnswer: Sendable {
@@ -38,10 +53,12 @@ public final class NodeHandle: Sendable {
     public let monitor: NodeMonitor
     public let commits: CommitFeed
     let inbox: Inbox<NodeEvent>
+    let runtime: Runtime
 
     init(store: any KeyValueStore, genesis: Genesis, monitor: NodeMonitor, commits: CommitFeed, inbox: Inbox<NodeEvent>) {
         self.store = store
         self.genesis = genesis
+        runtime = Runtime(genesis: genesis)
         self.monitor = monitor
         self.commits = commits
         self.inbox = inbox
@@ -56,6 +73,17 @@ public final class NodeHandle: Sendable {
         await withCheckedContinuation { continuation in
             call(.submit(bytes) { continuation.resume(returning: $0) })
         }
+    }
+
+    /// A transaction's checks against the latest committed state, committing nothing
+    /// (`Runtime.dryRun`), run on the caller's thread: the node's thread only hands over the
+    /// state. The scratch block's time is the wall clock (the next block's will be close to it).
+    public func check(_ body: TransactionBody) async -> CheckAnswer {
+        let state = await withCheckedContinuation { continuation in
+            call(.latestState { continuation.resume(returning: $0) })
+        }
+        return CheckAnswer(height: state.global.height,
+                           result: runtime.dryRun(body, on: state, timeMilliseconds: NodeDriver.wallMilliseconds()))
     }
 
     public func proof(_ key: StoreKey) async -> StateProofAnswer {

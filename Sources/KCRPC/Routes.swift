@@ -17,7 +17,7 @@ public struct Routes: Sendable {
     public static let table: [(method: String, path: String)] = [
         ("GET", "/health"), ("GET", "/status"), ("GET", "/params"), ("GET", "/metrics"),
         ("GET", "/blocks/latest"), ("GET", "/blocks/{height}"),
-        ("GET", "/txs/{hash}"), ("POST", "/txs"),
+        ("GET", "/txs/{hash}"), ("POST", "/txs"), ("POST", "/txs/check"),
         ("GET", "/accounts/{address}"), ("GET", "/validators"), ("GET", "/gateways"), ("GET", "/epochs"), ("GET", "/disputes/{id}"),
         ("GET", "/events"), ("GET", "/events/{id}"), ("GET", "/events/{id}/votes"), ("GET", "/events/{id}/parents"), ("GET", "/events/{id}/children"),
         ("GET", "/events/{id}/ancestors"), ("GET", "/events/{id}/descendants"), ("GET", "/events/{id}/proof"),
@@ -46,6 +46,7 @@ public struct Routes: Sendable {
             JSONResponse.make(try queries.transactionJSON(try Parse.hash(context.parameters.get("hash"), what: "transaction hash")))
         }
         router.post("/txs") { request, context in try await submit(request, context: context) }
+        router.post("/txs/check") { request, _ in JSONResponse.make(try await check(request)) }
         router.get("/accounts/:address") { _, context in
             JSONResponse.make(try queries.accountJSON(try Parse.key(context.parameters.get("address"), what: "address")))
         }
@@ -176,17 +177,46 @@ public struct Routes: Sendable {
         ]))
     }
 
-    func submit(_ request: Request, context: RPCRequestContext) async throws -> Response {
+    /// The request's body, refused past `max_body_bytes` whether or not it announces its length.
+    func collectBody(_ request: Request) async throws -> String {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > settings.maxBodyBytes {
             throw RPCError(.contentTooLarge, "too_large", "the body of \(length) bytes is over the limit of \(settings.maxBodyBytes)")
         }
-        let body: ByteBuffer
-        do { body = try await request.body.collect(upTo: settings.maxBodyBytes) } catch {
+        do { return String(buffer: try await request.body.collect(upTo: settings.maxBodyBytes)) } catch {
             throw RPCError(.contentTooLarge, "too_large", "the body is over the limit of \(settings.maxBodyBytes) bytes")
         }
+    }
+
+    /// `POST /txs/check`: what an unsigned transaction would do if it were next in line,
+    /// committing nothing: the receipt's code, name and message and the fee, or why a block
+    /// holding it would be refused.
+    func check(_ request: Request) async throws -> JSONValue {
         let bytes: [UInt8]
-        do { bytes = try TransactionSubmission.transactionBytes(fromBody: String(buffer: body)) } catch {
-            throw RPCError.badRequest(error.message)
+        do { bytes = try TransactionSubmission.unsignedBodyBytes(fromBody: try await collectBody(request)) } catch let problem as TransactionSubmission.Problem {
+            throw RPCError.badRequest(problem.message)
+        }
+        let body: TransactionBody
+        do { body = try TransactionBody.decode(exactly: bytes) } catch {
+            throw RPCError.badRequest("\"body\" is not a canonical transaction body: \(error)")
+        }
+        guard body.chainID == node.genesis.chainID else {
+            throw RPCError.badRequest("the body is for chain '\(body.chainID.prefix(64))', this node runs '\(node.genesis.chainID)'")
+        }
+        let answer = await node.check(body)
+        switch answer.result {
+        case .success(let receipt):
+            return .object([("height", View.number(answer.height)), ("would_succeed", .bool(receipt.succeeded)),
+                            ("receipt", View.receipt(receipt))])
+        case .failure(let refusal):
+            return .object([("height", View.number(answer.height)), ("would_succeed", .bool(false)),
+                            ("refused", .string(refusal.description))])
+        }
+    }
+
+    func submit(_ request: Request, context: RPCRequestContext) async throws -> Response {
+        let bytes: [UInt8]
+        do { bytes = try TransactionSubmission.transactionBytes(fromBody: try await collectBody(request)) } catch let problem as TransactionSubmission.Problem {
+            throw RPCError.badRequest(problem.message)
         }
         let query = request.uri.queryParameters
         let wait = try query["wait"].map { text -> Bool in

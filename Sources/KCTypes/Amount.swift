@@ -56,40 +56,59 @@ public struct Amount: Hashable, Comparable, Sendable, CanonicalCodable, CustomSt
 
     public enum ParseError: Error, Equatable, Sendable, CustomStringConvertible {
         case empty
+        /// A character that has no place in an amount, and its position (from 1).
+        case unexpectedCharacter(String, Character, position: Int)
         case notANumber(String)
+        /// A decimal point in base units (which are whole).
+        case fractionalBaseUnits(String)
         case tooManyDecimals(String)
         case tooLarge(String)
 
+        static let forms = "write digits with at most one decimal point and an optional unit: 10000ACTI, 1.5 ACTI, or a whole number of base units such as 1000"
+
         public var description: String {
             switch self {
-            case .empty: return "an amount is required"
-            case .notANumber(let text): return "'\(text)' is not an amount (write e.g. 10000ACTI, 1.5ACTI or a whole number of base units)"
+            case .empty: return "an amount is required (\(Self.forms))"
+            case .unexpectedCharacter(let text, let character, let position):
+                let shown = character == " " ? "a space" : "'\(character)'"
+                return "'\(text)' is not an amount: \(shown) at position \(position) is not allowed (no signs, separators or exponents); \(Self.forms)"
+            case .notANumber(let text): return "'\(text)' is not an amount: \(Self.forms)"
+            case .fractionalBaseUnits(let text): return "'\(text)' has a decimal point but no unit: base units are whole; write \(text)ACTI for ACTI"
             case .tooManyDecimals(let text): return "'\(text)' has more than 18 decimal places (1 ACTI = 10^18 units)"
             case .tooLarge(let text): return "'\(text)' is too large"
             }
         }
     }
 
-    /// Parses `10000ACTI`, `10000 ACTI`, `1.5ACTI`, `10,000ACTI` or a whole number of base units (`123`).
+    /// Parses an amount exactly or refuses it: ASCII digits with at most one decimal point and
+    /// an optional unit `ACTI` (any case, after at most one space), for example `10000ACTI`,
+    /// `10000 ACTI`, `1.5ACTI`; without the unit, a whole number of base units (`123`).
+    /// Whitespace around the whole is ignored. Nothing is ever dropped: a sign, a thousands
+    /// separator, an exponent or a space inside the number is refused, naming the character.
     public init(parsing text: String) throws(ParseError) {
-        var body = Substring(text.trimmingWhitespace())
-        guard !body.isEmpty else { throw .empty }
+        let trimmed = text.trimmingWhitespace()
+        guard !trimmed.isEmpty else { throw .empty }
+        var number = Substring(trimmed)
         var isACTI = false
-        if body.uppercased().hasSuffix("ACTI") {
+        if number.uppercased().hasSuffix("ACTI") {
             isACTI = true
-            body = body.dropLast(4)
-            while body.last == " " { body = body.dropLast() }
+            number = number.dropLast(4)
+            if number.last == " " { number = number.dropLast() }
         }
-        let digitsOnly = body.filter { $0 != "," && $0 != "_" }
-        guard !digitsOnly.isEmpty else { throw .notANumber(text) }
-        let parts = digitsOnly.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let wholePart = parts.first, !wholePart.isEmpty,
-              wholePart.allSatisfy({ $0.isASCII && $0.isNumber }) else { throw .notANumber(text) }
-        let fractionPart = parts.count == 2 ? parts[1] : ""
-        guard fractionPart.allSatisfy({ $0.isASCII && $0.isNumber }) else { throw .notANumber(text) }
-        if parts.count == 2 && (fractionPart.isEmpty || !isACTI) { throw .notANumber(text) }
-        guard fractionPart.count <= 18 else { throw .tooManyDecimals(text) }
-        guard let whole = UInt128(wholePart) else { throw .tooLarge(text) }
+        var wholePart = "", fractionPart = "", seenPoint = false
+        for (offset, character) in number.enumerated() {
+            if character.isASCII && character.isNumber {
+                if seenPoint { fractionPart.append(character) } else { wholePart.append(character) }
+            } else if character == "." && !seenPoint {
+                seenPoint = true
+            } else {
+                throw .unexpectedCharacter(trimmed, character, position: offset + 1)
+            }
+        }
+        guard !wholePart.isEmpty, !seenPoint || !fractionPart.isEmpty else { throw .notANumber(trimmed) }
+        guard !seenPoint || isACTI else { throw .fractionalBaseUnits(trimmed) }
+        guard fractionPart.count <= 18 else { throw .tooManyDecimals(trimmed) }
+        guard let whole = UInt128(wholePart) else { throw .tooLarge(trimmed) }
         if !isACTI {
             units = whole
             return
@@ -98,22 +117,31 @@ public struct Amount: Hashable, Comparable, Sendable, CanonicalCodable, CustomSt
         let fraction = UInt128(paddedFraction)!
         let (scaled, overflowMultiply) = whole.multipliedReportingOverflow(by: Amount.unitsPerACTI)
         let (total, overflowAdd) = scaled.addingReportingOverflow(fraction)
-        guard !overflowMultiply && !overflowAdd else { throw .tooLarge(text) }
+        guard !overflowMultiply && !overflowAdd else { throw .tooLarge(trimmed) }
         units = total
     }
 
-    /// `10,000 ACTI`, `1.5 ACTI`, `0.000000000000000001 ACTI`.
-    public var description: String {
-        let whole = units / Amount.unitsPerACTI
+    /// The shortest text `init(parsing:)` reads back as this amount: `10000ACTI`, `1.5ACTI`,
+    /// `0.000000000000000001ACTI` (no separators; `description` is for display).
+    public var plainText: String {
+        let (whole, fraction) = wholeAndFraction
+        return "\(whole)" + (fraction.map { "." + $0 } ?? "") + "ACTI"
+    }
+
+    /// Whole ACTI, and the decimals without trailing zeros (nil if none).
+    var wholeAndFraction: (UInt128, String?) {
         let remainder = units % Amount.unitsPerACTI
-        var text = Amount.groupThousands(String(whole))
-        if remainder != 0 {
-            var fraction = String(remainder)
-            fraction = String(repeating: "0", count: 18 - fraction.count) + fraction
-            while fraction.last == "0" { fraction.removeLast() }
-            text += "." + fraction
-        }
-        return text + " ACTI"
+        guard remainder != 0 else { return (units / Amount.unitsPerACTI, nil) }
+        var fraction = String(remainder)
+        fraction = String(repeating: "0", count: 18 - fraction.count) + fraction
+        while fraction.last == "0" { fraction.removeLast() }
+        return (units / Amount.unitsPerACTI, fraction)
+    }
+
+    /// `10,000 ACTI`, `1.5 ACTI`, `0.000000000000000001 ACTI`: for display (`plainText` parses back).
+    public var description: String {
+        let (whole, fraction) = wholeAndFraction
+        return Amount.groupThousands(String(whole)) + (fraction.map { "." + $0 } ?? "") + " ACTI"
     }
 
     static func groupThousands(_ digits: String) -> String {

@@ -11,11 +11,20 @@ public enum TransactionSubmission {
 
     /// The transaction bytes in `body`, or the problem in one sentence.
     public static func transactionBytes(fromBody body: String) throws(Problem) -> [UInt8] {
+        try hexField("tx", "the signed transaction", fromBody: body)
+    }
+
+    /// The unsigned transaction body of a `POST /txs/check` request (`{"body": "HEX"}`).
+    public static func unsignedBodyBytes(fromBody body: String) throws(Problem) -> [UInt8] {
+        try hexField("body", "the canonical transaction body (unsigned)", fromBody: body)
+    }
+
+    static func hexField(_ name: String, _ what: String, fromBody body: String) throws(Problem) -> [UInt8] {
         let json: JSONValue
         do { json = try StrictJSON.parse(body) } catch { throw Problem(message: "the body is not JSON: \(error)") }
-        guard case .object = json else { throw Problem(message: "the body must be a JSON object {\"tx\": \"HEX\"}") }
-        guard let hex = json["tx"]?.stringValue else { throw Problem(message: "the body needs \"tx\": the signed transaction in hex") }
-        guard let bytes = Hex.decode(hex) else { throw Problem(message: "\"tx\" is not hex") }
+        guard case .object = json else { throw Problem(message: "the body must be a JSON object {\"\(name)\": \"HEX\"}") }
+        guard let hex = json[name]?.stringValue else { throw Problem(message: "the body needs \"\(name)\": \(what) in hex") }
+        guard let bytes = Hex.decode(hex) else { throw Problem(message: "\"\(name)\" is not hex") }
         return bytes
     }
 }

@@ -92,6 +92,35 @@ struct RPCTests {
         #expect(metrics.contains("membria_step_duration_milliseconds{step=\"prevote\"}"))
     }
 
+    /// `POST /txs/check` answers what an unsigned transaction would do, with the runtime's own
+    /// code and message, and commits nothing.
+    @Test func aCheckAnswersWithoutCommitting() throws {
+        let node = try LiveNode()
+        defer { node.stop() }
+        #expect(node.waitHeight(1))
+        func check(_ call: Call, fee: Amount? = nil, chainID: String? = nil) -> LiveNode.Answer {
+            let body = TransactionBody(chainID: chainID ?? node.genesis.chainID, sender: Self.author.publicKey, nonce: 0,
+                                       fee: fee ?? node.genesis.parameters.fees.minFee, call: call)
+            return node.request("POST", "/txs/check", body: "{\"body\":\"\(Hex.encode(body.canonicalBytes))\"}")
+        }
+        let good = check(.bond(amount: .acti(10_000)))
+        #expect(good.status == 200 && good.json?["would_succeed"]?.boolValue == true, "\(good.text)")
+        #expect(good.json?["receipt"]?["name"]?.stringValue == "ok" && good.json?["height"]?.numberText != nil)
+        let doomed = check(.transfer(to: Self.other.publicKey, amount: .acti(1_000_000_000)))
+        #expect(doomed.json?["would_succeed"]?.boolValue == false, "\(doomed.text)")
+        #expect(doomed.json?["receipt"]?["name"]?.stringValue == "insufficient_balance", "\(doomed.text)")
+        let early = check(.withdrawUnbonded)
+        #expect(early.json?["receipt"]?["name"]?.stringValue == "nothing_to_withdraw", "\(early.text)")
+        let cheap = check(.bond(amount: .acti(1)), fee: .zero)
+        #expect(cheap.json?["would_succeed"]?.boolValue == false && cheap.json?["refused"]?.stringValue?.contains("below the minimum fee") == true,
+                "\(cheap.text)")
+        let elsewhere = check(.bond(amount: .acti(1)), chainID: "another-chain")
+        #expect(elsewhere.status == 400 && elsewhere.json?["message"]?.stringValue?.contains("another-chain") == true, "\(elsewhere.text)")
+        // Nothing was committed or pooled: the account is as it was.
+        let account = try #require(node.get("/accounts/\(Self.author.publicKey.hex)").json)
+        #expect(account["nonce"]?.numberText == "0" && account["bonded"]?.stringValue == "0", "\(account)")
+    }
+
     @Test func badRequestsGetTheirStatusAndAReasonNeverA500() throws {
         let node = try LiveNode(maxBodyBytes: 4_096)
         defer { node.stop() }
@@ -117,6 +146,9 @@ struct RPCTests {
             ("POST", "/txs", "{\"tx\": \"00ff\"}", 400, "transaction is malformed"),
             ("POST", "/txs", "{\"tx\": \"\(String(repeating: "ab", count: 3_000))\"}", 413, "over the limit"),
             ("POST", "/txs?wait=maybe", "{\"tx\": \"00\"}", 400, "wait must be true or false"),
+            ("POST", "/txs/check", "{\"tx\": \"00\"}", 400, "needs \"body\""),
+            ("POST", "/txs/check", "{\"body\": \"00ff\"}", 400, "is not a canonical transaction body"),
+            ("POST", "/txs/check", "{\"body\": \"\(String(repeating: "ab", count: 3_000))\"}", 413, "over the limit"),
             ("DELETE", "/status", nil, 405, "not allowed"),
         ]
         for (method, path, body, status, message) in cases {

@@ -67,6 +67,13 @@ struct CLITests {
         try fails(["propose-event", "--key", setup.key(0), "--ar-tx-id", Self.arTxID, "--content-hash", String(repeating: "1", count: 64),
                    "--kind", "answer"], "is not a registered gateway")
         try fails(["stake", "--key", setup.key(0), "--amount", "lots"], "--amount: 'lots' is not an amount")
+        // Money input is exact or refused before anything is signed (these once sent 15 and 10 ACTI).
+        try fails(["stake", "--key", setup.key(0), "--amount", "1,5ACTI"], "--amount: '1,5ACTI' is not an amount: ',' at position 2 is not allowed")
+        try fails(["transfer", "--key", setup.key(0), "--to", user0, "--amount", "1,,0ACTI"], "',' at position 2 is not allowed")
+        try fails(["stake", "--key", setup.key(0), "--amount", "-5"], "--amount: '-5' is not an amount: '-' at position 1")
+        try fails(["stake", "--key", setup.key(0), "--amount", "5ACTI", "--fee", "0,001ACTI"], "--fee: '0,001ACTI' is not an amount")
+        try fails(["stake", "--key", setup.key(0), "--amount", "1.5"], "has a decimal point but no unit")
+        try ok(["query", "account", user0], "nonce:     0")
         try ok(["stake", "--key", setup.key(0), "--amount", "10000ACTI", "--wait"], "stake of 10,000 ACTI: committed at height")
         try ok(["register-gateway", "--key", setup.key(0), "--wait"], "gateway registration: committed")
         try ok(["query", "gateways"], user0)
@@ -75,11 +82,41 @@ struct CLITests {
         let payload = setup.keys + "/payload.json"
         try "{\"answer\": 42}".write(toFile: payload, atomically: true, encoding: .utf8)
         try fails(["propose-event", "--key", setup.key(0), "--ar-tx-id", "short", "--payload", payload, "--kind", "answer"], "--ar-tx-id")
-        try ok(["propose-event", "--key", setup.key(0), "--ar-tx-id", Self.arTxID, "--payload", payload, "--kind", "answer", "--wait"],
-               "event of kind answer proposed: committed")
+        // Without --wait too: the id covers the block's height, so it waits for the commit and prints it.
+        let proposed = try ok(["propose-event", "--key", setup.key(0), "--ar-tx-id", Self.arTxID, "--payload", payload, "--kind", "answer"],
+                              "event of kind answer proposed: committed")
+        let printedID = try #require(proposed.split(separator: "\n").first { $0.hasPrefix("event id: ") }?.dropFirst(10))
         let listed = try ok(["query", "events", "--author", user0, "--output", "json"], "\"events\"")
         let page = try StrictJSON.parse(listed)
         let event = try #require(page["events"]?.arrayValue?.first?["id"]?.stringValue)
+        #expect(String(printedID) == event, "propose-event printed the id the chain gave the event")
+        let second = try StrictJSON.parse(try ok(["propose-event", "--key", setup.key(0), "--ar-tx-id", Self.arTxID, "--payload", payload,
+                                                  "--kind", "answer", "--output", "json"], "event_id"))
+        let secondID = try #require(second["event_id"]?.stringValue)
+        #expect(try StrictJSON.parse(try ok(["query", "event", secondID, "--output", "json"], secondID))["author"]?.stringValue == user0)
+
+        // Doomed transactions are refused before signing, with the runtime's own reason, and cost
+        // nothing: the nonce does not move.
+        let nonceBefore = try StrictJSON.parse(try ok(["query", "account", user0, "--output", "json"], "nonce"))["nonce"]?.numberText
+        try fails(["transfer", "--key", setup.key(0), "--to", user0, "--amount", "5000000ACTI"], "would fail:")
+        try fails(["transfer", "--key", setup.key(0), "--to", user0, "--amount", "5000000ACTI"], "[insufficient_balance]; nothing was signed or sent")
+        try fails(["attest", "--key", setup.key(0), "--event", event, "--valid"], "[own_event]")
+        try fails(["withdraw", "--key", setup.key(0)], "[nothing_to_withdraw]")
+        try fails(["unjail", "--key", setup.key(0)], "would fail")
+        try fails(["stake", "--key", setup.key(0), "--amount", "0ACTI"], "would fail")
+        try fails(["register-gateway", "--key", setup.key(0)], "would fail")
+        try fails(["unstake", "--key", setup.key(0), "--amount", "20000ACTI"], "would fail")
+        #expect(try StrictJSON.parse(try ok(["query", "account", user0, "--output", "json"], "nonce"))["nonce"]?.numberText == nonceBefore)
+        // --skip-checks sends it anyway: it is committed, fails and pays its fee.
+        try fails(["withdraw", "--key", setup.key(0), "--skip-checks", "--wait"], "failed at height")
+        #expect(try StrictJSON.parse(try ok(["query", "account", user0, "--output", "json"], "nonce"))["nonce"]?.numberText != nonceBefore)
+        // Without --wait the CLI says inclusion is not yet known.
+        let afterSkip = try StrictJSON.parse(try ok(["query", "account", user0, "--output", "json"], "nonce"))["nonce"]?.numberText
+        try ok(["transfer", "--key", setup.key(0), "--to", DevnetKeys.user(index: 1).publicKey.hex, "--amount", "1ACTI"], "not yet included")
+        for _ in 0..<40 {  // let it commit before the next command reads the nonce
+            if try StrictJSON.parse(try ok(["query", "account", user0, "--output", "json"], "nonce"))["nonce"]?.numberText != afterSkip { break }
+            Thread.sleep(forTimeInterval: 0.25)
+        }
         #expect(page["events"]?.arrayValue?.first?["content_hash"]?.stringValue == SHA256.hash(Array("{\"answer\": 42}".utf8)).hex)
 
         // Disputes need an accepted event; a pending one is refused up front.
@@ -112,7 +149,7 @@ struct CLITests {
         try ok(["query", "block", "latest"], "block ")
         try fails(["transfer", "--key", setup.key(2), "--to", "nobody", "--amount", "1ACTI"], "--to 'nobody' is not a 64-character hex key")
         try fails(["unstake", "--key", setup.key(0), "--amount", "1ACTI", "--wait"], "below the minimum gateway stake")
-        try fails(["withdraw", "--key", setup.key(0), "--wait"], "failed")
+        try fails(["withdraw", "--key", setup.key(0), "--wait"], "withdrawal would fail: there is nothing unbonding")
         try ok(["stake", "--key", setup.key(3), "--amount", "10000ACTI", "--wait"], "committed")
         try ok(["register-validator", "--key", setup.key(3), "--consensus-key", DevnetKeys.key(.validator, index: 7).publicKey.hex,
                 "--wait"], "validator registration: committed")

@@ -46,11 +46,14 @@ struct TransactionOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("File whose first line is the passphrase of an encrypted key (default: --home's keys.passphrase_file, else asked).", valueName: "file"))
     var passphraseFile: String?
 
-    @Option(name: .long, help: ArgumentHelp("Fee (default: the chain's minimum fee), e.g. 0.001ACTI.", valueName: "amount"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Fee (default: the chain's minimum fee), e.g. 0.001ACTI.", valueName: "amount"))
     var fee: String?
 
     @Flag(name: .long, help: "Wait until the transaction is committed and print its receipt.")
     var wait = false
+
+    @Flag(name: .long, help: "Sign and send without first asking the node whether the transaction would succeed.")
+    var skipChecks = false
 
     @Option(name: .long, help: ArgumentHelp("Seconds to wait for the commit with --wait.", valueName: "seconds"))
     var timeout: Int = 30
@@ -119,7 +122,14 @@ extension Amount {
 }
 
 /// Builds, signs and sends one transaction, then reports it (and its receipt with --wait).
-func sendTransaction(_ call: Call, options: TransactionOptions, chain: ChainView, key: SigningKey, summary: String) throws {
+///
+/// `committed`: what the commit makes known (e.g. a new event's id, which covers the height of
+/// the block that includes it), from the height and the nonce; given, the command waits for the
+/// commit whatever `--wait` says, adds these fields to the JSON answer and prints them as lines.
+func sendTransaction(_ call: Call, options: TransactionOptions, chain: ChainView, key: SigningKey, summary: String,
+                     committed: ((_ height: UInt64, _ nonce: UInt64) -> [(String, JSONValue)])? = nil) throws {
+    var options = options
+    if committed != nil { options.wait = true }
     let account = try chain.account(key.publicKey)
     guard let nonceText = account["nonce"]?.numberText, let nonce = UInt64(nonceText) else {
         throw OperatorError("the node's account answer has no nonce")
@@ -129,10 +139,12 @@ func sendTransaction(_ call: Call, options: TransactionOptions, chain: ChainView
     if balance < fee {
         throw OperatorError("balance \(balance) of \(key.publicKey.hex.prefix(12))… cannot pay the fee of \(fee)")
     }
-    let transaction = TransactionBody(chainID: chain.chainID, sender: key.publicKey, nonce: nonce, fee: fee, call: call).signed(with: key)
+    let body = TransactionBody(chainID: chain.chainID, sender: key.publicKey, nonce: nonce, fee: fee, call: call)
+    if !options.skipChecks { try checkBeforeSigning(body, chain: chain, summary: summary) }
+    let transaction = body.signed(with: key)
     let waitClient = NodeClient(base: chain.client.base, timeoutSeconds: Double(options.timeout) + 10)
     let path = options.wait ? "/txs?wait=true&timeout_ms=\(options.timeout * 1_000)" : "/txs"
-    let answer: JSONValue
+    var answer: JSONValue
     do {
         answer = try waitClient.post(path, .object([("tx", .string(Hex.encode(transaction.canonicalBytes)))]))
     } catch let failure as NodeClient.Failure {
@@ -146,10 +158,37 @@ func sendTransaction(_ call: Call, options: TransactionOptions, chain: ChainView
         if options.connection.output == .json { print(answer.rendered()) }
         throw OperatorError("\(summary) failed at height \(height) (transaction \(hash)): \(receipt["message"]?.stringValue ?? "?")")
     }
-    options.connection.emit(answer) {
-        guard options.wait else { return "\(summary): sent as transaction \(hash) (not waiting for the commit)" }
-        return "\(summary): committed at height \(height) in transaction \(hash)"
+    var learned: [(String, JSONValue)] = []
+    if let committed, let committedHeight = UInt64(height), case .object(let fields) = answer {
+        learned = committed(committedHeight, nonce)
+        answer = .object(fields + learned)
     }
+    options.connection.emit(answer) {
+        guard options.wait else {
+            return "\(summary): sent as transaction \(hash); not yet included (--wait waits for the commit; node query tx \(hash) tells later)"
+        }
+        let lines = learned.map { "\($0.0.replacingOccurrences(of: "_", with: " ")): \($0.1.stringValue ?? $0.1.rendered())" }
+        return (["\(summary): committed at height \(height) in transaction \(hash)"] + lines).joined(separator: "\n")
+    }
+}
+
+/// Asks the node to run the transaction's checks against its latest state (`POST /txs/check`)
+/// and refuses, before anything is signed or paid, one that would fail.
+func checkBeforeSigning(_ body: TransactionBody, chain: ChainView, summary: String) throws {
+    let answer: JSONValue
+    do {
+        answer = try chain.client.post("/txs/check", .object([("body", .string(Hex.encode(body.canonicalBytes)))]))
+    } catch let failure as NodeClient.Failure {
+        throw OperatorError("the node could not check the transaction (\(failure.message)); nothing was sent; --skip-checks sends it unchecked")
+    }
+    guard answer["would_succeed"]?.boolValue != true else { return }
+    let reason: String
+    if let receipt = answer["receipt"], receipt != .null {
+        reason = "\(receipt["message"]?.stringValue ?? "?") [\(receipt["name"]?.stringValue ?? "?")]"
+    } else {
+        reason = answer["refused"]?.stringValue ?? "the node gave no reason"
+    }
+    throw OperatorError("\(summary) would fail: \(reason); nothing was signed or sent (checked against height \(answer["height"]?.numberText ?? "?"); --skip-checks sends it anyway)")
 }
 
 /// Parses a 64-hex id option, naming the option when it is wrong.

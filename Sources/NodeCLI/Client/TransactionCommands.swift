@@ -3,13 +3,14 @@ import Foundation
 import KCCodec
 import KCCrypto
 import KCNode
+import KCRuntime
 import KCTypes
 
 struct ProposeEventCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "propose-event",
         abstract: "Propose a knowledge event (the sender must be a registered gateway).",
-        discussion: "Give the payload's SHA-256 with --content-hash, or --payload FILE to have it computed.")
+        discussion: "Give the payload's SHA-256 with --content-hash, or --payload FILE to have it computed. It always waits for the commit and prints the event id (which covers the height of the block that includes it).")
 
     @OptionGroup var options: TransactionOptions
     @Option(name: .long, help: ArgumentHelp("Arweave transaction id of the payload (43 base64url characters).", valueName: "id"))
@@ -48,8 +49,13 @@ struct ProposeEventCommand: ParsableCommand {
                 }
                 if event["status"]?.stringValue == "rejected" { throw OperatorError("parent \(parentID.hex.prefix(12))… was rejected") }
             }
+            // The event id covers the height of the block that includes it: known at the commit.
             try sendTransaction(.proposeEvent(parents: parents, arTxID: arTxID, contentHash: hash, kind: kind),
-                                options: options, chain: chain, key: key, summary: "event of kind \(kind) proposed")
+                                options: options, chain: chain, key: key, summary: "event of kind \(kind) proposed") { height, nonce in
+                let header = EventHeader(author: key.publicKey, nonce: nonce, height: height, parents: parents,
+                                         arTxID: arTxID, contentHash: hash, kind: kind)
+                return [("event_id", .string(header.id.hex))]
+            }
         }
     }
 }
@@ -105,7 +111,7 @@ struct DisputeCommand: ParsableCommand {
 
     @OptionGroup var options: TransactionOptions
     @Option(name: .long, help: ArgumentHelp("The event to dispute.", valueName: "id")) var event: String
-    @Option(name: .long, help: ArgumentHelp("The bond, e.g. 100ACTI.", valueName: "amount")) var bond: String
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("The bond, e.g. 100ACTI.", valueName: "amount")) var bond: String
     @Option(name: .long, help: ArgumentHelp("Arweave id of the written reason.", valueName: "id")) var reason: String
 
     func run() throws {
@@ -163,7 +169,7 @@ struct DefendCommand: ParsableCommand {
 
     @OptionGroup var options: TransactionOptions
     @Option(name: .long, help: ArgumentHelp("The dispute id (GET /events/ID shows it).", valueName: "id")) var dispute: String
-    @Option(name: .long, help: ArgumentHelp("The defence bond, at least the dispute's, e.g. 100ACTI.", valueName: "amount")) var bond: String
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("The defence bond, at least the dispute's, e.g. 100ACTI.", valueName: "amount")) var bond: String
 
     func run() throws {
         try runClient {
@@ -192,7 +198,7 @@ struct DefendCommand: ParsableCommand {
 struct StakeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "stake", abstract: "Bond ACTI from the account's balance.")
     @OptionGroup var options: TransactionOptions
-    @Option(name: .long, help: ArgumentHelp("How much, e.g. 10000ACTI.", valueName: "amount")) var amount: String
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("How much, e.g. 10000ACTI.", valueName: "amount")) var amount: String
 
     func run() throws {
         try runClient {
@@ -205,7 +211,7 @@ struct StakeCommand: ParsableCommand {
 struct UnstakeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "unstake", abstract: "Start unbonding stake (withdrawable after the unbonding period).")
     @OptionGroup var options: TransactionOptions
-    @Option(name: .long, help: ArgumentHelp("How much, e.g. 500ACTI.", valueName: "amount")) var amount: String
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("How much, e.g. 500ACTI.", valueName: "amount")) var amount: String
 
     func run() throws {
         try runClient {
@@ -280,7 +286,7 @@ struct TransferCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "transfer", abstract: "Send ACTI to another account.")
     @OptionGroup var options: TransactionOptions
     @Option(name: .long, help: ArgumentHelp("Recipient address (hex).", valueName: "address")) var to: String
-    @Option(name: .long, help: ArgumentHelp("How much, e.g. 1.5ACTI.", valueName: "amount")) var amount: String
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("How much, e.g. 1.5ACTI.", valueName: "amount")) var amount: String
 
     func run() throws {
         try runClient {
