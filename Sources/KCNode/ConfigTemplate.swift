@@ -48,6 +48,9 @@ public enum ConfigTemplate {
         # a connection with nothing in progress is closed after the idle time.
         request_timeout_ms = 10000
         idle_timeout_ms = 30000
+        # GET /health answers 503 when no block was committed for this long (a halt), and also
+        # while the node is syncing or, in a network of several validators, has no peer.
+        health_max_block_age_ms = 60000
 
         [consensus]
         # Round timeouts in milliseconds; each grows by its *_delta_ms every round.

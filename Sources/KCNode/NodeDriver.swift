@@ -704,8 +704,10 @@ public final class NodeDriver {
         let now = Self.monotonicMilliseconds()
         let outcome = result.outcome
         let validator = isValidator
+        let committedAt = Self.wallMilliseconds()
         monitor.update { snapshot in
             snapshot.height = height
+            snapshot.committedAtMilliseconds = committedAt
             snapshot.blockTimeMilliseconds = block.header.timeMilliseconds
             snapshot.blockID = block.id
             snapshot.stateRoot = outcome.stateRoot
@@ -737,8 +739,10 @@ public final class NodeDriver {
         let block = try blocks.block(at: state.global.height)
         let validator = isValidator
         let nodeID = network.nodeID
+        let startedAt = Self.wallMilliseconds()
         monitor.update { snapshot in
             snapshot.height = state.global.height
+            snapshot.committedAtMilliseconds = startedAt  // a stall is counted from the start, not from the last run
             snapshot.blockTimeMilliseconds = state.global.timeMilliseconds
             snapshot.blockID = block?.id ?? .zero
             snapshot.stateRoot = state.root

@@ -86,6 +86,9 @@ public final class NodeHandle: Sendable {
                            result: runtime.dryRun(body, on: state, timeMilliseconds: NodeDriver.wallMilliseconds()))
     }
 
+    /// Wall-clock milliseconds since 1970 (for health: the age of the latest block).
+    public static func wallMilliseconds() -> UInt64 { NodeDriver.wallMilliseconds() }
+
     public func proof(_ key: StoreKey) async -> StateProofAnswer {
         await withCheckedContinuation { continuation in
             call(.proof(key) { continuation.resume(returning: $0) })
@@ -98,6 +101,8 @@ public final class NodeMonitor: Sendable {
     public struct Snapshot: Sendable, Equatable {
         public var height: UInt64 = 0
         public var blockTimeMilliseconds: UInt64 = 0
+        /// This node's wall clock when it committed the latest height (or started).
+        public var committedAtMilliseconds: UInt64 = 0
         public var blockID: Hash256 = .zero
         public var stateRoot: Hash256 = .zero
         public var round: UInt32 = 0

@@ -38,6 +38,7 @@ public struct RPCSettings: Sendable {
     public var maxBodyBytes = 1 << 20
     public var rateLimitPerSecond = 200
     public var limits = HTTPLimits()
+    public var health = HealthCheck(maxBlockAgeMilliseconds: 60_000, needsPeers: false)
     public init() {}
 }
 

@@ -27,7 +27,10 @@ public struct Routes: Sendable {
     var queries: ChainQueries { ChainQueries(store: node.store, genesis: node.genesis) }
 
     func register(on router: Router<RPCRequestContext>) {
-        router.get("/health") { _, _ in JSONResponse.make(health()) }
+        router.get("/health") { _, _ in
+            let (answer, healthy) = health()
+            return JSONResponse.make(answer, status: healthy ? .ok : .serviceUnavailable)
+        }
         router.get("/status") { _, _ in JSONResponse.make(try status()) }
         router.get("/params") { _, _ in JSONResponse.make(node.genesis.json["params"] ?? .null) }
         router.get("/metrics") { _, _ in
@@ -101,9 +104,15 @@ public struct Routes: Sendable {
         Subscriptions(node: node).register(on: router)
     }
 
-    func health() -> JSONValue {
+    /// `ok`, or `unhealthy` with the reasons (`HealthCheck`); the second value is whether healthy.
+    func health() -> (JSONValue, Bool) {
         let snapshot = node.monitor.snapshot
-        return .object([("status", .string("ok")), ("height", View.number(snapshot.height)), ("syncing", .bool(snapshot.syncing))])
+        let problems = settings.health.problems(snapshot, nowMilliseconds: NodeHandle.wallMilliseconds())
+        return (.object([("status", .string(problems.isEmpty ? "ok" : "unhealthy")), ("height", View.number(snapshot.height)),
+                         ("syncing", .bool(snapshot.syncing)), ("peers", View.number(snapshot.peers)),
+                         ("latest_block_time_ms", View.number(snapshot.blockTimeMilliseconds)),
+                         ("committed_at_ms", View.number(snapshot.committedAtMilliseconds)),
+                         ("problems", .array(problems.map { .string($0) }))]), problems.isEmpty)
     }
 
     func status() throws -> JSONValue {

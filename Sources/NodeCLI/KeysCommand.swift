@@ -23,6 +23,10 @@ struct KeysCommand: ParsableCommand {
         @Option(name: .long, help: "Output format: text or json.")
         var output: OutputFormat = .text
 
+        func validate() throws {
+            errorFormat.withLock { $0 = output }
+        }
+
         func run() throws {
             try runReportingErrors {
                 let nodeHome = NodeHome(path: home)

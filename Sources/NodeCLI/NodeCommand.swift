@@ -1,5 +1,7 @@
 import ArgumentParser
 import KCNode
+import KCTypes
+import Synchronization
 
 @main
 struct NodeCommand: ParsableCommand {
@@ -22,21 +24,41 @@ struct NodeCommand: ParsableCommand {
     )
 }
 
-/// Errors that should reach the operator as one plain sentence, with exit status 1.
+/// Errors that should reach the operator as one plain sentence, with exit status 1. `code`
+/// names the kind for scripts (`--output json` prints `{"code", "message"}`): the runtime's or
+/// the node's error name where one applies, else `invalid_input`.
 struct OperatorError: Error, CustomStringConvertible {
     let message: String
-    init(_ message: String) { self.message = message }
+    let code: String
+    /// The node's answer that goes with the error (a committed transaction that failed).
+    let answer: JSONValue?
+    init(_ message: String, code: String = "invalid_input", answer: JSONValue? = nil) {
+        self.message = message
+        self.code = code
+        self.answer = answer
+    }
     var description: String { message }
 }
 
-/// Runs `body`, turning a thrown error into a plain message on stderr and exit status 1.
+/// How the running command reports errors: set from `--output` when the options are parsed.
+let errorFormat = Mutex<KeysCommand.OutputFormat>(.text)
+
+/// Runs `body`, turning a thrown error into a plain message on stderr (or, under
+/// `--output json`, a JSON object `{"code", "message"}` on stdout) and exit status 1.
 func runReportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let code as ExitCode {
         throw code
     } catch let error as CustomStringConvertible {
-        printError("error: \(error.description)")
+        if errorFormat.withLock({ $0 }) == .json {
+            let known = error as? OperatorError
+            var fields: [(String, JSONValue)] = [("code", .string(known?.code ?? "error")), ("message", .string(error.description))]
+            if let answer = known?.answer { fields.append(("answer", answer)) }
+            print(JSONValue.object(fields).rendered())
+        } else {
+            printError("error: \(error.description)")
+        }
         throw ExitCode.failure
     }
 }

@@ -85,6 +85,9 @@ struct RPCTests {
         #expect(votes["votes"]?.arrayValue?.first?["voter"]?.stringValue == LiveNode.validatorAccount.publicKey.hex, "\(votes)")
         #expect(node.get("/events/\(ids[0].hex)/votes?verdict=maybe").status == 400)
         #expect(node.get("/events/\(ids[1].hex)/parents").json?["levels"]?.arrayValue?.first?["events"]?.arrayValue?.first?["id"]?.stringValue == ids[0].hex)
+        let health = node.get("/health")
+        #expect(health.status == 200 && health.json?["status"]?.stringValue == "ok" && health.json?["problems"]?.arrayValue?.isEmpty == true,
+                "\(health.text)")
         let metrics = node.get("/metrics").text
         #expect(metrics.contains("membria_height "))
         #expect(metrics.contains("membria_events{status=\"disputed\"} 1"))

@@ -57,7 +57,16 @@ struct CLITests {
         let user0 = DevnetKeys.user(index: 0).publicKey.hex
         try ok(["status"], "chain:    membria-devnet-1")
         try ok(["query", "account", "--home", setup.home], "balance:   1,000,000 ACTI")
-        try ok(["query", "validators"], "power")
+        try ok(["query", "validators"], "missed 0 in the window")
+        // Times in RFC 3339 UTC, with the age of the latest block.
+        let status = try ok(["status"], "s ago")
+        #expect(status.range(of: #"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"#, options: .regularExpression) != nil, "\(status)")
+        // Under --output json, errors are JSON on stdout too, with a code, and a non-zero exit.
+        let jsonError = try setup.run(["stake", "--key", setup.key(0), "--amount", "1,5ACTI", "--output", "json"])
+        #expect(jsonError.status == 1)
+        let parsedError = try StrictJSON.parse(jsonError.standardOutput)
+        #expect(parsedError["code"]?.stringValue == "invalid_input" && parsedError["message"]?.stringValue?.contains("',' at position 2") == true,
+                "\(jsonError.standardOutput)")
         let unreachable = try runNode(["status", "--node", "http://127.0.0.1:1"])
         #expect(unreachable.status == 1)
         #expect(unreachable.standardError == "error: cannot reach node at http://127.0.0.1:1: connection refused\n")
@@ -101,6 +110,9 @@ struct CLITests {
         try fails(["transfer", "--key", setup.key(0), "--to", user0, "--amount", "5000000ACTI"], "would fail:")
         try fails(["transfer", "--key", setup.key(0), "--to", user0, "--amount", "5000000ACTI"], "[insufficient_balance]; nothing was signed or sent")
         try fails(["attest", "--key", setup.key(0), "--event", event, "--valid"], "[own_event]")
+        let doomedJSON = try setup.run(["withdraw", "--key", setup.key(0), "--output", "json"])
+        #expect(doomedJSON.status == 1 && (try? StrictJSON.parse(doomedJSON.standardOutput))?["code"]?.stringValue == "nothing_to_withdraw",
+                "\(doomedJSON.standardOutput)")
         try fails(["withdraw", "--key", setup.key(0)], "[nothing_to_withdraw]")
         try fails(["unjail", "--key", setup.key(0)], "would fail")
         try fails(["stake", "--key", setup.key(0), "--amount", "0ACTI"], "would fail")

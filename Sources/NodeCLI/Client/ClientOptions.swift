@@ -16,6 +16,10 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .long, help: "Output format: text or json.")
     var output: KeysCommand.OutputFormat = .text
 
+    func validate() throws {
+        errorFormat.withLock { $0 = output }
+    }
+
     var nodeURL: String {
         if let node { return node }
         if let home, let config = try? NodeConfig.parse(String(contentsOfFile: NodeHome(path: home).configPath, encoding: .utf8)) {
@@ -148,15 +152,15 @@ func sendTransaction(_ call: Call, options: TransactionOptions, chain: ChainView
     do {
         answer = try waitClient.post(path, .object([("tx", .string(Hex.encode(transaction.canonicalBytes)))]))
     } catch let failure as NodeClient.Failure {
-        throw OperatorError(failure.message)
+        throw OperatorError(failure.message, code: failure.code ?? "node_error")
     }
     let hash = answer["hash"]?.stringValue ?? transaction.hash.hex
     let receipt = answer["transaction"]?["receipt"]
     let height = answer["transaction"]?["height"]?.numberText ?? "?"
     if options.wait, let receipt, receipt["succeeded"]?.boolValue != true {
         // Committed but refused by the rules: the fee is spent, the call did nothing.
-        if options.connection.output == .json { print(answer.rendered()) }
-        throw OperatorError("\(summary) failed at height \(height) (transaction \(hash)): \(receipt["message"]?.stringValue ?? "?")")
+        throw OperatorError("\(summary) failed at height \(height) (transaction \(hash)): \(receipt["message"]?.stringValue ?? "?")",
+                            code: receipt["name"]?.stringValue ?? "failed", answer: answer)
     }
     var learned: [(String, JSONValue)] = []
     if let committed, let committedHeight = UInt64(height), case .object(let fields) = answer {
@@ -188,7 +192,9 @@ func checkBeforeSigning(_ body: TransactionBody, chain: ChainView, summary: Stri
     } else {
         reason = answer["refused"]?.stringValue ?? "the node gave no reason"
     }
-    throw OperatorError("\(summary) would fail: \(reason); nothing was signed or sent (checked against height \(answer["height"]?.numberText ?? "?"); --skip-checks sends it anyway)")
+    let code = answer["receipt"]?["name"]?.stringValue ?? "refused"
+    throw OperatorError("\(summary) would fail: \(reason); nothing was signed or sent (checked against height \(answer["height"]?.numberText ?? "?"); --skip-checks sends it anyway)",
+                        code: code)
 }
 
 /// Parses a 64-hex id option, naming the option when it is wrong.
@@ -206,9 +212,11 @@ func parseArTxID(_ text: String, option: String) throws -> ArTxID {
     do { return try ArTxID(parsing: text) } catch { throw OperatorError("--\(option): \(error)") }
 }
 
-/// Runs a client command, turning node-side failures into plain errors.
+/// Runs a client command, turning node-side failures into plain errors (with the node's code).
 func runClient(_ body: () throws -> Void) throws {
     try runReportingErrors {
-        do { try body() } catch let failure as NodeClient.Failure { throw OperatorError(failure.message) }
+        do { try body() } catch let failure as NodeClient.Failure {
+            throw OperatorError(failure.message, code: failure.code ?? (failure.status == nil ? "unreachable" : "node_error"))
+        }
     }
 }

@@ -11,6 +11,29 @@ enum Show {
         return Amount(units: units).description
     }
 
+    /// A block time in milliseconds since 1970 as RFC 3339 UTC (`2026-01-01T00:00:00.000Z`);
+    /// `-` when absent or zero.
+    static func time(_ value: JSONValue?) -> String {
+        guard let text = value?.numberText, let milliseconds = UInt64(text), milliseconds > 0 else { return "-" }
+        return rfc3339(milliseconds)
+    }
+
+    static func rfc3339(_ milliseconds: UInt64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1_000))
+    }
+
+    /// How long ago a block time was, against this machine's clock: `3.2 s ago`.
+    static func age(_ value: JSONValue?) -> String {
+        guard let text = value?.numberText, let milliseconds = UInt64(text), milliseconds > 0 else { return "-" }
+        let now = UInt64(max(0, Date().timeIntervalSince1970 * 1_000))
+        guard now >= milliseconds else { return "in the future by \((milliseconds - now)) ms" }
+        let elapsed = now - milliseconds
+        return elapsed < 120_000 ? "\(elapsed / 1_000).\(elapsed % 1_000 / 100) s ago" : "\(elapsed / 60_000) min ago"
+    }
+
     static func field(_ value: JSONValue?) -> String {
         switch value {
         case .string(let text)?: return text
@@ -31,10 +54,10 @@ enum Show {
             "  gateway:   \(field(account["gateway"]))",
         ]
         for entry in account["unbonding"]?.arrayValue ?? [] {
-            lines.append("  unbonding: \(acti(entry["amount"])), withdrawable from block time \(field(entry["completion_time_ms"]))")
+            lines.append("  unbonding: \(acti(entry["amount"])), withdrawable from \(time(entry["completion_time_ms"]))")
         }
         if account["stake_locked"] == .bool(true) {
-            lines.append("  locked:    until block time \(field(account["locked_until_ms"])) (votes, proposals or jury duty not yet settled; withdraw waits for it)")
+            lines.append("  locked:    until \(time(account["locked_until_ms"])) (votes, proposals or jury duty not yet settled; withdraw waits for it)")
         }
         if let gateway = account["gateway_detail"], gateway != .null {
             lines.append("  weight:    \(acti(gateway["electoral_weight_this_epoch"])) in this epoch's electorate; reward weight so far \(field(gateway["reward_weight_this_epoch"])) from \(field(gateway["winning_votes_this_epoch"])) winning votes")
@@ -54,16 +77,16 @@ enum Show {
             "  height:        \(field(e["height"]))",
             "  electorate:    epoch \(field(e["electorate"]?["epoch"])), total \(acti(e["electorate"]?["total"])) (accepted above 2/3 valid, rejected above 1/3 invalid)",
             "  attestations:  valid \(acti(e["tally"]?["valid_weight"])) from \(field(e["tally"]?["valid_count"])), invalid \(acti(e["tally"]?["invalid_weight"])) from \(field(e["tally"]?["invalid_count"]))",
-            "  attestation:   ends at block time \(field(e["attestation_ends_ms"]))",
+            "  attestation:   ends \(time(e["attestation_ends_ms"]))",
         ]
         if e["challenge_window_closes_ms"] != .null {
-            lines.append("  challenge:     window closes at block time \(field(e["challenge_window_closes_ms"])); a dispute needs a bond of at least \(acti(e["disputes"]?["next_bond_at_least"]))")
+            lines.append("  challenge:     window closes \(time(e["challenge_window_closes_ms"])); a dispute needs a bond of at least \(acti(e["disputes"]?["next_bond_at_least"]))")
         }
         if e["waiting_on"] != .null { lines.append("  waiting on:    parent \(field(e["waiting_on"])) to be final") }
         if e["rejected_parent"] != .null { lines.append("  rejected:      because parent \(field(e["rejected_parent"])) was rejected or expired") }
-        lines.append("  votes settle:  at block time \(field(e["votes_settle_ms"])) (voters' stake is locked until then)")
+        lines.append("  votes settle:  \(time(e["votes_settle_ms"])) (voters' stake is locked until then)")
         if let dispute = e["dispute"], dispute != .null {
-            lines.append("  dispute:       \(field(dispute["id"])) \(field(dispute["status"])) (\(field(dispute["mode"]))), bond \(acti(dispute["bond"])), deadline \(field(dispute["deadline_ms"]))")
+            lines.append("  dispute:       \(field(dispute["id"])) \(field(dispute["status"])) (\(field(dispute["mode"]))), bond \(acti(dispute["bond"])), deadline \(time(dispute["deadline_ms"]))")
         }
         return lines.joined(separator: "\n")
     }
@@ -79,7 +102,7 @@ struct StatusCommand: ParsableCommand {
             connection.emit(status) {
                 """
                 chain:    \(Show.field(status["chain_id"]))
-                height:   \(Show.field(status["height"])) (block \(Show.field(status["latest_block_id"]).prefix(16))…, time \(Show.field(status["latest_block_time_ms"])) ms)
+                height:   \(Show.field(status["height"])) (block \(Show.field(status["latest_block_id"]).prefix(16))…, \(Show.time(status["latest_block_time_ms"])), \(Show.age(status["latest_block_time_ms"])))
                 syncing:  \(Show.field(status["syncing"]))
                 peers:    \(Show.field(status["peers"]))
                 validator: \(Show.field(status["validator"]))
@@ -151,7 +174,7 @@ struct QueryCommand: ParsableCommand {
                 connection.emit(block) {
                     """
                     block \(Show.field(block["height"])) \(Show.field(block["id"]))
-                      time:         \(Show.field(block["time_ms"])) ms
+                      time:         \(Show.time(block["time_ms"]))
                       proposer:     \(Show.field(block["proposer"]))
                       state root:   \(Show.field(block["state_root"]))
                       transactions: \((block["transactions"]?.arrayValue ?? []).count)
@@ -207,7 +230,11 @@ struct QueryCommand: ParsableCommand {
                 let answer = try connection.client().allPages("/validators", list: "validators")
                 connection.emit(answer) {
                     (answer["validators"]?.arrayValue ?? []).map { v in
-                        "\(Show.field(v["address"]))  bonded \(Show.acti(v["bonded"]))  power \(Show.field(v["power"]))\(v["jailed"]?.boolValue == true ? "  JAILED" : "")"
+                        var line = "\(Show.field(v["address"]))  bonded \(Show.acti(v["bonded"]))  power \(Show.field(v["power"]))"
+                        line += "  missed \(Show.field(v["missed_in_window"])) in the window, signed \(Show.field(v["signed_this_epoch"])) this epoch"
+                        if v["tombstoned"]?.boolValue == true { line += "  TOMBSTONED (double sign)" }
+                        else if v["jailed"]?.boolValue == true { line += "  JAILED until \(Show.time(v["jailed_until_ms"]))" }
+                        return line
                     }.joined(separator: "\n")
                 }
             }
@@ -223,7 +250,7 @@ struct QueryCommand: ParsableCommand {
                 let answer = try connection.client().allPages("/gateways", list: "gateways")
                 connection.emit(answer) {
                     (answer["gateways"]?.arrayValue ?? []).map {
-                        "\(Show.field($0["address"]))  bonded \(Show.acti($0["bonded"]))  weight this epoch \(Show.acti($0["electoral_weight_this_epoch"]))  locked until \(Show.field($0["locked_until_ms"]))"
+                        "\(Show.field($0["address"]))  bonded \(Show.acti($0["bonded"]))  weight this epoch \(Show.acti($0["electoral_weight_this_epoch"]))  locked until \(Show.time($0["locked_until_ms"]))"
                     }.joined(separator: "\n")
                 }
             }
@@ -241,7 +268,7 @@ struct QueryCommand: ParsableCommand {
                 connection.emit(dispute) {
                     """
                     dispute \(Show.field(dispute["id"])) of event \(Show.field(dispute["event_id"])) (round \(Show.field(dispute["sequence"])))
-                      status:   \(Show.field(dispute["status"])), deadline at block time \(Show.field(dispute["deadline_ms"]))
+                      status:   \(Show.field(dispute["status"])), deadline \(Show.time(dispute["deadline_ms"]))
                       bond:     \(Show.acti(dispute["bond"])) by \(Show.field(dispute["disputer"]))
                       decided:  \(dispute["mode"]?.stringValue == "bonds" ? "by bonds: upheld at the deadline unless defended with at least \(Show.acti(dispute["defense_bond_at_least"]))" : "by the validators not accused: uphold above 2/3 of \(Show.field(dispute["eligible_power"])) power (of \(Show.field(dispute["set_power"])))")
                       votes:    uphold \(Show.field(dispute["uphold_power"])), reject \(Show.field(dispute["reject_power"])) power
