@@ -1,11 +1,14 @@
+import Foundation
 import KCConsensus
 import KCCrypto
 import KCNetwork
+import TOMLKit
 
 /// The node's local settings, read from `HOME/config.toml` (the commented template that
 /// `node init` writes lists every key). Anything every node must agree on is in the genesis
-/// file instead. Missing keys take the defaults below; unknown keys, sections and values of
-/// the wrong type are refused with the line and key named.
+/// file instead. The file is TOML, read by TOMLKit (toml++): any valid TOML, multi-line arrays
+/// included. Missing keys take the defaults below; unknown keys, sections and values of the
+/// wrong type or range are refused with the key and its line named.
 public struct NodeConfig: Equatable, Sendable {
     public enum AttesterMode: String, Sendable, CaseIterable { case off, format, fetch }
 
@@ -52,101 +55,100 @@ public struct NodeConfig: Equatable, Sendable {
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     public struct ParseError: Error, Equatable, Sendable, CustomStringConvertible {
+        /// The line (from 1) the problem is on; 0 when it has none.
         public let line: Int
         public let message: String
-        public var description: String { "config.toml line \(line): \(message)" }
+        public var description: String { line > 0 ? "config.toml line \(line): \(message)" : "config.toml: \(message)" }
     }
 
-    /// A TOML value of the kinds the config uses.
+    /// A TOML value of the kinds the config uses; `other` names any other kind.
     enum Value: Equatable {
         case string(String)
         case integer(Int)
         case bool(Bool)
         case strings([String])
+        case other(kind: String, text: String)
+
+        init(_ value: TOMLValueConvertible) {
+            switch value.type {
+            case .string: self = .string(value.string ?? "")
+            case .int: self = .integer(value.int ?? 0)
+            case .bool: self = .bool(value.bool ?? false)
+            case .array:
+                let items = value.array.map { Array($0) } ?? []
+                let strings = items.compactMap { $0.string }
+                self = strings.count == items.count ? .strings(strings) : .other(kind: "array of non-strings", text: value.debugDescription)
+            default: self = .other(kind: "\(value.type)", text: value.debugDescription)
+            }
+        }
     }
 
+    static let sections = ["log", "p2p", "rpc", "consensus", "mempool", "attester", "arweave", "keys"]
+
     public static func parse(_ text: String) throws(ParseError) -> NodeConfig {
+        let document: TOMLTable
+        do {
+            document = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ParseError(line: error.source.begin.line, message: "not valid TOML: \(error.description)")
+        } catch {
+            throw ParseError(line: 0, message: "not valid TOML: \(error)")
+        }
         var config = NodeConfig()
-        var section = ""
-        var seen = Set<String>()
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let lineNumber = index + 1
-            let line = stripComment(String(rawLine)).trimmingSpaces()
-            if line.isEmpty { continue }
-            if line.hasPrefix("[") {
-                guard line.hasSuffix("]"), line.count > 2 else { throw ParseError(line: lineNumber, message: "malformed section header '\(line)'") }
-                section = String(line.dropFirst().dropLast()).trimmingSpaces()
-                guard ["log", "p2p", "rpc", "consensus", "mempool", "attester", "arweave", "keys"].contains(section) else {
-                    throw ParseError(line: lineNumber, message: "unknown section [\(section)]")
-                }
+        for name in document.keys {
+            guard let value = document[name] else { continue }
+            guard let section = value.table else {
+                try config.apply(name, Value(value), line: line(of: name, section: nil, in: text))
                 continue
             }
-            guard let equals = line.firstIndex(of: "=") else {
-                throw ParseError(line: lineNumber, message: "expected 'key = value', found '\(line)'")
+            guard sections.contains(name) else {
+                throw ParseError(line: line(of: nil, section: name, in: text), message: "unknown section [\(name)]")
             }
-            let key = String(line[..<equals]).trimmingSpaces()
-            let valueText = String(line[line.index(after: equals)...]).trimmingSpaces()
-            let path = section.isEmpty ? key : "\(section).\(key)"
-            guard seen.insert(path).inserted else { throw ParseError(line: lineNumber, message: "\(path) is set twice") }
-            let value = try parseValue(valueText, line: lineNumber, key: path)
-            try config.apply(path, value, line: lineNumber)
+            for key in section.keys {
+                guard let inner = section[key] else { continue }
+                try config.apply("\(name).\(key)", Value(inner), line: line(of: key, section: name, in: text))
+            }
         }
         return config
     }
 
-    static func stripComment(_ line: String) -> String {
-        var inString = false
-        var result = ""
-        for character in line {
-            if character == "\"" { inString.toggle() }
-            if character == "#" && !inString { break }
-            result.append(character)
-        }
-        return result
-    }
-
-    static func parseValue(_ text: String, line: Int, key: String) throws(ParseError) -> Value {
-        if text.hasPrefix("\"") {
-            guard text.count >= 2, text.hasSuffix("\""), !text.dropFirst().dropLast().contains("\"") else {
-                throw ParseError(line: line, message: "\(key): unterminated or malformed string \(text)")
+    /// The line of `key` in `[section]` (or of the section's header when `key` is nil), found
+    /// in the text TOMLKit has already accepted; 0 if it is written in a form this does not
+    /// follow (a dotted or quoted key).
+    static func line(of key: String?, section: String?, in text: String) -> Int {
+        var current: String? = nil
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            if line.hasPrefix("[") {
+                current = String(line.dropFirst().prefix { $0 != "]" }).trimmingCharacters(in: .whitespaces)
+                if key == nil && current == section { return index + 1 }
+                continue
             }
-            return .string(String(text.dropFirst().dropLast()))
+            guard let key, current == section, line.hasPrefix(key) else { continue }
+            if line.dropFirst(key.count).trimmingCharacters(in: .whitespaces).hasPrefix("=") { return index + 1 }
         }
-        if text == "true" { return .bool(true) }
-        if text == "false" { return .bool(false) }
-        if text.hasPrefix("[") {
-            guard text.hasSuffix("]") else { throw ParseError(line: line, message: "\(key): unterminated array") }
-            let inner = String(text.dropFirst().dropLast()).trimmingSpaces()
-            if inner.isEmpty { return .strings([]) }
-            var items: [String] = []
-            for part in inner.split(separator: ",", omittingEmptySubsequences: false) {
-                let item = String(part).trimmingSpaces()
-                if item.isEmpty { continue }  // a trailing comma
-                guard case .string(let string) = try parseValue(item, line: line, key: key) else {
-                    throw ParseError(line: line, message: "\(key): arrays hold strings only")
-                }
-                items.append(string)
-            }
-            return .strings(items)
-        }
-        let digits = text.replacingUnderscores()
-        guard let number = Int(digits) else {
-            throw ParseError(line: line, message: "\(key): '\(text)' is not a string, number, boolean or array")
-        }
-        return .integer(number)
+        return 0
     }
 
     mutating func apply(_ key: String, _ value: Value, line: Int) throws(ParseError) {
+        let found: String
+        switch value {
+        case .string(let text): found = ", found the string \"\(text.prefix(80))\""
+        case .integer(let number): found = ", found the number \(number)"
+        case .bool(let flag): found = ", found \(flag)"
+        case .strings: found = ", found an array"
+        case .other(let kind, let text): found = ", found \(text.prefix(80)) (\(kind))"
+        }
         func string() throws(ParseError) -> String {
-            guard case .string(let text) = value else { throw ParseError(line: line, message: "\(key) must be a string in quotes") }
+            guard case .string(let text) = value else { throw ParseError(line: line, message: "\(key) must be a string in quotes\(found)") }
             return text
         }
         func boolean() throws(ParseError) -> Bool {
-            guard case .bool(let flag) = value else { throw ParseError(line: line, message: "\(key) must be true or false") }
+            guard case .bool(let flag) = value else { throw ParseError(line: line, message: "\(key) must be true or false\(found)") }
             return flag
         }
         func integer(_ range: ClosedRange<Int>) throws(ParseError) -> Int {
-            guard case .integer(let number) = value else { throw ParseError(line: line, message: "\(key) must be a whole number") }
+            guard case .integer(let number) = value else { throw ParseError(line: line, message: "\(key) must be a whole number\(found)") }
             guard range.contains(number) else {
                 throw ParseError(line: line, message: "\(key) = \(number) is outside \(range.lowerBound)...\(range.upperBound)")
             }
@@ -171,7 +173,7 @@ public struct NodeConfig: Equatable, Sendable {
             logLevel = level
         case "p2p.listen_address": p2pListenAddress = try address(allowAnyPort: true)  // port 0: any free port
         case "p2p.persistent_peers":
-            guard case .strings(let peers) = value else { throw ParseError(line: line, message: "\(key) must be an array of strings") }
+            guard case .strings(let peers) = value else { throw ParseError(line: line, message: "\(key) must be an array of strings\(found)") }
             for peer in peers where !PeerAddress.isWellFormed(peer) {
                 throw ParseError(line: line, message: "\(key): '\(peer)' is not NODE_ID@HOST:PORT")
             }
@@ -183,7 +185,7 @@ public struct NodeConfig: Equatable, Sendable {
         case "p2p.announce_validator": announceValidator = try boolean()
         case "p2p.max_inbound_bytes_per_second": maxInboundBytesPerSecond = try integer(65_536...(1 << 34))
         case "p2p.unconditional_peer_ids":
-            guard case .strings(let ids) = value else { throw ParseError(line: line, message: "\(key) must be an array of strings") }
+            guard case .strings(let ids) = value else { throw ParseError(line: line, message: "\(key) must be an array of strings\(found)") }
             for id in ids where PublicKey(hex: id) == nil {
                 throw ParseError(line: line, message: "\(key): '\(id)' is not a node id (64 hex digits)")
             }
@@ -227,15 +229,4 @@ public struct NodeConfig: Equatable, Sendable {
             throw ParseError(line: line, message: "unknown key \(key) (see the template that `node init` writes)")
         }
     }
-}
-
-extension String {
-    func trimmingSpaces() -> String {
-        var slice = Substring(self)
-        while let first = slice.first, first == " " || first == "\t" || first == "\r" { slice = slice.dropFirst() }
-        while let last = slice.last, last == " " || last == "\t" || last == "\r" { slice = slice.dropLast() }
-        return String(slice)
-    }
-
-    func replacingUnderscores() -> String { String(filter { $0 != "_" }) }
 }
