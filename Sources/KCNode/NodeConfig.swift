@@ -86,6 +86,13 @@ public struct NodeConfig: Equatable, Sendable {
     static let sections = ["log", "p2p", "rpc", "consensus", "mempool", "attester", "arweave", "keys"]
 
     public static func parse(_ text: String) throws(ParseError) -> NodeConfig {
+        // TOML allows no control character but tab, and carriage return only before a line
+        // feed; toml++ asserts (aborts) on some of them instead of reporting an error (found
+        // by the config fuzz target: "[\r\r\r\r"), so they are refused here first.
+        if let (line, scalar) = firstControlCharacter(text) {
+            let code = String(scalar.value, radix: 16, uppercase: true)
+            throw ParseError(line: line, message: "not valid TOML: control character U+\(String(repeating: "0", count: max(0, 4 - code.count)))\(code) (only tab, and a carriage return before a line feed, are allowed)")
+        }
         let document: TOMLTable
         do {
             document = try TOMLTable(string: text)
@@ -110,6 +117,20 @@ public struct NodeConfig: Equatable, Sendable {
             }
         }
         return config
+    }
+
+    /// The first control character TOML forbids, and its line.
+    static func firstControlCharacter(_ text: String) -> (Int, Unicode.Scalar)? {
+        var line = 1
+        var previousCR = false
+        for scalar in text.unicodeScalars {
+            if previousCR && scalar != "\n" { return (line, "\r") }
+            previousCR = scalar == "\r"
+            if scalar == "\n" { line += 1; continue }
+            if scalar == "\t" || scalar == "\r" { continue }
+            if scalar.value < 0x20 || scalar.value == 0x7F { return (line, scalar) }
+        }
+        return previousCR ? (line, "\r") : nil
     }
 
     /// The line of `key` in `[section]` (or of the section's header when `key` is nil), found

@@ -36,6 +36,9 @@ struct NodeConfigTests {
             ("[mempool]\n\nmax_transactions = \"many\"", "config.toml line 3: mempool.max_transactions must be a whole number, found the string \"many\""),
             ("[p2p]\npersistent_peers = [1, 2]", "p2p.persistent_peers must be an array of strings"),
             ("[p2p.extra]\nkey = 1", "unknown key p2p.extra"),
+            // toml++ aborted on this one (an assertion) instead of reporting it: refused first.
+            ("[\r\r\r\r", "config.toml line 1: not valid TOML: control character U+000D"),
+            ("moniker = \"a\"\n[log]\nlevel = \"info\u{7}\"", "config.toml line 3: not valid TOML: control character U+0007"),
             ("[arweave]\ngateway = \"ftp://x\"", "must start with http:// or https://"),
         ]
         for (text, expected) in cases {
@@ -67,6 +70,11 @@ struct NodeConfigTests {
         #expect(config.moniker == "literal # not a comment")
         #expect(config.persistentPeers == [first, second])
         #expect(config.maxInboundPeers == 41)
+    }
+
+    @Test func windowsLineEndingsAreFine() throws {
+        let config = try NodeConfig.parse("moniker = \"crlf\"\r\n[mempool]\r\nmax_transactions = 12\r\n")
+        #expect(config.moniker == "crlf" && config.mempoolMaxTransactions == 12)
     }
 
     @Test func commentsAndUnderscoresAreFine() throws {
