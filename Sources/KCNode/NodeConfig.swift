@@ -93,6 +93,12 @@ public struct NodeConfig: Equatable, Sendable {
             let code = String(scalar.value, radix: 16, uppercase: true)
             throw ParseError(line: line, message: "not valid TOML: control character U+\(String(repeating: "0", count: max(0, 4 - code.count)))\(code) (only tab, and a carriage return before a line feed, are allowed)")
         }
+        // toml++ 3 assumes (an assertion; undefined behaviour without assertions) that a table
+        // header's first key starts with a key character; the fuzz target found it does not
+        // check (`[\u{FFFD}…]`). Such a line is refused here before it reaches the parser.
+        if let line = firstMalformedHeader(text) {
+            throw ParseError(line: line, message: "not valid TOML: a [section] header must start with a key (letters, digits, _ or -, or a quoted key)")
+        }
         let document: TOMLTable
         do {
             document = try TOMLTable(string: text)
@@ -133,12 +139,34 @@ public struct NodeConfig: Equatable, Sendable {
         return previousCR ? (line, "\r") : nil
     }
 
+    /// The first line that opens with `[` or `[[` not followed (after spaces) by a key
+    /// character, a quote or `]`.
+    static func firstMalformedHeader(_ text: String) -> Int? {
+        for (index, raw) in lines(text).enumerated() {
+            var rest = raw.drop { $0 == " " || $0 == "\t" }
+            guard rest.first == "[" else { continue }
+            rest = rest.dropFirst()
+            if rest.first == "[" { rest = rest.dropFirst() }
+            rest = rest.drop { $0 == " " || $0 == "\t" }
+            guard let first = rest.first else { return index + 1 }
+            let keyStart = first.isASCII && (first.isLetter || first.isNumber || first == "_" || first == "-")
+            if keyStart || first == "\"" || first == "'" || first == "]" { continue }
+            return index + 1
+        }
+        return nil
+    }
+
+    /// The lines of `text` (LF or CRLF endings), for the scans above and below.
+    static func lines(_ text: String) -> [Substring] {
+        text.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false)
+    }
+
     /// The line of `key` in `[section]` (or of the section's header when `key` is nil), found
     /// in the text TOMLKit has already accepted; 0 if it is written in a form this does not
     /// follow (a dotted or quoted key).
     static func line(of key: String?, section: String?, in text: String) -> Int {
         var current: String? = nil
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, raw) in lines(text).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.hasPrefix("[") {
                 current = String(line.dropFirst().prefix { $0 != "]" }).trimmingCharacters(in: .whitespaces)

@@ -38,6 +38,8 @@ struct NodeConfigTests {
             ("[p2p.extra]\nkey = 1", "unknown key p2p.extra"),
             // toml++ aborted on this one (an assertion) instead of reporting it: refused first.
             ("[\r\r\r\r", "config.toml line 1: not valid TOML: control character U+000D"),
+            ("moniker = \"a\"\r\n[\u{FFFD}\u{FFFD}:]", "config.toml line 2: not valid TOML: a [section] header must start with a key"),
+            ("[[ # x\n", "config.toml line 1: not valid TOML: a [section] header must start with a key"),
             ("moniker = \"a\"\n[log]\nlevel = \"info\u{7}\"", "config.toml line 3: not valid TOML: control character U+0007"),
             ("[arweave]\ngateway = \"ftp://x\"", "must start with http:// or https://"),
         ]
@@ -75,6 +77,12 @@ struct NodeConfigTests {
     @Test func windowsLineEndingsAreFine() throws {
         let config = try NodeConfig.parse("moniker = \"crlf\"\r\n[mempool]\r\nmax_transactions = 12\r\n")
         #expect(config.moniker == "crlf" && config.mempoolMaxTransactions == 12)
+        do {
+            _ = try NodeConfig.parse("moniker = \"crlf\"\r\n[mempool]\r\nmax_transactions = \"x\"\r\n")
+            Issue.record("accepted a string for a number")
+        } catch {
+            #expect(error.description.hasPrefix("config.toml line 3:"), "\(error.description)")
+        }
     }
 
     @Test func commentsAndUnderscoresAreFine() throws {
