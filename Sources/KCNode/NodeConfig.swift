@@ -140,18 +140,20 @@ public struct NodeConfig: Equatable, Sendable {
     }
 
     /// The first line that opens with `[` or `[[` not followed (after spaces) by a key
-    /// character, a quote or `]`.
+    /// character, a quote or `]`. Scanned by Unicode scalar, as the parser reads: a combining
+    /// mark after `[` makes one Character with it, but it is still a header to toml++.
     static func firstMalformedHeader(_ text: String) -> Int? {
-        for (index, raw) in lines(text).enumerated() {
-            var rest = raw.drop { $0 == " " || $0 == "\t" }
+        for (index, line) in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var rest = line.drop { $0 == " " || $0 == "\t" }
             guard rest.first == "[" else { continue }
             rest = rest.dropFirst()
             if rest.first == "[" { rest = rest.dropFirst() }
             rest = rest.drop { $0 == " " || $0 == "\t" }
             guard let first = rest.first else { return index + 1 }
-            let keyStart = first.isASCII && (first.isLetter || first.isNumber || first == "_" || first == "-")
-            if keyStart || first == "\"" || first == "'" || first == "]" { continue }
-            return index + 1
+            switch first {
+            case "a"..."z", "A"..."Z", "0"..."9", "_", "-", "\"", "'", "]": continue
+            default: return index + 1
+            }
         }
         return nil
     }

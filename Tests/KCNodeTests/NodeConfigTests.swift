@@ -40,6 +40,7 @@ struct NodeConfigTests {
             ("[\r\r\r\r", "config.toml line 1: not valid TOML: control character U+000D"),
             ("moniker = \"a\"\r\n[\u{FFFD}\u{FFFD}:]", "config.toml line 2: not valid TOML: a [section] header must start with a key"),
             ("[[ # x\n", "config.toml line 1: not valid TOML: a [section] header must start with a key"),
+            ("#\"\n\n[\u{34F}\u{FFFD}\n\u{FFFD}is]", "config.toml line 3: not valid TOML: a [section] header must start with a key"),
             ("moniker = \"a\"\n[log]\nlevel = \"info\u{7}\"", "config.toml line 3: not valid TOML: control character U+0007"),
             ("[arweave]\ngateway = \"ftp://x\"", "must start with http:// or https://"),
         ]
