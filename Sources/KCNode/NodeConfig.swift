@@ -2,13 +2,12 @@ import Foundation
 import KCConsensus
 import KCCrypto
 import KCNetwork
-import TOMLKit
 
 /// The node's local settings, read from `HOME/config.toml` (the commented template that
 /// `node init` writes lists every key). Anything every node must agree on is in the genesis
-/// file instead. The file is TOML, read by TOMLKit (toml++): any valid TOML, multi-line arrays
-/// included. Missing keys take the defaults below; unknown keys, sections and values of the
-/// wrong type or range are refused with the key and its line named.
+/// file instead. The file is TOML, read by the strict parser below (ADR 0012: the subset a node
+/// config uses, multi-line arrays included). Missing keys take the defaults below; unknown
+/// keys, sections and values of the wrong type or range are refused with the key and its line.
 public struct NodeConfig: Equatable, Sendable {
     public enum AttesterMode: String, Sendable, CaseIterable { case off, format, fetch }
 
@@ -68,59 +67,54 @@ public struct NodeConfig: Equatable, Sendable {
         case bool(Bool)
         case strings([String])
         case other(kind: String, text: String)
-
-        init(_ value: TOMLValueConvertible) {
-            switch value.type {
-            case .string: self = .string(value.string ?? "")
-            case .int: self = .integer(value.int ?? 0)
-            case .bool: self = .bool(value.bool ?? false)
-            case .array:
-                let items = value.array.map { Array($0) } ?? []
-                let strings = items.compactMap { $0.string }
-                self = strings.count == items.count ? .strings(strings) : .other(kind: "array of non-strings", text: value.debugDescription)
-            default: self = .other(kind: "\(value.type)", text: value.debugDescription)
-            }
-        }
     }
 
     static let sections = ["log", "p2p", "rpc", "consensus", "mempool", "attester", "arweave", "keys"]
 
+    /// Reads the TOML a node config uses: `[section]` headers, `key = value` lines, values that
+    /// are basic strings (with TOML's escapes), literal strings, whole numbers (`10_000`, signs),
+    /// booleans, and arrays of strings over one or several lines (comments and a trailing comma
+    /// allowed); `#` comments; LF or CRLF line ends. Anything else is refused with its line.
     public static func parse(_ text: String) throws(ParseError) -> NodeConfig {
-        // TOML allows no control character but tab, and carriage return only before a line
-        // feed; toml++ asserts (aborts) on some of them instead of reporting an error (found
-        // by the config fuzz target: "[\r\r\r\r"), so they are refused here first.
         if let (line, scalar) = firstControlCharacter(text) {
             let code = String(scalar.value, radix: 16, uppercase: true)
             throw ParseError(line: line, message: "not valid TOML: control character U+\(String(repeating: "0", count: max(0, 4 - code.count)))\(code) (only tab, and a carriage return before a line feed, are allowed)")
         }
-        // toml++ 3 assumes (an assertion; undefined behaviour without assertions) that a table
-        // header's first key starts with a key character; the fuzz target found it does not
-        // check (`[\u{FFFD}…]`). Such a line is refused here before it reaches the parser.
-        if let line = firstMalformedHeader(text) {
-            throw ParseError(line: line, message: "not valid TOML: a [section] header must start with a key (letters, digits, _ or -, or a quoted key)")
-        }
-        let document: TOMLTable
-        do {
-            document = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw ParseError(line: error.source.begin.line, message: "not valid TOML: \(error.description)")
-        } catch {
-            throw ParseError(line: 0, message: "not valid TOML: \(error)")
-        }
+        let lines = text.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false)
         var config = NodeConfig()
-        for name in document.keys {
-            guard let value = document[name] else { continue }
-            guard let section = value.table else {
-                try config.apply(name, Value(value), line: line(of: name, section: nil, in: text))
+        var section = ""
+        var seen = Set<String>()
+        var index = 0
+        while index < lines.count {
+            let lineNumber = index + 1
+            let line = stripComment(String(lines[index])).trimmingSpaces()
+            index += 1
+            if line.isEmpty { continue }
+            if line.hasPrefix("[") {
+                guard line.hasSuffix("]"), line.count > 2 else { throw ParseError(line: lineNumber, message: "malformed section header '\(line)'") }
+                section = String(line.dropFirst().dropLast()).trimmingSpaces()
+                guard sections.contains(section) else { throw ParseError(line: lineNumber, message: "unknown section [\(section)]") }
                 continue
             }
-            guard sections.contains(name) else {
-                throw ParseError(line: line(of: nil, section: name, in: text), message: "unknown section [\(name)]")
+            guard let equals = line.firstIndex(of: "=") else {
+                throw ParseError(line: lineNumber, message: "expected 'key = value', found '\(line.prefix(80))'")
             }
-            for key in section.keys {
-                guard let inner = section[key] else { continue }
-                try config.apply("\(name).\(key)", Value(inner), line: line(of: key, section: name, in: text))
+            let key = String(line[..<equals]).trimmingSpaces()
+            var valueText = String(line[line.index(after: equals)...]).trimmingSpaces()
+            let path = section.isEmpty ? key : "\(section).\(key)"
+            guard seen.insert(path).inserted else { throw ParseError(line: lineNumber, message: "\(path) is set twice") }
+            // An array may go on over the next lines, until its brackets close.
+            if valueText.hasPrefix("[") {
+                while openBrackets(valueText) > 0 {
+                    guard index < lines.count else {
+                        throw ParseError(line: lineNumber, message: "\(path): the array opened on this line is never closed")
+                    }
+                    valueText += " " + stripComment(String(lines[index])).trimmingSpaces()
+                    index += 1
+                }
             }
+            let value = try parseValue(valueText, line: lineNumber, key: path)
+            try config.apply(path, value, line: lineNumber)
         }
         return config
     }
@@ -139,46 +133,132 @@ public struct NodeConfig: Equatable, Sendable {
         return previousCR ? (line, "\r") : nil
     }
 
-    /// The first line that opens with `[` or `[[` not followed (after spaces) by a key
-    /// character, a quote or `]`. Scanned by Unicode scalar, as the parser reads: a combining
-    /// mark after `[` makes one Character with it, but it is still a header to toml++.
-    static func firstMalformedHeader(_ text: String) -> Int? {
-        for (index, line) in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var rest = line.drop { $0 == " " || $0 == "\t" }
-            guard rest.first == "[" else { continue }
-            rest = rest.dropFirst()
-            if rest.first == "[" { rest = rest.dropFirst() }
-            rest = rest.drop { $0 == " " || $0 == "\t" }
-            guard let first = rest.first else { return index + 1 }
-            switch first {
-            case "a"..."z", "A"..."Z", "0"..."9", "_", "-", "\"", "'", "]": continue
-            default: return index + 1
+    /// `line` up to its comment: a `#` outside basic and literal strings.
+    static func stripComment(_ line: String) -> String {
+        var result = ""
+        var quote: Character? = nil
+        var escaped = false
+        for character in line {
+            if let open = quote {
+                if escaped { escaped = false } else if open == "\"" && character == "\\" { escaped = true } else if character == open { quote = nil }
+            } else if character == "\"" || character == "'" {
+                quote = character
+            } else if character == "#" {
+                break
+            }
+            result.append(character)
+        }
+        return result
+    }
+
+    /// `[` minus `]` outside strings: above zero while an array is still open.
+    static func openBrackets(_ text: String) -> Int {
+        var depth = 0
+        var quote: Character? = nil
+        var escaped = false
+        for character in text {
+            if let open = quote {
+                if escaped { escaped = false } else if open == "\"" && character == "\\" { escaped = true } else if character == open { quote = nil }
+            } else if character == "\"" || character == "'" {
+                quote = character
+            } else if character == "[" {
+                depth += 1
+            } else if character == "]" {
+                depth -= 1
             }
         }
-        return nil
+        return depth
     }
 
-    /// The lines of `text` (LF or CRLF endings), for the scans above and below.
-    static func lines(_ text: String) -> [Substring] {
-        text.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false)
+    static func parseValue(_ text: String, line: Int, key: String) throws(ParseError) -> Value {
+        if text.hasPrefix("\"") || text.hasPrefix("'") {
+            guard let string = parseString(text) else {
+                throw ParseError(line: line, message: "\(key): malformed string \(text.prefix(80)) (a string ends at its closing quote; write \\\" for a quote inside)")
+            }
+            return .string(string)
+        }
+        if text == "true" { return .bool(true) }
+        if text == "false" { return .bool(false) }
+        if text.hasPrefix("[") {
+            guard text.hasSuffix("]"), openBrackets(text) == 0 else { throw ParseError(line: line, message: "\(key): malformed array \(text.prefix(80))") }
+            var items: [String] = []
+            for part in splitTopLevel(String(text.dropFirst().dropLast())) {
+                let item = part.trimmingSpaces()
+                if item.isEmpty { continue }  // a trailing comma, or an empty array
+                guard case .string(let string) = try parseValue(item, line: line, key: key) else {
+                    return .other(kind: "array with \(item.prefix(40)) in it", text: text)
+                }
+                items.append(string)
+            }
+            return .strings(items)
+        }
+        if let number = wholeNumber(text) { return .integer(number) }
+        if text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) && text.first.map({ $0.isNumber || $0 == "-" || $0 == "+" }) == true {
+            return .other(kind: "floating-point number", text: text)
+        }
+        throw ParseError(line: line, message: "\(key): '\(text.prefix(80))' is not a string, whole number, boolean or array of strings")
     }
 
-    /// The line of `key` in `[section]` (or of the section's header when `key` is nil), found
-    /// in the text TOMLKit has already accepted; 0 if it is written in a form this does not
-    /// follow (a dotted or quoted key).
-    static func line(of key: String?, section: String?, in text: String) -> Int {
-        var current: String? = nil
-        for (index, raw) in lines(text).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-            if line.hasPrefix("[") {
-                current = String(line.dropFirst().prefix { $0 != "]" }).trimmingCharacters(in: .whitespaces)
-                if key == nil && current == section { return index + 1 }
+    /// A TOML decimal integer: an optional sign, digits, single underscores between digits.
+    static func wholeNumber(_ text: String) -> Int? {
+        var digits = Substring(text)
+        var negative = false
+        if let sign = digits.first, sign == "+" || sign == "-" { negative = sign == "-"; digits = digits.dropFirst() }
+        guard let first = digits.first, let last = digits.last, first.isASCII && first.isNumber, last.isASCII && last.isNumber,
+              !digits.contains("__"), digits.allSatisfy({ ($0.isASCII && $0.isNumber) || $0 == "_" }) else { return nil }
+        guard let magnitude = Int(digits.filter { $0 != "_" }) else { return nil }
+        return negative ? -magnitude : magnitude
+    }
+
+    /// A basic string with TOML's escapes, or a literal string; nil if malformed.
+    static func parseString(_ text: String) -> String? {
+        guard let open = text.first, text.count >= 2, text.last == open else { return nil }
+        let body = text.dropFirst().dropLast()
+        if open == "'" { return body.contains("'") ? nil : String(body) }
+        var result = ""
+        var iterator = body.makeIterator()
+        while let character = iterator.next() {
+            if character == "\"" { return nil }
+            guard character == "\\" else { result.append(character); continue }
+            switch iterator.next() {
+            case "b": result.append("\u{8}")
+            case "t": result.append("\t")
+            case "n": result.append("\n")
+            case "f": result.append("\u{C}")
+            case "r": result.append("\r")
+            case "\"": result.append("\"")
+            case "\\": result.append("\\")
+            case let marker where marker == "u" || marker == "U":
+                var hex = ""
+                for _ in 0..<(marker == "u" ? 4 : 8) { guard let digit = iterator.next() else { return nil }; hex.append(digit) }
+                guard let value = UInt32(hex, radix: 16), let scalar = Unicode.Scalar(value) else { return nil }
+                result.unicodeScalars.append(scalar)
+            default: return nil
+            }
+        }
+        return result
+    }
+
+    /// `text` split at commas outside strings.
+    static func splitTopLevel(_ text: String) -> [String] {
+        var parts: [String] = []
+        var current = ""
+        var quote: Character? = nil
+        var escaped = false
+        for character in text {
+            if let open = quote {
+                if escaped { escaped = false } else if open == "\"" && character == "\\" { escaped = true } else if character == open { quote = nil }
+            } else if character == "\"" || character == "'" {
+                quote = character
+            } else if character == "," {
+                parts.append(current)
+                current = ""
                 continue
             }
-            guard let key, current == section, line.hasPrefix(key) else { continue }
-            if line.dropFirst(key.count).trimmingCharacters(in: .whitespaces).hasPrefix("=") { return index + 1 }
+            current.append(character)
         }
-        return 0
+        parts.append(current)
+        return parts
     }
 
     mutating func apply(_ key: String, _ value: Value, line: Int) throws(ParseError) {
@@ -279,5 +359,14 @@ public struct NodeConfig: Equatable, Sendable {
         default:
             throw ParseError(line: line, message: "unknown key \(key) (see the template that `node init` writes)")
         }
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var slice = Substring(self)
+        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
+        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
+        return String(slice)
     }
 }
