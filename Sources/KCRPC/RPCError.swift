@@ -34,10 +34,39 @@ public struct RPCError: HTTPResponseError, Equatable, CustomStringConvertible {
 
 enum JSONResponse {
     static func make(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        let text = value.compact()
+        let text = withTimes(value).compact()
         var buffer = ByteBuffer()
         buffer.writeString(text)
         buffer.writeString("\n")
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+    }
+}
+
+extension JSONResponse {
+    /// Block-time fields in milliseconds that get an RFC 3339 twin, named without `_ms`.
+    static let instants: Set<String> = [
+        "latest_block_time_ms", "committed_at_ms", "time_ms", "proposed_at_ms", "status_changed_at_ms", "attestation_ends_ms",
+        "accepted_at_ms", "challenge_window_closes_ms", "votes_settle_ms", "opened_at_ms", "deadline_ms", "ended_at_ms",
+        "completion_time_ms", "locked_until_ms", "jailed_until_ms",
+    ]
+
+    /// `value` with each instant field followed by its RFC 3339 UTC text (null for null or 0):
+    /// `"time_ms": 1767225600000, "time": "2026-01-01T00:00:00.000Z"`. Durations keep ms only.
+    static func withTimes(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .object(let fields):
+            var out: [(String, JSONValue)] = []
+            for (name, field) in fields {
+                out.append((name, withTimes(field)))
+                guard instants.contains(name) else { continue }
+                let text = field.numberText.flatMap { UInt64($0) }.flatMap { $0 > 0 ? UTCTime.rfc3339(milliseconds: $0) : nil }
+                out.append((String(name.dropLast(3)), text.map { .string($0) } ?? .null))
+            }
+            return .object(out)
+        case .array(let items):
+            return .array(items.map(withTimes))
+        default:
+            return value
+        }
     }
 }

@@ -85,6 +85,18 @@ struct RPCTests {
         #expect(votes["votes"]?.arrayValue?.first?["voter"]?.stringValue == LiveNode.validatorAccount.publicKey.hex, "\(votes)")
         #expect(node.get("/events/\(ids[0].hex)/votes?verdict=maybe").status == 400)
         #expect(node.get("/events/\(ids[1].hex)/parents").json?["levels"]?.arrayValue?.first?["events"]?.arrayValue?.first?["id"]?.stringValue == ids[0].hex)
+        // Every block-time field in ms has its RFC 3339 twin; durations do not.
+        let proposedAt = try #require(event["proposed_at_ms"]?.numberText.flatMap { UInt64($0) })
+        #expect(event["proposed_at"]?.stringValue == UTCTime.rfc3339(milliseconds: proposedAt))
+        let closes = try #require(event["challenge_window_closes_ms"]?.numberText.flatMap { UInt64($0) })
+        #expect(event["challenge_window_closes"]?.stringValue == UTCTime.rfc3339(milliseconds: closes))
+        let pending = try #require(node.get("/events/\(ids[1].hex)").json)
+        #expect(pending["accepted_at_ms"] == .null && pending["accepted_at"] == .null, "never accepted: both null")
+        let status = try #require(node.get("/status").json)
+        let blockTime = try #require(status["latest_block_time_ms"]?.numberText.flatMap { UInt64($0) })
+        #expect(status["latest_block_time"]?.stringValue == UTCTime.rfc3339(milliseconds: blockTime))
+        let params = try #require(node.get("/params").json)
+        #expect(params["events"]?["attestation_period_ms"] != nil && params["events"]?["attestation_period"] == nil)
         let health = node.get("/health")
         #expect(health.status == 200 && health.json?["status"]?.stringValue == "ok" && health.json?["problems"]?.arrayValue?.isEmpty == true,
                 "\(health.text)")

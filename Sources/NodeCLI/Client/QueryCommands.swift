@@ -18,12 +18,7 @@ enum Show {
         return rfc3339(milliseconds)
     }
 
-    static func rfc3339(_ milliseconds: UInt64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1_000))
-    }
+    static func rfc3339(_ milliseconds: UInt64) -> String { UTCTime.rfc3339(milliseconds: milliseconds) }
 
     /// How long ago a block time was, against this machine's clock: `3.2 s ago`.
     static func age(_ value: JSONValue?) -> String {
