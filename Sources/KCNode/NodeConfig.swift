@@ -133,20 +133,31 @@ public struct NodeConfig: Equatable, Sendable {
         return previousCR ? (line, "\r") : nil
     }
 
-    /// `line` up to its comment: a `#` outside basic and literal strings.
-    static func stripComment(_ line: String) -> String {
-        var result = ""
+    /// Walks `text`, calling `visit` with each character and whether it stands outside basic
+    /// and literal strings (quotes themselves count as inside); `visit` returns false to stop.
+    static func scan(_ text: String, _ visit: (Character, _ outside: Bool) -> Bool) {
         var quote: Character? = nil
         var escaped = false
-        for character in line {
+        for character in text {
+            var outside = false
             if let open = quote {
                 if escaped { escaped = false } else if open == "\"" && character == "\\" { escaped = true } else if character == open { quote = nil }
             } else if character == "\"" || character == "'" {
                 quote = character
-            } else if character == "#" {
-                break
+            } else {
+                outside = true
             }
+            guard visit(character, outside) else { return }
+        }
+    }
+
+    /// `line` up to its comment: a `#` outside basic and literal strings.
+    static func stripComment(_ line: String) -> String {
+        var result = ""
+        scan(line) { character, outside in
+            if outside && character == "#" { return false }
             result.append(character)
+            return true
         }
         return result
     }
@@ -154,18 +165,10 @@ public struct NodeConfig: Equatable, Sendable {
     /// `[` minus `]` outside strings: above zero while an array is still open.
     static func openBrackets(_ text: String) -> Int {
         var depth = 0
-        var quote: Character? = nil
-        var escaped = false
-        for character in text {
-            if let open = quote {
-                if escaped { escaped = false } else if open == "\"" && character == "\\" { escaped = true } else if character == open { quote = nil }
-            } else if character == "\"" || character == "'" {
-                quote = character
-            } else if character == "[" {
-                depth += 1
-            } else if character == "]" {
-                depth -= 1
-            }
+        scan(text) { character, outside in
+            if outside && character == "[" { depth += 1 }
+            if outside && character == "]" { depth -= 1 }
+            return true
         }
         return depth
     }
@@ -243,19 +246,14 @@ public struct NodeConfig: Equatable, Sendable {
     static func splitTopLevel(_ text: String) -> [String] {
         var parts: [String] = []
         var current = ""
-        var quote: Character? = nil
-        var escaped = false
-        for character in text {
-            if let open = quote {
-                if escaped { escaped = false } else if open == "\"" && character == "\\" { escaped = true } else if character == open { quote = nil }
-            } else if character == "\"" || character == "'" {
-                quote = character
-            } else if character == "," {
+        scan(text) { character, outside in
+            if outside && character == "," {
                 parts.append(current)
                 current = ""
-                continue
+            } else {
+                current.append(character)
             }
-            current.append(character)
+            return true
         }
         parts.append(current)
         return parts

@@ -317,8 +317,10 @@ public final class NodeDriver {
             }
         case .proof(let key, let reply):
             reply(StateProofAnswer(height: state.global.height, root: state.root, value: state.get(key), proof: state.proof(key: key)))
-        case .latestState(let reply):
-            reply(state)
+        case .check(let body, let reply):
+            // One call's work (a dry run skips the block's end), on the state in place. The
+            // scratch block's time is the wall clock: the next block's will be close to it.
+            reply(CheckAnswer(height: state.global.height, result: runtime.dryRun(body, on: state, timeMilliseconds: Self.wallMilliseconds())))
         }
     }
 

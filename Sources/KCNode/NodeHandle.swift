@@ -20,9 +20,11 @@ public enum NodeCall: Sendable {
     case submit([UInt8], reply: @Sendable (Result<Hash256, MempoolRejection>) -> Void)
     /// A Merkle proof of one state key against the current state root.
     case proof(StoreKey, reply: @Sendable (StateProofAnswer) -> Void)
-    /// The latest committed state (a copy-on-write value: handing it over costs nothing), for
-    /// work the caller does on its own thread.
-    case latestState(reply: @Sendable (ChainState) -> Void)
+    /// A transaction's checks against the latest committed state, committing nothing
+    /// (`Runtime.dryRun`). Run on the node's thread: a copy of the state held elsewhere while
+    /// the node commits would make the commit copy every entry (`ChainState` is mutated in
+    /// place only while uniquely held), a cost an outsider could force with each request.
+    case check(TransactionBody, reply: @Sendable (CheckAnswer) -> Void)
 }
 
 /// What a transaction would do if it were next in line: its receipt, or why a block holding it
@@ -53,12 +55,10 @@ public final class NodeHandle: Sendable {
     public let monitor: NodeMonitor
     public let commits: CommitFeed
     let inbox: Inbox<NodeEvent>
-    let runtime: Runtime
 
     init(store: any KeyValueStore, genesis: Genesis, monitor: NodeMonitor, commits: CommitFeed, inbox: Inbox<NodeEvent>) {
         self.store = store
         self.genesis = genesis
-        runtime = Runtime(genesis: genesis)
         self.monitor = monitor
         self.commits = commits
         self.inbox = inbox
@@ -75,15 +75,11 @@ public final class NodeHandle: Sendable {
         }
     }
 
-    /// A transaction's checks against the latest committed state, committing nothing
-    /// (`Runtime.dryRun`), run on the caller's thread: the node's thread only hands over the
-    /// state. The scratch block's time is the wall clock (the next block's will be close to it).
+    /// What `body` would do if it were next in line (`NodeCall.check`).
     public func check(_ body: TransactionBody) async -> CheckAnswer {
-        let state = await withCheckedContinuation { continuation in
-            call(.latestState { continuation.resume(returning: $0) })
+        await withCheckedContinuation { continuation in
+            call(.check(body) { continuation.resume(returning: $0) })
         }
-        return CheckAnswer(height: state.global.height,
-                           result: runtime.dryRun(body, on: state, timeMilliseconds: NodeDriver.wallMilliseconds()))
     }
 
     /// Wall-clock milliseconds since 1970 (for health: the age of the latest block).
