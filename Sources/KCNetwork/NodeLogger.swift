@@ -1,58 +1,53 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Logging
 
-/// Log levels, least to most severe (the names `log.level` in config.toml accepts).
-public enum LogLevel: Int, Comparable, Sendable, CaseIterable {
-    case trace, debug, info, notice, warning, error, critical
+/// Log levels, least to most severe: swift-log's (the names `log.level` and `--log-level` accept).
+public typealias LogLevel = Logger.Level
 
-    public var name: String {
-        switch self {
-        case .trace: return "trace"
-        case .debug: return "debug"
-        case .info: return "info"
-        case .notice: return "notice"
-        case .warning: return "warning"
-        case .error: return "error"
-        case .critical: return "critical"
+extension Logger.Level {
+    public var name: String { rawValue }
+
+    public init?(name: String) { self.init(rawValue: name) }
+}
+
+/// The node's logging front: every component logs through one swift-log `Logger` whose
+/// handler is `NodeLogHandler`, so the node's lines and the libraries' (Hummingbird's, once
+/// `NodeLogHandler.bootstrap` ran) share one format and one level.
+public struct NodeLogger: Sendable {
+    public let logger: Logger
+
+    public var minimum: LogLevel { logger.logLevel }
+
+    public init(minimum: LogLevel = .info, format: LogFormat = .text, sink: @escaping @Sendable (String) -> Void) {
+        logger = Logger(label: NodeLogHandler.nodeLabel) { label in
+            NodeLogHandler(label: label, level: minimum, format: format, sink: sink)
         }
     }
 
-    public init?(name: String) {
-        guard let level = Self.allCases.first(where: { $0.name == name }) else { return nil }
-        self = level
-    }
-
-    public static func < (lhs: LogLevel, rhs: LogLevel) -> Bool { lhs.rawValue < rhs.rawValue }
-}
-
-/// One line per entry: UTC time, level, message, then `key=value` fields, e.g.
-/// `2026-11-23T15:11:37.123Z info committed height=3 block=7fb9e4… txs=0`.
-/// Entries below `minimum` are skipped; `sink` writes a finished line (it must be thread-safe).
-public struct NodeLogger: Sendable {
-    public let minimum: LogLevel
-    let sink: @Sendable (String) -> Void
-
-    public init(minimum: LogLevel = .info, sink: @escaping @Sendable (String) -> Void) {
-        self.minimum = minimum
-        self.sink = sink
-    }
+    public init(logger: Logger) { self.logger = logger }
 
     /// A logger that drops everything (tests, tools).
     public static let silent = NodeLogger(minimum: .critical) { _ in }
+
+    /// The same handler and level, with `module=name` on every line (for a library's logger).
+    public func module(_ name: String) -> Logger {
+        var child = logger
+        child[metadataKey: "module"] = .string(name)
+        return child
+    }
 
     /// Fields are built only when the entry is written: a filtered entry costs nothing on
     /// the consensus thread.
     public func log(_ level: LogLevel, _ message: @autoclosure () -> String,
                     _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:]) {
-        guard level >= minimum else { return }
-        var line = Self.timestamp() + " " + level.name + " " + message()
-        for (key, value) in fields() {
-            line += " " + key + "=" + (value.contains(" ") ? "\"\(value)\"" : value)
-        }
-        sink(line)
+        guard level >= logger.logLevel else { return }
+        var metadata = Logger.Metadata()
+        for (key, value) in fields() { metadata[key] = .string(value) }
+        logger.log(level: level, Logger.Message(stringLiteral: message()), metadata: metadata)
+    }
+
+    public func log(_ level: LogLevel, _ message: String, fields: [String: String]) {
+        guard level >= logger.logLevel else { return }
+        logger.log(level: level, Logger.Message(stringLiteral: message), metadata: fields.mapValues { .string($0) })
     }
 
     public func debug(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:]) {
@@ -66,17 +61,5 @@ public struct NodeLogger: Sendable {
     }
     public func error(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:]) {
         log(.error, message(), fields())
-    }
-
-    static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let milliseconds = Int(now.tv_nsec) / 1_000_000
-        let fraction = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : "\(milliseconds)"
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(fraction)Z"
     }
 }

@@ -214,6 +214,9 @@ public final class P2PHost: Sendable {
 
     public var connectedPeers: [PublicKey] { state.withLock { Array($0.peers.keys) }.sorted() }
 
+    /// The consensus keys that connected peers proved in their handshakes.
+    public var connectedValidatorKeys: Set<PublicKey> { state.withLock { Set($0.peers.values.compactMap(\.validatorKey)) } }
+
     public func isBanned(_ peer: PublicKey) -> Bool {
         state.withLock { state in state.bans[peer].map { $0 > .now() } ?? false }
     }

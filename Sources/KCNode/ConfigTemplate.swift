@@ -12,8 +12,11 @@ public enum ConfigTemplate {
         moniker = "\(moniker)"
 
         [log]
-        # One of: trace, debug, info, notice, warning, error, critical.
+        # One of: trace, debug, info, notice, warning, error, critical (`--log-level` overrides).
         level = "info"
+        # "text" (time, level, message, key=value fields) or "json" (one object per line;
+        # `--log-format` overrides).
+        format = "text"
 
         [p2p]
         # Address and port to accept peer connections on.

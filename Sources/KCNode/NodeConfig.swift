@@ -12,7 +12,8 @@ public struct NodeConfig: Equatable, Sendable {
     public enum AttesterMode: String, Sendable, CaseIterable { case off, format, fetch }
 
     public var moniker = "node"
-    public var logLevel = "info"
+    public var logLevel = LogLevel.info
+    public var logFormat = LogFormat.text
     public var p2pListenAddress = "127.0.0.1:26656"
     public var persistentPeers: [String] = []
     public var maxInboundPeers = 40
@@ -50,8 +51,6 @@ public struct NodeConfig: Equatable, Sendable {
     public var keyPassphrase: KeyPassphrase { keyPassphraseFile.map { .file($0) } ?? .prompt }
 
     public init() {}
-
-    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     public struct ParseError: Error, Equatable, Sendable, CustomStringConvertible {
         /// The line (from 1) the problem is on; 0 when it has none.
@@ -296,10 +295,16 @@ public struct NodeConfig: Equatable, Sendable {
         case "moniker": moniker = try string()
         case "log.level":
             let level = try string()
-            guard Self.logLevels.contains(level) else {
-                throw ParseError(line: line, message: "log.level \"\(level)\" is not one of \(Self.logLevels.joined(separator: ", "))")
+            guard let known = LogLevel(name: level) else {
+                throw ParseError(line: line, message: "log.level \"\(level)\" is not one of \(LogLevel.allCases.map(\.name).joined(separator: ", "))")
             }
-            logLevel = level
+            logLevel = known
+        case "log.format":
+            let format = try string()
+            guard let known = LogFormat(rawValue: format) else {
+                throw ParseError(line: line, message: "log.format \"\(format)\" is not one of \(LogFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            logFormat = known
         case "p2p.listen_address": p2pListenAddress = try address(allowAnyPort: true)  // port 0: any free port
         case "p2p.persistent_peers":
             guard case .strings(let peers) = value else { throw ParseError(line: line, message: "\(key) must be an array of strings\(found)") }

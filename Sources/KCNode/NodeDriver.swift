@@ -69,13 +69,20 @@ public final class NodeDriver {
     /// Catching up, and the start-up hold of a validator new to this machine (`CatchUp`).
     var catchUp: CatchUp
     var nextStatus: UInt64 = 0
+    /// Slashes, jailings, failed rounds, stalls and lost quorums, for the operator's log.
+    var faults: FaultWatch
+    let startedAt = NodeDriver.monotonicMilliseconds()
+    /// Peers get this long after start-up to connect before a missing quorum is reported.
+    static let reachGraceMilliseconds: UInt64 = 10_000
     var lastProgress: (height: UInt64, round: UInt32, step: Step)? = nil
 
     static let statusIntervalMilliseconds: UInt64 = 1_000
     static let gossipIntervalMilliseconds: UInt64 = 1_000
 
-    /// Opens the node in `home`; log lines (filtered by the configured level) go to `output`.
-    public init(home: NodeHome, output: @escaping @Sendable (String) -> Void) throws {
+    /// Opens the node in `home`; log lines (filtered by the configured level, or `logLevel`
+    /// when given, in the configured format or `logFormat`) go to `output`.
+    public init(home: NodeHome, logLevel: LogLevel? = nil, logFormat: LogFormat? = nil,
+                output: @escaping @Sendable (String) -> Void) throws {
         self.home = home
         let configText: String
         switch FileIO.read(path: home.configPath, limit: 1 << 20) {
@@ -83,7 +90,7 @@ public final class NodeDriver {
         case .failure(let failure): throw Failure(message: "cannot read \(home.configPath): \(failure.reason)")
         }
         config = try NodeConfig.parse(configText)
-        log = NodeLogger(minimum: LogLevel(name: config.logLevel) ?? .info, sink: output)
+        log = NodeLogger(minimum: logLevel ?? config.logLevel, format: logFormat ?? config.logFormat, sink: output)
         genesis = try home.loadGenesis()
         runtime = Runtime(genesis: genesis)
         factory = BlockFactory(runtime: runtime, signatures: signatures)
@@ -109,6 +116,10 @@ public final class NodeDriver {
             log.info("signer state restored from the consensus WAL", ["height": "\(latest.height)", "round": "\(latest.round)",
                                                                       "step": "\(latest.step)"])
         }
+        // A height is stalled after three rounds' worth of base timeouts and the commit pause.
+        let round = config.timeouts.proposeMilliseconds &+ config.timeouts.prevoteMilliseconds &+ config.timeouts.precommitMilliseconds
+        faults = FaultWatch(stallMilliseconds: max(1_000, 3 &* (round &+ config.timeoutCommitMilliseconds)),
+                            downtimeJailMilliseconds: genesis.parameters.slashing.downtimeJailMilliseconds)
         mempool = Mempool(runtime: runtime,
                           limits: .init(maxTransactions: config.mempoolMaxTransactions, maxBytes: config.mempoolMaxBytes),
                           signatures: signatures)
@@ -215,6 +226,7 @@ public final class NodeDriver {
             nextStatus = now + Self.statusIntervalMilliseconds
             network.broadcast(.status(height: state.global.height))
             gossipIfStalled()
+            watchFaults(now: now)
             let bans = network.banCount
             monitor.update { snapshot in
                 snapshot.bannedPeers = bans
@@ -223,6 +235,29 @@ public final class NodeDriver {
         }
         try driveSync(now: now)
         try releaseStartupHold(now: now)
+    }
+
+    /// Stalls of the height being decided, and whether the peers still reach a quorum.
+    func watchFaults(now: UInt64) {
+        guard !catchUp.holding, !catchUp.catchingUp(now: now) else { return }
+        let peers = network.connectedPeers.count
+        if let core {
+            let since = lastCommitAt == 0 ? startedAt : lastCommitAt
+            report(faults.waiting(height: core.height, round: core.round, step: "\(core.step)",
+                                  waitedMilliseconds: Self.elapsed(now, since: since), peers: peers))
+        }
+        guard Self.elapsed(now, since: startedAt) >= Self.reachGraceMilliseconds else { return }
+        let validators = nextValidators()
+        let reached = network.connectedValidatorKeys
+        var own: UInt64 = 0, peerPower: UInt64 = 0
+        for member in validators.members {
+            if member.key == key.publicKey { own = member.power } else if reached.contains(member.key) { peerPower &+= member.power }
+        }
+        report(faults.reach(ownPower: own, peerPower: peerPower, totalPower: validators.totalPower, peers: peers))
+    }
+
+    func report(_ alerts: [FaultWatch.Alert]) {
+        for alert in alerts { log.log(alert.level, alert.message, fields: alert.fields) }
     }
 
     /// Ends the start-up hold when `CatchUp` says so, and starts consensus.
@@ -561,10 +596,14 @@ public final class NodeDriver {
         if logged && (!replaying || own), let record = record ?? walRecord(input) {
             try wal.append(record.canonicalBytes, sync: own)
         }
-        let before = core!.step
+        let before = core!.step, round = core!.round
         try perform(core!.apply(input))
         // A decision ends the height (the core is gone): that closes the last step too.
         if core?.step != before { noteStep(from: before) }
+        if let core, core.round != round, !replaying {
+            report(faults.entered(height: core.height, round: core.round,
+                                  proposer: nextValidators().proposer(height: core.height, round: core.round)))
+        }
     }
 
     /// Times each consensus step of a height for the metrics.
@@ -702,6 +741,11 @@ public final class NodeDriver {
         evidence.update(after: state, runtime: runtime, cache: signatures)
         log.info("committed", ["height": "\(height)", "block": block.id.hex, "state": result.outcome.stateRoot.hex,
                                "txs": "\(block.transactions.count)"])
+        if !result.outcome.slashes.isEmpty {
+            let sets = state.validatorSets()
+            let own = (sets.previous + sets.current).first { $0.consensusKey == key.publicKey }?.address
+            report(faults.committed(height: height, blockTimeMilliseconds: block.header.timeMilliseconds, slashes: result.outcome.slashes, own: own))
+        }
         network.broadcast(.status(height: height))
         let now = Self.monotonicMilliseconds()
         let outcome = result.outcome

@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
@@ -9,9 +10,10 @@ import Glibc
 
 /// Runs a Hummingbird application on the RPC executor for callers that are not async (the
 /// node's main thread, tests): `start` returns once the socket listens, `stop` returns once
-/// the server has shut down (or after 5 s).
+/// the server has shut down gracefully (in-flight requests finish; after 5 s it is cancelled).
 final class BackgroundServer: Sendable {
     private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let group = Mutex<ServiceGroup?>(nil)
     private let bound = Mutex<(port: Int?, failure: String?)>((nil, nil))
 
     static func quietLogger(_ label: String) -> Logger {
@@ -26,8 +28,11 @@ final class BackgroundServer: Sendable {
     }
 
     func start(_ app: some ApplicationProtocol & Sendable, what: String) throws -> Int {
+        // No signal handling here: the node owns SIGINT and SIGTERM and calls `stop`.
+        let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: Self.quietLogger("lifecycle")))
+        group.withLock { $0 = services }
         let running = Task(executorPreference: RPCServer.executor) { [self] in
-            do { try await app.run() } catch {
+            do { try await services.run() } catch {
                 self.bound.withLock { $0.failure = "\(error)" }
                 throw error
             }
@@ -43,10 +48,14 @@ final class BackgroundServer: Sendable {
     }
 
     func stop() {
-        guard let running = task.withLock({ $0 }) else { return }
-        running.cancel()
+        guard let running = task.withLock({ $0 }), let services = group.withLock({ $0 }) else { return }
         let done = Mutex(false)
-        Task(executorPreference: RPCServer.executor) { _ = await running.result; done.withLock { $0 = true } }
+        Task(executorPreference: RPCServer.executor) {
+            await services.triggerGracefulShutdown()
+            _ = await running.result
+            done.withLock { $0 = true }
+        }
         for _ in 0..<500 where !done.withLock({ $0 }) { usleep(10_000) }
+        if !done.withLock({ $0 }) { running.cancel() }
     }
 }

@@ -84,7 +84,7 @@ public final class RPCServer: Sendable {
             server: server,
             configuration: .init(address: .hostname(settings.host, port: settings.port)),
             onServerRunning: background.onServerRunning,
-            logger: BackgroundServer.quietLogger("rpc")
+            logger: log.module("rpc")
         )
         let port = try background.start(app, what: "the RPC on \(settings.host):\(settings.port)")
         log.info("RPC listening", ["address": "\(settings.host):\(port)"])

@@ -1,5 +1,6 @@
 import ArgumentParser
 import KCNode
+import KCNetwork
 import KCRPC
 import KCAttester
 import Synchronization
@@ -44,13 +45,34 @@ struct StartCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Node home directory.", valueName: "dir"))
     var home: String
 
+    @Option(name: .long, help: ArgumentHelp("Lowest level written: trace, debug, info, notice, warning, error or critical (default: log.level in config.toml).",
+                                            valueName: "level"))
+    var logLevel: String?
+
+    @Option(name: .long, help: ArgumentHelp("text or json (default: log.format in config.toml).", valueName: "format"))
+    var logFormat: String?
+
+    func validate() throws {
+        if let logLevel, LogLevel(name: logLevel) == nil {
+            throw ValidationError("--log-level \(logLevel) is not one of \(LogLevel.allCases.map(\.name).joined(separator: ", ")).")
+        }
+        if let logFormat, LogFormat(rawValue: logFormat) == nil {
+            throw ValidationError("--log-format \(logFormat) is not one of \(LogFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
+        }
+    }
+
     func run() throws {
         installStopHandlers()
         try runReportingErrors {
-            let driver = try NodeDriver(home: NodeHome(path: home)) { line in
+            let write: @Sendable (String) -> Void = { line in
                 print(line)
                 flushStandardOutput()
             }
+            let driver = try NodeDriver(home: NodeHome(path: home), logLevel: logLevel.flatMap { LogLevel(name: $0) },
+                                        logFormat: logFormat.flatMap { LogFormat(rawValue: $0) }, output: write)
+            // The libraries' loggers (Hummingbird's) write through the node's handler too.
+            NodeLogHandler.bootstrap(level: driver.log.minimum, format: logFormat.flatMap { LogFormat(rawValue: $0) } ?? driver.config.logFormat,
+                                     sink: write)
             // Services start in dependency order (store, signer and WAL inside the driver,
             // then the RPC, then P2P and consensus in `run`) and stop in reverse.
             var settings = RPCSettings()

@@ -13,6 +13,8 @@ struct NodeConfigTests {
         #expect(config.timeouts.proposeMilliseconds == 1_000 && config.timeouts.proposeDeltaMilliseconds == 500)
         #expect(config.attesterMode == .off)
         #expect(config.mempoolMaxBytes == 67_108_864)
+        #expect(config.logLevel == .info && config.logFormat == .text)
+        #expect(try NodeConfig.parse("[log]\nlevel = \"warning\"\nformat = \"json\"").logFormat == .json)
     }
 
     @Test func emptyFileGivesDefaults() throws {
@@ -26,6 +28,7 @@ struct NodeConfigTests {
             ("[consensus]\ntimeout_propose_ms = \"fast\"", "config.toml line 2: consensus.timeout_propose_ms must be a whole number"),
             ("[consensus]\ntimeout_propose_ms = 99999999", "outside 0...3600000"),
             ("[log]\nlevel = \"loud\"", "log.level \"loud\" is not one of"),
+            ("[log]\nformat = \"xml\"", "config.toml line 2: log.format \"xml\" is not one of text, json"),
             ("[attester]\nmode = \"maybe\"", "attester.mode \"maybe\" is not one of off, format, fetch"),
             ("[p2p]\npersistent_peers = [\"nobody\"]", "'nobody' is not NODE_ID@HOST:PORT"),
             ("[rpc]\nlisten_address = \"localhost\"", "is not HOST:PORT"),

@@ -23,7 +23,7 @@ struct HostilePeerTests {
         while Date() < deadline {
             _ = peer.host.events!.drain(waitingMilliseconds: 20)
             if let line = network.output(index).split(separator: "\n").first(where: {
-                $0.contains("banning peer peer=\(peer.id.hex)")
+                $0.contains("banning peer for_ms=60000 peer=\(peer.id.hex)")
             }) {
                 return String(line)
             }
@@ -284,8 +284,8 @@ struct HostilePeerTests {
         garbage.sendSealed([0xFF, 0xFF, 0xFF, 0xFF])
         #expect(garbage.waitClosed())
         let deadline = Date().addingTimeInterval(5)
-        while Date() < deadline && !network.output(0).contains("banning peer peer=\(key.publicKey.hex)") { usleep(50_000) }
-        #expect(network.output(0).contains("banning peer peer=\(key.publicKey.hex)"))
+        while Date() < deadline && !network.output(0).contains("banning peer for_ms=60000 peer=\(key.publicKey.hex)") { usleep(50_000) }
+        #expect(network.output(0).contains("banning peer for_ms=60000 peer=\(key.publicKey.hex)"))
         let again = try RawPeer(port: port)
         _ = again.handshake(key: key, chainID: network.genesis.chainID, genesisHash: network.genesis.hash)
         #expect(again.waitClosed(), "a banned key is refused")

@@ -43,6 +43,35 @@ struct NetworkTests {
         #expect(committed > 100, "only \(committed) transactions committed")
     }
 
+    /// What an operator must see in the log, played on real processes: a validator that goes
+    /// down is jailed (its peers log it at warning with the release time); when a second one
+    /// goes down the chain halts and the others log the failed rounds, the stall and the lost
+    /// quorum of peers; the quorum's return is logged too and commits resume.
+    @Test func faultsAreLoggedAsWarningsWithTheirFigures() throws {
+        let network = try TestNetwork(validators: 4)
+        defer { network.stopAll(); network.remove() }
+        for index in 0..<4 { try network.start(index) }
+        #expect(network.waitHeight(3, seconds: 60), "no start: \(network.describe())")
+        network.stop(3)
+        let down = DevnetKeys.key(.account, index: 3).publicKey.hex
+        // Jailed once the 50-block window is filled with more than 25 misses.
+        #expect(network.wait(seconds: 90) { network.output(0).contains(" warning validator jailed address=\(down) ") },
+                "no jailing logged: \(network.describe())")
+        #expect(network.output(0).contains(" warning validator slashed address=\(down) "))
+        #expect(!network.output(0).contains("lost a quorum of peers"), "three of four are a quorum")
+        network.stop(2)
+        for line in ["warning round failed; consensus moves to the next round", "warning height is stalled: no commit",
+                     "warning lost a quorum of peers"] {
+            #expect(network.wait(seconds: 60) { network.output(0).contains(line) }, "missing '\(line)': \(network.describe())")
+        }
+        let lost = network.output(0).split(separator: "\n").first { $0.contains("lost a quorum of peers") }.map(String.init) ?? ""
+        #expect(logField("reached_power", in: Substring(lost)) != nil && logField("total_power", in: Substring(lost)) != nil, "\(lost)")
+        let halted = network.height(0)
+        try network.start(2)
+        #expect(network.waitHeight(halted + 3, nodes: [0, 1, 2], seconds: 60), "no commits after the quorum returned: \(network.describe())")
+        #expect(network.wait(seconds: 30) { network.output(0).contains(" notice quorum of peers restored ") })
+    }
+
     /// The node is killed at each persistence step of a commit (KC_CRASH_POINT); each restart
     /// reconciles store and WAL and ends on the same blocks and state roots as its peers.
     @Test func crashAtEachPersistenceStepRecovers() throws {
@@ -135,7 +164,7 @@ struct NetworkTests {
         }
         #expect(banned, "the lying peer was not dropped")
         // The log line may reach us a moment after the disconnect does.
-        #expect(restarted.wait(seconds: 10) { network.output(3).contains("banning peer peer=\(liar.id.hex)") })
+        #expect(restarted.wait(seconds: 10) { network.output(3).contains("banning peer for_ms=60000 peer=\(liar.id.hex)") })
         let target = network.height(0)
         #expect(network.waitHeight(target, nodes: [3], seconds: 240), "no catch-up: \(network.describe())")
         #expect(network.output(3).contains("catching up by block sync"))

@@ -3,6 +3,7 @@ import KCCrypto
 import KCNode
 import KCStorage
 import KCTestSupport
+import KCTypes
 import Testing
 
 extension ChildProcess {
@@ -79,6 +80,26 @@ struct StartTests {
         node.stop(signal: SIGTERM)
         #expect(node.process.terminationStatus == 0)
         #expect(node.lines.last?.contains("info node stopped height=") == true)
+    }
+
+    /// `--log-format json` makes every line a JSON object, the RPC library's too; a level
+    /// or format the node does not know is refused before anything starts.
+    @Test func logFormatAndLevelFlags() throws {
+        let home = try makeHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let node = try ChildProcess(["start", "--home", home, "--log-format", "json", "--log-level", "info"])
+        #expect(node.wait(seconds: 60) { node.lines.contains { $0.contains(#""msg":"committed""#) } })
+        node.stop(signal: SIGTERM)
+        #expect(!node.lines.isEmpty)
+        for line in node.lines {
+            let value = try StrictJSON.parse(line)
+            #expect(value["time"] != nil && value["level"] != nil && value["msg"] != nil, "\(line)")
+        }
+        #expect(node.lines.contains { $0.contains(#""module":"rpc""#) }, "Hummingbird's start line goes through the node's handler")
+        let loud = try runNode(["start", "--home", home, "--log-level", "loud"])
+        #expect(loud.status != 0 && loud.standardError.contains("--log-level loud is not one of trace, debug, info, notice, warning, error, critical"))
+        let xml = try runNode(["start", "--home", home, "--log-format", "xml"])
+        #expect(xml.status != 0 && xml.standardError.contains("--log-format xml is not one of text, json"))
     }
 
     @Test func aDataDirectoryInUseIsRefused() throws {

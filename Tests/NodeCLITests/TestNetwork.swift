@@ -142,6 +142,16 @@ final class TestNetwork {
         }
     }
 
+    /// Waits until `condition` holds (polled every 50 ms); false on timeout.
+    func wait(seconds: Double, until condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(50_000)
+        }
+        return condition()
+    }
+
     /// Waits until every node in `indices` logged `height`; false on timeout.
     func waitHeight(_ height: UInt64, nodes indices: [Int]? = nil, seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
