@@ -163,7 +163,10 @@ public final class P2PHost: Sendable {
                     }
                     return configure(channel, outbound: false, expected: nil, pendingAddress: address)
                 }
-            let channel = try bootstrap.bind(host: host, port: settings.listenPort).wait()
+            let channel: Channel
+            do { channel = try bootstrap.bind(host: host, port: settings.listenPort).wait() } catch {
+                throw ListenFailure(error, what: "listen for peers", address: "\(host):\(settings.listenPort)", setting: "p2p.listen_address in config.toml")
+            }
             port = channel.localAddress?.port ?? 0
             listener.withLock { $0 = channel }
         }

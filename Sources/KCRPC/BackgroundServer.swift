@@ -1,4 +1,5 @@
 import Hummingbird
+import KCNetwork
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -14,7 +15,7 @@ import Glibc
 final class BackgroundServer: Sendable {
     private let task = Mutex<Task<Void, any Error>?>(nil)
     private let group = Mutex<ServiceGroup?>(nil)
-    private let bound = Mutex<(port: Int?, failure: String?)>((nil, nil))
+    private let bound = Mutex<(port: Int?, failure: (any Error)?)>((nil, nil))
 
     static func quietLogger(_ label: String) -> Logger {
         var logger = Logger(label: label)
@@ -27,13 +28,14 @@ final class BackgroundServer: Sendable {
         { [self] channel in self.bound.withLock { $0.port = channel.localAddress?.port } }
     }
 
-    func start(_ app: some ApplicationProtocol & Sendable, what: String) throws -> Int {
+    /// Serves `app` on `address` (HOST:PORT, chosen by `setting` in config.toml) for `what`.
+    func start(_ app: some ApplicationProtocol & Sendable, what: String, address: String, setting: String) throws -> Int {
         // No signal handling here: the node owns SIGINT and SIGTERM and calls `stop`.
         let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: Self.quietLogger("lifecycle")))
         group.withLock { $0 = services }
         let running = Task(executorPreference: RPCServer.executor) { [self] in
             do { try await services.run() } catch {
-                self.bound.withLock { $0.failure = "\(error)" }
+                self.bound.withLock { $0.failure = error }
                 throw error
             }
         }
@@ -41,10 +43,10 @@ final class BackgroundServer: Sendable {
         for _ in 0..<1_000 {
             let state = bound.withLock { $0 }
             if let port = state.port { return port }
-            if let failure = state.failure { throw RPCStartError(message: "cannot serve \(what): \(failure)") }
+            if let failure = state.failure { throw ListenFailure(failure, what: what, address: address, setting: setting) }
             usleep(10_000)
         }
-        throw RPCStartError(message: "\(what) did not start within 10 s")
+        throw RPCStartError(message: "cannot \(what) on \(address): the server did not start within 10 s")
     }
 
     func stop() {

@@ -86,7 +86,7 @@ public final class RPCServer: Sendable {
             onServerRunning: background.onServerRunning,
             logger: log.module("rpc")
         )
-        let port = try background.start(app, what: "the RPC on \(settings.host):\(settings.port)")
+        let port = try background.start(app, what: "serve the RPC", address: "\(settings.host):\(settings.port)", setting: "rpc.listen_address in config.toml")
         log.info("RPC listening", ["address": "\(settings.host):\(port)"])
         return port
     }

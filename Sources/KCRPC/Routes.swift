@@ -252,7 +252,7 @@ public struct Routes: Sendable {
             }
             let now = RateLimiter.nowMicroseconds()
             guard now < deadline else {
-                throw RPCError(.gatewayTimeout, "timeout", "transaction \(hash.hex) was not committed within \(timeout) ms; it may still be")
+                throw RPCError(.gatewayTimeout, "timeout", "transaction \(hash.hex) was not committed within \(timeout) ms; it stays in the mempool and may still be committed (GET /txs/\(hash.hex) tells)")
             }
             seen = await node.commits.wait(beyond: seen, timeoutMilliseconds: (deadline - now) / 1_000 + 1)
         }

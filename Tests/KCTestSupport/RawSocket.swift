@@ -137,3 +137,26 @@ public final class RawSocket {
         return (status, head, Array(body.prefix(length)))
     }
 }
+
+/// A listening TCP socket on 127.0.0.1:`port`, any free port when 0 (what holds a port in
+/// busy-port tests): the descriptor (close it to free the port) and the port.
+public func listenLoopback(port: Int = 0) throws -> (descriptor: Int32, port: Int) {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw SocketFailure(message: "socket() failed: errno \(errno)") }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let status = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw -> Int32 in
+            guard bind(descriptor, raw, length) == 0, listen(descriptor, 8) == 0 else { return -1 }
+            return getsockname(descriptor, raw, &length)
+        }
+    }
+    guard status == 0 else {
+        close(descriptor)
+        throw SocketFailure(message: "cannot listen on 127.0.0.1:\(port): errno \(errno)")
+    }
+    return (descriptor, Int(UInt16(bigEndian: address.sin_port)))
+}

@@ -40,6 +40,31 @@ struct CLITests {
 
     static let arTxID = "bNbA3TEQVL60xlgCcqdz4ZPHFZ711cZ3hmkpGttDt_U"
 
+    /// A chain that cannot commit (one of two validators up): `--wait` runs out and says the
+    /// transaction was sent, may still be committed, and how to find out.
+    @Test func aWaitThatRunsOutSaysWhatHappensNext() throws {
+        let network = try TestNetwork(validators: 2)
+        defer { network.stopAll(); network.remove() }
+        try network.start(0)
+        let url = "http://127.0.0.1:\(network.rpcPorts[0])"
+        let key = network.root + "/user0.json"
+        try KeyFile.write(DevnetKeys.user(index: 0), role: .account, to: key)
+        var result = try runNode(["status", "--node", url])
+        for _ in 0..<100 where result.status != 0 {
+            usleep(100_000)
+            result = try runNode(["status", "--node", url])
+        }
+        let to = DevnetKeys.user(index: 1).publicKey.hex
+        let sent = try runNode(["transfer", "--key", key, "--to", to, "--amount", "1ACTI", "--wait", "--timeout", "1", "--node", url])
+        #expect(sent.status != 0)
+        #expect(sent.standardError.contains("but not committed within 1 s; it may still be committed: node query tx "), "\(sent.standardError)")
+        #expect(sent.standardError.hasSuffix("(--timeout waits longer)\n"), "\(sent.standardError)")
+        let other = network.root + "/user2.json"
+        try KeyFile.write(DevnetKeys.user(index: 2), role: .account, to: other)
+        let json = try runNode(["transfer", "--key", other, "--to", to, "--amount", "1ACTI", "--wait", "--timeout", "1", "--node", url, "--output", "json"])
+        #expect(json.status != 0 && json.standardOutput.contains(#""code": "timeout""#), "\(json.standardOutput) \(json.standardError)")
+    }
+
     @Test func everyCommandOnAHappyPathAndItsErrorOnABadOne() throws {
         let setup = try Setup()
         defer { setup.stop() }

@@ -102,6 +102,31 @@ struct StartTests {
         #expect(xml.status != 0 && xml.standardError.contains("--log-format xml is not one of text, json"))
     }
 
+    /// A port held by another program is named, with the setting that moves it, whether it
+    /// is the RPC's or the P2P one; the node exits with an error instead of hanging.
+    @Test func aBusyPortIsNamedWithTheSettingToChange() throws {
+        let home = try makeHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let holder = try listenLoopback()
+        defer { close(holder.descriptor) }
+        let path = home + "/config.toml"
+        let original = try String(contentsOfFile: path, encoding: .utf8)
+        let busyRPC = original.replacingOccurrences(of: "listen_address = \"127.0.0.1:26657\"", with: "listen_address = \"127.0.0.1:\(holder.port)\"")
+        #expect(busyRPC != original)
+        try busyRPC.write(toFile: path, atomically: true, encoding: .utf8)
+        let rpc = try runNode(["start", "--home", home])
+        #expect(rpc.status != 0)
+        #expect(rpc.standardError.contains("cannot serve the RPC on 127.0.0.1:\(holder.port): the port is already in use"), "\(rpc.standardError)")
+        #expect(rpc.standardError.contains("rpc.listen_address in config.toml"))
+        let busyP2P = original.replacingOccurrences(of: "listen_address = \"127.0.0.1:0\"", with: "listen_address = \"127.0.0.1:\(holder.port)\"")
+            .replacingOccurrences(of: "listen_address = \"127.0.0.1:26657\"", with: "listen_address = \"127.0.0.1:0\"")
+        try busyP2P.write(toFile: path, atomically: true, encoding: .utf8)
+        let p2p = try runNode(["start", "--home", home])
+        #expect(p2p.status != 0)
+        #expect(p2p.standardError.contains("cannot listen for peers on 127.0.0.1:\(holder.port): the port is already in use"), "\(p2p.standardError)")
+        #expect(p2p.standardError.contains("p2p.listen_address in config.toml"))
+    }
+
     @Test func aDataDirectoryInUseIsRefused() throws {
         let home = try makeHome()
         defer { try? FileManager.default.removeItem(atPath: home) }

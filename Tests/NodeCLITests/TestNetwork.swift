@@ -14,7 +14,8 @@ import Testing
 /// RPC port was taken that way once failed to start. Each test process gets its own block
 /// of 340 ports (by pid), inside it each network a slot of 10 P2P and 10 RPC ports.
 enum TestPorts {
-    static let processBase = 10_000 + Int(getpid() % 64) * 340
+    /// Each test process its own block of 390 ports, below Linux's ephemeral range (32768).
+    static let processBase = 10_000 + Int(getpid() % 56) * 390
     static let slots = 16
 
     static func p2p(slot: Int) -> Int {
@@ -28,6 +29,9 @@ enum TestPorts {
     static let entrypoint = processBase + 2 * slots * 10
     /// The end-to-end tests' dev content server.
     static let contentServer = entrypoint + 2
+    /// `Scripts/devnet.sh` under test: node i on devnetBase + 10 i (P2P) and + 1 (RPC), i < 5.
+    static let devnetBase = contentServer + 1
+    static let devnetContent = devnetBase + 50
 }
 
 /// A network of `node start` processes on loopback, built from the devnet keys: homes in a

@@ -152,6 +152,10 @@ func sendTransaction(_ call: Call, options: TransactionOptions, chain: ChainView
     do {
         answer = try waitClient.post(path, .object([("tx", .string(Hex.encode(transaction.canonicalBytes)))]))
     } catch let failure as NodeClient.Failure {
+        if failure.code == "timeout" {
+            throw OperatorError("\(summary): sent as transaction \(transaction.hash.hex), but not committed within \(options.timeout) s; "
+                                + "it may still be committed: node query tx \(transaction.hash.hex) tells (--timeout waits longer)", code: "timeout")
+        }
         throw OperatorError(failure.message, code: failure.code ?? "node_error")
     }
     let hash = answer["hash"]?.stringValue ?? transaction.hash.hex
