@@ -50,7 +50,10 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "KCNode", dependencies: ["KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNetwork"]),
+        .target(name: "KCNode", dependencies: ["KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNetwork",
+                                              .product(name: "Prometheus", package: "swift-prometheus")],
+                plugins: ["GitCommit"]),
+        .plugin(name: "GitCommit", capability: .buildTool()),
         .target(name: "KCFuzzTargets", dependencies: [
             "KCNode", "KCNetwork", "KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCCodec",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -67,6 +70,8 @@ let package = Package(
         .executableTarget(name: "NodeCLI", dependencies: [
             "KCNode", "KCNetwork", "KCRPC", "KCAttester", "KCSimulator", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .testTarget(name: "KCCodecTests", dependencies: ["KCCodec", "KCTestSupport"]),
         .testTarget(name: "KCCryptoTests", dependencies: ["KCCrypto"]),

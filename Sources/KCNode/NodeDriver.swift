@@ -45,6 +45,10 @@ public final class NodeDriver {
     public let events: Inbox<NodeEvent>
     public let network: P2PHost
     public let monitor = NodeMonitor()
+    public let metrics = NodeMetrics()
+    /// Bans and signature checks already added to the metrics' counters.
+    var countedBans: UInt64 = 0
+    var countedSignatureChecks = 0
     public let commits: CommitFeed
     /// The node for other services in the process (the RPC).
     public let handle: NodeHandle
@@ -142,7 +146,7 @@ public final class NodeDriver {
             inbox.push(.network(event), droppable: droppable)
         }
         commits = CommitFeed(height: state.global.height)
-        handle = NodeHandle(store: store, genesis: genesis, monitor: monitor, commits: commits, inbox: inbox)
+        handle = NodeHandle(store: store, genesis: genesis, monitor: monitor, metrics: metrics, commits: commits, inbox: inbox)
         sync = BlockSync()
         catchUp = CatchUp(startedAt: Self.monotonicMilliseconds(), hold: false)
         // A validator whose WAL holds none of its own messages (its key is new to this machine)
@@ -184,7 +188,7 @@ public final class NodeDriver {
     public func run(shouldStop: () -> Bool) throws {
         let port = try network.start()
         try publishInitialFigures()
-        log.info("node started", ["node_id": network.nodeID.hex, "p2p_port": "\(port)", "height": "\(state.global.height)",
+        log.info("node started", ["version": BuildInfo.version, "commit": BuildInfo.commit, "node_id": network.nodeID.hex, "p2p_port": "\(port)", "height": "\(state.global.height)",
                                   "role": isValidator ? "validator" : "full node", "chain": genesis.chainID])
         defer {
             network.stop()
@@ -227,14 +231,19 @@ public final class NodeDriver {
             network.broadcast(.status(height: state.global.height))
             gossipIfStalled()
             watchFaults(now: now)
-            let bans = network.banCount
-            monitor.update { snapshot in
-                snapshot.bannedPeers = bans
-                snapshot.signatureChecks = signatures.verifications
-            }
+            countCheckedFigures()
         }
         try driveSync(now: now)
         try releaseStartupHold(now: now)
+    }
+
+    /// Adds the bans and signature checks since the last call to the metrics' counters.
+    func countCheckedFigures() {
+        let bans = network.banCount, checks = signatures.verifications
+        if bans > countedBans { metrics.peerBans.increment(by: Int64(clamping: bans - countedBans)) }
+        if checks > countedSignatureChecks { metrics.signatureChecks.increment(by: Int64(checks - countedSignatureChecks)) }
+        countedBans = max(countedBans, bans)
+        countedSignatureChecks = max(countedSignatureChecks, checks)
     }
 
     /// Stalls of the height being decided, and whether the peers still reach a quorum.
@@ -611,7 +620,9 @@ public final class NodeDriver {
         let now = Self.monotonicMilliseconds()
         let elapsed = Self.elapsed(now, since: stepStartedAt)
         stepStartedAt = now
-        monitor.update { $0.lastStepMilliseconds[Int(step.rawValue)] = elapsed }
+        if Int(step.rawValue) < metrics.stepDurations.count {
+            metrics.stepDurations[Int(step.rawValue)].record(.milliseconds(Int64(clamping: elapsed)))
+        }
     }
 
     /// The WAL form of an input; proposals need their signature, so their callers pass it.
@@ -758,12 +769,7 @@ public final class NodeDriver {
             snapshot.blockID = block.id
             snapshot.stateRoot = outcome.stateRoot
             snapshot.isValidator = validator
-            snapshot.committedTransactions += UInt64(block.transactions.count)
             snapshot.lastBlockTransactions = block.transactions.count
-            snapshot.lastBlockIntervalMilliseconds = lastCommitAt == 0 ? 0 : Self.elapsed(now, since: lastCommitAt)
-            snapshot.lastCommitLatencyMilliseconds = heightStartedAt == 0 ? 0 : Self.elapsed(now, since: heightStartedAt)
-            snapshot.slashes += UInt64(outcome.slashes.count)
-            snapshot.signatureChecks = signatures.verifications
             for change in outcome.eventChanges {
                 if let from = change.from {
                     let index = Int(from.rawValue)
@@ -772,6 +778,11 @@ public final class NodeDriver {
                 snapshot.eventsByStatus[Int(change.to.rawValue)] += 1
             }
         }
+        metrics.committedTransactions.increment(by: Int64(block.transactions.count))
+        metrics.slashes.increment(by: Int64(outcome.slashes.count))
+        if lastCommitAt != 0 { metrics.blockInterval.record(.milliseconds(Int64(clamping: Self.elapsed(now, since: lastCommitAt)))) }
+        if heightStartedAt != 0 { metrics.commitLatency.record(.milliseconds(Int64(clamping: Self.elapsed(now, since: heightStartedAt)))) }
+        countCheckedFigures()
         lastCommitAt = now
         commits.publish(height)
     }

@@ -53,13 +53,15 @@ public final class NodeHandle: Sendable {
     public let store: any KeyValueStore
     public let genesis: Genesis
     public let monitor: NodeMonitor
+    public let metrics: NodeMetrics
     public let commits: CommitFeed
     let inbox: Inbox<NodeEvent>
 
-    init(store: any KeyValueStore, genesis: Genesis, monitor: NodeMonitor, commits: CommitFeed, inbox: Inbox<NodeEvent>) {
+    init(store: any KeyValueStore, genesis: Genesis, monitor: NodeMonitor, metrics: NodeMetrics, commits: CommitFeed, inbox: Inbox<NodeEvent>) {
         self.store = store
         self.genesis = genesis
         self.monitor = monitor
+        self.metrics = metrics
         self.commits = commits
         self.inbox = inbox
     }
@@ -108,18 +110,8 @@ public final class NodeMonitor: Sendable {
         public var nodeID: PublicKey? = nil
         public var mempoolTransactions = 0
         public var mempoolBytes = 0
-        public var committedTransactions: UInt64 = 0
         public var lastBlockTransactions = 0
-        /// Milliseconds between the last two commits (monotonic clock).
-        public var lastBlockIntervalMilliseconds: UInt64 = 0
-        /// Milliseconds from the start of the last height to its commit.
-        public var lastCommitLatencyMilliseconds: UInt64 = 0
-        public var slashes: UInt64 = 0
-        public var signatureChecks = 0
-        public var bannedPeers: UInt64 = 0
         public var eventsByStatus: [UInt64] = Array(repeating: 0, count: EventStatus.allCases.count)
-        /// How long the last propose, prevote and precommit steps lasted (ms), by step.
-        public var lastStepMilliseconds: [UInt64] = [0, 0, 0, 0]
         public init() {}
     }
 

@@ -66,7 +66,7 @@ public final class RPCServer: Sendable {
     @discardableResult
     public func start() throws -> Int {
         let router = Router(context: RPCRequestContext.self)
-        router.add(middleware: ErrorMiddleware(limiter: limiter))
+        router.add(middleware: ErrorMiddleware(limiter: limiter, metrics: node.metrics))
         Routes(node: node, settings: settings).register(on: router)
         let limits = settings.limits
         let gate = ConnectionGate(limits: limits)
@@ -100,13 +100,21 @@ public struct RPCStartError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// Turns every error into a JSON body with the right status, answers 404 as JSON, and
-/// enforces the per-client rate limit (429).
+/// Turns every error into a JSON body with the right status, answers 404 as JSON, enforces
+/// the per-client rate limit (429), and times every request for the metrics.
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = RPCRequestContext
     let limiter: RateLimiter
+    let metrics: NodeMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        defer {
+            // Labels from bounded sets only: a route template or "unmatched", a known method or "other".
+            let method = ["GET", "POST", "HEAD"].contains(request.method.rawValue) ? request.method.rawValue : "other"
+            let route = context.endpointPath.flatMap { $0 == "NotFound" ? nil : $0 } ?? "unmatched"
+            metrics.requestDuration(route: route, method: method).record(ContinuousClock.now - started)
+        }
         let client = context.remoteAddress?.ipAddress ?? "unknown"
         guard limiter.allow(client) else {
             throw RPCError(.tooManyRequests, "rate_limited", "more than \(limiter.perSecond) requests per second from \(client); slow down")

@@ -15,7 +15,7 @@ public struct Routes: Sendable {
 
     /// Method and path of every route, in the form the OpenAPI file uses.
     public static let table: [(method: String, path: String)] = [
-        ("GET", "/health"), ("GET", "/status"), ("GET", "/params"), ("GET", "/metrics"),
+        ("GET", "/health"), ("GET", "/status"), ("GET", "/params"), ("GET", "/metrics"), ("HEAD", "/metrics"),
         ("GET", "/blocks/latest"), ("GET", "/blocks/{height}"),
         ("GET", "/txs/{hash}"), ("POST", "/txs"), ("POST", "/txs/check"),
         ("GET", "/accounts/{address}"), ("GET", "/validators"), ("GET", "/gateways"), ("GET", "/epochs"), ("GET", "/disputes/{id}"),
@@ -35,8 +35,12 @@ public struct Routes: Sendable {
         router.get("/params") { _, _ in JSONResponse.make(node.genesis.json["params"] ?? .null) }
         router.get("/metrics") { _, _ in
             var buffer = ByteBuffer()
-            buffer.writeString(Metrics.render(node.monitor.snapshot, store: node.store))
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: buffer))
+            buffer.writeString(Metrics.render(node))
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: buffer))
+        }
+        // Probes and load balancers ask with HEAD: the same headers, no body.
+        router.head("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"])
         }
         router.get("/blocks/latest") { _, _ in
             let q = queries

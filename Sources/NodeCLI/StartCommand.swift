@@ -3,6 +3,8 @@ import KCNode
 import KCNetwork
 import KCRPC
 import KCAttester
+import Metrics
+import Prometheus
 import Synchronization
 
 #if canImport(Glibc)
@@ -70,6 +72,8 @@ struct StartCommand: ParsableCommand {
             }
             let driver = try NodeDriver(home: NodeHome(path: home), logLevel: logLevel.flatMap { LogLevel(name: $0) },
                                         logFormat: logFormat.flatMap { LogFormat(rawValue: $0) }, output: write)
+            // Libraries that report through swift-metrics land in the node's registry.
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: driver.metrics.registry))
             // The libraries' loggers (Hummingbird's) write through the node's handler too.
             NodeLogHandler.bootstrap(level: driver.log.minimum, format: logFormat.flatMap { LogFormat(rawValue: $0) } ?? driver.config.logFormat,
                                      sink: write)

@@ -1,0 +1,77 @@
+import Foundation
+import KCNode
+import KCTestSupport
+import Testing
+
+/// `GET /metrics` of a live node: base units, histograms, build and process figures, labels
+/// from bounded sets only, and an exposition that Prometheus' own checker (promtool) accepts.
+@Suite(.serialized)
+struct MetricsTests {
+    /// Debian's promtool: on PATH, or where Scripts/install-deps.sh puts it.
+    static var promtool: String? {
+        let candidates = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map { "\($0)/promtool" }
+            + [packageRoot.appendingPathComponent(".build/tools/promtool").path]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// The value of an exposition line that starts with `series ` (name and labels).
+    func value(_ series: String, in text: String) -> Double? {
+        text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
+    @Test func theExpositionUsesBaseUnitsHistogramsAndPassesPromtool() throws {
+        let node = try LiveNode()
+        defer { node.stop() }
+        #expect(node.waitHeight(4), "no blocks")
+        _ = node.get("/status")
+        _ = node.request("DELETE", "/some/path/\(UUID().uuidString)")  // an attacker's method and path
+        let text = node.get("/metrics").text
+        // Histograms in seconds, fed by real commits and steps.
+        #expect(value("membria_block_interval_seconds_count", in: text).map { $0 >= 2 } == true, "\(text.prefix(2_000))")
+        #expect(value("membria_commit_latency_seconds_count", in: text).map { $0 >= 3 } == true)
+        #expect(text.contains("membria_block_interval_seconds_bucket{le=\"+Inf\"}"))
+        #expect(value(#"membria_step_duration_seconds_count{step="prevote"}"#, in: text).map { $0 >= 3 } == true)
+        #expect(value(#"membria_rpc_request_duration_seconds_count{route="/status",method="GET"}"#, in: text).map { $0 >= 1 } == true,
+                "\(text.split(separator: "\n").filter { $0.contains("rpc_request") }.prefix(8))")
+        // Labels come from bounded sets: the stranger's path and method are not series.
+        #expect(text.contains(#"route="unmatched",method="other""#))
+        #expect(!text.contains("/some/path/") && !text.contains("DELETE"))
+        #expect(!text.contains("milliseconds"))
+        // Build and process figures.
+        #expect(text.contains("membria_build_info{version=\"\(BuildInfo.version)\",commit=\"\(BuildInfo.commit)\",swift=\"\(BuildInfo.swiftVersion)\"} 1"))
+        #expect(value("process_resident_memory_bytes", in: text).map { $0 > 1_000_000 } == true)
+        #expect(value("process_open_fds", in: text).map { $0 > 3 } == true)
+        #expect(value("process_cpu_seconds_total", in: text).map { $0 > 0 } == true)
+        #expect(value("process_start_time_seconds", in: text).map { abs($0 - Date().timeIntervalSince1970) < 3_600 } == true)
+        #expect(value("membria_last_commit_age_seconds", in: text).map { $0 < 30 } == true)
+        // Prometheus' checker.
+        let promtool = try #require(Self.promtool, "promtool is missing: Scripts/install-deps.sh fetches it into .build/tools")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: promtool)
+        process.arguments = ["check", "metrics"]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        input.fileHandleForWriting.write(Data(text.utf8))
+        try input.fileHandleForWriting.close()
+        let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0 && report.isEmpty, "promtool check metrics: \(report)")
+    }
+
+    /// Probes ask with HEAD: 200 with the content type and no body.
+    @Test func headAnswersWithoutABody() throws {
+        let node = try LiveNode()
+        defer { node.stop() }
+        let socket = try RawSocket(port: node.port)
+        #expect(socket.send("HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        var bytes: [UInt8] = []
+        while let chunk = socket.receive(), !chunk.isEmpty { bytes += chunk }
+        let answer = String(decoding: bytes, as: UTF8.self)
+        #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+        #expect(answer.lowercased().contains("content-type: text/plain; version=0.0.4"))
+        #expect(answer.hasSuffix("\r\n\r\n"), "no body after the headers: \(answer)")
+    }
+}
