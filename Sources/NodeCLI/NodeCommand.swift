@@ -5,7 +5,7 @@ import Synchronization
 
 @main
 struct NodeCommand: ParsableCommand {
-    static let version = "0.1.0"
+    static let version = "\(BuildInfo.version) (commit \(BuildInfo.commit), Swift \(BuildInfo.swiftVersion))"
 
     static let configuration = CommandConfiguration(
         commandName: "node",
@@ -16,7 +16,8 @@ struct NodeCommand: ParsableCommand {
         `node keys show --home DIR`.
         """,
         version: version,
-        subcommands: [InitCommand.self, StartCommand.self, KeysCommand.self, StatusCommand.self, QueryCommand.self,
+        subcommands: [InitCommand.self, StartCommand.self, KeysCommand.self, StatusCommand.self, QueryCommand.self, VersionCommand.self,
+                      UnsafeResetAllCommand.self,
                       ProposeEventCommand.self, AttestCommand.self, DisputeCommand.self, VoteDisputeCommand.self, DefendCommand.self,
                       StakeCommand.self, UnstakeCommand.self, WithdrawCommand.self, RegisterValidatorCommand.self,
                       RegisterGatewayCommand.self, UnjailCommand.self, TransferCommand.self,

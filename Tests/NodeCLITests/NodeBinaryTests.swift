@@ -44,7 +44,10 @@ struct NodeBinaryTests {
     @Test func versionPrints() throws {
         let result = try runNode(["--version"])
         #expect(result.status == 0)
-        #expect(result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").count == 3)
+        // "0.17.0 (commit 1a2b3c4d5e6f, Swift 6.3)": a semantic version first.
+        let semver = result.standardOutput.split(separator: " ").first ?? ""
+        #expect(semver.split(separator: ".").count == 3 && semver.split(separator: ".").allSatisfy { UInt($0) != nil }, "\(result.standardOutput)")
+        #expect(result.standardOutput.contains("(commit "))
     }
 
     @Test func initThenKeysShowAgree() throws {
@@ -228,6 +231,8 @@ struct HelpSnapshotTests {
         ("help-register-gateway", ["register-gateway"]), ("help-unjail", ["unjail"]), ("help-transfer", ["transfer"]),
         ("help-arweave-dev-server", ["arweave-dev-server"]), ("help-keys-encrypt", ["keys", "encrypt"]),
         ("help-keys-export-signer-state", ["keys", "export-signer-state"]), ("help-keys-import-signer-state", ["keys", "import-signer-state"]),
+        ("help-keys-add", ["keys", "add"]), ("help-keys-import", ["keys", "import"]), ("help-keys-export", ["keys", "export"]),
+        ("help-keys-list", ["keys", "list"]), ("help-version", ["version"]), ("help-unsafe-reset-all", ["unsafe-reset-all"]),
     ]
 
     @Test(arguments: Self.commands)

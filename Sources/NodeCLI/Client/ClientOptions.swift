@@ -44,7 +44,8 @@ struct ConnectionOptions: ParsableArguments {
 struct TransactionOptions: ParsableArguments {
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(name: .long, help: ArgumentHelp("Account key file to sign with (instead of --home's).", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("Account key to sign with (instead of --home's): a key file, or the name of a key in the keyring (`node keys list`).",
+                                            valueName: "file|name"))
     var key: String?
 
     @Option(name: .long, help: ArgumentHelp("File whose first line is the passphrase of an encrypted key (default: --home's keys.passphrase_file, else asked).", valueName: "file"))
@@ -79,7 +80,15 @@ struct TransactionOptions: ParsableArguments {
            let config = try? NodeConfig.parse(String(contentsOfFile: NodeHome(path: home).configPath, encoding: .utf8)) {
             passphrase = config.keyPassphrase
         }
-        if let key { return try KeyFile.read(path: key, expecting: .account, passphrase: passphrase) }
+        if let key {
+            // A bare name that is not a file here is a keyring key.
+            if !key.contains("/") && !FileIO.exists(key) && Keyring.isValidName(key) {
+                let path: String
+                do { path = try Keyring(directory: Keyring.defaultDirectory()).existing(key) } catch { throw OperatorError("\(error)") }
+                return try KeyFile.read(path: path, expecting: .account, passphrase: passphrase)
+            }
+            return try KeyFile.read(path: key, expecting: .account, passphrase: passphrase)
+        }
         if let home = connection.home { return try NodeHome(path: home).loadKey(.account, passphrase: passphrase) }
         throw OperatorError("give --home DIR or --key FILE: the transaction needs an account key to sign it")
     }

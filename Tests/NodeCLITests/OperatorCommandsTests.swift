@@ -1,0 +1,118 @@
+import Foundation
+import KCCrypto
+import KCNode
+import KCTestSupport
+import KCTypes
+import Testing
+
+/// The housekeeping commands operators expect (CometBFT's are the reference): version, a
+/// keyring of named account keys, and a reset that keeps what must never be lost.
+@Suite(.serialized)
+struct OperatorCommandsTests {
+    @Test func versionNamesTheReleaseCommitAndCompiler() throws {
+        let text = try runNode(["version"])
+        #expect(text.status == 0)
+        #expect(text.standardOutput.hasPrefix("membria-node \(BuildInfo.version)\ncommit:  \(BuildInfo.commit)\nswift:   \(BuildInfo.swiftVersion)"))
+        #expect(BuildInfo.commit.count >= 7, "a commit id, or 'unknown' outside a checkout: \(BuildInfo.commit)")
+        let json = try StrictJSON.parse(try runNode(["version", "--output", "json"]).standardOutput)
+        #expect(json["version"]?.stringValue == BuildInfo.version && json["commit"]?.stringValue == BuildInfo.commit)
+        #expect(try runNode(["--version"]).standardOutput.contains("\(BuildInfo.version) (commit \(BuildInfo.commit)"))
+    }
+
+    @Test func theKeyringAddsImportsExportsAndListsAndNeverOverwrites() throws {
+        let ring = temporaryPath("kc-keyring")
+        defer { try? FileManager.default.removeItem(atPath: ring) }
+        let environment = ["MEMBRIA_KEYRING": ring]
+        func node(_ arguments: [String]) throws -> RunResult { try runNode(arguments, environment: environment) }
+        let added = try node(["keys", "add", "gateway-1", "--unencrypted", "--output", "json"])
+        #expect(added.status == 0, "\(added.standardError)")
+        let address = try #require(try StrictJSON.parse(added.standardOutput)["address"]?.stringValue)
+        let file = ring + "/gateway-1.json"
+        #expect(try KeyFile.publicKey(path: file, expecting: .account).hex == address)
+        var info = stat()
+        #expect(stat(file, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        #expect(stat(ring, &info) == 0 && info.st_mode & 0o777 == 0o700)
+        // Sealed under a passphrase by default.
+        let passphrase = ring + ".pass"
+        try "correct horse\n".write(toFile: passphrase, atomically: true, encoding: .utf8)
+        chmod(passphrase, 0o600)
+        defer { try? FileManager.default.removeItem(atPath: passphrase) }
+        #expect(try node(["keys", "add", "sealed", "--passphrase-file", passphrase]).status == 0)
+        #expect(try KeyFile.isEncrypted(path: ring + "/sealed.json", role: .account))
+        // Never overwritten; names are names, not paths.
+        let again = try node(["keys", "add", "gateway-1", "--unencrypted"])
+        #expect(again.status != 0 && again.standardError.contains("already exists"))
+        #expect(try KeyFile.publicKey(path: file, expecting: .account).hex == address)
+        let escape = try node(["keys", "add", "../outside", "--unencrypted"])
+        #expect(escape.status != 0 && escape.standardError.contains("is not a key name"))
+        // Export prints the file (warning when the seed is in the clear); import takes it back.
+        let exported = try node(["keys", "export", "gateway-1"])
+        #expect(exported.standardError.contains("is not encrypted"))
+        let copy = ring + ".copy.json"
+        try exported.standardOutput.write(toFile: copy, atomically: true, encoding: .utf8)
+        chmod(copy, 0o600)
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        let imported = try node(["keys", "import", "moved", "--file", copy])
+        #expect(imported.status == 0 && imported.standardOutput.contains(address), "\(imported.standardError)")
+        let notAKey = try node(["keys", "import", "bad", "--file", passphrase])
+        #expect(notAKey.status != 0 && notAKey.standardError.contains("is not an account key file"))
+        let listed = try StrictJSON.parse(try node(["keys", "list", "--output", "json"]).standardOutput)
+        #expect(listed.arrayValue?.compactMap { $0["name"]?.stringValue } == ["gateway-1", "moved", "sealed"])
+        #expect(listed.arrayValue?.first?["encrypted"] == .bool(false) && listed.arrayValue?.last?["encrypted"] == .bool(true))
+        let missing = try node(["keys", "export", "nobody"])
+        #expect(missing.status != 0 && missing.standardError.contains("no key named 'nobody'") && missing.standardError.contains("gateway-1, moved, sealed"))
+    }
+
+    /// A transaction signed with `--key NAME` from the keyring.
+    @Test func aTransactionSignsWithAKeyringName() throws {
+        let ring = temporaryPath("kc-keyring")
+        defer { try? FileManager.default.removeItem(atPath: ring) }
+        let network = try TestNetwork(validators: 1)
+        defer { network.stopAll(); network.remove() }
+        try network.start(0)
+        #expect(network.waitHeight(2, seconds: 60))
+        let user = network.root + "/user0.json"
+        try KeyFile.write(DevnetKeys.user(index: 0), role: .account, to: user)
+        let environment = ["MEMBRIA_KEYRING": ring]
+        #expect(try runNode(["keys", "import", "funded", "--file", user], environment: environment).status == 0)
+        let url = "http://127.0.0.1:\(network.rpcPorts[0])"
+        let to = DevnetKeys.user(index: 1).publicKey.hex
+        let sent = try runNode(["transfer", "--key", "funded", "--to", to, "--amount", "2ACTI", "--wait", "--node", url], environment: environment)
+        #expect(sent.status == 0 && sent.standardOutput.contains("committed at height"), "\(sent.standardError)")
+        let unknown = try runNode(["transfer", "--key", "nobody", "--to", to, "--amount", "2ACTI", "--node", url], environment: environment)
+        #expect(unknown.status != 0 && unknown.standardError.contains("no key named 'nobody'"))
+    }
+
+    /// unsafe-reset-all refuses a running node; on a stopped one it drops the chain data and
+    /// keeps keys, config and the signer state (the node then refuses to sign what it signed),
+    /// unless told to drop that too.
+    @Test func unsafeResetAllKeepsKeysAndTheSignerState() throws {
+        let network = try TestNetwork(validators: 1)
+        defer { network.stopAll(); network.remove() }
+        let home = network.home(0)
+        try network.start(0)
+        #expect(network.waitHeight(4, seconds: 60))
+        let running = try runNode(["unsafe-reset-all", "--home", home])
+        #expect(running.status != 0 && running.standardError.contains("is running; stop it first"), "\(running.standardError)")
+        network.stop(0)
+        let signedBefore = try SignerState.current(home: NodeHome(path: home), key: DevnetKeys.key(.validator, index: 0).publicKey)
+        let last = try #require(signedBefore)
+        let keysBefore = try FileManager.default.contentsOfDirectory(atPath: home + "/keys").sorted()
+        let reset = try runNode(["unsafe-reset-all", "--home", home])
+        #expect(reset.status == 0, "\(reset.standardError)")
+        #expect(reset.standardOutput.contains("blocks up to height"))
+        #expect(reset.standardOutput.contains("kept: the signer state (last signed: height \(last.height) round \(last.round) step \(last.step))"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: home + "/keys").sorted() == keysBefore)
+        #expect(FileManager.default.fileExists(atPath: home + "/config.toml") && FileManager.default.fileExists(atPath: home + "/genesis.json"))
+        let exported = try StrictJSON.parse(try runNode(["keys", "export-signer-state", "--home", home]).standardOutput)
+        #expect(exported["last_signed"]?["height"]?.stringValue == "\(last.height)")
+        // The lone validator cannot rebuild heights it already signed: it refuses, it does not double sign.
+        try network.start(0)
+        #expect(network.wait(seconds: 30) { network.output(0).contains("signer refused") })
+        network.stop(0)
+        let dropped = try runNode(["unsafe-reset-all", "--home", home, "--reset-signer-state"])
+        #expect(dropped.status == 0 && dropped.standardOutput.contains("dropped: the signer state"))
+        let after = try StrictJSON.parse(try runNode(["keys", "export-signer-state", "--home", home]).standardOutput)
+        #expect(after["last_signed"] == .null)
+    }
+}
