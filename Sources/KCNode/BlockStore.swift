@@ -92,7 +92,8 @@ public final class BlockStore {
     }
 
     /// Stores a decided block with everything it produced, in one synced batch.
-    public func commit(_ block: Block, certificate: CommitCertificate, executed: ExecutedBlock) throws(Failure) {
+    /// `sync: false` is for rebuilding a store offline (ChainReplay), which syncs once at the end.
+    public func commit(_ block: Block, certificate: CommitCertificate, executed: ExecutedBlock, sync: Bool = true) throws(Failure) {
         let height = block.header.height
         let expected = try self.height() + 1
         guard height == expected else { throw .outOfOrder(expected: expected, found: height) }
@@ -111,7 +112,24 @@ public final class BlockStore {
         }
         StatePersistence.add(executed, to: &batch)
         batch.put(Self.heightKey, height.canonicalBytes)
-        do { try store.write(batch, sync: true) } catch { throw .storage(error) }
+        do { try store.write(batch, sync: sync) } catch { throw .storage(error) }
+    }
+
+    /// What the next block is checked against: the state, the last block with its certificate,
+    /// and the validator sets that signed it and sign the next height.
+    public func tip(for state: ChainState) throws(Failure) -> BlockFactory.Tip {
+        let height = state.global.height
+        let sets = state.validatorSets()
+        var previous: (block: Block, certificate: CommitCertificate)? = nil
+        if height > 0 {
+            guard let block = try block(at: height), let certificate = try certificate(at: height) else {
+                throw .corrupt("block \(height) or its certificate is missing")
+            }
+            previous = (block, certificate)
+        }
+        return BlockFactory.Tip(state: state, previous: previous,
+                                previousValidators: height == 0 ? nil : ValidatorSet(sets.previous.map { .init(key: $0.consensusKey, power: $0.power) }),
+                                validators: ValidatorSet(sets.current.map { .init(key: $0.consensusKey, power: $0.power) }))
     }
 
     public func block(at height: UInt64) throws(Failure) -> Block? {

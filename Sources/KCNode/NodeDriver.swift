@@ -635,20 +635,7 @@ public final class NodeDriver {
         }
     }
 
-    func tip() throws -> BlockFactory.Tip {
-        let height = state.global.height
-        let sets = state.validatorSets()
-        var previous: (block: Block, certificate: CommitCertificate)? = nil
-        if height > 0 {
-            guard let block = try blocks.block(at: height), let certificate = try blocks.certificate(at: height) else {
-                throw Failure(message: "block \(height) or its certificate is missing from the store")
-            }
-            previous = (block, certificate)
-        }
-        return BlockFactory.Tip(state: state, previous: previous,
-                                previousValidators: height == 0 ? nil : ValidatorSet(sets.previous.map { .init(key: $0.consensusKey, power: $0.power) }),
-                                validators: ValidatorSet(sets.current.map { .init(key: $0.consensusKey, power: $0.power) }))
-    }
+    func tip() throws -> BlockFactory.Tip { try blocks.tip(for: state) }
 
     /// valid(v), by the shared block factory; the execution is kept for the commit.
     func validate(_ block: Block) throws -> Bool {

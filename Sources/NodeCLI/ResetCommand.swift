@@ -38,3 +38,30 @@ struct UnsafeResetAllCommand: ParsableCommand {
         }
     }
 }
+
+struct RollbackCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Undo a stopped node's last committed height (block, state, indexes), for recovery.",
+        discussion: """
+        For a node whose last block was executed by a faulty binary: the store is rebuilt from \
+        genesis through the height before it, by re-executing and re-verifying its own blocks, \
+        and then replaces the old one; at its next start the node fetches that height again from \
+        its peers. The signer state is never rolled back: the node will not sign again what it \
+        signed at the undone height. Takes time in proportion to the chain's height.
+        """)
+
+    @Option(name: .long, help: ArgumentHelp("Node home directory (its node stopped).", valueName: "dir"))
+    var home: String
+
+    func run() throws {
+        try runReportingErrors {
+            let nodeHome = NodeHome(path: home)
+            guard FileIO.exists(nodeHome.configPath) else { throw OperatorError("\(home) is not a node home (no config.toml); nothing was changed") }
+            let report: NodeRollback.Report
+            do { report = try NodeRollback.rollback(home: nodeHome) } catch { throw OperatorError("\(error)") }
+            print("rolled back from height \(report.from) to height \(report.to) (state rebuilt from genesis by re-executing \(report.to) blocks)")
+            print("kept: the signer state; the node fetches height \(report.from) again from its peers at its next start")
+        }
+    }
+}
