@@ -1,6 +1,7 @@
 import Foundation
 import KCNode
 import KCTestSupport
+import KCTypes
 import Testing
 
 /// `GET /metrics` of a live node: base units, histograms, build and process figures, labels
@@ -59,6 +60,43 @@ struct MetricsTests {
         let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0 && report.isEmpty, "promtool check metrics: \(report)")
+    }
+
+    /// What ships in Docker/ for monitoring is valid for Prometheus, and the dashboard and the
+    /// alerts ask only for series a node serves.
+    @Test func theShippedMonitoringConfigMatchesTheExposition() throws {
+        let promtool = try #require(Self.promtool, "promtool is missing: Scripts/install-deps.sh fetches it into .build/tools")
+        for arguments in [["check", "config", "Docker/prometheus.yml"], ["check", "rules", "Docker/alerts.yml"]] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: promtool)
+            process.arguments = arguments
+            process.currentDirectoryURL = packageRoot
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "promtool \(arguments.joined(separator: " ")): \(report)")
+        }
+        let node = try LiveNode()
+        defer { node.stop() }
+        #expect(node.waitHeight(3), "no blocks")
+        _ = node.get("/status")
+        let exposition = node.get("/metrics").text
+        let served = Set(exposition.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line in
+            line.split(whereSeparator: { $0 == "{" || $0 == " " }).first.map(String.init)
+        })
+        let dashboard = try String(contentsOf: packageRoot.appendingPathComponent("Docker/grafana/dashboards/membria-node.json"), encoding: .utf8)
+        let alerts = try String(contentsOf: packageRoot.appendingPathComponent("Docker/alerts.yml"), encoding: .utf8)
+        _ = try StrictJSON.parse(dashboard)
+        let pattern = try Regex("(membria|process)_[a-z_]+")
+        var asked: Set<String> = []
+        for text in [dashboard, alerts] {
+            for match in text.matches(of: pattern) { asked.insert(String(text[match.range])) }
+        }
+        #expect(asked.count >= 15, "\(asked.sorted())")
+        #expect(asked.subtracting(served).isEmpty, "asked for but not served: \(asked.subtracting(served).sorted())")
     }
 
     /// Probes ask with HEAD: 200 with the content type and no body.
