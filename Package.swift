@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "KCNodeTests", dependencies: ["KCNode", "KCNetwork", "KCConsensus", "KCRuntime", "KCStorage", "KCTypes", "KCCrypto", "KCCodec"]),
         .testTarget(name: "KCRPCTests", dependencies: ["KCRPC", "KCAttester", "KCNode", "KCNetwork", "KCRuntime", "KCConsensus", "KCStorage", "KCTypes", "KCCrypto", "KCCodec", "KCTestSupport"]),
         .testTarget(name: "KCFuzzTargetsTests", dependencies: ["KCFuzzTargets", "KCTestSupport"]),
-        .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCNetwork", "KCConsensus", "KCTypes", "KCCrypto", "KCStorage", "KCTestSupport"],
+        .testTarget(name: "NodeCLITests", dependencies: ["KCNode", "KCNetwork", "KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCTestSupport"],
                     exclude: ["Snapshots"]),
     ],
     swiftLanguageModes: [.v6]

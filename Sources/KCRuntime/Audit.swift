@@ -51,6 +51,25 @@ extension ChainState {
         return audit
     }
 
+    /// Every address that holds an account or a stake record, in address order, with its
+    /// balance and stake (for exporting the state as a new genesis).
+    public func holdings() -> [(address: PublicKey, balance: Amount, stake: StakeRecord)] {
+        let accountPrefix = Array("acct/".utf8), stakePrefix = Array("stake/".utf8)
+        var addresses = Set<PublicKey>()
+        for key in entries.keys {
+            let bytes = key.bytes
+            if key.hasPrefix(accountPrefix) { addresses.insert(PublicKey(Bytes32(bytes[accountPrefix.count...]))) }
+            else if key.hasPrefix(stakePrefix) { addresses.insert(PublicKey(Bytes32(bytes[stakePrefix.count...]))) }
+        }
+        return addresses.sorted().map { ($0, account($0).balance, stake($0)) }
+    }
+
+    /// How many state entries start with `prefix` (e.g. "event/", "disp/").
+    public func count(prefix: String) -> Int {
+        let bytes = Array(prefix.utf8)
+        return entries.keys.reduce(0) { $0 + ($1.hasPrefix(bytes) ? 1 : 0) }
+    }
+
     // Typed reads for tests, RPC and the node.
     public func account(_ address: PublicKey) -> AccountRecord { decode(AccountRecord.self, at: StateKey.account(address)) ?? AccountRecord() }
     public func stake(_ address: PublicKey) -> StakeRecord { decode(StakeRecord.self, at: StateKey.stake(address)) ?? StakeRecord() }

@@ -1,5 +1,8 @@
 import ArgumentParser
+import KCCrypto
 import KCNode
+import KCRuntime
+import KCStorage
 
 struct UnsafeResetAllCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -62,6 +65,86 @@ struct RollbackCommand: ParsableCommand {
             do { report = try NodeRollback.rollback(home: nodeHome) } catch { throw OperatorError("\(error)") }
             print("rolled back from height \(report.from) to height \(report.to) (state rebuilt from genesis by re-executing \(report.to) blocks)")
             print("kept: the signer state; the node fetches height \(report.from) again from its peers at its next start")
+        }
+    }
+}
+
+struct ExportGenesisCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export-genesis",
+        abstract: "Write a stopped node's state (at its tip or an earlier height) as the genesis of a new chain.",
+        discussion: """
+        For restarting a network from a chosen height, or forking it into a testnet. The genesis \
+        keeps every account's holdings and the active validators with their stake; what the \
+        format cannot hold (reward pot, treasury, dispute escrow, events, disputes, jail state) \
+        is listed on standard error. The new chain needs its own --chain-id. Validators that \
+        were not in this chain's genesis need --node-id ADDRESS=NODE_ID (the chain does not \
+        record node ids). An earlier --height is rebuilt by re-executing the node's own blocks.
+        """)
+
+    @Option(name: .long, help: ArgumentHelp("Node home directory (its node stopped).", valueName: "dir"))
+    var home: String
+
+    @Option(name: .long, help: ArgumentHelp("Chain id of the new chain (must differ from this one).", valueName: "id"))
+    var chainID: String
+
+    @Option(name: .long, help: ArgumentHelp("Height whose state to export (default: the last committed one).", valueName: "height"))
+    var height: UInt64?
+
+    @Option(name: .long, help: ArgumentHelp("Genesis time of the new chain, Unix milliseconds (default: the exported block's time).", valueName: "ms"))
+    var genesisTimeMs: UInt64?
+
+    @Option(name: .long, help: ArgumentHelp("Node id of a validator not in this chain's genesis (repeat for each).", valueName: "address=node-id"))
+    var nodeID: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("File to write the genesis to (default: standard output).", valueName: "file"))
+    var out: String?
+
+    func run() throws {
+        try runReportingErrors {
+            let nodeHome = NodeHome(path: home)
+            var ids: [PublicKey: PublicKey] = [:]
+            for pair in nodeID {
+                let parts = pair.split(separator: "=")
+                guard parts.count == 2, let address = PublicKey(hex: parts[0]), let id = PublicKey(hex: parts[1]) else {
+                    throw OperatorError("--node-id \(pair) is not ADDRESS=NODE_ID (two 64-hex keys)")
+                }
+                ids[address] = id
+            }
+            let old = try nodeHome.loadGenesis()
+            let state: ChainState
+            do {
+                let store: RocksDBStore
+                do { store = try RocksDBStore(path: nodeHome.dataDirectory + "/store") } catch {
+                    if case StoreError.locked? = error as? StoreError { throw OperatorError("the node at \(home) is running; stop it first (its store is locked)") }
+                    throw OperatorError("cannot open the store in \(nodeHome.dataDirectory): \(error)")
+                }
+                let blocks = BlockStore(store: store)
+                let tip = try blocks.height()
+                if let height, height != tip {
+                    guard height < tip else { throw OperatorError("--height \(height) is above the last committed height \(tip)") }
+                    do { state = try ChainReplay.rebuild(from: blocks, into: BlockStore(store: MemoryStore()), through: height, genesis: old) } catch {
+                        throw OperatorError("cannot rebuild the state at height \(height): \(error)")
+                    }
+                } else {
+                    state = try blocks.open(genesis: old, runtime: Runtime(genesis: old))
+                }
+            }
+            let result: GenesisExport.Result
+            do { result = try GenesisExport.export(state: state, old: old, chainID: chainID, genesisTimeMilliseconds: genesisTimeMs, nodeIDs: ids) } catch {
+                throw OperatorError("\(error)")
+            }
+            let text = result.genesis.json.rendered() + "\n"
+            if let out {
+                if case .failure(let failure) = FileIO.writeNew(path: out, contents: Array(text.utf8), mode: 0o644) {
+                    throw OperatorError("cannot write \(out): \(failure.reason) (an existing file is never overwritten)")
+                }
+            } else {
+                print(text, terminator: "")
+            }
+            printError("exported the state at height \(result.height) as chain \(chainID): \(result.genesis.accounts.count) account(s), "
+                       + "\(result.genesis.validators.count) validator(s), genesis hash \(result.genesis.hash.hex)")
+            for line in result.dropped { printError("  not carried: \(line)") }
         }
     }
 }

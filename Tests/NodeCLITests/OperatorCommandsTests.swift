@@ -1,6 +1,8 @@
 import Foundation
 import KCCrypto
 import KCNode
+import KCRuntime
+import KCStorage
 import KCTestSupport
 import KCTypes
 import Testing
@@ -140,5 +142,43 @@ struct OperatorCommandsTests {
         let heights = try network.checkStoresAgree()
         #expect(heights[3] >= before)
         for index in 0..<4 { #expect(!network.output(index).contains("double-sign evidence")) }
+    }
+
+    /// export-genesis writes the state (tip or an earlier height) as a genesis a node loads,
+    /// with the active validators and every holding, and says what it cannot carry: the new
+    /// supply is the old one less the pools, to the unit.
+    @Test func exportGenesisCarriesHoldingsAndValidatorsAndNamesTheRest() throws {
+        let network = try TestNetwork(validators: 4)
+        defer { network.stopAll(); network.remove() }
+        for index in 0..<4 { try network.start(index) }
+        #expect(network.waitHeight(6, seconds: 60), "\(network.describe())")
+        let home = network.home(0)
+        let running = try runNode(["export-genesis", "--home", home, "--chain-id", "membria-fork-1"])
+        #expect(running.status != 0 && running.standardError.contains("is running; stop it first"))
+        network.stopAll()
+        let sameChain = try runNode(["export-genesis", "--home", home, "--chain-id", network.genesis.chainID])
+        #expect(sameChain.status != 0 && sameChain.standardError.contains("needs its own chain id"))
+        let result = try runNode(["export-genesis", "--home", home, "--chain-id", "membria-fork-1"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let exported = try GenesisLoader.load(json: result.standardOutput)
+        #expect(exported.chainID == "membria-fork-1" && exported.parameters == network.genesis.parameters)
+        #expect(Set(exported.validators.map(\.consensusKey)) == Set(network.genesis.validators.map(\.consensusKey)))
+        // Supply: what the state holds in accounts and stake goes over; the pools do not, and say so.
+        // The store is closed again before the next command opens it.
+        let (audit, tip) = try { () throws -> (ChainState.SupplyAudit, UInt64) in
+            let store = try RocksDBStore(path: home + "/data/store")
+            let state = try BlockStore(store: store).open(genesis: network.genesis, runtime: Runtime(genesis: network.genesis))
+            return (state.auditSupply(), state.global.height)
+        }()
+        let held = try #require(audit.balances.adding(audit.bonded)?.adding(audit.unbonding))
+        #expect(exported.totalSupply == held, "exported \(exported.totalSupply.map { "\($0)" } ?? "?") held \(held)")
+        if audit.rewardPot > .zero { #expect(result.standardError.contains("not carried: reward pot: \(audit.rewardPot)")) }
+        #expect(result.standardError.contains("exported the state at height \(tip) as chain membria-fork-1"))
+        // An earlier height, rebuilt from the node's own blocks.
+        let early = try runNode(["export-genesis", "--home", home, "--chain-id", "membria-fork-2", "--height", "3"])
+        #expect(early.status == 0 && early.standardError.contains("exported the state at height 3"), "\(early.standardError)")
+        #expect(try GenesisLoader.load(json: early.standardOutput).validators.count == 4)
+        let above = try runNode(["export-genesis", "--home", home, "--chain-id", "membria-fork-2", "--height", "\(tip + 5)"])
+        #expect(above.status != 0 && above.standardError.contains("is above the last committed height"))
     }
 }
