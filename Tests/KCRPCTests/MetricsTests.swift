@@ -47,19 +47,8 @@ struct MetricsTests {
         #expect(value("membria_last_commit_age_seconds", in: text).map { $0 < 30 } == true)
         // Prometheus' checker.
         let promtool = try #require(Self.promtool, "promtool is missing: Scripts/install-deps.sh fetches it into .build/tools")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: promtool)
-        process.arguments = ["check", "metrics"]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(text.utf8))
-        try input.fileHandleForWriting.close()
-        let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0 && report.isEmpty, "promtool check metrics: \(report)")
+        let check = try runTool(promtool, ["check", "metrics"], input: text)
+        #expect(check.status == 0 && check.output.isEmpty, "promtool check metrics: \(check.output)")
     }
 
     /// What ships in Docker/ for monitoring is valid for Prometheus, and the dashboard and the
@@ -67,17 +56,8 @@ struct MetricsTests {
     @Test func theShippedMonitoringConfigMatchesTheExposition() throws {
         let promtool = try #require(Self.promtool, "promtool is missing: Scripts/install-deps.sh fetches it into .build/tools")
         for arguments in [["check", "config", "Docker/prometheus.yml"], ["check", "rules", "Docker/alerts.yml"]] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: promtool)
-            process.arguments = arguments
-            process.currentDirectoryURL = packageRoot
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0, "promtool \(arguments.joined(separator: " ")): \(report)")
+            let check = try runTool(promtool, arguments, in: packageRoot)
+            #expect(check.status == 0, "promtool \(arguments.joined(separator: " ")): \(check.output)")
         }
         let node = try LiveNode()
         defer { node.stop() }

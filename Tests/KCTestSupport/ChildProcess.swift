@@ -99,3 +99,25 @@ public final class ChildProcess: @unchecked Sendable {
         append(output.fileHandleForReading.readDataToEndOfFile())
     }
 }
+
+/// Runs a tool to its end (promtool, systemd-analyze): its exit status and its standard
+/// output and error together, after writing `input` to its standard input.
+public func runTool(_ path: String, _ arguments: [String], input: String? = nil, in directory: URL? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = directory }
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    let feed = Pipe()
+    process.standardInput = input == nil ? FileHandle.nullDevice : feed
+    try process.run()
+    if let input {
+        feed.fileHandleForWriting.write(Data(input.utf8))
+        try feed.fileHandleForWriting.close()
+    }
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, text)
+}

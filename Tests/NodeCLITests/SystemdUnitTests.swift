@@ -35,15 +35,7 @@ struct SystemdUnitTests {
             .replacingOccurrences(of: "/usr/local/bin/membria-node", with: nodeBinary())
         let path = directory + "/membria-node.service"
         try unit.write(toFile: path, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-analyze")
-        process.arguments = ["verify", path]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0 && report.isEmpty, "systemd-analyze verify: \(report)")
+        let check = try runTool("/usr/bin/systemd-analyze", ["verify", path])
+        #expect(check.status == 0 && check.output.isEmpty, "systemd-analyze verify: \(check.output)")
     }
 }
