@@ -164,6 +164,8 @@ struct CLITests {
         try "# verdicts\n\(event) valid\n".write(toFile: batch, atomically: true, encoding: .utf8)
         try ok(["attest", "--home", setup.home, "--file", batch, "--wait"], "1 attestation(s): committed")
         try ok(["query", "event", event], "status:        accepted")
+        // A verdict on a decided event would be skipped by the rules and still charged: refused before signing.
+        try fails(["attest", "--home", setup.home, "--file", batch, "--wait"], "nothing to attest: \(event.prefix(12))… is accepted, no longer open for verdicts")
         try fails(["dispute", "--key", setup.key(1), "--event", event, "--bond", "1ACTI", "--reason", Self.arTxID],
                   "bond 1 ACTI is below the 100 ACTI this event's next dispute must post")
         try ok(["dispute", "--key", setup.key(1), "--event", event, "--bond", "100ACTI", "--reason", Self.arTxID, "--wait"],

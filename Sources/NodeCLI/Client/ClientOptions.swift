@@ -64,13 +64,13 @@ struct TransactionOptions: ParsableArguments {
     var timeout: Int = 30
 
     /// Loads the key and the chain, runs `check` (refusals before signing), then signs and
-    /// sends the call and reports it.
-    func send(_ summary: String, check: (ChainView, SigningKey) throws -> Void = { _, _ in }, _ call: (SigningKey) throws -> Call) throws {
+    /// sends the call and reports it (`summary` is read after the check, which may narrow the call).
+    func send(_ summary: @autoclosure () -> String, check: (ChainView, SigningKey) throws -> Void = { _, _ in }, _ call: (SigningKey) throws -> Call) throws {
         try runClient {
             let key = try signingKey()
             let chain = try ChainView(client: connection.client())
             try check(chain, key)
-            try sendTransaction(try call(key), options: self, chain: chain, key: key, summary: summary)
+            try sendTransaction(try call(key), options: self, chain: chain, key: key, summary: summary())
         }
     }
 

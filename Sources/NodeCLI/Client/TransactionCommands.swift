@@ -100,8 +100,24 @@ struct AttestCommand: ParsableCommand {
 
     func run() throws {
         try runClient {
-            let votes = try votes()
-            try options.send("\(votes.count) attestation(s)") { _ in .attest(votes: votes) }
+            var votes = try votes()
+            // The rules skip (and still charge for) a verdict on an event that is no longer
+            // pending: leave such verdicts out before signing, and refuse a call left empty.
+            let open: (ChainView, SigningKey) throws -> Void = { chain, _ in
+                guard !options.skipChecks else { return }
+                var closed: [String] = []
+                votes = try votes.filter { vote in
+                    let status = try chain.client.get("/events/\(vote.eventID.hex)")["status"]?.stringValue ?? "?"
+                    if status != "pending" { closed.append("\(vote.eventID.hex.prefix(12))… is \(status)") }
+                    return status == "pending"
+                }
+                if votes.isEmpty {
+                    throw OperatorError("nothing to attest: \(closed.joined(separator: "; ")), no longer open for verdicts; nothing was signed or sent",
+                                        code: "not_pending")
+                }
+                if !closed.isEmpty { printError("left out (no longer open for verdicts): \(closed.joined(separator: "; "))") }
+            }
+            try options.send("\(votes.count) attestation(s)", check: open) { _ in .attest(votes: votes) }
         }
     }
 }
