@@ -39,6 +39,7 @@ struct CLITests {
     }
 
     static let arTxID = "bNbA3TEQVL60xlgCcqdz4ZPHFZ711cZ3hmkpGttDt_U"
+    static let dashArTxID = "-YXvtZoXsxLkwsH5aJ8KL_h6p_n52_7wl5MDgeWxjVk"
 
     /// A chain that cannot commit (one of two validators up): `--wait` runs out and says the
     /// transaction was sent, may still be committed, and how to find out.
@@ -124,10 +125,12 @@ struct CLITests {
         let page = try StrictJSON.parse(listed)
         let event = try #require(page["events"]?.arrayValue?.first?["id"]?.stringValue)
         #expect(String(printedID) == event, "propose-event printed the id the chain gave the event")
-        let second = try StrictJSON.parse(try ok(["propose-event", "--key", setup.key(0), "--ar-tx-id", Self.arTxID, "--payload", payload,
+        // An Arweave id may start with '-' (base64url): it is a value, not an option.
+        let second = try StrictJSON.parse(try ok(["propose-event", "--key", setup.key(0), "--ar-tx-id", Self.dashArTxID, "--payload", payload,
                                                   "--kind", "answer", "--output", "json"], "event_id"))
         let secondID = try #require(second["event_id"]?.stringValue)
-        #expect(try StrictJSON.parse(try ok(["query", "event", secondID, "--output", "json"], secondID))["author"]?.stringValue == user0)
+        let secondEvent = try StrictJSON.parse(try ok(["query", "event", secondID, "--output", "json"], secondID))
+        #expect(secondEvent["author"]?.stringValue == user0 && secondEvent["ar_tx_id"]?.stringValue == Self.dashArTxID)
 
         // Doomed transactions are refused before signing, with the runtime's own reason, and cost
         // nothing: the nonce does not move.
@@ -168,7 +171,7 @@ struct CLITests {
         try fails(["attest", "--home", setup.home, "--file", batch, "--wait"], "nothing to attest: \(event.prefix(12))… is accepted, no longer open for verdicts")
         try fails(["dispute", "--key", setup.key(1), "--event", event, "--bond", "1ACTI", "--reason", Self.arTxID],
                   "bond 1 ACTI is below the 100 ACTI this event's next dispute must post")
-        try ok(["dispute", "--key", setup.key(1), "--event", event, "--bond", "100ACTI", "--reason", Self.arTxID, "--wait"],
+        try ok(["dispute", "--key", setup.key(1), "--event", event, "--bond", "100ACTI", "--reason", Self.dashArTxID, "--wait"],
                "committed")
         let disputed = try StrictJSON.parse(try ok(["query", "event", event, "--output", "json"], "disputed"))
         let dispute = try #require(disputed["dispute"]?["id"]?.stringValue)

@@ -13,7 +13,7 @@ struct ProposeEventCommand: ParsableCommand {
         discussion: "Give the payload's SHA-256 with --content-hash, or --payload FILE to have it computed. It always waits for the commit and prints the event id (which covers the height of the block that includes it).")
 
     @OptionGroup var options: TransactionOptions
-    @Option(name: .long, help: ArgumentHelp("Arweave transaction id of the payload (43 base64url characters).", valueName: "id"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Arweave transaction id of the payload (43 base64url characters).", valueName: "id"))
     var arTxId: String
     @Option(name: .long, help: ArgumentHelp("SHA-256 of the payload, 64 hex characters.", valueName: "hex"))
     var contentHash: String?
@@ -128,7 +128,8 @@ struct DisputeCommand: ParsableCommand {
     @OptionGroup var options: TransactionOptions
     @Option(name: .long, help: ArgumentHelp("The event to dispute.", valueName: "id")) var event: String
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("The bond, e.g. 100ACTI.", valueName: "amount")) var bond: String
-    @Option(name: .long, help: ArgumentHelp("Arweave id of the written reason.", valueName: "id")) var reason: String
+    // An Arweave id is base64url: it may start with '-', which must not read as an option.
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Arweave id of the written reason.", valueName: "id")) var reason: String
 
     func run() throws {
         try runClient {
