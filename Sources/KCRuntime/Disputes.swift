@@ -48,13 +48,13 @@ extension BlockExecutor {
     /// Why an event is not open to a dispute, with the times that matter.
     func challengeState(_ record: EventRecord, closes: UInt64) -> String {
         switch record.status {
-        case .pending: return "it is pending (not accepted yet); its attestation ends at block time \(record.proposedAtMilliseconds.addingSaturating(parameters.events.attestationPeriodMilliseconds))"
+        case .pending: return "it is pending (not accepted yet); its attestation ends at block time \(blockTime(record.proposedAtMilliseconds.addingSaturating(parameters.events.attestationPeriodMilliseconds)))"
         case .disputed:
             let open = record.disputeID.flatMap { dispute($0) }
-            let until = open.map { " until block time \($0.deadlineMilliseconds)" } ?? ""
-            return "dispute \(record.disputeID?.hex ?? "?") is open\(until); another may follow if it fails before the challenge window closes at block time \(closes)"
-        case .accepted: return "its challenge window closed at block time \(closes) (it is now \(now))"
-        case .finalized: return "it is final since height \(record.statusChangedAtHeight); its challenge window closed at block time \(closes)"
+            let until = open.map { " until block time \(blockTime($0.deadlineMilliseconds))" } ?? ""
+            return "dispute \(record.disputeID?.hex ?? "?") is open\(until); another may follow if it fails before the challenge window closes at block time \(blockTime(closes))"
+        case .accepted: return "its challenge window closed at block time \(blockTime(closes)) (it is now \(blockTime(now)))"
+        case .finalized: return "it is final since height \(record.statusChangedAtHeight); its challenge window closed at block time \(blockTime(closes))"
         case .rejected: return "it was rejected at height \(record.statusChangedAtHeight)"
         case .expired: return "it expired undecided at height \(record.statusChangedAtHeight)"
         }
@@ -81,7 +81,7 @@ extension BlockExecutor {
     mutating func voteDispute(_ sender: PublicKey, disputeID: Hash256, uphold: Bool) throws(CallError) {
         var record = try openDispute(disputeID)
         guard record.mode == .validators else {
-            throw CallError(.notJuror, "dispute \(disputeID.hex) is a bond round (its unaccused validators hold too little power to judge): no vote decides it; it is upheld at block time \(record.deadlineMilliseconds) unless defended with at least its bond")
+            throw CallError(.notJuror, "dispute \(disputeID.hex) is a bond round (its unaccused validators hold too little power to judge): no vote decides it; it is upheld at block time \(blockTime(record.deadlineMilliseconds)) unless defended with at least its bond")
         }
         guard let jury = state.read(JuryRecord.self, StateKey.jury(disputeID)), let position = jury.index(of: sender) else {
             throw CallError(.notJuror, "this account is not on the jury of dispute \(disputeID.hex): the jury is the validators of the set when it opened that neither authored nor attested the event valid")
@@ -143,7 +143,7 @@ extension BlockExecutor {
             throw CallError(.disputeClosed, "dispute \(id.hex) is closed: \(record.status.name)")
         }
         guard now < record.deadlineMilliseconds else {
-            throw CallError(.disputeClosed, "dispute \(id.hex) closed at block time \(record.deadlineMilliseconds) (it is now \(now))")
+            throw CallError(.disputeClosed, "dispute \(id.hex) closed at block time \(blockTime(record.deadlineMilliseconds)) (it is now \(blockTime(now)))")
         }
     }
 

@@ -20,6 +20,9 @@ public struct BlockContext: Sendable, Equatable {
     }
 }
 
+/// A block time in a call's error message: RFC 3339 UTC, computed by integers (deterministic).
+func blockTime(_ milliseconds: UInt64) -> String { UTCTime.rfc3339(milliseconds: milliseconds) }
+
 /// Stable error codes of failed calls. The numbers never change once released; names and
 /// meanings are listed in specs/runtime.md.
 public enum ErrorCode: UInt16, Sendable, Equatable, CaseIterable {
@@ -274,7 +277,7 @@ public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .wrongHeight(let expected, let found): return "block height \(found), expected \(expected)"
-        case .timeNotIncreasing(let previous, let found): return "block time \(found) is not after the previous block time \(previous)"
+        case .timeNotIncreasing(let previous, let found): return "block time \(blockTime(found)) is not after the previous block time \(blockTime(previous))"
         case .tooManyTransactions(let count, let limit): return "\(count) transactions exceed the block limit of \(limit)"
         case .tooManyBytes(let bytes, let limit): return "\(bytes) bytes of transactions exceed the block limit of \(limit)"
         case .transactionTooLarge(let index, let bytes, let limit): return "transaction \(index) is \(bytes) bytes, over the limit of \(limit)"

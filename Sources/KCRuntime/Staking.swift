@@ -92,11 +92,11 @@ extension BlockExecutor {
         }
         guard kept.count < record.unbonding.count else {
             let next = record.unbonding.map(\.completionTimeMilliseconds).min()
-            throw CallError(.nothingToWithdraw, next.map { "no unbonding entry has matured; the next matures at block time \($0)" }
+            throw CallError(.nothingToWithdraw, next.map { "no unbonding entry has matured; the next matures at block time \(blockTime($0))" }
                                                 ?? "there is nothing unbonding")
         }
         guard now >= record.lockedUntilMilliseconds else {
-            throw CallError(.stakeLocked, "stake is locked until block time \(record.lockedUntilMilliseconds) (it is now \(now)): it voted on an event or judged a dispute not yet settled, or backed validator power that evidence can still name")
+            throw CallError(.stakeLocked, "stake is locked until block time \(blockTime(record.lockedUntilMilliseconds)) (it is now \(blockTime(now))): it voted on an event or judged a dispute not yet settled, or backed validator power that evidence can still name")
         }
         record.unbonding = kept
         state.write(StateKey.stake(sender), record)
@@ -192,7 +192,7 @@ extension BlockExecutor {
         guard !validator.tombstoned else { throw CallError(.tombstoned, "this validator double-signed and is jailed for good") }
         guard validator.jailed else { throw CallError(.notJailed, "validator is not jailed") }
         guard now >= validator.jailedUntilMilliseconds else {
-            throw CallError(.jailNotExpired, "jailed until block time \(validator.jailedUntilMilliseconds); it is now \(now)")
+            throw CallError(.jailNotExpired, "jailed until block time \(blockTime(validator.jailedUntilMilliseconds)); it is now \(blockTime(now))")
         }
         let bonded = stake(sender).bonded
         guard bonded >= parameters.staking.minValidatorStake else {

@@ -104,7 +104,7 @@ struct AttackScenarioTests {
         try chain.advance(to: unbondedAt + period - 1_000)
         let early = try chain.submit(g[1], .withdrawUnbonded)  // at unbondedAt + period: matured, but locked
         #expect(early.code == .stakeLocked)
-        #expect(early.message.contains("locked until block time \(lockedUntil)"))
+        #expect(early.message.contains("locked until block time \(UTCTime.rfc3339(milliseconds: lockedUntil))"))
         try chain.advance(to: lockedUntil - 1_000)
         #expect(try chain.submit(g[1], .withdrawUnbonded).succeeded)
     }
@@ -138,7 +138,7 @@ struct AttackScenarioTests {
         try chain.advance(to: matures)
         let early = try chain.submit(g[1], .withdrawUnbonded)
         #expect(early.code == .stakeLocked, "matured, but its vote is still open to judgement: \(early.message)")
-        #expect(early.message.contains("\(settles)"))
+        #expect(early.message.contains(UTCTime.rfc3339(milliseconds: settles)))
         // Undefended, the dispute is upheld at its deadline: half of the 100,000 g1 voted with
         // is taken, its 10,000 bonded first, then 40,000 of the unbonding entry.
         let deadline = try #require(chain.state.dispute(chain.disputeID(of: event))?.deadlineMilliseconds)
@@ -186,8 +186,8 @@ struct AttackScenarioTests {
         #expect(try chain.submit(u[0], .dispute(eventID: event, bond: .acti(100), reason: arTxID("bogus"))).succeeded)
         let first = try chain.disputeID(of: event)
         let busy = try chain.submit(u[1], .dispute(eventID: event, bond: .acti(200), reason: arTxID("honest")))
-        #expect(busy.message.contains("dispute \(first.hex) is open until block time \(chain.state.dispute(first)!.deadlineMilliseconds)"))
-        #expect(busy.message.contains("challenge window closes at block time \(closes)"))
+        #expect(busy.message.contains("dispute \(first.hex) is open until block time \(UTCTime.rfc3339(milliseconds: chain.state.dispute(first)!.deadlineMilliseconds))"))
+        #expect(busy.message.contains("challenge window closes at block time \(UTCTime.rfc3339(milliseconds: closes))"))
         try chain.advance(to: chain.state.dispute(first)!.deadlineMilliseconds)
         #expect(chain.state.dispute(first)?.status == .notUpheld)
         #expect(chain.status(event) == .accepted, "not final: the window runs until \(closes)")

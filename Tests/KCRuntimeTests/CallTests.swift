@@ -113,7 +113,7 @@ struct StakingTests {
         let early = try chain.submit(u[0], .withdrawUnbonded)
         #expect(early.code == .nothingToWithdraw)
         let period = chain.parameters.staking.unbondingPeriodMilliseconds
-        #expect(early.message.contains("\(unbondedAt + period)"))
+        #expect(early.message.contains(UTCTime.rfc3339(milliseconds: unbondedAt + period)))
         try chain.advance(to: unbondedAt + period)
         let before = chain.balance(u[0])
         #expect(try chain.submit(u[0], .withdrawUnbonded).succeeded)
@@ -279,7 +279,7 @@ struct EventTests {
         #expect(chain.status(id) == .finalized)
         let late = try chain.submit(u[0], .dispute(eventID: id, bond: .acti(100), reason: arTxID("why")))
         #expect(late.code == .notInChallengeWindow)
-        #expect(late.message.contains("closed at block time \(acceptedAt + 30_000)"))
+        #expect(late.message.contains("closed at block time \(UTCTime.rfc3339(milliseconds: acceptedAt + 30_000))"))
     }
 
     @Test func onlyTheLifecycleEdgesExist() {
@@ -470,6 +470,6 @@ struct DisputeTests {
         let disputeID = try chain.disputeID(of: id)
         let busy = try chain.submit(u[1], .dispute(eventID: id, bond: .acti(200), reason: arTxID("r")))
         #expect(busy.code == .notInChallengeWindow)
-        #expect(busy.message.contains("dispute \(disputeID.hex) is open until block time \(chain.state.dispute(disputeID)!.deadlineMilliseconds)"))
+        #expect(busy.message.contains("dispute \(disputeID.hex) is open until block time \(UTCTime.rfc3339(milliseconds: chain.state.dispute(disputeID)!.deadlineMilliseconds))"))
     }
 }

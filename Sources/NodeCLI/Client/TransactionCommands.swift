@@ -149,12 +149,12 @@ struct DisputeCommand: ParsableCommand {
             }
             let status = record["status"]?.stringValue ?? "?"
             guard status == "accepted" else {
-                let open = status == "disputed" ? "; dispute \(Show.field(record["dispute"]?["id"]).prefix(12))… is open until block time \(Show.field(record["dispute"]?["deadline_ms"]))" : ""
+                let open = status == "disputed" ? "; dispute \(Show.field(record["dispute"]?["id"]).prefix(12))… is open until block time \(Show.time(record["dispute"]?["deadline_ms"]))" : ""
                 throw OperatorError("event \(id.hex.prefix(12))… is not in its challenge window (it is \(status)\(open))")
             }
             if let closes = record["challenge_window_closes_ms"]?.numberText.flatMap(UInt64.init),
                let now = try chain.client.get("/status")["latest_block_time_ms"]?.numberText.flatMap(UInt64.init), now >= closes {
-                throw OperatorError("event \(id.hex.prefix(12))… is not in its challenge window (closed at block time \(closes), now \(now))")
+                throw OperatorError("event \(id.hex.prefix(12))… is not in its challenge window (closed at block time \(UTCTime.rfc3339(milliseconds: closes)), now \(UTCTime.rfc3339(milliseconds: now)))")
             }
             try sendTransaction(.dispute(eventID: id, bond: amount, reason: reasonID), options: options, chain: chain, key: key,
                                 summary: "dispute of \(id.hex.prefix(12))… with a bond of \(amount)")
