@@ -112,6 +112,9 @@ struct ExportGenesisCommand: ParsableCommand {
                 ids[address] = id
             }
             let old = try nodeHome.loadGenesis()
+            guard FileIO.exists(nodeHome.dataDirectory + "/store") else {
+                throw OperatorError("there is no chain data in \(nodeHome.dataDirectory) (a new or reset home): nothing to export")
+            }
             let state: ChainState
             do {
                 let store: RocksDBStore
@@ -121,6 +124,9 @@ struct ExportGenesisCommand: ParsableCommand {
                 }
                 let blocks = BlockStore(store: store)
                 let tip = try blocks.height()
+                guard tip > 0 else {
+                    throw OperatorError("there is no chain data in \(nodeHome.dataDirectory) beyond genesis (a new or reset home): nothing to export; genesis.json is that state")
+                }
                 if let height, height != tip {
                     guard height < tip else { throw OperatorError("--height \(height) is above the last committed height \(tip)") }
                     do { state = try ChainReplay.rebuild(from: blocks, into: BlockStore(store: MemoryStore()), through: height, genesis: old) } catch {

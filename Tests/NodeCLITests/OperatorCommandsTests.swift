@@ -116,6 +116,8 @@ struct OperatorCommandsTests {
         #expect(dropped.status == 0 && dropped.standardOutput.contains("dropped: the signer state"))
         let after = try StrictJSON.parse(try runNode(["keys", "export-signer-state", "--home", home]).standardOutput)
         #expect(after["last_signed"] == .null)
+        let nothing = try runNode(["export-genesis", "--home", home, "--chain-id", "membria-fork-9"])
+        #expect(nothing.status != 0 && nothing.standardError.contains("there is no chain data in"), "\(nothing.standardError)")
     }
 
     /// rollback undoes the last height of a stopped validator by rebuilding its store from
@@ -180,5 +182,18 @@ struct OperatorCommandsTests {
         #expect(try GenesisLoader.load(json: early.standardOutput).validators.count == 4)
         let above = try runNode(["export-genesis", "--home", home, "--chain-id", "membria-fork-2", "--height", "\(tip + 5)"])
         #expect(above.status != 0 && above.standardError.contains("is above the last committed height"))
+    }
+
+    /// register-validator reads only the public half of an encrypted home's validator key:
+    /// no passphrase is asked for a key it does not sign with.
+    @Test func registerValidatorNeedsNoPassphraseForTheConsensusKey() throws {
+        let home = temporaryPath("kc-encrypted")
+        defer { try? FileManager.default.removeItem(atPath: home); try? FileManager.default.removeItem(atPath: home + ".pass") }
+        try "a long passphrase\n".write(toFile: home + ".pass", atomically: true, encoding: .utf8)
+        chmod(home + ".pass", 0o600)
+        #expect(try runNode(["init", "--home", home, "--passphrase-file", home + ".pass"]).status == 0)
+        let result = try runNode(["register-validator", "--home", home, "--node", "http://127.0.0.1:1"])
+        #expect(result.status != 0)
+        #expect(result.standardError.contains("cannot reach node at http://127.0.0.1:1"), "\(result.standardError)")
     }
 }

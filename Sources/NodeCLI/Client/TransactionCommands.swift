@@ -268,7 +268,7 @@ struct RegisterValidatorCommand: ParsableCommand {
             if let consensusKey {
                 consensus = try parseKey(consensusKey, option: "consensus-key")
             } else if let home = options.connection.home {
-                consensus = try NodeHome(path: home).loadKey(.validator).publicKey
+                consensus = try NodeHome(path: home).publicKey(.validator)  // the public half: no passphrase needed
             } else {
                 throw OperatorError("give --consensus-key HEX (or --home with a validator key)")
             }
