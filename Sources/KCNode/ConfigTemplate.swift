@@ -54,6 +54,9 @@ public enum ConfigTemplate {
         # GET /health answers 503 when no block was committed for this long (a halt), and also
         # while the node is syncing or, in a network of several validators, has no peer.
         health_max_block_age_ms = 60000
+        # POST /txs/check runs a transaction's checks on the node's own thread: at most this
+        # many at once over all clients, beyond that 503 (0 turns the endpoint off).
+        max_concurrent_checks = 4
 
         [consensus]
         # Round timeouts in milliseconds; each grows by its *_delta_ms every round.

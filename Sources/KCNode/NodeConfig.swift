@@ -33,6 +33,7 @@ public struct NodeConfig: Equatable, Sendable {
     public var rpcRequestTimeoutMilliseconds: UInt64 = 10_000
     public var rpcIdleTimeoutMilliseconds: UInt64 = 30_000
     public var rpcHealthMaxBlockAgeMilliseconds: UInt64 = 60_000
+    public var rpcMaxConcurrentChecks = 4
     public var timeouts = TimeoutConfig()
     public var timeoutCommitMilliseconds: UInt64 = 1_000
     /// Before signing anything, refuse to start if this validator's key signed any of the last
@@ -332,6 +333,7 @@ public struct NodeConfig: Equatable, Sendable {
         case "rpc.request_timeout_ms": rpcRequestTimeoutMilliseconds = try milliseconds()
         case "rpc.idle_timeout_ms": rpcIdleTimeoutMilliseconds = try milliseconds()
         case "rpc.health_max_block_age_ms": rpcHealthMaxBlockAgeMilliseconds = UInt64(try integer(1_000...86_400_000))
+        case "rpc.max_concurrent_checks": rpcMaxConcurrentChecks = try integer(0...256)
         case "consensus.timeout_propose_ms": timeouts.proposeMilliseconds = try milliseconds()
         case "consensus.timeout_propose_delta_ms": timeouts.proposeDeltaMilliseconds = try milliseconds()
         case "consensus.timeout_prevote_ms": timeouts.prevoteMilliseconds = try milliseconds()

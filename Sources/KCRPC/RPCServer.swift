@@ -39,6 +39,8 @@ public struct RPCSettings: Sendable {
     public var rateLimitPerSecond = 200
     public var limits = HTTPLimits()
     public var health = HealthCheck(maxBlockAgeMilliseconds: 60_000, needsPeers: false)
+    /// `POST /txs/check` dry runs in flight at once, over all clients (beyond: 503 busy).
+    public var maxConcurrentChecks = 4
     public init() {}
 }
 

@@ -12,6 +12,13 @@ import NIOCore
 public struct Routes: Sendable {
     let node: NodeHandle
     let settings: RPCSettings
+    let checks: CallGate
+
+    init(node: NodeHandle, settings: RPCSettings) {
+        self.node = node
+        self.settings = settings
+        checks = CallGate(limit: settings.maxConcurrentChecks)
+    }
 
     /// Method and path of every route, in the form the OpenAPI file uses.
     public static let table: [(method: String, path: String)] = [
@@ -215,7 +222,11 @@ public struct Routes: Sendable {
         guard body.chainID == node.genesis.chainID else {
             throw RPCError.badRequest("the body is for chain '\(body.chainID.prefix(64))', this node runs '\(node.genesis.chainID)'")
         }
+        guard checks.enter() else {
+            throw RPCError(.serviceUnavailable, "busy", "\(checks.limit) checks are already running on this node; retry in a moment")
+        }
         let answer = await node.check(body)
+        checks.leave()
         switch answer.result {
         case .success(let receipt):
             return .object([("height", View.number(answer.height)), ("would_succeed", .bool(receipt.succeeded)),

@@ -87,6 +87,7 @@ struct StartCommand: ParsableCommand {
             settings.limits.maxConnectionsPerAddress = driver.config.rpcMaxConnectionsPerAddress
             settings.limits.requestTimeoutMilliseconds = Int64(clamping: driver.config.rpcRequestTimeoutMilliseconds)
             settings.limits.idleTimeoutMilliseconds = Int64(clamping: driver.config.rpcIdleTimeoutMilliseconds)
+            settings.maxConcurrentChecks = driver.config.rpcMaxConcurrentChecks
             settings.health = HealthCheck(maxBlockAgeMilliseconds: driver.config.rpcHealthMaxBlockAgeMilliseconds,
                                           needsPeers: driver.handle.genesis.validators.count > 1)
             let rpc = RPCServer(node: driver.handle, settings: settings, log: driver.log)

@@ -27,7 +27,7 @@ final class LiveNode: @unchecked Sendable {
 
     static let validatorAccount = DevnetKeys.key(.account, index: 0)
 
-    init(rateLimit: Int = 100_000, maxBodyBytes: Int = 1 << 20, limits: HTTPLimits = HTTPLimits(),
+    init(rateLimit: Int = 100_000, maxBodyBytes: Int = 1 << 20, limits: HTTPLimits = HTTPLimits(), maxConcurrentChecks: Int = 4,
          attester attesterSettings: Attester.Settings? = nil) throws {
         home = FileManager.default.temporaryDirectory.appendingPathComponent("kc-rpc-\(UUID().uuidString)").path
         var genesis = LocalGenesis.devnet(validatorCount: 1, userCount: 4)
@@ -53,6 +53,7 @@ final class LiveNode: @unchecked Sendable {
         settings.rateLimitPerSecond = rateLimit
         settings.maxBodyBytes = maxBodyBytes
         settings.limits = limits
+        settings.maxConcurrentChecks = maxConcurrentChecks
         rpc = RPCServer(node: driver.handle, settings: settings, log: .silent)
         port = try rpc.start()
         let handle = driver.handle
