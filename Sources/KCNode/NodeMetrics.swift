@@ -1,4 +1,5 @@
 import Prometheus
+import Synchronization
 
 /// The node's Prometheus metrics (swift-prometheus; `GET /metrics` writes the registry). Base
 /// units: seconds and bytes. Events are recorded where they happen (histograms, counters);
@@ -17,6 +18,9 @@ public final class NodeMetrics: Sendable {
     public let slashes: Counter
     public let signatureChecks: Counter
     public let peerBans: Counter
+    /// CPU seconds already added to this registry's `process_cpu_seconds_total` (a counter
+    /// only goes up: each scrape adds what was used since the one before).
+    public let countedCPUSeconds = Mutex<Double>(0)
 
     static let blockBuckets: [Duration] = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60].map { .milliseconds(Int64($0 * 1_000)) }
     static let stepBuckets: [Duration] = [1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000].map { .milliseconds($0) }

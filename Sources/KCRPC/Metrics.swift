@@ -1,7 +1,6 @@
 import KCNode
 import KCRuntime
 import KCStorage
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -88,14 +87,12 @@ struct ProcessFigures {
         metrics.gauge("process_max_fds", "Maximum number of open file descriptors.").set(to: maxFileDescriptors)
         // A counter only goes up: add what was used since the last scrape.
         let cpu = metrics.counter("process_cpu_seconds_total", "Total user and system CPU time spent, in seconds.")
-        let seen = ProcessFigures.cpuCounted.withLock { counted -> Double in
+        let seen = metrics.countedCPUSeconds.withLock { counted -> Double in
             defer { counted = max(counted, cpuSeconds) }
             return counted
         }
         if cpuSeconds > seen { cpu.increment(by: cpuSeconds - seen) }
     }
-
-    static let cpuCounted = Mutex<Double>(0)
 
     static func text(_ path: String) -> String? {
         guard case .success(let bytes) = FileIO.read(path: path, limit: 1 << 20) else { return nil }
