@@ -30,34 +30,36 @@ public final class NodeMetrics: Sendable {
     public init() {
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
-        blockInterval = registry.makeDurationHistogram(name: "membria_block_interval_seconds", buckets: Self.blockBuckets,
-                                                       help: "Time between two consecutive commits of this node.")
-        commitLatency = registry.makeDurationHistogram(name: "membria_commit_latency_seconds", buckets: Self.blockBuckets,
-                                                       help: "Time from the start of a height to its commit.")
+        blockInterval = registry.makeDurationHistogram(descriptor: Self.named("membria_block_interval_seconds", "Time between two consecutive commits of this node."), labels: [], buckets: Self.blockBuckets)
+        commitLatency = registry.makeDurationHistogram(descriptor: Self.named("membria_commit_latency_seconds", "Time from the start of a height to its commit."), labels: [], buckets: Self.blockBuckets)
         stepDurations = ["propose", "prevote", "precommit"].map { step in
-            registry.makeDurationHistogram(name: "membria_step_duration_seconds", labels: [("step", step)], buckets: Self.stepBuckets,
-                                           help: "How long each consensus step lasted.")
+            registry.makeDurationHistogram(descriptor: Self.named("membria_step_duration_seconds", "How long each consensus step lasted."),
+                                           labels: [("step", step)], buckets: Self.stepBuckets)
         }
-        committedTransactions = registry.makeCounter(name: "membria_committed_transactions_total", help: "Transactions committed since start.")
-        slashes = registry.makeCounter(name: "membria_slashes_total", help: "Slashes in blocks committed since start.")
-        signatureChecks = registry.makeCounter(name: "membria_signature_checks_total", help: "Ed25519 verifications run (cache misses).")
-        peerBans = registry.makeCounter(name: "membria_peer_bans_total", help: "Peers banned since start.")
-        registry.makeGauge(name: "membria_build_info", labels: [("version", BuildInfo.version), ("commit", BuildInfo.commit),
-                                                              ("swift", BuildInfo.swiftVersion)],
-                           help: "The node software: always 1, with its version, commit and compiler as labels.").set(to: 1.0)
+        committedTransactions = registry.makeCounter(descriptor: Self.named("membria_committed_transactions_total", "Transactions committed since start."), labels: [])
+        slashes = registry.makeCounter(descriptor: Self.named("membria_slashes_total", "Slashes in blocks committed since start."), labels: [])
+        signatureChecks = registry.makeCounter(descriptor: Self.named("membria_signature_checks_total", "Ed25519 verifications run (cache misses)."), labels: [])
+        peerBans = registry.makeCounter(descriptor: Self.named("membria_peer_bans_total", "Peers banned since start."), labels: [])
+        registry.makeGauge(descriptor: Self.named("membria_build_info", "The node software: always 1, with its version, commit and compiler as labels."),
+                           labels: [("version", BuildInfo.version), ("commit", BuildInfo.commit), ("swift", BuildInfo.swiftVersion)]).set(to: 1.0)
     }
 
     public func gauge(_ name: String, _ help: String, labels: [(String, String)] = []) -> Gauge {
-        registry.makeGauge(name: name, labels: labels, help: help)
+        registry.makeGauge(descriptor: Self.named(name, help), labels: labels)
     }
 
     public func counter(_ name: String, _ help: String) -> Counter {
-        registry.makeCounter(name: name, help: help)
+        registry.makeCounter(descriptor: Self.named(name, help), labels: [])
+    }
+
+    /// A metric by its full name (namespace, unit and all: `membria_block_interval_seconds`).
+    static func named(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     /// One request-latency histogram per route template and method (a bounded set).
     public func requestDuration(route: String, method: String) -> DurationHistogram {
-        registry.makeDurationHistogram(name: "membria_rpc_request_duration_seconds", labels: [("route", route), ("method", method)],
-                                       buckets: Self.requestBuckets, help: "Time to answer an RPC request, by route and method.")
+        registry.makeDurationHistogram(descriptor: Self.named("membria_rpc_request_duration_seconds", "Time to answer an RPC request, by route and method."),
+                                       labels: [("route", route), ("method", method)], buckets: Self.requestBuckets)
     }
 }
