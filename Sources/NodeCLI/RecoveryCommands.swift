@@ -1,3 +1,4 @@
+// The recovery commands of a stopped node: unsafe-reset-all, rollback, export-genesis.
 import ArgumentParser
 import KCCrypto
 import KCNode
