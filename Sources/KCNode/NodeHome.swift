@@ -1,5 +1,6 @@
 import KCCodec
 import KCCrypto
+import KCStorage
 import KCTypes
 
 /// The layout of a node home directory:
@@ -63,6 +64,17 @@ public struct NodeHome: Sendable {
             return try GenesisLoader.load(json: text)
         } catch {
             throw .invalidGenesis(file: file, error)
+        }
+    }
+}
+
+extension NodeHome {
+    /// The chain store of a node that is not running, for the offline commands (reset,
+    /// rollback, export, signer state): RocksDB's lock proves that no node runs on it.
+    public func openStoppedStore() throws(NodeHomeError) -> RocksDBStore {
+        do { return try RocksDBStore(path: dataDirectory + "/store") } catch {
+            if case .locked = error { throw .io("the node at \(path) is running; stop it first (its store is locked)") }
+            throw .io("cannot open the store in \(dataDirectory): \(error)")
         }
     }
 }

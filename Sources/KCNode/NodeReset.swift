@@ -25,14 +25,8 @@ public enum NodeReset {
         var droppedHeight: UInt64? = nil
         if FileIO.exists(storePath) {
             // Opening the store also proves that no node runs on it (RocksDB's lock).
-            do {
-                let store = try RocksDBStore(path: storePath)
-                droppedHeight = try BlockStore(store: store).height()
-            } catch let error as StoreError {
-                if case .locked = error { throw Failure(message: "the node at \(home.path) is running; stop it first (its store is locked)") }
-                throw Failure(message: "cannot open the store in \(home.dataDirectory): \(error)")
-            } catch {
-                throw Failure(message: "cannot read the store in \(home.dataDirectory): \(error)")
+            do { droppedHeight = try BlockStore(store: try home.openStoppedStore()).height() } catch {
+                throw Failure(message: "\(error)")
             }
         }
         var signer: JSONValue? = nil

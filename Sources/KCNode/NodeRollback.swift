@@ -40,10 +40,7 @@ public enum NodeRollback {
         let height: UInt64
         do {
             let source: RocksDBStore
-            do { source = try RocksDBStore(path: live) } catch {
-                if case .locked = error { throw Failure(message: "the node at \(home.path) is running; stop it first (its store is locked)") }
-                throw Failure(message: "cannot open the store in \(home.dataDirectory): \(error)")
-            }
+            do { source = try home.openStoppedStore() } catch { throw Failure(message: "\(error)") }
             let blocks = BlockStore(store: source)
             do { height = try blocks.height() } catch { throw Failure(message: "\(error)") }
             guard height > 0 else { throw Failure(message: "the store holds only genesis; nothing to roll back") }

@@ -23,10 +23,7 @@ public enum SignerState {
     /// The node must be stopped: its store is locked while it runs.
     public static func current(home: NodeHome, key: PublicKey) throws(Failure) -> LastSigned? {
         let store: RocksDBStore
-        do { store = try RocksDBStore(path: home.dataDirectory + "/store") } catch {
-            if case .locked = error { throw Failure(message: "the node at \(home.path) is running; stop it first (its store is locked)") }
-            throw Failure(message: "cannot open the store in \(home.dataDirectory): \(error)")
-        }
+        do { store = try home.openStoppedStore() } catch { throw Failure(message: "\(error)") }
         var latest: LastSigned? = nil
         do {
             if let bytes = try store.get(PersistentSigner.storeKey) { latest = try LastSigned.decode(exactly: bytes) }
@@ -104,9 +101,7 @@ public enum SignerState {
             }
         }
         let store: RocksDBStore
-        do { store = try RocksDBStore(path: home.dataDirectory + "/store") } catch {
-            throw Failure(message: "cannot open the store in \(home.dataDirectory): \(error)")
-        }
+        do { store = try home.openStoppedStore() } catch { throw Failure(message: "\(error)") }
         var batch = WriteBatch()
         batch.put(PersistentSigner.storeKey, imported.canonicalBytes)
         do { try store.write(batch, sync: true) } catch { throw Failure(message: "cannot write the signer record: \(error)") }

@@ -225,8 +225,8 @@ public struct Routes: Sendable {
         guard checks.enter() else {
             throw RPCError(.serviceUnavailable, "busy", "\(checks.limit) checks are already running on this node; retry in a moment")
         }
+        defer { checks.leave() }
         let answer = await node.check(body)
-        checks.leave()
         switch answer.result {
         case .success(let receipt):
             return .object([("height", View.number(answer.height)), ("would_succeed", .bool(receipt.succeeded)),

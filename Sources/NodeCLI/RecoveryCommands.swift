@@ -119,10 +119,7 @@ struct ExportGenesisCommand: ParsableCommand {
             let state: ChainState
             do {
                 let store: RocksDBStore
-                do { store = try RocksDBStore(path: nodeHome.dataDirectory + "/store") } catch {
-                    if case StoreError.locked? = error as? StoreError { throw OperatorError("the node at \(home) is running; stop it first (its store is locked)") }
-                    throw OperatorError("cannot open the store in \(nodeHome.dataDirectory): \(error)")
-                }
+                do { store = try nodeHome.openStoppedStore() } catch { throw OperatorError("\(error)") }
                 let blocks = BlockStore(store: store)
                 let tip = try blocks.height()
                 guard tip > 0 else {
