@@ -67,7 +67,10 @@ public enum FuzzSeeds {
         case .wireMessage:
             let messages: [WireMessage] = [.status(height: 42), .transactions([transfer, attest]), .proposal(proposal),
                                            .vote(vote(1, .prevote, height: 4, built.id)), .evidence(evidence),
-                                           .blockRequest(height: 3), .block(built, certificate), .noBlock(height: 9)]
+                                           .blockRequest(height: 3), .block(built, certificate), .noBlock(height: 9),
+                                           .roundState(RoundState(height: 4, round: 1, phase: .prevote, hasProposal: true,
+                                                                  prevotes: ValidatorBits(count: 4), precommits: ValidatorBits(count: 4),
+                                                                  links: ValidatorBits(count: 4), stalled: true))]
             return messages.map(\.canonicalBytes) + [
                 transactionsTag + [0x05] + transfer.canonicalBytes,   // a count of 5 with one transaction
                 transactionsTag + hugeLength + transfer.canonicalBytes,

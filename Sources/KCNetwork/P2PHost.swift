@@ -229,6 +229,18 @@ public final class P2PHost: Sendable {
         connect(peer, persistent: false)
     }
 
+    /// The consensus key a connected peer proved in its handshake, if any.
+    public func validatorKey(of peer: PublicKey) -> PublicKey? { state.withLock { $0.peers[peer]?.validatorKey } }
+
+    /// Sends one message to several peers, encoding once.
+    public func send(_ message: WireMessage, to peers: [PublicKey]) {
+        guard !peers.isEmpty else { return }
+        let channels = state.withLock { state in peers.compactMap { state.peers[$0]?.channel } }
+        guard !channels.isEmpty else { return }
+        let frame = OutboundFrame(plaintext: message.canonicalBytes, droppable: Self.droppable(message))
+        for channel in channels { channel.writeAndFlush(frame, promise: nil) }
+    }
+
     public func send(_ message: WireMessage, to peer: PublicKey) {
         guard let channel = state.withLock({ $0.peers[peer]?.channel }) else { return }
         channel.writeAndFlush(OutboundFrame(plaintext: message.canonicalBytes, droppable: Self.droppable(message)), promise: nil)
@@ -244,7 +256,7 @@ public final class P2PHost: Sendable {
 
     static func droppable(_ message: WireMessage) -> Bool {
         switch message {
-        case .transactions, .status: return true
+        case .transactions, .status, .roundState: return true
         default: return false
         }
     }

@@ -23,6 +23,9 @@ public enum WireMessage: Sendable, Equatable, CanonicalCodable {
     case block(Block, CommitCertificate)
     /// Tag 7: the sender has no decided block at that height.
     case noBlock(height: UInt64)
+    /// Tag 8: where the sender stands in consensus and what it holds of its round; sent when
+    /// its height or round changes, and as a stall report (specs/p2p.md, "Consensus gossip").
+    case roundState(RoundState)
 
     /// At most this many transactions per message.
     public static let maxTransactionsPerMessage = 10_000
@@ -37,6 +40,7 @@ public enum WireMessage: Sendable, Equatable, CanonicalCodable {
         case .blockRequest: return "block request"
         case .block: return "block"
         case .noBlock: return "no block"
+        case .roundState: return "round state"
         }
     }
 
@@ -50,6 +54,7 @@ public enum WireMessage: Sendable, Equatable, CanonicalCodable {
         case .blockRequest(let height): writer.writeVarint(5); writer.write(height)
         case .block(let block, let certificate): writer.writeVarint(6); writer.write(block); writer.write(certificate)
         case .noBlock(let height): writer.writeVarint(7); writer.write(height)
+        case .roundState(let state): writer.writeVarint(8); writer.write(state)
         }
     }
 
@@ -70,6 +75,7 @@ public enum WireMessage: Sendable, Equatable, CanonicalCodable {
             }
             self = .block(block, certificate)
         case 7: self = .noBlock(height: try reader.readUInt64("height"))
+        case 8: self = .roundState(try reader.read(RoundState.self))
         default: throw .unknownTag(what: "message", tag: tag)
         }
     }

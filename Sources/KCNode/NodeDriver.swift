@@ -61,8 +61,14 @@ public final class NodeDriver {
     var executed: [Hash256: ExecutedBlock] = [:]
     var blockTimes: [Hash256: UInt64] = [:]
     var signedProposals: [UInt32: SignedProposal] = [:]
-    /// Inputs for the next height that arrived before it started.
-    var early: [(input: ConsensusInput<Block>, record: WALRecord)] = []
+    /// Inputs for the next height that arrived before it started, with their sender; those
+    /// that came while the current height ran are not checked yet (`verified` false).
+    var early: [(input: ConsensusInput<Block>, record: WALRecord, from: PublicKey?, verified: Bool)] = []
+    static let maxEarly = 10_000
+    /// Who holds what of the height being decided, and the announcements (specs/p2p.md,
+    /// "Consensus gossip").
+    var gossip = ConsensusGossip()
+    var nextStallCheck: UInt64 = 0
     var evidence = EvidencePool()
     var nextValidatorsCache: (height: UInt64, set: ValidatorSet)? = nil
     var timers: [(deadline: UInt64, sequence: UInt64, input: ConsensusInput<Block>?)] = []
@@ -78,10 +84,8 @@ public final class NodeDriver {
     let startedAt = NodeDriver.monotonicMilliseconds()
     /// Peers get this long after start-up to connect before a missing quorum is reported.
     static let reachGraceMilliseconds: UInt64 = 10_000
-    var lastProgress: (height: UInt64, round: UInt32, step: Step)? = nil
 
     static let statusIntervalMilliseconds: UInt64 = 1_000
-    static let gossipIntervalMilliseconds: UInt64 = 1_000
 
     /// Opens the node in `home`; log lines (filtered by the configured level, or `logLevel`
     /// when given, in the configured format or `logFormat`) go to `output`.
@@ -229,12 +233,37 @@ public final class NodeDriver {
         if now >= nextStatus {
             nextStatus = now + Self.statusIntervalMilliseconds
             network.broadcast(.status(height: state.global.height))
-            gossipIfStalled()
             watchFaults(now: now)
             countCheckedFigures()
         }
+        announceIfMoved()
+        if now >= nextStallCheck {
+            nextStallCheck = now + ConsensusGossip.stallIntervalMilliseconds
+            if let send = gossip.stallCheck(roundState()) { network.send(send.message, to: send.to) }
+        }
         try driveSync(now: now)
         try releaseStartupHold(now: now)
+    }
+
+    // MARK: consensus gossip
+
+    /// This node's round state: of the running height, or of the next one between heights.
+    func roundState() -> RoundState {
+        gossip.roundState(core: core, next: (state.global.height + 1, nextValidators()), me: key.publicKey)
+    }
+
+    /// Announces a new height or round to every peer (checked after each batch of events).
+    func announceIfMoved() {
+        let height = core?.height ?? state.global.height + 1, round = core?.round ?? 0
+        guard let last = gossip.announcedPosition, last.height == height, last.round == round else {
+            if let send = gossip.announcement(roundState()) { network.send(send.message, to: send.to) }
+            return
+        }
+    }
+
+    func send(_ send: ConsensusGossip.Send?) {
+        guard let send, !send.to.isEmpty else { return }
+        network.send(send.message, to: send.to)
     }
 
     /// Adds the bans and signature checks since the last call to the metrics' counters.
@@ -274,18 +303,6 @@ public final class NodeDriver {
         guard catchUp.release(now: now, heardPeers: sync.hasStatus, bestClaimed: sync.bestHeight, tip: state.global.height) else { return }
         log.info("caught up: this validator starts signing", ["height": "\(state.global.height)", "peers_at": "\(sync.bestHeight)"])
         try startConsensus()
-    }
-
-    /// Re-sends what this node holds for the current round when nothing moved for a gossip
-    /// interval: a peer that reconnected or lost messages gets the proposal and votes again.
-    func gossipIfStalled() {
-        guard let core else { lastProgress = nil; return }
-        let progress = (core.height, core.round, core.step)
-        defer { lastProgress = progress }
-        guard let last = lastProgress, last == progress else { return }
-        if let proposal = signedProposals[core.round] { network.broadcast(.proposal(proposal)) }
-        for vote in core.heldVotes(round: core.round) { network.broadcast(.vote(vote)) }
-        if core.round > 0 { for vote in core.heldVotes(round: core.round - 1) { network.broadcast(.vote(vote)) } }
     }
 
     /// Block sync beside consensus (specs/p2p.md, "Block sync"). Peers' claimed heights only
@@ -375,6 +392,8 @@ public final class NodeDriver {
             monitor.update { $0.peers = count }
             log.info("peer connected", ["peer": peer.hex, "peers": "\(count)"])
             network.send(.status(height: state.global.height), to: peer)
+            gossip.connected(peer, validatorKey: network.validatorKey(of: peer))
+            network.send(.roundState(roundState()), to: peer)
             let waiting = mempool.reap(maxCount: WireMessage.maxTransactionsPerMessage, maxBytes: 4 << 20)
             if !waiting.isEmpty { network.send(.transactions(waiting.map(\.transaction)), to: peer) }
         case .disconnected(let peer):
@@ -382,6 +401,7 @@ public final class NodeDriver {
             monitor.update { $0.peers = count }
             log.info("peer disconnected", ["peer": peer.hex])
             sync.forget(peer)
+            gossip.disconnected(peer)
         case .message(let message, let peer):
             try receive(message, from: peer)
         }
@@ -434,6 +454,11 @@ public final class NodeDriver {
             }
         case .noBlock(let height):
             if let reason = sync.refused(height, by: peer) { network.ban(peer, reason: reason) }
+        case .roundState(let announced):
+            for send in gossip.received(announced, from: peer, core: core, nextHeight: state.global.height + 1,
+                                        setSize: nextValidators().members.count, proposals: signedProposals) {
+                network.send(send.message, to: send.to)
+            }
         }
     }
 
@@ -445,6 +470,19 @@ public final class NodeDriver {
     /// next height (not started yet).
     func consensusMessage(_ input: ConsensusInput<Block>, record: WALRecord, height: UInt64, from peer: PublicKey,
                           what: String, verify: () -> Bool) throws {
+        if let core, height == core.height + 1 {
+            // The next height while this one runs: held unchecked (its set is not known yet)
+            // if its signer is in the current set (sets rarely change; a new member's message
+            // comes again with its sender's next stall report), checked when it starts.
+            let signer: PublicKey
+            switch record {
+            case .vote(let vote): signer = vote.vote.validator
+            case .proposal(let proposal): signer = proposal.proposal.proposer
+            default: return
+            }
+            if core.validators.contains(signer) && early.count < Self.maxEarly { early.append((input, record, peer, false)) }
+            return
+        }
         switch screen(input, height: height) {
         case .redundant: return
         case .forbidden(let reason): return network.ban(peer, reason: "sent \(what) no honest peer sends: \(reason)")
@@ -453,10 +491,38 @@ public final class NodeDriver {
         guard verify() else { return network.ban(peer, reason: "sent \(what) with a bad signature") }
         network.credit(peer)
         if let core, core.height == height {
-            try feed(try validated(input), record: record)
-        } else if early.count < 10_000 {
-            early.append((input, record))
+            try accept(input, record: record, from: peer)
+        } else if early.count < Self.maxEarly {
+            early.append((input, record, peer, true))
         }
+    }
+
+    /// Feeds a checked proposal or vote of the running height from `peer`, then passes it on
+    /// to the peers that lack it.
+    func accept(_ input: ConsensusInput<Block>, record: WALRecord, from peer: PublicKey?) throws {
+        guard let validators = core?.validators else { return }
+        if case .proposal(let signed) = record, signedProposals[signed.proposal.round] == nil {
+            signedProposals[signed.proposal.round] = signed
+        }
+        try feed(try validated(input), record: record)
+        guard let peer else { return }
+        switch record {
+        case .vote(let vote): send(gossip.relay(vote, from: peer, validators: validators, me: key.publicKey))
+        case .proposal(let proposal): send(gossip.relay(proposal, from: peer, validators: validators, me: key.publicKey))
+        default: break
+        }
+    }
+
+    /// A held message's signature, checked when its height starts; a bad one bans its sender.
+    func verifyHeld(_ record: WALRecord, from peer: PublicKey?) -> Bool {
+        let good: Bool
+        switch record {
+        case .vote(let vote): good = vote.verify(chainID: genesis.chainID, cache: signatures)
+        case .proposal(let proposal): good = proposal.verify(chainID: genesis.chainID, cache: signatures)
+        default: good = true
+        }
+        if !good, let peer { network.ban(peer, reason: "sent a consensus message with a bad signature") }
+        return good
     }
 
     /// The core's screening for the running height; for the next height while no core runs
@@ -586,11 +652,16 @@ public final class NodeDriver {
         replaying = false
         let waiting = early
         early = []
-        for (input, record) in waiting where core?.height == height && core?.screen(input) == .useful {
-            if case .proposal(let proposal, _) = input, case .proposal(let signed) = record {
-                signedProposals[proposal.round] = signedProposals[proposal.round] ?? signed
+        for entry in waiting where core?.height == height {
+            switch core!.screen(entry.input) {
+            case .redundant: continue
+            case .forbidden(let reason):
+                if let peer = entry.from { network.ban(peer, reason: "sent a consensus message no honest peer sends: \(reason)") }
+                continue
+            case .useful: break
             }
-            try feed(try validated(input), record: record)
+            guard entry.verified || verifyHeld(entry.record, from: entry.from) else { continue }
+            try accept(entry.input, record: entry.record, from: entry.from)
         }
     }
 
@@ -686,7 +757,7 @@ public final class NodeDriver {
                 let signed = SignedProposal(proposal: proposal, signature: signature)
                 signedProposals[proposal.round] = signed
                 try feed(.proposal(proposal, valid: try validate(proposal.value)), record: .proposal(signed), own: true)
-                if !replaying { network.broadcast(.proposal(signed)) }
+                if !replaying { send(gossip.ownProposal(signed)) }
             case .signVote(let kind, let h, let r, let blockID):
                 // After the time of the block voted for (the block-time rule), whatever the clock says.
                 let floor = blockID.flatMap { blockTimes[$0] } ?? state.global.timeMilliseconds
@@ -699,7 +770,7 @@ public final class NodeDriver {
                 }
                 crash?.reached(.afterSign, height: h)
                 try feed(.vote(signed), own: true)
-                if !replaying { network.broadcast(.vote(signed)) }
+                if !replaying { send(gossip.ownVote(signed, validators: core.validators)) }
             case .scheduleTimeout(let step, let h, let r, let milliseconds):
                 timerSequence += 1
                 timers.append((Self.monotonicMilliseconds() + milliseconds, timerSequence, .timeout(step, height: h, round: r)))

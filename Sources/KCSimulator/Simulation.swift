@@ -34,6 +34,14 @@ public struct SimulationConfig: Sendable {
     public static let defaultTransactionsPerSecond: UInt64 = 5
     /// The liveness bound: after healing, new heights must come within this virtual time.
     public var livenessBoundMilliseconds: UInt64 = 60_000
+    /// Link latency (`seeded`: from the seed and the fault families).
+    public var links: LinkModel = .seeded
+    /// The gossip interval: a node that did not move for this long sends a stall report.
+    public var gossipIntervalMilliseconds: UInt64 = 250
+    /// Peers each validator dials; nil: a full mesh.
+    public var outboundPeers: Int? = nil
+    /// Largest validator count a run takes.
+    public static let maxValidators = 200
 
     public init(seed: UInt64) { self.seed = seed }
 
@@ -44,11 +52,13 @@ public struct SimulationConfig: Sendable {
         if let byzantine { parts.append("--byzantine \(byzantine)") }
         parts.append("--heights \(heights)")
         if faults != Set(SimulationFault.allCases) {
-            parts.append("--faults \(faults.map(\.rawValue).sorted().joined(separator: ","))")
+            parts.append("--faults \(faults.isEmpty ? "none" : faults.map(\.rawValue).sorted().joined(separator: ","))")
         }
         if transactionsPerSecond != Self.defaultTransactionsPerSecond {
             parts.append("--transactions-per-second \(transactionsPerSecond)")
         }
+        if links != .seeded { parts.append("--links \(links)") }
+        if let outboundPeers { parts.append("--peers \(outboundPeers)") }
         if brokenLock { parts.append("--broken-lock") }
         return parts.joined(separator: " ")
     }
@@ -60,6 +70,8 @@ public struct SimulationResult: Sendable {
     public let parameters: String
     public let violations: [String]
     public let traceHash: Hash256
+    /// Traffic and finality over the run.
+    public let figures: ScaleFigures
     public let heightsCommitted: UInt64
     public let virtualMilliseconds: UInt64
     public let messagesDelivered: UInt64
@@ -79,6 +91,12 @@ public struct SimulationResult: Sendable {
     public var summary: String {
         let status = passed ? "ok" : "VIOLATION"
         return "seed=\(config.seed) \(status) heights=\(heightsCommitted) virtual_ms=\(virtualMilliseconds) messages=\(messagesDelivered) double_sign_slashes=\(doubleSignSlashes) downtime_slashes=\(downtimeSlashes) jails=\(downtimeJails) unjails=\(unjails) outsider_bans=\(outsiderBans) events_accepted=\(eventsAccepted) events_finalized=\(eventsFinalized) disputes=\(disputesOpened) trace=\(traceHash.hex.prefix(16))"
+    }
+
+    /// Messages and bytes each validator received per height, and finality (height start to
+    /// each honest commit) in virtual time.
+    public var scaleSummary: String {
+        "validators=\(figures.validators) links=\(config.links) mean_degree=\(figures.meanDegree) heights=\(heightsCommitted) messages_per_height_per_node=\(figures.messagesPerHeightPerNode(heightsCommitted)) bytes_per_height_per_node=\(figures.bytesPerHeightPerNode(heightsCommitted)) finality_p50_ms=\(figures.finalityPercentile(50)) finality_p99_ms=\(figures.finalityPercentile(99)) per_kind: \(figures.breakdown(heightsCommitted))"
     }
 }
 
@@ -101,6 +119,8 @@ indirect enum Message {
     case evidence(DoubleSignEvidence)
     case syncRequest(from: Int, height: UInt64)
     case transaction(VerifiedTransaction)
+    /// A node's consensus position and what it holds (the wire message `round state`).
+    case roundState(RoundState)
 }
 
 indirect enum SimEvent {
@@ -118,8 +138,8 @@ indirect enum SimEvent {
     case outsider(Int)
     /// A height start put off to the queue (see `commit`).
     case begin(Int, epoch: UInt64)
-    /// Periodic re-send of a node's own proposal and votes for its current height, as P2P
-    /// gossip does: messages lost earlier still arrive once the network heals.
+    /// The gossip interval: a node that did not move since the last one announces its round
+    /// state again (a stall report), and its peers send what it lacks.
     case regossip(Int)
 }
 
@@ -145,6 +165,15 @@ public final class Simulation {
     let factory: BlockFactory
     public private(set) var parameters = ""
     var messagesDelivered: UInt64 = 0
+    var figures: ScaleFigures
+    /// When the first honest node started each height (finality is counted from there).
+    var heightStarted: [UInt64: UInt64] = [:]
+    /// Which node runs each consensus key.
+    var nodeOfKey: [PublicKey: Int] = [:]
+    /// Encoded block sizes, for the byte counts.
+    var blockSizes: [Hash256: Int] = [:]
+    let topology: Topology
+    let linkLatency: LinkLatency?
 
     // Network model.
     var baseLatency: UInt64 = 10
@@ -174,9 +203,6 @@ public final class Simulation {
     var outsiderBans = 0
     /// Height starts nested inside commits right now (see `commit`).
     var startDepth = 0
-    /// Vote relaying models gossip, which only matters when someone equivocates (it is how the
-    /// two halves of a double vote meet); without an equivocator it is skipped for speed.
-    var relayVotes = false
 
     public init(config: SimulationConfig) {
         self.config = config
@@ -186,7 +212,7 @@ public final class Simulation {
         networkRandom = root.fork()
 
         let count = config.validators ?? setup.int(4...7)
-        precondition(count >= 1 && count <= 50, "validators must be 1...50")
+        precondition(count >= 1 && count <= SimulationConfig.maxValidators, "validators must be 1...\(SimulationConfig.maxValidators)")
         let keys = (0..<count).map { SigningKey(seed: Blake2b.hash256(Array("sim/\(config.seed)/validator/\($0)".utf8))) }
         let accountKeys = (0..<count).map { SigningKey(seed: Blake2b.hash256(Array("sim/\(config.seed)/account/\($0)".utf8))) }
         gateways = accountKeys
@@ -207,7 +233,7 @@ public final class Simulation {
         }
         let behaviours: [Behaviour] = [.equivocate, .nilVoter, .silent]
         var parameters = LocalGenesis.developmentParameters
-        parameters.staking.maxValidators = 100
+        parameters.staking.maxValidators = UInt32(max(100, count))
         parameters.staking.epochLengthBlocks = 20
         if config.faults.contains(.downtime) {
             // Jailed after missing more than 10 of the last 20 blocks; out for 1.5 s of block time.
@@ -235,6 +261,10 @@ public final class Simulation {
         factory = BlockFactory(runtime: runtime, signatures: signatures, executions: ExecutionMemo())
         let genesisState = runtime.genesisState()
         checker = Checker(genesis: genesisState, parameters: parameters)
+        var links = root.fork()
+        topology = Topology(count: count, outbound: config.outboundPeers, random: &links)
+        linkLatency = config.links == .seeded ? nil : LinkLatency(model: config.links, count: count, random: &links)
+        figures = ScaleFigures(validators: count, meanDegree: topology.averageDegree)
 
         let drift = config.faults.contains(.drift)
         for index in 0..<count {
@@ -244,7 +274,12 @@ public final class Simulation {
             nodes.append(SimNode(index: index, key: keys[index], behaviour: behaviour, state: genesisState,
                                  clockOffset: offset, timerRatePerMille: rate, chainID: chainID, signatures: signatures))
         }
-        relayVotes = nodes.contains { $0.behaviour == .equivocate }
+        for node in nodes {
+            nodeOfKey[node.key.publicKey] = node.index
+            node.neighbours = topology.neighbours[node.index]
+            node.linkKeys = Set(node.neighbours.map { keys[$0].publicKey })
+            for peer in node.neighbours { node.gossip.connected(peer) }
+        }
         if config.faults.contains(.delay) {
             baseLatency = UInt64(setup.int(1...60))
             jitter = UInt64(setup.int(0...120))
@@ -258,6 +293,8 @@ public final class Simulation {
 
         let roles = nodes.map { "\($0.index):\($0.behaviour.rawValue)" }.joined(separator: ",")
         self.parameters = "seed=\(config.seed) validators=\(count) stakes=\(stakes) byzantine=[\(nodes.filter { $0.behaviour != .honest }.map { "\($0.index):\($0.behaviour.rawValue)" }.joined(separator: ","))] latency=\(baseLatency)+\(jitter)ms loss=\(lossPerMille)‰ dup=\(duplicatePerMille)‰ faults=\(config.faults.map(\.rawValue).sorted().joined(separator: ","))"
+            + (config.links == .seeded ? "" : " links=\(config.links)")
+            + (config.outboundPeers.map { " outbound_peers=\($0) mean_degree=\(topology.averageDegree)" } ?? "")
         _ = roles
         scheduleFaults(&setup)
     }
@@ -326,7 +363,7 @@ public final class Simulation {
     public func run() -> SimulationResult {
         for node in nodes {
             startHeight(node)
-            queue.push(.regossip(node.index), at: 1_000 + UInt64(node.index) * 37)
+            queue.push(.regossip(node.index), at: config.gossipIntervalMilliseconds + UInt64(node.index) * 37 % config.gossipIntervalMilliseconds)
         }
         queue.push(.injectTransaction, at: 100)
         queue.push(.startLiveness, at: safetyPhaseMilliseconds)
@@ -336,7 +373,7 @@ public final class Simulation {
             precondition(time >= now, "virtual time went backwards")
             now = time
             steps += 1
-            if steps > 20_000_000 || now > deadline { break }
+            if steps > 400_000_000 || now > deadline { break }
             handle(event)
             if config.faults.contains(.downtime), case .regossip(0) = event { checkLiveQuorum() }
             if !checker.violations.isEmpty { break }
@@ -365,6 +402,7 @@ public final class Simulation {
             violations += outsiderViolations()
         }
         return SimulationResult(config: config, parameters: parameters, violations: violations, traceHash: trace.value,
+                                figures: figures,
                                 heightsCommitted: minimumHonestHeight - 1, virtualMilliseconds: now,
                                 messagesDelivered: messagesDelivered, doubleSignSlashes: checker.doubleSignSlashes.values.reduce(0, +),
                                 downtimeSlashes: checker.downtimeSlashes, downtimeJails: checker.downtimeJails, unjails: checker.unjails,
@@ -458,13 +496,16 @@ public final class Simulation {
             let node = nodes[to]
             guard !node.crashed, listens(node, to: from) else { return }
             messagesDelivered += 1
+            if to < nodes.count { figures.delivered(kind: message.kind, bytes: wireBytes(message)) }
             trace.record(now, 1, UInt64(to), UInt64(from))
             receive(node, from: from, message)
+            announceIfMoved(node)
         case .timeout(let index, let step, let height, let round, let epoch):
             let node = nodes[index]
             guard !node.crashed, node.epoch == epoch, node.height == height else { return }
             trace.record(now, 2, UInt64(index), height, UInt64(round))
             feed(node, .timeout(step, height: height, round: round))
+            announceIfMoved(node)
         case .crash(let index):
             guard !inLiveness else { return }
             trace.record(now, 3, UInt64(index))
@@ -488,23 +529,10 @@ public final class Simulation {
             queue.push(.injectTransaction, at: now + interval)
         case .regossip(let index):
             let node = nodes[index]
-            queue.push(.regossip(index), at: now + 1_000)
-            guard !node.crashed, node.behaviour != .silent, node.core != nil else { return }
+            queue.push(.regossip(index), at: now + config.gossipIntervalMilliseconds)
+            guard !node.crashed, node.behaviour != .silent else { return }
             trace.record(now, 10, UInt64(index))
-            if let proposal = node.lastProposal, proposal.height == node.height { broadcast(from: node, .proposal(proposal)) }
-            // Like P2P vote gossip: pass on every vote held for the rounds that can still
-            // matter (the current round, the two before it, and the locked and valid rounds),
-            // not only our own, so a quorum someone saw reaches everyone once links heal.
-            if let core = node.core {
-                var rounds = Set((core.round >= 2 ? core.round - 2 : 0)...core.round)
-                if let locked = core.lockedRound { rounds.insert(locked) }
-                if let valid = core.validRound { rounds.insert(valid) }
-                for round in rounds.sorted() {
-                    if let proposal = core.heldProposal(round: round) { broadcast(from: node, .proposal(proposal)) }
-                    for vote in core.heldVotes(round: round) { broadcast(from: node, .vote(vote)) }
-                }
-            }
-            if let (block, certificate) = node.blocks.last { broadcast(from: node, .decided(block, certificate)) }
+            gossipTick(node)
         case .startLiveness:
             guard !inLiveness else { return }
             // Heal everything: the honest core (more than 2/3 of the power) must now progress.
@@ -531,6 +559,7 @@ public final class Simulation {
             let node = nodes[index]
             guard !node.crashed, node.epoch == epoch, node.core == nil else { return }
             startHeight(node)
+            announceIfMoved(node)
         }
     }
 
@@ -538,7 +567,9 @@ public final class Simulation {
         guard node.crashed else { return }
         node.crashed = false
         node.epoch += 1
+        reconnect(node)
         startHeight(node, replayingWAL: true)
+        announceIfMoved(node)
         broadcast(from: node, .syncRequest(from: node.index, height: node.height))
     }
 
@@ -559,8 +590,15 @@ public final class Simulation {
             return
         }
         guard canReach(from, to) else { return }
-        if networkRandom.chance(perMille: lossPerMille) { return }
-        let delay = baseLatency + (jitter > 0 ? networkRandom.below(jitter + 1) : 0)
+        // Outsiders dial whom they like; validators talk to their peers only.
+        guard from >= nodes.count || topology.linked(from, to) else { return }
+        if networkRandom.chance(perMille: lossPerMille) {
+            // A lost message is a broken connection: both ends start their knowledge afresh.
+            if from < nodes.count { resetLink(from, to) }
+            return
+        }
+        let delay = linkLatency.map { $0.delay(from: from, to: to, random: &networkRandom) }
+            ?? baseLatency + (jitter > 0 ? networkRandom.below(jitter + 1) : 0)
         queue.push(.deliver(to: to, from: from, message), at: now + delay)
         if networkRandom.chance(perMille: duplicatePerMille) {
             queue.push(.deliver(to: to, from: from, message), at: now + delay + networkRandom.below(50))
@@ -568,7 +606,8 @@ public final class Simulation {
     }
 
     func broadcast(from node: SimNode, _ message: Message, includingSelf: Bool = false) {
-        for peer in nodes where includingSelf || peer.index != node.index { send(from: node.index, to: peer.index, message) }
+        if includingSelf { send(from: node.index, to: node.index, message) }
+        for peer in node.neighbours { send(from: node.index, to: peer, message) }
     }
 
     // MARK: transactions
@@ -649,6 +688,7 @@ public final class Simulation {
     // MARK: node logic
 
     func startHeight(_ node: SimNode, replayingWAL: Bool = false) {
+        if node.behaviour == .honest && heightStarted[node.height] == nil { heightStarted[node.height] = now }
         let sets = node.state.validatorSets()
         let members = sets.current.map { ValidatorSet.Member(key: $0.consensusKey, power: $0.power) }
         let validators = ValidatorSet(members)
@@ -722,16 +762,13 @@ public final class Simulation {
             guard proposal.height == node.height, screen(node, .proposal(proposal, valid: false), from: from) else { return }
             let valid = validate(node, proposal.value)
             feed(node, .proposal(proposal, valid: valid))
+            relay(node, proposal: proposal, from: from)
         case .vote(let vote):
-            // Gossip: an honest node passes on a vote it got straight from its signer, so an
-            // equivocator's two halves meet somewhere and become evidence.
-            if relayVotes && node.behaviour == .honest && from < nodes.count && nodes[from].key.publicKey == vote.vote.validator
-                && from != node.index {
-                for peer in nodes where peer.index != node.index && peer.index != from { send(from: node.index, to: peer.index, message) }
-            }
             if vote.vote.height > node.height { return deferMessage(node, from: from, height: vote.vote.height, message) }
             guard vote.vote.height == node.height, screen(node, .vote(vote), from: from) else { return }
+            let id = node.core?.voteID(vote)
             feed(node, .vote(vote))
+            if let id { relay(node, vote: vote, id: id, from: from) }
         case .decided(let block, let certificate):
             if block.header.height > node.height { return deferMessage(node, from: from, height: block.header.height, message) }
             guard block.header.height == node.height else { return }
@@ -753,6 +790,8 @@ public final class Simulation {
             }
         case .transaction(let transaction):
             node.addToMempool(transaction)
+        case .roundState(let state):
+            receive(node, roundState: state, from: from)
         }
     }
 
@@ -814,11 +853,13 @@ public final class Simulation {
                     // Two different proposals, one to each half.
                     let second = Proposal(height: proposal.height, round: proposal.round, value: other,
                                           validRound: proposal.validRound, proposer: proposal.proposer)
-                    for peer in nodes where peer.index != node.index {
-                        send(from: node.index, to: peer.index, .proposal(peer.index % 2 == 0 ? proposal : second))
+                    for peer in node.neighbours {
+                        send(from: node.index, to: peer, .proposal(peer % 2 == 0 ? proposal : second))
                     }
                 } else {
-                    broadcast(from: node, .proposal(proposal))
+                    for peer in node.gossip.ownProposal(height: proposal.height, round: proposal.round) {
+                        send(from: node.index, to: peer, .proposal(proposal))
+                    }
                     node.lastProposal = proposal
                 }
                 feed(node, .proposal(proposal, valid: true))
@@ -869,8 +910,8 @@ public final class Simulation {
             checker.byzantineEquivocated(node.key.publicKey)
             checker.recordPrevote(first, power: node.validators.power(of: node.key.publicKey) ?? 0)
             checker.recordPrevote(second, power: node.validators.power(of: node.key.publicKey) ?? 0)
-            for peer in nodes where peer.index != node.index {
-                send(from: node.index, to: peer.index, .vote(peer.index % 2 == 0 ? first : second))
+            for peer in node.neighbours {
+                send(from: node.index, to: peer, .vote(peer % 2 == 0 ? first : second))
             }
             feed(node, .vote(first))
             return
@@ -879,7 +920,9 @@ public final class Simulation {
         // repeat of the same step re-sends the stored signature.
         guard let signed = try? node.signer.signVote(vote) else { return }
         checker.honestSigned(signed, validators: node.validators)
-        broadcast(from: node, .vote(signed))
+        if let id = node.core?.voteID(signed) {
+            for peer in node.gossip.ownVote(id, height: height) { send(from: node.index, to: peer, .vote(signed)) }
+        }
         feed(node, .vote(signed))
     }
 
@@ -898,6 +941,7 @@ public final class Simulation {
         node.mempool.removeAll { included.contains($0.hash) || $0.body.nonce < node.state.account($0.body.sender).nonce }
         trace.record(now, 9, UInt64(node.index), block.header.height)
         if node.behaviour == .honest {
+            if let started = heightStarted[block.header.height] { figures.finalized(afterMilliseconds: now - started) }
             lastHonestCommit = now
             checker.honestCommitted(node: node.index, height: block.header.height, blockID: block.id,
                                     stateRoot: block.header.stateRoot, executed: executed, state: node.state,
@@ -950,6 +994,14 @@ final class SimNode {
     var lastSyncRequest: [Int: UInt64] = [:]
     var lastProposal: Proposal<Block>? = nil
     var bans = Bans()
+    /// The peers this node is connected to, and their consensus keys.
+    var neighbours: [Int] = []
+    var linkKeys: Set<PublicKey> = []
+    /// What each peer holds (volatile: a restart reconnects from nothing).
+    var gossip = GossipKnowledge<Int>()
+    /// The position last announced, and the one seen at the last gossip interval.
+    var announced: RoundState.Position? = nil
+    var positionAtTick: RoundState.Position? = nil
     var crashed = false
     /// Bumped on every height change and restart, so timers of an earlier life are ignored.
     var epoch: UInt64 = 0
@@ -987,6 +1039,8 @@ final class SimNode {
         lastSyncRequest = [:]
         lastProposal = nil
         bans = Bans()
+        announced = nil
+        positionAtTick = nil
         epoch += 1
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import KCSimulator
 
@@ -29,11 +30,20 @@ struct SimulateCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Heights every honest validator must commit.", valueName: "h"))
     var heights: UInt64 = 30
 
-    @Option(name: .long, help: ArgumentHelp("Comma-separated faults to inject (default: all): \(SimulationFault.allCases.map(\.rawValue).joined(separator: ",")).", valueName: "list"))
+    @Option(name: .long, help: ArgumentHelp("Comma-separated faults to inject (default: all), or none: \(SimulationFault.allCases.map(\.rawValue).joined(separator: ",")).", valueName: "list"))
     var faults: String?
 
     @Option(name: .long, help: ArgumentHelp("Transactions injected per virtual second; 0 gives empty blocks.", valueName: "n"))
     var transactionsPerSecond: UInt64 = SimulationConfig.defaultTransactionsPerSecond
+
+    @Option(name: .long, help: ArgumentHelp("Link latency: seeded (from the seed and the faults), wan (six regions, 35 to 165 ms one way between them), or uniform:LOW-HIGH (ms per link).", valueName: "model"))
+    var links: String = "seeded"
+
+    @Option(name: .long, help: ArgumentHelp("Peers each validator dials (default: a full mesh).", valueName: "n"))
+    var peers: Int?
+
+    @Flag(name: .long, help: "Print traffic per height and finality (virtual time) after each run.")
+    var figures = false
 
     @Flag(name: .long, help: "Print the parameters each seed chose.")
     var verbose = false
@@ -44,8 +54,12 @@ struct SimulateCommand: ParsableCommand {
     func validate() throws {
         guard (seed == nil) != (seeds == nil) else { throw ValidationError("give exactly one of --seed S or --seeds A..B") }
         if let seeds, parseRange(seeds) == nil { throw ValidationError("--seeds must look like 1..200") }
-        if let validators, !(1...50).contains(validators) { throw ValidationError("--validators must be between 1 and 50") }
-        if let faults {
+        if let validators, !(1...SimulationConfig.maxValidators).contains(validators) {
+            throw ValidationError("--validators must be between 1 and \(SimulationConfig.maxValidators)")
+        }
+        if LinkModel(links) == nil { throw ValidationError("--links must be seeded, wan or uniform:LOW-HIGH (milliseconds, 1 <= LOW <= HIGH <= 10000)") }
+        if let peers, peers < 1 { throw ValidationError("--peers must be at least 1") }
+        if let faults, faults != "none" {
             for name in faults.split(separator: ",") where SimulationFault(rawValue: String(name)) == nil {
                 throw ValidationError("unknown fault '\(name)'; known: \(SimulationFault.allCases.map(\.rawValue).joined(separator: ","))")
             }
@@ -68,6 +82,9 @@ struct SimulateCommand: ParsableCommand {
         config.brokenLock = brokenLock
         config.transactionsPerSecond = transactionsPerSecond
         if let faults { config.faults = Set(faults.split(separator: ",").compactMap { SimulationFault(rawValue: String($0)) }) }
+        config.links = LinkModel(links) ?? .seeded
+        config.outboundPeers = peers
+        if let interval = ProcessInfo.processInfo.environment["KC_SIM_GOSSIP_MS"].flatMap(UInt64.init) { config.gossipIntervalMilliseconds = interval }
         return config
     }
 
@@ -81,6 +98,7 @@ struct SimulateCommand: ParsableCommand {
             if result.passed {
                 passed += 1
                 if verbose || range.count == 1 { print(result.summary) }
+                if figures { print(result.scaleSummary) }
             } else {
                 failed += 1
                 print(result.summary)

@@ -146,3 +146,50 @@ struct EventQueueTests {
     }
 }
 
+
+/// Consensus gossip at scale, in virtual time (the figures of docs/benchmarks.md come from
+/// `Scripts/sim-scale.sh`; these hold the properties they show).
+struct GossipScaleTests {
+    func run(validators: Int, heights: UInt64 = 12, links: LinkModel = .uniform(low: 50, high: 150), peers: Int? = nil,
+             seed: UInt64 = 1) -> SimulationResult {
+        var config = SimulationConfig(seed: seed)
+        config.validators = validators
+        config.heights = heights
+        config.faults = []
+        config.links = links
+        config.outboundPeers = peers
+        return Simulation(config: config).run()
+    }
+
+    /// In a full mesh each validator receives each vote about once: traffic per validator per
+    /// height grows linearly with the set (four times the validators, at most 4.5 times the
+    /// messages), where flooding would grow it with the square.
+    @Test func trafficPerValidatorGrowsLinearly() {
+        let small = run(validators: 10), large = run(validators: 40)
+        #expect(small.passed && large.passed, "\(small.violations) \(large.violations)")
+        let perSmall = small.figures.messagesPerHeightPerNode(small.heightsCommitted)
+        let perLarge = large.figures.messagesPerHeightPerNode(large.heightsCommitted)
+        print("messages per height per validator: 10 validators \(perSmall), 40 validators \(perLarge)")
+        #expect(perLarge * 10 <= perSmall * 45, "\(perSmall) at 10 validators, \(perLarge) at 40")
+        // 2 votes per validator, one announcement per peer, a proposal: about 3.5 per validator.
+        #expect(perLarge <= 4 * 40, "\(large.scaleSummary)")
+    }
+
+    /// Each validator dialling 4 peers (about 8 each): votes cross by relays and stall
+    /// reports, with a bounded number of copies per vote, and the chain stays live.
+    @Test func aPartialMeshCommitsWithFewCopiesPerVote() {
+        let result = run(validators: 40, links: .wan, peers: 4)
+        #expect(result.passed, "\(result.violations)")
+        let votes = result.figures.messagesByKind[1] / result.heightsCommitted / 40
+        print(result.scaleSummary)
+        #expect(votes <= 2 * 40 * 4, "votes per height per validator: \(votes)")
+    }
+
+    /// The roadmap's goal: finality under 500 ms at 50 validators with 50-150 ms links.
+    @Test func fiftyValidatorsFinalizeUnderHalfASecond() {
+        let result = run(validators: 50, heights: 8)
+        #expect(result.passed, "\(result.violations)")
+        print(result.scaleSummary)
+        #expect(result.figures.finalityPercentile(50) < 500 && result.figures.finalityPercentile(50) > 100, "\(result.scaleSummary)")
+    }
+}

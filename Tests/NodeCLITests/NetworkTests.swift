@@ -197,6 +197,31 @@ struct NetworkTests {
 
     /// A node whose key is not in the validator set follows the chain as a full node: it
     /// never votes, and stores exactly the validators' blocks.
+    /// Four validators in a line (0-1-2-3): no quorum without relays, since the ends reach
+    /// one peer each. Votes cross the middle by the relays of the validators linked to both
+    /// ends of a hop and, two hops away, by stall reports; every validator's precommits reach
+    /// the certificates.
+    @Test func votesCrossAPartialMeshByRelays() throws {
+        let network = try TestNetwork(validators: 4, peers: [[1], [0, 2], [1, 3], [2]])
+        defer { network.stopAll(); network.remove() }
+        for index in 0..<4 { try network.start(index) }
+        #expect(network.waitHeight(15, seconds: 90), "\(network.describe())")
+        network.stopAll()
+        let heights = try network.checkStoresAgree()
+        #expect(heights.allSatisfy { $0 >= 15 })
+        // Each end had one peer only.
+        for end in [0, 3] {
+            #expect(network.output(end).components(separatedBy: " peer connected ").count - 1 == 1, "node \(end): \(network.output(end).prefix(2_000))")
+        }
+        let blocks = BlockStore(store: try RocksDBStore(path: network.home(1) + "/data/store"))
+        var signedBy = [Int](repeating: 0, count: 4)
+        for height in 2...heights[1] {
+            let signers = try #require(try blocks.certificate(at: height)).signers
+            for index in 0..<4 where signers.contains(DevnetKeys.key(.validator, index: index).publicKey) { signedBy[index] += 1 }
+        }
+        #expect(signedBy.allSatisfy { $0 > 0 }, "certificates signed per validator: \(signedBy)")
+    }
+
     @Test func aFullNodeFollowsWithoutVoting() throws {
         let network = try TestNetwork(validators: 3, fullNodes: 1)
         defer { network.stopAll(); network.remove() }

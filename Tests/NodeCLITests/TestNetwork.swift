@@ -59,8 +59,9 @@ final class TestNetwork {
 
     /// With `attesterGateway`, every node runs the fetch attester against that content server.
     /// With `hosts`, node i listens on all interfaces and peers dial hosts[i].
+    /// With `peers`, node i lists only peers[i] as persistent peers (a partial mesh).
     init(validators: Int, fullNodes: Int = 0, commitMilliseconds: Int = 50, attesterGateway: String? = nil,
-         hosts: [String]? = nil) throws {
+         hosts: [String]? = nil, peers: [[Int]]? = nil) throws {
         count = validators + fullNodes
         root = temporaryPath("kc-net")
         let slot = Self.slotsInUse.withLock { used -> Int in
@@ -85,7 +86,7 @@ final class TestNetwork {
         for index in 0..<count {
             var arguments = ["init", "--home", home(index), "--genesis", root + "/genesis.json", "--devnet-index", "\(index)",
                              "--p2p-port", "\(ports[index])", "--rpc-port", "\(rpcPorts[index])"]
-            for peer in 0..<count where peer != index { arguments += ["--peer", address(peer)] }
+            for peer in peers?[index] ?? Array(0..<count) where peer != index { arguments += ["--peer", address(peer)] }
             let result = try runNode(arguments)
             #expect(result.status == 0, "init \(index): \(result.standardError)")
             let path = home(index) + "/config.toml"

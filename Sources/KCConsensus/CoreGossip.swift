@@ -1,0 +1,85 @@
+import KCCrypto
+import KCTypes
+
+/// What a running core tells gossip: its announcement, the identity of a vote, and the votes
+/// a stalled peer may lack (specs/p2p.md, "Consensus gossip"). Read-only.
+extension ConsensusCore {
+    /// This core's position and what it holds of the current round. `links` are the members
+    /// of this height's set the node is connected to (it sets its own bit itself).
+    public func roundState(links: Set<PublicKey>) -> RoundState {
+        let size = validators.members.count
+        var prevotes = ValidatorBits(count: size), precommits = ValidatorBits(count: size), linked = ValidatorBits(count: size)
+        for key in votes.tally(.prevote, round: round)?.byValidator.keys ?? [:].keys {
+            if let index = validators.index(of: key) { prevotes[index] = true }
+        }
+        for key in votes.tally(.precommit, round: round)?.byValidator.keys ?? [:].keys {
+            if let index = validators.index(of: key) { precommits[index] = true }
+        }
+        for (index, member) in validators.members.enumerated() where links.contains(member.key) || member.key == me {
+            linked[index] = true
+        }
+        let phase: RoundState.Phase
+        switch step {
+        case .propose: phase = .propose
+        case .prevote: phase = .prevote
+        case .precommit, .decided: phase = .precommit
+        }
+        return RoundState(height: height, round: round, phase: phase, hasProposal: proposals[round] != nil,
+                          prevotes: prevotes, precommits: precommits, links: linked)
+    }
+
+    /// The gossip identity of a vote of this height by a member of this set.
+    public func voteID(_ signed: SignedVote) -> GossipVoteID? {
+        signed.vote.height == height ? GossipVoteID(signed, in: validators) : nil
+    }
+
+    /// The rounds whose messages a peer at `peerRound` of this height may still need: the
+    /// round before its own through its own, this core's round, and this core's locked and
+    /// valid rounds (a proposal re-proposed from its valid round needs that round's polka).
+    public func gossipRounds(peerRound: UInt32) -> [UInt32] {
+        var rounds: Set<UInt32> = [peerRound, round]
+        if peerRound > 0 { rounds.insert(peerRound - 1) }
+        if let lockedRound { rounds.insert(lockedRound) }
+        if let validRound { rounds.insert(validRound) }
+        return rounds.sorted()
+    }
+
+    /// The votes of `rounds`, with their identities (prevotes then precommits, by key).
+    public func heldVotes(rounds: [UInt32]) -> [(id: GossipVoteID, item: SignedVote)] {
+        rounds.flatMap { heldVotes(round: $0) }.compactMap { vote in voteID(vote).map { ($0, vote) } }
+    }
+
+    /// The votes this core's own key signed at this height, with their identities.
+    public func ownVotes() -> [(id: GossipVoteID, item: SignedVote)] {
+        guard let me else { return [] }
+        var own: [(id: GossipVoteID, item: SignedVote)] = []
+        for round in votes.rounds.keys.sorted() {
+            for vote in heldVotes(round: round) where vote.vote.validator == me {
+                if let id = voteID(vote) { own.append((id, vote)) }
+            }
+        }
+        return own
+    }
+}
+
+extension GossipVoteID {
+    /// The identity of a vote by a member of `validators` (nil for anyone else).
+    public init?(_ signed: SignedVote, in validators: ValidatorSet) {
+        guard let index = validators.index(of: signed.vote.validator) else { return nil }
+        self.init(round: signed.vote.round, kind: signed.vote.kind, validator: index, blockID: signed.vote.blockID)
+    }
+}
+
+extension RoundState {
+    /// The announcement of a node whose next height has not started (the commit pause, the
+    /// start-up hold): it holds nothing of that height yet.
+    public static func waiting(height: UInt64, validators: ValidatorSet, me: PublicKey?, links: Set<PublicKey>) -> RoundState {
+        let size = validators.members.count
+        var linked = ValidatorBits(count: size)
+        for (index, member) in validators.members.enumerated() where links.contains(member.key) || member.key == me {
+            linked[index] = true
+        }
+        return RoundState(height: height, round: 0, phase: .waiting, hasProposal: false,
+                          prevotes: ValidatorBits(count: size), precommits: ValidatorBits(count: size), links: linked)
+    }
+}
