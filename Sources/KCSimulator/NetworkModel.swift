@@ -67,12 +67,11 @@ struct Topology {
         }
         if let outbound, outbound < count - 1 {
             for node in 0..<count {
-                var dialled = 0
-                while dialled < outbound {
-                    let peer = random.int(0...(count - 1))
-                    if peer == node || adjacent[node * count + peer] { continue }
+                // Dials `outbound` peers it is not linked to yet, drawn from those left.
+                var candidates = (0..<count).filter { $0 != node && !adjacent[node * count + $0] }
+                for _ in 0..<min(outbound, candidates.count) {
+                    let peer = candidates.remove(at: random.int(0...(candidates.count - 1)))
                     link(node, peer)
-                    dialled += 1
                 }
             }
             // Join any component left apart to node 0's (a seed node's job in a real network).

@@ -193,3 +193,23 @@ struct GossipScaleTests {
         #expect(result.figures.finalityPercentile(50) < 500 && result.figures.finalityPercentile(50) > 100, "\(result.scaleSummary)")
     }
 }
+
+struct TopologyTests {
+    /// Every node dials its peers (or all there are), links are two-way, nobody links to
+    /// itself, and the graph is connected, whatever the sizes.
+    @Test(arguments: [(5, 10), (25, 10), (60, 4), (200, 10), (7, 1)])
+    func peersAreDialledBothWaysAndConnected(count: Int, outbound: Int) {
+        var random = SimulationRandom(seed: UInt64(count * 31 + outbound))
+        let topology = Topology(count: count, outbound: outbound, random: &random)
+        var reached: Set<Int> = [0], stack = [0]
+        while let node = stack.popLast() {
+            for peer in topology.neighbours[node] where reached.insert(peer).inserted { stack.append(peer) }
+        }
+        #expect(reached.count == count)
+        for node in 0..<count {
+            #expect(!topology.neighbours[node].contains(node))
+            #expect(topology.neighbours[node].count >= min(outbound, count - 1))
+            for peer in topology.neighbours[node] { #expect(topology.neighbours[peer].contains(node)) }
+        }
+    }
+}
