@@ -52,6 +52,20 @@ public struct P2PSettings: Sendable {
     public var dialBackoffMaximumMilliseconds: Int64 = 5_000
     /// Bytes queued towards one peer beyond which it is disconnected as too slow.
     public var maxQueuedBytesPerPeer = 64 << 20
+    /// Peer exchange (specs/p2p.md, "Peer discovery"): ask peers for addresses, keep an address
+    /// book, and dial from it until `maxOutboundPeers` are connected.
+    public var pex = true
+    /// Nodes to ask for addresses when the book knows too few, or nothing is connected.
+    public var seeds: [PeerAddress] = []
+    /// Crawl the network, hand out addresses, and hang up (a seed node).
+    public var seedMode = false
+    /// The address other nodes should dial to reach this one (handed out with the book).
+    public var externalAddress: PeerAddress? = nil
+    /// How the address book is kept between runs (nil: in memory only).
+    public var loadAddressBook: (@Sendable () -> [UInt8]?)? = nil
+    public var saveAddressBook: (@Sendable ([UInt8]) -> Void)? = nil
+    /// How often the node checks its outbound peers and dials from the book.
+    public var discoveryIntervalMilliseconds: Int64 = 2_000
 
     public init(chainID: String, genesisHash: Hash256, nodeKey: SigningKey) {
         self.chainID = chainID
@@ -78,8 +92,11 @@ public final class P2PHost: Sendable {
     let sink: @Sendable (_ event: P2PEvent, _ droppable: Bool) -> Void
     let log: NodeLogger
     let group: MultiThreadedEventLoopGroup
-    private let state = Mutex(State())
+    let state = Mutex(State())
     private let listener = Mutex<Channel?>(nil)
+    /// Bytes written to and read from peers' sockets (frames with their length prefix), for metrics.
+    public let sentBytes = Atomic<UInt64>(0)
+    public let receivedBytes = Atomic<UInt64>(0)
 
     struct Connection {
         let channel: Channel
@@ -94,6 +111,8 @@ public final class P2PHost: Sendable {
         let validatorKey: PublicKey?
         /// Messages the node found useful (`credit`): what keeps an inbound peer from eviction.
         var useful: UInt64 = 0
+        /// Where the peer can be dialled: the dialled address, or its IP and announced listen port.
+        var dialAddress: PeerAddress? = nil
     }
 
     struct State {
@@ -109,6 +128,9 @@ public final class P2PHost: Sendable {
         var evictions: UInt64 = 0
         /// The consensus keys of the current validator set (`setValidators`).
         var validators: Set<PublicKey> = []
+        /// Peer exchange: the book, addresses being dialled, requests we made and when each
+        /// peer last asked us (`PeerExchange.swift`).
+        var exchange = ExchangeState()
 
         /// Whether a connection keeps its slot whatever the limits.
         func isProtected(_ connection: Connection) -> Bool {
@@ -173,11 +195,13 @@ public final class P2PHost: Sendable {
         for peer in settings.persistentPeers.prefix(settings.maxOutboundPeers) {
             keepConnected(peer)
         }
+        startDiscovery()
         return port
     }
 
     /// Closes every connection and the listener, and stops the event loop.
     public func stop() {
+        saveBook()
         let channels = state.withLock { state -> [Channel] in
             state.stopped = true
             return state.peers.values.map(\.channel)
@@ -288,11 +312,12 @@ public final class P2PHost: Sendable {
         connect(peer, persistent: true)
     }
 
-    private func connect(_ peer: PeerAddress, persistent: Bool) {
+    func connect(_ peer: PeerAddress, persistent: Bool, onFailure: (@Sendable () -> Void)? = nil) {
         let go = state.withLock { state -> Bool in
             guard !state.stopped, state.peers[peer.nodeID] == nil, !state.dialing.contains(peer.nodeID) else { return false }
             if let until = state.bans[peer.nodeID], until > .now() { return false }
             state.dialing.insert(peer.nodeID)
+            state.exchange.dialled[peer.nodeID] = peer
             return true
         }
         if go {
@@ -305,12 +330,21 @@ public final class P2PHost: Sendable {
                 switch result {
                 case .success(let channel):
                     channel.closeFuture.whenComplete { [self] _ in
-                        state.withLock { _ = $0.dialing.remove(peer.nodeID) }
+                        let reached = state.withLock { state -> Bool in
+                            state.dialing.remove(peer.nodeID)
+                            state.exchange.dialled[peer.nodeID] = nil
+                            return state.exchange.reached.remove(peer.nodeID) != nil
+                        }
+                        if !reached { onFailure?() }
                         if persistent { scheduleRedial(peer) }
                     }
                 case .failure(let error):
                     log.debug("dial failed", ["peer": peer.nodeID.hex, "address": "\(peer.host):\(peer.port)", "error": "\(error)"])
-                    state.withLock { _ = $0.dialing.remove(peer.nodeID) }
+                    state.withLock { state in
+                        state.dialing.remove(peer.nodeID)
+                        state.exchange.dialled[peer.nodeID] = nil
+                    }
+                    onFailure?()
                     if persistent { scheduleRedial(peer) }
                 }
             }
@@ -339,7 +373,7 @@ public final class P2PHost: Sendable {
     /// Inbound slots are shared (specs/p2p.md, "Limits and bans"): persistent and unconditional
     /// peers always get in; others are limited per IP address, and when the slots are full a
     /// newcomer takes the place of the least useful inbound peer past its grace period, if any.
-    func admit(_ peer: PublicKey, channel: Channel, outbound: Bool, validatorKey: PublicKey? = nil) -> String? {
+    func admit(_ peer: PublicKey, channel: Channel, outbound: Bool, validatorKey: PublicKey? = nil, listenPort: UInt16 = 0) -> String? {
         enum Outcome {
             case refused(String)
             /// The peer was connected already and this connection wins the tie: the old one goes.
@@ -353,8 +387,10 @@ public final class P2PHost: Sendable {
             if state.stopped { return .refused("the node is stopping") }
             if peer == nodeID { return .refused("it is this node itself") }
             if let until = state.bans[peer], until > now { return .refused("it is banned") }
-            let connection = Connection(channel: channel, outbound: outbound, address: address, since: now, protected: protected,
+            var connection = Connection(channel: channel, outbound: outbound, address: address, since: now, protected: protected,
                                         validatorKey: validatorKey)
+            connection.dialAddress = outbound ? state.exchange.dialled[peer]
+                : listenPort > 0 && PeerAddress.isValidHost(address) ? PeerAddress(nodeID: peer, host: address, port: Int(listenPort)) : nil
             if let existing = state.peers[peer] {
                 // Both ends keep the connection dialled by the smaller node key, so a pair
                 // that dialled each other at once settles on the same one.
@@ -401,6 +437,7 @@ public final class P2PHost: Sendable {
                 evicted.channel.close(promise: nil)
             }
             sink(.connected(peer), false)
+            exchangeOnConnect(peer, outbound: outbound)
         }
         return nil
     }
@@ -433,7 +470,11 @@ public final class P2PHost: Sendable {
     }
 
     func deliver(_ message: WireMessage, from peer: PublicKey) {
-        sink(.message(message, from: peer), Self.droppable(message))
+        switch message {
+        case .addressRequest: answerAddressRequest(from: peer)
+        case .addresses(let list): receiveAddresses(list, from: peer)
+        default: sink(.message(message, from: peer), Self.droppable(message))
+        }
     }
 }
 
@@ -590,6 +631,7 @@ final class PeerHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var frame = unwrapInboundIn(data)
         lastRead = .now()
+        host.receivedBytes.add(UInt64(frame.readableBytes + 4), ordering: .relaxed)
         throttle(context: context, bytes: frame.readableBytes + 4)
         switch phase {
         case .closed:
@@ -629,7 +671,7 @@ final class PeerHandler: ChannelDuplexHandler {
                 return fail(context: context, "the peer's node key \(auth.nodeKey.hex.prefix(12))… is not the configured \(expected.hex.prefix(12))…")
             }
             if let refusal = host.admit(auth.nodeKey, channel: context.channel, outbound: outbound,
-                                        validatorKey: auth.validator?.consensusKey) {
+                                        validatorKey: auth.validator?.consensusKey, listenPort: auth.listenPort) {
                 return fail(context: context, "refused \(auth.nodeKey.hex.prefix(12))…: \(refusal)")
             }
             timer?.cancel()
@@ -697,6 +739,7 @@ final class PeerHandler: ChannelDuplexHandler {
         buffer.writeBytes(payload)
         let size = buffer.readableBytes
         queuedBytes += size
+        host.sentBytes.add(UInt64(size), ordering: .relaxed)
         let done = promise ?? context.eventLoop.makePromise(of: Void.self)
         let box = NIOLoopBound(self, eventLoop: context.eventLoop)
         done.futureResult.whenComplete { _ in box.value.queuedBytes -= size }

@@ -6,9 +6,10 @@ import KCTypes
 /// What peers say to each other once a connection is authenticated (specs/p2p.md). Each
 /// message is one encrypted frame: a varint tag, then its fields in canonical encoding.
 public enum WireMessage: Sendable, Equatable, CanonicalCodable {
-    /// Tag 0: the sender's last committed height; sent on connect, after each commit, and
-    /// periodically. Block sync picks its sources from these.
-    case status(height: UInt64)
+    /// Tag 0: the sender's last committed height and the lowest height whose block it still
+    /// keeps (1 unless it prunes); sent on connect, after each commit, and periodically. Block
+    /// sync picks its sources from these.
+    case status(height: UInt64, base: UInt64 = 1)
     /// Tag 1: transactions for the mempool (each sent to a peer at most once).
     case transactions([SignedTransaction])
     /// Tag 2.
@@ -26,6 +27,12 @@ public enum WireMessage: Sendable, Equatable, CanonicalCodable {
     /// Tag 8: where the sender stands in consensus and what it holds of its round; sent when
     /// its height or round changes, and as a stall report (specs/p2p.md, "Consensus gossip").
     case roundState(RoundState)
+    /// Tag 9: asks for addresses of other nodes (peer exchange; specs/p2p.md, "Peer discovery").
+    case addressRequest
+    /// Tag 10: the answer to 9, at most `maxAddressesPerMessage` addresses.
+    case addresses([PeerAddress])
+
+    public static let maxAddressesPerMessage = 100
 
     /// At most this many transactions per message.
     public static let maxTransactionsPerMessage = 10_000
@@ -41,12 +48,14 @@ public enum WireMessage: Sendable, Equatable, CanonicalCodable {
         case .block: return "block"
         case .noBlock: return "no block"
         case .roundState: return "round state"
+        case .addressRequest: return "address request"
+        case .addresses: return "addresses"
         }
     }
 
     public func encode(to writer: inout CanonicalWriter) {
         switch self {
-        case .status(let height): writer.writeVarint(0); writer.write(height)
+        case .status(let height, let base): writer.writeVarint(0); writer.write(height); writer.write(base)
         case .transactions(let transactions): writer.writeVarint(1); writer.writeList(transactions)
         case .proposal(let proposal): writer.writeVarint(2); writer.write(proposal)
         case .vote(let vote): writer.writeVarint(3); writer.write(vote)
@@ -55,13 +64,15 @@ public enum WireMessage: Sendable, Equatable, CanonicalCodable {
         case .block(let block, let certificate): writer.writeVarint(6); writer.write(block); writer.write(certificate)
         case .noBlock(let height): writer.writeVarint(7); writer.write(height)
         case .roundState(let state): writer.writeVarint(8); writer.write(state)
+        case .addressRequest: writer.writeVarint(9)
+        case .addresses(let list): writer.writeVarint(10); writer.writeList(list)
         }
     }
 
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
         let tag = try reader.readVarint("message tag")
         switch tag {
-        case 0: self = .status(height: try reader.readUInt64("height"))
+        case 0: self = .status(height: try reader.readUInt64("height"), base: try reader.readUInt64("base"))
         case 1: self = .transactions(try reader.readList(SignedTransaction.self, "transactions", limit: Self.maxTransactionsPerMessage))
         case 2: self = .proposal(try reader.read(SignedProposal.self))
         case 3: self = .vote(try reader.read(SignedVote.self))
@@ -76,6 +87,8 @@ public enum WireMessage: Sendable, Equatable, CanonicalCodable {
             self = .block(block, certificate)
         case 7: self = .noBlock(height: try reader.readUInt64("height"))
         case 8: self = .roundState(try reader.read(RoundState.self))
+        case 9: self = .addressRequest
+        case 10: self = .addresses(try reader.readList(PeerAddress.self, "addresses", limit: Self.maxAddressesPerMessage))
         default: throw .unknownTag(what: "message", tag: tag)
         }
     }
@@ -118,8 +131,8 @@ public struct ValidatorProof: Sendable, Equatable, CanonicalCodable {
 /// over the handshake transcript and the genesis hash (domain `membria/p2p-handshake/v1`, with
 /// the chain id), and, from a validator, the proof that it runs a consensus key.
 public struct HandshakeAuth: Sendable, Equatable, CanonicalCodable {
-    /// 2: the validator proof was added.
-    public static let protocolVersion: UInt32 = 2
+    /// 2: the validator proof was added. 3: round state, address request and addresses (tags 8-10).
+    public static let protocolVersion: UInt32 = 3
     public let version: UInt32
     public let genesisHash: Hash256
     public let nodeKey: PublicKey

@@ -15,6 +15,7 @@ public final class BlockStore {
     static let heightKey: [UInt8] = Array("m/height".utf8)
     static let genesisKey: [UInt8] = Array("m/genesis-hash".utf8)
     static let formatKey: [UInt8] = Array("m/format".utf8)
+    static let baseKey: [UInt8] = Array("m/base".utf8)
     /// The layout of the store (specs/storage.md). 1: before this marker existed; 2: the
     /// author and kind indexes grouped per block; 3: the fixed electorate, votes under their
     /// own keys, paged registries and the dispute rounds (ADR 0011). A node opens only its own format.
@@ -130,6 +131,35 @@ public final class BlockStore {
         return BlockFactory.Tip(state: state, previous: previous,
                                 previousValidators: height == 0 ? nil : ValidatorSet(sets.previous.map { .init(key: $0.consensusKey, power: $0.power) }),
                                 validators: ValidatorSet(sets.current.map { .init(key: $0.consensusKey, power: $0.power) }))
+    }
+
+    /// The lowest height whose block, certificate and results are kept (1 unless pruned).
+    public func base() throws(Failure) -> UInt64 {
+        let bytes: [UInt8]?
+        do { bytes = try store.get(Self.baseKey) } catch { throw .storage(error) }
+        guard let bytes else { return 1 }
+        do { return try UInt64.decode(exactly: bytes) } catch { throw .corrupt("the base marker: \(error)") }
+    }
+
+    /// Deletes the blocks, certificates and results of the heights from the base up to (not
+    /// including) `below`, at most `limit` heights per call, and moves the base: one unsynced
+    /// batch (a crash loses a pruning step, which the next one redoes). The transaction index
+    /// is kept, so a pruned transaction is still located and answered as pruned. Returns the
+    /// new base. Never prunes the last stored height (the next block's checks need it).
+    @discardableResult
+    public func prune(below: UInt64, limit: UInt64) throws(Failure) -> UInt64 {
+        let base = try base()
+        let top = min(below, try height(), base &+ limit)
+        guard top > base else { return base }
+        var batch = WriteBatch()
+        for height in base..<top {
+            batch.delete(Self.key("b/", height))
+            batch.delete(Self.key("c/", height))
+            batch.delete(Self.key("r/", height))
+        }
+        batch.put(Self.baseKey, top.canonicalBytes)
+        do { try store.write(batch, sync: false) } catch { throw .storage(error) }
+        return top
     }
 
     public func block(at height: UInt64) throws(Failure) -> Block? {

@@ -18,6 +18,8 @@ public struct BlockSync: Sendable {
     public var maxStrikes = 3
 
     public private(set) var peerHeights: [PublicKey: UInt64] = [:]
+    /// The lowest height each peer still keeps (pruning nodes drop older blocks).
+    var peerBases: [PublicKey: UInt64] = [:]
     var outstanding: [UInt64: (peer: PublicKey, deadline: UInt64)] = [:]
     var arrived: [UInt64: (block: Block, certificate: CommitCertificate, peer: PublicKey)] = [:]
     /// Heights asked of each peer, with the time after which an answer is no longer awaited
@@ -34,10 +36,16 @@ public struct BlockSync: Sendable {
     public init() {}
 
     public var bestHeight: UInt64 { peerHeights.values.max() ?? 0 }
+
+    /// Whether some peer keeps the block at `height` (none may, when every peer prunes).
+    public func isServed(_ height: UInt64) -> Bool {
+        peerHeights.contains { $0.value >= height && peerBases[$0.key, default: 1] <= height }
+    }
     public var hasStatus: Bool { !peerHeights.isEmpty }
 
-    public mutating func noteStatus(_ peer: PublicKey, height: UInt64, mine: UInt64, now: UInt64) {
+    public mutating func noteStatus(_ peer: PublicKey, height: UInt64, base: UInt64 = 1, mine: UInt64, now: UInt64) {
         peerHeights[peer] = height
+        peerBases[peer] = base
         tip = mine
         if height > mine && aheadSince == nil { aheadSince = now }
     }
@@ -61,7 +69,9 @@ public struct BlockSync: Sendable {
         while height <= best && height < next + window {
             defer { height += 1 }
             if outstanding[height] != nil || arrived[height] != nil { continue }
-            let candidates = peerHeights.filter { $0.value >= height && load[$0.key, default: 0] < maxPerPeer }.map(\.key)
+            let candidates = peerHeights.filter {
+                $0.value >= height && peerBases[$0.key, default: 1] <= height && load[$0.key, default: 0] < maxPerPeer
+            }.map(\.key)
             guard let peer = candidates.min(by: { (load[$0, default: 0], $0) < (load[$1, default: 0], $1) }) else { continue }
             outstanding[height] = (peer, now + timeoutMilliseconds)
             asked[peer, default: [:]][height] = now + timeoutMilliseconds + lateAnswerMilliseconds
@@ -92,9 +102,10 @@ public struct BlockSync: Sendable {
     public mutating func refused(_ height: UInt64, by peer: PublicKey) -> String? {
         asked[peer]?.removeValue(forKey: height)
         if outstanding[height]?.peer == peer { outstanding[height] = nil }
-        guard let claimed = peerHeights[peer], claimed >= height else { return nil }
+        let base = peerBases[peer, default: 1]
+        guard let claimed = peerHeights[peer], claimed >= height, base <= height else { return nil }
         forget(peer)
-        return "claimed height \(claimed) but has no block \(height)"
+        return "claimed heights \(base)...\(claimed) but has no block \(height)"
     }
 
     /// Requests past their deadline go back to the pool; peers out of strikes are returned.
@@ -117,6 +128,7 @@ public struct BlockSync: Sendable {
 
     public mutating func forget(_ peer: PublicKey) {
         peerHeights[peer] = nil
+        peerBases[peer] = nil
         asked[peer] = nil
         strikes[peer] = nil
         outstanding = outstanding.filter { $0.value.peer != peer }

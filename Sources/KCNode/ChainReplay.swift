@@ -24,6 +24,11 @@ public enum ChainReplay {
         var state: ChainState
         do { state = try target.open(genesis: genesis, runtime: runtime) } catch { throw Failure(message: "cannot start the new store: \(error)") }
         guard state.global.height == 0 else { throw Failure(message: "the target store is not empty") }
+        let base: UInt64
+        do { base = try source.base() } catch { throw Failure(message: "cannot read the store: \(error)") }
+        guard base <= 1 else {
+            throw Failure(message: "this store is pruned (it keeps blocks from height \(base), storage.retain_blocks): replaying from genesis needs every block; run this on an archive node")
+        }
         for h in stride(from: UInt64(1), through: height, by: 1) {
             do {
                 guard let block = try source.block(at: h), let certificate = try source.certificate(at: h) else {

@@ -23,6 +23,17 @@ public enum ConfigTemplate {
         listen_address = "127.0.0.1:\(ports.p2pPort)"
         # Peers to keep connected to, as "NODE_ID@HOST:PORT" (NODE_ID: the peer's node key in hex).
         persistent_peers = [\(peers)]
+        # Nodes to ask for addresses of other nodes when this one knows too few
+        # ("NODE_ID@HOST:PORT"); they answer and hang up.
+        seeds = []
+        # Peer exchange: learn addresses from peers, keep them in data/addrbook, and dial
+        # from it until max_outbound_peers are connected.
+        pex = true
+        # Run as a seed node: crawl the network, hand out addresses, and hang up on peers.
+        seed_mode = false
+        # HOST:PORT other nodes should dial to reach this one ("": the address they see and
+        # the listen port).
+        external_address = ""
         # Connection limits. Inbound peers from one IP address are limited too; when the
         # slots are full a newcomer replaces the least useful inbound peer (past a 10 s grace).
         max_inbound_peers = 40
@@ -97,6 +108,12 @@ public enum ConfigTemplate {
         # passphrase: the first line of this file (mode 0600), or, when empty, asked on the
         # terminal at start.
         passphrase_file = "\(passphraseFile ?? "")"
+
+        [storage]
+        # Blocks to keep below the tip; older blocks, certificates and results are deleted
+        # (their transactions are still located, and answered as pruned). 0 keeps everything:
+        # an archive node, which peers far behind need to catch up block by block.
+        retain_blocks = 0
 
         """
     }

@@ -16,6 +16,14 @@ public struct NodeConfig: Equatable, Sendable {
     public var logFormat = LogFormat.text
     public var p2pListenAddress = "127.0.0.1:26656"
     public var persistentPeers: [String] = []
+    /// Nodes asked for addresses when the address book knows too few (NODE_ID@HOST:PORT).
+    public var seeds: [String] = []
+    /// Peer exchange: keep an address book and dial from it (`p2p.pex`).
+    public var pex = true
+    /// Crawl, hand out addresses and hang up (`p2p.seed_mode`).
+    public var seedMode = false
+    /// HOST:PORT other nodes should dial to reach this one ("" : what they observe).
+    public var externalAddress = ""
     public var maxInboundPeers = 40
     public var maxOutboundPeers = 10
     public var maxInboundPeersPerAddress = 8
@@ -47,6 +55,8 @@ public struct NodeConfig: Equatable, Sendable {
     public var arweaveMaxPayloadBytes = 10 << 20
     /// The file holding the passphrase of encrypted key files (nil: ask on the terminal).
     public var keyPassphraseFile: String? = nil
+    /// Blocks kept below the tip (0: every block, an archive node). See specs/storage.md.
+    public var retainBlocks: UInt64 = 0
 
     /// Where the passphrase of an encrypted key file comes from.
     public var keyPassphrase: KeyPassphrase { keyPassphraseFile.map { .file($0) } ?? .prompt }
@@ -69,7 +79,7 @@ public struct NodeConfig: Equatable, Sendable {
         case other(kind: String, text: String)
     }
 
-    static let sections = ["log", "p2p", "rpc", "consensus", "mempool", "attester", "arweave", "keys"]
+    static let sections = ["log", "p2p", "rpc", "consensus", "mempool", "attester", "arweave", "keys", "storage"]
 
     /// Reads the TOML a node config uses: `[section]` headers, `key = value` lines, values that
     /// are basic strings (with TOML's escapes), literal strings, whole numbers (`10_000`, signs),
@@ -313,6 +323,23 @@ public struct NodeConfig: Equatable, Sendable {
                 throw ParseError(line: line, message: "\(key): '\(peer)' is not NODE_ID@HOST:PORT")
             }
             persistentPeers = peers
+        case "p2p.seeds":
+            guard case .strings(let list) = value else { throw ParseError(line: line, message: "\(key) must be an array of strings\(found)") }
+            for peer in list where !PeerAddress.isWellFormed(peer) {
+                throw ParseError(line: line, message: "\(key): '\(peer)' is not NODE_ID@HOST:PORT")
+            }
+            seeds = list
+        case "p2p.pex": pex = try boolean()
+        case "p2p.seed_mode": seedMode = try boolean()
+        case "p2p.external_address":
+            let text = try string()
+            if !text.isEmpty {
+                guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port),
+                      PeerAddress.isValidHost(String(text[..<colon])) else {
+                    throw ParseError(line: line, message: "\(key) \"\(text)\" is not HOST:PORT (an IP address or host name, and a port 1-65535)")
+                }
+            }
+            externalAddress = text
         case "p2p.max_inbound_peers": maxInboundPeers = try integer(0...10_000)
         case "p2p.max_outbound_peers": maxOutboundPeers = try integer(0...1_000)
         case "p2p.max_inbound_peers_per_address": maxInboundPeersPerAddress = try integer(1...10_000)
@@ -361,6 +388,7 @@ public struct NodeConfig: Equatable, Sendable {
         case "keys.passphrase_file":
             let file = try string()
             keyPassphraseFile = file.isEmpty ? nil : file
+        case "storage.retain_blocks": retainBlocks = UInt64(try integer(0...Int(Int64.max)))
         default:
             throw ParseError(line: line, message: "unknown key \(key) (see the template that `node init` writes)")
         }

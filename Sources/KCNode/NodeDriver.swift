@@ -49,6 +49,7 @@ public final class NodeDriver {
     /// Bans and signature checks already added to the metrics' counters.
     var countedBans: UInt64 = 0
     var countedSignatureChecks = 0
+    var countedBytes: (sent: UInt64, received: UInt64) = (0, 0)
     public let commits: CommitFeed
     /// The node for other services in the process (the RPC).
     public let handle: NodeHandle
@@ -68,6 +69,8 @@ public final class NodeDriver {
     /// Who holds what of the height being decided, and the announcements (specs/p2p.md,
     /// "Consensus gossip").
     var gossip = ConsensusGossip()
+    /// The lowest height whose block this node keeps (`storage.retain_blocks`).
+    var base: UInt64 = 1
     var nextStallCheck: UInt64 = 0
     var evidence = EvidencePool()
     var nextValidatorsCache: (height: UInt64, set: ValidatorSet)? = nil
@@ -143,12 +146,30 @@ public final class NodeDriver {
         settings.maxInboundFramesPerSecond = config.maxInboundFramesPerSecond
         settings.maxInboundBytesPerSecond = config.maxInboundBytesPerSecond
         settings.unconditionalPeers = Set(config.unconditionalPeerIDs.compactMap { PublicKey(hex: $0) })
+        settings.seeds = config.seeds.compactMap(PeerAddress.parse)
+        settings.pex = config.pex
+        settings.seedMode = config.seedMode
+        if !config.externalAddress.isEmpty, let (externalHost, externalPort) = try? Self.split(config.externalAddress) {
+            settings.externalAddress = PeerAddress(nodeID: nodeKey.publicKey, host: externalHost, port: externalPort)
+        }
+        let bookPath = home.dataDirectory + "/addrbook"
+        settings.loadAddressBook = {
+            guard FileIO.exists(bookPath), case .success(let bytes) = FileIO.read(path: bookPath, limit: 4 << 20) else { return nil }
+            return bytes
+        }
+        let bookLog = log
+        settings.saveAddressBook = { bytes in
+            if case .failure(let failure) = FileIO.replace(path: bookPath, contents: bytes, mode: 0o600) {
+                bookLog.warning("cannot save the address book", ["path": bookPath, "error": failure.reason])
+            }
+        }
         settings.maxFrameBytes = Int(genesis.parameters.block.maxBytes) + (1 << 20)
         let inbox = Inbox<NodeEvent>(capacity: 10_000)
         events = inbox
         network = P2PHost(settings: settings, log: log) { event, droppable in
             inbox.push(.network(event), droppable: droppable)
         }
+        base = try blocks.base()
         commits = CommitFeed(height: state.global.height)
         handle = NodeHandle(store: store, genesis: genesis, monitor: monitor, metrics: metrics, commits: commits, inbox: inbox)
         sync = BlockSync()
@@ -232,7 +253,7 @@ public final class NodeDriver {
         }
         if now >= nextStatus {
             nextStatus = now + Self.statusIntervalMilliseconds
-            network.broadcast(.status(height: state.global.height))
+            network.broadcast(.status(height: state.global.height, base: base))
             watchFaults(now: now)
             countCheckedFigures()
         }
@@ -266,8 +287,12 @@ public final class NodeDriver {
         network.send(send.message, to: send.to)
     }
 
-    /// Adds the bans and signature checks since the last call to the metrics' counters.
+    /// Adds the bans, signature checks and P2P bytes since the last call to the metrics' counters.
     func countCheckedFigures() {
+        let sent = network.sentBytes.load(ordering: .relaxed), received = network.receivedBytes.load(ordering: .relaxed)
+        if sent > countedBytes.sent { metrics.p2pSentBytes.increment(by: Int64(clamping: sent - countedBytes.sent)) }
+        if received > countedBytes.received { metrics.p2pReceivedBytes.increment(by: Int64(clamping: received - countedBytes.received)) }
+        countedBytes = (max(countedBytes.sent, sent), max(countedBytes.received, received))
         let bans = network.banCount, checks = signatures.verifications
         if bans > countedBans { metrics.peerBans.increment(by: Int64(clamping: bans - countedBans)) }
         if checks > countedSignatureChecks { metrics.signatureChecks.increment(by: Int64(checks - countedSignatureChecks)) }
@@ -391,7 +416,7 @@ public final class NodeDriver {
             let count = network.connectedPeers.count
             monitor.update { $0.peers = count }
             log.info("peer connected", ["peer": peer.hex, "peers": "\(count)"])
-            network.send(.status(height: state.global.height), to: peer)
+            network.send(.status(height: state.global.height, base: base), to: peer)
             gossip.connected(peer, validatorKey: network.validatorKey(of: peer))
             network.send(.roundState(roundState()), to: peer)
             let waiting = mempool.reap(maxCount: WireMessage.maxTransactionsPerMessage, maxBytes: 4 << 20)
@@ -409,8 +434,8 @@ public final class NodeDriver {
 
     func receive(_ message: WireMessage, from peer: PublicKey) throws {
         switch message {
-        case .status(let height):
-            sync.noteStatus(peer, height: height, mine: state.global.height, now: Self.monotonicMilliseconds())
+        case .status(let height, let peerBase):
+            sync.noteStatus(peer, height: height, base: peerBase, mine: state.global.height, now: Self.monotonicMilliseconds())
         case .transactions(let transactions):
             var admitted: [SignedTransaction] = []
             let source = peer.hex
@@ -454,6 +479,8 @@ public final class NodeDriver {
             }
         case .noBlock(let height):
             if let reason = sync.refused(height, by: peer) { network.ban(peer, reason: reason) }
+        case .addressRequest, .addresses:
+            break  // peer exchange: answered by the P2P host
         case .roundState(let announced):
             for send in gossip.received(announced, from: peer, core: core, nextHeight: state.global.height + 1,
                                         setSize: nextValidators().members.count, proposals: signedProposals) {
@@ -815,7 +842,8 @@ public final class NodeDriver {
             let own = (sets.previous + sets.current).first { $0.consensusKey == key.publicKey }?.address
             report(faults.committed(height: height, blockTimeMilliseconds: block.header.timeMilliseconds, slashes: result.outcome.slashes, own: own))
         }
-        network.broadcast(.status(height: height))
+        try pruneIfConfigured()
+        network.broadcast(.status(height: height, base: base))
         let now = Self.monotonicMilliseconds()
         let outcome = result.outcome
         let validator = isValidator
@@ -845,6 +873,25 @@ public final class NodeDriver {
         commits.publish(height)
     }
 
+    /// Heights pruned per commit at most, so a node that turns pruning on catches up on its
+    /// old blocks a little at each height instead of stalling one commit.
+    static let pruneStepHeights: UInt64 = 256
+
+    /// With `storage.retain_blocks` set, drops the blocks, certificates and results below the
+    /// retained range (specs/storage.md, "Pruning"). What the node itself still needs is kept:
+    /// the certificates the double-sign look-back reads.
+    func pruneIfConfigured() throws {
+        guard config.retainBlocks > 0 else { return }
+        let keep = max(config.retainBlocks, UInt64(config.doubleSignCheckHeights), 2)
+        let tip = state.global.height
+        guard tip > keep else { return }
+        let lowest = tip - keep + 1
+        guard lowest > base else { return }
+        base = try blocks.prune(below: lowest, limit: Self.pruneStepHeights)
+        let kept = base
+        monitor.update { $0.baseHeight = kept }
+    }
+
     /// Fills the monitor from the store at start-up.
     func publishInitialFigures() throws {
         var counts = [UInt64](repeating: 0, count: EventStatus.allCases.count)
@@ -857,6 +904,7 @@ public final class NodeDriver {
         let startedAt = Self.wallMilliseconds()
         monitor.update { snapshot in
             snapshot.height = state.global.height
+            snapshot.baseHeight = base
             snapshot.committedAtMilliseconds = startedAt  // a stall is counted from the start, not from the last run
             snapshot.blockTimeMilliseconds = state.global.timeMilliseconds
             snapshot.blockID = block?.id ?? .zero

@@ -98,6 +98,8 @@ public final class NodeHandle: Sendable {
 public final class NodeMonitor: Sendable {
     public struct Snapshot: Sendable, Equatable {
         public var height: UInt64 = 0
+        /// The lowest height whose block the node keeps (1 unless it prunes).
+        public var baseHeight: UInt64 = 1
         public var blockTimeMilliseconds: UInt64 = 0
         /// This node's wall clock when it committed the latest height (or started).
         public var committedAtMilliseconds: UInt64 = 0

@@ -48,14 +48,32 @@ struct ChainQueries {
 
     // MARK: lookups
 
+    /// The lowest height whose block the node keeps (`storage.retain_blocks`).
+    var base: UInt64 {
+        get throws { try read(UInt64.self, raw: Array("m/base".utf8), what: "base height") ?? 1 }
+    }
+
+    /// The answer for a height this node pruned.
+    func pruned(_ height: UInt64) throws -> RPCError {
+        RPCError(.gone, "pruned", "height \(height) is pruned: this node keeps blocks from height \(try base) (storage.retain_blocks); ask an archive node")
+    }
+
     func blockJSON(_ height: UInt64) throws -> JSONValue {
-        guard let block = try block(height) else { throw RPCError.notFound("no block at height \(height) (the chain is at \(try self.height))") }
+        guard let block = try block(height) else {
+            if height > 0, height < (try base) { throw try pruned(height) }
+            throw RPCError.notFound("no block at height \(height) (the chain is at \(try self.height))")
+        }
         return View.block(block, results: try results(height))
     }
 
     func transactionJSON(_ hash: Hash256) throws -> JSONValue {
-        guard let location = try read(TransactionLocation.self, raw: NodeIndexKey.transaction(hash), what: "transaction location"),
-              let block = try block(location.height), Int(location.index) < block.transactions.count else {
+        guard let location = try read(TransactionLocation.self, raw: NodeIndexKey.transaction(hash), what: "transaction location") else {
+            throw RPCError.notFound("no committed transaction \(hash.hex)")
+        }
+        guard let block = try block(location.height), Int(location.index) < block.transactions.count else {
+            if location.height < (try base) {
+                throw RPCError(.gone, "pruned", "transaction \(hash.hex) was committed at height \(location.height), which this node pruned (it keeps blocks from height \(try base)); ask an archive node")
+            }
             throw RPCError.notFound("no committed transaction \(hash.hex)")
         }
         let receipt = try results(location.height)?.receipts[safe: Int(location.index)]

@@ -131,7 +131,8 @@ public struct Routes: Sendable {
         return .object([
             ("chain_id", .string(node.genesis.chainID)), ("genesis_hash", View.hex(node.genesis.hash)),
             ("node_id", snapshot.nodeID.map(View.key) ?? .null),
-            ("height", View.number(snapshot.height)), ("latest_block_id", View.hex(snapshot.blockID)),
+            ("height", View.number(snapshot.height)), ("earliest_block_height", View.number(snapshot.baseHeight)),
+            ("latest_block_id", View.hex(snapshot.blockID)),
             ("latest_block_time_ms", View.number(snapshot.blockTimeMilliseconds)), ("state_root", View.hex(snapshot.stateRoot)),
             ("syncing", .bool(snapshot.syncing)), ("peers", View.number(snapshot.peers)), ("validator", .bool(snapshot.isValidator)),
             ("round", View.number(snapshot.round)),

@@ -112,7 +112,7 @@ struct LoadCommand: ParsableCommand {
                 for event in host.events!.drain(waitingMilliseconds: 2) {
                     guard case .message(let message, let from) = event else { continue }
                     switch message {
-                    case .status(let height):
+                    case .status(let height, _):
                         if startHeight == nil { startHeight = height; knownHeight = height }
                         while knownHeight < height {
                             knownHeight += 1

@@ -60,7 +60,7 @@ import Glibc
         #expect(Self.await(client) { Self.isConnected($0, server.nodeID) })
         client.send(.status(height: 42), to: server.nodeID)
         #expect(Self.await(server) { event in
-            if case .message(.status(42), let from) = event { return from == client.nodeID }
+            if case .message(.status(42, 1), let from) = event { return from == client.nodeID }
             return false
         })
     }
@@ -77,7 +77,7 @@ import Glibc
         for height in 1...5 as ClosedRange<UInt64> { server.send(.status(height: height), to: client.nodeID) }
         var heights: [UInt64] = []
         for _ in 0..<100 where heights.count < 5 {
-            for case .message(.status(let height), _) in client.events!.drain(waitingMilliseconds: 50) { heights.append(height) }
+            for case .message(.status(let height, _), _) in client.events!.drain(waitingMilliseconds: 50) { heights.append(height) }
         }
         #expect(heights == [1, 2, 3, 4, 5])
         client.broadcast(.blockRequest(height: 9))
@@ -147,7 +147,8 @@ import Glibc
     }
 
     /// After a correct handshake: each kind of bad frame closes the connection and bans the peer.
-    @Test(arguments: ["garbage frame", "oversized frame", "malformed message", "replayed frame"])
+    @Test(arguments: ["garbage frame", "oversized frame", "malformed message", "replayed frame", "unsolicited addresses",
+                      "too many addresses"])
     func misbehaviourAfterTheHandshakeBansThePeer(kind: String) throws {
         let logs = Logs()
         let (server, port) = try Self.makeHost(seed: 10, logs: logs)
@@ -163,6 +164,17 @@ import Glibc
             raw.sendRaw([0x10, 0, 0, 0])  // announces 256 MiB
         case "malformed message":
             raw.sendSealed([0xFF, 0xFF, 0xFF])
+        case "unsolicited addresses":
+            // An honest node sends addresses only when asked.
+            raw.sendSealed(WireMessage.addresses([PeerAddress(nodeID: key.publicKey, host: "10.0.0.1", port: 26656)]).canonicalBytes)
+        case "too many addresses":
+            var writer = CanonicalWriter()
+            writer.writeVarint(10)
+            writer.writeLength(WireMessage.maxAddressesPerMessage + 1)
+            for index in 0...WireMessage.maxAddressesPerMessage {
+                writer.write(PeerAddress(nodeID: key.publicKey, host: "10.0.\(index / 256).\(index % 256)", port: 26656))
+            }
+            raw.sendSealed(writer.bytes)
         default:
             let frame = raw.send!.seal(WireMessage.status(height: 1).canonicalBytes)
             raw.sendFrame(frame)

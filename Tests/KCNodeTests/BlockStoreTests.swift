@@ -108,3 +108,31 @@ struct BlockStoreTests {
         #expect(throws: BlockStore.Failure.self) { _ = try BlockStore(store: store).open(genesis: Self.genesis, runtime: runtime) }
     }
 }
+
+struct PruningTests {
+    /// Pruning deletes blocks, certificates and results below the asked height, a step at a
+    /// time, moves the base, keeps the transaction index and never reaches the last height.
+    @Test func pruneDropsOldHeightsKeepsTheIndexAndTheTip() throws {
+        let store = MemoryStore()
+        let runtime = Runtime(genesis: BlockStoreTests.genesis)
+        let blocks = BlockStore(store: store)
+        let state = try blocks.open(genesis: BlockStoreTests.genesis, runtime: runtime)
+        _ = try BlockStoreTests.produce(30, into: blocks, from: state, runtime: runtime)
+        #expect(try blocks.base() == 1)
+        let firstTransaction = try #require(try blocks.block(at: 1)).transactions[0].hash
+        #expect(try blocks.prune(below: 21, limit: 8) == 9, "one step of 8 heights")
+        #expect(try blocks.block(at: 8) == nil && blocks.certificate(at: 8) == nil && blocks.results(at: 8) == nil)
+        #expect(try blocks.block(at: 9) != nil)
+        #expect(try blocks.prune(below: 21, limit: 100) == 21)
+        #expect(try blocks.base() == 21)
+        #expect(try blocks.block(at: 20) == nil && blocks.block(at: 21) != nil)
+        // The transaction index still says where a pruned transaction was committed.
+        #expect(try blocks.location(of: firstTransaction)?.height == 1)
+        // Asked to prune past the tip, it keeps the last height (the next block's checks need it).
+        #expect(try blocks.prune(below: 1_000, limit: 1_000) == 30)
+        #expect(try blocks.block(at: 30) != nil && blocks.tip(for: try StatePersistence.load(from: store)).previous != nil)
+        // A pruned store still takes new blocks.
+        _ = try BlockStoreTests.produce(1, into: blocks, from: try StatePersistence.load(from: store), runtime: runtime)
+        #expect(try blocks.height() == 31)
+    }
+}

@@ -162,3 +162,22 @@ struct CatchUpTests {
         #expect(plain.catchingUp(now: 11_999) && !plain.catchingUp(now: 12_000))
     }
 }
+
+struct BlockSyncPruningTests {
+    let pruned = SigningKey(seed: Blake2b.hash256(Array("pruned".utf8))).publicKey
+    let archive = SigningKey(seed: Blake2b.hash256(Array("archive".utf8))).publicKey
+
+    /// A peer that pruned below its base is not asked for those heights, and its "no block"
+    /// for one is no lie; the same answer inside its kept range is.
+    @Test func prunedHeightsAreAskedOfPeersThatKeepThem() {
+        var sync = BlockSync()
+        sync.noteStatus(pruned, height: 500, base: 400, mine: 10, now: 0)
+        #expect(!sync.isServed(11) && sync.isServed(450))
+        #expect(sync.requests(from: 11, now: 0).isEmpty, "nobody keeps heights 11...")
+        sync.noteStatus(archive, height: 500, base: 1, mine: 10, now: 0)
+        let asked = sync.requests(from: 11, now: 0)
+        #expect(!asked.isEmpty && asked.allSatisfy { $0.0 == archive })
+        #expect(sync.refused(11, by: pruned) == nil)
+        #expect(sync.refused(450, by: pruned) != nil)
+    }
+}

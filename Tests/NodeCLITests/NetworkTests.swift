@@ -204,6 +204,8 @@ struct NetworkTests {
     @Test func votesCrossAPartialMeshByRelays() throws {
         let network = try TestNetwork(validators: 4, peers: [[1], [0, 2], [1, 3], [2]])
         defer { network.stopAll(); network.remove() }
+        // No peer exchange: the line must stay a line.
+        for index in 0..<4 { try network.editConfig(index) { $0.replacingOccurrences(of: "pex = true", with: "pex = false") } }
         for index in 0..<4 { try network.start(index) }
         #expect(network.waitHeight(15, seconds: 90), "\(network.describe())")
         network.stopAll()
@@ -220,6 +222,65 @@ struct NetworkTests {
             for index in 0..<4 where signers.contains(DevnetKeys.key(.validator, index: index).publicKey) { signedBy[index] += 1 }
         }
         #expect(signedBy.allSatisfy { $0 > 0 }, "certificates signed per validator: \(signedBy)")
+    }
+
+    /// Four validators that know only a seed node (in seed mode) find each other through it,
+    /// connect and commit; each keeps its address book on disk.
+    @Test func validatorsGivenOnlyASeedDiscoverEachOther() throws {
+        let network = try TestNetwork(validators: 4, fullNodes: 1, peers: [[], [], [], [], []])
+        defer { network.stopAll(); network.remove() }
+        let seed = 4
+        for index in 0..<5 {
+            try network.editConfig(index) { config in
+                index == seed
+                    ? config.replacingOccurrences(of: "seed_mode = false", with: "seed_mode = true")
+                    : config.replacingOccurrences(of: "seeds = []", with: "seeds = [\"\(network.address(seed))\"]")
+            }
+        }
+        for index in 0..<5 { try network.start(index) }
+        func validatorsReached(_ index: Int) -> [Int] {
+            (0..<4).filter { $0 != index && network.output(index).contains("peer connected peer=\(network.nodeID($0).hex)") }
+        }
+        // Each validator reaches the three others (through the seed's addresses, then its peers').
+        #expect(network.wait(seconds: 40) { (0..<4).allSatisfy { validatorsReached($0).count == 3 } },
+                "\((0..<4).map { validatorsReached($0) })")
+        let reached = (0..<4).map { network.height($0) }.max() ?? 0
+        #expect(network.waitHeight(max(10, reached + 5), nodes: [0, 1, 2, 3], seconds: 60), "\(network.describe())")
+        network.stopAll()
+        for index in 0..<4 {
+            let bytes = try #require(FileManager.default.contents(atPath: network.home(index) + "/data/addrbook"), "node \(index) saved no book")
+            let book = try AddressBook.decode(exactly: Array(bytes))
+            #expect(book.count >= 3, "node \(index) knows \(book.count) addresses")
+        }
+    }
+
+    /// A node with `storage.retain_blocks = 20` keeps only the last 20 blocks while it runs
+    /// and after a restart; it says so in /status and answers older heights with 410 pruned;
+    /// the archive nodes still serve a node catching up from height 0.
+    @Test func aPruningNodeKeepsABoundedStore() throws {
+        let network = try TestNetwork(validators: 4, fullNodes: 1)
+        defer { network.stopAll(); network.remove() }
+        let pruning = 3, late = 4
+        try network.editConfig(pruning) { $0.replacingOccurrences(of: "retain_blocks = 0", with: "retain_blocks = 20") }
+        for index in 0..<4 { try network.start(index) }
+        #expect(network.waitHeight(60, nodes: [0, 1, 2, 3], seconds: 90), "\(network.describe())")
+        let status = EndToEndTests.get(network.rpc(pruning) + "/status")
+        #expect(status.text.contains("\"earliest_block_height\":") && !status.text.contains("\"earliest_block_height\":1,"), "\(status.text)")
+        let old = EndToEndTests.get(network.rpc(pruning) + "/blocks/1")
+        #expect(old.status == 410 && old.text.contains("pruned") && old.text.contains("archive node"), "\(old)")
+        #expect(EndToEndTests.get(network.rpc(0) + "/blocks/1").status == 200)
+        // A full node starting from nothing catches up from the archive nodes.
+        try network.start(late)
+        #expect(network.waitHeight(network.height(0), nodes: [late], seconds: 60), "\(network.describe())")
+        network.stop(pruning)
+        try network.start(pruning)
+        let restartedAt = network.height(0)
+        #expect(network.waitHeight(restartedAt + 10, nodes: [pruning], seconds: 60), "\(network.describe())")
+        network.stopAll()
+        let blocks = BlockStore(store: try RocksDBStore(path: network.home(pruning) + "/data/store"))
+        let top = try blocks.height(), base = try blocks.base()
+        #expect(top >= 70 && base == top - 19, "base \(base) top \(top)")
+        #expect(try blocks.block(at: base - 1) == nil && blocks.block(at: base) != nil && blocks.certificate(at: top) != nil)
     }
 
     @Test func aFullNodeFollowsWithoutVoting() throws {

@@ -104,6 +104,15 @@ final class TestNetwork {
     }
 
     func home(_ index: Int) -> String { root + "/node\(index)" }
+
+    /// Rewrites node `index`'s config.toml; the change must take (the text must differ).
+    func editConfig(_ index: Int, _ change: (String) -> String) throws {
+        let path = home(index) + "/config.toml"
+        let before = try String(contentsOfFile: path, encoding: .utf8)
+        let after = change(before)
+        #expect(after != before, "the config edit of node \(index) changed nothing")
+        try after.write(toFile: path, atomically: true, encoding: .utf8)
+    }
     func rpc(_ index: Int) -> String { "http://\(hosts[index]):\(rpcPorts[index])" }
     func nodeID(_ index: Int) -> PublicKey { DevnetKeys.key(.node, index: index).publicKey }
     func address(_ index: Int) -> String { "\(nodeID(index).hex)@\(hosts[index]):\(ports[index])" }
