@@ -9,7 +9,8 @@
 #   SECONDS     length of the measured window under load (default 60)
 # Environment: TESTNET_PORT_BASE (default 20000; node i uses BASE + 10 i and BASE + 10 i + 1),
 # TESTNET_RATE (transactions per second of the load, default 20), TESTNET_COMMIT_MS
-# (timeout_commit_ms, default 1000), KEEP=1 keeps the folder with the homes and logs.
+# (timeout_commit_ms, default 1000), TESTNET_LOG_LEVEL (default warning), KEEP=1 keeps the folder
+# with the homes and logs.
 # Stops only what it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +51,7 @@ seed=$validators
 for ((i = 0; i < count; i++)); do
   "$binary" init --home "$dir/node$i" --genesis "$dir/genesis.json" --devnet-index "$i" \
     --p2p-port "$(p2p_port "$i")" --rpc-port "$(rpc_port "$i")" >/dev/null
-  sed -i "s/timeout_commit_ms = 1000/timeout_commit_ms = $commit_ms/; s/level = \"info\"/level = \"warning\"/" "$dir/node$i/config.toml"
+  sed -i "s/timeout_commit_ms = 1000/timeout_commit_ms = $commit_ms/; s/level = \"info\"/level = \"${TESTNET_LOG_LEVEL:-warning}\"/" "$dir/node$i/config.toml"
 done
 sed -i 's/seed_mode = false/seed_mode = true/; s/level = "warning"/level = "info"/' "$dir/node$seed/config.toml"
 
@@ -60,12 +61,12 @@ start() {
 }
 status_field() {  # node field: a number from GET /status (empty when the node does not answer)
   local reply
-  reply=$(exec 3<>"/dev/tcp/127.0.0.1/$(rpc_port "$1")" && printf 'GET /status HTTP/1.0\r\nHost: x\r\n\r\n' >&3 && cat <&3) 2>/dev/null || return 0
+  reply=$(exec 3<>"/dev/tcp/127.0.0.1/$(rpc_port "$1")" && printf 'GET /status HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n' >&3 && cat <&3) 2>/dev/null || return 0
   echo "$reply" | grep -o "\"$2\":[0-9]*" | head -1 | cut -d: -f2
 }
 metric() {  # node name: a counter from GET /metrics
   local reply
-  reply=$(exec 3<>"/dev/tcp/127.0.0.1/$(rpc_port "$1")" && printf 'GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n' >&3 && cat <&3) 2>/dev/null || return 0
+  reply=$(exec 3<>"/dev/tcp/127.0.0.1/$(rpc_port "$1")" && printf 'GET /metrics HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n' >&3 && cat <&3) 2>/dev/null || return 0
   echo "$reply" | grep "^$2 " | head -1 | awk '{printf "%d", $2}'
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }

@@ -96,6 +96,9 @@ public final class P2PHost: Sendable {
     private let listener = Mutex<Channel?>(nil)
     /// Bytes written to and read from peers' sockets (frames with their length prefix), for metrics.
     public let sentBytes = Atomic<UInt64>(0)
+    /// The port this host listens on (the bound one when the setting asked for any), announced
+    /// in handshakes so peers can hand out this node's address; 0 when not listening.
+    let listeningPort = Atomic<Int>(0)
     public let receivedBytes = Atomic<UInt64>(0)
 
     struct Connection {
@@ -190,6 +193,7 @@ public final class P2PHost: Sendable {
                 throw ListenFailure(error, what: "listen for peers", address: "\(host):\(settings.listenPort)", setting: "p2p.listen_address in config.toml")
             }
             port = channel.localAddress?.port ?? 0
+            listeningPort.store(port, ordering: .relaxed)
             listener.withLock { $0 = channel }
         }
         for peer in settings.persistentPeers.prefix(settings.maxOutboundPeers) {
@@ -645,7 +649,8 @@ final class PeerHandler: ChannelDuplexHandler {
             }
             var send = FrameCipher(key: keys.send)
             let auth = HandshakeAuth(key: host.settings.nodeKey, chainID: host.settings.chainID, transcript: keys.transcript,
-                                     genesisHash: host.settings.genesisHash, listenPort: UInt16(clamping: host.settings.listenPort),
+                                     genesisHash: host.settings.genesisHash,
+                                     listenPort: UInt16(clamping: host.listeningPort.load(ordering: .relaxed)),
                                      validatorKey: host.settings.validatorKey)
             writeFrame(context: context, send.seal(auth.canonicalBytes))
             context.flush()

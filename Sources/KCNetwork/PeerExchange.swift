@@ -45,6 +45,9 @@ extension P2PHost {
     /// The address book now (tests, the RPC).
     public var addressBook: AddressBook { state.withLock { $0.exchange.book } }
 
+    /// Connected peers this node dialled.
+    public var outboundPeerCount: Int { state.withLock { $0.peers.values.filter(\.outbound).count } }
+
     func startDiscovery() {
         guard settings.pex else { return }
         if let bytes = settings.loadAddressBook?() {
@@ -80,13 +83,17 @@ extension P2PHost {
             var plan = Plan()
             let outbound = state.peers.values.filter(\.outbound).count
             let busy = Set(state.peers.keys).union(state.dialing).union(state.bans.filter { $0.value > now }.map(\.key)).union([nodeID])
-            let wanted = max(0, settings.maxOutboundPeers - outbound - state.dialing.count)
+            // A dialled connection stays in `dialing` while it lives: count only the dials in flight.
+            let inFlight = state.dialing.filter { state.peers[$0] == nil }.count
+            let wanted = max(0, settings.maxOutboundPeers - outbound - inFlight)
             if wanted > 0 {
                 var random = SystemRandomNumberGenerator()
                 plan.dial = state.exchange.book.candidates(min(wanted, 4), excluded: busy, now: nowMilliseconds,
                                                           retryMilliseconds: Self.retryMilliseconds, random: &random)
             }
-            if state.peers.isEmpty || state.exchange.book.count < Self.fewAddresses {
+            // The seeds, when nothing is connected, or when the book has nobody left to dial
+            // while outbound slots are free.
+            if state.peers.isEmpty || (wanted > 0 && plan.dial.isEmpty && state.exchange.book.count < Self.fewAddresses) {
                 for seed in settings.seeds where !busy.contains(seed.nodeID) {
                     // Sooner while this node is nearly alone: the seed may have learned more since.
                     let interval = state.peers.count < 2 ? Self.seedRetryWhenAloneMilliseconds : Self.seedIntervalMilliseconds

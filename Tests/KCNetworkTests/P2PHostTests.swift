@@ -46,6 +46,15 @@ import Glibc
         return false
     }
 
+    /// Polls `condition` every 50 ms for up to `seconds`.
+    static func wait(seconds: Int, _ condition: () -> Bool) -> Bool {
+        for _ in 0..<(seconds * 20) {
+            if condition() { return true }
+            usleep(50_000)
+        }
+        return condition()
+    }
+
     static func isConnected(_ event: P2PEvent, _ key: PublicKey) -> Bool {
         if case .connected(let peer) = event { return peer == key }
         return false
