@@ -122,7 +122,11 @@ extension P2PHost {
         }
         for address in plan.dial {
             connect(address, persistent: false) { [self] in
-                state.withLock { $0.exchange.book.failed(address.nodeID, now: Self.milliseconds(.now())) }
+                state.withLock { state in
+                    // Losing the tie-break of a pair that dialled each other is no failure.
+                    guard state.peers[address.nodeID] == nil else { return }
+                    state.exchange.book.failed(address.nodeID, now: Self.milliseconds(.now()))
+                }
             }
         }
         for seed in plan.seeds {

@@ -20,6 +20,12 @@ import Darwin
 ///
 /// One thread runs all of it: network threads only decode and queue messages in `events`,
 /// so the core, the runtime and the stores are never touched concurrently.
+///
+/// The driver routes; each concern keeps its own state in a component tested on its own:
+/// `ConsensusGossip` (who holds what, announcements, relays), `BlockSync` (whom to ask for
+/// which height), `CatchUp` (syncing and the start-up hold), `EarlyInputs` (next-height
+/// messages), `TimerQueue` (timeouts and the commit pause), `EvidencePool`, `Mempool` and
+/// `FaultWatch`. Pruning and peer discovery live in `BlockStore` and the P2P host.
 public final class NodeDriver {
     public struct Failure: Error, CustomStringConvertible {
         public let message: String
@@ -62,10 +68,8 @@ public final class NodeDriver {
     var executed: [Hash256: ExecutedBlock] = [:]
     var blockTimes: [Hash256: UInt64] = [:]
     var signedProposals: [UInt32: SignedProposal] = [:]
-    /// Inputs for the next height that arrived before it started, with their sender; those
-    /// that came while the current height ran are not checked yet (`verified` false).
-    var early: [(input: ConsensusInput<Block>, record: WALRecord, from: PublicKey?, verified: Bool)] = []
-    static let maxEarly = 10_000
+    /// Inputs for the next height that arrived before it started.
+    var early = EarlyInputs()
     /// Who holds what of the height being decided, and the announcements (specs/p2p.md,
     /// "Consensus gossip").
     var gossip = ConsensusGossip()
@@ -74,8 +78,7 @@ public final class NodeDriver {
     var nextStallCheck: UInt64 = 0
     var evidence = EvidencePool()
     var nextValidatorsCache: (height: UInt64, set: ValidatorSet)? = nil
-    var timers: [(deadline: UInt64, sequence: UInt64, input: ConsensusInput<Block>?)] = []
-    var timerSequence: UInt64 = 0
+    var timers = TimerQueue()
     var replaying = false
     var recoveredWAL: [WALRecord]
     var sync: BlockSync
@@ -222,13 +225,14 @@ public final class NodeDriver {
         if !catchUp.holding { try startConsensus() }
         while !shouldStop() {
             let now = Self.monotonicMilliseconds()
-            timers.sort { ($0.deadline, $0.sequence) < ($1.deadline, $1.sequence) }
-            if let next = timers.first, next.deadline <= now {
-                timers.removeFirst()
-                if let input = next.input { try feed(input) } else { try beginHeight() }
+            if let fire = timers.due(now: now) {
+                switch fire {
+                case .timeout(let step, let height, let round): try feed(.timeout(step, height: height, round: round))
+                case .beginHeight: try beginHeight()
+                }
                 continue
             }
-            let wait = min(timers.first.map { Self.elapsed($0.deadline, since: now) } ?? 100, 100)
+            let wait = timers.wait(now: now, limit: 100)
             for event in events.drain(waitingMilliseconds: wait) {
                 try handle(event)
             }
@@ -507,7 +511,7 @@ public final class NodeDriver {
             case .proposal(let proposal): signer = proposal.proposal.proposer
             default: return
             }
-            if core.validators.contains(signer) && early.count < Self.maxEarly { early.append((input, record, peer, false)) }
+            if core.validators.contains(signer) { early.hold(input, record: record, from: peer, verified: false) }
             return
         }
         switch screen(input, height: height) {
@@ -519,8 +523,8 @@ public final class NodeDriver {
         network.credit(peer)
         if let core, core.height == height {
             try accept(input, record: record, from: peer)
-        } else if early.count < Self.maxEarly {
-            early.append((input, record, peer, true))
+        } else {
+            early.hold(input, record: record, from: peer, verified: true)
         }
     }
 
@@ -677,9 +681,7 @@ public final class NodeDriver {
             }
         }
         replaying = false
-        let waiting = early
-        early = []
-        for entry in waiting where core?.height == height {
+        for entry in early.take() where core?.height == height {
             switch core!.screen(entry.input) {
             case .redundant: continue
             case .forbidden(let reason):
@@ -799,15 +801,13 @@ public final class NodeDriver {
                 try feed(.vote(signed), own: true)
                 if !replaying { send(gossip.ownVote(signed, validators: core.validators)) }
             case .scheduleTimeout(let step, let h, let r, let milliseconds):
-                timerSequence += 1
-                timers.append((Self.monotonicMilliseconds() + milliseconds, timerSequence, .timeout(step, height: h, round: r)))
+                timers.set(.timeout(step, height: h, round: r), at: Self.monotonicMilliseconds() + milliseconds)
             case .decide(let block, let certificate):
                 guard let result = try executed[block.id] ?? (validate(block) ? executed[block.id] : nil) else {
                     throw Failure(message: "decided block \(block.header.height) does not execute; refusing to continue")
                 }
                 try commit(block, certificate, result)
-                timerSequence += 1
-                timers.append((Self.monotonicMilliseconds() + config.timeoutCommitMilliseconds, timerSequence, nil))
+                timers.set(.beginHeight, at: Self.monotonicMilliseconds() + config.timeoutCommitMilliseconds)
                 return
             case .evidence(let evidence):
                 addEvidence(evidence)
@@ -826,13 +826,7 @@ public final class NodeDriver {
         state.commit(result)
         core = nil
         timers.removeAll()
-        early.removeAll { entry in
-            switch entry.record {
-            case .vote(let vote): return vote.vote.height <= height
-            case .proposal(let proposal): return proposal.proposal.height <= height
-            default: return true
-            }
-        }
+        early.committed(height)
         mempool.update(after: state)
         evidence.update(after: state, runtime: runtime, cache: signatures)
         log.info("committed", ["height": "\(height)", "block": block.id.hex, "state": result.outcome.stateRoot.hex,
