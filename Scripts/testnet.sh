@@ -8,7 +8,7 @@
 #   VALIDATORS  how many of them validate (default: min(N - 1, 20); the devnet genesis has 20 at most)
 #   SECONDS     length of the measured window under load (default 60)
 # Environment: TESTNET_PORT_BASE (default 20000; node i uses BASE + 10 i and BASE + 10 i + 1),
-# TESTNET_RATE (transactions per second of the load, default 20), TESTNET_COMMIT_MS
+# TESTNET_RATE (transactions per second of the load, default 20; 0: no load, idle nodes), TESTNET_COMMIT_MS
 # (timeout_commit_ms, default 1000), TESTNET_LOG_LEVEL (default warning), KEEP=1 keeps the folder
 # with the homes and logs.
 # Stops only what it started, by PID.
@@ -110,8 +110,13 @@ h0=$(status_field 0 height)
 declare -a cpu0=() sent0=()
 for ((i = 0; i < count; i++)); do cpu0[$i]=$(cpu_ticks "${pids[$i]}"); sent0[$i]=$(metric "$i" membria_p2p_sent_bytes_total); done
 t0=$(date +%s.%N)
-"$binary" load --genesis "$dir/genesis.json" --peer "$(grep -o '"node_id": "[0-9a-f]\{64\}"' "$dir/genesis.json" | head -1 | cut -d'"' -f4)@127.0.0.1:$(p2p_port 0)" \
-  --rate "$rate" --seconds "$window" --users 1 >"$dir/load.txt" 2>&1 || true
+if (( rate > 0 )); then
+  "$binary" load --genesis "$dir/genesis.json" --peer "$(grep -o '"node_id": "[0-9a-f]\{64\}"' "$dir/genesis.json" | head -1 | cut -d'"' -f4)@127.0.0.1:$(p2p_port 0)" \
+    --rate "$rate" --seconds "$window" --users 1 >"$dir/load.txt" 2>&1 || true
+else
+  sleep "$window"
+  echo "no load (TESTNET_RATE=0): empty blocks, one per timeout_commit_ms" >"$dir/load.txt"
+fi
 t1=$(date +%s.%N)
 h1=$(status_field 0 height)
 elapsed=$(echo "$t1 - $t0" | bc)
@@ -132,7 +137,7 @@ summary() {  # column: min median max over the validators (role v) or the full n
 echo "nodes: $count ($validators validators, $(( count - validators - 1 )) full nodes, 1 seed); commit pause $commit_ms ms; machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "discovery: every node had >= $wanted peers after ${discovery_s} s"
 echo "heights: $heights in ${elapsed} s = $(echo "scale=2; $heights / $elapsed" | bc) per second"
-grep -E "committed throughput|send-to-commit latency" "$dir/load.txt" || { echo "load:"; cat "$dir/load.txt"; }
+grep -E "committed throughput|send-to-commit latency|no load" "$dir/load.txt" || { echo "load:"; cat "$dir/load.txt"; }
 echo "validators  CPU % (min / median / max): $(summary v 2); RSS MiB: $(summary v 3); bytes sent per height: $(summary v 4)"
 if (( count - validators - 1 > 0 )); then
   echo "full nodes  CPU % (min / median / max): $(summary f 2); RSS MiB: $(summary f 3); bytes sent per height: $(summary f 4)"
