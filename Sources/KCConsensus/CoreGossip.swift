@@ -18,13 +18,7 @@ extension ConsensusCore {
         for (index, member) in validators.members.enumerated() where links.contains(member.key) || member.key == me {
             linked[index] = true
         }
-        let phase: RoundState.Phase
-        switch step {
-        case .propose: phase = .propose
-        case .prevote: phase = .prevote
-        case .precommit, .decided: phase = .precommit
-        }
-        return RoundState(height: height, round: round, phase: phase, hasProposal: proposals[round] != nil,
+        return RoundState(height: height, round: round, phase: RoundState.Phase(step), hasProposal: proposals[round] != nil,
                           prevotes: prevotes, precommits: precommits, links: linked)
     }
 
@@ -67,6 +61,17 @@ extension GossipVoteID {
     public init?(_ signed: SignedVote, in validators: ValidatorSet) {
         guard let index = validators.index(of: signed.vote.validator) else { return nil }
         self.init(round: signed.vote.round, kind: signed.vote.kind, validator: index, blockID: signed.vote.blockID)
+    }
+}
+
+extension RoundState.Phase {
+    /// A running core's step as announced (a decided core is still in its precommit step).
+    public init(_ step: Step) {
+        switch step {
+        case .propose: self = .propose
+        case .prevote: self = .prevote
+        case .precommit, .decided: self = .precommit
+        }
     }
 }
 

@@ -12,13 +12,7 @@ import KCTypes
 extension Simulation {
     func position(_ node: SimNode) -> RoundState.Position {
         guard let core = node.core else { return .init(height: node.height, round: 0, phase: .waiting) }
-        let phase: RoundState.Phase
-        switch core.step {
-        case .propose: phase = .propose
-        case .prevote: phase = .prevote
-        case .precommit, .decided: phase = .precommit
-        }
-        return .init(height: core.height, round: core.round, phase: phase)
+        return .init(height: core.height, round: core.round, phase: RoundState.Phase(core.step))
     }
 
     func roundState(_ node: SimNode) -> RoundState {
