@@ -16,6 +16,10 @@ struct ConsensusGossip {
     /// Consensus key -> node key, for the connected peers that proved one.
     private var validatorPeers: [PublicKey: PublicKey] = [:]
     private(set) var announcedPosition: RoundState.Position? = nil
+    /// When each peer's last stall report was answered (monotonic ms): at most one answer per
+    /// stall interval, so a peer cannot make this node resend its rounds faster than an honest
+    /// peer would ask (a 100-byte report can cost a round's worth of votes).
+    private var answeredAt: [PublicKey: UInt64] = [:]
     private var positionAtCheck: RoundState.Position? = nil
 
     mutating func connected(_ peer: PublicKey, validatorKey: PublicKey?) {
@@ -25,6 +29,7 @@ struct ConsensusGossip {
 
     mutating func disconnected(_ peer: PublicKey) {
         knowledge.disconnected(peer)
+        answeredAt[peer] = nil
         validatorPeers = validatorPeers.filter { $0.value != peer }
     }
 
@@ -81,10 +86,12 @@ struct ConsensusGossip {
     /// its own are read against it). To a stall report at this node's height it answers with
     /// the proposals and votes the peer lacks of the rounds it may need.
     mutating func received(_ state: RoundState, from peer: PublicKey, core: ConsensusCore<Block>?, nextHeight: UInt64,
-                           setSize: Int, proposals: [UInt32: SignedProposal]) -> [Send] {
+                           setSize: Int, proposals: [UInt32: SignedProposal], now: UInt64) -> [Send] {
         let near = state.height &+ 1 >= nextHeight && state.height <= nextHeight &+ 1
         let announcement = knowledge.announced(state, by: peer, setSize: near ? setSize : nil)
         guard announcement == .stalled, let core, core.height == state.height else { return [] }
+        if let last = answeredAt[peer], now &- last < Self.stallIntervalMilliseconds, now >= last { return [] }
+        answeredAt[peer] = now
         var sends: [Send] = []
         let rounds = core.gossipRounds(peerRound: state.round)
         for round in rounds {

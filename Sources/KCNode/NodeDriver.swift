@@ -487,7 +487,8 @@ public final class NodeDriver {
             break  // peer exchange: answered by the P2P host
         case .roundState(let announced):
             for send in gossip.received(announced, from: peer, core: core, nextHeight: state.global.height + 1,
-                                        setSize: nextValidators().members.count, proposals: signedProposals) {
+                                        setSize: nextValidators().members.count, proposals: signedProposals,
+                                        now: Self.monotonicMilliseconds()) {
                 network.send(send.message, to: send.to)
             }
         }
@@ -511,7 +512,9 @@ public final class NodeDriver {
             case .proposal(let proposal): signer = proposal.proposal.proposer
             default: return
             }
-            if core.validators.contains(signer) { early.hold(input, record: record, from: peer, verified: false) }
+            if core.validators.contains(signer) {
+                early.hold(input, record: record, from: peer, verified: false, perPeerLimit: 4 * core.validators.members.count + 4)
+            }
             return
         }
         switch screen(input, height: height) {

@@ -53,4 +53,47 @@ struct EarlyInputsTests {
         #expect(!overflow, "full: dropped")
         #expect(early.count == EarlyInputs.capacity)
     }
+
+    /// One sender's unchecked messages stop at its limit; checked ones and other senders' are
+    /// still held; taking resets the counts.
+    @Test func uncheckedMessagesAreLimitedPerSender() {
+        var early = EarlyInputs()
+        let liar = SigningKey(seed: Blake2b.hash256(Array("liar".utf8))).publicKey
+        let (input, record) = vote(height: 4)
+        let held = (0..<10).filter { _ in early.hold(input, record: record, from: liar, verified: false, perPeerLimit: 6) }.count
+        #expect(held == 6)
+        let checked = early.hold(input, record: record, from: liar, verified: true, perPeerLimit: 6)
+        let other = early.hold(input, record: record, from: Self.key.publicKey, verified: false, perPeerLimit: 6)
+        #expect(checked && other)
+        _ = early.take()
+        let again = early.hold(input, record: record, from: liar, verified: false, perPeerLimit: 6)
+        #expect(again)
+    }
+}
+
+struct ConsensusGossipTests {
+    /// A stall report is answered with what the peer lacks, and at most once per stall
+    /// interval: a peer sending reports back to back gets nothing more (a report costs it 100
+    /// bytes; an answer can cost this node a round of votes).
+    @Test func stallReportsAreAnsweredOncePerInterval() {
+        let keys = (0..<3).map { SigningKey(seed: Blake2b.hash256(Array("gossip-\($0)".utf8))) }
+        let validators = ValidatorSet(keys.map { .init(key: $0.publicKey, power: 10) })
+        var core = ConsensusCore<Block>(height: 7, validators: validators, me: nil, timeouts: TimeoutConfig())
+        _ = core.start()
+        for key in keys {
+            let vote = Vote(kind: .prevote, height: 7, round: 0, blockID: nil, timestampMilliseconds: 1, validator: key.publicKey)
+            _ = core.apply(.vote(vote.signed(with: key, chainID: "c")))
+        }
+        var gossip = ConsensusGossip()
+        let peer = SigningKey(seed: Blake2b.hash256(Array("peer".utf8))).publicKey
+        gossip.connected(peer, validatorKey: nil)
+        let report = RoundState(height: 7, round: 0, phase: .prevote, hasProposal: false, prevotes: ValidatorBits(count: 3),
+                                precommits: ValidatorBits(count: 3), links: ValidatorBits(count: 3), stalled: true)
+        let first = gossip.received(report, from: peer, core: core, nextHeight: 7, setSize: 3, proposals: [:], now: 1_000)
+        #expect(first.count == 3, "the three prevotes it lacks")
+        let soon = gossip.received(report, from: peer, core: core, nextHeight: 7, setSize: 3, proposals: [:], now: 1_100)
+        #expect(soon.isEmpty)
+        let later = gossip.received(report, from: peer, core: core, nextHeight: 7, setSize: 3, proposals: [:], now: 1_000 + ConsensusGossip.stallIntervalMilliseconds)
+        #expect(later.count == 3, "authoritative: it still says it lacks them")
+    }
 }
