@@ -20,6 +20,9 @@
 //  7. On `.decide`: persist the value with its commit certificate and the resulting state in
 //     one synced batch, then call `startHeight` for the next height with its validator set.
 //  8. On `.evidence`: hand the double-sign evidence to the block builder for inclusion.
+//  9. Gossip (specs/p2p.md, "Consensus gossip") only what went through 1-3 and 6: an own
+//     message once it is durable (2), a peer's message once checked, logged and fed; a
+//     message for the next height waits, unchecked and bounded, until that height starts.
 
 import KCCodec
 import KCCrypto
