@@ -8,8 +8,9 @@ import KCCrypto
 /// - New addresses (heard of, never reached) go to one of `newBuckets` buckets chosen by a
 ///   keyed hash of the source's address group and of the address's group, such that all the
 ///   addresses one source hands out land in at most `bucketsPerSourceGroup` buckets; in its
-///   bucket an address takes a slot by a keyed hash of itself. An occupied slot is given up
-///   only by an address that looks dead (several failed dials, never reached).
+///   bucket an address takes the first free of `probes` slots from a keyed hash of itself.
+///   An occupied slot is given up only by an address that looks dead (several failed dials,
+///   never reached).
 /// - Tried addresses (dialled successfully) go to one of `triedBuckets` buckets chosen by
 ///   their own group (at most `bucketsPerTriedGroup` per group); one that loses its slot goes
 ///   back to the new table.
@@ -23,6 +24,10 @@ public struct AddressBook: Sendable {
     public static let slotsPerBucket = 32
     public static let bucketsPerSourceGroup = 8
     public static let bucketsPerTriedGroup = 4
+    /// Slots of its bucket an address may take: the one its hash gives and the next ones
+    /// (wrapping inside the bucket), so addresses of one group rarely lose a slot to a
+    /// collision while the bucket has room.
+    public static let probes = 4
     /// Failed dials after which a never-reached address gives up its slot to a newcomer.
     public static let maxFailures = 3
     public static var capacity: Int { (newBuckets + triedBuckets) * slotsPerBucket }
@@ -83,6 +88,12 @@ public struct AddressBook: Sendable {
         return bucket * Self.slotsPerBucket + Int(hash("tried-slot", "\(bucket)", address.nodeID.hex) % UInt64(Self.slotsPerBucket))
     }
 
+    /// The slots an address hashed to `slot` may take, in order.
+    static func probing(_ slot: Int) -> [Int] {
+        let bucket = slot / slotsPerBucket * slotsPerBucket
+        return (0..<probes).map { bucket + (slot - bucket + $0) % slotsPerBucket }
+    }
+
     /// Whether an entry may be pushed out of its slot by a newcomer.
     func isTerrible(_ entry: Entry) -> Bool { !entry.tried && entry.lastSuccessMilliseconds == 0 && entry.failures >= Self.maxFailures }
 
@@ -95,11 +106,10 @@ public struct AddressBook: Sendable {
             guard !known.tried, known.lastSuccessMilliseconds == 0, known.address != address else { return false }
             remove(address.nodeID)
         }
-        let slot = newSlot(address, sourceGroup: sourceGroup)
-        if let occupant = newTable[slot] {
-            guard let entry = entries[occupant], isTerrible(entry) else { return false }
-            remove(occupant)
-        }
+        let candidates = Self.probing(newSlot(address, sourceGroup: sourceGroup))
+        guard let slot = candidates.first(where: { newTable[$0] == nil })
+            ?? candidates.first(where: { newTable[$0].flatMap { entries[$0] }.map(isTerrible) == true }) else { return false }
+        if let occupant = newTable[slot] { remove(occupant) }
         newTable[slot] = address.nodeID
         position[address.nodeID] = (false, slot)
         entries[address.nodeID] = Entry(address: address, sourceGroup: sourceGroup, tried: false, failures: 0,
@@ -135,12 +145,12 @@ public struct AddressBook: Sendable {
         entry.tried = true
         entry.failures = 0
         entry.lastSuccessMilliseconds = now
-        let slot = triedSlot(address)
+        let candidates = Self.probing(triedSlot(address))
+        let slot = candidates.first { triedTable[$0] == nil } ?? candidates[0]
         if let occupant = triedTable[slot], var displaced = entries[occupant] {
             remove(occupant)
             displaced.tried = false
-            let newSlot = newSlot(displaced.address, sourceGroup: displaced.sourceGroup)
-            if newTable[newSlot] == nil {
+            if let newSlot = Self.probing(newSlot(displaced.address, sourceGroup: displaced.sourceGroup)).first(where: { newTable[$0] == nil }) {
                 newTable[newSlot] = occupant
                 position[occupant] = (false, newSlot)
                 entries[occupant] = displaced
@@ -183,8 +193,9 @@ public struct AddressBook: Sendable {
 
 extension AddressBook: CanonicalCodable {
     /// The saved book: its key, then every entry (node id, host, port, source group, tried,
-    /// failures, last success and last attempt in milliseconds). Loading re-adds each entry,
-    /// so the tables' bounds hold whatever the file says.
+    /// its slot, failures, last success and last attempt in milliseconds). Loading puts each
+    /// entry back in its slot when that slot is free and one its hash allows, else re-adds it:
+    /// the tables' bounds hold whatever the file says.
     public func encode(to writer: inout CanonicalWriter) {
         writer.write(key)
         let list = allEntries
@@ -193,6 +204,7 @@ extension AddressBook: CanonicalCodable {
             writer.write(entry.address)
             writer.writeString(entry.sourceGroup)
             writer.write(entry.tried)
+            writer.write(UInt32(clamping: position[entry.address.nodeID]?.slot ?? 0))
             writer.write(UInt32(clamping: entry.failures))
             writer.write(entry.lastSuccessMilliseconds)
             writer.write(entry.lastAttemptMilliseconds)
@@ -206,9 +218,19 @@ extension AddressBook: CanonicalCodable {
             let address = try reader.read(PeerAddress.self)
             let source = try reader.readString("source group", limit: 300)
             let tried = try reader.readBool("tried")
+            let slot = Int(try reader.readUInt32("slot"))
             let failures = Int(try reader.readUInt32("failures"))
             let success = try reader.readUInt64("last success")
             let attempt = try reader.readUInt64("last attempt")
+            guard entries[address.nodeID] == nil else { continue }
+            let allowed = Self.probing(tried ? triedSlot(address) : newSlot(address, sourceGroup: source)).contains(slot)
+            if allowed && (tried ? triedTable[slot] : newTable[slot]) == nil {
+                if tried { triedTable[slot] = address.nodeID } else { newTable[slot] = address.nodeID }
+                position[address.nodeID] = (tried, slot)
+                entries[address.nodeID] = Entry(address: address, sourceGroup: source, tried: tried, failures: failures,
+                                                lastSuccessMilliseconds: success, lastAttemptMilliseconds: attempt)
+                continue
+            }
             if tried {
                 good(address, now: success)
             } else if add(address, sourceGroup: source) {

@@ -95,3 +95,19 @@ struct AddressBookTests {
         #expect(AddressBook.group("203.0.113.7") != AddressBook.group("203.1.113.7"))
     }
 }
+
+struct AddressBookProbingTests {
+    /// Twenty addresses from one source and one group (a loopback network) share one bucket of
+    /// 32 slots: with probing, every one of them finds a slot, whatever the key.
+    @Test(arguments: [UInt8(1), 2, 3, 4, 5, 6, 7, 8])
+    func oneGroupFillsItsBucketWithoutLosingAddresses(key: UInt8) {
+        var book = AddressBook(key: Bytes32([UInt8](repeating: key, count: 32)))
+        var stored = 0
+        for index in 0..<20 {
+            let id = SigningKey(seed: Blake2b.hash256(Array("loopback-\(index)".utf8))).publicKey
+            if book.add(PeerAddress(nodeID: id, host: "127.0.0.1", port: 20_000 + index), sourceGroup: AddressBook.group("127.0.0.1")) { stored += 1 }
+        }
+        #expect(stored >= 18, "stored \(stored) of 20")
+        #expect(book.count == stored && stored <= AddressBook.slotsPerBucket)
+    }
+}
