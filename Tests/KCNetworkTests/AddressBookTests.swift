@@ -111,3 +111,34 @@ struct AddressBookProbingTests {
         #expect(book.count == stored && stored <= AddressBook.slotsPerBucket)
     }
 }
+
+struct AddressBookFileTests {
+    /// A saved book written by someone else: slots out of range or not the entry's own, the
+    /// same node twice, far more entries than the tables hold. It loads within the bounds.
+    @Test func aHostileSavedBookLoadsWithinTheBounds() throws {
+        var writer = CanonicalWriter()
+        writer.write(Bytes32([UInt8](repeating: 9, count: 32)))
+        let count = AddressBook.capacity
+        writer.writeLength(count)
+        for index in 0..<count {
+            let id = SigningKey(seed: Blake2b.hash256(Array("hostile-\(index % 1_500)".utf8))).publicKey
+            writer.write(PeerAddress(nodeID: id, host: "198.18.\(index % 7).\(index % 250)", port: 26656))
+            writer.writeString("v4:203.0")
+            writer.write(index % 3 == 0)                                 // tried
+            writer.write(UInt32(index % 2 == 0 ? 4_000_000_000 : 0))     // a slot out of range, or slot 0 for everyone
+            writer.write(UInt32(0))
+            writer.write(UInt64(1))
+            writer.write(UInt64(1))
+        }
+        let book = try AddressBook.decode(exactly: writer.bytes)
+        #expect(book.count <= AddressBook.capacity && book.count <= 1_500, "\(book.count) entries")
+        #expect(book.triedCount <= AddressBook.triedBuckets * AddressBook.slotsPerBucket)
+        // One source group: its new entries sit in at most `bucketsPerSourceGroup` buckets.
+        #expect(book.count - book.triedCount <= AddressBook.bucketsPerSourceGroup * AddressBook.slotsPerBucket)
+        // Past the capacity, the file is refused before anything is read.
+        var over = CanonicalWriter()
+        over.write(Bytes32([UInt8](repeating: 9, count: 32)))
+        over.writeLength(AddressBook.capacity + 1)
+        #expect(throws: DecodingError.self) { try AddressBook.decode(exactly: over.bytes) }
+    }
+}
