@@ -8,18 +8,15 @@ extension ConsensusCore {
     /// of this height's set the node is connected to (it sets its own bit itself).
     public func roundState(links: Set<PublicKey>) -> RoundState {
         let size = validators.members.count
-        var prevotes = ValidatorBits(count: size), precommits = ValidatorBits(count: size), linked = ValidatorBits(count: size)
+        var prevotes = ValidatorBits(count: size), precommits = ValidatorBits(count: size)
         for key in votes.tally(.prevote, round: round)?.byValidator.keys ?? [:].keys {
             if let index = validators.index(of: key) { prevotes[index] = true }
         }
         for key in votes.tally(.precommit, round: round)?.byValidator.keys ?? [:].keys {
             if let index = validators.index(of: key) { precommits[index] = true }
         }
-        for (index, member) in validators.members.enumerated() where links.contains(member.key) || member.key == me {
-            linked[index] = true
-        }
         return RoundState(height: height, round: round, phase: RoundState.Phase(step), hasProposal: proposals[round] != nil,
-                          prevotes: prevotes, precommits: precommits, links: linked)
+                          prevotes: prevotes, precommits: precommits, links: .links(validators, me: me, connected: links))
     }
 
     /// The gossip identity of a vote of this height by a member of this set.
@@ -80,11 +77,35 @@ extension RoundState {
     /// start-up hold): it holds nothing of that height yet.
     public static func waiting(height: UInt64, validators: ValidatorSet, me: PublicKey?, links: Set<PublicKey>) -> RoundState {
         let size = validators.members.count
-        var linked = ValidatorBits(count: size)
-        for (index, member) in validators.members.enumerated() where links.contains(member.key) || member.key == me {
-            linked[index] = true
-        }
         return RoundState(height: height, round: 0, phase: .waiting, hasProposal: false,
-                          prevotes: ValidatorBits(count: size), precommits: ValidatorBits(count: size), links: linked)
+                          prevotes: ValidatorBits(count: size), precommits: ValidatorBits(count: size),
+                          links: .links(validators, me: me, connected: links))
+    }
+}
+
+extension ValidatorBits {
+    /// The members of `validators` this node is connected to, itself included. (A set has at
+    /// most 1,000 members: the genesis loader bounds `max_validators`, so the count is valid.)
+    static func links(_ validators: ValidatorSet, me: PublicKey?, connected: Set<PublicKey>) -> ValidatorBits {
+        var bits = ValidatorBits(count: validators.members.count)
+        for (index, member) in validators.members.enumerated() where connected.contains(member.key) || member.key == me {
+            bits[index] = true
+        }
+        return bits
+    }
+}
+
+extension GossipKnowledge {
+    /// The answer to `peer`'s stall report at `core`'s height: the proposals (through
+    /// `proposal`, which gives what this node holds of a round) and the votes the peer lacks of
+    /// the rounds it may need, marked as sent. The node and the simulator both answer with it.
+    public mutating func stallAnswer<P>(to peer: Peer, peerRound: UInt32, core: ConsensusCore<Block>,
+                                        proposal: (UInt32) -> P?) -> (proposals: [P], votes: [SignedVote]) {
+        let rounds = core.gossipRounds(peerRound: peerRound)
+        var proposals: [P] = []
+        for round in rounds {
+            if let held = proposal(round), missingProposal(height: core.height, round: round, for: peer) { proposals.append(held) }
+        }
+        return (proposals, missingVotes(core.heldVotes(rounds: rounds), height: core.height, for: peer))
     }
 }

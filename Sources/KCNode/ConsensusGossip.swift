@@ -92,16 +92,7 @@ struct ConsensusGossip {
         guard announcement == .stalled, let core, core.height == state.height else { return [] }
         if let last = answeredAt[peer], now &- last < Self.stallIntervalMilliseconds, now >= last { return [] }
         answeredAt[peer] = now
-        var sends: [Send] = []
-        let rounds = core.gossipRounds(peerRound: state.round)
-        for round in rounds {
-            if let proposal = proposals[round], knowledge.missingProposal(height: core.height, round: round, for: peer) {
-                sends.append((.proposal(proposal), [peer]))
-            }
-        }
-        for vote in knowledge.missingVotes(core.heldVotes(rounds: rounds), height: core.height, for: peer) {
-            sends.append((.vote(vote), [peer]))
-        }
-        return sends
+        let answer = knowledge.stallAnswer(to: peer, peerRound: state.round, core: core) { proposals[$0] }
+        return answer.proposals.map { (.proposal($0), [peer]) } + answer.votes.map { (.vote($0), [peer]) }
     }
 }

@@ -62,20 +62,15 @@ extension Simulation {
         guard announcement == .stalled else { return }
         if state.height < node.height {
             // It waits for a height this node decided: the block and its certificate.
+            guard state.height >= 1 else { return }
             let (block, certificate) = node.blocks[Int(state.height - 1)]
             send(from: node.index, to: peer, .decided(block, certificate))
             return
         }
         guard let core = node.core else { return }
-        for round in core.gossipRounds(peerRound: state.round) {
-            if let proposal = core.heldProposal(round: round),
-               node.gossip.missingProposal(height: core.height, round: round, for: peer) {
-                send(from: node.index, to: peer, .proposal(proposal))
-            }
-        }
-        for vote in node.gossip.missingVotes(core.heldVotes(rounds: core.gossipRounds(peerRound: state.round)), height: core.height, for: peer) {
-            send(from: node.index, to: peer, .vote(vote))
-        }
+        let answer = node.gossip.stallAnswer(to: peer, peerRound: state.round, core: core) { core.heldProposal(round: $0) }
+        for proposal in answer.proposals { send(from: node.index, to: peer, .proposal(proposal)) }
+        for vote in answer.votes { send(from: node.index, to: peer, .vote(vote)) }
     }
 
     func relay(_ node: SimNode, vote: SignedVote, id: GossipVoteID, from source: Int) {
