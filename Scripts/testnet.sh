@@ -11,6 +11,10 @@
 # TESTNET_RATE (transactions per second of the load, default 20; 0: no load, idle nodes), TESTNET_COMMIT_MS
 # (timeout_commit_ms, default 1000), TESTNET_LOG_LEVEL (default warning), KEEP=1 keeps the folder
 # with the homes and logs.
+# TESTNET_JOIN_HEIGHT=H (default 0: none): after the window, the network runs on to height H,
+# then one more node joins by state sync (the full nodes take a snapshot every
+# TESTNET_SNAPSHOT_INTERVAL heights, default 1000, and keep 2000 blocks); prints the height it
+# restored, how long the restore and the catch-up to the tip took, and the chunks fetched.
 # Stops only what it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +58,13 @@ for ((i = 0; i < count; i++)); do
   sed -i "s/timeout_commit_ms = 1000/timeout_commit_ms = $commit_ms/; s/level = \"info\"/level = \"${TESTNET_LOG_LEVEL:-warning}\"/" "$dir/node$i/config.toml"
 done
 sed -i 's/seed_mode = false/seed_mode = true/; s/level = "warning"/level = "info"/' "$dir/node$seed/config.toml"
+join_height=${TESTNET_JOIN_HEIGHT:-0}
+if (( join_height > 0 )); then
+  for ((i = validators + 1; i < count; i++)); do
+    sed -i "s/snapshot_interval = 0/snapshot_interval = ${TESTNET_SNAPSHOT_INTERVAL:-1000}/; s/retain_blocks = 0/retain_blocks = 2000/" "$dir/node$i/config.toml"
+  done
+  if (( count - validators - 1 == 0 )); then echo "TESTNET_JOIN_HEIGHT needs full nodes to serve snapshots (N > VALIDATORS + 1)" >&2; exit 2; fi
+fi
 
 start() {
   "$binary" start --home "$dir/node$1" >>"$dir/node$1.log" 2>&1 </dev/null &
@@ -141,4 +152,44 @@ grep -E "committed throughput|send-to-commit latency|no load" "$dir/load.txt" ||
 echo "validators  CPU % (min / median / max): $(summary v 2); RSS MiB: $(summary v 3); bytes sent per height: $(summary v 4)"
 if (( count - validators - 1 > 0 )); then
   echo "full nodes  CPU % (min / median / max): $(summary f 2); RSS MiB: $(summary f 3); bytes sent per height: $(summary f 4)"
+fi
+
+# State-sync join: one more node, knowing only the seed, at height >= TESTNET_JOIN_HEIGHT.
+if (( join_height > 0 )); then
+  joiner=$count
+  for port in "$(p2p_port "$joiner")" "$(rpc_port "$joiner")"; do
+    if ss -ltn "sport = :$port" | grep -q LISTEN; then echo "port $port is in use; set TESTNET_PORT_BASE" >&2; exit 1; fi
+  done
+  echo "running on to height $join_height before a node joins by state sync"
+  for _ in $(seq 1 7200); do
+    h=$(status_field 0 height); [ -n "$h" ] && (( h >= join_height )) && break
+    sleep 0.5
+  done
+  # Wait for the next snapshot above the join height, so the joiner has one to restore.
+  interval=${TESTNET_SNAPSHOT_INTERVAL:-1000}
+  while true; do
+    h=$(status_field 0 height); [ -n "$h" ] && (( h % interval > 10 && h % interval < interval / 2 )) && break
+    sleep 0.5
+  done
+  "$binary" init --home "$dir/node$joiner" --genesis "$dir/genesis.json" --devnet-index "$joiner" \
+    --p2p-port "$(p2p_port "$joiner")" --rpc-port "$(rpc_port "$joiner")" >/dev/null
+  sed -i "s/timeout_commit_ms = 1000/timeout_commit_ms = $commit_ms/; s/^enable = false/enable = true/; s|^seeds = \[\]|seeds = [\"$seed_id@127.0.0.1:$(p2p_port "$seed")\"]|" "$dir/node$joiner/config.toml"
+  joined=$(date +%s.%N)
+  start "$joiner"
+  restored_line=""
+  for _ in $(seq 1 1200); do
+    restored_line=$(grep -m1 "state restored by state sync" "$dir/node$joiner.log" || true)
+    [ -n "$restored_line" ] && break
+    sleep 0.1
+  done
+  [ -n "$restored_line" ] || { echo "the joining node restored nothing in 120 s:"; grep -v committed "$dir/node$joiner.log" | tail -20; exit 1; }
+  restored_at=$(date +%s.%N)
+  caught=""
+  for _ in $(seq 1 1200); do
+    mine=$(status_field "$joiner" height); tip=$(status_field 0 height)
+    if [ -n "$mine" ] && [ -n "$tip" ] && (( mine + 2 >= tip )); then caught=$(date +%s.%N); break; fi
+    sleep 0.1
+  done
+  field() { echo "$restored_line" | grep -o "$1=[0-9]*" | cut -d= -f2; }
+  echo "state sync: joined at height $(field height) (tip $(status_field 0 height)); restored in $(echo "$restored_at - $joined" | bc) s ($(field chunks) chunks, $(field set_changes) set changes, $(field took_ms) ms of it in the node); at the tip $( [ -n "$caught" ] && echo "$(echo "$caught - $joined" | bc) s" || echo "not within 120 s") after start; RSS $(( $(rss_kib "${pids[$joiner]}") / 1024 )) MiB"
 fi

@@ -23,6 +23,9 @@
 //  9. Gossip (specs/p2p.md, "Consensus gossip") only what went through 1-3 and 6: an own
 //     message once it is durable (2), a peer's message once checked, logged and fed; a
 //     message for the next height waits, unchecked and bounded, until that height starts.
+// 10. Start no core before the store holds the state the height is built on: a node that
+//     restores a snapshot (state sync) writes the restored state, synced, and only then
+//     starts the height after it; a block synced or decided is stored before the next starts.
 
 import KCCodec
 import KCCrypto

@@ -70,7 +70,12 @@ public enum FuzzSeeds {
                                            .blockRequest(height: 3), .block(built, certificate), .noBlock(height: 9),
                                            .roundState(RoundState(height: 4, round: 1, phase: .prevote, hasProposal: true,
                                                                   prevotes: ValidatorBits(count: 4), precommits: ValidatorBits(count: 4),
-                                                                  links: ValidatorBits(count: 4), stalled: true))]
+                                                                  links: ValidatorBits(count: 4), stalled: true)),
+                                           .snapshotsRequest, .snapshots([SnapshotOffer(height: 20, chunkHashes: [built.id])]),
+                                           .chunkRequest(height: 20, index: 0), .chunk(height: 20, index: 0, bytes: [0x01, 0x02]),
+                                           .lightBlockRequest(after: 0, target: 20),
+                                           .lightBlock(after: 0, target: 20, LightBlock(header: built.header, certificate: certificate,
+                                                                                        nextSets: .init(record: [0x00], proof: [0x00, 0x00])))]
             return messages.map(\.canonicalBytes) + [
                 transactionsTag + [0x05] + transfer.canonicalBytes,   // a count of 5 with one transaction
                 transactionsTag + hugeLength + transfer.canonicalBytes,

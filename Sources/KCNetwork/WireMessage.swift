@@ -31,8 +31,24 @@ public enum WireMessage: Sendable, Equatable, CanonicalCodable {
     case addressRequest
     /// Tag 10: the answer to 9, at most `maxAddressesPerMessage` addresses.
     case addresses([PeerAddress])
+    /// Tag 11: asks for the snapshots the peer keeps (state sync; specs/p2p.md, "State sync").
+    case snapshotsRequest
+    /// Tag 12: the answer to 11, at most `maxSnapshotsPerMessage` offers, newest first.
+    case snapshots([SnapshotOffer])
+    /// Tag 13: asks for one chunk of a snapshot.
+    case chunkRequest(height: UInt64, index: UInt32)
+    /// Tag 14: the answer to 13; empty when the sender no longer keeps that snapshot.
+    case chunk(height: UInt64, index: UInt32, bytes: [UInt8])
+    /// Tag 15: asks for the first light block above `after` and below `target` after which
+    /// the validator set changes, or else the light block at `target`.
+    case lightBlockRequest(after: UInt64, target: UInt64)
+    /// Tag 16: the answer to 15 (none: the sender keeps neither).
+    case lightBlock(after: UInt64, target: UInt64, LightBlock?)
 
     public static let maxAddressesPerMessage = 100
+    public static let maxSnapshotsPerMessage = 2
+    /// A chunk is at most this long (the node cuts 256 KiB ones; see `SnapshotChunks`).
+    public static let maxChunkBytes = 4 << 20
 
     /// At most this many transactions per message.
     public static let maxTransactionsPerMessage = 10_000
@@ -50,6 +66,12 @@ public enum WireMessage: Sendable, Equatable, CanonicalCodable {
         case .roundState: return "round state"
         case .addressRequest: return "address request"
         case .addresses: return "addresses"
+        case .snapshotsRequest: return "snapshots request"
+        case .snapshots: return "snapshots"
+        case .chunkRequest: return "chunk request"
+        case .chunk: return "chunk"
+        case .lightBlockRequest: return "light block request"
+        case .lightBlock: return "light block"
         }
     }
 
@@ -66,6 +88,13 @@ public enum WireMessage: Sendable, Equatable, CanonicalCodable {
         case .roundState(let state): writer.writeVarint(8); writer.write(state)
         case .addressRequest: writer.writeVarint(9)
         case .addresses(let list): writer.writeVarint(10); writer.writeList(list)
+        case .snapshotsRequest: writer.writeVarint(11)
+        case .snapshots(let offers): writer.writeVarint(12); writer.writeList(offers)
+        case .chunkRequest(let height, let index): writer.writeVarint(13); writer.write(height); writer.write(index)
+        case .chunk(let height, let index, let bytes): writer.writeVarint(14); writer.write(height); writer.write(index); writer.writeBytes(bytes)
+        case .lightBlockRequest(let after, let target): writer.writeVarint(15); writer.write(after); writer.write(target)
+        case .lightBlock(let after, let target, let block):
+            writer.writeVarint(16); writer.write(after); writer.write(target); writer.writeOptional(block)
         }
     }
 
@@ -89,6 +118,16 @@ public enum WireMessage: Sendable, Equatable, CanonicalCodable {
         case 8: self = .roundState(try reader.read(RoundState.self))
         case 9: self = .addressRequest
         case 10: self = .addresses(try reader.readList(PeerAddress.self, "addresses", limit: Self.maxAddressesPerMessage))
+        case 11: self = .snapshotsRequest
+        case 12: self = .snapshots(try reader.readList(SnapshotOffer.self, "snapshots", limit: Self.maxSnapshotsPerMessage))
+        case 13: self = .chunkRequest(height: try reader.readUInt64("height"), index: try reader.readUInt32("chunk index"))
+        case 14:
+            self = .chunk(height: try reader.readUInt64("height"), index: try reader.readUInt32("chunk index"),
+                          bytes: try reader.readBytes("chunk", limit: Self.maxChunkBytes))
+        case 15: self = .lightBlockRequest(after: try reader.readUInt64("after"), target: try reader.readUInt64("target"))
+        case 16:
+            self = .lightBlock(after: try reader.readUInt64("after"), target: try reader.readUInt64("target"),
+                               try reader.readOptional(LightBlock.self, "light block"))
         default: throw .unknownTag(what: "message", tag: tag)
         }
     }
@@ -132,7 +171,8 @@ public struct ValidatorProof: Sendable, Equatable, CanonicalCodable {
 /// the chain id), and, from a validator, the proof that it runs a consensus key.
 public struct HandshakeAuth: Sendable, Equatable, CanonicalCodable {
     /// 2: the validator proof was added. 3: round state, address request and addresses (tags 8-10).
-    public static let protocolVersion: UInt32 = 3
+    /// 4: state sync (tags 11-16).
+    public static let protocolVersion: UInt32 = 4
     public let version: UInt32
     public let genesisHash: Hash256
     public let nodeKey: PublicKey

@@ -26,14 +26,14 @@ public struct BlockFactory: Sendable {
     public struct Tip: Sendable {
         /// State after the last decided block.
         public let state: ChainState
-        /// The last decided block and its certificate (nil at genesis).
-        public let previous: (block: Block, certificate: CommitCertificate)?
+        /// The last decided block's header and its certificate (nil at genesis).
+        public let previous: (header: BlockHeader, certificate: CommitCertificate)?
         /// The set that signed the last decided block (its certificate's signers).
         public let previousValidators: ValidatorSet?
         /// The set that signs the height being built.
         public let validators: ValidatorSet
 
-        public init(state: ChainState, previous: (block: Block, certificate: CommitCertificate)?,
+        public init(state: ChainState, previous: (header: BlockHeader, certificate: CommitCertificate)?,
                     previousValidators: ValidatorSet?, validators: ValidatorSet) {
             self.state = state
             self.previous = previous
@@ -59,7 +59,7 @@ public struct BlockFactory: Sendable {
         let height = tip.height
         var lastCommit = tip.previous?.certificate
         if let commit = lastCommit, let previous = tip.previous, let previousSet = tip.previousValidators {
-            let timely = commit.precommits.filter { $0.vote.timestampMilliseconds > previous.block.header.timeMilliseconds }
+            let timely = commit.precommits.filter { $0.vote.timestampMilliseconds > previous.header.timeMilliseconds }
             let power = timely.reduce(UInt64(0)) { $0 + (previousSet.power(of: $1.vote.validator) ?? 0) }
             if timely.count < commit.precommits.count && previousSet.isQuorum(power) {
                 lastCommit = CommitCertificate(height: commit.height, round: commit.round, blockID: commit.blockID, precommits: timely)
@@ -96,7 +96,7 @@ public struct BlockFactory: Sendable {
                                        evidence: attempt.1)
             guard let executed = try? runtime.execute(attempt.0, context: context, on: tip.state) else { continue }
             let header = BlockHeader(chainID: runtime.chainID, height: height, timeMilliseconds: time,
-                                     previousBlockID: tip.previous?.block.id ?? .zero, lastCommitHash: Block.commitHash(lastCommit),
+                                     previousBlockID: tip.previous?.header.id ?? .zero, lastCommitHash: Block.commitHash(lastCommit),
                                      transactionsHash: Block.transactionsHash(attempt.0.map(\.hash)),
                                      evidenceHash: Block.evidenceHash(attempt.1), stateRoot: executed.outcome.stateRoot,
                                      validatorsHash: tip.validators.hash, proposer: proposer)
@@ -119,10 +119,10 @@ public struct BlockFactory: Sendable {
               header.lastCommitHash == Block.commitHash(block.lastCommit) else { return nil }
         if let previous = tip.previous {
             guard let lastCommit = block.lastCommit, lastCommit.height == header.height - 1,
-                  lastCommit.blockID == previous.block.id, header.previousBlockID == previous.block.id,
+                  lastCommit.blockID == previous.header.id, header.previousBlockID == previous.header.id,
                   let previousSet = tip.previousValidators,
                   (try? lastCommit.verify(validators: previousSet, chainID: runtime.chainID, cache: signatures)) != nil,
-                  lastCommit.precommits.allSatisfy({ $0.vote.timestampMilliseconds > previous.block.header.timeMilliseconds }),
+                  lastCommit.precommits.allSatisfy({ $0.vote.timestampMilliseconds > previous.header.timeMilliseconds }),
                   header.timeMilliseconds == lastCommit.medianTime(validators: previousSet) else { return nil }
         } else {
             guard block.lastCommit == nil, header.previousBlockID == .zero,

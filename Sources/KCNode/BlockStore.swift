@@ -1,6 +1,7 @@
 import KCCodec
 import KCConsensus
 import KCCrypto
+import KCNetwork
 import KCRuntime
 import KCStorage
 import KCTypes
@@ -94,7 +95,10 @@ public final class BlockStore {
 
     /// Stores a decided block with everything it produced, in one synced batch.
     /// `sync: false` is for rebuilding a store offline (ChainReplay), which syncs once at the end.
-    public func commit(_ block: Block, certificate: CommitCertificate, executed: ExecutedBlock, sync: Bool = true) throws(Failure) {
+    /// `change`: the light block to keep when the validator set changes after this block
+    /// (`LightClient.changeRecord`), written in the same batch.
+    public func commit(_ block: Block, certificate: CommitCertificate, executed: ExecutedBlock, change: LightBlock? = nil,
+                       sync: Bool = true) throws(Failure) {
         let height = block.header.height
         let expected = try self.height() + 1
         guard height == expected else { throw .outOfOrder(expected: expected, found: height) }
@@ -111,6 +115,10 @@ public final class BlockStore {
             if let from = change.from { batch.delete(NodeIndexKey.status(from, event: change.eventID)) }
             batch.put(NodeIndexKey.status(change.to, event: change.eventID), [])
         }
+        if let change {
+            precondition(change.header.id == block.id, "light block of another block")
+            batch.put(Self.key("lb/", height), change.canonicalBytes)
+        }
         StatePersistence.add(executed, to: &batch)
         batch.put(Self.heightKey, height.canonicalBytes)
         do { try store.write(batch, sync: sync) } catch { throw .storage(error) }
@@ -121,12 +129,15 @@ public final class BlockStore {
     public func tip(for state: ChainState) throws(Failure) -> BlockFactory.Tip {
         let height = state.global.height
         let sets = state.validatorSets()
-        var previous: (block: Block, certificate: CommitCertificate)? = nil
+        var previous: (header: BlockHeader, certificate: CommitCertificate)? = nil
         if height > 0 {
-            guard let block = try block(at: height), let certificate = try certificate(at: height) else {
+            if let block = try block(at: height), let certificate = try certificate(at: height) {
+                previous = (block.header, certificate)
+            } else if let restored = try restoredLightBlock(), restored.header.height == height {
+                previous = (restored.header, restored.certificate)  // the height state sync started from
+            } else {
                 throw .corrupt("block \(height) or its certificate is missing")
             }
-            previous = (block, certificate)
         }
         return BlockFactory.Tip(state: state, previous: previous,
                                 previousValidators: height == 0 ? nil : ValidatorSet(sets.previous.map { .init(key: $0.consensusKey, power: $0.power) }),

@@ -114,6 +114,16 @@ public enum ConfigTemplate {
         # (their transactions are still located, and answered as pruned). 0 keeps everything:
         # an archive node, which peers far behind need to catch up block by block.
         retain_blocks = 0
+        # A snapshot of the state every this many heights (0: none), served to nodes that join
+        # by state sync; the newest snapshot_keep are kept.
+        snapshot_interval = 0
+        snapshot_keep = 2
+
+        [statesync]
+        # On an empty data directory, restore the state from a peer's snapshot (checked
+        # against a header verified from genesis through commit certificates) instead of
+        # replaying every block; the node then syncs blocks from there.
+        enable = false
 
         """
     }

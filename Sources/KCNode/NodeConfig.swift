@@ -57,6 +57,12 @@ public struct NodeConfig: Equatable, Sendable {
     public var keyPassphraseFile: String? = nil
     /// Blocks kept below the tip (0: every block, an archive node). See specs/storage.md.
     public var retainBlocks: UInt64 = 0
+    /// A snapshot of the state every this many heights, for state sync (0: none).
+    public var snapshotInterval: UInt64 = 0
+    /// Snapshots kept (the newest).
+    public var snapshotKeep = 2
+    /// On an empty store, restore a peer's snapshot instead of replaying from genesis.
+    public var stateSync = false
 
     /// Where the passphrase of an encrypted key file comes from.
     public var keyPassphrase: KeyPassphrase { keyPassphraseFile.map { .file($0) } ?? .prompt }
@@ -79,7 +85,7 @@ public struct NodeConfig: Equatable, Sendable {
         case other(kind: String, text: String)
     }
 
-    static let sections = ["log", "p2p", "rpc", "consensus", "mempool", "attester", "arweave", "keys", "storage"]
+    static let sections = ["log", "p2p", "rpc", "consensus", "mempool", "attester", "arweave", "keys", "storage", "statesync"]
 
     /// Reads the TOML a node config uses: `[section]` headers, `key = value` lines, values that
     /// are basic strings (with TOML's escapes), literal strings, whole numbers (`10_000`, signs),
@@ -389,6 +395,9 @@ public struct NodeConfig: Equatable, Sendable {
             let file = try string()
             keyPassphraseFile = file.isEmpty ? nil : file
         case "storage.retain_blocks": retainBlocks = UInt64(try integer(0...Int(Int64.max)))
+        case "storage.snapshot_interval": snapshotInterval = UInt64(try integer(0...Int(Int64.max)))
+        case "storage.snapshot_keep": snapshotKeep = try integer(1...100)
+        case "statesync.enable": stateSync = try boolean()
         default:
             throw ParseError(line: line, message: "unknown key \(key) (see the template that `node init` writes)")
         }

@@ -82,6 +82,10 @@ public final class NodeDriver {
     var replaying = false
     var recoveredWAL: [WALRecord]
     var sync: BlockSync
+    /// Restoring a snapshot into an empty store (`statesync.enable`); nil once done or not asked.
+    var stateSync: StateSync? = nil
+    /// Answers of state sync served per peer and second.
+    var serveBudget = (chunks: ServeBudget(perSecond: 16), light: ServeBudget(perSecond: 32))
     /// Catching up, and the start-up hold of a validator new to this machine (`CatchUp`).
     var catchUp: CatchUp
     var nextStatus: UInt64 = 0
@@ -182,6 +186,9 @@ public final class NodeDriver {
         let hold = config.doubleSignCheckHeights > 0 && isValidator && !settings.persistentPeers.isEmpty
             && LastSigned.latest(signedBy: key.publicKey, in: recoveredWAL) == nil
         catchUp = CatchUp(startedAt: catchUp.startedAt, hold: hold)
+        if config.stateSync && state.global.height == 0 {
+            stateSync = StateSync(chainID: genesis.chainID, genesisValidators: nextValidators(), now: Self.monotonicMilliseconds())
+        }
     }
 
     /// HOST:PORT split at the last colon.
@@ -222,7 +229,11 @@ public final class NodeDriver {
             network.stop()
             log.info("node stopped", ["height": "\(state.global.height)", "signature_checks": "\(signatures.verifications)"])
         }
-        if !catchUp.holding { try startConsensus() }
+        if stateSync != nil {
+            log.info("state sync: looking for a snapshot to restore", [:])
+        } else if !catchUp.holding {
+            try startConsensus()
+        }
         while !shouldStop() {
             let now = Self.monotonicMilliseconds()
             if let fire = timers.due(now: now) {
@@ -238,7 +249,7 @@ public final class NodeDriver {
             }
             // The commit pause paces an idle chain only: a block is ready to be made as soon
             // as transactions wait, or peers already work on the next height.
-            if core == nil && (mempool.count > 0 || !early.isEmpty) {
+            if core == nil && stateSync == nil && (mempool.count > 0 || !early.isEmpty) {
                 try beginHeight()
             }
             try tick()
@@ -250,7 +261,7 @@ public final class NodeDriver {
     func tick() throws {
         let now = Self.monotonicMilliseconds()
         monitor.update { snapshot in
-            snapshot.syncing = catchUp.catchingUp(now: now)
+            snapshot.syncing = catchUp.catchingUp(now: now) || stateSync != nil
             snapshot.round = core?.round ?? 0
             snapshot.mempoolTransactions = mempool.count
             snapshot.mempoolBytes = mempool.bytes
@@ -265,6 +276,10 @@ public final class NodeDriver {
         if now >= nextStallCheck {
             nextStallCheck = now + ConsensusGossip.stallIntervalMilliseconds
             if let send = gossip.stallCheck(roundState()) { network.send(send.message, to: send.to) }
+        }
+        if stateSync != nil {
+            try driveStateSync(now: now)
+            return
         }
         try driveSync(now: now)
         try releaseStartupHold(now: now)
@@ -421,6 +436,7 @@ public final class NodeDriver {
             monitor.update { $0.peers = count }
             log.info("peer connected", ["peer": peer.hex, "peers": "\(count)"])
             network.send(.status(height: state.global.height, base: base), to: peer)
+            stateSync?.connected(peer)
             gossip.connected(peer, validatorKey: network.validatorKey(of: peer))
             network.send(.roundState(roundState()), to: peer)
             let waiting = mempool.reap(maxCount: WireMessage.maxTransactionsPerMessage, maxBytes: 4 << 20)
@@ -430,6 +446,7 @@ public final class NodeDriver {
             monitor.update { $0.peers = count }
             log.info("peer disconnected", ["peer": peer.hex])
             sync.forget(peer)
+            stateSync?.disconnected(peer)
             gossip.disconnected(peer)
         case .message(let message, let peer):
             try receive(message, from: peer)
@@ -485,6 +502,8 @@ public final class NodeDriver {
             if let reason = sync.refused(height, by: peer) { network.ban(peer, reason: reason) }
         case .addressRequest, .addresses:
             break  // peer exchange: answered by the P2P host
+        case .snapshotsRequest, .snapshots, .chunkRequest, .chunk, .lightBlockRequest, .lightBlock:
+            try stateSyncMessage(message, from: peer)
         case .roundState(let announced):
             for send in gossip.received(announced, from: peer, core: core, nextHeight: state.global.height + 1,
                                         setSize: nextValidators().members.count, proposals: signedProposals,
@@ -642,7 +661,7 @@ public final class NodeDriver {
 
     /// After the commit pause: start the next height with the inputs that arrived meanwhile.
     func beginHeight() throws {
-        guard core == nil, !catchUp.holding else { return }
+        guard core == nil, !catchUp.holding, stateSync == nil else { return }
         try startHeight(replay: [])
     }
 
@@ -824,7 +843,8 @@ public final class NodeDriver {
     func commit(_ block: Block, _ certificate: CommitCertificate, _ result: ExecutedBlock) throws {
         let height = block.header.height
         crash?.reached(.beforeCommit, height: height)
-        try blocks.commit(block, certificate: certificate, executed: result)
+        let change = LightClient.changeRecord(header: block.header, certificate: certificate, signedBy: nextValidators(), executed: result)
+        try blocks.commit(block, certificate: certificate, executed: result, change: change)
         crash?.reached(.afterCommit, height: height)
         state.commit(result)
         core = nil
@@ -840,6 +860,7 @@ public final class NodeDriver {
             report(faults.committed(height: height, blockTimeMilliseconds: block.header.timeMilliseconds, slashes: result.outcome.slashes, own: own))
         }
         try pruneIfConfigured()
+        try snapshotIfDue(block, certificate, change: change)
         network.broadcast(.status(height: height, base: base))
         let now = Self.monotonicMilliseconds()
         let outcome = result.outcome

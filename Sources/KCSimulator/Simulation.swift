@@ -814,7 +814,7 @@ public final class Simulation {
 
     /// The chain below the node's next height, as the block factory sees it.
     func tip(_ node: SimNode) -> BlockFactory.Tip {
-        BlockFactory.Tip(state: node.state, previous: node.blocks.last.map { ($0.0, $0.1) },
+        BlockFactory.Tip(state: node.state, previous: node.blocks.last.map { ($0.0.header, $0.1) },
                          previousValidators: node.previousValidators, validators: node.validators)
     }
 

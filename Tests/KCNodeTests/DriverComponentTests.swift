@@ -97,3 +97,21 @@ struct ConsensusGossipTests {
         #expect(later.count == 3, "authoritative: it still says it lacks them")
     }
 }
+
+struct ServeBudgetTests {
+    /// Each peer gets its own allowance per second; the next second starts afresh.
+    @Test func eachPeerGetsItsAllowancePerSecond() {
+        var budget = ServeBudget(perSecond: 3)
+        let a = SigningKey(seed: Blake2b.hash256(Array("budget-a".utf8))).publicKey
+        let b = SigningKey(seed: Blake2b.hash256(Array("budget-b".utf8))).publicKey
+        var answers: [Bool] = []
+        for _ in 0..<5 { answers.append(budget.allow(a, now: 10_000)) }
+        #expect(answers == [true, true, true, false, false])
+        let other = budget.allow(b, now: 10_999)
+        #expect(other, "another peer is not charged for the first")
+        let again = budget.allow(a, now: 10_999)
+        #expect(!again)
+        let next = budget.allow(a, now: 11_000)
+        #expect(next, "a new second")
+    }
+}

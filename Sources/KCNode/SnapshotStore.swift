@@ -1,0 +1,131 @@
+import KCCodec
+import KCConsensus
+import KCCrypto
+import KCNetwork
+import KCRuntime
+import KCStorage
+
+/// What the block store keeps for state sync (specs/storage.md, "State sync"): the light
+/// blocks after which the validator set changed (`lb/`, never pruned: every later walk passes
+/// them), the snapshots (`sm/` offer and light block, `sc/` chunks, the last K kept), and for a
+/// state-synced node the light block of the height it started from (`m/restored`).
+extension BlockStore {
+    static let restoredKey: [UInt8] = Array("m/restored".utf8)
+
+    static func chunkKey(_ height: UInt64, _ index: UInt32) -> [UInt8] {
+        var key = Self.key("sc/", height)
+        withUnsafeBytes(of: index.bigEndian) { key.append(contentsOf: $0) }
+        return key
+    }
+
+    /// A snapshot as stored: the offer and the light block of its height.
+    struct SnapshotRecord: CanonicalCodable {
+        let offer: SnapshotOffer
+        let lightBlock: LightBlock
+
+        func encode(to writer: inout CanonicalWriter) { writer.write(offer); writer.write(lightBlock) }
+        init(offer: SnapshotOffer, lightBlock: LightBlock) {
+            self.offer = offer
+            self.lightBlock = lightBlock
+        }
+        init(from reader: inout CanonicalReader) throws(DecodingError) {
+            offer = try reader.read(SnapshotOffer.self)
+            lightBlock = try reader.read(LightBlock.self)
+        }
+    }
+
+    /// Stores a snapshot of `state` (the state after `lightBlock`'s header) and deletes all
+    /// but the newest `keep`; one unsynced batch (a crash loses a snapshot, never half of one:
+    /// the record is written with its chunks). Returns the offer.
+    @discardableResult
+    public func saveSnapshot(of state: ChainState, lightBlock: LightBlock, keep: Int,
+                             chunkBytes: Int = SnapshotChunks.chunkBytes) throws(Failure) -> SnapshotOffer {
+        precondition(keep > 0 && state.global.height == lightBlock.header.height, "a snapshot of another height")
+        let height = lightBlock.header.height
+        let chunks = SnapshotChunks.make(state, chunkBytes: chunkBytes)
+        let offer = SnapshotOffer(height: height, chunkHashes: chunks.map { Blake2b.hash256($0) })
+        var batch = WriteBatch()
+        for (index, chunk) in chunks.enumerated() { batch.put(Self.chunkKey(height, UInt32(index)), chunk) }
+        batch.put(Self.key("sm/", height), SnapshotRecord(offer: offer, lightBlock: lightBlock).canonicalBytes)
+        let older = try snapshotRecords().filter { $0.offer.height < height }
+        for record in older.dropFirst(keep - 1) {
+            batch.delete(Self.key("sm/", record.offer.height))
+            for index in 0..<record.offer.chunkHashes.count { batch.delete(Self.chunkKey(record.offer.height, UInt32(index))) }
+        }
+        do { try store.write(batch, sync: false) } catch { throw .storage(error) }
+        return offer
+    }
+
+    /// The kept snapshots, newest first.
+    func snapshotRecords() throws(Failure) -> [SnapshotRecord] {
+        let pairs: [KeyValuePair]
+        do { pairs = try store.scan(.prefix(Array("sm/".utf8)), limit: .max, reverse: true) } catch { throw .storage(error) }
+        var records: [SnapshotRecord] = []
+        for pair in pairs {
+            do { records.append(try SnapshotRecord.decode(exactly: pair.value)) } catch { throw .corrupt("snapshot record: \(error)") }
+        }
+        return records
+    }
+
+    /// The offers of the kept snapshots, newest first.
+    public func snapshots() throws(Failure) -> [SnapshotOffer] { try snapshotRecords().map(\.offer) }
+
+    /// A chunk of a kept snapshot, or nil.
+    public func chunk(height: UInt64, index: UInt32) throws(Failure) -> [UInt8]? {
+        do { return try store.get(Self.chunkKey(height, index)) } catch { throw .storage(error) }
+    }
+
+    /// The answer to `lightBlockRequest(after:target:)`: the first stored set change above
+    /// `after` and below `target`, else the light block at `target` (a snapshot's, a kept
+    /// block's, or the restored height's), else nil.
+    public func lightBlock(after: UInt64, target: UInt64) throws(Failure) -> LightBlock? {
+        guard target > after else { return nil }
+        if target - after > 1 {
+            let range = KeyRange(lower: Self.key("lb/", after + 1), upper: Self.key("lb/", target))
+            let pairs: [KeyValuePair]
+            do { pairs = try store.scan(range, limit: 1) } catch { throw .storage(error) }
+            if let pair = pairs.first {
+                do { return try LightBlock.decode(exactly: pair.value) } catch { throw .corrupt("light block: \(error)") }
+            }
+        }
+        if let bytes = try raw(Self.key("sm/", target)) {
+            do { return try SnapshotRecord.decode(exactly: bytes).lightBlock } catch { throw .corrupt("snapshot record: \(error)") }
+        }
+        if let block = try block(at: target), let certificate = try certificate(at: target) {
+            return LightBlock(header: block.header, certificate: certificate, nextSets: nil)
+        }
+        if let restored = try restoredLightBlock(), restored.header.height == target { return restored }
+        return nil
+    }
+
+    /// The light block of the height a state-synced store started from, if it did.
+    func restoredLightBlock() throws(Failure) -> LightBlock? {
+        guard let bytes = try raw(Self.restoredKey) else { return nil }
+        do { return try LightBlock.decode(exactly: bytes) } catch { throw .corrupt("the restored light block: \(error)") }
+    }
+
+    /// Writes a state restored by state sync into an empty store (only genesis written): the
+    /// state at the light block's height, the verified set changes below it, that light block
+    /// (the next block is checked against its header and certificate), and the height and
+    /// base markers, in one synced batch. The store keeps no block below the next one.
+    public func restore(_ state: ChainState, at lightBlock: LightBlock, changes: [LightBlock]) throws(Failure) {
+        let height = lightBlock.header.height
+        precondition(state.global.height == height && state.root == lightBlock.header.stateRoot, "restoring an unverified state")
+        guard try self.height() == 0 else { throw .corrupt("state sync into a store that already holds blocks") }
+        var batch = WriteBatch()
+        do {
+            for pair in try store.scan(.prefix(StatePersistence.statePrefix)) { batch.delete(pair.key) }
+        } catch { throw .storage(error) }
+        StatePersistence.add(state, to: &batch)
+        for change in changes { batch.put(Self.key("lb/", change.header.height), change.canonicalBytes) }
+        batch.put(Self.key("c/", height), lightBlock.certificate.canonicalBytes)
+        batch.put(Self.restoredKey, lightBlock.canonicalBytes)
+        batch.put(Self.heightKey, height.canonicalBytes)
+        batch.put(Self.baseKey, (height + 1).canonicalBytes)
+        do { try store.write(batch, sync: true) } catch { throw .storage(error) }
+    }
+
+    private func raw(_ key: [UInt8]) throws(Failure) -> [UInt8]? {
+        do { return try store.get(key) } catch { throw .storage(error) }
+    }
+}

@@ -1,0 +1,271 @@
+import KCCodec
+import KCConsensus
+import KCCrypto
+import KCNetwork
+import KCNode
+import KCRuntime
+import KCStorage
+import KCTypes
+import Testing
+
+/// The pieces of state sync on a real chain (specs/p2p.md, "State sync"): the light-client walk,
+/// snapshot chunks, the restore into a store, and the `StateSync` component against honest and
+/// lying peers.
+@Suite(.serialized)
+struct StateSyncTests {
+    /// A chain of 40 heights whose set changes once validator 3 is jailed for not signing.
+    static func chainWithASetChange() throws -> StateSyncChain {
+        let chain = try StateSyncChain()
+        try chain.produce(40, offline: [3])
+        return chain
+    }
+
+    @Test func theWalkCrossesEverySetChangeWithOneCertificateEach() throws {
+        let chain = try Self.chainWithASetChange()
+        let final = try chain.blocks.tip(for: chain.state).validators
+        #expect(final.members.count == 3, "validator 3 was jailed, so the set changed")
+        let (reached, client, steps) = try chain.walk(to: 40)
+        #expect(reached.header.height == 40)
+        #expect(reached.header.stateRoot == chain.roots[40])
+        #expect(client.changes.count >= 1)
+        #expect(steps == client.changes.count + 1, "one light block per set change, then the target")
+        #expect(client.validators == final)
+    }
+
+    @Test func forgedOrSkippingLightBlocksAreRefused() throws {
+        let chain = try Self.chainWithASetChange()
+        let change = try #require(try chain.blocks.lightBlock(after: 0, target: 40))
+        #expect(change.header.height < 40 && change.nextSets != nil)
+        // A header past the change offered to a client that trusts only the genesis set.
+        var client = LightClient(chainID: chain.genesis.chainID, genesisValidators: chain.genesisValidators)
+        let late = try #require(try chain.blocks.lightBlock(after: 39, target: 40))
+        #expect(throws: LightClient.Refusal.wrongValidators(height: 40)) { _ = try client.accept(late, target: 40) }
+        // The same header with a certificate signed by outsiders who name themselves the set.
+        let outsiders = (0..<4).map { SigningKey(seed: Blake2b.hash256(Array("outsider/\($0)".utf8))) }.sorted { $0.publicKey < $1.publicKey }
+        let real = change.header
+        let forgedHeader = BlockHeader(chainID: real.chainID, height: real.height, timeMilliseconds: real.timeMilliseconds,
+                                       previousBlockID: real.previousBlockID, lastCommitHash: real.lastCommitHash,
+                                       transactionsHash: real.transactionsHash, evidenceHash: real.evidenceHash, stateRoot: .zero,
+                                       validatorsHash: real.validatorsHash, proposer: real.proposer)
+        let forgedVotes = outsiders.map {
+            Vote(kind: .precommit, height: real.height, round: 0, blockID: forgedHeader.id, timestampMilliseconds: 1,
+                 validator: $0.publicKey).signed(with: $0, chainID: real.chainID)
+        }
+        let forged = LightBlock(header: forgedHeader,
+                                certificate: CommitCertificate(height: real.height, round: 0, blockID: forgedHeader.id, precommits: forgedVotes),
+                                nextSets: change.nextSets)
+        client = LightClient(chainID: chain.genesis.chainID, genesisValidators: chain.genesisValidators)
+        #expect(throws: LightClient.Refusal.certificate(height: real.height, "precommit 0 is from a key outside the validator set")) {
+            _ = try client.accept(forged, target: 40)
+        }
+        #expect(client.height == 0, "a refused light block moves nothing")
+        // The real certificate, but a next set the state root does not prove.
+        let tampered = LightBlock(header: change.header, certificate: change.certificate,
+                                  nextSets: .init(record: change.nextSets!.record + [0], proof: change.nextSets!.proof))
+        #expect(throws: LightClient.Refusal.badSetProof(height: real.height)) { _ = try client.accept(tampered, target: 40) }
+        // Nothing, or a block outside the range asked.
+        #expect(throws: LightClient.Refusal.missing) { _ = try client.accept(nil, target: 40) }
+        #expect(throws: LightClient.Refusal.outOfRange(height: real.height)) { _ = try client.accept(change, target: real.height - 1) }
+        // The honest answer is still accepted after all that.
+        #expect(try client.accept(change, target: 40) == nil)
+        #expect(client.height == real.height)
+    }
+
+    @Test func chunksRebuildTheStateInAnyOrderAndNothingElse() throws {
+        let chain = try StateSyncChain()
+        try chain.produce(12)
+        let chunks = SnapshotChunks.make(chain.state, chunkBytes: 300)
+        #expect(chunks.count > 3)
+        let offer = SnapshotOffer(height: 12, chunkHashes: chunks.map { Blake2b.hash256($0) })
+        var assembler = SnapshotAssembler(offer: offer, root: chain.state.root)
+        for index in (0..<chunks.count).reversed() { try assembler.add(UInt32(index), bytes: chunks[index]) }
+        #expect(try assembler.finish().root == chain.state.root)
+        // A chunk that is not the offer's.
+        var other = SnapshotAssembler(offer: offer, root: chain.state.root)
+        #expect(throws: SnapshotAssembler.Refusal.chunkMismatch(index: 1)) { try other.add(1, bytes: chunks[0]) }
+        #expect(throws: SnapshotAssembler.Refusal.chunkMismatch(index: 99)) { try other.add(99, bytes: chunks[0]) }
+        // An offer whose hashes are honest about chunks of another state: every chunk matches,
+        // the root does not.
+        var otherState = chain.state
+        let extra = try StateSyncChain(label: "another-chain")
+        try extra.produce(3)
+        otherState = extra.state
+        let lying = SnapshotChunks.make(otherState, chunkBytes: 300)
+        var fooled = SnapshotAssembler(offer: SnapshotOffer(height: 12, chunkHashes: lying.map { Blake2b.hash256($0) }), root: chain.state.root)
+        for (index, chunk) in lying.enumerated() { try fooled.add(UInt32(index), bytes: chunk) }
+        #expect(throws: SnapshotAssembler.Refusal.rootMismatch(expected: chain.state.root, found: otherState.root)) { _ = try fooled.finish() }
+        // Chunks swapped in the offer: each matches its hash, the keys run backwards.
+        var swapped = SnapshotAssembler(offer: SnapshotOffer(height: 12, chunkHashes: [chunks[1], chunks[0]].map { Blake2b.hash256($0) }),
+                                        root: chain.state.root)
+        try swapped.add(0, bytes: chunks[1])
+        try swapped.add(1, bytes: chunks[0])
+        #expect(throws: SnapshotAssembler.Refusal.keysOutOfOrder(index: 1)) { _ = try swapped.finish() }
+        // Undecodable or unordered chunk contents.
+        #expect(throws: (any Error).self) { _ = try SnapshotChunks.decode([1, 2, 3]) }
+        var writer = CanonicalWriter()
+        writer.writeLength(2)
+        writer.writeBytes(Array("b".utf8)); writer.writeBytes([1])
+        writer.writeBytes(Array("a".utf8)); writer.writeBytes([2])
+        #expect(throws: (any Error).self) { _ = try SnapshotChunks.decode(writer.bytes) }
+    }
+
+    @Test func snapshotsRotateAndServeTheirChunks() throws {
+        let chain = try StateSyncChain(snapshotEvery: 5, snapshotKeep: 2)
+        try chain.produce(17)
+        let offers = try chain.blocks.snapshots()
+        #expect(offers.map(\.height) == [15, 10], "the newest two, newest first")
+        #expect(try chain.blocks.chunk(height: 5, index: 0) == nil, "the third-newest is gone with its chunks")
+        let chunk = try #require(try chain.blocks.chunk(height: 15, index: 0))
+        #expect(Blake2b.hash256(chunk) == offers[0].chunkHashes[0])
+        // A snapshot height's light block is served even once its block is pruned.
+        try chain.blocks.prune(below: 17, limit: 100)
+        #expect(try chain.blocks.block(at: 15) == nil)
+        #expect(try chain.blocks.lightBlock(after: 14, target: 15)?.header.height == 15)
+        // Requests that make no sense get no answer, and never trap.
+        #expect(try chain.blocks.lightBlock(after: 15, target: 15) == nil)
+        #expect(try chain.blocks.lightBlock(after: .max, target: 3) == nil)
+        #expect(try chain.blocks.lightBlock(after: 0, target: .max) == nil)
+    }
+
+    @Test func aRestoredStoreReopensAndTakesTheNextBlock() throws {
+        let chain = try Self.chainWithASetChange()
+        try chain.produce(1, offline: [3])  // height 41, the block the restored node must accept
+        let (reached, client, _) = try chain.walk(to: 40)
+        let offer = try #require(try chain.blocks.snapshots().first { $0.height == 40 })
+        var assembler = SnapshotAssembler(offer: offer, root: reached.header.stateRoot)
+        for index in 0..<offer.chunkHashes.count {
+            try assembler.add(UInt32(index), bytes: try #require(try chain.blocks.chunk(height: 40, index: UInt32(index))))
+        }
+        let state = try assembler.finish()
+        let store = MemoryStore()
+        let joined = BlockStore(store: store)
+        _ = try joined.open(genesis: chain.genesis, runtime: chain.runtime)
+        try joined.restore(state, at: reached, changes: client.changes)
+        let reopened = try BlockStore(store: store).open(genesis: chain.genesis, runtime: chain.runtime)
+        #expect(reopened.root == chain.roots[40])
+        #expect(try joined.height() == 40)
+        #expect(try joined.base() == 41)
+        // The restored node serves the walk to the next joiner: the set changes it verified.
+        #expect(try joined.lightBlock(after: 0, target: 40) == client.changes.first)
+        // Block 41 of the real chain checks and commits on top.
+        let next = try #require(try chain.blocks.block(at: 41))
+        let tip = try joined.tip(for: reopened)
+        let executed = try #require(chain.factory.validate(next, on: tip))
+        try joined.commit(next, certificate: try #require(try chain.blocks.certificate(at: 41)), executed: executed)
+        #expect(try joined.height() == 41)
+        #expect(executed.outcome.stateRoot == chain.roots[41])
+        // A store with blocks refuses a restore.
+        #expect(throws: BlockStore.Failure.corrupt("state sync into a store that already holds blocks")) {
+            try joined.restore(state, at: reached, changes: [])
+        }
+    }
+}
+
+/// `StateSync` against peers that answer from a real chain's store, some of them lying.
+struct StateSyncPeerTests {
+    enum Behaviour { case honest, corruptsChunks, claimsAHigherSnapshot, offersAFalseState, silent }
+
+    struct Run {
+        var restored: StateSync.Restored?
+        var bans: [PublicKey: String] = [:]
+        var elapsed: UInt64 = 0
+        var chunksFrom: [PublicKey: Int] = [:]
+    }
+
+    static func key(_ label: String) -> PublicKey { SigningKey(seed: Blake2b.hash256(Array("peer/\(label)".utf8))).publicKey }
+
+    /// Plays the exchange in 100 ms steps of virtual time until restored, given up, or 2 minutes.
+    static func run(_ chain: StateSyncChain, peers: [(PublicKey, Behaviour)], falseState: StateSyncChain? = nil) throws -> Run {
+        var sync = StateSync(chainID: chain.genesis.chainID, genesisValidators: chain.genesisValidators, now: 0)
+        var run = Run()
+        let behaviours = Dictionary(uniqueKeysWithValues: peers)
+        for (peer, _) in peers { sync.connected(peer) }
+        let falseChunks = falseState.map { SnapshotChunks.make($0.state, chunkBytes: 512) } ?? []
+        let falseOffer = SnapshotOffer(height: 41, chunkHashes: falseChunks.map { Blake2b.hash256($0) })
+        var now: UInt64 = 0
+        while now < 120_000 && sync.isActive {
+            now += 100
+            let (sends, bans) = sync.step(now: now)
+            for (peer, reason) in bans { run.bans[peer] = reason }
+            for (peer, message) in sends {
+                guard let behaviour = behaviours[peer], behaviour != .silent, run.bans[peer] == nil else { continue }
+                guard var answer = try chain.answer(message) else { continue }
+                switch (behaviour, answer) {
+                case (.corruptsChunks, .chunk(let height, let index, var bytes)) where !bytes.isEmpty:
+                    bytes[bytes.count / 2] ^= 0x55
+                    answer = .chunk(height: height, index: index, bytes: bytes)
+                case (.claimsAHigherSnapshot, .snapshots(let offers)):
+                    answer = .snapshots([SnapshotOffer(height: 1_000, chunkHashes: [.zero])] + offers.prefix(1))
+                case (.claimsAHigherSnapshot, .lightBlock(let after, let target, let block)) where target == 1_000:
+                    // The real header renumbered: its certificate is for another block.
+                    answer = .lightBlock(after: after, target: target, block.map { _ in try! chain.blocks.lightBlock(after: 39, target: 40)! })
+                case (.offersAFalseState, .snapshots):
+                    answer = .snapshots([falseOffer])
+                case (.offersAFalseState, .chunk(let height, let index, _)) where height == 41:
+                    answer = .chunk(height: height, index: index, bytes: Int(index) < falseChunks.count ? falseChunks[Int(index)] : [])
+                default: break
+                }
+                switch answer {
+                case .snapshots(let offers): sync.offered(offers, by: peer)
+                case .chunk(let height, let index, let bytes):
+                    run.chunksFrom[peer, default: 0] += 1
+                    for (banned, reason) in sync.chunkArrived(height: height, index: index, bytes: bytes, from: peer) { run.bans[banned] = reason }
+                case .lightBlock(let after, let target, let block):
+                    for (banned, reason) in sync.lightBlockArrived(after: after, target: target, block, from: peer) { run.bans[banned] = reason }
+                default: break
+                }
+            }
+        }
+        run.restored = sync.restored
+        run.elapsed = now
+        return run
+    }
+
+    static func chain() throws -> StateSyncChain {
+        let chain = try StateSyncChain()
+        try chain.produce(41, offline: [3])
+        return chain
+    }
+
+    @Test func honestPeersShareTheChunksAndTheStateIsTheVerifiedOne() throws {
+        let chain = try Self.chain()
+        let peers = (0..<3).map { (Self.key("honest-\($0)"), Behaviour.honest) }
+        let run = try Self.run(chain, peers: peers)
+        let restored = try #require(run.restored)
+        #expect(restored.lightBlock.header.height == 40)
+        #expect(restored.state.root == chain.roots[40])
+        #expect(run.bans.isEmpty)
+        #expect(run.chunksFrom.count == 3, "every peer that offers the snapshot serves chunks: \(run.chunksFrom)")
+        #expect(!restored.changes.isEmpty)
+    }
+
+    @Test func liarsAreBannedAndTheHonestPeersFinish() throws {
+        let chain = try Self.chain()
+        let falseState = try StateSyncChain(label: "false-state")
+        try falseState.produce(5)
+        let honest = [Self.key("honest-a"), Self.key("honest-b")]
+        let corrupting = Self.key("corrupts-chunks"), higher = Self.key("claims-higher"), falseStatePeer = Self.key("false-state"),
+            silent = Self.key("silent")
+        let run = try Self.run(chain, peers: [(honest[0], .honest), (honest[1], .honest), (corrupting, .corruptsChunks),
+                                              (higher, .claimsAHigherSnapshot), (falseStatePeer, .offersAFalseState), (silent, .silent)],
+                               falseState: falseState)
+        let restored = try #require(run.restored, "the honest peers finish the job; bans: \(run.bans)")
+        #expect(restored.state.root == chain.roots[40])
+        // Its light block for height 1,000 is the real header 40, which the genesis set did not sign.
+        #expect(run.bans[higher] == "sent a header at height 40 that names another validator set than the verified one",
+                "\(run.bans[higher] ?? "not banned")")
+        #expect(run.bans[falseStatePeer]?.contains("offered a snapshot at height 41 that is false") == true, "\(run.bans[falseStatePeer] ?? "not banned")")
+        #expect(run.bans[corrupting]?.contains("does not match its hash") == true, "\(run.bans[corrupting] ?? "not banned")")
+        #expect(run.bans[honest[0]] == nil && run.bans[honest[1]] == nil)
+        // A silent peer is only dropped after three unanswered requests, if it was asked at all.
+        if let reason = run.bans[silent] { #expect(reason.contains("did not answer")) }
+    }
+
+    @Test func withNoOfferTheNodeGivesUpAndSyncsBlocks() throws {
+        let empty = try StateSyncChain(snapshotEvery: 0)
+        try empty.produce(3)
+        let run = try Self.run(empty, peers: [(Self.key("archive"), .honest)])
+        #expect(run.restored == nil)
+        #expect(run.elapsed >= 30_000 && run.elapsed < 31_000, "gave up after the give-up time: \(run.elapsed) ms")
+    }
+}
