@@ -101,4 +101,15 @@ public struct LightClient: Sendable {
         let proof = executed.trie.proof(path: Blake2b.hash256(StateKey.validatorSets))
         return LightBlock(header: header, certificate: certificate, nextSets: .init(record: record, proof: proof.canonicalBytes))
     }
+
+    /// The same, from a verified state after the block (a state-synced node, whose snapshot is
+    /// the state after the header it verified).
+    public static func changeRecord(header: BlockHeader, certificate: CommitCertificate, signedBy validators: ValidatorSet,
+                                    after state: ChainState) -> LightBlock? {
+        precondition(state.root == header.stateRoot, "a state that is not the header's")
+        guard let record = state.get(StateKey.validatorSets), let sets = try? ValidatorSets.decode(exactly: record),
+              !sets.current.isEmpty, set(sets.current).hash != validators.hash else { return nil }
+        return LightBlock(header: header, certificate: certificate,
+                          nextSets: .init(record: record, proof: state.proof(key: StateKey.validatorSets).canonicalBytes))
+    }
 }

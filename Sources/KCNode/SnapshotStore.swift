@@ -76,8 +76,8 @@ extension BlockStore {
     }
 
     /// The answer to `lightBlockRequest(after:target:)`: the first stored set change above
-    /// `after` and below `target`, else the light block at `target` (a snapshot's, a kept
-    /// block's, or the restored height's), else nil.
+    /// `after` and below `target`, else the light block at `target` (its set change, a
+    /// snapshot's, a kept block's, or the restored height's), else nil.
     public func lightBlock(after: UInt64, target: UInt64) throws(Failure) -> LightBlock? {
         guard target > after else { return nil }
         if target - after > 1 {
@@ -87,6 +87,9 @@ extension BlockStore {
             if let pair = pairs.first {
                 do { return try LightBlock.decode(exactly: pair.value) } catch { throw .corrupt("light block: \(error)") }
             }
+        }
+        if let bytes = try raw(Self.key("lb/", target)) {
+            do { return try LightBlock.decode(exactly: bytes) } catch { throw .corrupt("light block: \(error)") }
         }
         if let bytes = try raw(Self.key("sm/", target)) {
             do { return try SnapshotRecord.decode(exactly: bytes).lightBlock } catch { throw .corrupt("snapshot record: \(error)") }

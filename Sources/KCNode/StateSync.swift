@@ -145,8 +145,12 @@ public struct StateSync {
             }
             chosen = offer
             if verified?.header.height != offer.height {
+                // A walk that reached another target, or passed this one, starts again from
+                // genesis (the set after a reached target is not proven by the walk).
+                if verified != nil || light.height >= offer.height {
+                    light = LightClient(chainID: chainID, genesisValidators: genesisValidators)
+                }
                 verified = nil
-                if light.height >= offer.height { light = LightClient(chainID: chainID, genesisValidators: genesisValidators) }
             }
         }
         guard let offer = chosen else { return (sends, bans) }
@@ -213,7 +217,15 @@ public struct StateSync {
         guard assembler.isComplete, let verified else { return bans }
         do {
             let state = try assembler.finish()
-            restored = Restored(state: state, lightBlock: verified, changes: light.changes)
+            // When the set changes right after the snapshot's height, the restored state proves
+            // the next set: the node keeps that change too, to serve later walks through it.
+            var changes = light.changes, lightBlock = verified
+            if let change = LightClient.changeRecord(header: verified.header, certificate: verified.certificate,
+                                                     signedBy: light.validators, after: state) {
+                changes.append(change)
+                lightBlock = change
+            }
+            restored = Restored(state: state, lightBlock: lightBlock, changes: changes)
         } catch {
             rejectChosen(because: "\(error)", bans: &bans)
         }

@@ -163,7 +163,12 @@ struct StateSyncTests {
 
 /// `StateSync` against peers that answer from a real chain's store, some of them lying.
 struct StateSyncPeerTests {
-    enum Behaviour { case honest, corruptsChunks, claimsAHigherSnapshot, offersAFalseState, silent }
+    enum Behaviour: Equatable {
+        case honest, corruptsChunks, claimsAHigherSnapshot, offersAFalseState, silent
+        /// Offers only the snapshot at this height, and strips the proven next set from the
+        /// light block at the target.
+        case offersOnlyWithoutTheNextSet(UInt64)
+    }
 
     struct Run {
         var restored: StateSync.Restored?
@@ -199,6 +204,10 @@ struct StateSyncPeerTests {
                 case (.claimsAHigherSnapshot, .lightBlock(let after, let target, let block)) where target == 1_000:
                     // The real header renumbered: its certificate is for another block.
                     answer = .lightBlock(after: after, target: target, block.map { _ in try! chain.blocks.lightBlock(after: 39, target: 40)! })
+                case (.offersOnlyWithoutTheNextSet(let height), .snapshots(let offers)):
+                    answer = .snapshots(try chain.blocks.snapshots().filter { $0.height == height } + offers.prefix(0))
+                case (.offersOnlyWithoutTheNextSet(let height), .lightBlock(let after, let target, let block?)) where target == height && block.header.height == height:
+                    answer = .lightBlock(after: after, target: target, LightBlock(header: block.header, certificate: block.certificate, nextSets: nil))
                 case (.offersAFalseState, .snapshots):
                     answer = .snapshots([falseOffer])
                 case (.offersAFalseState, .chunk(let height, let index, _)) where height == 41:
@@ -259,6 +268,26 @@ struct StateSyncPeerTests {
         #expect(run.bans[honest[0]] == nil && run.bans[honest[1]] == nil)
         // A silent peer is only dropped after three unanswered requests, if it was asked at all.
         if let reason = run.bans[silent] { #expect(reason.contains("did not answer")) }
+    }
+
+    /// A snapshot at the very height after which the set changes: the restored node proves the
+    /// change from its own verified state (even when the server leaves the proof out), and keeps
+    /// it to serve later walks through that height.
+    @Test func aSetChangeRightAfterTheSnapshotIsKept() throws {
+        let chain = try StateSyncChain(snapshotEvery: 1, snapshotKeep: 100)
+        try chain.produce(41, offline: [3])
+        let change = try #require(try chain.blocks.lightBlock(after: 0, target: 41))
+        #expect(change.nextSets != nil && change.header.height < 41)
+        let height = change.header.height
+        let run = try Self.run(chain, peers: [(Self.key("strips"), .offersOnlyWithoutTheNextSet(height))])
+        let restored = try #require(run.restored, "bans: \(run.bans)")
+        #expect(restored.lightBlock.header.height == height)
+        #expect(restored.lightBlock.nextSets == change.nextSets)
+        #expect(restored.changes.last == change)
+        let store = BlockStore(store: MemoryStore())
+        _ = try store.open(genesis: chain.genesis, runtime: chain.runtime)
+        try store.restore(restored.state, at: restored.lightBlock, changes: restored.changes)
+        #expect(try store.lightBlock(after: 0, target: height + 10) == change, "served to the next joiner")
     }
 
     @Test func withNoOfferTheNodeGivesUpAndSyncsBlocks() throws {
