@@ -59,15 +59,13 @@ public final class NodeDriver {
     public let commits: CommitFeed
     /// The node for other services in the process (the RPC).
     public let handle: NodeHandle
-    var heightStartedAt: UInt64 = 0
-    var stepStartedAt: UInt64 = 0
     var lastCommitAt: UInt64 = 0
     var state: ChainState
-    var core: ConsensusCore<Block>? = nil
+    /// The height being decided (its core, the blocks validated, the proposals seen); nil
+    /// between heights.
+    var run: HeightRun? = nil
+    var core: ConsensusCore<Block>? { run?.core }
     /// Whether the current height's core was started (it waits out the commit pause first).
-    var executed: [Hash256: ExecutedBlock] = [:]
-    var blockTimes: [Hash256: UInt64] = [:]
-    var signedProposals: [UInt32: SignedProposal] = [:]
     /// Inputs for the next height that arrived before it started.
     var early = EarlyInputs()
     /// Who holds what of the height being decided, and the announcements (specs/p2p.md,
@@ -79,12 +77,12 @@ public final class NodeDriver {
     var evidence = EvidencePool()
     var nextValidatorsCache: (height: UInt64, set: ValidatorSet)? = nil
     var timers = TimerQueue()
-    var replaying = false
     var recoveredWAL: [WALRecord]
     var sync: BlockSync
     /// Restoring a snapshot into an empty store (`statesync.enable`); nil once done or not asked.
     var stateSync: StateSync? = nil
-    /// Answers of state sync served per peer and second.
+    /// Answers of state sync served per peer and second (twice what `StateSync` asks of one
+    /// peer, so a paced honest joiner is never left unanswered).
     var serveBudget = (chunks: ServeBudget(perSecond: 16), light: ServeBudget(perSecond: 32))
     /// Catching up, and the start-up hold of a validator new to this machine (`CatchUp`).
     var catchUp: CatchUp
@@ -506,7 +504,7 @@ public final class NodeDriver {
             try stateSyncMessage(message, from: peer)
         case .roundState(let announced):
             for send in gossip.received(announced, from: peer, core: core, nextHeight: state.global.height + 1,
-                                        setSize: nextValidators().members.count, proposals: signedProposals,
+                                        setSize: nextValidators().members.count, proposals: run?.signedProposals ?? [:],
                                         now: Self.monotonicMilliseconds()) {
                 network.send(send.message, to: send.to)
             }
@@ -554,9 +552,7 @@ public final class NodeDriver {
     /// to the peers that lack it.
     func accept(_ input: ConsensusInput<Block>, record: WALRecord, from peer: PublicKey?) throws {
         guard let validators = core?.validators else { return }
-        if case .proposal(let signed) = record, signedProposals[signed.proposal.round] == nil {
-            signedProposals[signed.proposal.round] = signed
-        }
+        if case .proposal(let signed) = record { run?.keep(signed) }
         try feed(try validated(input), record: record)
         guard let peer else { return }
         switch record {
@@ -667,15 +663,11 @@ public final class NodeDriver {
 
     func startHeight(replay: [WALRecord]) throws {
         let height = state.global.height + 1
-        heightStartedAt = Self.monotonicMilliseconds()
-        stepStartedAt = heightStartedAt
         let validators = nextValidators()
         let me: PublicKey? = validators.contains(key.publicKey) ? key.publicKey : nil
         network.setValidators(Set(validators.members.map(\.key)))
-        core = ConsensusCore(height: height, validators: validators, me: me, timeouts: config.timeouts)
-        executed.removeAll()
-        blockTimes.removeAll()
-        signedProposals.removeAll()
+        run = HeightRun(core: ConsensusCore(height: height, validators: validators, me: me, timeouts: config.timeouts),
+                        now: Self.monotonicMilliseconds())
         timers.removeAll()
         if replay.isEmpty {
             // Neither is synced: nothing has left the node for this height yet, and the first
@@ -687,13 +679,13 @@ public final class NodeDriver {
         } else {
             log.info("replaying the consensus WAL", ["height": "\(height)", "records": "\(replay.count)"])
         }
-        try perform(core!.start())
-        replaying = true
+        try perform(run!.core.start())
+        run?.replaying = true
         for record in replay {
             switch record {
             case .height: continue
             case .proposal(let signed):
-                signedProposals[signed.proposal.round] = signed
+                run?.keep(signed)
                 try feed(.proposal(signed.proposal, valid: try validate(signed.proposal.value)), logged: false)
             case .vote(let vote): try feed(.vote(vote), logged: false)
             case .timeout(let step, let h, let r): try feed(.timeout(step, height: h, round: r), logged: false)
@@ -702,9 +694,9 @@ public final class NodeDriver {
                 try feed(.proposeValue(block, height: h, round: r), logged: false)
             }
         }
-        replaying = false
-        for entry in early.take() where core?.height == height {
-            switch core!.screen(entry.input) {
+        run?.replaying = false
+        for entry in early.take() where run?.height == height {
+            switch run!.core.screen(entry.input) {
             case .redundant: continue
             case .forbidden(let reason):
                 if let peer = entry.from { network.ban(peer, reason: "sent a consensus message no honest peer sends: \(reason)") }
@@ -723,25 +715,26 @@ public final class NodeDriver {
     /// are scheduled again). Own messages signed while replaying are new to the WAL and are
     /// logged too, since vote gossip may send them later.
     func feed(_ input: ConsensusInput<Block>, logged: Bool = true, record: WALRecord? = nil, own: Bool = false) throws {
-        guard core != nil else { return }
+        // Scalars only: a copy of the run held across `apply` would copy the core's vote storage.
+        guard let replaying = run?.replaying, let before = run?.core.step, let round = run?.core.round,
+              let stepStartedAt = run?.stepStartedAt else { return }
         if logged && (!replaying || own), let record = record ?? walRecord(input) {
             try wal.append(record.canonicalBytes, sync: own)
         }
-        let before = core!.step, round = core!.round
-        try perform(core!.apply(input))
-        // A decision ends the height (the core is gone): that closes the last step too.
-        if core?.step != before { noteStep(from: before) }
-        if let core, core.round != round, !replaying {
+        try perform(run!.core.apply(input))
+        // A decision ends the height (the run is gone): that closes the last step too.
+        if run?.core.step != before {
+            let now = Self.monotonicMilliseconds()
+            noteStep(before, lasted: run?.stepEnded(now: now) ?? Self.elapsed(now, since: stepStartedAt))
+        }
+        if let core, core.round != round, run?.replaying != true {
             report(faults.entered(height: core.height, round: core.round,
                                   proposer: nextValidators().proposer(height: core.height, round: core.round)))
         }
     }
 
     /// Times each consensus step of a height for the metrics.
-    func noteStep(from step: Step) {
-        let now = Self.monotonicMilliseconds()
-        let elapsed = Self.elapsed(now, since: stepStartedAt)
-        stepStartedAt = now
+    func noteStep(_ step: Step, lasted elapsed: UInt64) {
         if Int(step.rawValue) < metrics.stepDurations.count {
             metrics.stepDurations[Int(step.rawValue)].record(.milliseconds(Int64(clamping: elapsed)))
         }
@@ -761,10 +754,9 @@ public final class NodeDriver {
 
     /// valid(v), by the shared block factory; the execution is kept for the commit.
     func validate(_ block: Block) throws -> Bool {
-        if executed[block.id] != nil { return true }
+        if run?.execution(of: block.id) != nil { return true }
         guard block.header.height == state.global.height + 1, let result = factory.validate(block, on: try tip()) else { return false }
-        executed[block.id] = result
-        blockTimes[block.id] = block.header.timeMilliseconds
+        if run?.height == block.header.height { run?.remember(block, executed: result) }
         return true
     }
 
@@ -781,8 +773,7 @@ public final class NodeDriver {
                       ["height": "\(state.global.height + 1)", "state": state.root.hex])
             return nil
         }
-        executed[block.id] = result
-        blockTimes[block.id] = block.header.timeMilliseconds
+        if run?.height == block.header.height { run?.remember(block, executed: result) }
         return block
     }
 
@@ -806,12 +797,13 @@ public final class NodeDriver {
                     continue
                 }
                 let signed = SignedProposal(proposal: proposal, signature: signature)
-                signedProposals[proposal.round] = signed
+                run?.keep(signed)
+                let replaying = run?.replaying == true
                 try feed(.proposal(proposal, valid: try validate(proposal.value)), record: .proposal(signed), own: true)
                 if !replaying { send(gossip.ownProposal(signed)) }
             case .signVote(let kind, let h, let r, let blockID):
                 // After the time of the block voted for (the block-time rule), whatever the clock says.
-                let floor = blockID.flatMap { blockTimes[$0] } ?? state.global.timeMilliseconds
+                let floor = blockID.flatMap { run?.blockTime(of: $0) } ?? state.global.timeMilliseconds
                 let vote = Vote(kind: kind, height: h, round: r, blockID: blockID,
                                 timestampMilliseconds: max(Self.wallMilliseconds(), floor + 1), validator: key.publicKey)
                 let signed: SignedVote
@@ -820,12 +812,13 @@ public final class NodeDriver {
                     continue
                 }
                 crash?.reached(.afterSign, height: h)
+                let replaying = run?.replaying == true
                 try feed(.vote(signed), own: true)
                 if !replaying { send(gossip.ownVote(signed, validators: core.validators)) }
             case .scheduleTimeout(let step, let h, let r, let milliseconds):
                 timers.set(.timeout(step, height: h, round: r), at: Self.monotonicMilliseconds() + milliseconds)
             case .decide(let block, let certificate):
-                guard let result = try executed[block.id] ?? (validate(block) ? executed[block.id] : nil) else {
+                guard let result = try run?.execution(of: block.id) ?? (validate(block) ? run?.execution(of: block.id) : nil) else {
                     throw Failure(message: "decided block \(block.header.height) does not execute; refusing to continue")
                 }
                 try commit(block, certificate, result)
@@ -847,7 +840,8 @@ public final class NodeDriver {
         try blocks.commit(block, certificate: certificate, executed: result, change: change)
         crash?.reached(.afterCommit, height: height)
         state.commit(result)
-        core = nil
+        let heightStartedAt = run?.startedAt
+        run = nil
         timers.removeAll()
         early.committed(height)
         mempool.update(after: state)
@@ -885,7 +879,7 @@ public final class NodeDriver {
         metrics.committedTransactions.increment(by: Int64(block.transactions.count))
         metrics.slashes.increment(by: Int64(outcome.slashes.count))
         if lastCommitAt != 0 { metrics.blockInterval.record(.milliseconds(Int64(clamping: Self.elapsed(now, since: lastCommitAt)))) }
-        if heightStartedAt != 0 { metrics.commitLatency.record(.milliseconds(Int64(clamping: Self.elapsed(now, since: heightStartedAt)))) }
+        if let heightStartedAt { metrics.commitLatency.record(.milliseconds(Int64(clamping: Self.elapsed(now, since: heightStartedAt)))) }
         countCheckedFigures()
         lastCommitAt = now
         commits.publish(height)

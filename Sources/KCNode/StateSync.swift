@@ -29,6 +29,11 @@ public struct StateSync {
         /// checks).
         public var maxChunks = 4_096
         public var snapshotsRequestIntervalMilliseconds: UInt64 = 2_000
+        /// Requests to one peer per second, below what a node serves one peer (16 chunks and 32
+        /// other answers a second, `NodeDriver.serveBudget`): an honest server never leaves a
+        /// paced request unanswered.
+        public var chunkRequestsPerSecond = 8
+        public var lightRequestsPerSecond = 16
         public init() {}
     }
 
@@ -54,6 +59,8 @@ public struct StateSync {
     var assembler: SnapshotAssembler? = nil
     var chunkRequests: [UInt32: (peer: PublicKey, deadline: UInt64)] = [:]
     var strikes: [PublicKey: Int] = [:]
+    var chunkPace: ServeBudget
+    var lightPace: ServeBudget
     public private(set) var restored: Restored? = nil
     public private(set) var gaveUp = false
 
@@ -63,6 +70,8 @@ public struct StateSync {
         self.settings = settings
         startedAt = now
         light = LightClient(chainID: chainID, genesisValidators: genesisValidators)
+        chunkPace = ServeBudget(perSecond: settings.chunkRequestsPerSecond)
+        lightPace = ServeBudget(perSecond: settings.lightRequestsPerSecond)
     }
 
     public var isActive: Bool { restored == nil && !gaveUp }
@@ -122,6 +131,7 @@ public struct StateSync {
         guard isActive else { return (sends, bans) }
         for peer in connected.sorted() where !banned.contains(peer) {
             if let asked = lastAsked[peer], now < asked &+ settings.snapshotsRequestIntervalMilliseconds { continue }
+            guard lightPace.allow(peer, now: now) else { continue }
             lastAsked[peer] = now
             sends.append((peer, .snapshotsRequest))
         }
@@ -159,14 +169,21 @@ public struct StateSync {
             if assembler == nil { assembler = SnapshotAssembler(offer: offer, root: verified.header.stateRoot) }
             var load: [PublicKey: Int] = [:]
             for request in chunkRequests.values { load[request.peer, default: 0] += 1 }
+            var paced: Set<PublicKey> = []
             for index in assembler!.missing where chunkRequests[index] == nil {
-                guard let peer = providers.min(by: { (load[$0, default: 0], $0) < (load[$1, default: 0], $1) }),
+                guard let peer = providers.filter({ !paced.contains($0) })
+                        .min(by: { (load[$0, default: 0], $0) < (load[$1, default: 0], $1) }),
                       load[peer, default: 0] < settings.maxChunkRequestsPerPeer else { break }
+                guard chunkPace.allow(peer, now: now) else {
+                    paced.insert(peer)  // its requests for this second are spent
+                    continue
+                }
                 load[peer, default: 0] += 1
                 chunkRequests[index] = (peer, now &+ settings.requestTimeoutMilliseconds)
                 sends.append((peer, .chunkRequest(height: offer.height, index: index)))
             }
-        } else if lightRequest == nil, let peer = providers.min(by: { (strikes[$0, default: 0], $0) < (strikes[$1, default: 0], $1) }) {
+        } else if lightRequest == nil, let peer = providers.min(by: { (strikes[$0, default: 0], $0) < (strikes[$1, default: 0], $1) }),
+                  lightPace.allow(peer, now: now) {
             lightRequest = (peer, light.height, now &+ settings.requestTimeoutMilliseconds)
             sends.append((peer, .lightBlockRequest(after: light.height, target: offer.height)))
         }

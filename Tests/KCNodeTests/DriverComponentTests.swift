@@ -115,3 +115,36 @@ struct ServeBudgetTests {
         #expect(next, "a new second")
     }
 }
+
+struct HeightRunTests {
+    /// What a height learns stays with it: executions and block times of its own blocks, the
+    /// first signed proposal of each round (of this height only), and step durations that
+    /// never run backwards.
+    @Test func aHeightKeepsItsBlocksProposalsAndStepTimes() throws {
+        let chain = try StateSyncChain()
+        let tip = try chain.blocks.tip(for: chain.state)
+        let (block, executed) = try #require(chain.factory.build(on: tip, proposer: chain.keys[0].publicKey, candidates: [],
+                                                                 maxTransactions: 10, evidence: []))
+        var run = HeightRun(core: ConsensusCore(height: 1, validators: tip.validators, me: nil, timeouts: .init()), now: 1_000)
+        #expect(run.execution(of: block.id) == nil && run.blockTime(of: block.id) == nil)
+        run.remember(block, executed: executed)
+        #expect(run.execution(of: block.id)?.outcome.stateRoot == block.header.stateRoot)
+        #expect(run.blockTime(of: block.id) == block.header.timeMilliseconds)
+
+        func signed(_ height: UInt64, round: UInt32, by index: Int) -> SignedProposal {
+            let proposal = Proposal(height: height, round: round, value: block, validRound: nil, proposer: chain.keys[index].publicKey)
+            return SignedProposal(proposal: proposal, signature: chain.keys[index].sign(domain: .proposal, chainID: chain.genesis.chainID,
+                                                                                        message: ProposalSigning.bytes(proposal)))
+        }
+        run.keep(signed(1, round: 0, by: 0))
+        run.keep(signed(1, round: 0, by: 1))
+        run.keep(signed(2, round: 1, by: 1))
+        #expect(run.signedProposals.count == 1)
+        #expect(run.signedProposals[0]?.proposal.proposer == chain.keys[0].publicKey, "the first of a round is kept")
+
+        #expect(run.stepEnded(now: 1_250) == 250)
+        #expect(run.stepEnded(now: 1_200) == 0, "a clock read out of order counts nothing")
+        #expect(run.stepEnded(now: 1_300) == 100)
+        #expect(run.startedAt == 1_000)
+    }
+}

@@ -2,11 +2,11 @@ import KCCodec
 import KCConsensus
 import KCCrypto
 import KCNetwork
-import KCNode
 import KCRuntime
 import KCStorage
 import KCTypes
 import Testing
+@testable import KCNode
 
 /// The pieces of state sync on a real chain (specs/p2p.md, "State sync"): the light-client walk,
 /// snapshot chunks, the restore into a store, and the `StateSync` component against honest and
@@ -175,6 +175,7 @@ struct StateSyncPeerTests {
         var bans: [PublicKey: String] = [:]
         var elapsed: UInt64 = 0
         var chunksFrom: [PublicKey: Int] = [:]
+        var unanswered = 0
     }
 
     static func key(_ label: String) -> PublicKey { SigningKey(seed: Blake2b.hash256(Array("peer/\(label)".utf8))).publicKey }
@@ -188,12 +189,20 @@ struct StateSyncPeerTests {
         let falseChunks = falseState.map { SnapshotChunks.make($0.state, chunkBytes: 512) } ?? []
         let falseOffer = SnapshotOffer(height: 41, chunkHashes: falseChunks.map { Blake2b.hash256($0) })
         var now: UInt64 = 0
+        // Each server answers within the node's serving budget, as a real node does.
+        var chunkBudget = ServeBudget(perSecond: 16), lightBudget = ServeBudget(perSecond: 32)
         while now < 120_000 && sync.isActive {
             now += 100
             let (sends, bans) = sync.step(now: now)
             for (peer, reason) in bans { run.bans[peer] = reason }
             for (peer, message) in sends {
                 guard let behaviour = behaviours[peer], behaviour != .silent, run.bans[peer] == nil else { continue }
+                if case .chunkRequest = message {
+                    guard chunkBudget.allow(peer, now: now) else { run.unanswered += 1; continue }
+                } else if !lightBudget.allow(peer, now: now) {
+                    run.unanswered += 1
+                    continue
+                }
                 guard var answer = try chain.answer(message) else { continue }
                 switch (behaviour, answer) {
                 case (.corruptsChunks, .chunk(let height, let index, var bytes)) where !bytes.isEmpty:
@@ -288,6 +297,19 @@ struct StateSyncPeerTests {
         _ = try store.open(genesis: chain.genesis, runtime: chain.runtime)
         try store.restore(restored.state, at: restored.lightBlock, changes: restored.changes)
         #expect(try store.lightBlock(after: 0, target: height + 10) == change, "served to the next joiner")
+    }
+
+    /// A state of many chunks from one peer: the requests are paced below what the peer serves,
+    /// so none goes unanswered and the honest peer is never struck.
+    @Test func requestsArePacedBelowWhatAPeerServes() throws {
+        let chain = try StateSyncChain(chunkBytes: 64)
+        try chain.produce(41, offline: [3])
+        let offer = try #require(try chain.blocks.snapshots().first)
+        #expect(offer.chunkHashes.count > 40)
+        let run = try Self.run(chain, peers: [(Self.key("only"), .honest)])
+        #expect(run.restored?.state.root == chain.roots[40])
+        #expect(run.bans.isEmpty && run.unanswered == 0, "bans \(run.bans), unanswered \(run.unanswered)")
+        #expect(run.elapsed >= 3_000 + UInt64(offer.chunkHashes.count / 8 - 1) * 1_000, "8 chunks a second: \(run.elapsed) ms")
     }
 
     @Test func withNoOfferTheNodeGivesUpAndSyncsBlocks() throws {
