@@ -22,10 +22,16 @@ import Darwin
 /// so the core, the runtime and the stores are never touched concurrently.
 ///
 /// The driver routes; each concern keeps its own state in a component tested on its own:
+/// `HeightRun` (the height being decided: its core, validated blocks, proposals),
 /// `ConsensusGossip` (who holds what, announcements, relays), `BlockSync` (whom to ask for
-/// which height), `CatchUp` (syncing and the start-up hold), `EarlyInputs` (next-height
-/// messages), `TimerQueue` (timeouts and the commit pause), `EvidencePool`, `Mempool` and
-/// `FaultWatch`. Pruning and peer discovery live in `BlockStore` and the P2P host.
+/// which height), `StateSync` (snapshot restore, with `LightClient` and `SnapshotAssembler`),
+/// `CatchUp` (syncing and the start-up hold), `EarlyInputs` (next-height messages),
+/// `TimerQueue` (timeouts and the commit pause), `EvidencePool`, `Mempool` and `FaultWatch`.
+/// Pruning and snapshots live in `BlockStore`, peer discovery in the P2P host. The driver's
+/// own code is split by concern: this file (start-up, the loop, routing, commit),
+/// `NodeDriver+Consensus` (the driver contract's effects), `NodeDriver+BlockSync` and
+/// `NodeDriver+StateSync`. The order of effects is the driver contract's
+/// (Sources/KCConsensus/ConsensusCore.swift, specs/consensus.md).
 public final class NodeDriver {
     public struct Failure: Error, CustomStringConvertible {
         public let message: String
@@ -340,64 +346,6 @@ public final class NodeDriver {
         for alert in alerts { log.log(alert.level, alert.message, fields: alert.fields) }
     }
 
-    /// Ends the start-up hold when `CatchUp` says so, and starts consensus.
-    func releaseStartupHold(now: UInt64) throws {
-        guard catchUp.release(now: now, heardPeers: sync.hasStatus, bestClaimed: sync.bestHeight, tip: state.global.height) else { return }
-        log.info("caught up: this validator starts signing", ["height": "\(state.global.height)", "peers_at": "\(sync.bestHeight)"])
-        try startConsensus()
-    }
-
-    /// Block sync beside consensus (specs/p2p.md, "Block sync"). Peers' claimed heights only
-    /// decide whom to ask; consensus keeps running whatever they claim. Only blocks whose
-    /// commit certificate and execution verify move the node on: each is committed, and once
-    /// the blocks that arrived are applied, consensus restarts at the new tip.
-    func driveSync(now: UInt64) throws {
-        let height = state.global.height
-        for (peer, reason) in sync.expire(now: now) { network.ban(peer, reason: reason) }
-        var applied: UInt64 = 0
-        while let (block, certificate, peer) = sync.take(height: state.global.height + 1) {
-            if let problem = try applySynced(block, certificate) {
-                network.ban(peer, reason: "sent block \(block.header.height) that does not verify: \(problem)")
-                sync.forget(peer)
-                break
-            }
-            applied += 1
-        }
-        if applied > 0 {
-            if !catchUp.catchingUp(now: now) {
-                log.info("catching up by block sync", ["from_height": "\(height)", "peers_at": "\(sync.bestHeight)"])
-            }
-            catchUp.noteSynced(now: now)
-            try beginHeight()
-        }
-        let best = sync.bestHeight
-        // Two or more behind by some peer's word: ask at once. Exactly one behind: only once
-        // the lag lasts beyond a pause (the votes for that height are gone with the peers that
-        // moved on; before that, consensus usually decides it itself).
-        let lagging = best == state.global.height + 1 && sync.aheadSince.map { Self.elapsed(now, since: $0) >= 1_000 } == true
-        if best >= state.global.height + 2 || lagging {
-            for (peer, request) in sync.requests(from: state.global.height + 1, now: now) {
-                network.send(.blockRequest(height: request), to: peer)
-            }
-        }
-        if state.global.height != height { sync.noteHeight(state.global.height, now: now) }
-    }
-
-    /// Verifies a block fetched by sync against the local chain and commits it. Returns the
-    /// problem, or nil when committed.
-    func applySynced(_ block: Block, _ certificate: CommitCertificate) throws -> String? {
-        let tip = try tip()
-        do { try certificate.verify(validators: tip.validators, chainID: genesis.chainID, cache: signatures) } catch {
-            return "its commit certificate: \(error)"
-        }
-        guard certificate.blockID == block.id, certificate.height == block.header.height,
-              let result = factory.validate(block, on: tip) else {
-            return "the block is not valid on this chain"
-        }
-        try commit(block, certificate, result)
-        return nil
-    }
-
     // MARK: events from peers
 
     func handle(_ event: NodeEvent) throws {
@@ -511,325 +459,6 @@ public final class NodeDriver {
         }
     }
 
-    /// A proposal or vote from a peer (specs/p2p.md, "Consensus messages"), screened before
-    /// anything is spent on it: a forbidden one (a vote from outside the height's set, a
-    /// proposal from a key that is not its round's proposer) bans the peer; a redundant one is
-    /// dropped unverified and unwritten; a useful one has its signature checked (a bad one
-    /// bans), then is logged and fed if it is for the running height, or kept if it is for the
-    /// next height (not started yet).
-    func consensusMessage(_ input: ConsensusInput<Block>, record: WALRecord, height: UInt64, from peer: PublicKey,
-                          what: String, verify: () -> Bool) throws {
-        if let core, height == core.height + 1 {
-            // The next height while this one runs: held unchecked (its set is not known yet)
-            // if its signer is in the current set (sets rarely change; a new member's message
-            // comes again with its sender's next stall report), checked when it starts.
-            let signer: PublicKey
-            switch record {
-            case .vote(let vote): signer = vote.vote.validator
-            case .proposal(let proposal): signer = proposal.proposal.proposer
-            default: return
-            }
-            if core.validators.contains(signer) {
-                early.hold(input, record: record, from: peer, verified: false, perPeerLimit: 4 * core.validators.members.count + 4)
-            }
-            return
-        }
-        switch screen(input, height: height) {
-        case .redundant: return
-        case .forbidden(let reason): return network.ban(peer, reason: "sent \(what) no honest peer sends: \(reason)")
-        case .useful: break
-        }
-        guard verify() else { return network.ban(peer, reason: "sent \(what) with a bad signature") }
-        network.credit(peer)
-        if let core, core.height == height {
-            try accept(input, record: record, from: peer)
-        } else {
-            early.hold(input, record: record, from: peer, verified: true)
-        }
-    }
-
-    /// Feeds a checked proposal or vote of the running height from `peer`, then passes it on
-    /// to the peers that lack it.
-    func accept(_ input: ConsensusInput<Block>, record: WALRecord, from peer: PublicKey?) throws {
-        guard let validators = core?.validators else { return }
-        if case .proposal(let signed) = record { run?.keep(signed) }
-        try feed(try validated(input), record: record)
-        guard let peer else { return }
-        switch record {
-        case .vote(let vote): send(gossip.relay(vote, from: peer, validators: validators, me: key.publicKey))
-        case .proposal(let proposal): send(gossip.relay(proposal, from: peer, validators: validators, me: key.publicKey))
-        default: break
-        }
-    }
-
-    /// A held message's signature, checked when its height starts; a bad one bans its sender.
-    func verifyHeld(_ record: WALRecord, from peer: PublicKey?) -> Bool {
-        let good: Bool
-        switch record {
-        case .vote(let vote): good = vote.verify(chainID: genesis.chainID, cache: signatures)
-        case .proposal(let proposal): good = proposal.verify(chainID: genesis.chainID, cache: signatures)
-        default: good = true
-        }
-        if !good, let peer { network.ban(peer, reason: "sent a consensus message with a bad signature") }
-        return good
-    }
-
-    /// The core's screening for the running height; for the next height while no core runs
-    /// (the commit pause, the start-up hold), the same checks against that height's set.
-    func screen(_ input: ConsensusInput<Block>, height: UInt64) -> ConsensusCore<Block>.Screening {
-        if let core { return core.height == height ? core.screen(input) : .redundant }
-        guard height == state.global.height + 1 else { return .redundant }
-        let validators = nextValidators()
-        switch input {
-        case .proposal(let proposal, _):
-            let proposer = validators.proposer(height: height, round: proposal.round)
-            return proposal.proposer == proposer ? .useful
-                : .forbidden("\(proposal.proposer.hex.prefix(16)) is not the proposer of height \(height) round \(proposal.round)")
-        case .vote(let signed):
-            return validators.contains(signed.vote.validator) ? .useful
-                : .forbidden("\(signed.vote.validator.hex.prefix(16)) is not a validator at height \(height)")
-        case .timeout, .proposeValue:
-            return .useful
-        }
-    }
-
-    /// The set that signs the next height, built once per height.
-    func nextValidators() -> ValidatorSet {
-        let height = state.global.height + 1
-        if let cached = nextValidatorsCache, cached.height == height { return cached.set }
-        let set = ValidatorSet(state.validatorSets().current.map { .init(key: $0.consensusKey, power: $0.power) })
-        nextValidatorsCache = (height, set)
-        return set
-    }
-
-    /// A proposal with the node's verdict on its block (the paper's valid(v)).
-    func validated(_ input: ConsensusInput<Block>) throws -> ConsensusInput<Block> {
-        guard case .proposal(let proposal, _) = input else { return input }
-        return .proposal(proposal, valid: try validate(proposal.value))
-    }
-
-    /// Pools evidence the runtime would slash and passes it on; bans a peer that sent
-    /// evidence that can never be valid (specs/p2p.md, "Evidence").
-    func addEvidence(_ item: DoubleSignEvidence, from peer: PublicKey? = nil) {
-        switch evidence.add(item, runtime: runtime, state: state, cache: signatures) {
-        case .added:
-            if let peer { network.credit(peer) }
-            log.warning("double-sign evidence", ["validator": item.validator.hex, "height": "\(item.height)"])
-            network.broadcast(.evidence(item), except: peer)
-        case .known, .ignored:
-            return
-        case .invalid(let reason):
-            if let peer {
-                network.ban(peer, reason: "sent invalid double-sign evidence: \(reason)")
-            } else {
-                log.error("the vote keeper reported evidence the runtime refuses", ["reason": reason])
-            }
-        }
-    }
-
-    // MARK: consensus
-
-    /// Starts consensus at the next height, replaying the WAL recovered at start-up if it
-    /// belongs to that height.
-    func startConsensus() throws {
-        if config.doubleSignCheckHeights > 0 && isValidator && recoveredWAL.isEmpty {
-            try checkRecentSignatures()
-        }
-        let replay = WALRecord.replayable(recoveredWAL, nextHeight: state.global.height + 1)
-        recoveredWAL = []
-        try startHeight(replay: replay)
-    }
-
-    /// The look-back check (config `consensus.double_sign_check_heights`), run once when the
-    /// node first switches to consensus with a WAL that holds nothing of its own (so the key
-    /// is new to this machine): this key in a recent commit means another machine runs it.
-    func checkRecentSignatures() throws {
-        let top = state.global.height
-        let lowest = top >= UInt64(config.doubleSignCheckHeights) ? top - UInt64(config.doubleSignCheckHeights) + 1 : 1
-        var commits: [(height: UInt64, signers: [PublicKey])] = []
-        for height in stride(from: lowest, through: top, by: 1) where height > 0 {
-            if let certificate = try blocks.certificate(at: height) { commits.append((height, certificate.signers)) }
-        }
-        do { try PersistentSigner.checkLookBack(key: key.publicKey, recentCommits: commits) } catch {
-            throw Failure(message: "refusing to sign: \(error); is this validator key running on another machine? (consensus.double_sign_check_heights = \(config.doubleSignCheckHeights))")
-        }
-    }
-
-    /// After the commit pause: start the next height with the inputs that arrived meanwhile.
-    func beginHeight() throws {
-        guard core == nil, !catchUp.holding, stateSync == nil else { return }
-        try startHeight(replay: [])
-    }
-
-    func startHeight(replay: [WALRecord]) throws {
-        let height = state.global.height + 1
-        let validators = nextValidators()
-        let me: PublicKey? = validators.contains(key.publicKey) ? key.publicKey : nil
-        network.setValidators(Set(validators.members.map(\.key)))
-        run = HeightRun(core: ConsensusCore(height: height, validators: validators, me: me, timeouts: config.timeouts),
-                        now: Self.monotonicMilliseconds())
-        timers.removeAll()
-        if replay.isEmpty {
-            // Neither is synced: nothing has left the node for this height yet, and the first
-            // own vote's sync carries both to disk. A power cut before it may leave the old
-            // height's records, which replay skips by their height marker.
-            try wal.reset()
-            try wal.append(WALRecord.height(height).canonicalBytes, sync: false)
-            crash?.reached(.afterWALHeight, height: height)
-        } else {
-            log.info("replaying the consensus WAL", ["height": "\(height)", "records": "\(replay.count)"])
-        }
-        try perform(run!.core.start())
-        run?.replaying = true
-        for record in replay {
-            switch record {
-            case .height: continue
-            case .proposal(let signed):
-                run?.keep(signed)
-                try feed(.proposal(signed.proposal, valid: try validate(signed.proposal.value)), logged: false)
-            case .vote(let vote): try feed(.vote(vote), logged: false)
-            case .timeout(let step, let h, let r): try feed(.timeout(step, height: h, round: r), logged: false)
-            case .proposeValue(let block, let h, let r):
-                _ = try validate(block)
-                try feed(.proposeValue(block, height: h, round: r), logged: false)
-            }
-        }
-        run?.replaying = false
-        for entry in early.take() where run?.height == height {
-            switch run!.core.screen(entry.input) {
-            case .redundant: continue
-            case .forbidden(let reason):
-                if let peer = entry.from { network.ban(peer, reason: "sent a consensus message no honest peer sends: \(reason)") }
-                continue
-            case .useful: break
-            }
-            guard entry.verified || verifyHeld(entry.record, from: entry.from) else { continue }
-            try accept(entry.input, record: entry.record, from: entry.from)
-        }
-    }
-
-    /// Feeds an input, appending it to the WAL first unless it is being replayed from there.
-    /// Own votes and proposals are synced before they leave (driver contract 2), and that sync
-    /// also carries every record before them. Everything else is written unsynced: a power cut
-    /// loses only inputs that left no trace outside this node (peers send theirs again, timers
-    /// are scheduled again). Own messages signed while replaying are new to the WAL and are
-    /// logged too, since vote gossip may send them later.
-    func feed(_ input: ConsensusInput<Block>, logged: Bool = true, record: WALRecord? = nil, own: Bool = false) throws {
-        // Scalars only: a copy of the run held across `apply` would copy the core's vote storage.
-        guard let replaying = run?.replaying, let before = run?.core.step, let round = run?.core.round,
-              let stepStartedAt = run?.stepStartedAt else { return }
-        if logged && (!replaying || own), let record = record ?? walRecord(input) {
-            try wal.append(record.canonicalBytes, sync: own)
-        }
-        try perform(run!.core.apply(input))
-        // A decision ends the height (the run is gone): that closes the last step too.
-        if run?.core.step != before {
-            let now = Self.monotonicMilliseconds()
-            noteStep(before, lasted: run?.stepEnded(now: now) ?? Self.elapsed(now, since: stepStartedAt))
-        }
-        if let core, core.round != round, run?.replaying != true {
-            report(faults.entered(height: core.height, round: core.round,
-                                  proposer: nextValidators().proposer(height: core.height, round: core.round)))
-        }
-    }
-
-    /// Times each consensus step of a height for the metrics.
-    func noteStep(_ step: Step, lasted elapsed: UInt64) {
-        if Int(step.rawValue) < metrics.stepDurations.count {
-            metrics.stepDurations[Int(step.rawValue)].record(.milliseconds(Int64(clamping: elapsed)))
-        }
-    }
-
-    /// The WAL form of an input; proposals need their signature, so their callers pass it.
-    func walRecord(_ input: ConsensusInput<Block>) -> WALRecord? {
-        switch input {
-        case .proposal: return nil
-        case .vote(let vote): return .vote(vote)
-        case .timeout(let step, let height, let round): return .timeout(step, height: height, round: round)
-        case .proposeValue(let block, let height, let round): return .proposeValue(block, height: height, round: round)
-        }
-    }
-
-    func tip() throws -> BlockFactory.Tip { try blocks.tip(for: state) }
-
-    /// valid(v), by the shared block factory; the execution is kept for the commit.
-    func validate(_ block: Block) throws -> Bool {
-        if run?.execution(of: block.id) != nil { return true }
-        guard block.header.height == state.global.height + 1, let result = factory.validate(block, on: try tip()) else { return false }
-        if run?.height == block.header.height { run?.remember(block, executed: result) }
-        return true
-    }
-
-    /// This node's proposal, or nil (logged) when not even an empty block executes: the round
-    /// then goes by without a proposal from this node, and the node keeps running.
-    func buildBlock() throws -> Block? {
-        let limits = genesis.parameters.block
-        // The builder keeps the block's transactions within max_bytes; the frame that carries a
-        // block has 1 MiB on top for its header, evidence and last commit.
-        let candidates = mempool.reap(maxCount: Int(limits.maxTransactions), maxBytes: Int(limits.maxBytes))
-        guard let (block, result) = factory.build(on: try tip(), proposer: key.publicKey, candidates: candidates,
-                                                  maxTransactions: Int(limits.maxTransactions), evidence: evidence.items) else {
-            log.error("cannot build a block that this node's runtime accepts; not proposing",
-                      ["height": "\(state.global.height + 1)", "state": state.root.hex])
-            return nil
-        }
-        if run?.height == block.header.height { run?.remember(block, executed: result) }
-        return block
-    }
-
-    func perform(_ effects: [ConsensusEffect<Block>]) throws {
-        let height = core?.height
-        for effect in effects {
-            guard let core, core.height == height else { return }
-            switch effect {
-            case .requestValue(let h, let r):
-                guard let block = try buildBlock() else { continue }
-                try feed(.proposeValue(block, height: h, round: r))
-            case .signProposal(let proposal):
-                let signature: Signature
-                do {
-                    signature = try signer.signProposal(height: proposal.height, round: proposal.round,
-                                                        bytes: ProposalSigning.bytes(proposal))
-                } catch {
-                    // After a restart the core may ask again for a step already signed; the
-                    // WAL replay brings back what was proposed then, so nothing is lost.
-                    log.info("not proposing", ["reason": "\(error)"])
-                    continue
-                }
-                let signed = SignedProposal(proposal: proposal, signature: signature)
-                run?.keep(signed)
-                let replaying = run?.replaying == true
-                try feed(.proposal(proposal, valid: try validate(proposal.value)), record: .proposal(signed), own: true)
-                if !replaying { send(gossip.ownProposal(signed)) }
-            case .signVote(let kind, let h, let r, let blockID):
-                // After the time of the block voted for (the block-time rule), whatever the clock says.
-                let floor = blockID.flatMap { run?.blockTime(of: $0) } ?? state.global.timeMilliseconds
-                let vote = Vote(kind: kind, height: h, round: r, blockID: blockID,
-                                timestampMilliseconds: max(Self.wallMilliseconds(), floor + 1), validator: key.publicKey)
-                let signed: SignedVote
-                do { signed = try signer.signVote(vote) } catch {
-                    log.warning("signer refused", ["reason": "\(error)"])
-                    continue
-                }
-                crash?.reached(.afterSign, height: h)
-                let replaying = run?.replaying == true
-                try feed(.vote(signed), own: true)
-                if !replaying { send(gossip.ownVote(signed, validators: core.validators)) }
-            case .scheduleTimeout(let step, let h, let r, let milliseconds):
-                timers.set(.timeout(step, height: h, round: r), at: Self.monotonicMilliseconds() + milliseconds)
-            case .decide(let block, let certificate):
-                guard let result = try run?.execution(of: block.id) ?? (validate(block) ? run?.execution(of: block.id) : nil) else {
-                    throw Failure(message: "decided block \(block.header.height) does not execute; refusing to continue")
-                }
-                try commit(block, certificate, result)
-                timers.set(.beginHeight, at: Self.monotonicMilliseconds() + config.timeoutCommitMilliseconds)
-                return
-            case .evidence(let evidence):
-                addEvidence(evidence)
-            }
-        }
-    }
-
     /// Stores a decided block with its state (one synced batch), then updates what depends
     /// on the new tip. The next height starts later (after the commit pause, or at once when
     /// syncing).
@@ -910,7 +539,8 @@ public final class NodeDriver {
         for status in EventStatus.allCases {
             counts[Int(status.rawValue)] = UInt64(try store.scan(.prefix(NodeIndexKey.statusPrefix(status))).count)
         }
-        let block = try blocks.block(at: state.global.height)
+        // A state-synced store keeps only the light block of the height it started from.
+        let blockID = try blocks.block(at: state.global.height)?.id ?? blocks.restoredLightBlock()?.header.id
         let validator = isValidator
         let nodeID = network.nodeID
         let startedAt = Self.wallMilliseconds()
@@ -919,7 +549,7 @@ public final class NodeDriver {
             snapshot.baseHeight = base
             snapshot.committedAtMilliseconds = startedAt  // a stall is counted from the start, not from the last run
             snapshot.blockTimeMilliseconds = state.global.timeMilliseconds
-            snapshot.blockID = block?.id ?? .zero
+            snapshot.blockID = blockID ?? .zero
             snapshot.stateRoot = state.root
             snapshot.isValidator = validator
             snapshot.nodeID = nodeID
@@ -927,37 +557,4 @@ public final class NodeDriver {
             snapshot.eventsByStatus = counts
         }
     }
-}
-
-/// Where a test asks the node to kill itself (`KC_CRASH_POINT=name`, from height
-/// `KC_CRASH_HEIGHT`, default 3): one point per persistence step of a commit.
-public struct CrashPoint: Sendable {
-    public enum Step: String, Sendable, CaseIterable {
-        /// A vote was signed (the signer state is synced) but not yet logged or sent.
-        case afterSign = "after-sign"
-        /// A block was decided but its batch is not written.
-        case beforeCommit = "before-commit"
-        /// The block's batch is written; the WAL still holds the decided height.
-        case afterCommit = "after-commit"
-        /// The WAL was reset for the next height.
-        case afterWALHeight = "after-wal-height"
-    }
-
-    public let step: Step
-    public let height: UInt64
-
-    static func fromEnvironment() -> CrashPoint? {
-        guard let raw = getenv("KC_CRASH_POINT"), let step = Step(rawValue: String(cString: raw)) else { return nil }
-        let height = getenv("KC_CRASH_HEIGHT").flatMap { UInt64(String(cString: $0)) } ?? 3
-        return CrashPoint(step: step, height: height)
-    }
-
-    func reached(_ point: Step, height: UInt64) {
-        guard point == step, height >= self.height else { return }
-        print("crash point \(step.rawValue) reached at height \(height): killing this process")
-        flushAll()
-        kill(getpid(), SIGKILL)
-    }
-
-    private func flushAll() { fflush(nil) }
 }

@@ -12,7 +12,7 @@ import Testing
 /// their blocks (so nobody can replay from genesis) take snapshots; a new node restores one,
 /// syncs the rest and follows the chain. A peer inside the test offers a snapshot above
 /// theirs whose header is real but whose chunks are not the state: it is banned and the node
-/// finishes from the honest ones.
+/// finishes from the honest ones. Killed and restarted, the node carries on from its store.
 @Suite(.serialized)
 struct StateSyncNetworkTests {
     @Test func aNewNodeRestoresASnapshotAndFollowsTheChainDespiteALiar() throws {
@@ -79,6 +79,11 @@ struct StateSyncNetworkTests {
         let restoredAt = UInt64(logField("height", in: restoredLine) ?? "") ?? 0
         #expect(restoredAt >= 120 && restoredAt % 20 == 0, "\(restoredLine)")
         #expect(network.waitHeight(network.height(0) + 5, nodes: [joiner], seconds: 60), "\(network.describe())")
+        // Killed and restarted, it opens its restored store and carries on (no second restore).
+        network.stop(joiner, signal: SIGKILL)
+        try network.start(joiner)
+        #expect(network.waitHeight(network.height(0) + 5, nodes: [joiner], seconds: 60), "\(network.describe())")
+        #expect(network.output(joiner).components(separatedBy: "state restored by state sync").count == 2, "restored once")
         network.stopAll()
         let blocks = BlockStore(store: try RocksDBStore(path: network.home(joiner) + "/data/store"))
         #expect(try blocks.block(at: restoredAt) == nil && blocks.block(at: restoredAt + 1) != nil,

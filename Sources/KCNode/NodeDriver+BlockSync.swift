@@ -1,0 +1,70 @@
+import KCCodec
+import KCConsensus
+import KCCrypto
+import KCNetwork
+import KCRuntime
+import KCStorage
+import KCTypes
+
+/// Block sync and the start-up hold in the driver (specs/p2p.md, "Block sync"): `BlockSync`
+/// chooses whom to ask, `CatchUp` when a new validator may sign; here the requests are sent
+/// and the fetched blocks verified and committed in height order.
+extension NodeDriver {
+    /// Ends the start-up hold when `CatchUp` says so, and starts consensus.
+    func releaseStartupHold(now: UInt64) throws {
+        guard catchUp.release(now: now, heardPeers: sync.hasStatus, bestClaimed: sync.bestHeight, tip: state.global.height) else { return }
+        log.info("caught up: this validator starts signing", ["height": "\(state.global.height)", "peers_at": "\(sync.bestHeight)"])
+        try startConsensus()
+    }
+
+    /// Block sync beside consensus (specs/p2p.md, "Block sync"). Peers' claimed heights only
+    /// decide whom to ask; consensus keeps running whatever they claim. Only blocks whose
+    /// commit certificate and execution verify move the node on: each is committed, and once
+    /// the blocks that arrived are applied, consensus restarts at the new tip.
+    func driveSync(now: UInt64) throws {
+        let height = state.global.height
+        for (peer, reason) in sync.expire(now: now) { network.ban(peer, reason: reason) }
+        var applied: UInt64 = 0
+        while let (block, certificate, peer) = sync.take(height: state.global.height + 1) {
+            if let problem = try applySynced(block, certificate) {
+                network.ban(peer, reason: "sent block \(block.header.height) that does not verify: \(problem)")
+                sync.forget(peer)
+                break
+            }
+            applied += 1
+        }
+        if applied > 0 {
+            if !catchUp.catchingUp(now: now) {
+                log.info("catching up by block sync", ["from_height": "\(height)", "peers_at": "\(sync.bestHeight)"])
+            }
+            catchUp.noteSynced(now: now)
+            try beginHeight()
+        }
+        let best = sync.bestHeight
+        // Two or more behind by some peer's word: ask at once. Exactly one behind: only once
+        // the lag lasts beyond a pause (the votes for that height are gone with the peers that
+        // moved on; before that, consensus usually decides it itself).
+        let lagging = best == state.global.height + 1 && sync.aheadSince.map { Self.elapsed(now, since: $0) >= 1_000 } == true
+        if best >= state.global.height + 2 || lagging {
+            for (peer, request) in sync.requests(from: state.global.height + 1, now: now) {
+                network.send(.blockRequest(height: request), to: peer)
+            }
+        }
+        if state.global.height != height { sync.noteHeight(state.global.height, now: now) }
+    }
+
+    /// Verifies a block fetched by sync against the local chain and commits it. Returns the
+    /// problem, or nil when committed.
+    func applySynced(_ block: Block, _ certificate: CommitCertificate) throws -> String? {
+        let tip = try tip()
+        do { try certificate.verify(validators: tip.validators, chainID: genesis.chainID, cache: signatures) } catch {
+            return "its commit certificate: \(error)"
+        }
+        guard certificate.blockID == block.id, certificate.height == block.header.height,
+              let result = factory.validate(block, on: tip) else {
+            return "the block is not valid on this chain"
+        }
+        try commit(block, certificate, result)
+        return nil
+    }
+}
