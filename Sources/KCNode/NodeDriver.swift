@@ -239,15 +239,18 @@ public final class NodeDriver {
             try startConsensus()
         }
         while !shouldStop() {
-            let now = Self.monotonicMilliseconds()
-            if let fire = timers.due(now: now) {
+            // One due timer per turn, then whatever peers and clients sent: with no commit
+            // pause, a lone validator decides each height as it starts it, so a timer is always
+            // due, and running timers back to back would never hear anyone.
+            var fired = false
+            if let fire = timers.due(now: Self.monotonicMilliseconds()) {
+                fired = true
                 switch fire {
                 case .timeout(let step, let height, let round): try feed(.timeout(step, height: height, round: round))
                 case .beginHeight: try beginHeight()
                 }
-                continue
             }
-            let wait = timers.wait(now: now, limit: 100)
+            let wait = fired ? 0 : timers.wait(now: Self.monotonicMilliseconds(), limit: 100)
             for event in events.drain(waitingMilliseconds: wait) {
                 try handle(event)
             }

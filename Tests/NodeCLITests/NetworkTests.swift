@@ -286,6 +286,24 @@ struct NetworkTests {
         #expect(try blocks.block(at: base - 1) == nil && blocks.block(at: base) != nil && blocks.certificate(at: top) != nil)
     }
 
+    /// A lone validator with no commit pause decides a height as soon as it starts one; its
+    /// loop must still hear its peers between heights. (It ran timers back to back: a load
+    /// generator's transactions were never read while 31,824 empty heights went by.)
+    @Test func aLoneValidatorWithoutACommitPauseStillHearsItsPeers() throws {
+        let network = try TestNetwork(validators: 1, commitMilliseconds: 0)
+        defer { network.stopAll(); network.remove() }
+        try network.start(0)
+        #expect(network.waitHeight(50, seconds: 30), "\(network.describe())")
+        let peer = try TestPeer(network: network, seed: 77, connectTo: [0])
+        defer { peer.stop() }
+        #expect(peer.waitConnected(1))
+        let load = TransferLoad(peer: peer, chainID: network.genesis.chainID)
+        load.start(perBatch: 5, intervalMilliseconds: 100, limit: 100)
+        defer { load.stop() }
+        #expect(network.wait(seconds: 20) { network.commits(0).reduce(0) { $0 + $1.transactions } >= 100 },
+                "committed \(network.commits(0).reduce(0) { $0 + $1.transactions }) of 100 transfers by height \(network.height(0))")
+    }
+
     @Test func aFullNodeFollowsWithoutVoting() throws {
         let network = try TestNetwork(validators: 3, fullNodes: 1)
         defer { network.stopAll(); network.remove() }
