@@ -13,10 +13,10 @@ import Testing
 /// lying peers.
 @Suite(.serialized)
 struct StateSyncTests {
-    /// A chain of 40 heights whose set changes once validator 3 is jailed for not signing.
-    static func chainWithASetChange() throws -> StateSyncChain {
+    /// A chain of `heights` whose set changes once validator 3 is jailed for not signing.
+    static func chainWithASetChange(heights: Int = 40) throws -> StateSyncChain {
         let chain = try StateSyncChain()
-        try chain.produce(40, offline: [3])
+        try chain.produce(heights, offline: [3])
         return chain
     }
 
@@ -239,11 +239,8 @@ struct StateSyncPeerTests {
         return run
     }
 
-    static func chain() throws -> StateSyncChain {
-        let chain = try StateSyncChain()
-        try chain.produce(41, offline: [3])
-        return chain
-    }
+    /// Snapshots at 10, ..., 40, and block 41 above the newest.
+    static func chain() throws -> StateSyncChain { try StateSyncTests.chainWithASetChange(heights: 41) }
 
     @Test func honestPeersShareTheChunksAndTheStateIsTheVerifiedOne() throws {
         let chain = try Self.chain()
