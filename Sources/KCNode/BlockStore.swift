@@ -140,8 +140,8 @@ public final class BlockStore {
             }
         }
         return BlockFactory.Tip(state: state, previous: previous,
-                                previousValidators: height == 0 ? nil : ValidatorSet(sets.previous.map { .init(key: $0.consensusKey, power: $0.power) }),
-                                validators: ValidatorSet(sets.current.map { .init(key: $0.consensusKey, power: $0.power) }))
+                                previousValidators: height == 0 ? nil : ValidatorSet(sets.previous),
+                                validators: ValidatorSet(sets.current))
     }
 
     /// The lowest height whose block, certificate and results are kept (1 unless pruned).

@@ -83,11 +83,7 @@ public struct LightClient: Sendable {
                                valueHash: Blake2b.hash256(setProof.record)),
               let sets = try? ValidatorSets.decode(exactly: setProof.record),
               !sets.current.isEmpty else { return nil }
-        return Self.set(sets.current)
-    }
-
-    static func set(_ entries: [ValidatorSetEntry]) -> ValidatorSet {
-        ValidatorSet(entries.map { .init(key: $0.consensusKey, power: $0.power) })
+        return ValidatorSet(sets.current)
     }
 
     /// The light block a node stores with a block when the set changes after it: the new
@@ -97,7 +93,7 @@ public struct LightClient: Sendable {
                                     executed: ExecutedBlock) -> LightBlock? {
         guard let changed = executed.changes[StateKey.validatorSets], let record = changed,
               let sets = try? ValidatorSets.decode(exactly: record), !sets.current.isEmpty else { return nil }
-        guard set(sets.current).hash != validators.hash else { return nil }
+        guard ValidatorSet(sets.current).hash != validators.hash else { return nil }
         let proof = executed.trie.proof(path: Blake2b.hash256(StateKey.validatorSets))
         return LightBlock(header: header, certificate: certificate, nextSets: .init(record: record, proof: proof.canonicalBytes))
     }
@@ -108,7 +104,7 @@ public struct LightClient: Sendable {
                                     after state: ChainState) -> LightBlock? {
         precondition(state.root == header.stateRoot, "a state that is not the header's")
         guard let record = state.get(StateKey.validatorSets), let sets = try? ValidatorSets.decode(exactly: record),
-              !sets.current.isEmpty, set(sets.current).hash != validators.hash else { return nil }
+              !sets.current.isEmpty, ValidatorSet(sets.current).hash != validators.hash else { return nil }
         return LightBlock(header: header, certificate: certificate,
                           nextSets: .init(record: record, proof: state.proof(key: StateKey.validatorSets).canonicalBytes))
     }

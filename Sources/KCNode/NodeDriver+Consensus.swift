@@ -97,7 +97,7 @@ extension NodeDriver {
     func nextValidators() -> ValidatorSet {
         let height = state.global.height + 1
         if let cached = nextValidatorsCache, cached.height == height { return cached.set }
-        let set = ValidatorSet(state.validatorSets().current.map { .init(key: $0.consensusKey, power: $0.power) })
+        let set = ValidatorSet(state.validatorSets().current)
         nextValidatorsCache = (height, set)
         return set
     }

@@ -13,7 +13,7 @@ extension NodeDriver {
         switch message {
         case .snapshotsRequest:
             guard serveBudget.light.allow(peer, now: now) else { return }
-            network.send(.snapshots(Array(try blocks.snapshots().prefix(WireMessage.maxSnapshotsPerMessage))), to: peer)
+            network.send(.snapshots(servedSnapshots), to: peer)
         case .snapshots(let offers):
             stateSync?.offered(offers, by: peer)
         case .chunkRequest(let height, let index):
@@ -90,6 +90,7 @@ extension NodeDriver {
         let started = Self.monotonicMilliseconds()
         let offer = try blocks.saveSnapshot(of: state, lightBlock: change ?? LightBlock(header: block.header, certificate: certificate, nextSets: nil),
                                             keep: config.snapshotKeep)
+        servedSnapshots = Array(try blocks.snapshots().prefix(WireMessage.maxSnapshotsPerMessage))
         log.debug("snapshot taken", ["height": "\(height)", "chunks": "\(offer.chunkHashes.count)",
                                      "took_ms": "\(Self.elapsed(Self.monotonicMilliseconds(), since: started))"])
     }

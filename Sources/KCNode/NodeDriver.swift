@@ -90,6 +90,9 @@ public final class NodeDriver {
     /// Answers of state sync served per peer and second (twice what `StateSync` asks of one
     /// peer, so a paced honest joiner is never left unanswered).
     var serveBudget = (chunks: ServeBudget(perSecond: 16), light: ServeBudget(perSecond: 32))
+    /// The offers of the snapshots this node keeps, newest first: read from the store at start
+    /// and after each snapshot, so a snapshots request costs no store read or decode.
+    var servedSnapshots: [SnapshotOffer] = []
     /// Catching up, and the start-up hold of a validator new to this machine (`CatchUp`).
     var catchUp: CatchUp
     var nextStatus: UInt64 = 0
@@ -181,6 +184,7 @@ public final class NodeDriver {
             inbox.push(.network(event), droppable: droppable)
         }
         base = try blocks.base()
+        servedSnapshots = Array(try blocks.snapshots().prefix(WireMessage.maxSnapshotsPerMessage))
         commits = CommitFeed(height: state.global.height)
         handle = NodeHandle(store: store, genesis: genesis, monitor: monitor, metrics: metrics, commits: commits, inbox: inbox)
         sync = BlockSync()

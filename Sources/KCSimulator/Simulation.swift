@@ -693,7 +693,7 @@ public final class Simulation {
         let members = sets.current.map { ValidatorSet.Member(key: $0.consensusKey, power: $0.power) }
         let validators = ValidatorSet(members)
         node.previousValidators = node.blocks.isEmpty ? nil
-            : ValidatorSet(sets.previous.map { .init(key: $0.consensusKey, power: $0.power) })
+            : ValidatorSet(sets.previous)
         var core = ConsensusCore<Block>(height: node.height, validators: validators, me: node.key.publicKey,
                                         timeouts: TimeoutConfig())
         core.faultIgnoreLock = config.brokenLock && node.behaviour == .honest
@@ -1017,7 +1017,7 @@ final class SimNode {
         self.clockOffset = clockOffset
         self.timerRatePerMille = timerRatePerMille
         let sets = state.validatorSets()
-        validators = ValidatorSet(sets.current.map { .init(key: $0.consensusKey, power: $0.power) })
+        validators = ValidatorSet(sets.current)
     }
 
     var height: UInt64 { UInt64(blocks.count) + 1 }
