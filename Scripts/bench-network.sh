@@ -1,15 +1,35 @@
 #!/usr/bin/env bash
-# Measures a local 5-validator network of release binaries on this machine: commit throughput
-# and send-to-commit latency of signed transfers, sent over P2P by `node load`.
-#   Scripts/bench-network.sh [RATE_LIGHT] [RATE_HEAVY] [SECONDS] [TIMEOUT_COMMIT_MS]
-# Prints the figures; stops exactly the processes it started.
+# The network benchmark (issue 19): the machine's own limit and the node's figures measured in
+# the same run, on fresh private networks of release binaries on 127.0.0.1.
+#
+#   Scripts/bench-network.sh            # everything: devnet transfers, devnet events, one validator
+#   BENCH_PARTS="devnet-transfers" Scripts/bench-network.sh
+#
+# Parts (BENCH_PARTS, space-separated): devnet-transfers, devnet-events, one-validator.
+# Settings: BENCH_VALIDATORS (5), BENCH_SECONDS per step (8), BENCH_COMMIT_MS (0),
+# BENCH_MAX_STEPS of the saturation search (5), BENCH_BASE_PORT (27656).
+#
+# 1. The limit: `node verify-rate` measures libsodium Ed25519 verifications per second on one
+#    thread and on all cores; every validator checks every signature once, so a devnet of n
+#    validators sharing these cores commits at most limit = all-cores rate / n transactions/s.
+# 2. Per workload, a fresh devnet: steps at 100/s, at half the limit, then a saturation search
+#    (from 0.6 of the limit, x1.25 a step, until under 90 % of the offered rate commits or
+#    p50 passes 2 s). Per step: offered and committed rate, latency p50/p90/p99 (send to
+#    commit), blocks/s, transactions per block, CPU and peak RSS of each node.
+#    The event workload: 16 devnet users bond and register as gateways, then propose events
+#    (parents drawn from recent events); every validator's automatic attester (mode "format")
+#    votes in one batch per commit. Reported: events accepted/s and signature checks per event.
+# 3. One validator alone, on 1 core and on 2 cores (taskset), fed by a generator that signs
+#    everything before it starts and runs at the lowest priority: committed tx/s against its
+#    verification rate on those cores.
+# The last line is one JSON object with the figures. Stops exactly the processes it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-light=${1:-50}
-heavy=${2:-5000}
-seconds=${3:-10}
-commit_ms=${4:-0}
-validators=5
+parts=${BENCH_PARTS:-"devnet-transfers devnet-events one-validator"}
+validators=${BENCH_VALIDATORS:-5}
+seconds=${BENCH_SECONDS:-8}
+commit_ms=${BENCH_COMMIT_MS:-0}
+max_steps=${BENCH_MAX_STEPS:-5}
 base_port=${BENCH_BASE_PORT:-27656}
 
 Scripts/install-deps.sh
@@ -17,13 +37,149 @@ swift build -c release --product node >/dev/null
 source Scripts/lib-network.sh
 work=$(mktemp -d /tmp/kc-bench-XXXXXX)
 trap 'stop_all; rm -rf "$work"' EXIT
-make_network "$work" "$validators" "$base_port" "$commit_ms" warning
-peers=("${net_peers[@]}")
-for ((i = 0; i < validators; i++)); do start_node "$i"; done
-sleep 4
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $validators validators on 127.0.0.1, release build, timeout_commit_ms=$commit_ms"
-echo "== light load: $light tx/s for $seconds s"
-"$binary" load --genesis "$work/genesis.json" --rate "$light" --seconds "$seconds" "${peers[@]/#/--peer=}" | tee "$work/light.txt"
-next=$(sed -n 's/^next nonces: //p' "$work/light.txt")
-echo "== heavy load: $heavy tx/s for $seconds s"
-"$binary" load --genesis "$work/genesis.json" --rate "$heavy" --seconds "$seconds" --nonces "$next" "${peers[@]/#/--peer=}"
+ticks=$(getconf CLK_TCK)
+
+# A field of a one-line JSON object: field NAME <<<"$json".
+field() { tr -d '\n ' | sed -n -e "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p; t" -e "s/.*\"$1\":\([^,}]*\).*/\1/p"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+peak_rss_mib() { awk '/VmHWM/ {printf "%d", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Events that reached accepted (or moved on from it) on node 0, from its metrics.
+events_decided() {
+  curl -s "$(rpc_url 0)/metrics" | awk '/^membria_events\{status="(accepted|finalized|disputed)"\}/ {sum += $2} END {printf "%d", sum}'
+}
+
+cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+cores=$(nproc)
+echo "machine: $cores cores ($cpu_model), $(free -g | awk '/Mem:/ {print $2}') GiB; release build; loopback; timeout_commit_ms=$commit_ms"
+rate_json=$("$binary" verify-rate --milliseconds 2000 | tr -d '\n ')
+verify_one=$(field per_second_one_thread <<<"$rate_json")
+verify_all=$(field per_second_all_threads <<<"$rate_json")
+limit=$((verify_all / validators))
+echo "limit: Ed25519 verifications/s: $verify_one on one thread, $verify_all on $cores; $validators validators -> limit $limit tx/s"
+
+results=()      # "name=json" of every step
+summary=()      # JSON members of the final line
+
+# One measured step: run_step NAME WORKLOAD RATE NODES... ; prints a line and leaves the
+# step's JSON (load figures + cpu/rss per node) in $step_json and its nonces in $step_nonces.
+run_step() {
+  local name=$1 workload=$2 rate=$3; shift 3
+  local nodes=("$@") before=() i
+  for i in "${nodes[@]}"; do before+=("$(cpu_ticks "${pids[$i]}")"); done
+  local decided_before=0
+  [ "$workload" = events ] && decided_before=$(events_decided)
+  local started=$(date +%s%N)
+  local args=(--genesis "$work/genesis.json" --workload "$workload" --rate "$rate" --seconds "$seconds" --drain 20 --users "$users" --json)
+  [ -n "${step_nonces:-}" ] && args+=(--nonces "$step_nonces")
+  local peer_args=()
+  for i in "${nodes[@]}"; do peer_args+=("--peer=${net_peers[$i]}"); done
+  step_json=$(${load_prefix:-} "$binary" load "${args[@]}" "${peer_args[@]}" | tr -d '\n ')
+  local wall_ms=$((($(date +%s%N) - started) / 1000000))
+  local cpus="" rss="" n=0
+  for i in "${nodes[@]}"; do
+    local used=$(($(cpu_ticks "${pids[$i]}") - ${before[$n]}))
+    cpus+="${cpus:+,}$((used * 100000 / ticks / wall_ms))"
+    rss+="${rss:+,}$(peak_rss_mib "${pids[$i]}")"
+    n=$((n + 1))
+  done
+  local events_json=""
+  if [ "$workload" = events ]; then
+    local decided=$(($(events_decided) - decided_before))
+    local span_ms=$(( $(field committed <<<"$step_json") > 0 ? wall_ms : 1 ))
+    events_json=",\"events_accepted\":$decided,\"events_accepted_per_s\":$((decided * 1000 / span_ms))"
+  fi
+  step_nonces=$(field next_nonces <<<"$step_json")
+  step_json="${step_json%\}},\"name\":\"$name\",\"cpu_percent\":[$cpus],\"peak_rss_mib\":[$rss]$events_json}"
+  results+=("$step_json")
+  printf '%-26s offered %6s/s committed %6s/s (all tx %6s/s) p50 %7s p90 %7s p99 %7s ms  %5s blocks/s %5s tx/block  cpu%% [%s] rss MiB [%s]%s\n' \
+    "$name" "$rate" "$(field committed_per_s <<<"$step_json")" "$(field block_tx_per_s <<<"$step_json")" \
+    "$(field p50_ms <<<"$step_json")" "$(field p90_ms <<<"$step_json")" "$(field p99_ms <<<"$step_json")" \
+    "$(field blocks_per_s <<<"$step_json")" "$(field tx_per_block <<<"$step_json")" "$cpus" "$rss" \
+    "${events_json:+  events accepted $(field events_accepted_per_s <<<"$step_json")/s}"
+}
+
+start_network() {
+  local count=$1 mode=$2
+  stop_all
+  rm -rf "$work"/node* "$work"/genesis.json
+  NET_USERS=$users make_network "$work" "$count" "$base_port" "$commit_ms" warning
+  if [ "$mode" = events ]; then sed -i 's/^mode = "off"/mode = "format"/' "$work"/node*/config.toml; fi
+  local i
+  for ((i = 0; i < count; i++)); do start_node "$i"; done
+  sleep 4
+  step_nonces=""
+}
+
+# Steps at 100/s and half the limit, then the saturation search; sets $best (committed/s).
+devnet_steps() {
+  local workload=$1 limit_here=$2 nodes=()
+  local i
+  for ((i = 0; i < validators; i++)); do nodes+=("$i"); done
+  run_step "$workload-light" "$workload" 100 "${nodes[@]}"
+  light_json=$step_json
+  run_step "$workload-half-limit" "$workload" $((limit_here / 2)) "${nodes[@]}"
+  half_json=$step_json
+  best=0 best_json=""
+  local rate=$((limit_here * 6 / 10)) step
+  for ((step = 1; step <= max_steps; step++)); do
+    run_step "$workload-search-$step" "$workload" "$rate" "${nodes[@]}"
+    local got=$(field block_tx_per_s <<<"$step_json") p50=$(field p50_ms <<<"$step_json")
+    [ "$workload" = transfers ] && got=$(field committed_per_s <<<"$step_json")
+    if [ "$got" -gt "$best" ]; then best=$got; best_json=$step_json; fi
+    if [ "$(field committed_per_s <<<"$step_json")" -lt $((rate * 9 / 10)) ] || [ "${p50%.*}" -gt 2000 ]; then break; fi
+    rate=$((rate * 5 / 4))
+  done
+}
+
+for part in $parts; do
+  case $part in
+  devnet-transfers)
+    users=16
+    echo "== devnet, $validators validators, transfers (limit $limit tx/s)"
+    start_network "$validators" transfers
+    devnet_steps transfers "$limit"
+    summary+=("\"transfers\":{\"limit_tx_per_s\":$limit,\"committed_tx_per_s\":$best,\"ratio_permille\":$((best * 1000 / limit)),\"light\":$light_json,\"half_limit\":$half_json,\"best\":$best_json}")
+    echo "transfers: best $best tx/s = $((best * 1000 / limit))/1000 of the limit"
+    ;;
+  devnet-events)
+    users=16
+    echo "== devnet, $validators validators, knowledge events (16 proposing gateways, $validators attesting)"
+    start_network "$validators" events
+    # The offered rate is events/s; the search starts from the transaction limit as if each
+    # event cost one check, and the report divides by the checks each event really took.
+    devnet_steps events "$limit"
+    events_best=$(field events_accepted_per_s <<<"$best_json")
+    proposed=$(field committed_per_s <<<"$best_json")
+    checks_permille=$(( proposed > 0 ? best * 1000 / proposed : 0 ))
+    allowed=$(( checks_permille > 0 ? limit * 1000 / checks_permille : 0 ))
+    summary+=("\"events\":{\"committed_tx_per_s\":$best,\"events_proposed_per_s\":$proposed,\"events_per_s\":$events_best,\"checks_per_event_permille\":$checks_permille,\"events_limit_per_s\":$allowed,\"ratio_permille\":$(( allowed > 0 ? proposed * 1000 / allowed : 0 )),\"light\":$light_json,\"half_limit\":$half_json,\"best\":$best_json}")
+    echo "events: $proposed events/s committed ($events_best accepted/s), $checks_permille/1000 signature checks per event, so the limit is $allowed events/s: ratio $(( allowed > 0 ? proposed * 1000 / allowed : 0 ))/1000"
+    ;;
+  one-validator)
+    users=16
+    one_json=""
+    for cpus in 0 0-1; do
+      if [ "$cpus" = 0 ]; then ncpu=1; else ncpu=2; fi
+      rate_here=$(taskset -c "$cpus" "$binary" verify-rate --milliseconds 1000 | field per_second_all_threads)
+      echo "== one validator on $ncpu core(s) (verifies $rate_here/s there), generator signs first and runs at nice 19"
+      NET_TASKSET=$cpus start_network 1 transfers
+      best=0 rate=$((rate_here / 4))
+      for ((step = 1; step <= max_steps; step++)); do
+        load_prefix="nice -n 19" run_step "one-validator-${ncpu}core-$rate" transfers "$rate" 0
+        got=$(field committed_per_s <<<"$step_json")
+        [ "$got" -gt "$best" ] && best=$got
+        if [ "$got" -lt $((rate * 9 / 10)) ]; then break; fi
+        rate=$((rate * 3 / 2))
+      done
+      echo "one validator, $ncpu core(s): best $best tx/s = $((best * 1000 / rate_here))/1000 of $rate_here verifications/s"
+      one_json+="${one_json:+,}\"cores_$ncpu\":{\"verify_per_s\":$rate_here,\"committed_tx_per_s\":$best,\"ratio_permille\":$((best * 1000 / rate_here))}"
+    done
+    summary+=("\"one_validator\":{$one_json}")
+    ;;
+  *) echo "unknown part '$part' (devnet-transfers, devnet-events, one-validator)" >&2; exit 2 ;;
+  esac
+done
+stop_all
+machine="\"machine\":{\"cores\":$cores,\"cpu\":\"$cpu_model\",\"verify_per_s_one_thread\":$verify_one,\"verify_per_s_all_cores\":$verify_all},\"validators\":$validators,\"step_seconds\":$seconds"
+joined=$(IFS=,; echo "${summary[*]}")
+echo "{$machine${joined:+,$joined}}"

@@ -1,5 +1,6 @@
 # Shared by the scripts that run a private network of release nodes on 127.0.0.1.
 # Source it, then call: make_network DIR VALIDATORS BASE_PORT COMMIT_MS LOG_LEVEL; start_node I; stop_node I [SIGNAL].
+# NET_USERS (default 4): funded devnet users in the genesis. NET_TASKSET: CPU list the nodes run on.
 # Node i: P2P BASE_PORT + 10 i, RPC BASE_PORT + 1 + 10 i. PIDs in $pids[i]; only those are ever signalled.
 
 binary="$(pwd)/.build/release/node"
@@ -8,7 +9,7 @@ declare -a pids=()
 make_network() {
   net_dir=$1 net_validators=$2 net_base=$3
   local commit_ms=$4 level=$5
-  "$binary" devnet-genesis --validators "$net_validators" >"$net_dir/genesis.json"
+  "$binary" devnet-genesis --validators "$net_validators" --users "${NET_USERS:-4}" >"$net_dir/genesis.json"
   net_peers=()
   local i j
   for ((i = 0; i < net_validators; i++)); do
@@ -26,7 +27,11 @@ make_network() {
 rpc_url() { echo "http://127.0.0.1:$((net_base + 1 + 10 * $1))"; }
 
 start_node() {
-  "$binary" start --home "$net_dir/node$1" >>"$net_dir/node$1.log" 2>&1 &
+  if [ -n "${NET_TASKSET:-}" ]; then
+    taskset -c "$NET_TASKSET" "$binary" start --home "$net_dir/node$1" >>"$net_dir/node$1.log" 2>&1 &
+  else
+    "$binary" start --home "$net_dir/node$1" >>"$net_dir/node$1.log" 2>&1 &
+  fi
   pids[$1]=$!
 }
 

@@ -21,7 +21,8 @@ struct NodeCommand: ParsableCommand {
                       ProposeEventCommand.self, AttestCommand.self, DisputeCommand.self, VoteDisputeCommand.self, DefendCommand.self,
                       StakeCommand.self, UnstakeCommand.self, WithdrawCommand.self, RegisterValidatorCommand.self,
                       RegisterGatewayCommand.self, UnjailCommand.self, TransferCommand.self,
-                      SimulateCommand.self, ArweaveDevServerCommand.self, DevnetGenesisCommand.self, StoreCrashWriterCommand.self, LoadCommand.self]
+                      SimulateCommand.self, ArweaveDevServerCommand.self, DevnetGenesisCommand.self, StoreCrashWriterCommand.self, LoadCommand.self,
+                      VerifyRateCommand.self]
     )
 }
 

@@ -1,0 +1,71 @@
+import KCTypes
+
+/// The figures of one load run, as text for people and as one JSON object for scripts.
+struct LoadReport {
+    let workload: String
+    let offeredPerSecond: Int
+    let seconds: Int
+    let nodes: Int
+    let sent: Int
+    let committed: Int
+    let blocks: Int
+    let blockTransactions: Int
+    /// From the first send to the last commit of a sent transaction (at least 1 µs).
+    let spanMicroseconds: UInt64
+    let latencies: [UInt64]
+    let nonces: [UInt64]
+
+    init(workload: String, offeredPerSecond: Int, seconds: Int, nodes: Int, sent: Int, began: UInt64, follower: ChainFollower, nonces: [UInt64]) {
+        self.workload = workload
+        self.offeredPerSecond = offeredPerSecond
+        self.seconds = seconds
+        self.nodes = nodes
+        self.sent = sent
+        committed = follower.committed
+        blocks = follower.blocks
+        blockTransactions = follower.blockTransactions
+        // Nothing committed leaves the last commit at 0, before the start.
+        spanMicroseconds = follower.lastCommitAt > began ? follower.lastCommitAt - began : 1
+        latencies = follower.latencies.sorted()
+        self.nonces = nonces
+    }
+
+    /// Per second over the span, in whole units.
+    func perSecond(_ count: Int) -> Int { Int(UInt64(count) * 1_000_000 / spanMicroseconds) }
+
+    /// The latency at percentile `p` in milliseconds (one decimal), nil when nothing committed.
+    func percentile(_ p: Int) -> (whole: UInt64, tenth: UInt64)? {
+        guard !latencies.isEmpty else { return nil }
+        let value = latencies[min(latencies.count - 1, latencies.count * p / 100)]
+        return (value / 1_000, (value % 1_000) / 100)
+    }
+
+    func milliseconds(_ p: Int) -> String { percentile(p).map { "\($0.whole).\($0.tenth) ms" } ?? "-" }
+
+    var text: String {
+        var lines = [
+            "sent \(sent) \(workload) transactions at \(offeredPerSecond)/s for \(seconds) s to \(nodes) node(s); committed \(committed) in \(blocks) block(s) holding \(blockTransactions) transactions",
+            "committed throughput: \(perSecond(committed)) tx/s sent by this run, \(perSecond(blockTransactions)) tx/s in all (from the first send to the last commit)",
+            "send-to-commit latency: p50 \(milliseconds(50)), p90 \(milliseconds(90)), p99 \(milliseconds(99)), max \(milliseconds(100))",
+        ]
+        if committed < sent { lines.append("not committed when the run ended: \(sent - committed)") }
+        lines.append("next nonces: \(nonces.map(String.init).joined(separator: ","))")
+        return lines.joined(separator: "\n")
+    }
+
+    var json: JSONValue {
+        func number(_ value: Int) -> JSONValue { .number("\(value)") }
+        func latency(_ p: Int) -> JSONValue { percentile(p).map { .number("\($0.whole).\($0.tenth)") } ?? .null }
+        let blockTenths = UInt64(blocks) * 10_000_000 / spanMicroseconds
+        return .object([
+            ("workload", .string(workload)), ("offered_per_s", number(offeredPerSecond)), ("seconds", number(self.seconds)),
+            ("nodes", number(nodes)), ("sent", number(sent)), ("committed", number(committed)),
+            ("committed_per_s", number(perSecond(committed))), ("block_tx_per_s", number(perSecond(blockTransactions))),
+            ("blocks", number(blocks)), ("block_transactions", number(blockTransactions)),
+            ("blocks_per_s", .number("\(blockTenths / 10).\(blockTenths % 10)")),
+            ("tx_per_block", number(blocks > 0 ? blockTransactions / blocks : 0)),
+            ("p50_ms", latency(50)), ("p90_ms", latency(90)), ("p99_ms", latency(99)), ("max_ms", latency(100)),
+            ("next_nonces", .string(nonces.map(String.init).joined(separator: ","))),
+        ])
+    }
+}

@@ -1,0 +1,158 @@
+import Dispatch
+import KCConsensus
+import KCCrypto
+import KCNode
+import KCRuntime
+import KCTypes
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum LoadClock {
+    static func microseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000 + UInt64(time.tv_nsec) / 1_000
+    }
+}
+
+/// A transaction to send and the node it goes to: each sender's run goes to one node, so its
+/// nonces arrive in order.
+struct Outgoing {
+    let node: Int
+    let transaction: SignedTransaction
+}
+
+/// What the load generator sends. `due(_:)` gives the next `count` transactions of the offered
+/// rate; `committed(_:)` shows each committed block, in height order.
+protocol LoadWorkload {
+    /// Transactions to send before the measured run (none by default), and whether the run may
+    /// start: the setup's transactions are committed.
+    mutating func setup() -> [Outgoing]
+    var ready: Bool { get }
+    mutating func due(_ count: Int) -> [Outgoing]
+    mutating func committed(_ block: Block)
+    /// The next nonce of each sender, for a following run.
+    var nonces: [UInt64] { get }
+}
+
+/// Signed transfers between funded devnet users, all signed before the run starts (on every
+/// core), so that sending costs the generator little besides encryption.
+struct TransferWorkload: LoadWorkload {
+    private let prepared: [Outgoing]
+    private var next = 0
+    private(set) var nonces: [UInt64]
+    var ready: Bool { true }
+
+    init(chain: Genesis, senders: [SigningKey], nonces start: [UInt64], count: Int, nodes: Int) {
+        let bodies = (0..<count).map { index -> (Int, TransactionBody) in
+            let from = index % senders.count
+            let nonce = start[from] + UInt64(index / senders.count)
+            return (from, TransactionBody(chainID: chain.chainID, sender: senders[from].publicKey, nonce: nonce,
+                                          fee: chain.parameters.fees.minFee,
+                                          call: .transfer(to: senders[(from + 1) % senders.count].publicKey, amount: Amount(units: 1))))
+        }
+        prepared = Self.sign(bodies.map { body in (body.1, senders[body.0], body.0 % nodes) })
+        nonces = start.enumerated().map { from, nonce in nonce + UInt64(count / senders.count + (from < count % senders.count ? 1 : 0)) }
+    }
+
+    /// Signs on all cores; the result keeps the input's order.
+    static func sign(_ work: [(TransactionBody, SigningKey, Int)]) -> [Outgoing] {
+        let slices = max(1, min(64, work.count / 256))
+        let results = Mutex<[[Outgoing]]>(Array(repeating: [], count: slices))
+        DispatchQueue.concurrentPerform(iterations: slices) { slice in
+            let range = (work.count * slice / slices)..<(work.count * (slice + 1) / slices)
+            let signed = work[range].map { Outgoing(node: $0.2, transaction: $0.0.signed(with: $0.1)) }
+            results.withLock { $0[slice] = signed }
+        }
+        return results.withLock { $0.flatMap { $0 } }
+    }
+
+    mutating func setup() -> [Outgoing] { [] }
+
+    mutating func due(_ count: Int) -> [Outgoing] {
+        let end = min(prepared.count, next + count)
+        defer { next = end }
+        return Array(prepared[next..<end])
+    }
+
+    mutating func committed(_ block: Block) {}
+}
+
+/// The chain's own workload: gateway accounts propose knowledge events whose parents are
+/// drawn from recent committed events, while the validators' automatic attesters vote on them
+/// in batches after each commit. The proposers are devnet users that bond the minimum gateway
+/// stake and register as gateways in the setup (when they start from nonce 0).
+struct EventWorkload: LoadWorkload {
+    let chain: Genesis
+    let proposers: [SigningKey]
+    let nodes: Int
+    private(set) var nonces: [UInt64]
+    private var setupHashes: Set<Hash256> = []
+    private var turn = 0
+    private var counter: UInt64 = 0
+    /// Events seen committed, newest last (at most `recentLimit`): the parents of new events.
+    private var recent: [Hash256] = []
+    static let recentLimit = 256
+    static let kind = "bench.note"
+
+    init(chain: Genesis, proposers: [SigningKey], nonces: [UInt64], nodes: Int) {
+        self.chain = chain
+        self.proposers = proposers
+        self.nonces = nonces
+        self.nodes = nodes
+    }
+
+    var ready: Bool { setupHashes.isEmpty }
+
+    mutating func setup() -> [Outgoing] {
+        var outgoing: [Outgoing] = []
+        let stake = chain.parameters.staking.minGatewayStake
+        for (index, key) in proposers.enumerated() where nonces[index] == 0 {
+            for call in [Call.bond(amount: stake), .registerGateway] {
+                let body = TransactionBody(chainID: chain.chainID, sender: key.publicKey, nonce: nonces[index],
+                                           fee: chain.parameters.fees.minFee, call: call)
+                nonces[index] += 1
+                let signed = body.signed(with: key)
+                setupHashes.insert(signed.hash)
+                outgoing.append(Outgoing(node: index % nodes, transaction: signed))
+            }
+        }
+        return outgoing
+    }
+
+    mutating func due(_ count: Int) -> [Outgoing] {
+        (0..<count).map { _ in
+            let index = turn % proposers.count
+            turn += 1
+            counter += 1
+            // Parents: up to two recent events, chosen by the counter (deterministic, spread).
+            var parents: [Hash256] = []
+            if !recent.isEmpty {
+                parents.append(recent[Int(counter % UInt64(recent.count))])
+                let second = recent[Int((counter / 3) % UInt64(recent.count))]
+                if second != parents[0] { parents.append(second) }
+            }
+            let seed = Array("\(proposers[index].publicKey.hex)/\(counter)/\(nonces[index])".utf8)
+            let body = TransactionBody(chainID: chain.chainID, sender: proposers[index].publicKey, nonce: nonces[index],
+                                       fee: chain.parameters.fees.minFee,
+                                       call: .proposeEvent(parents: parents, arTxID: ArTxID(Blake2b.hash256(seed)),
+                                                           contentHash: SHA256.hash(seed), kind: Self.kind))
+            nonces[index] += 1
+            return Outgoing(node: index % nodes, transaction: body.signed(with: proposers[index]))
+        }
+    }
+
+    mutating func committed(_ block: Block) {
+        for transaction in block.transactions {
+            setupHashes.remove(transaction.hash)
+            guard case .proposeEvent(let parents, let arTxID, let contentHash, let kind) = transaction.body.call, kind == Self.kind else { continue }
+            let header = EventHeader(author: transaction.body.sender, nonce: transaction.body.nonce, height: block.header.height,
+                                     parents: parents, arTxID: arTxID, contentHash: contentHash, kind: kind)
+            recent.append(header.id)
+        }
+        if recent.count > Self.recentLimit { recent.removeFirst(recent.count - Self.recentLimit) }
+    }
+}
