@@ -12,6 +12,8 @@ struct LoadReport {
     let blockTransactions: Int
     /// From the first send to the last commit of a sent transaction (at least 1 µs).
     let spanMicroseconds: UInt64
+    /// From the first send to the last block received (at least 1 µs).
+    let blockSpanMicroseconds: UInt64
     let latencies: [UInt64]
     let nonces: [UInt64]
 
@@ -26,6 +28,7 @@ struct LoadReport {
         blockTransactions = follower.blockTransactions
         // Nothing committed leaves the last commit at 0, before the start.
         spanMicroseconds = follower.lastCommitAt > began ? follower.lastCommitAt - began : 1
+        blockSpanMicroseconds = follower.lastBlockAt > began ? follower.lastBlockAt - began : 1
         latencies = follower.latencies.sorted()
         self.nonces = nonces
     }
@@ -56,7 +59,7 @@ struct LoadReport {
     var json: JSONValue {
         func number(_ value: Int) -> JSONValue { .number("\(value)") }
         func latency(_ p: Int) -> JSONValue { percentile(p).map { .number("\($0.whole).\($0.tenth)") } ?? .null }
-        let blockTenths = UInt64(blocks) * 10_000_000 / spanMicroseconds
+        let blockTenths = UInt64(blocks) * 10_000_000 / blockSpanMicroseconds
         return .object([
             ("workload", .string(workload)), ("offered_per_s", number(offeredPerSecond)), ("seconds", number(self.seconds)),
             ("nodes", number(nodes)), ("sent", number(sent)), ("committed", number(committed)),

@@ -42,9 +42,16 @@ protocol LoadWorkload {
 /// core), so that sending costs the generator little besides encryption.
 struct TransferWorkload: LoadWorkload {
     private let prepared: [Outgoing]
+    private let start: [UInt64]
+    /// Transactions handed out so far: the first `next` of `prepared`.
     private var next = 0
-    private(set) var nonces: [UInt64]
     var ready: Bool { true }
+
+    /// Sender i's transactions are i, i + n, i + 2n, ... of `prepared`; each handed out moved
+    /// its sender's nonce on by one.
+    var nonces: [UInt64] {
+        start.indices.map { from in start[from] + UInt64(next / start.count + (from < next % start.count ? 1 : 0)) }
+    }
 
     init(chain: Genesis, senders: [SigningKey], nonces start: [UInt64], count: Int, nodes: Int) {
         let bodies = (0..<count).map { index -> (Int, TransactionBody) in
@@ -55,7 +62,7 @@ struct TransferWorkload: LoadWorkload {
                                           call: .transfer(to: senders[(from + 1) % senders.count].publicKey, amount: Amount(units: 1))))
         }
         prepared = Self.sign(bodies.map { body in (body.1, senders[body.0], body.0 % nodes) })
-        nonces = start.enumerated().map { from, nonce in nonce + UInt64(count / senders.count + (from < count % senders.count ? 1 : 0)) }
+        self.start = start
     }
 
     /// Signs on all cores; the result keeps the input's order.
