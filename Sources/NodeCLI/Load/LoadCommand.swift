@@ -78,7 +78,12 @@ struct LoadCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let chain = try NodeHome.loadGenesis(file: genesis)
-            let settings = P2PSettings(chainID: chain.chainID, genesisHash: chain.hash, nodeKey: SigningKey.generate())
+            var settings = P2PSettings(chainID: chain.chainID, genesisHash: chain.hash, nodeKey: SigningKey.generate())
+            // The node sends a status and, asked, a block for every height: a fast chain is more
+            // than a peer's default 2,000 frames a second, and a generator that stops reading
+            // would report its own delay as commit latency.
+            settings.maxInboundFramesPerSecond = 1_000_000
+            settings.maxInboundBytesPerSecond = 1 << 34
             let host = P2PHost(settings: settings, events: Inbox(capacity: 1_000_000), log: .silent)
             try host.start()
             defer { host.stop() }

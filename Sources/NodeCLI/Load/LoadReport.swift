@@ -1,5 +1,9 @@
 import KCTypes
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The figures of one load run, as text for people and as one JSON object for scripts.
 struct LoadReport {
     let workload: String
@@ -16,6 +20,8 @@ struct LoadReport {
     let blockSpanMicroseconds: UInt64
     let latencies: [UInt64]
     let nonces: [UInt64]
+    /// CPU this generator used (user + system) per second of its run, in percent of one core.
+    let generatorCPUPercent: Int
 
     init(workload: String, offeredPerSecond: Int, seconds: Int, nodes: Int, sent: Int, began: UInt64, follower: ChainFollower, nonces: [UInt64]) {
         self.workload = workload
@@ -31,6 +37,16 @@ struct LoadReport {
         blockSpanMicroseconds = follower.lastBlockAt > began ? follower.lastBlockAt - began : 1
         latencies = follower.latencies.sorted()
         self.nonces = nonces
+        generatorCPUPercent = Self.cpuPercent(since: began)
+    }
+
+    /// This process's CPU time since `began` (monotonic µs) as a percentage of one core.
+    static func cpuPercent(since began: UInt64) -> Int {
+        var usage = rusage()
+        guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return 0 }
+        let used = UInt64(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000 + UInt64(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
+        let wall = max(LoadClock.microseconds() - began, 1)
+        return Int(used * 100 / wall)
     }
 
     /// Per second over the span, in whole units.
@@ -51,6 +67,7 @@ struct LoadReport {
             "committed throughput: \(perSecond(committed)) tx/s sent by this run, \(perSecond(blockTransactions)) tx/s in all (from the first send to the last commit)",
             "send-to-commit latency: p50 \(milliseconds(50)), p90 \(milliseconds(90)), p99 \(milliseconds(99)), max \(milliseconds(100))",
         ]
+        lines.append("this generator used \(generatorCPUPercent) % of a core (signing before the run included)")
         if committed < sent { lines.append("not committed when the run ended: \(sent - committed)") }
         lines.append("next nonces: \(nonces.map(String.init).joined(separator: ","))")
         return lines.joined(separator: "\n")
@@ -68,6 +85,7 @@ struct LoadReport {
             ("blocks_per_s", .number("\(blockTenths / 10).\(blockTenths % 10)")),
             ("tx_per_block", number(blocks > 0 ? blockTransactions / blocks : 0)),
             ("p50_ms", latency(50)), ("p90_ms", latency(90)), ("p99_ms", latency(99)), ("max_ms", latency(100)),
+            ("generator_cpu_percent", number(generatorCPUPercent)),
             ("next_nonces", .string(nonces.map(String.init).joined(separator: ","))),
         ])
     }
