@@ -169,6 +169,19 @@ public struct GossipKnowledge<Peer: Hashable & Comparable & Sendable>: Sendable 
         return !held.proposals.contains(round)
     }
 
+    /// The peers to pass a transaction on to, received from `source` (the validator at
+    /// `sourceValidator` of the running set, if it is one): every other peer except those that
+    /// announced a link to that validator, which have it from the source itself. In a full mesh
+    /// of validators each transaction then crosses each connection once instead of once per
+    /// relayer; a peer that is not a validator is relayed for in full.
+    public func transactionTargets(from source: Peer, sourceValidator: Int?) -> [Peer] {
+        peers.filter { peer in
+            guard peer != source else { return false }
+            guard let sourceValidator, let links = views[peer]?.links else { return true }
+            return !links[sourceValidator]
+        }
+    }
+
     /// Whether `peer` announced a direct link to the validator at `validator` of `height`'s set.
     func linked(_ peer: Peer, to validator: Int, height: UInt64) -> Bool {
         guard let links = views[peer]?.links else { return false }

@@ -65,6 +65,12 @@ struct ConsensusGossip {
         (.proposal(signed), knowledge.ownProposal(height: signed.proposal.height, round: signed.proposal.round))
     }
 
+    /// Where to pass transactions admitted from `peer` (specs/p2p.md, tag 1): the peers not
+    /// linked to it, when it proved a consensus key of `validators`.
+    func transactionTargets(from peer: PublicKey, validatorKey: PublicKey?, validators: ValidatorSet) -> [PublicKey] {
+        knowledge.transactionTargets(from: peer, sourceValidator: validatorKey.flatMap { validators.index(of: $0) })
+    }
+
     /// A vote of a height signed by `validators` that this node accepted from `peer` (after
     /// screening and its signature check): the peers to pass it to.
     mutating func relay(_ signed: SignedVote, from peer: PublicKey, validators: ValidatorSet, me: PublicKey?) -> Send? {

@@ -45,6 +45,8 @@ public final class NodeDriver {
     let genesis: Genesis
     let runtime: Runtime
     let signatures = SignatureCache()
+    /// Checks peers' transactions before they reach this thread (none on a one-core machine).
+    let signatureStage: SignatureStage?
     let factory: BlockFactory
     let store: RocksDBStore
     let blocks: BlockStore
@@ -180,13 +182,24 @@ public final class NodeDriver {
         settings.maxFrameBytes = Int(genesis.parameters.block.maxBytes) + (1 << 20)
         let inbox = Inbox<NodeEvent>(capacity: 10_000)
         events = inbox
+        // With more than one core, transactions from peers pass the signature stage first (on
+        // every core, in order); everything else goes straight to the inbox. On one core the
+        // stage would only add a thread hop: the node's thread checks them, as before.
+        let cores = Cores.available()
+        let stage = cores > 1 ? SignatureStage(chainID: genesis.chainID, cache: signatures, parallelism: cores) : nil
+        signatureStage = stage
         network = P2PHost(settings: settings, log: log) { event, droppable in
-            inbox.push(.network(event), droppable: droppable)
+            if let stage, case .message(.transactions(let batch), _) = event {
+                stage.check(batch) { inbox.push(.network(event), droppable: true) }
+            } else {
+                inbox.push(.network(event), droppable: droppable)
+            }
         }
         base = try blocks.base()
         servedSnapshots = Array(try blocks.snapshots().prefix(WireMessage.maxSnapshotsPerMessage))
         commits = CommitFeed(height: state.global.height)
-        handle = NodeHandle(store: store, genesis: genesis, monitor: monitor, metrics: metrics, commits: commits, inbox: inbox)
+        handle = NodeHandle(store: store, genesis: genesis, monitor: monitor, metrics: metrics, commits: commits, inbox: inbox,
+                            signatures: signatures)
         sync = BlockSync()
         catchUp = CatchUp(startedAt: Self.monotonicMilliseconds(), hold: false)
         // A validator whose WAL holds none of its own messages (its key is new to this machine)
@@ -429,7 +442,8 @@ public final class NodeDriver {
             }
             if !admitted.isEmpty {
                 network.credit(peer)
-                network.broadcast(.transactions(admitted), except: peer)
+                let targets = gossip.transactionTargets(from: peer, validatorKey: network.validatorKey(of: peer), validators: nextValidators())
+                network.send(.transactions(admitted), to: targets)
             }
         case .proposal(let signed):
             try consensusMessage(.proposal(signed.proposal, valid: false), record: .proposal(signed), height: signed.proposal.height,

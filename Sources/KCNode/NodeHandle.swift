@@ -56,9 +56,12 @@ public final class NodeHandle: Sendable {
     public let metrics: NodeMetrics
     public let commits: CommitFeed
     let inbox: Inbox<NodeEvent>
+    let signatures: SignatureCache
 
-    init(store: any KeyValueStore, genesis: Genesis, monitor: NodeMonitor, metrics: NodeMetrics, commits: CommitFeed, inbox: Inbox<NodeEvent>) {
+    init(store: any KeyValueStore, genesis: Genesis, monitor: NodeMonitor, metrics: NodeMetrics, commits: CommitFeed, inbox: Inbox<NodeEvent>,
+         signatures: SignatureCache) {
         self.store = store
+        self.signatures = signatures
         self.genesis = genesis
         self.monitor = monitor
         self.metrics = metrics
@@ -72,7 +75,12 @@ public final class NodeHandle: Sendable {
 
     /// Submits a transaction and waits for the mempool's verdict.
     public func submit(_ bytes: [UInt8]) async -> Result<Hash256, MempoolRejection> {
-        await withCheckedContinuation { continuation in
+        // The signature is checked here, on the caller's thread, so the node's thread finds it
+        // in the cache (ADR 0017); the node's own check still decides and words any refusal.
+        if bytes.count <= Int(genesis.parameters.block.maxTransactionBytes), let transaction = try? SignedTransaction.decode(exactly: bytes) {
+            _ = try? transaction.verified(chainID: genesis.chainID, cache: signatures)
+        }
+        return await withCheckedContinuation { continuation in
             call(.submit(bytes) { continuation.resume(returning: $0) })
         }
     }

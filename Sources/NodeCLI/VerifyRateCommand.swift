@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import KCCrypto
+import KCNode
 import KCTypes
 import Synchronization
 
@@ -35,7 +36,7 @@ struct VerifyRateCommand: ParsableCommand {
                                    call: .transfer(to: key.publicKey, amount: Amount(units: 1)))
         let signed = SigningDomain.transaction.signingBytes(chainID: body.chainID, message: body.canonicalBytes)
         let signature = key.sign(rawMessage: signed)
-        let cores = threads ?? Self.availableCores()
+        let cores = threads ?? Cores.available()
         let one = Self.measure(threads: 1, milliseconds: milliseconds) { key.publicKey.verify(signature: signature, rawMessage: signed) }
         let all = Self.measure(threads: cores, milliseconds: milliseconds) { key.publicKey.verify(signature: signature, rawMessage: signed) }
         let fields: [(String, JSONValue)] = [
@@ -70,17 +71,5 @@ struct VerifyRateCommand: ParsableCommand {
         }
         finished.wait()
         return total.load(ordering: .relaxed) * 1_000_000 / Int(end - start)
-    }
-
-    /// Cores this process may run on: its CPU affinity (`Cpus_allowed` in /proc/self/status),
-    /// so `taskset` limits the measurement too.
-    static func availableCores() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else {
-            return max(ProcessInfo.processInfo.activeProcessorCount, 1)
-        }
-        let mask = line.dropFirst("Cpus_allowed:".count).filter { $0.isHexDigit }
-        let count = mask.reduce(0) { $0 + (Int(String($1), radix: 16) ?? 0).nonzeroBitCount }
-        return max(count, 1)
     }
 }

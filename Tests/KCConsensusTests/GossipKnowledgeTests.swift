@@ -70,6 +70,22 @@ struct GossipKnowledgeTests {
         #expect(result5 == [3])
     }
 
+    /// A transaction from a validator's connection goes on only to the peers that did not
+    /// announce a link to that validator (they have it from the source); from a peer that is
+    /// no validator, or to a peer that announced nothing, it goes everywhere but back.
+    @Test func transactionsSkipPeersLinkedToTheirSource() {
+        var gossip = GossipKnowledge<Int>()
+        for peer in 1...5 { gossip.connected(peer) }
+        _ = gossip.announced(state(height: 3, links: [0, 1, 2]), by: 2, setSize: size)  // linked to validator 1
+        _ = gossip.announced(state(height: 3, links: [0, 3]), by: 3, setSize: size)
+        _ = gossip.announced(state(height: 3, links: [1, 4]), by: 4, setSize: size)  // linked to validator 1
+        // Peer 1 is validator 1; peer 5 never announced.
+        #expect(gossip.transactionTargets(from: 1, sourceValidator: 1) == [3, 5])
+        #expect(gossip.transactionTargets(from: 1, sourceValidator: nil) == [2, 3, 4, 5], "a source that is no validator")
+        #expect(gossip.transactionTargets(from: 3, sourceValidator: 3) == [1, 2, 4, 5], "only peer 3 itself announced validator 3")
+        #expect(gossip.transactionTargets(from: 1, sourceValidator: 9) == [2, 3, 4, 5], "an index outside the set links no one")
+    }
+
     /// Of the validators linked to both the signer and a peer, only the ranked few relay: two
     /// validators linked to both agree, and exactly `relayers` of the common neighbours
     /// (here all three candidates compute the ranking) pass the vote on.
