@@ -5,12 +5,13 @@
 #   Scripts/bench-network.sh            # everything: devnet transfers, devnet events, one validator
 #   BENCH_PARTS="devnet-transfers" Scripts/bench-network.sh
 #
-# Parts (BENCH_PARTS, space-separated): devnet-transfers, devnet-events, one-validator.
+# Parts (BENCH_PARTS, space-separated): devnet-transfers, devnet-events, one-validator, rpc,
+# catch-up, million-events (the last takes about 7 minutes).
 # Settings: BENCH_VALIDATORS (5), BENCH_SECONDS per step (8), BENCH_COMMIT_MS (0),
 # BENCH_MAX_STEPS of the saturation search (5), BENCH_BASE_PORT (27656).
 #
 # 1. The limit: `node verify-rate` measures libsodium Ed25519 verifications per second on one
-#    thread and on all cores; every validator checks every signature once, so a devnet of n
+#    thread and on all cores (best of three); every validator checks every signature once, so a devnet of n
 #    validators sharing these cores commits at most limit = all-cores rate / n transactions/s.
 # 2. Per workload, a fresh devnet: steps at 100/s, at half the limit, then a saturation search
 #    (from 0.6 of the limit, x1.25 a step, until under 90 % of the offered rate commits or
@@ -19,13 +20,20 @@
 #    The event workload: 16 devnet users bond and register as gateways, then propose events
 #    (parents drawn from recent events); every validator's automatic attester (mode "format")
 #    votes in one batch per commit. Reported: events accepted/s and signature checks per event.
-# 3. One validator alone, on 1 core and on 2 cores (taskset), fed by a generator that signs
-#    everything before it starts and runs at the lowest priority: committed tx/s against its
+# 3. One validator alone, on 1 core and on 2 cores (taskset): committed tx/s against its
 #    verification rate on those cores.
+# The load generator signs transfers before each step starts and runs at nice -5, so that it
+# reads blocks as they come (a starved generator would report late commits); its own CPU is
+# reported with each step (generator_cpu_percent). BENCH_KEEP=1 keeps the nodes' directories.
+# 4. rpc: wrk against GET /status, /accounts/{address} and /events/{id} of one node of a devnet
+#    committing 200 events/s: requests per second and p99.
+# 5. catch-up: a new full node 10,000 heights behind one validator: blocks per second to the tip.
+# 6. million-events: one validator until a million events are committed: RSS and store bytes per
+#    event at each quarter.
 # The last line is one JSON object with the figures. Stops exactly the processes it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-parts=${BENCH_PARTS:-"devnet-transfers devnet-events one-validator"}
+parts=${BENCH_PARTS:-"devnet-transfers devnet-events one-validator rpc catch-up million-events"}
 validators=${BENCH_VALIDATORS:-5}
 seconds=${BENCH_SECONDS:-8}
 commit_ms=${BENCH_COMMIT_MS:-0}
@@ -36,7 +44,8 @@ Scripts/install-deps.sh
 swift build -c release --product node >/dev/null
 source Scripts/lib-network.sh
 work=$(mktemp -d /tmp/kc-bench-XXXXXX)
-trap 'stop_all; rm -rf "$work"' EXIT
+trap 'stop_all; [ -n "${BENCH_KEEP:-}" ] && echo "kept $work" || rm -rf "$work"' EXIT
+load_prefix="nice -n -5"
 ticks=$(getconf CLK_TCK)
 
 # A field of a one-line JSON object: field NAME <<<"$json".
@@ -51,9 +60,18 @@ events_decided() {
 cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 cores=$(nproc)
 echo "machine: $cores cores ($cpu_model), $(free -g | awk '/Mem:/ {print $2}') GiB; release build; loopback; timeout_commit_ms=$commit_ms"
-rate_json=$("$binary" verify-rate --milliseconds 2000 | tr -d '\n ')
-verify_one=$(field per_second_one_thread <<<"$rate_json")
-verify_all=$(field per_second_all_threads <<<"$rate_json")
+# The best of three: on a shared VM a neighbour can only slow a measurement down, and the limit
+# must not be understated.
+verify_rate() { # verify_rate FIELD [taskset CPUs]
+  local best=0 i value
+  for i in 1 2 3; do
+    value=$(${2:+taskset -c $2} "$binary" verify-rate --milliseconds 1000 | field "$1")
+    [ "$value" -gt "$best" ] && best=$value
+  done
+  echo "$best"
+}
+verify_one=$(verify_rate per_second_one_thread)
+verify_all=$(verify_rate per_second_all_threads)
 limit=$((verify_all / validators))
 echo "limit: Ed25519 verifications/s: $verify_one on one thread, $verify_all on $cores; $validators validators -> limit $limit tx/s"
 
@@ -73,7 +91,7 @@ run_step() {
   [ -n "${step_nonces:-}" ] && args+=(--nonces "$step_nonces")
   local peer_args=()
   for i in "${nodes[@]}"; do peer_args+=("--peer=${net_peers[$i]}"); done
-  step_json=$(${load_prefix:-} "$binary" load "${args[@]}" "${peer_args[@]}" | tr -d '\n ')
+  step_json=$($load_prefix "$binary" load "${args[@]}" "${peer_args[@]}" | tr -d '\n ')
   local wall_ms=$((($(date +%s%N) - started) / 1000000))
   local cpus="" rss="" n=0
   for i in "${nodes[@]}"; do
@@ -91,10 +109,11 @@ run_step() {
   step_nonces=$(field next_nonces <<<"$step_json")
   step_json="${step_json%\}},\"name\":\"$name\",\"cpu_percent\":[$cpus],\"peak_rss_mib\":[$rss]$events_json}"
   results+=("$step_json")
-  printf '%-26s offered %6s/s committed %6s/s (all tx %6s/s) p50 %7s p90 %7s p99 %7s ms  %5s blocks/s %5s tx/block  cpu%% [%s] rss MiB [%s]%s\n' \
+  echo "$step_json" >>"$work/steps.jsonl"
+  printf '%-26s offered %6s/s committed %6s/s (all tx %6s/s) p50 %7s p90 %7s p99 %7s ms  %5s blocks/s %5s tx/block  cpu%% [%s] gen %s%% rss MiB [%s]%s\n' \
     "$name" "$rate" "$(field committed_per_s <<<"$step_json")" "$(field block_tx_per_s <<<"$step_json")" \
     "$(field p50_ms <<<"$step_json")" "$(field p90_ms <<<"$step_json")" "$(field p99_ms <<<"$step_json")" \
-    "$(field blocks_per_s <<<"$step_json")" "$(field tx_per_block <<<"$step_json")" "$cpus" "$rss" \
+    "$(field blocks_per_s <<<"$step_json")" "$(field tx_per_block <<<"$step_json")" "$cpus" "$(field generator_cpu_percent <<<"$step_json")" "$rss" \
     "${events_json:+  events accepted $(field events_accepted_per_s <<<"$step_json")/s}"
 }
 
@@ -159,13 +178,14 @@ for part in $parts; do
     users=16
     one_json=""
     for cpus in 0 0-1; do
+      stop_all  # the machine to itself while measuring
       if [ "$cpus" = 0 ]; then ncpu=1; else ncpu=2; fi
-      rate_here=$(taskset -c "$cpus" "$binary" verify-rate --milliseconds 1000 | field per_second_all_threads)
-      echo "== one validator on $ncpu core(s) (verifies $rate_here/s there), generator signs first and runs at nice 19"
+      rate_here=$(verify_rate per_second_all_threads "$cpus")
+      echo "== one validator on $ncpu core(s) (verifies $rate_here/s there)"
       NET_TASKSET=$cpus start_network 1 transfers
       best=0 rate=$((rate_here / 4))
       for ((step = 1; step <= max_steps; step++)); do
-        load_prefix="nice -n 19" run_step "one-validator-${ncpu}core-$rate" transfers "$rate" 0
+        run_step "one-validator-${ncpu}core-$rate" transfers "$rate" 0
         got=$(field committed_per_s <<<"$step_json")
         [ "$got" -gt "$best" ] && best=$got
         if [ "$got" -lt $((rate * 9 / 10)) ]; then break; fi
@@ -176,7 +196,97 @@ for part in $parts; do
     done
     summary+=("\"one_validator\":{$one_json}")
     ;;
-  *) echo "unknown part '$part' (devnet-transfers, devnet-events, one-validator)" >&2; exit 2 ;;
+  rpc)
+    # GET requests to one node of a devnet that commits events meanwhile (wrk, 2 threads, 32
+    # connections, 8 s per path).
+    command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+    users=16
+    echo "== RPC reads on node 0 of a $validators-validator devnet committing 200 events/s"
+    start_network "$validators" events
+    "$binary" load --genesis "$work/genesis.json" --workload events --rate 200 --seconds 60 --drain 5 --users "$users" --json \
+      "--peer=${net_peers[0]}" >"$work/rpc-load.json" &
+    rpc_load=$!
+    event_id=""
+    for ((i = 0; i < 60 && ${#event_id} != 64; i++)); do
+      sleep 1
+      event_id=$(curl -s "$(rpc_url 0)/events?limit=1" | grep -o '"id": *"[0-9a-f]\{64\}"' | head -1 | grep -o '[0-9a-f]\{64\}' || true)
+    done
+    [ ${#event_id} = 64 ] || { echo "no event appeared on node 0 within 60 s" >&2; exit 1; }
+    address=$(curl -s "$(rpc_url 0)/events/$event_id" | grep -o '"author": *"[0-9a-f]\{64\}"' | grep -o '[0-9a-f]\{64\}')
+    rpc_json=""
+    for path in "/status" "/accounts/$address" "/events/$event_id"; do
+      out=$(wrk -t2 -c32 -d8s --latency "$(rpc_url 0)$path")
+      rps=$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")
+      p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+      errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+      name=${path%%/[0-9a-f]*}
+      [ "$name" = "" ] && name=$path
+      echo "GET ${name}/...: $rps requests/s, p99 $p99 ${errors:+($errors)}"
+      rpc_json+="${rpc_json:+,}{\"path\":\"$name\",\"requests_per_s\":$rps,\"p99\":\"$p99\"}"
+    done
+    wait "$rpc_load" || true
+    echo "meanwhile committed: $(field committed_per_s <"$work/rpc-load.json") events/s, p50 $(field p50_ms <"$work/rpc-load.json") ms"
+    summary+=("\"rpc\":[$rpc_json]")
+    ;;
+  million-events)
+    # One validator (4 proposing gateways, so its own attester accepts), events until
+    # BENCH_EVENTS (1,000,000) are committed; RSS and store size at each quarter.
+    events_target=${BENCH_EVENTS:-1000000}
+    events_rate=${BENCH_EVENTS_RATE:-2500}
+    users=4
+    echo "== one validator, $events_target events at $events_rate/s"
+    start_network 1 events
+    events_seconds=$(( (events_target + events_rate - 1) / events_rate ))
+    "$binary" load --genesis "$work/genesis.json" --workload events --rate "$events_rate" --seconds "$events_seconds" --drain 60 \
+      --users "$users" --json "--peer=${net_peers[0]}" >"$work/million.json" &
+    million_load=$!
+    memory_json=""
+    for quarter in 1 2 3 4; do
+      while kill -0 "$million_load" 2>/dev/null; do
+        total=$(curl -s "$(rpc_url 0)/metrics" | awk '/^membria_events\{/ {sum += $2} END {printf "%d", sum}')
+        [ "${total:-0}" -ge $((events_target * quarter / 4)) ] && break
+        sleep 2
+      done
+      rss=$(awk '/VmRSS/ {printf "%d", $2 / 1024}' "/proc/${pids[0]}/status")
+      store=$(du -sb "$work/node0/data" | cut -f1)
+      events_now=$(curl -s "$(rpc_url 0)/metrics" | awk '/^membria_events\{/ {sum += $2} END {printf "%d", sum}')
+      echo "events $events_now: RSS $rss MiB, store $((store / 1048576)) MiB ($(( events_now > 0 ? store / events_now : 0 )) bytes/event)"
+      memory_json+="${memory_json:+,}{\"events\":$events_now,\"rss_mib\":$rss,\"store_bytes\":$store}"
+    done
+    wait "$million_load" || true
+    echo "load: $(field committed_per_s <"$work/million.json") events/s committed, p50 $(field p50_ms <"$work/million.json") ms"
+    summary+=("\"million_events\":[$memory_json]")
+    ;;
+  catch-up)
+    # A node 10,000 heights behind (BENCH_CATCHUP_HEIGHTS): one validator makes empty blocks,
+    # then a new full node with it as its only peer syncs; blocks per second while it does.
+    behind=${BENCH_CATCHUP_HEIGHTS:-10000}
+    users=4
+    echo "== catch-up: a new full node $behind heights behind"
+    start_network 1 transfers
+    until [ "$(curl -s "$(rpc_url 0)/status" | grep -o '"height": *[0-9]*' | head -1 | grep -o '[0-9]*$')" -ge "$behind" ] 2>/dev/null; do sleep 1; done
+    # From here the validator pauses 5 s between blocks, so the syncing node has the machine.
+    stop_node 0
+    sed -i "s/timeout_commit_ms = $commit_ms/timeout_commit_ms = 5000/" "$work/node0/config.toml"
+    "$binary" init --home "$work/full" --genesis "$work/genesis.json" --p2p-port $((base_port + 50)) --rpc-port $((base_port + 51)) \
+      --peer "${net_peers[0]}" >/dev/null
+    sed -i 's/level = "info"/level = "warning"/' "$work/full/config.toml"
+    start_node 0
+    sleep 2
+    target=$(curl -s "$(rpc_url 0)/status" | grep -o '"height": *[0-9]*' | head -1 | grep -o '[0-9]*$')
+    "$binary" start --home "$work/full" >>"$work/full.log" 2>&1 &
+    pids[9]=$!
+    started=$(date +%s%N)
+    height=0
+    for ((i = 0; i < 600 && height < target; i++)); do
+      sleep 0.5
+      height=$(curl -s "http://127.0.0.1:$((base_port + 51))/status" | grep -o '"height": *[0-9]*' | head -1 | grep -o '[0-9]*$' || echo 0)
+    done
+    took_ms=$((($(date +%s%N) - started) / 1000000))
+    echo "synced $height heights in $took_ms ms (from process start): $((height * 1000 / took_ms)) blocks/s; RSS $(peak_rss_mib "${pids[9]}") MiB"
+    summary+=("\"catch_up\":{\"heights\":$height,\"milliseconds\":$took_ms,\"blocks_per_s\":$((height * 1000 / took_ms))}")
+    ;;
+  *) echo "unknown part '$part' (devnet-transfers, devnet-events, one-validator, rpc, million-events, catch-up)" >&2; exit 2 ;;
   esac
 done
 stop_all
