@@ -110,11 +110,14 @@ public struct BlockFactory: Sendable {
     /// valid(v): every header field checks against the tip, the last commit verifies against
     /// the previous set and obeys the block-time rule, every signature verifies, and the
     /// runtime executes the block to the stated state root. Returns the execution, or nil.
-    public func validate(_ block: Block, on tip: Tip) -> ExecutedBlock? {
+    /// `known` gives transactions already checked by hash (the mempool's): the same bytes, so
+    /// their signatures need no second look.
+    public func validate(_ block: Block, on tip: Tip, known: (Hash256) -> VerifiedTransaction? = { _ in nil }) -> ExecutedBlock? {
         let header = block.header
+        let hashes = block.transactions.map(\.hash)
         guard header.chainID == runtime.chainID, header.height == tip.height,
               header.validatorsHash == tip.validators.hash,
-              header.transactionsHash == Block.transactionsHash(block.transactions.map(\.hash)),
+              header.transactionsHash == Block.transactionsHash(hashes),
               header.evidenceHash == Block.evidenceHash(block.evidence),
               header.lastCommitHash == Block.commitHash(block.lastCommit) else { return nil }
         if let previous = tip.previous {
@@ -129,7 +132,12 @@ public struct BlockFactory: Sendable {
                   header.timeMilliseconds == tip.state.global.timeMilliseconds + 1 else { return nil }
         }
         var transactions: [VerifiedTransaction] = []
-        for transaction in block.transactions {
+        transactions.reserveCapacity(block.transactions.count)
+        for (index, transaction) in block.transactions.enumerated() {
+            if let checked = known(hashes[index]) {
+                transactions.append(checked)
+                continue
+            }
             guard let verified = try? transaction.verified(chainID: runtime.chainID, cache: signatures) else { return nil }
             transactions.append(verified)
         }

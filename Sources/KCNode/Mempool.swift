@@ -53,7 +53,8 @@ public final class Mempool {
     let runtime: Runtime
     let signatures: SignatureCache
     private var bySender: [PublicKey: [Entry]] = [:]
-    private var hashes: Set<Hash256> = []
+    /// Every waiting transaction by hash (also what block validation reuses: `verified(_:)`).
+    private var byHash: [Hash256: VerifiedTransaction] = [:]
     private var perPeer: [String: Int] = [:]
     private var arrivals: UInt64 = 0
     public private(set) var count = 0
@@ -81,10 +82,20 @@ public final class Mempool {
     @discardableResult
     public func add(_ transaction: SignedTransaction, from peer: String? = nil, state: ChainState) throws(MempoolRejection) -> Hash256 {
         let hash = transaction.hash
-        guard !hashes.contains(hash) else { throw .duplicate }
+        guard byHash[hash] == nil else { throw .duplicate }
         if let peer, perPeer[peer, default: 0] >= limits.maxPerPeer { throw .peerQuota(limit: limits.maxPerPeer) }
         let verified: VerifiedTransaction
         do { verified = try transaction.verified(chainID: runtime.chainID, cache: signatures) } catch { throw .invalid(error.description) }
+        return try add(verified: verified, from: peer, state: state)
+    }
+
+    /// Admits a transaction whose chain id and signature were already checked (by the
+    /// signature stage): the stateful checks only.
+    @discardableResult
+    public func add(verified: VerifiedTransaction, from peer: String? = nil, state: ChainState) throws(MempoolRejection) -> Hash256 {
+        let hash = verified.hash
+        guard byHash[hash] == nil else { throw .duplicate }
+        if let peer, perPeer[peer, default: 0] >= limits.maxPerPeer { throw .peerQuota(limit: limits.maxPerPeer) }
         guard count < limits.maxTransactions else { throw .full("\(count) transactions") }
         guard bytes + verified.encodedSize <= limits.maxBytes else { throw .full("\(bytes) bytes") }
         let sender = verified.body.sender
@@ -94,14 +105,17 @@ public final class Mempool {
         if let problem = runtime.admissionError(verified, expectedNonce: expected, in: state) { throw .stateful(problem) }
         arrivals += 1
         bySender[sender, default: []].append(Entry(transaction: verified, peer: peer, arrival: arrivals))
-        hashes.insert(hash)
+        byHash[hash] = verified
         if let peer { perPeer[peer, default: 0] += 1 }
         count += 1
         bytes += verified.encodedSize
         return hash
     }
 
-    public func contains(_ hash: Hash256) -> Bool { hashes.contains(hash) }
+    public func contains(_ hash: Hash256) -> Bool { byHash[hash] != nil }
+
+    /// The waiting transaction with this hash: its signature was checked when it came in.
+    public func verified(_ hash: Hash256) -> VerifiedTransaction? { byHash[hash] }
 
     /// Transactions for a block, within the byte and count limits: senders take turns in the
     /// order their oldest waiting transaction arrived, each sender's in nonce order.
@@ -148,7 +162,7 @@ public final class Mempool {
     }
 
     private func remove(_ entry: Entry) {
-        hashes.remove(entry.transaction.hash)
+        byHash[entry.transaction.hash] = nil
         if let peer = entry.peer { perPeer[peer, default: 1] -= 1 }
         count -= 1
         bytes -= entry.transaction.encodedSize

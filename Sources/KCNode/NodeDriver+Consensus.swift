@@ -255,7 +255,7 @@ extension NodeDriver {
     /// valid(v), by the shared block factory; the execution is kept for the commit.
     func validate(_ block: Block) throws -> Bool {
         if run?.execution(of: block.id) != nil { return true }
-        guard block.header.height == state.global.height + 1, let result = factory.validate(block, on: try tip()) else { return false }
+        guard block.header.height == state.global.height + 1, let result = factory.validate(block, on: try tip(), known: mempool.verified) else { return false }
         if run?.height == block.header.height { run?.remember(block, executed: result) }
         return true
     }

@@ -189,8 +189,8 @@ public final class NodeDriver {
         let stage = cores > 1 ? SignatureStage(chainID: genesis.chainID, cache: signatures, parallelism: cores) : nil
         signatureStage = stage
         network = P2PHost(settings: settings, log: log) { event, droppable in
-            if let stage, case .message(.transactions(let batch), _) = event {
-                stage.check(batch) { inbox.push(.network(event), droppable: true) }
+            if let stage, case .message(.transactions(let batch), let peer) = event {
+                stage.check(batch) { checked in inbox.push(.checkedTransactions(checked, from: peer), droppable: true) }
             } else {
                 inbox.push(.network(event), droppable: droppable)
             }
@@ -372,6 +372,7 @@ public final class NodeDriver {
         switch event {
         case .network(let event): try handle(event)
         case .call(let call): serve(call)
+        case .checkedTransactions(let checked, let peer): admit(checked, from: peer)
         }
     }
 
@@ -392,6 +393,33 @@ public final class NodeDriver {
             // One call's work (a dry run skips the block's end), on the state in place. The
             // scratch block's time is the wall clock: the next block's will be close to it.
             reply(CheckAnswer(height: state.global.height, result: runtime.dryRun(body, on: state, timeMilliseconds: Self.wallMilliseconds())))
+        }
+    }
+
+    /// A peer's transactions, checked: each admitted to the mempool, then passed on to the
+    /// peers that do not have them from the source (ADR 0017). A refused one bans the peer.
+    func admit(_ checked: [CheckedTransaction], from peer: PublicKey) {
+        var admitted: [SignedTransaction] = []
+        let source = peer.hex
+        for item in checked {
+            switch item {
+            case .refused(_, let reason):
+                // An honest peer checks signatures before passing a transaction on.
+                network.ban(peer, reason: "sent an invalid transaction: \(MempoolRejection.invalid(reason))")
+                return
+            case .verified(let transaction):
+                do {
+                    try mempool.add(verified: transaction, from: source, state: state)
+                    admitted.append(transaction.transaction)
+                } catch {
+                    continue  // stateful refusals (nonce, fee, full): honest peers race
+                }
+            }
+        }
+        if !admitted.isEmpty {
+            network.credit(peer)
+            let targets = gossip.transactionTargets(from: peer, validatorKey: network.validatorKey(of: peer), validators: nextValidators())
+            network.send(.transactions(admitted), to: targets)
         }
     }
 
@@ -424,27 +452,8 @@ public final class NodeDriver {
         case .status(let height, let peerBase):
             sync.noteStatus(peer, height: height, base: peerBase, mine: state.global.height, now: Self.monotonicMilliseconds())
         case .transactions(let transactions):
-            var admitted: [SignedTransaction] = []
-            let source = peer.hex
-            for transaction in transactions {
-                do {
-                    try mempool.add(transaction, from: source, state: state)
-                    admitted.append(transaction)
-                } catch {
-                    switch error {
-                    case .invalid, .malformed:
-                        // An honest peer checks signatures before passing a transaction on.
-                        network.ban(peer, reason: "sent an invalid transaction: \(error)")
-                        return
-                    default: continue
-                    }
-                }
-            }
-            if !admitted.isEmpty {
-                network.credit(peer)
-                let targets = gossip.transactionTargets(from: peer, validatorKey: network.validatorKey(of: peer), validators: nextValidators())
-                network.send(.transactions(admitted), to: targets)
-            }
+            // No signature stage (one core): checked here.
+            admit(transactions.map { CheckedTransaction.check($0, chainID: genesis.chainID, cache: signatures) }, from: peer)
         case .proposal(let signed):
             try consensusMessage(.proposal(signed.proposal, valid: false), record: .proposal(signed), height: signed.proposal.height,
                                  from: peer, what: "a proposal") { signed.verify(chainID: genesis.chainID, cache: signatures) }

@@ -11,6 +11,8 @@ import Synchronization
 public enum NodeEvent: Sendable {
     case network(P2PEvent)
     case call(NodeCall)
+    /// A peer's `transactions` message after the signature stage.
+    case checkedTransactions([CheckedTransaction], from: PublicKey)
 }
 
 /// A request to the node's thread; the reply runs on that thread, so it must only hand the

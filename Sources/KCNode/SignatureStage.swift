@@ -3,10 +3,22 @@ import KCCrypto
 import KCTypes
 import Synchronization
 
+/// A transaction from a peer after the signature stage: checked (chain id and signature), or
+/// refused with the reason the node words its ban with.
+public enum CheckedTransaction: Sendable, Equatable {
+    case verified(VerifiedTransaction)
+    case refused(SignedTransaction, reason: String)
+
+    /// The one expensive check, through the shared cache.
+    public static func check(_ transaction: SignedTransaction, chainID: String, cache: SignatureCache) -> CheckedTransaction {
+        do { return .verified(try transaction.verified(chainID: chainID, cache: cache)) } catch { return .refused(transaction, reason: error.description) }
+    }
+}
+
 /// Checks the signatures of transactions that peers send before the consensus thread sees
-/// them, on every core (ADR 0017). What verifies lands in the shared `SignatureCache`, so the
-/// mempool's own check on the consensus thread is a cache hit; what fails is left for that
-/// check to find again, and its sender is banned there as before: the stage decides nothing.
+/// them, on every core (ADR 0017), and hands them on as `CheckedTransaction`s: the consensus
+/// thread runs only the mempool's stateful checks, and bans the sender of a refused one as
+/// before. What verifies also lands in the shared `SignatureCache`.
 ///
 /// Batches are handed on in the order they arrived (one serial queue; the transactions of
 /// one batch are checked in parallel), so a sender's run of nonces stays in order. The stage
@@ -30,10 +42,11 @@ public final class SignatureStage: Sendable {
         self.parallelism = parallelism
     }
 
-    /// Checks `transactions` off the caller's thread, then calls `deliver`. False (and
-    /// `deliver` is never called) when the stage already holds `maxPending` transactions.
+    /// Checks `transactions` off the caller's thread, then calls `deliver` with the results in
+    /// the same order. False (and `deliver` is never called) when the stage already holds
+    /// `maxPending` transactions.
     @discardableResult
-    public func check(_ transactions: [SignedTransaction], then deliver: @escaping @Sendable () -> Void) -> Bool {
+    public func check(_ transactions: [SignedTransaction], then deliver: @escaping @Sendable ([CheckedTransaction]) -> Void) -> Bool {
         let count = transactions.count
         guard pending.add(count, ordering: .relaxed).newValue <= maxPending else {
             pending.subtract(count, ordering: .relaxed)
@@ -41,9 +54,9 @@ public final class SignatureStage: Sendable {
             return false
         }
         queue.async { [self] in
-            verify(transactions)
+            let checked = verify(transactions)
             pending.subtract(count, ordering: .relaxed)
-            deliver()
+            deliver(checked)
         }
         return true
     }
@@ -53,18 +66,18 @@ public final class SignatureStage: Sendable {
     /// Batches refused because the stage was full.
     public var refusedBatches: Int { refused.load(ordering: .relaxed) }
 
-    /// Each transaction's signature checked once through the cache, in slices of at least 8
-    /// transactions spread over `parallelism` threads.
-    func verify(_ transactions: [SignedTransaction]) {
+    /// Each transaction checked once through the cache, in slices of at least 8 transactions
+    /// spread over `parallelism` threads; the results in input order.
+    func verify(_ transactions: [SignedTransaction]) -> [CheckedTransaction] {
         let slices = min(parallelism, max(1, transactions.count / 8))
         let chainID = chainID, cache = cache
-        guard slices > 1 else {
-            for transaction in transactions { _ = try? transaction.verified(chainID: chainID, cache: cache) }
-            return
-        }
+        guard slices > 1 else { return transactions.map { CheckedTransaction.check($0, chainID: chainID, cache: cache) } }
+        let parts = Mutex<[[CheckedTransaction]]>(Array(repeating: [], count: slices))
         DispatchQueue.concurrentPerform(iterations: slices) { slice in
             let range = (transactions.count * slice / slices)..<(transactions.count * (slice + 1) / slices)
-            for index in range { _ = try? transactions[index].verified(chainID: chainID, cache: cache) }
+            let checked = transactions[range].map { CheckedTransaction.check($0, chainID: chainID, cache: cache) }
+            parts.withLock { $0[slice] = checked }
         }
+        return parts.withLock { $0.flatMap { $0 } }
     }
 }

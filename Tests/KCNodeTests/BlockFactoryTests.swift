@@ -63,4 +63,34 @@ struct BlockFactoryTests {
                            transactions: block.transactions, evidence: block.evidence, lastCommit: block.lastCommit)
         #expect(factory.validate(forged, on: Self.tip(genesis)) == nil)
     }
+
+    /// A block whose transactions wait in the mempool is validated without a signature check
+    /// (the mempool's are the same bytes, checked on entry); one it does not hold is checked,
+    /// and a forged signature still refuses the block.
+    @Test func validationReusesTheMempoolsCheckedTransactions() throws {
+        let builder = BlockFactory(runtime: Self.runtime, signatures: SignatureCache())
+        let genesis = Self.runtime.genesisState()
+        let (block, _) = try Self.firstBlock(builder, genesis)
+        let entryCache = SignatureCache()
+        let pool = Mempool(runtime: Self.runtime, signatures: entryCache)
+        try pool.add(block.transactions[0], from: "peer", state: genesis)
+        #expect(entryCache.verifications == 1)
+
+        let cache = SignatureCache()
+        let validator = BlockFactory(runtime: Self.runtime, signatures: cache)
+        #expect(validator.validate(block, on: Self.tip(genesis), known: pool.verified) != nil)
+        #expect(cache.verifications == 0, "the mempool's check stood")
+        #expect(validator.validate(block, on: Self.tip(genesis)) != nil)
+        #expect(cache.verifications == 1, "without the mempool the signature is checked")
+
+        let transaction = block.transactions[0]
+        let forged = SignedTransaction(body: transaction.body, signature: try MempoolTests.transfer(MempoolTests.bob, nonce: 0).signature)
+        let header = block.header
+        let forgedBlock = Block(header: BlockHeader(chainID: header.chainID, height: header.height, timeMilliseconds: header.timeMilliseconds,
+                                                    previousBlockID: header.previousBlockID, lastCommitHash: header.lastCommitHash,
+                                                    transactionsHash: Block.transactionsHash([forged.hash]), evidenceHash: header.evidenceHash,
+                                                    stateRoot: header.stateRoot, validatorsHash: header.validatorsHash, proposer: header.proposer),
+                                transactions: [forged], evidence: block.evidence, lastCommit: block.lastCommit)
+        #expect(validator.validate(forgedBlock, on: Self.tip(genesis), known: pool.verified) == nil, "other bytes are not the mempool's")
+    }
 }

@@ -1,16 +1,16 @@
 import Dispatch
-#if canImport(Glibc)
-import Glibc
-#endif
 import KCCrypto
 import KCNode
 import KCTypes
 import Synchronization
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// The signature stage in front of the consensus thread: signatures checked on other threads
-/// land in the shared cache, batches come out in the order they went in, bad signatures are
-/// left for the mempool to refuse, and a flood is refused at the stage's bound.
+/// The signature stage in front of the consensus thread: transactions come out checked, in the
+/// order they went in, bad signatures refused with a reason, and a flood is refused at the
+/// stage's bound.
 struct SignatureStageTests {
     static let chainID = "membria-mempool-test"
 
@@ -18,24 +18,31 @@ struct SignatureStageTests {
         nonces.map { MempoolTests.transfer(key, nonce: $0) }
     }
 
-    /// Runs `check` and waits for its delivery (at most 10 s).
-    static func checkAndWait(_ stage: SignatureStage, _ transactions: [SignedTransaction]) -> Bool {
+    /// Runs `check` and waits for its results (at most 10 s).
+    static func checkAndWait(_ stage: SignatureStage, _ transactions: [SignedTransaction]) -> [CheckedTransaction]? {
         let done = DispatchSemaphore(value: 0)
-        guard stage.check(transactions, then: { done.signal() }) else { return false }
-        return done.wait(timeout: .now() + 10) == .success
+        let result = Mutex<[CheckedTransaction]?>(nil)
+        guard stage.check(transactions, then: { checked in result.withLock { $0 = checked }; done.signal() }) else { return nil }
+        guard done.wait(timeout: .now() + 10) == .success else { return nil }
+        return result.withLock { $0 }
     }
 
-    @Test func theMempoolFindsEveryCheckedSignatureInTheCache() throws {
+    @Test func theMempoolAdmitsWhatTheStageCheckedWithoutCheckingAgain() throws {
         let cache = SignatureCache()
         let stage = SignatureStage(chainID: Self.chainID, cache: cache, parallelism: 4)
         let transactions = Self.batch(MempoolTests.alice, nonces: 0..<200)
-        #expect(Self.checkAndWait(stage, transactions))
+        let checked = try #require(Self.checkAndWait(stage, transactions))
         #expect(cache.verifications == 200, "each signature checked once, off the caller's thread")
         let pool = Mempool(runtime: MempoolTests.runtime, signatures: cache)
         let state = MempoolTests.runtime.genesisState()
-        for transaction in transactions { try pool.add(transaction, from: "peer", state: state) }
+        for (item, transaction) in zip(checked, transactions) {
+            guard case .verified(let verified) = item else { Issue.record("a good transaction was refused"); return }
+            #expect(verified.transaction == transaction && verified.hash == transaction.hash, "results keep the input's order")
+            try pool.add(verified: verified, from: "peer", state: state)
+        }
         #expect(pool.count == 200)
-        #expect(cache.verifications == 200, "the mempool's checks were all cache hits")
+        #expect(cache.verifications == 200, "the mempool checked nothing again")
+        #expect(pool.verified(transactions[7].hash) != nil)
     }
 
     @Test func batchesAreHandedOnInArrivalOrder() {
@@ -45,7 +52,8 @@ struct SignatureStageTests {
         // Large and small batches alternate: a small one checked sooner must still wait its turn.
         for index in 0..<20 {
             let size = index % 2 == 0 ? 120 : 1
-            let accepted = stage.check(Self.batch(MempoolTests.bob, nonces: UInt64(index * 200)..<UInt64(index * 200 + size))) {
+            let accepted = stage.check(Self.batch(MempoolTests.bob, nonces: UInt64(index * 200)..<UInt64(index * 200 + size))) { checked in
+                #expect(checked.count == size)
                 order.withLock { $0.append(index) }
                 done.signal()
             }
@@ -56,17 +64,21 @@ struct SignatureStageTests {
         #expect(stage.waiting == 0)
     }
 
-    @Test func aBadSignatureIsNotCachedAndTheMempoolStillRefusesIt() throws {
+    @Test func aBadSignatureOrAnotherChainIsRefusedWithItsReason() throws {
         let cache = SignatureCache()
         let stage = SignatureStage(chainID: Self.chainID, cache: cache, parallelism: 2)
         let good = MempoolTests.transfer(MempoolTests.alice, nonce: 0)
         let forged = SignedTransaction(body: MempoolTests.transfer(MempoolTests.alice, nonce: 1).body, signature: good.signature)
-        #expect(Self.checkAndWait(stage, [good, forged]))
+        let elsewhere = MempoolTests.transfer(MempoolTests.alice, nonce: 1, chainID: "other")
+        let checked = try #require(Self.checkAndWait(stage, [good, forged, elsewhere]))
+        #expect(checked.count == 3)
+        guard case .verified = checked[0] else { Issue.record("the good one was refused"); return }
+        #expect(checked[1] == .refused(forged, reason: "signature does not verify against the sender's key"))
+        #expect(checked[2] == .refused(elsewhere, reason: "transaction is for chain other, this chain is \(Self.chainID)"))
+        // Not cached: the mempool's own check of the forged one still refuses it.
         let pool = Mempool(runtime: MempoolTests.runtime, signatures: cache)
-        let state = MempoolTests.runtime.genesisState()
-        try pool.add(good, from: "peer", state: state)
         #expect(throws: MempoolRejection.invalid("signature does not verify against the sender's key")) {
-            try pool.add(forged, from: "peer", state: state)
+            try pool.add(forged, from: "peer", state: MempoolTests.runtime.genesisState())
         }
     }
 
@@ -75,16 +87,16 @@ struct SignatureStageTests {
         // Hold the stage's queue: the first batch's delivery waits until released, so what comes
         // after it waits in the stage.
         let release = DispatchSemaphore(value: 0)
-        #expect(stage.check(Self.batch(MempoolTests.bob, nonces: 0..<10)) { release.wait() })
-        #expect(stage.check(Self.batch(MempoolTests.alice, nonces: 0..<60)) {})
-        #expect(!stage.check(Self.batch(MempoolTests.alice, nonces: 60..<110)) {}, "60 + 50 waiting is over the bound of 100")
+        #expect(stage.check(Self.batch(MempoolTests.bob, nonces: 0..<10)) { _ in release.wait() })
+        #expect(stage.check(Self.batch(MempoolTests.alice, nonces: 0..<60)) { _ in })
+        #expect(!stage.check(Self.batch(MempoolTests.alice, nonces: 60..<110)) { _ in }, "60 + 50 waiting is over the bound of 100")
         #expect(stage.refusedBatches == 1)
-        #expect(stage.check(Self.batch(MempoolTests.alice, nonces: 60..<100)) {}, "60 + 40 is within it")
+        #expect(stage.check(Self.batch(MempoolTests.alice, nonces: 60..<100)) { _ in }, "60 + 40 is within it")
         release.signal()
         for _ in 0..<1_000 where stage.waiting > 0 { usleep(10_000) }
         #expect(stage.waiting == 0, "the held batches went on once released")
         let drained = DispatchSemaphore(value: 0)
-        #expect(stage.check(Self.batch(MempoolTests.bob, nonces: 10..<20)) { drained.signal() })
+        #expect(stage.check(Self.batch(MempoolTests.bob, nonces: 10..<20)) { _ in drained.signal() })
         #expect(drained.wait(timeout: .now() + 10) == .success, "and new batches are taken again")
     }
 }
