@@ -31,8 +31,9 @@ public final class Attester: Sendable {
         public var timeoutMilliseconds: UInt64
         public var maxPayloadBytes: Int
         public var retries = 2
-        /// Events looked at per commit, oldest first.
-        public var maxEventsPerRound = 500
+        /// Events voted on per commit at most, oldest first; nil: as many as one `attest`
+        /// transaction of the chain can hold (`votesPerTransaction`).
+        public var maxEventsPerRound: Int? = nil
 
         public init(mode: Mode, gateway: String, timeoutMilliseconds: UInt64, maxPayloadBytes: Int) {
             self.mode = mode
@@ -40,6 +41,14 @@ public final class Attester: Sendable {
             self.timeoutMilliseconds = timeoutMilliseconds
             self.maxPayloadBytes = maxPayloadBytes
         }
+    }
+
+    /// Verdicts one `attest` transaction can carry within the chain's transaction size limit
+    /// (33 bytes each: event id and verdict; 512 bytes left for the rest), at most the
+    /// decoder's 4,096.
+    public static func votesPerTransaction(maxTransactionBytes: UInt64) -> Int {
+        let fitting = (Int(clamping: maxTransactionBytes) - 512) / 33
+        return max(1, min(TransactionLimits.maxVotesPerAttestation, fitting))
     }
 
     let node: NodeHandle
@@ -84,7 +93,10 @@ public final class Attester: Sendable {
         guard state(StakeRecord.self, StateKey.stake(key.publicKey))?.isGateway == true else { return }
         let account = state(AccountRecord.self, StateKey.account(key.publicKey)) ?? AccountRecord()
         let height = node.commits.height
-        let pendingKeys = (try? snapshot.scan(.prefix(NodeIndexKey.statusPrefix(.pending)), limit: settings.maxEventsPerRound, reverse: false)) ?? []
+        let perRound = settings.maxEventsPerRound ?? Self.votesPerTransaction(maxTransactionBytes: UInt64(node.genesis.parameters.block.maxTransactionBytes))
+        // Events this gateway already voted on stay pending until the others vote: look past
+        // them (four rounds' worth), or they would fill the window and stall its votes.
+        let pendingKeys = (try? snapshot.scan(.prefix(NodeIndexKey.statusPrefix(.pending)), limit: 4 * perRound, reverse: false)) ?? []
         var candidates: [(Hash256, EventRecord)] = []
         let inFlight = sent.withLock { sent in
             // A vote sent more than a few heights ago and still not on chain was lost.
@@ -100,6 +112,7 @@ public final class Attester: Sendable {
                   // joined since has no weight there: its vote would fail the whole batch).
                   StoredState(snapshot).electoralWeight(key.publicKey, epoch: record.electorateEpoch) > .zero else { continue }
             candidates.append((id, record))
+            if candidates.count == perRound { break }
         }
         guard !candidates.isEmpty else { return }
         var votes: [AttestationVote] = []

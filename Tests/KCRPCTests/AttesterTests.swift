@@ -11,6 +11,24 @@ import Testing
 /// The automatic attester in `fetch` mode against the dev content server.
 @Suite(.serialized)
 struct AttesterTests {
+    /// A round's votes fill one `attest` transaction without passing the chain's size limit,
+    /// whatever the limit, and never more than the decoder takes.
+    @Test func oneRoundsVotesFitOneTransaction() throws {
+        let key = DevnetKeys.user(index: 0)
+        for limit: UInt64 in [2_048, 16_384, 65_536, 1 << 20] {
+            let count = Attester.votesPerTransaction(maxTransactionBytes: limit)
+            let votes = (0..<count).map { AttestationVote(eventID: Blake2b.hash256(Array("event \($0)".utf8)), verdict: .valid) }
+            let chainID = String(repeating: "c", count: TransactionLimits.maxChainIDBytes)
+            let body = TransactionBody(chainID: chainID, sender: key.publicKey, nonce: .max, fee: Amount(units: .max), call: .attest(votes: votes))
+            let size = body.signed(with: key).canonicalBytes.count
+            #expect(size <= Int(limit), "\(count) votes take \(size) bytes, over \(limit)")
+            #expect(count == TransactionLimits.maxVotesPerAttestation || size > Int(limit) - 512 - 33,
+                    "the transaction is filled: \(count) votes, \(size) of \(limit) bytes")
+        }
+        #expect(Attester.votesPerTransaction(maxTransactionBytes: 1 << 30) == TransactionLimits.maxVotesPerAttestation)
+        #expect(Attester.votesPerTransaction(maxTransactionBytes: 100) == 1)
+    }
+
     @Test func matchingTamperedAndMissingPayloads() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kc-content-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
