@@ -58,8 +58,15 @@ public final class Attester: Sendable {
     private let task = Mutex<Task<Void, Never>?>(nil)
     /// Votes sent and not yet seen committed, by event.
     private let sent = Mutex<[Hash256: UInt64]>([:])
+    /// Pending events this gateway will not vote on (its vote is on chain, it wrote them, or
+    /// it has no weight in their electorate): skipped without a store read while they wait
+    /// for the other gateways. Bounded: cleared past `maxSettled` (each then costs one read).
+    private let settled = Mutex<Set<Hash256>>([])
+    static let maxSettled = 100_000
 
     static let executor = ThreadTaskExecutor(threads: 1, name: "attester")
+    /// At most five rounds a second.
+    static let minimumRoundInterval = Duration.milliseconds(200)
 
     public init(node: NodeHandle, key: SigningKey, settings: Settings, log: NodeLogger) {
         self.node = node
@@ -73,7 +80,13 @@ public final class Attester: Sendable {
             var seen = node.commits.height
             while !Task.isCancelled {
                 seen = await node.commits.wait(beyond: seen, timeoutMilliseconds: 2_000)
+                let started = ContinuousClock.now
                 await round()
+                // A fast chain commits hundreds of times a second; a round scans up to four
+                // transactions' worth of pending events, so rounds are spaced out (one
+                // transaction a round still carries thousands of votes a second).
+                let rest = Self.minimumRoundInterval - (ContinuousClock.now - started)
+                if rest > .zero { try? await Task.sleep(for: rest) }
             }
         }
         task.withLock { $0 = running }
@@ -103,16 +116,31 @@ public final class Attester: Sendable {
             sent = sent.filter { $0.value + 5 > height }
             return Set(sent.keys)
         }
+        var known = settled.withLock { $0 }
+        var pendingIDs = Set<Hash256>()
+        defer {
+            // What left the pending set is forgotten (when the scan saw all of it).
+            if pendingKeys.count < 4 * perRound { known.formIntersection(pendingIDs) }
+            if known.count > Self.maxSettled { known.removeAll() }
+            settled.withLock { $0 = known }
+        }
         for pair in pendingKeys {
-            guard let id = EventIndexKey.eventID(fromKey: pair.key), !inFlight.contains(id),
-                  let record = state(EventRecord.self, StateKey.event(id)),
-                  record.header.author != key.publicKey,
-                  state(EventVote.self, StateKey.eventVote(id, key.publicKey)) == nil,
+            guard let id = EventIndexKey.eventID(fromKey: pair.key) else { continue }
+            pendingIDs.insert(id)
+            guard !inFlight.contains(id), !known.contains(id), candidates.count < perRound else { continue }
+            guard state(EventVote.self, StateKey.eventVote(id, key.publicKey)) == nil else {
+                known.insert(id)
+                continue
+            }
+            guard let record = state(EventRecord.self, StateKey.event(id)) else { continue }
+            guard record.header.author != key.publicKey,
                   // Only the gateways of the event's electorate vote on it (a gateway that
                   // joined since has no weight there: its vote would fail the whole batch).
-                  StoredState(snapshot).electoralWeight(key.publicKey, epoch: record.electorateEpoch) > .zero else { continue }
+                  StoredState(snapshot).electoralWeight(key.publicKey, epoch: record.electorateEpoch) > .zero else {
+                known.insert(id)
+                continue
+            }
             candidates.append((id, record))
-            if candidates.count == perRound { break }
         }
         guard !candidates.isEmpty else { return }
         var votes: [AttestationVote] = []

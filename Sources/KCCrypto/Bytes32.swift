@@ -19,6 +19,15 @@ public struct Bytes32: Hashable, Comparable, Sendable {
     /// Copies exactly 32 bytes; precondition: `bytes.count == 32`.
     public init<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         precondition(bytes.count == 32, "Bytes32 needs exactly 32 bytes, got \(bytes.count)")
+        // Arrays and slices of them: one copy, not a generic element-by-element walk.
+        if let copied = bytes.withContiguousStorageIfAvailable({ source -> Bytes32 in
+            var value = Bytes32.zero
+            withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: UnsafeRawBufferPointer(source)) }
+            return value
+        }) {
+            self = copied
+            return
+        }
         self = .zero
         withUnsafeMutableBytes(of: &self) { destination in
             _ = destination.initializeMemory(as: UInt8.self, from: bytes)
