@@ -2,7 +2,7 @@
 # The network benchmark (issue 19): the machine's own limit and the node's figures measured in
 # the same run, on fresh private networks of release binaries on 127.0.0.1.
 #
-#   Scripts/bench-network.sh            # everything: devnet transfers, devnet events, one validator
+#   Scripts/bench-network.sh            # every part below (about 30 minutes)
 #   BENCH_PARTS="devnet-transfers" Scripts/bench-network.sh
 #
 # Parts (BENCH_PARTS, space-separated): devnet-transfers, devnet-events, one-validator, rpc,
