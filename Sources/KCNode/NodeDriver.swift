@@ -190,7 +190,7 @@ public final class NodeDriver {
         signatureStage = stage
         network = P2PHost(settings: settings, log: log) { event, droppable in
             if let stage, case .message(.transactions(let batch), let peer) = event {
-                stage.check(batch) { checked in inbox.push(.checkedTransactions(checked, from: peer), droppable: true) }
+                stage.check(batch, from: peer) { checked in inbox.push(.checkedTransactions(checked, from: peer), droppable: true) }
             } else {
                 inbox.push(.network(event), droppable: droppable)
             }

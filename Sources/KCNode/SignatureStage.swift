@@ -22,47 +22,64 @@ public enum CheckedTransaction: Sendable, Equatable {
 ///
 /// Batches are handed on in the order they arrived (one serial queue; the transactions of
 /// one batch are checked in parallel), so a sender's run of nonces stays in order. The stage
-/// is bounded: with `maxPending` transactions waiting, a new batch is refused, as a full inbox
-/// refuses droppable messages (transactions are gossip: an honest peer's are offered again).
+/// is bounded: with `maxPending` transactions waiting (or a quarter of that from one peer), a
+/// new batch is refused, as a full inbox refuses droppable messages (transactions are gossip:
+/// an honest peer's are offered again).
 public final class SignatureStage: Sendable {
     public let chainID: String
     public let cache: SignatureCache
     public let maxPending: Int
     /// Threads checking one batch at once: the cores this process may use.
     public let parallelism: Int
+    /// What one peer's batches may hold of `maxPending`, so a peer that floods the stage
+    /// cannot crowd out the others' transactions.
+    public let maxPendingPerPeer: Int
     private let queue = DispatchQueue(label: "membria.signature-stage", qos: .userInitiated)
-    private let pending = Atomic<Int>(0)
+    /// Waiting transactions in all and by peer.
+    private let counts = Mutex<(all: Int, byPeer: [PublicKey: Int])>((0, [:]))
     private let refused = Atomic<Int>(0)
 
-    public init(chainID: String, cache: SignatureCache, maxPending: Int = 20_000, parallelism: Int) {
+    public init(chainID: String, cache: SignatureCache, maxPending: Int = 20_000, maxPendingPerPeer: Int? = nil, parallelism: Int) {
         precondition(maxPending > 0 && parallelism > 0)
         self.chainID = chainID
         self.cache = cache
         self.maxPending = maxPending
+        self.maxPendingPerPeer = maxPendingPerPeer ?? max(1, maxPending / 4)
         self.parallelism = parallelism
     }
 
-    /// Checks `transactions` off the caller's thread, then calls `deliver` with the results in
-    /// the same order. False (and `deliver` is never called) when the stage already holds
-    /// `maxPending` transactions.
+    /// Checks `transactions` (from `peer`) off the caller's thread, then calls `deliver` with
+    /// the results in the same order. False (and `deliver` is never called) when the stage
+    /// already holds `maxPending` transactions, or `maxPendingPerPeer` of this peer's.
     @discardableResult
-    public func check(_ transactions: [SignedTransaction], then deliver: @escaping @Sendable ([CheckedTransaction]) -> Void) -> Bool {
+    public func check(_ transactions: [SignedTransaction], from peer: PublicKey,
+                      then deliver: @escaping @Sendable ([CheckedTransaction]) -> Void) -> Bool {
         let count = transactions.count
-        guard pending.add(count, ordering: .relaxed).newValue <= maxPending else {
-            pending.subtract(count, ordering: .relaxed)
+        let taken = counts.withLock { counts -> Bool in
+            let mine = counts.byPeer[peer, default: 0]
+            guard counts.all + count <= maxPending, mine + count <= maxPendingPerPeer else { return false }
+            counts.all += count
+            counts.byPeer[peer] = mine + count
+            return true
+        }
+        guard taken else {
             refused.add(1, ordering: .relaxed)
             return false
         }
         queue.async { [self] in
             let checked = verify(transactions)
-            pending.subtract(count, ordering: .relaxed)
+            counts.withLock { counts in
+                counts.all -= count
+                let left = counts.byPeer[peer, default: count] - count
+                counts.byPeer[peer] = left > 0 ? left : nil
+            }
             deliver(checked)
         }
         return true
     }
 
     /// Transactions accepted and not yet handed on.
-    public var waiting: Int { pending.load(ordering: .relaxed) }
+    public var waiting: Int { counts.withLock { $0.all } }
     /// Batches refused because the stage was full.
     public var refusedBatches: Int { refused.load(ordering: .relaxed) }
 

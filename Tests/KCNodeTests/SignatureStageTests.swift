@@ -13,6 +13,8 @@ import Glibc
 /// stage's bound.
 struct SignatureStageTests {
     static let chainID = "membria-mempool-test"
+    static let peer = SigningKey(seed: Blake2b.hash256(Array("stage-peer".utf8))).publicKey
+    static let otherPeer = SigningKey(seed: Blake2b.hash256(Array("stage-other-peer".utf8))).publicKey
 
     static func batch(_ key: SigningKey, nonces: Range<UInt64>) -> [SignedTransaction] {
         nonces.map { MempoolTests.transfer(key, nonce: $0) }
@@ -22,9 +24,14 @@ struct SignatureStageTests {
     static func checkAndWait(_ stage: SignatureStage, _ transactions: [SignedTransaction]) -> [CheckedTransaction]? {
         let done = DispatchSemaphore(value: 0)
         let result = Mutex<[CheckedTransaction]?>(nil)
-        guard stage.check(transactions, then: { checked in result.withLock { $0 = checked }; done.signal() }) else { return nil }
+        guard stage.check(transactions, from: Self.peer, then: { checked in result.withLock { $0 = checked }; done.signal() }) else { return nil }
         guard done.wait(timeout: .now() + 10) == .success else { return nil }
         return result.withLock { $0 }
+    }
+
+    /// Waits (at most 10 s) until nothing waits in the stage.
+    static func waitUntilEmpty(_ stage: SignatureStage) {
+        for _ in 0..<1_000 where stage.waiting > 0 { usleep(10_000) }
     }
 
     @Test func theMempoolAdmitsWhatTheStageCheckedWithoutCheckingAgain() throws {
@@ -52,7 +59,7 @@ struct SignatureStageTests {
         // Large and small batches alternate: a small one checked sooner must still wait its turn.
         for index in 0..<20 {
             let size = index % 2 == 0 ? 120 : 1
-            let accepted = stage.check(Self.batch(MempoolTests.bob, nonces: UInt64(index * 200)..<UInt64(index * 200 + size))) { checked in
+            let accepted = stage.check(Self.batch(MempoolTests.bob, nonces: UInt64(index * 200)..<UInt64(index * 200 + size)), from: Self.peer) { checked in
                 #expect(checked.count == size)
                 order.withLock { $0.append(index) }
                 done.signal()
@@ -83,20 +90,39 @@ struct SignatureStageTests {
     }
 
     @Test func aFloodIsRefusedAtTheBoundAndTheStageRecovers() {
-        let stage = SignatureStage(chainID: Self.chainID, cache: SignatureCache(), maxPending: 100, parallelism: 1)
+        let stage = SignatureStage(chainID: Self.chainID, cache: SignatureCache(), maxPending: 100, maxPendingPerPeer: 100, parallelism: 1)
         // Hold the stage's queue: the first batch's delivery waits until released, so what comes
         // after it waits in the stage.
         let release = DispatchSemaphore(value: 0)
-        #expect(stage.check(Self.batch(MempoolTests.bob, nonces: 0..<10)) { _ in release.wait() })
-        #expect(stage.check(Self.batch(MempoolTests.alice, nonces: 0..<60)) { _ in })
-        #expect(!stage.check(Self.batch(MempoolTests.alice, nonces: 60..<110)) { _ in }, "60 + 50 waiting is over the bound of 100")
+        #expect(stage.check(Self.batch(MempoolTests.bob, nonces: 0..<10), from: Self.peer) { _ in release.wait() })
+        Self.waitUntilEmpty(stage)  // the holder is checked and now waits in its delivery
+        #expect(stage.check(Self.batch(MempoolTests.alice, nonces: 0..<60), from: Self.peer) { _ in })
+        #expect(!stage.check(Self.batch(MempoolTests.alice, nonces: 60..<110), from: Self.peer) { _ in }, "60 + 50 waiting is over the bound of 100")
         #expect(stage.refusedBatches == 1)
-        #expect(stage.check(Self.batch(MempoolTests.alice, nonces: 60..<100)) { _ in }, "60 + 40 is within it")
+        #expect(stage.check(Self.batch(MempoolTests.alice, nonces: 60..<100), from: Self.peer) { _ in }, "60 + 40 is within it")
         release.signal()
-        for _ in 0..<1_000 where stage.waiting > 0 { usleep(10_000) }
+        Self.waitUntilEmpty(stage)
         #expect(stage.waiting == 0, "the held batches went on once released")
         let drained = DispatchSemaphore(value: 0)
-        #expect(stage.check(Self.batch(MempoolTests.bob, nonces: 10..<20)) { _ in drained.signal() })
+        #expect(stage.check(Self.batch(MempoolTests.bob, nonces: 10..<20), from: Self.peer) { _ in drained.signal() })
         #expect(drained.wait(timeout: .now() + 10) == .success, "and new batches are taken again")
+    }
+
+    /// One peer flooding the stage fills only its own share: another peer's batch still gets in.
+    @Test func aFloodingPeerCannotCrowdOutTheOthers() {
+        let stage = SignatureStage(chainID: Self.chainID, cache: SignatureCache(), maxPending: 100, parallelism: 1)
+        #expect(stage.maxPendingPerPeer == 25)
+        let release = DispatchSemaphore(value: 0)
+        #expect(stage.check(Self.batch(MempoolTests.bob, nonces: 0..<1), from: Self.otherPeer) { _ in release.wait() })
+        Self.waitUntilEmpty(stage)  // the holder is checked and now waits in its delivery
+        #expect(stage.check(Self.batch(MempoolTests.alice, nonces: 0..<20), from: Self.peer) { _ in })
+        #expect(!stage.check(Self.batch(MempoolTests.alice, nonces: 20..<30), from: Self.peer) { _ in }, "20 + 10 is over the peer's 25")
+        #expect(stage.check(Self.batch(MempoolTests.alice, nonces: 20..<25), from: Self.peer) { _ in })
+        let other = DispatchSemaphore(value: 0)
+        #expect(stage.check(Self.batch(MempoolTests.bob, nonces: 1..<26), from: Self.otherPeer) { _ in other.signal() },
+                "the other peer has its own share")
+        release.signal()
+        #expect(other.wait(timeout: .now() + 10) == .success)
+        #expect(stage.check(Self.batch(MempoolTests.alice, nonces: 25..<50), from: Self.peer) { _ in }, "a share frees as its batches go on")
     }
 }
