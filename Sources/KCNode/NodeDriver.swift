@@ -62,6 +62,7 @@ public final class NodeDriver {
     public let metrics = NodeMetrics()
     /// Bans and signature checks already added to the metrics' counters.
     var countedBans: UInt64 = 0
+    var countedStageRefusals = 0
     var countedSignatureChecks = 0
     var countedBytes: (sent: UInt64, received: UInt64) = (0, 0)
     public let commits: CommitFeed
@@ -341,6 +342,9 @@ public final class NodeDriver {
         if checks > countedSignatureChecks { metrics.signatureChecks.increment(by: Int64(checks - countedSignatureChecks)) }
         countedBans = max(countedBans, bans)
         countedSignatureChecks = max(countedSignatureChecks, checks)
+        let refused = signatureStage?.refusedBatches ?? 0
+        if refused > countedStageRefusals { metrics.signatureStageRefusals.increment(by: Int64(refused - countedStageRefusals)) }
+        countedStageRefusals = max(countedStageRefusals, refused)
     }
 
     /// Stalls of the height being decided, and whether the peers still reach a quorum.

@@ -18,6 +18,7 @@ public final class NodeMetrics: Sendable {
     public let slashes: Counter
     public let signatureChecks: Counter
     public let peerBans: Counter
+    public let signatureStageRefusals: Counter
     public let p2pSentBytes: Counter
     public let p2pReceivedBytes: Counter
     /// CPU seconds already added to this registry's `process_cpu_seconds_total` (a counter
@@ -42,6 +43,9 @@ public final class NodeMetrics: Sendable {
         slashes = registry.makeCounter(descriptor: Self.named("membria_slashes_total", "Slashes in blocks committed since start."), labels: [])
         signatureChecks = registry.makeCounter(descriptor: Self.named("membria_signature_checks_total", "Ed25519 verifications run (cache misses)."), labels: [])
         peerBans = registry.makeCounter(descriptor: Self.named("membria_peer_bans_total", "Peers banned since start."), labels: [])
+        signatureStageRefusals = registry.makeCounter(descriptor: Self.named("membria_signature_stage_refused_batches_total",
+                                                                             "Transaction batches from peers dropped because the signature stage was full (in all, or the sending peer's share)."),
+                                                      labels: [])
         p2pSentBytes = registry.makeCounter(descriptor: Self.named("membria_p2p_sent_bytes_total", "Bytes written to peers (frames with their length)."), labels: [])
         p2pReceivedBytes = registry.makeCounter(descriptor: Self.named("membria_p2p_received_bytes_total", "Bytes read from peers (frames with their length)."), labels: [])
         registry.makeGauge(descriptor: Self.named("membria_build_info", "The node software: always 1, with its version, commit and compiler as labels."),

@@ -1,5 +1,6 @@
 import Dispatch
 import KCCrypto
+import KCNetwork
 import KCTypes
 import Synchronization
 
@@ -39,7 +40,11 @@ public final class SignatureStage: Sendable {
     private let counts = Mutex<(all: Int, byPeer: [PublicKey: Int])>((0, [:]))
     private let refused = Atomic<Int>(0)
 
-    public init(chainID: String, cache: SignatureCache, maxPending: Int = 20_000, maxPendingPerPeer: Int? = nil, parallelism: Int) {
+    /// By default 40,000 transactions in all and a quarter of that per peer: a peer's share
+    /// holds one whole `transactions` message (at most 10,000), so an honest batch of any size
+    /// can get in.
+    public init(chainID: String, cache: SignatureCache, maxPending: Int = 4 * WireMessage.maxTransactionsPerMessage,
+                maxPendingPerPeer: Int? = nil, parallelism: Int) {
         precondition(maxPending > 0 && parallelism > 0)
         self.chainID = chainID
         self.cache = cache
