@@ -62,6 +62,7 @@ public final class Attester: Sendable {
     /// it has no weight in their electorate): skipped without a store read while they wait
     /// for the other gateways. Bounded: cleared past `maxSettled` (each then costs one read).
     private let settled = Mutex<Set<Hash256>>([])
+    private let sweep = Mutex(PendingSweep())
     static let maxSettled = 100_000
 
     static let executor = ThreadTaskExecutor(threads: 1, name: "attester")
@@ -107,9 +108,13 @@ public final class Attester: Sendable {
         let account = state(AccountRecord.self, StateKey.account(key.publicKey)) ?? AccountRecord()
         let height = node.commits.height
         let perRound = settings.maxEventsPerRound ?? Self.votesPerTransaction(maxTransactionBytes: UInt64(node.genesis.parameters.block.maxTransactionBytes))
-        // Events this gateway already voted on stay pending until the others vote: look past
-        // them (four rounds' worth), or they would fill the window and stall its votes.
-        let pendingKeys = (try? snapshot.scan(.prefix(NodeIndexKey.statusPrefix(.pending)), limit: 4 * perRound, reverse: false)) ?? []
+        // Events this gateway already voted on stay pending until the others vote: each round
+        // looks at up to four rounds' worth of keys, going on where the last one stopped.
+        let window = 4 * perRound
+        let fromStart = sweep.withLock { $0.atStart }
+        let pendingKeys = (try? snapshot.scan(sweep.withLock { $0.range(prefix: NodeIndexKey.statusPrefix(.pending)) },
+                                              limit: window, reverse: false)) ?? []
+        var lastLooked: [UInt8]? = nil
         var candidates: [(Hash256, EventRecord)] = []
         let inFlight = sent.withLock { sent in
             // A vote sent more than a few heights ago and still not on chain was lost.
@@ -119,15 +124,20 @@ public final class Attester: Sendable {
         var known = settled.withLock { $0 }
         var pendingIDs = Set<Hash256>()
         defer {
-            // What left the pending set is forgotten (when the scan saw all of it).
-            if pendingKeys.count < 4 * perRound { known.formIntersection(pendingIDs) }
+            // Looked at to the end: the next round starts over. What left the pending set is
+            // forgotten when one look saw all of it.
+            let reachedEnd = pendingKeys.count < window && lastLooked == pendingKeys.last?.key
+            if fromStart && reachedEnd { known.formIntersection(pendingIDs) }
             if known.count > Self.maxSettled { known.removeAll() }
             settled.withLock { $0 = known }
+            sweep.withLock { $0.looked(last: lastLooked, reachedEnd: reachedEnd) }
         }
         for pair in pendingKeys {
+            guard candidates.count < perRound else { break }  // the rest waits for the next round
+            lastLooked = pair.key
             guard let id = EventIndexKey.eventID(fromKey: pair.key) else { continue }
             pendingIDs.insert(id)
-            guard !inFlight.contains(id), !known.contains(id), candidates.count < perRound else { continue }
+            guard !inFlight.contains(id), !known.contains(id) else { continue }
             guard state(EventVote.self, StateKey.eventVote(id, key.publicKey)) == nil else {
                 known.insert(id)
                 continue
@@ -247,4 +257,31 @@ public final class Attester: Sendable {
             }
         }
     }
+}
+
+/// Where the attester looks next in the pending-event index. That index is ordered by event
+/// id, not by age, so a window always taken from its start would keep showing the same events
+/// (those this gateway already voted on, waiting for the others) and never the rest: the sweep
+/// goes on after the last key it looked at, and starts over once it reaches the end.
+public struct PendingSweep: Sendable, Equatable {
+    /// The key after which the next look starts; nil: from the start.
+    public private(set) var after: [UInt8]? = nil
+
+    public init() {}
+
+    /// The keys of the next look, within `prefix`.
+    public func range(prefix: [UInt8]) -> KeyRange {
+        let whole = KeyRange.prefix(prefix)
+        guard let after else { return whole }
+        return KeyRange(lower: after + [0], upper: whole.upper)
+    }
+
+    /// After a look: `last` is the last key looked at; `reachedEnd` when the look found fewer
+    /// keys than it asked for and went through every one of them.
+    public mutating func looked(last: [UInt8]?, reachedEnd: Bool) {
+        after = reachedEnd ? nil : last
+    }
+
+    /// Whether the next look starts from the beginning of the index.
+    public var atStart: Bool { after == nil }
 }

@@ -5,12 +5,44 @@ import KCCrypto
 import KCNode
 import KCRPC
 import KCRuntime
+import KCStorage
 import KCTypes
 import Testing
 
 /// The automatic attester in `fetch` mode against the dev content server.
 @Suite(.serialized)
 struct AttesterTests {
+    /// The pending index is ordered by event id: looks of a few keys at a time, each going on
+    /// where the last stopped, reach every key and start over at the end; a window from the
+    /// start each time would never get past the first keys.
+    @Test func theSweepReachesEveryPendingEventAndStartsOver() throws {
+        let store = MemoryStore()
+        let prefix = NodeIndexKey.statusPrefix(.pending)
+        var batch = WriteBatch()
+        let ids = (0..<10).map { Blake2b.hash256(Array("pending \($0)".utf8)) }
+        for id in ids { batch.put(prefix + id.bytes, []) }
+        batch.put(NodeIndexKey.statusPrefix(.accepted) + ids[0].bytes, [])  // another status: never looked at
+        try store.write(batch, sync: false)
+        var sweep = PendingSweep()
+        var seen: [[UInt8]] = []
+        var restarts = 0
+        for _ in 0..<6 {
+            let keys = try store.scan(sweep.range(prefix: prefix), limit: 4).map(\.key)
+            #expect(keys.allSatisfy { $0.starts(with: prefix) })
+            seen += keys
+            let reachedEnd = keys.count < 4
+            if reachedEnd { restarts += 1 }
+            sweep.looked(last: keys.last, reachedEnd: reachedEnd)
+        }
+        // 4 + 4 + 2 (end), then 4 + 4 + 2 again.
+        let sorted = ids.map { prefix + $0.bytes }.sorted { $0.lexicographicallyPrecedes($1) }
+        #expect(seen == sorted + sorted)
+        #expect(restarts == 2 && sweep.atStart)
+        // A look that stops early (its round is full) goes on from the last key it took.
+        sweep.looked(last: sorted[2], reachedEnd: false)
+        #expect(try store.scan(sweep.range(prefix: prefix), limit: 1).first?.key == sorted[3])
+    }
+
     /// A round's votes fill one `attest` transaction without passing the chain's size limit,
     /// whatever the limit, and never more than the decoder takes.
     @Test func oneRoundsVotesFitOneTransaction() throws {
