@@ -64,6 +64,33 @@ public struct Bytes32: Hashable, Comparable, Sendable {
     }
     public var hex: String { withUnsafeBytes { Hex.encode($0) } }
 
+    /// The first `count` bits (0...256) kept, the rest zero: a Merkle path cut to a depth.
+    @inlinable public func keepingLeadingBits(_ count: Int) -> Bytes32 {
+        precondition(count >= 0 && count <= 256, "bit count out of range")
+        @inline(__always) func masked(_ word: UInt64, _ start: Int) -> UInt64 {
+            let kept = count - start
+            if kept >= 64 { return word }
+            if kept <= 0 { return 0 }
+            // In numeric (big-endian) order the leading bits are the high ones.
+            return UInt64(bigEndian: word.bigEndian & ~(UInt64.max >> UInt64(kept)))
+        }
+        return Bytes32(w0: masked(w0, 0), w1: masked(w1, 64), w2: masked(w2, 128), w3: masked(w3, 192))
+    }
+
+    /// The same bytes with bit `index` set (bits numbered as in `bit(at:)`).
+    @inlinable public func settingBit(_ index: Int) -> Bytes32 {
+        precondition(index >= 0 && index < 256, "bit index out of range")
+        let mask = UInt64(bigEndian: UInt64(1) << UInt64(63 - (index & 63)))
+        var copy = self
+        switch index >> 6 {
+        case 0: copy.w0 |= mask
+        case 1: copy.w1 |= mask
+        case 2: copy.w2 |= mask
+        default: copy.w3 |= mask
+        }
+        return copy
+    }
+
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try Swift.withUnsafeBytes(of: self, body)
     }

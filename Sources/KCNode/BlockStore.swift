@@ -19,8 +19,14 @@ public final class BlockStore {
     static let baseKey: [UInt8] = Array("m/base".utf8)
     /// The layout of the store (specs/storage.md). 1: before this marker existed; 2: the
     /// author and kind indexes grouped per block; 3: the fixed electorate, votes under their
-    /// own keys, paged registries and the dispute rounds (ADR 0011). A node opens only its own format.
-    public static let format: UInt32 = 3
+    /// own keys, paged registries and the dispute rounds (ADR 0011); 4: the state trie's nodes
+    /// stored under `t/` (ADR 0018). A node opens its own format, and moves a format-3 store
+    /// to 4 by building the trie once.
+    public static let format: UInt32 = 4
+    /// The previous format this node can move forward.
+    static let movableFormat: UInt32 = 3
+    /// The default budget of the state cache.
+    public static let defaultStateCacheBytes = NodeConfig().stateCacheMiB << 20
 
     public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
         case storage(StoreError)
@@ -42,8 +48,20 @@ public final class BlockStore {
         }
     }
 
-    public init(store: any KeyValueStore) {
+    /// The newest stored state's hot entries and trie nodes. Every write of state goes through
+    /// this store's methods, which advance it.
+    public let stateCache: StateCache
+
+    public init(store: any KeyValueStore, stateCacheBytes: Int = BlockStore.defaultStateCacheBytes) {
         self.store = store
+        stateCache = StateCache(budgetBytes: stateCacheBytes)
+    }
+
+    /// The state the store holds now, read through the cache.
+    public func storedState() -> ChainState { ChainState(source: stateSource()) }
+
+    func stateSource() -> StoredStateSource {
+        StoredStateSource(snapshot: store.snapshot(), cache: stateCache, version: stateCache.version)
     }
 
     static func key(_ prefix: String, _ height: UInt64) -> [UInt8] {
@@ -74,9 +92,10 @@ public final class BlockStore {
             if let formatBytes {
                 do { format = try UInt32.decode(exactly: formatBytes) } catch { throw .corrupt("the store format marker: \(error)") }
             }
-            guard format == Self.format else { throw .unsupportedFormat(found: format, expected: Self.format) }
-            let state: ChainState
-            do { state = try StatePersistence.load(from: store) } catch { throw .storage(error) }
+            if format == Self.movableFormat { try moveForward() }
+            else if format != Self.format { throw .unsupportedFormat(found: format, expected: Self.format) }
+            stateCache.advanceClearing()
+            let state = storedState()
             let height = try height()
             guard state.global.height == height else {
                 throw .corrupt("the state is at height \(state.global.height) but the block store at \(height)")
@@ -90,7 +109,21 @@ public final class BlockStore {
         batch.put(Self.formatKey, Self.format.canonicalBytes)
         batch.put(Self.heightKey, UInt64(0).canonicalBytes)
         do { try store.write(batch, sync: true) } catch { throw .storage(error) }
-        return state
+        stateCache.advanceClearing()
+        return storedState()
+    }
+
+    /// Format 3 to 4: the trie built from the stored entries, its nodes written with the new
+    /// format marker in one synced batch (the whole state is read into memory once).
+    private func moveForward() throws(Failure) {
+        var batch = WriteBatch()
+        do {
+            let state = try StatePersistence.loadIntoMemory(from: store)
+            try StatePersistence.clear(store, in: &batch)
+            StatePersistence.add(state, to: &batch)
+        } catch { throw .storage(error) }
+        batch.put(Self.formatKey, Self.format.canonicalBytes)
+        do { try store.write(batch, sync: true) } catch { throw .storage(error) }
     }
 
     /// Stores a decided block with everything it produced, in one synced batch.
@@ -122,6 +155,15 @@ public final class BlockStore {
         StatePersistence.add(executed, to: &batch)
         batch.put(Self.heightKey, height.canonicalBytes)
         do { try store.write(batch, sync: sync) } catch { throw .storage(error) }
+        stateCache.advance(storing: executed)
+    }
+
+    /// Stores a decided block (`commit`) and moves `state`, the state it was executed on, onto
+    /// the store's new version.
+    public func commit(_ block: Block, certificate: CommitCertificate, executed: ExecutedBlock, change: LightBlock? = nil,
+                       sync: Bool = true, state: inout ChainState) throws(Failure) {
+        try commit(block, certificate: certificate, executed: executed, change: change, sync: sync)
+        state.commit(executed, storedIn: stateSource())
     }
 
     /// What the next block is checked against: the state, the last block with its certificate,

@@ -41,8 +41,7 @@ public enum ChainReplay {
                 guard certificate.blockID == block.id, let executed = factory.validate(block, on: tip) else {
                     throw Failure(message: "block \(h) does not execute on the state before it; the store is damaged")
                 }
-                try target.commit(block, certificate: certificate, executed: executed, sync: h == height)
-                state.commit(executed)
+                try target.commit(block, certificate: certificate, executed: executed, sync: h == height, state: &state)
             } catch let failure as Failure {
                 throw failure
             } catch {

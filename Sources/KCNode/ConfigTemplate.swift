@@ -118,6 +118,9 @@ public enum ConfigTemplate {
         # by state sync; the newest snapshot_keep are kept.
         snapshot_interval = 0
         snapshot_keep = 2
+        # Memory (MiB) for the state's most used entries and Merkle-tree nodes; the rest is
+        # read from the store. More makes blocks cheaper to execute on a large state.
+        state_cache_mb = 64
 
         [statesync]
         # On an empty data directory, restore the state from a peer's snapshot (checked

@@ -90,11 +90,11 @@ public struct LightClient: Sendable {
     /// validator-sets record and its proof against the block's state root. Nil when the set
     /// that signs the next height is the one that signed this block.
     public static func changeRecord(header: BlockHeader, certificate: CommitCertificate, signedBy validators: ValidatorSet,
-                                    executed: ExecutedBlock) -> LightBlock? {
+                                    executed: ExecutedBlock, on base: ChainState) -> LightBlock? {
         guard let changed = executed.changes[StateKey.validatorSets], let record = changed,
               let sets = try? ValidatorSets.decode(exactly: record), !sets.current.isEmpty else { return nil }
         guard ValidatorSet(sets.current).hash != validators.hash else { return nil }
-        let proof = executed.trie.proof(path: Blake2b.hash256(StateKey.validatorSets))
+        let proof = base.proof(key: StateKey.validatorSets, after: executed)
         return LightBlock(header: header, certificate: certificate, nextSets: .init(record: record, proof: proof.canonicalBytes))
     }
 

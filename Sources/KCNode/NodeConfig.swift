@@ -61,6 +61,8 @@ public struct NodeConfig: Equatable, Sendable {
     public var snapshotInterval: UInt64 = 0
     /// Snapshots kept (the newest).
     public var snapshotKeep = 2
+    /// Memory for the newest state's hot entries and trie nodes, in MiB (ADR 0018).
+    public var stateCacheMiB = 64
     /// On an empty store, restore a peer's snapshot instead of replaying from genesis.
     public var stateSync = false
 
@@ -397,6 +399,7 @@ public struct NodeConfig: Equatable, Sendable {
         case "storage.retain_blocks": retainBlocks = UInt64(try integer(0...Int(Int64.max)))
         case "storage.snapshot_interval": snapshotInterval = UInt64(try integer(0...Int(Int64.max)))
         case "storage.snapshot_keep": snapshotKeep = try integer(1...100)
+        case "storage.state_cache_mb": stateCacheMiB = try integer(1...65_536)
         case "statesync.enable": stateSync = try boolean()
         default:
             throw ParseError(line: line, message: "unknown key \(key) (see the template that `node init` writes)")

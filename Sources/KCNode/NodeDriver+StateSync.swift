@@ -58,8 +58,7 @@ extension NodeDriver {
     /// take it from there.
     func finishStateSync(_ restored: StateSync.Restored, chunks: Int, since: UInt64, now: UInt64) throws {
         let height = restored.lightBlock.header.height
-        try blocks.restore(restored.state, at: restored.lightBlock, changes: restored.changes)
-        state = restored.state
+        state = try blocks.restore(restored.state, at: restored.lightBlock, changes: restored.changes)
         stateSync = nil
         base = height + 1
         nextValidatorsCache = nil

@@ -130,7 +130,7 @@ public final class NodeDriver {
             throw Failure(message: failure.reason)
         }
         store = try RocksDBStore(path: home.dataDirectory + "/store")
-        blocks = BlockStore(store: store)
+        blocks = BlockStore(store: store, stateCacheBytes: config.stateCacheMiB << 20)
         state = try blocks.open(genesis: genesis, runtime: runtime)
         // The signer's record is written unsynced: each own vote and proposal is synced into
         // the WAL before it leaves, and the latest of them is handed back to the signer here.
@@ -499,10 +499,10 @@ public final class NodeDriver {
     func commit(_ block: Block, _ certificate: CommitCertificate, _ result: ExecutedBlock) throws {
         let height = block.header.height
         crash?.reached(.beforeCommit, height: height)
-        let change = LightClient.changeRecord(header: block.header, certificate: certificate, signedBy: nextValidators(), executed: result)
-        try blocks.commit(block, certificate: certificate, executed: result, change: change)
+        let change = LightClient.changeRecord(header: block.header, certificate: certificate, signedBy: nextValidators(), executed: result,
+                                              on: state)
+        try blocks.commit(block, certificate: certificate, executed: result, change: change, state: &state)
         crash?.reached(.afterCommit, height: height)
-        state.commit(result)
         let heightStartedAt = run?.startedAt
         run = nil
         timers.removeAll()

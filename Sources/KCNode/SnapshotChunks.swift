@@ -15,7 +15,6 @@ public enum SnapshotChunks {
     /// The chunks of `state`, in order.
     public static func make(_ state: ChainState, chunkBytes: Int = SnapshotChunks.chunkBytes) -> [[UInt8]] {
         precondition(chunkBytes > 0)
-        let keys = state.entries.keys.sorted()
         var chunks: [[UInt8]] = []
         var pairs: [(StoreKey, [UInt8])] = []
         var size = 0
@@ -30,8 +29,7 @@ public enum SnapshotChunks {
             pairs.removeAll(keepingCapacity: true)
             size = 0
         }
-        for key in keys {
-            let value = state.entries[key]!  // the keys were read from this very map
+        for (key, value) in state.sortedEntries() {
             pairs.append((key, value))
             size += key.count + value.count + 8
             if size >= chunkBytes { close() }

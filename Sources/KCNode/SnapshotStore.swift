@@ -111,14 +111,13 @@ extension BlockStore {
     /// state at the light block's height, the verified set changes below it, that light block
     /// (the next block is checked against its header and certificate), and the height and
     /// base markers, in one synced batch. The store keeps no block below the next one.
-    public func restore(_ state: ChainState, at lightBlock: LightBlock, changes: [LightBlock]) throws(Failure) {
+    /// Returns the restored state, read from the store.
+    public func restore(_ state: ChainState, at lightBlock: LightBlock, changes: [LightBlock]) throws(Failure) -> ChainState {
         let height = lightBlock.header.height
         precondition(state.global.height == height && state.root == lightBlock.header.stateRoot, "restoring an unverified state")
         guard try self.height() == 0 else { throw .corrupt("state sync into a store that already holds blocks") }
         var batch = WriteBatch()
-        do {
-            for pair in try store.scan(.prefix(StatePersistence.statePrefix)) { batch.delete(pair.key) }
-        } catch { throw .storage(error) }
+        do { try StatePersistence.clear(store, in: &batch) } catch { throw .storage(error) }
         StatePersistence.add(state, to: &batch)
         for change in changes { batch.put(Self.key("lb/", change.header.height), change.canonicalBytes) }
         batch.put(Self.key("c/", height), lightBlock.certificate.canonicalBytes)
@@ -126,6 +125,10 @@ extension BlockStore {
         batch.put(Self.heightKey, height.canonicalBytes)
         batch.put(Self.baseKey, (height + 1).canonicalBytes)
         do { try store.write(batch, sync: true) } catch { throw .storage(error) }
+        stateCache.advanceClearing()
+        let restored = storedState()
+        precondition(restored.root == state.root, "the stored state's root differs from the restored one")
+        return restored
     }
 
     private func raw(_ key: [UInt8]) throws(Failure) -> [UInt8]? {

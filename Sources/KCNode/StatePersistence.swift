@@ -3,25 +3,42 @@ import KCCrypto
 import KCRuntime
 import KCStorage
 
-/// How runtime state reaches the store: every state entry under `s/`, the query indexes under
-/// their own `ix/` keys (see specs/storage.md). One executed block becomes one write batch,
-/// which the node extends with the block itself and writes synced.
+/// How runtime state reaches the store: every state entry under `s/`, every node of the state
+/// trie under `t/` and its position, the query indexes under their own `ix/` keys (see
+/// specs/storage.md). One executed block becomes one write batch, which the node extends with
+/// the block itself and writes synced.
 public enum StatePersistence {
     public static let statePrefix: [UInt8] = Array("s/".utf8)
+    public static let triePrefix: [UInt8] = Array("t/".utf8)
 
-    /// Adds a block's state changes and index writes to `batch`.
+    /// Adds a block's state changes, trie nodes and index writes to `batch`.
     public static func add(_ executed: ExecutedBlock, to batch: inout WriteBatch) {
         // Keys are distinct, so the order inside the batch cannot change what is stored.
         for (key, value) in executed.changes {
             if let value { batch.put(storeKey(key), value) } else { batch.delete(storeKey(key)) }
         }
+        for (position, node) in executed.trieWrites {
+            if let node { batch.put(nodeKey(position), node.bytes) } else { batch.delete(nodeKey(position)) }
+        }
         for (key, value) in executed.indexWrites { batch.put(key, value) }
     }
 
-    /// Adds a whole state (genesis) to `batch`.
+    /// Adds a whole state held in memory (genesis, a restored snapshot) to `batch`, which
+    /// must also clear whatever state the store held before (`clear`).
     public static func add(_ state: ChainState, to batch: inout WriteBatch) {
-        for (key, value) in state.entries {
-            batch.put(storeKey(key), value)
+        let unstored = state.unstored
+        for (key, value) in unstored.entries {
+            if let value { batch.put(storeKey(key), value) } else { batch.delete(storeKey(key)) }
+        }
+        for (position, node) in unstored.nodes {
+            if let node { batch.put(nodeKey(position), node.bytes) } else { batch.delete(nodeKey(position)) }
+        }
+    }
+
+    /// Deletes every state entry and trie node of `store` in `batch`.
+    public static func clear(_ store: any KeyValueReader, in batch: inout WriteBatch) throws(StoreError) {
+        for prefix in [statePrefix, triePrefix] {
+            try forEach(in: store, prefix: prefix) { key, _ in batch.delete(key) }
         }
     }
 
@@ -34,16 +51,85 @@ public enum StatePersistence {
         return bytes
     }
 
-    /// Reads the state back and rebuilds its Merkle tree.
-    public static func load(from store: any KeyValueReader) throws(StoreError) -> ChainState {
+    /// Where a trie node is stored: `t/` and its position.
+    public static func nodeKey(_ position: TriePosition) -> [UInt8] { triePrefix + position.bytes }
+
+    /// Every pair under `prefix`, in key order, read a page at a time (a whole state does not
+    /// fit in memory at once).
+    static func forEach(in store: any KeyValueReader, prefix: [UInt8], page: Int = 4_096,
+                        _ body: ([UInt8], [UInt8]) throws(StoreError) -> Void) throws(StoreError) {
+        var range = KeyRange.prefix(prefix)
+        while true {
+            let pairs = try store.scan(range, limit: page, reverse: false)
+            for pair in pairs { try body(pair.key, pair.value) }
+            guard pairs.count == page, let last = pairs.last else { return }
+            range = KeyRange(lower: last.key + [0], upper: range.upper)
+        }
+    }
+
+    /// Reads every stored entry into a state held in memory (and rebuilds its trie): for
+    /// moving a store of format 3, which kept no trie nodes.
+    static func loadIntoMemory(from store: any KeyValueReader) throws(StoreError) -> ChainState {
         var entries: [StoreKey: [UInt8]] = [:]
-        for pair in try store.scan(.prefix(statePrefix)) {
-            guard let key = StoreKey(validating: pair.key.dropFirst(statePrefix.count)) else {
-                throw .damaged(path: "", detail: "state key \(Hex.encode(pair.key)) is longer than \(StoreKey.capacity) bytes")
+        try forEach(in: store, prefix: statePrefix) { (key: [UInt8], value: [UInt8]) throws(StoreError) in
+            guard let stateKey = StoreKey(validating: key.dropFirst(statePrefix.count)) else {
+                throw .damaged(path: "", detail: "state key \(Hex.encode(key)) is longer than \(StoreKey.capacity) bytes")
             }
-            entries[key] = pair.value
+            entries[stateKey] = value
         }
         return ChainState(entries: entries)
+    }
+}
+
+/// The state a store snapshot holds, read through the store's `StateCache` while that version
+/// is the newest (ADR 0018). A read the store fails stops the process: executing a block
+/// against a state with a missing entry would diverge from the network.
+public struct StoredStateSource: StateSource {
+    let snapshot: any KeyValueSnapshot
+    let cache: StateCache
+    let version: UInt64
+
+    public func entry(_ key: StoreKey) -> [UInt8]? {
+        if let cached = cache.entry(key, version: version) { return cached }
+        let value = Self.read(snapshot, StatePersistence.storeKey(key), what: "state entry \(key)")
+        cache.remember(key, value, version: version)
+        return value
+    }
+
+    public func trieNode(at position: TriePosition) -> TrieNode? {
+        if let cached = cache.node(position, version: version) { return cached }
+        let node = Self.read(snapshot, StatePersistence.nodeKey(position), what: "state trie node \(position)").map { bytes in
+            guard let node = TrieNode(bytes: bytes) else {
+                preconditionFailure("the state trie node at \(position) in the store does not decode: the data directory is damaged")
+            }
+            return node
+        }
+        cache.remember(position, node, version: version)
+        return node
+    }
+
+    public func forEachEntry(_ body: (StoreKey, [UInt8]) throws -> Void) rethrows {
+        var range = KeyRange.prefix(StatePersistence.statePrefix)
+        while true {
+            let pairs: [KeyValuePair]
+            do { pairs = try snapshot.scan(range, limit: 4_096, reverse: false) } catch { Self.stop(what: "the state entries", error) }
+            for pair in pairs {
+                guard let key = StoreKey(validating: pair.key.dropFirst(StatePersistence.statePrefix.count)) else {
+                    preconditionFailure("state key \(Hex.encode(pair.key)) in the store is too long: the data directory is damaged")
+                }
+                try body(key, pair.value)
+            }
+            guard pairs.count == 4_096, let last = pairs.last else { return }
+            range = KeyRange(lower: last.key + [0], upper: range.upper)
+        }
+    }
+
+    static func read(_ snapshot: any KeyValueSnapshot, _ key: [UInt8], what: String) -> [UInt8]? {
+        do { return try snapshot.get(key) } catch { stop(what: what, error) }
+    }
+
+    static func stop(what: String, _ error: StoreError) -> Never {
+        fatalError("the node stops: reading \(what) from the store failed (\(error)); check the disk and the data directory, then start the node again")
     }
 }
 

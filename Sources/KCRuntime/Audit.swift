@@ -31,14 +31,12 @@ extension ChainState {
     public func auditSupply() -> SupplyAudit {
         var audit = SupplyAudit()
         let accountPrefix = Array("acct/".utf8), stakePrefix = Array("stake/".utf8)
-        // Walks the keys only (held inline): a value is read only for the few keys that need it,
-        // instead of touching every value's storage (events, queues) on the way.
-        for key in entries.keys {
+        forEachEntry { key, value in
             if key.hasPrefix(accountPrefix) {
-                let record = try! AccountRecord.decode(exactly: entries[key]!)
+                let record = try! AccountRecord.decode(exactly: value)
                 audit.balances = audit.balances.adding(record.balance)!
             } else if key.hasPrefix(stakePrefix) {
-                let record = try! StakeRecord.decode(exactly: entries[key]!)
+                let record = try! StakeRecord.decode(exactly: value)
                 audit.bonded = audit.bonded.adding(record.bonded)!
                 audit.unbonding = audit.unbonding.adding(record.unbondingTotal)!
             }
@@ -56,7 +54,7 @@ extension ChainState {
     public func holdings() -> [(address: PublicKey, balance: Amount, stake: StakeRecord)] {
         let accountPrefix = Array("acct/".utf8), stakePrefix = Array("stake/".utf8)
         var addresses = Set<PublicKey>()
-        for key in entries.keys {
+        forEachEntry { key, _ in
             let bytes = key.bytes
             if key.hasPrefix(accountPrefix) { addresses.insert(PublicKey(Bytes32(bytes[accountPrefix.count...]))) }
             else if key.hasPrefix(stakePrefix) { addresses.insert(PublicKey(Bytes32(bytes[stakePrefix.count...]))) }
@@ -67,7 +65,9 @@ extension ChainState {
     /// How many state entries start with `prefix` (e.g. "event/", "disp/").
     public func count(prefix: String) -> Int {
         let bytes = Array(prefix.utf8)
-        return entries.keys.reduce(0) { $0 + ($1.hasPrefix(bytes) ? 1 : 0) }
+        var count = 0
+        forEachEntry { key, _ in if key.hasPrefix(bytes) { count += 1 } }
+        return count
     }
 
     // Typed reads for tests, RPC and the node.

@@ -255,10 +255,14 @@ public struct ExecutedBlock: Sendable {
     public let baseRoot: Hash256
     /// Every changed state entry: new bytes, or nil for a deletion.
     public let changes: [StoreKey: [UInt8]?]
-    public let trie: StateTrie
+    /// The trie nodes the block writes (nil: deletes) on top of the base state's.
+    public let trieWrites: [TriePosition: TrieNode?]
     public let outcome: BlockOutcome
     /// Query indexes (not part of the state root): key -> value, written with the block.
     public let indexWrites: [([UInt8], [UInt8])]
+
+    /// The root of the state after the block.
+    public var stateRoot: Hash256 { outcome.stateRoot }
 }
 
 /// A block the runtime refuses as a whole: its proposer broke a validity rule, so honest

@@ -23,20 +23,28 @@ extension ChainState {
     }
 
     /// Every entry decodes as the record its key's prefix names.
-    public func decodeEveryEntry() -> [String] { decodeEntries(entries.keys) }
+    public func decodeEveryEntry() -> [String] {
+        var problems: [String] = []
+        forEachEntry { key, value in Self.checkEntry(key, value, into: &problems) }
+        return problems
+    }
 
     /// The entries under `keys` (those present) decode as the records their prefixes name.
     public func decodeEntries(_ keys: some Sequence<StoreKey>) -> [String] {
         var problems: [String] = []
         for key in keys {
-            guard let value = entries[key] else { continue }
-            guard let type = Self.recordType(of: key) else {
-                problems.append("state key \(key) has no known prefix")
-                continue
-            }
-            do { try type.check(value) } catch { problems.append("state entry \(key) does not decode: \(error)") }
+            guard let value = get(key) else { continue }
+            Self.checkEntry(key, value, into: &problems)
         }
         return problems
+    }
+
+    private static func checkEntry(_ key: StoreKey, _ value: [UInt8], into problems: inout [String]) {
+        guard let type = recordType(of: key) else {
+            problems.append("state key \(key) has no known prefix")
+            return
+        }
+        do { try type.check(value) } catch { problems.append("state entry \(key) does not decode: \(error)") }
     }
 
     struct RecordCheck: Sendable {
@@ -164,8 +172,8 @@ extension ChainState {
     func auditJuries() -> [String] {
         var problems: [String] = []
         let disputePrefix = Array("disp/".utf8)
-        for key in entries.keys where key.hasPrefix(disputePrefix) {
-            guard let record = try? DisputeRecord.decode(exactly: entries[key]!), let event = event(record.eventID) else { continue }
+        forEachEntry { key, value in
+            guard key.hasPrefix(disputePrefix), let record = try? DisputeRecord.decode(exactly: value), let event = event(record.eventID) else { return }
             let disputeID = Hash256(key.bytes.dropFirst(disputePrefix.count))
             let id = disputeID.hex.prefix(8)
             let accused = Set([event.header.author] + voters(record.eventID, .valid).map(\.voter))
@@ -190,13 +198,13 @@ extension ChainState {
         var problems: [String] = []
         var held = Amount.zero
         let disputePrefix = Array("disp/".utf8), eventPrefix = Array("event/".utf8)
-        for key in entries.keys {
-            if key.hasPrefix(disputePrefix), let record = try? DisputeRecord.decode(exactly: entries[key]!), record.status == .open {
+        forEachEntry { key, value in
+            if key.hasPrefix(disputePrefix), let record = try? DisputeRecord.decode(exactly: value), record.status == .open {
                 held = held.adding(record.bond) ?? held
-            } else if key.hasPrefix(eventPrefix), let record = try? EventRecord.decode(exactly: entries[key]!) {
+            } else if key.hasPrefix(eventPrefix), let record = try? EventRecord.decode(exactly: value) {
                 held = held.adding(record.defenseEscrow) ?? held
                 let settles = record.votesSettle(parameters)
-                guard settles > global.timeMilliseconds else { continue }
+                guard settles > global.timeMilliseconds else { return }
                 let id = record.header.id
                 let answerable = [record.header.author] + (voters(id, .valid) + voters(id, .invalid)).map(\.voter)
                 for address in answerable where stake(address).lockedUntilMilliseconds < settles {

@@ -307,7 +307,6 @@ struct BlockExecutor {
     mutating func finish() -> ExecutedBlock {
         state.write(StateKey.global, global)
         let sets = state.read(ValidatorSets.self, StateKey.validatorSets)!
-        var trie = state.base.trie
         var trieChanges: [StateTrie.Change] = []
         trieChanges.reserveCapacity(state.changes.count)
         for (key, value) in state.changes {
@@ -315,11 +314,11 @@ struct BlockExecutor {
             if value == nil && state.base.get(key) == nil { continue }
             trieChanges.append(StateTrie.Change(path: Blake2b.hash256(key), valueHash: value.map { Blake2b.hash256($0) }))
         }
-        trie.apply(trieChanges)
+        let trie = StateTrie.update(trieChanges, over: state.base)
         let outcome = BlockOutcome(height: height, stateRoot: trie.rootHash, receipts: receipts, eventChanges: effects.eventChanges,
                                    slashes: effects.slashes, validatorSetUpdate: scheduledThisBlock, nextValidators: sets.current,
                                    ignoredEvidence: ignoredEvidence)
-        return ExecutedBlock(baseRoot: state.base.root, changes: state.changes, trie: trie, outcome: outcome,
+        return ExecutedBlock(baseRoot: state.base.root, changes: state.changes, trieWrites: trie.writes, outcome: outcome,
                              indexWrites: effects.indexWrites + groupedIndexWrites())
     }
 

@@ -155,42 +155,122 @@ public enum Registry: Sendable, CaseIterable {
     public var name: String { self == .validators ? "validator" : "gateway" }
 }
 
-/// The committed chain state: every entry, and the Merkle trie over them.
+/// A committed version of the state kept outside the process's memory (the node's store):
+/// entries and trie nodes, read one at a time. Reads cannot fail: an implementation that
+/// cannot read its store stops the process with the store's error rather than let a block
+/// execute against a partial state (ADR 0018).
+public protocol StateSource: Sendable {
+    func entry(_ key: StoreKey) -> [UInt8]?
+    func trieNode(at position: TriePosition) -> TrieNode?
+    /// Every entry, in key order (whole-state tools and snapshots: slow).
+    func forEachEntry(_ body: (StoreKey, [UInt8]) throws -> Void) rethrows
+}
+
+/// The committed chain state: its entries and the Merkle trie over them.
 ///
-/// Execution never mutates it: a block runs against an `ExecutionState` overlay, and `commit`
-/// folds the overlay in once the block is decided. Because the entries are only mutated by
-/// `commit` on a uniquely held value, no copy of the map is ever made.
-public struct ChainState: Sendable {
-    public private(set) var entries: [StoreKey: [UInt8]] = [:]
-    public private(set) var trie = StateTrie()
+/// A state either lives in memory (tests, the simulator, a genesis or a restored snapshot
+/// before it is stored) or reads through a `StateSource` (the node's store, ADR 0018) with the
+/// changes of blocks not yet stored held in memory on top. Execution never mutates it: a block
+/// runs against an `ExecutionState` overlay, and `commit` folds the result in once the block is
+/// decided; a node that has stored the block moves the state onto the store's new version
+/// instead, so what it holds in memory does not grow with history.
+public struct ChainState: Sendable, TrieNodeReading {
+    /// Entries written since `source` (all of them without one); nil: deleted.
+    private var entryLayer: [StoreKey: [UInt8]?] = [:]
+    /// Trie nodes written since `source` (all of them without one); nil: deleted.
+    private var nodeLayer: [TriePosition: TrieNode?] = [:]
+    private var source: (any StateSource)? = nil
+    public private(set) var root: Hash256 = .zero
 
     public init() {}
 
-    /// Rebuilds a state from stored entries (node start-up).
+    /// A state in memory holding `entries` (genesis, a restored snapshot).
     public init(entries: [StoreKey: [UInt8]]) {
-        self.entries = entries
-        trie.apply(entries.map { StateTrie.Change(path: Blake2b.hash256($0.key), valueHash: Blake2b.hash256($0.value)) })
+        let update = StateTrie.update(entries.map { StateTrie.Change(path: Blake2b.hash256($0.key), valueHash: Blake2b.hash256($0.value)) },
+                                      over: ChainState())
+        for (key, value) in entries { entryLayer[key] = value }
+        for (position, node) in update.writes { if let node { nodeLayer[position] = node } }
+        root = update.rootHash
     }
 
-    public var root: Hash256 { trie.rootHash }
+    /// The version a store holds.
+    public init(source: any StateSource) {
+        self.source = source
+        root = source.trieNode(at: .root)?.hash ?? .zero
+    }
 
-    public func get(_ key: StoreKey) -> [UInt8]? { entries[key] }
+    public func get(_ key: StoreKey) -> [UInt8]? {
+        if let layered = entryLayer[key] { return layered }
+        return source?.entry(key)
+    }
 
-    /// Folds an executed block in. Precondition: it was executed against this very state.
+    public func trieNode(at position: TriePosition) -> TrieNode? {
+        if let layered = nodeLayer[position] { return layered }
+        return source?.trieNode(at: position)
+    }
+
+    /// Folds an executed block in, in memory. Precondition: it was executed against this very state.
     public mutating func commit(_ block: ExecutedBlock) {
-        precondition(block.baseRoot == trie.rootHash, "committing a block executed against another state")
+        precondition(block.baseRoot == root, "committing a block executed against another state")
         for (key, value) in block.changes {
-            if let value { entries[key] = value } else { entries.removeValue(forKey: key) }
+            if let value { entryLayer[key] = value } else if source == nil { entryLayer.removeValue(forKey: key) } else { entryLayer[key] = .some(nil) }
         }
-        trie = block.trie
-        precondition(trie.count == entries.count, "trie and entries disagree on the number of entries")
+        for (position, node) in block.trieWrites {
+            if let node { nodeLayer[position] = node } else if source == nil { nodeLayer.removeValue(forKey: position) } else { nodeLayer[position] = .some(nil) }
+        }
+        root = block.stateRoot
+    }
+
+    /// Moves onto `source`, a store that now holds this state with `block` committed (and
+    /// everything this value held in memory). Precondition: `block` was executed against this state.
+    public mutating func commit(_ block: ExecutedBlock, storedIn source: any StateSource) {
+        precondition(block.baseRoot == root, "committing a block executed against another state")
+        self.source = source
+        entryLayer = [:]
+        nodeLayer = [:]
+        root = block.stateRoot
+    }
+
+    /// What a store holding `source` (nothing, for a state in memory) lacks to hold this state:
+    /// entries and trie nodes to write, nil to delete.
+    public var unstored: (entries: [StoreKey: [UInt8]?], nodes: [TriePosition: TrieNode?]) { (entryLayer, nodeLayer) }
+
+    /// Every entry, in no particular order (whole-state checks: slow on a stored state).
+    public func forEachEntry(_ body: (StoreKey, [UInt8]) throws -> Void) rethrows {
+        try source?.forEachEntry { key, value in
+            if entryLayer[key] == nil { try body(key, value) }
+        }
+        for (key, value) in entryLayer { if let value { try body(key, value) } }
+    }
+
+    /// Every entry, in key order.
+    public func sortedEntries() -> [(key: StoreKey, value: [UInt8])] {
+        var all: [(key: StoreKey, value: [UInt8])] = []
+        forEachEntry { all.append(($0, $1)) }
+        return all.sorted { $0.key < $1.key }
     }
 
     /// A proof for the entry at `key` (or its absence) against `root`.
-    public func proof(key: StoreKey) -> StateTrie.Proof { trie.proof(path: Blake2b.hash256(key)) }
+    public func proof(key: StoreKey) -> StateTrie.Proof { StateTrie.proof(path: Blake2b.hash256(key), in: self) }
+
+    /// A proof against the root of `block` executed on this state, before it is committed.
+    public func proof(key: StoreKey, after block: ExecutedBlock) -> StateTrie.Proof {
+        precondition(block.baseRoot == root, "a block executed against another state")
+        return StateTrie.proof(path: Blake2b.hash256(key), in: Pending(base: self, writes: block.trieWrites))
+    }
+
+    /// A state's trie with a block's writes on top.
+    private struct Pending: TrieNodeReading {
+        let base: ChainState
+        let writes: [TriePosition: TrieNode?]
+        func trieNode(at position: TriePosition) -> TrieNode? {
+            if let written = writes[position] { return written }
+            return base.trieNode(at: position)
+        }
+    }
 
     public func decode<T: CanonicalDecodable>(_ type: T.Type, at key: StoreKey) -> T? {
-        guard let bytes = entries[key] else { return nil }
+        guard let bytes = get(key) else { return nil }
         // Entries were written by the runtime in canonical form; failing to read one back
         // means the state is corrupt, and continuing would diverge from the network.
         do { return try T.decode(exactly: bytes) } catch { preconditionFailure("corrupt state entry: \(error)") }

@@ -35,8 +35,7 @@ struct BlockStoreTests {
             let precommit = Vote(kind: .precommit, height: height, round: 0, blockID: block.id, timestampMilliseconds: time,
                                  validator: validator.publicKey).signed(with: validator, chainID: genesis.chainID)
             try blocks.commit(block, certificate: CommitCertificate(height: height, round: 0, blockID: block.id, precommits: [precommit]),
-                              executed: executed)
-            state.commit(executed)
+                              executed: executed, state: &state)
         }
         return state
     }
@@ -107,6 +106,28 @@ struct BlockStoreTests {
         try store.write(batch, sync: true)
         #expect(throws: BlockStore.Failure.self) { _ = try BlockStore(store: store).open(genesis: Self.genesis, runtime: runtime) }
     }
+
+    /// A store of format 3 kept the state entries but no trie nodes: opening it builds the
+    /// trie once, stores its nodes with format 4, and the chain goes on from the same root.
+    @Test func aFormatThreeStoreMovesToFormatFour() throws {
+        let store = MemoryStore()
+        let runtime = Runtime(genesis: Self.genesis)
+        let blocks = BlockStore(store: store)
+        let state = try Self.produce(4, into: blocks, from: try blocks.open(genesis: Self.genesis, runtime: runtime), runtime: runtime)
+        let nodes = try store.scan(.prefix(StatePersistence.triePrefix))
+        #expect(!nodes.isEmpty)
+        var batch = WriteBatch()
+        for pair in nodes { batch.delete(pair.key) }
+        batch.put(Array("m/format".utf8), UInt32(3).canonicalBytes)
+        try store.write(batch, sync: true)
+        let reopened = BlockStore(store: store)
+        let moved = try reopened.open(genesis: Self.genesis, runtime: runtime)
+        #expect(moved.root == state.root)
+        #expect(try store.get(Array("m/format".utf8)) == BlockStore.format.canonicalBytes)
+        #expect(try store.scan(.prefix(StatePersistence.triePrefix)) == nodes)
+        _ = try Self.produce(1, into: reopened, from: moved, runtime: runtime)
+        #expect(try reopened.height() == 5)
+    }
 }
 
 struct PruningTests {
@@ -130,9 +151,9 @@ struct PruningTests {
         #expect(try blocks.location(of: firstTransaction)?.height == 1)
         // Asked to prune past the tip, it keeps the last height (the next block's checks need it).
         #expect(try blocks.prune(below: 1_000, limit: 1_000) == 30)
-        #expect(try blocks.block(at: 30) != nil && blocks.tip(for: try StatePersistence.load(from: store)).previous != nil)
+        #expect(try blocks.block(at: 30) != nil && blocks.tip(for: blocks.storedState()).previous != nil)
         // A pruned store still takes new blocks.
-        _ = try BlockStoreTests.produce(1, into: blocks, from: try StatePersistence.load(from: store), runtime: runtime)
+        _ = try BlockStoreTests.produce(1, into: blocks, from: blocks.storedState(), runtime: runtime)
         #expect(try blocks.height() == 31)
     }
 }

@@ -13,6 +13,8 @@ struct NodeConfigTests {
         #expect(config.timeouts.proposeMilliseconds == 1_000 && config.timeouts.proposeDeltaMilliseconds == 500)
         #expect(config.attesterMode == .off)
         #expect(config.mempoolMaxBytes == 67_108_864)
+        #expect(config.stateCacheMiB == 64)
+        #expect(try NodeConfig.parse("[storage]\nstate_cache_mb = 512").stateCacheMiB == 512)
         #expect(config.logLevel == .info && config.logFormat == .text)
         #expect(try NodeConfig.parse("[log]\nlevel = \"warning\"\nformat = \"json\"").logFormat == .json)
     }
@@ -52,6 +54,7 @@ struct NodeConfigTests {
             ("rpc.max_connections= [1]]", "config.toml line 1: rpc.max_connections: malformed array"),
             ("moniker = \"a\"\n[log]\nlevel = \"info\u{7}\"", "config.toml line 3: not valid TOML: control character U+0007"),
             ("[arweave]\ngateway = \"ftp://x\"", "must start with http:// or https://"),
+            ("[storage]\nstate_cache_mb = 0", "config.toml line 2: storage.state_cache_mb"),
         ]
         for (text, expected) in cases {
             do {

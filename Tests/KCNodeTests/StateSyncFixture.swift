@@ -67,9 +67,9 @@ final class StateSyncChain {
                      timestampMilliseconds: block.header.timeMilliseconds + 1_000, validator: $0.publicKey).signed(with: $0, chainID: genesis.chainID)
             }
             let certificate = CommitCertificate(height: tip.height, round: 0, blockID: block.id, precommits: precommits)
-            let change = LightClient.changeRecord(header: block.header, certificate: certificate, signedBy: tip.validators, executed: executed)
-            try blocks.commit(block, certificate: certificate, executed: executed, change: change)
-            state.commit(executed)
+            let change = LightClient.changeRecord(header: block.header, certificate: certificate, signedBy: tip.validators, executed: executed,
+                                                  on: state)
+            try blocks.commit(block, certificate: certificate, executed: executed, change: change, state: &state)
             roots[tip.height] = state.root
             if snapshotEvery > 0 && tip.height % snapshotEvery == 0 {
                 try blocks.saveSnapshot(of: state, lightBlock: change ?? LightBlock(header: block.header, certificate: certificate, nextSets: nil),

@@ -96,8 +96,8 @@ struct EvidenceRuleTests {
         #expect(try chain.submit(g[3], .registerValidator(consensusKey: ck[3].publicKey)).succeeded)
         for _ in 0..<(3 * window) { try chain.block() }
         #expect(chain.state.validatorSets().current.contains { $0.consensusKey == ck[3].publicKey }, "g3 is back in the set")
-        let heights = chain.state.entries.keys.filter { $0.hasPrefix(Array("height/".utf8)) }.count
-        let sets = chain.state.entries.keys.filter { $0.hasPrefix(Array("vset/".utf8)) }.count
+        let heights = chain.state.count(prefix: "height/")
+        let sets = chain.state.count(prefix: "vset/")
         #expect(heights == Int(window))
         #expect(sets == 1, "only the set that signed the kept heights remains")
         #expect(chain.state.get(StateKey.validatorSet(since: chain.state.validatorSets().currentSince)) != nil)

@@ -105,11 +105,20 @@ struct RuntimePropertyTests {
                 #expect(parentRecord.header.height <= record.header.height)
             }
         }
-        // The same sequence gives the same root through both stores.
-        let fromMemory = try StatePersistence.load(from: memory)
-        let fromRocks = try StatePersistence.load(from: rocks)
-        #expect(fromMemory.root == chain.state.root, "seed \(seed): memory store root")
-        #expect(fromRocks.root == chain.state.root, "seed \(seed): RocksDB store root")
+        // The same sequence gives the same root through both stores, and each store holds
+        // exactly the trie built afresh from its entries: no node left behind by an update.
+        let rebuilt = ChainState(entries: Dictionary(uniqueKeysWithValues: chain.state.sortedEntries().map { ($0.key, $0.value) }))
+        #expect(rebuilt.root == chain.state.root)
+        for (name, store) in [("memory", memory), ("RocksDB", rocks)] as [(String, any KeyValueStore)] {
+            let stored = BlockStore(store: store).storedState()
+            #expect(stored.root == chain.state.root, "seed \(seed): \(name) store root")
+            let nodes = try store.scan(.prefix(StatePersistence.triePrefix))
+            #expect(nodes.count == rebuilt.unstored.nodes.count, "seed \(seed): \(name) store holds \(nodes.count) trie nodes")
+            for pair in nodes {
+                let position = try #require(TriePosition(bytes: pair.key.dropFirst(StatePersistence.triePrefix.count)))
+                #expect(rebuilt.unstored.nodes[position] == .some(TrieNode(bytes: pair.value)), "seed \(seed): \(name) node \(position)")
+            }
+        }
     }
 
     @Test func sameSequenceSameRootTwice() throws {

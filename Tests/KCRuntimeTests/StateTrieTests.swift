@@ -16,9 +16,44 @@ struct StateTrieTests {
         return StateTrie.branchHash(left: referenceRoot(left, depth: depth + 1), right: referenceRoot(right, depth: depth + 1))
     }
 
-    /// ADR 0006 states the node's size: two hashes and two 32-bit child indices, no padding.
-    @Test func slotIsSeventyTwoBytes() {
-        #expect(MemoryLayout<StateTrie.Slot>.stride == 72)
+    /// The stored forms of positions and nodes (specs/storage.md, `t/`) read back, and bytes
+    /// that are not one are refused.
+    @Test func positionsAndNodesSurviveTheirStoredForm() {
+        let path = Self.path(1)
+        for depth in [0, 1, 7, 8, 9, 63, 64, 65, 200, 255, 256] {
+            let position = TriePosition(depth: depth, on: path)
+            #expect(position.bytes.count == 2 + (depth + 7) / 8)
+            #expect(TriePosition(bytes: position.bytes) == position, "depth \(depth)")
+            if depth > 0 && depth < 256 {
+                // A bit set past the depth is not a position.
+                var bytes = position.bytes
+                let lastBit = depth % 8
+                if lastBit != 0 { bytes[bytes.count - 1] |= UInt8(1) << UInt8(7 - lastBit) ; #expect(TriePosition(bytes: bytes) == nil) }
+            }
+        }
+        #expect(TriePosition(bytes: [0, 9]) == nil, "depth 9 with no prefix bytes")
+        #expect(TriePosition(bytes: [1, 1] + [UInt8](repeating: 0, count: 33)) == nil, "depth 257")
+        #expect(TriePosition(depth: 3, on: path).child(right: true).prefix.bit(at: 3))
+        for node in [TrieNode.leaf(path: path, valueHash: Self.value(1)), .branch(left: .zero, right: Self.value(2)),
+                     .branch(left: Self.value(3), right: Self.value(4))] {
+            #expect(TrieNode(bytes: node.bytes) == node)
+        }
+        #expect(TrieNode(bytes: [1] + [UInt8](repeating: 0, count: 64)) == nil, "a branch with two empty sides")
+        #expect(TrieNode(bytes: [2] + [UInt8](repeating: 0, count: 64)) == nil, "unknown tag")
+        #expect(TrieNode(bytes: [0] + [UInt8](repeating: 0, count: 63)) == nil, "short")
+    }
+
+    /// `keepingLeadingBits` and `settingBit` agree with `bit(at:)` at every position.
+    @Test func pathBitHelpersAgreeWithBitOrder() {
+        let path = Self.path(9)
+        for count in 0...256 {
+            let kept = path.keepingLeadingBits(count)
+            for bit in 0..<256 { #expect(kept.bit(at: bit) == (bit < count && path.bit(at: bit))) }
+        }
+        for bit in [0, 7, 8, 63, 64, 255] {
+            let set = Bytes32.zero.settingBit(bit)
+            #expect((0..<256).filter { set.bit(at: $0) } == [bit])
+        }
     }
 
     @Test func emptyTrieHasTheZeroRoot() {
@@ -63,15 +98,15 @@ struct StateTrieTests {
         #expect(snapshot.count == 10 && trie.count == 9)
     }
 
-    /// Many updates of one tree: the arena is compacted (the live tree copied into a fresh
-    /// arena) and its size stays bounded; versions kept from before each copy still give
-    /// their own root and proofs.
-    @Test func compactionKeepsEveryVersionIntactAndBoundsTheArena() {
+    /// Many updates of one tree (inserts, overwrites, deletions that collapse branches): the
+    /// nodes it holds are exactly those of the tree built afresh from its entries (every node
+    /// an update leaves behind is deleted, so a store of the nodes never grows with history),
+    /// and versions kept along the way still give their own root and proofs.
+    @Test func updatesLeaveExactlyTheLiveNodes() {
         var model: [Hash256: Hash256] = [:]
         var trie = StateTrie()
         var state: UInt64 = 7
         var kept: [(trie: StateTrie, model: [Hash256: Hash256])] = []
-        var arenas = Set<ObjectIdentifier>([trie.arenaIdentity])
         for round in 0..<160 {
             var changes: [StateTrie.Change] = []
             var touched = Set<Hash256>()
@@ -79,17 +114,21 @@ struct StateTrieTests {
                 state = state &* 6364136223846793005 &+ 1442695040888963407
                 let key = Self.path(Int(state >> 54))  // 1,024 distinct paths
                 guard touched.insert(key).inserted else { continue }
-                let valueHash = (state >> 20) % 8 == 0 ? nil : Self.value(Int(state >> 40) + round)
+                // From round 100 on, deletions outnumber than they insert, down to a nearly empty tree.
+                let valueHash = (state >> 20) % (round < 100 ? 8 : 2) == 0 ? nil : Self.value(Int(state >> 40) + round)
                 changes.append(StateTrie.Change(path: key, valueHash: valueHash))
                 model[key] = valueHash
             }
             trie.apply(changes)
-            arenas.insert(trie.arenaIdentity)
-            // Dead nodes never exceed the live tree's size by more than the rule allows.
-            #expect(!StateTrie.needsCompaction(arenaSlots: trie.arenaSlotCount, entries: trie.count), "round \(round)")
+            var fresh = StateTrie()
+            fresh.apply(model.map { StateTrie.Change(path: $0.key, valueHash: $0.value) })
+            #expect(trie.nodes == fresh.nodes, "round \(round): \(trie.nodes.count) nodes, built afresh \(fresh.nodes.count)")
             if round % 20 == 0 { kept.append((trie, model)) }
         }
-        #expect(arenas.count > 1, "the arena was never compacted")
+        // Down to nothing: no node remains.
+        var emptied = trie
+        emptied.apply(model.map { StateTrie.Change(path: $0.key, valueHash: nil) })
+        #expect(emptied.nodes.isEmpty && emptied.rootHash == .zero && emptied.count == 0)
         for (version, versionModel) in kept {
             let entries = versionModel.map { ($0.key, $0.value) }.sorted { $0.0 < $1.0 }
             #expect(version.rootHash == Self.referenceRoot(entries))
