@@ -1,6 +1,8 @@
 # Shared by the scripts that run a private network of release nodes on 127.0.0.1.
 # Source it, then call: make_network DIR VALIDATORS BASE_PORT COMMIT_MS LOG_LEVEL; start_node I; stop_node I [SIGNAL].
 # NET_USERS (default 4): funded devnet users in the genesis. NET_TASKSET: CPU list the nodes run on.
+# NET_CONFIG_SED: a further sed expression applied to every node's config.toml (for example
+# 's/state_cache_mb = 64/state_cache_mb = 256/').
 # Node i: P2P BASE_PORT + 10 i, RPC BASE_PORT + 1 + 10 i. PIDs in $pids[i]; only those are ever signalled.
 
 binary="$(pwd)/.build/release/node"
@@ -21,6 +23,7 @@ make_network() {
     "$binary" init --home "$net_dir/node$i" --genesis "$net_dir/genesis.json" --devnet-index "$i" \
       --p2p-port $((net_base + 10 * i)) --rpc-port $((net_base + 1 + 10 * i)) "${args[@]}" >/dev/null
     sed -i "s/timeout_commit_ms = 1000/timeout_commit_ms = $commit_ms/; s/level = \"info\"/level = \"$level\"/" "$net_dir/node$i/config.toml"
+    if [ -n "${NET_CONFIG_SED:-}" ]; then sed -i "$NET_CONFIG_SED" "$net_dir/node$i/config.toml"; fi
   done
 }
 

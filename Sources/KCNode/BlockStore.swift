@@ -152,10 +152,14 @@ public final class BlockStore {
             precondition(change.header.id == block.id, "light block of another block")
             batch.put(Self.key("lb/", height), change.canonicalBytes)
         }
-        StatePersistence.add(executed, to: &batch)
+        // The pages the block's node writes change, read from the stored state it was executed on.
+        let base = stateSource()
+        precondition(ChainState(source: base).root == executed.baseRoot, "storing a block executed against another state")
+        let pages = TriePage.changes(executed.trieWrites) { base.page($0) }
+        StatePersistence.add(executed, pages: pages, to: &batch)
         batch.put(Self.heightKey, height.canonicalBytes)
         do { try store.write(batch, sync: sync) } catch { throw .storage(error) }
-        stateCache.advance(storing: executed)
+        stateCache.advance(storing: executed, pages: pages)
     }
 
     /// Stores a decided block (`commit`) and moves `state`, the state it was executed on, onto

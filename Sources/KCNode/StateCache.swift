@@ -2,7 +2,7 @@ import KCRuntime
 import Synchronization
 
 /// The hot part of the newest stored state, in memory and bounded (ADR 0018): entries and
-/// trie nodes read from the store or written by a stored block, absences included.
+/// trie pages read from the store or written by a stored block, absences included.
 ///
 /// Each kind has two generations. Reads and writes land in the young one; once it holds half
 /// the kind's budget it becomes the old one and the previous old one is dropped; a hit in the
@@ -16,7 +16,8 @@ import Synchronization
 public final class StateCache: Sendable {
     /// Accounting per item besides its value: the key, the dictionary slot, the optional.
     static let entryOverhead = 112
-    static let nodeOverhead = 160
+    static let pageOverhead = 128
+    static let pageSlotBytes = 72
 
     private let storage: Mutex<Storage>
     public let budgetBytes: Int
@@ -24,7 +25,7 @@ public final class StateCache: Sendable {
     struct Storage {
         var version: UInt64 = 0
         var entries: Generations<StoreKey, [UInt8]?>
-        var nodes: Generations<TriePosition, TrieNode?>
+        var pages: Generations<TriePosition, TriePage?>
     }
 
     /// Two-generation map; `limit` bytes for both generations together.
@@ -61,19 +62,22 @@ public final class StateCache: Sendable {
         }
     }
 
-    /// `budgetBytes`: for entries and nodes together (half each).
+    /// `budgetBytes`: for entries and pages together (half each).
     public init(budgetBytes: Int) {
         self.budgetBytes = budgetBytes
-        storage = Mutex(Storage(entries: Generations(limit: budgetBytes / 2), nodes: Generations(limit: budgetBytes / 2)))
+        storage = Mutex(Storage(entries: Generations(limit: budgetBytes / 2), pages: Generations(limit: budgetBytes / 2)))
     }
 
     static func entryCost(_ value: [UInt8]?) -> Int { entryOverhead + (value?.count ?? 0) }
-    static func nodeCost(_: TrieNode?) -> Int { nodeOverhead }
+    static func pageCost(_ page: TriePage?) -> Int { pageOverhead + pageSlotBytes * (page?.slots.count ?? 0) }
 
     public var version: UInt64 { storage.withLock { $0.version } }
 
     /// Items held (for tests and metrics).
-    public var counts: (entries: Int, nodes: Int) { storage.withLock { ($0.entries.count, $0.nodes.count) } }
+    public var counts: (entries: Int, pages: Int) { storage.withLock { ($0.entries.count, $0.pages.count) } }
+
+    /// Bytes held by each kind's young generation, as the budget counts them (for tests).
+    var youngBytes: (entries: Int, pages: Int) { storage.withLock { ($0.entries.youngBytes, $0.pages.youngBytes) } }
 
     /// The cached entry of `version` (`.some(nil)`: cached as absent); nil when not cached or
     /// when `version` is not the newest.
@@ -91,27 +95,27 @@ public final class StateCache: Sendable {
         }
     }
 
-    func node(_ position: TriePosition, version: UInt64) -> TrieNode?? {
+    func page(_ root: TriePosition, version: UInt64) -> TriePage?? {
         storage.withLock { storage in
             guard storage.version == version else { return nil }
-            return storage.nodes.get(position, cost: Self.nodeCost)
+            return storage.pages.get(root, cost: Self.pageCost)
         }
     }
 
-    func remember(_ position: TriePosition, _ node: TrieNode?, version: UInt64) {
+    func remember(_ root: TriePosition, _ page: TriePage?, version: UInt64) {
         storage.withLock { storage in
             guard storage.version == version else { return }
-            storage.nodes.put(position, node, cost: Self.nodeCost(node))
+            storage.pages.put(root, page, cost: Self.pageCost(page))
         }
     }
 
     /// A block's writes are stored: the next version, holding them. Returns that version.
     @discardableResult
-    func advance(storing block: ExecutedBlock) -> UInt64 {
+    func advance(storing block: ExecutedBlock, pages: [TriePosition: TriePage?]) -> UInt64 {
         storage.withLock { storage in
             storage.version += 1
             for (key, value) in block.changes { storage.entries.put(key, value, cost: Self.entryCost(value)) }
-            for (position, node) in block.trieWrites { storage.nodes.put(position, node, cost: Self.nodeCost(node)) }
+            for (root, page) in pages { storage.pages.put(root, page, cost: Self.pageCost(page)) }
             return storage.version
         }
     }
@@ -122,7 +126,7 @@ public final class StateCache: Sendable {
         storage.withLock { storage in
             storage.version += 1
             storage.entries.removeAll()
-            storage.nodes.removeAll()
+            storage.pages.removeAll()
             return storage.version
         }
     }

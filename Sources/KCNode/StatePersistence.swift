@@ -3,36 +3,59 @@ import KCCrypto
 import KCRuntime
 import KCStorage
 
-/// How runtime state reaches the store: every state entry under `s/`, every node of the state
-/// trie under `t/` and its position, the query indexes under their own `ix/` keys (see
+/// How runtime state reaches the store: every state entry under `s/`, the state trie's nodes
+/// under `t/` in pages of four levels (`TriePage`), the query indexes under their own `ix/` keys (see
 /// specs/storage.md). One executed block becomes one write batch, which the node extends with
 /// the block itself and writes synced.
 public enum StatePersistence {
     public static let statePrefix: [UInt8] = Array("s/".utf8)
     public static let triePrefix: [UInt8] = Array("t/".utf8)
 
-    /// Adds a block's state changes, trie nodes and index writes to `batch`.
-    public static func add(_ executed: ExecutedBlock, to batch: inout WriteBatch) {
+    /// Adds a block's state changes, trie pages and index writes to `batch`; `pages` are the
+    /// pages its node writes change (`TriePage.changes`).
+    public static func add(_ executed: ExecutedBlock, pages: [TriePosition: TriePage?], to batch: inout WriteBatch) {
         // Keys are distinct, so the order inside the batch cannot change what is stored.
         for (key, value) in executed.changes {
             if let value { batch.put(storeKey(key), value) } else { batch.delete(storeKey(key)) }
         }
-        for (position, node) in executed.trieWrites {
-            if let node { batch.put(nodeKey(position), node.bytes) } else { batch.delete(nodeKey(position)) }
-        }
+        add(pages: pages, to: &batch)
         for (key, value) in executed.indexWrites { batch.put(key, value) }
     }
 
-    /// Adds a whole state held in memory (genesis, a restored snapshot) to `batch`, which
-    /// must also clear whatever state the store held before (`clear`).
+    /// The same, reading the pages the block changes from `store` (which holds the state the
+    /// block was executed on).
+    public static func add(_ executed: ExecutedBlock, over store: any KeyValueReader, to batch: inout WriteBatch) throws(StoreError) {
+        var failure: StoreError? = nil
+        let pages = TriePage.changes(executed.trieWrites) { root in
+            do throws(StoreError) { return try page(root, in: store) } catch { failure = error; return nil }
+        }
+        if let failure { throw failure }
+        add(executed, pages: pages, to: &batch)
+    }
+
+    /// Adds a whole state held in memory (genesis, a restored snapshot: every entry and node
+    /// in its layers) to `batch`, which must also clear whatever state the store held (`clear`).
     public static func add(_ state: ChainState, to batch: inout WriteBatch) {
         let unstored = state.unstored
         for (key, value) in unstored.entries {
             if let value { batch.put(storeKey(key), value) } else { batch.delete(storeKey(key)) }
         }
-        for (position, node) in unstored.nodes {
-            if let node { batch.put(nodeKey(position), node.bytes) } else { batch.delete(nodeKey(position)) }
+        add(pages: TriePage.changes(unstored.nodes) { _ in nil }, to: &batch)
+    }
+
+    static func add(pages: [TriePosition: TriePage?], to batch: inout WriteBatch) {
+        for (root, page) in pages {
+            if let page { batch.put(pageKey(root), page.bytes) } else { batch.delete(pageKey(root)) }
         }
+    }
+
+    /// The stored page rooted at `root`; a page that does not decode is damage.
+    static func page(_ root: TriePosition, in store: any KeyValueReader) throws(StoreError) -> TriePage? {
+        guard let bytes = try store.get(pageKey(root)) else { return nil }
+        guard let page = TriePage(bytes: bytes) else {
+            throw .damaged(path: "", detail: "the state trie page at \(root) does not decode")
+        }
+        return page
     }
 
     /// Deletes every state entry and trie node of `store` in `batch`.
@@ -51,8 +74,8 @@ public enum StatePersistence {
         return bytes
     }
 
-    /// Where a trie node is stored: `t/` and its position.
-    public static func nodeKey(_ position: TriePosition) -> [UInt8] { triePrefix + position.bytes }
+    /// Where a trie page is stored: `t/` and its root's position.
+    public static func pageKey(_ root: TriePosition) -> [UInt8] { triePrefix + root.bytes }
 
     /// Every pair under `prefix`, in key order, read a page at a time (a whole state does not
     /// fit in memory at once).
@@ -97,15 +120,16 @@ public struct StoredStateSource: StateSource {
     }
 
     public func trieNode(at position: TriePosition) -> TrieNode? {
-        if let cached = cache.node(position, version: version) { return cached }
-        let node = Self.read(snapshot, StatePersistence.nodeKey(position), what: "state trie node \(position)").map { bytes in
-            guard let node = TrieNode(bytes: bytes) else {
-                preconditionFailure("the state trie node at \(position) in the store does not decode: the data directory is damaged")
-            }
-            return node
-        }
-        cache.remember(position, node, version: version)
-        return node
+        page(TriePage.root(of: position))?.node(at: position)
+    }
+
+    /// The stored page rooted at `root`, through the cache.
+    func page(_ root: TriePosition) -> TriePage? {
+        if let cached = cache.page(root, version: version) { return cached }
+        let page: TriePage?
+        do { page = try StatePersistence.page(root, in: snapshot) } catch { Self.stop(what: "state trie page \(root)", error) }
+        cache.remember(root, page, version: version)
+        return page
     }
 
     public func forEachEntry(_ body: (StoreKey, [UInt8]) throws -> Void) rethrows {

@@ -22,11 +22,11 @@ public final class RocksDBStore: KeyValueStore, @unchecked Sendable {
     public struct Configuration: Sendable {
         /// Create the database if the directory holds none.
         public var createIfMissing = true
-        /// Block cache for reads, in bytes.
+        /// Block cache for reads (data, index and filter blocks), in bytes.
         public var blockCacheBytes = 64 << 20
         /// Background threads for flushes and compactions.
         public var backgroundThreads: Int32 = 2
-        /// Memtable size before a flush.
+        /// Memtable size before a flush (up to two are held: one filling, one flushing).
         public var writeBufferBytes = 64 << 20
         public init() {}
     }
@@ -43,6 +43,13 @@ public final class RocksDBStore: KeyValueStore, @unchecked Sendable {
         let tableOptions = rocksdb_block_based_options_create()!
         let cache = rocksdb_cache_create_lru(configuration.blockCacheBytes)!
         rocksdb_block_based_options_set_block_cache(tableOptions, cache)
+        // Index and filter blocks live in the block cache, so the store's memory stays within
+        // its budget however large the data grows (by default they sit outside it, one set
+        // per table file). The filter answers most reads of absent keys (new events, new
+        // votes) without reading a data block.
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks(tableOptions, 1)
+        rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(tableOptions, 1)
+        rocksdb_block_based_options_set_filter_policy(tableOptions, rocksdb_filterpolicy_create_bloom_full(10))  // owned by the options
         rocksdb_options_set_block_based_table_factory(options, tableOptions)
         rocksdb_cache_destroy(cache)  // the table options keep their own reference
         rocksdb_block_based_options_destroy(tableOptions)

@@ -1,6 +1,6 @@
 import Foundation
 import KCCrypto
-import KCNode
+@testable import KCNode
 import KCRuntime
 import KCStorage
 import Testing
@@ -59,11 +59,13 @@ struct StoredStateTests {
         let state = try BlockStoreTests.produce(40, into: blocks, from: try blocks.open(genesis: BlockStoreTests.genesis, runtime: runtime),
                                                 runtime: runtime)
         let counts = blocks.stateCache.counts
-        #expect(counts.nodes > 0 && counts.entries > 0)
+        #expect(counts.pages > 0 && counts.entries > 0)
         // Each kind has half the budget: two generations of at most a quarter each, plus the
-        // item that tips a generation over.
-        #expect(counts.nodes * 160 <= budget / 2 + 2 * 160, "\(counts.nodes) nodes cached")
+        // item that tips a generation over (a full page: 15 nodes; an entry: a few KiB).
+        #expect(counts.pages * 128 <= budget / 2 + 2 * (128 + 15 * 72), "\(counts.pages) pages cached")
         #expect(counts.entries * 112 <= budget / 2 + 2 * 4_096, "\(counts.entries) entries cached")
+        let young = blocks.stateCache.youngBytes
+        #expect(young.pages <= budget / 4 && young.entries <= budget / 4)
         // Read every entry and every proof through the small cache; compare with the store.
         let unCached = BlockStore(store: store, stateCacheBytes: 0).storedState()
         #expect(unCached.root == state.root)
@@ -71,5 +73,51 @@ struct StoredStateTests {
             #expect(state.get(key) == value, "\(key)")
             #expect(state.proof(key: key) == unCached.proof(key: key), "\(key)")
         }
+    }
+}
+
+/// The stored form of the trie: four levels to a page (ADR 0018).
+struct TriePageTests {
+    static let path = Blake2b.hash256(Array("page-path".utf8))
+    static func leaf(_ n: UInt8) -> TrieNode { .leaf(path: Blake2b.hash256([n]), valueHash: Blake2b.hash256([n, n])) }
+
+    @Test func nodesLandInTheirPageAndReadBack() throws {
+        for depth in 0...12 {
+            let position = TriePosition(depth: depth, on: Self.path)
+            let root = TriePage.root(of: position)
+            #expect(Int(root.depth) == depth - depth % 4)
+            let pages = TriePage.changes([position: Self.leaf(UInt8(depth))]) { _ in nil }
+            let page = try #require(pages[root] ?? nil)
+            #expect(page.node(at: position) == Self.leaf(UInt8(depth)))
+            #expect(TriePage(bytes: page.bytes) == page)
+        }
+        // The fifteen positions of one page are distinct slots, written in any order.
+        var writes: [TriePosition: TrieNode?] = [:]
+        for depth in 4..<8 {
+            for bits in 0..<(1 << (depth - 4)) {
+                var prefix = TriePosition(depth: 4, on: Self.path).prefix
+                for offset in 0..<(depth - 4) where bits >> (depth - 5 - offset) & 1 == 1 { prefix = prefix.settingBit(4 + offset) }
+                writes[TriePosition(depth: depth, on: prefix)] = Self.leaf(UInt8(writes.count))
+            }
+        }
+        let pages = TriePage.changes(writes) { _ in nil }
+        #expect(pages.count == 1)
+        let page = try #require(pages.values.first ?? nil)
+        #expect(page.slots.map(\.index) == Array(0..<15))
+        for (position, node) in writes { #expect(page.node(at: position) == node) }
+        // Deleting every node of a stored page deletes the page.
+        let emptied = TriePage.changes(writes.mapValues { _ in nil }) { _ in page }
+        #expect(emptied.count == 1 && emptied.values.first! == nil)
+    }
+
+    @Test func malformedPagesAreRefused() {
+        let node = Self.leaf(1).bytes
+        #expect(TriePage(bytes: []) == nil, "empty")
+        #expect(TriePage(bytes: [0] + node.dropLast()) == nil, "short")
+        #expect(TriePage(bytes: [15] + node) == nil, "index past the page")
+        #expect(TriePage(bytes: [3] + node + [3] + node) == nil, "an index twice")
+        #expect(TriePage(bytes: [4] + node + [3] + node) == nil, "out of order")
+        #expect(TriePage(bytes: [0, 9] + node.dropFirst()) == nil, "unknown node tag")
+        #expect(TriePage(bytes: [3] + node + [4] + node) != nil)
     }
 }

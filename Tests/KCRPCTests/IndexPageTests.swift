@@ -39,7 +39,7 @@ struct IndexPageTests {
             ids.append(executed.outcome.eventChanges.filter { $0.from == nil }.map(\.eventID))
             state.commit(executed)
             var batch = WriteBatch()
-            StatePersistence.add(executed, to: &batch)
+            try StatePersistence.add(executed, over: store, to: &batch)
             try store.write(batch, sync: false)
         }
         // Gateway 0's events of each block, as the index orders them.

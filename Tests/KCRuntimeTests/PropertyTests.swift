@@ -2,7 +2,7 @@ import Foundation
 import KCCodec
 import KCCrypto
 @testable import KCRuntime
-import KCNode
+@testable import KCNode
 import KCStorage
 import KCTypes
 import Testing
@@ -81,7 +81,7 @@ struct RuntimePropertyTests {
             chain.state.commit(executed)
             for store in [memory, rocks] as [any KeyValueStore] {
                 var batch = WriteBatch()
-                StatePersistence.add(executed, to: &batch)
+                try StatePersistence.add(executed, over: store, to: &batch)
                 try store.write(batch, sync: false)
             }
             succeeded += executed.outcome.receipts.filter(\.succeeded).count
@@ -112,12 +112,20 @@ struct RuntimePropertyTests {
         for (name, store) in [("memory", memory), ("RocksDB", rocks)] as [(String, any KeyValueStore)] {
             let stored = BlockStore(store: store).storedState()
             #expect(stored.root == chain.state.root, "seed \(seed): \(name) store root")
-            let nodes = try store.scan(.prefix(StatePersistence.triePrefix))
-            #expect(nodes.count == rebuilt.unstored.nodes.count, "seed \(seed): \(name) store holds \(nodes.count) trie nodes")
-            for pair in nodes {
-                let position = try #require(TriePosition(bytes: pair.key.dropFirst(StatePersistence.triePrefix.count)))
-                #expect(rebuilt.unstored.nodes[position] == .some(TrieNode(bytes: pair.value)), "seed \(seed): \(name) node \(position)")
+            var nodes = 0
+            for pair in try store.scan(.prefix(StatePersistence.triePrefix)) {
+                let root = try #require(TriePosition(bytes: pair.key.dropFirst(StatePersistence.triePrefix.count)))
+                let page = try #require(TriePage(bytes: pair.value), "seed \(seed): \(name) page \(root)")
+                #expect(!page.isEmpty && TriePage.root(of: root) == root)
+                nodes += page.slots.count
             }
+            var expected = 0
+            for (position, node) in rebuilt.unstored.nodes {
+                let page = try StatePersistence.page(TriePage.root(of: position), in: store)
+                #expect(page?.node(at: position) == node, "seed \(seed): \(name) node \(position)")
+                expected += 1
+            }
+            #expect(nodes == expected, "seed \(seed): \(name) store holds \(nodes) trie nodes, the tree \(expected)")
         }
     }
 

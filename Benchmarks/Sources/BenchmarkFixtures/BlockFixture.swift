@@ -122,7 +122,7 @@ public final class BlockFixture: @unchecked Sendable {
         state.commit(executed)
         let t2 = ContinuousClock.now
         var batch = WriteBatch()
-        StatePersistence.add(executed, to: &batch)
+        try! StatePersistence.add(executed, over: store, to: &batch)
         let t3 = ContinuousClock.now
         let keys = batch.count
         try! store.write(batch, sync: syncWrites)
