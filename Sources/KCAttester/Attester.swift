@@ -63,6 +63,7 @@ public final class Attester: Sendable {
     /// for the other gateways. Bounded: cleared past `maxSettled` (each then costs one read).
     private let settled = Mutex<Set<Hash256>>([])
     private let sweep = Mutex(PendingSweep())
+    private let nonces = Mutex(AttestNonce())
     static let maxSettled = 100_000
 
     static let executor = ThreadTaskExecutor(threads: 1, name: "attester")
@@ -159,13 +160,16 @@ public final class Attester: Sendable {
         }
         guard !votes.isEmpty else { return }
         let fee = node.genesis.parameters.fees.minFee
-        let transaction = TransactionBody(chainID: node.genesis.chainID, sender: key.publicKey, nonce: account.nonce, fee: fee,
+        let nonce = nonces.withLock { $0.next(committed: account.nonce) }
+        let transaction = TransactionBody(chainID: node.genesis.chainID, sender: key.publicKey, nonce: nonce, fee: fee,
                                           call: .attest(votes: votes)).signed(with: key)
         switch await node.submit(transaction.canonicalBytes) {
         case .success:
+            nonces.withLock { $0.sent(nonce) }
             sent.withLock { for vote in votes { $0[vote.eventID] = height } }
             log.info("attested", ["events": "\(votes.count)", "valid": "\(votes.filter { $0.verdict == .valid }.count)"])
         case .failure(let rejection):
+            nonces.withLock { $0.refused(rejection) }
             log.debug("attestation not sent", ["reason": rejection.description])
         }
     }
@@ -263,6 +267,36 @@ public final class Attester: Sendable {
 /// id, not by age, so a window always taken from its start would keep showing the same events
 /// (those this gateway already voted on, waiting for the others) and never the rest: the sweep
 /// goes on after the last key it looked at, and starts over once it reaches the end.
+/// The nonce of the attester's next transaction. Taken from the committed state alone, it
+/// would repeat the nonce of a transaction still waiting in the mempool (refused as not next),
+/// so a chain whose blocks take a second would carry one attest transaction a block and its
+/// events would expire waiting for votes; it goes on past the attester's own waiting
+/// transactions instead, and takes the mempool's word when it is refused.
+public struct AttestNonce: Sendable, Equatable {
+    /// The nonce after the last transaction the mempool took; nil: none waiting.
+    public private(set) var following: UInt64? = nil
+
+    public init() {}
+
+    /// The nonce to use, the account's committed nonce being `committed`.
+    public mutating func next(committed: UInt64) -> UInt64 {
+        guard let following, following > committed else {
+            self.following = nil
+            return committed
+        }
+        return following
+    }
+
+    /// The mempool took a transaction with `nonce`.
+    public mutating func sent(_ nonce: UInt64) { following = nonce + 1 }
+
+    /// The mempool refused one: a wrong nonce names the right one; anything else starts again
+    /// from the committed nonce.
+    public mutating func refused(_ rejection: MempoolRejection) {
+        if case .nonce(let expected, _) = rejection { following = expected } else { following = nil }
+    }
+}
+
 public struct PendingSweep: Sendable, Equatable {
     /// The key after which the next look starts; nil: from the start.
     public private(set) var after: [UInt8]? = nil

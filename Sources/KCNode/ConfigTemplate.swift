@@ -121,6 +121,9 @@ public enum ConfigTemplate {
         # Memory (MiB) for the state's most used entries and Merkle-tree nodes; the rest is
         # read from the store. More makes blocks cheaper to execute on a large state.
         state_cache_mb = 64
+        # RocksDB: block cache (MiB) and memtable size (MiB; two may be held at once).
+        block_cache_mb = 64
+        write_buffer_mb = 64
 
         [statesync]
         # On an empty data directory, restore the state from a peer's snapshot (checked

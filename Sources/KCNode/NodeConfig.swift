@@ -2,6 +2,7 @@ import Foundation
 import KCConsensus
 import KCCrypto
 import KCNetwork
+import KCStorage
 
 /// The node's local settings, read from `HOME/config.toml` (the commented template that
 /// `node init` writes lists every key). Anything every node must agree on is in the genesis
@@ -63,6 +64,17 @@ public struct NodeConfig: Equatable, Sendable {
     public var snapshotKeep = 2
     /// Memory for the newest state's hot entries and trie nodes, in MiB (ADR 0018).
     public var stateCacheMiB = 64
+    /// RocksDB's block cache (data, index and filter blocks) and memtable size, in MiB.
+    public var blockCacheMiB = 64
+    public var writeBufferMiB = 64
+
+    /// The store's settings from this config.
+    public var storeConfiguration: RocksDBStore.Configuration {
+        var configuration = RocksDBStore.Configuration()
+        configuration.blockCacheBytes = blockCacheMiB << 20
+        configuration.writeBufferBytes = writeBufferMiB << 20
+        return configuration
+    }
     /// On an empty store, restore a peer's snapshot instead of replaying from genesis.
     public var stateSync = false
 
@@ -400,6 +412,8 @@ public struct NodeConfig: Equatable, Sendable {
         case "storage.snapshot_interval": snapshotInterval = UInt64(try integer(0...Int(Int64.max)))
         case "storage.snapshot_keep": snapshotKeep = try integer(1...100)
         case "storage.state_cache_mb": stateCacheMiB = try integer(1...65_536)
+        case "storage.block_cache_mb": blockCacheMiB = try integer(1...65_536)
+        case "storage.write_buffer_mb": writeBufferMiB = try integer(4...4_096)
         case "statesync.enable": stateSync = try boolean()
         default:
             throw ParseError(line: line, message: "unknown key \(key) (see the template that `node init` writes)")

@@ -129,7 +129,7 @@ public final class NodeDriver {
         if case .failure(let failure) = FileIO.makeDirectories(home.dataDirectory, mode: 0o700) {
             throw Failure(message: failure.reason)
         }
-        store = try RocksDBStore(path: home.dataDirectory + "/store")
+        store = try RocksDBStore(path: home.dataDirectory + "/store", configuration: config.storeConfiguration)
         blocks = BlockStore(store: store, stateCacheBytes: config.stateCacheMiB << 20)
         state = try blocks.open(genesis: genesis, runtime: runtime)
         // The signer's record is written unsynced: each own vote and proposal is synced into

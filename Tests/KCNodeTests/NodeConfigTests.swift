@@ -1,4 +1,5 @@
 import KCNode
+import KCStorage
 import Testing
 
 struct NodeConfigTests {
@@ -15,6 +16,9 @@ struct NodeConfigTests {
         #expect(config.mempoolMaxBytes == 67_108_864)
         #expect(config.stateCacheMiB == 64)
         #expect(try NodeConfig.parse("[storage]\nstate_cache_mb = 512").stateCacheMiB == 512)
+        let store = try NodeConfig.parse("[storage]\nblock_cache_mb = 16\nwrite_buffer_mb = 8").storeConfiguration
+        #expect(store.blockCacheBytes == 16 << 20 && store.writeBufferBytes == 8 << 20)
+        #expect(config.storeConfiguration.blockCacheBytes == RocksDBStore.Configuration().blockCacheBytes)
         #expect(config.logLevel == .info && config.logFormat == .text)
         #expect(try NodeConfig.parse("[log]\nlevel = \"warning\"\nformat = \"json\"").logFormat == .json)
     }
@@ -55,6 +59,7 @@ struct NodeConfigTests {
             ("moniker = \"a\"\n[log]\nlevel = \"info\u{7}\"", "config.toml line 3: not valid TOML: control character U+0007"),
             ("[arweave]\ngateway = \"ftp://x\"", "must start with http:// or https://"),
             ("[storage]\nstate_cache_mb = 0", "config.toml line 2: storage.state_cache_mb"),
+            ("[storage]\nwrite_buffer_mb = 1", "config.toml line 2: storage.write_buffer_mb"),
         ]
         for (text, expected) in cases {
             do {

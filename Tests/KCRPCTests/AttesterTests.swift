@@ -43,6 +43,47 @@ struct AttesterTests {
         #expect(try store.scan(sweep.range(prefix: prefix), limit: 1).first?.key == sorted[3])
     }
 
+    /// Rounds faster than blocks: the next transaction follows the attester's own waiting ones
+    /// (the mempool takes only a sender's next nonce), and after a refusal it takes the nonce
+    /// the mempool names.
+    @Test func theNonceGoesOnPastTheAttestersOwnWaitingTransactions() throws {
+        let key = SigningKey(seed: Blake2b.hash256(Array("attester-nonce".utf8)))
+        let validator = SigningKey(seed: Blake2b.hash256(Array("attester-nonce-validator".utf8)))
+        let runtime = Runtime(genesis: Genesis(
+            chainID: "membria-attester-nonce", genesisTimeUnixMilliseconds: 1_000, parameters: LocalGenesis.developmentParameters,
+            accounts: [GenesisAccount(address: key.publicKey, balance: .acti(100))],
+            validators: [GenesisValidator(moniker: "v", address: validator.publicKey, consensusKey: validator.publicKey,
+                                          nodeID: validator.publicKey, stake: .acti(10_000), gateway: true)]))
+        let state = runtime.genesisState()
+        var nonces = AttestNonce()
+        func submit(to pool: Mempool, committed: UInt64 = 0) -> Result<UInt64, MempoolRejection> {
+            let nonce = nonces.next(committed: committed)
+            let transaction = TransactionBody(chainID: "membria-attester-nonce", sender: key.publicKey, nonce: nonce,
+                                              fee: runtime.parameters.fees.minFee, call: .transfer(to: validator.publicKey, amount: .acti(1)))
+                .signed(with: key)
+            do {
+                try pool.add(transaction, state: state)
+                nonces.sent(nonce)
+                return .success(nonce)
+            } catch {
+                nonces.refused(error)
+                return .failure(error)
+            }
+        }
+        let pool = Mempool(runtime: runtime, signatures: SignatureCache())
+        // Three rounds before any commit: three transactions wait, nonces 0, 1, 2.
+        for expected in UInt64(0)..<3 { #expect(try submit(to: pool).get() == expected) }
+        #expect(pool.count == 3)
+        // The waiting transactions are lost (another pool): the next is refused and names the
+        // nonce it wants; the one after uses it.
+        let other = Mempool(runtime: runtime, signatures: SignatureCache())
+        #expect(throws: MempoolRejection.nonce(expected: 0, found: 3)) { try submit(to: other).get() }
+        #expect(try submit(to: other).get() == 0)
+        // Once the chain has committed past what the attester sent, the committed nonce rules.
+        #expect(nonces.next(committed: 5) == 5)
+        #expect(nonces.following == nil)
+    }
+
     /// A round's votes fill one `attest` transaction without passing the chain's size limit,
     /// whatever the limit, and never more than the decoder takes.
     @Test func oneRoundsVotesFitOneTransaction() throws {
