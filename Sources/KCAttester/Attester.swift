@@ -160,17 +160,27 @@ public final class Attester: Sendable {
         }
         guard !votes.isEmpty else { return }
         let fee = node.genesis.parameters.fees.minFee
-        let nonce = nonces.withLock { $0.next(committed: account.nonce) }
+        // Taken as sent before the mempool answers: the node's thread admits it between
+        // blocks, and the next round must not wait for that (with blocks of a second it would
+        // vote once a block, fewer events than are proposed). A refusal takes it back.
+        let nonce = nonces.withLock { nonces in
+            let nonce = nonces.next(committed: account.nonce)
+            nonces.sent(nonce)
+            return nonce
+        }
         let transaction = TransactionBody(chainID: node.genesis.chainID, sender: key.publicKey, nonce: nonce, fee: fee,
                                           call: .attest(votes: votes)).signed(with: key)
-        switch await node.submit(transaction.canonicalBytes) {
-        case .success:
-            nonces.withLock { $0.sent(nonce) }
-            sent.withLock { for vote in votes { $0[vote.eventID] = height } }
-            log.info("attested", ["events": "\(votes.count)", "valid": "\(votes.filter { $0.verdict == .valid }.count)"])
-        case .failure(let rejection):
-            nonces.withLock { $0.refused(rejection) }
-            log.debug("attestation not sent", ["reason": rejection.description])
+        let voted = votes.map(\.eventID), valid = votes.filter { $0.verdict == .valid }.count
+        sent.withLock { for id in voted { $0[id] = height } }
+        node.send(transaction.canonicalBytes) { [self] result in
+            switch result {
+            case .success:
+                log.info("attested", ["events": "\(voted.count)", "valid": "\(valid)"])
+            case .failure(let rejection):
+                nonces.withLock { $0.refused(rejection) }
+                sent.withLock { for id in voted { $0.removeValue(forKey: id) } }
+                log.debug("attestation not sent", ["reason": rejection.description])
+            }
         }
     }
 
@@ -270,8 +280,8 @@ public final class Attester: Sendable {
 /// The nonce of the attester's next transaction. Taken from the committed state alone, it
 /// would repeat the nonce of a transaction still waiting in the mempool (refused as not next),
 /// so a chain whose blocks take a second would carry one attest transaction a block and its
-/// events would expire waiting for votes; it goes on past the attester's own waiting
-/// transactions instead, and takes the mempool's word when it is refused.
+/// events would expire waiting for votes; it goes on past the attester's own sent
+/// transactions instead, and takes the mempool's word when one is refused.
 public struct AttestNonce: Sendable, Equatable {
     /// The nonce after the last transaction the mempool took; nil: none waiting.
     public private(set) var following: UInt64? = nil
@@ -287,7 +297,7 @@ public struct AttestNonce: Sendable, Equatable {
         return following
     }
 
-    /// The mempool took a transaction with `nonce`.
+    /// A transaction with `nonce` went to the mempool.
     public mutating func sent(_ nonce: UInt64) { following = nonce + 1 }
 
     /// The mempool refused one: a wrong nonce names the right one; anything else starts again

@@ -77,14 +77,20 @@ public final class NodeHandle: Sendable {
 
     /// Submits a transaction and waits for the mempool's verdict.
     public func submit(_ bytes: [UInt8]) async -> Result<Hash256, MempoolRejection> {
+        await withCheckedContinuation { continuation in
+            send(bytes) { continuation.resume(returning: $0) }
+        }
+    }
+
+    /// Submits a transaction without waiting: submissions reach the mempool in the order they
+    /// were sent, and `reply` runs on the node's thread with its verdict (hand it over only).
+    public func send(_ bytes: [UInt8], reply: @escaping @Sendable (Result<Hash256, MempoolRejection>) -> Void) {
         // The signature is checked here, on the caller's thread, so the node's thread finds it
         // in the cache (ADR 0017); the node's own check still decides and words any refusal.
         if bytes.count <= Int(genesis.parameters.block.maxTransactionBytes), let transaction = try? SignedTransaction.decode(exactly: bytes) {
             _ = try? transaction.verified(chainID: genesis.chainID, cache: signatures)
         }
-        return await withCheckedContinuation { continuation in
-            call(.submit(bytes) { continuation.resume(returning: $0) })
-        }
+        call(.submit(bytes, reply: reply))
     }
 
     /// What `body` would do if it were next in line (`NodeCall.check`).
