@@ -32,9 +32,11 @@ struct LoadReport {
         committed = follower.committed
         blocks = follower.blocks
         blockTransactions = follower.blockTransactions
-        // Nothing committed leaves the last commit at 0, before the start.
-        spanMicroseconds = follower.lastCommitAt > began ? follower.lastCommitAt - began : 1
-        blockSpanMicroseconds = follower.lastBlockAt > began ? follower.lastBlockAt - began : 1
+        // Nothing committed leaves the last commit at 0, before the start: the rates are then
+        // over the whole run (a span of 1 µs turned a few blocks' transactions into millions a second).
+        let elapsed = max(1, LoadClock.microseconds() - began)
+        spanMicroseconds = follower.lastCommitAt > began ? follower.lastCommitAt - began : elapsed
+        blockSpanMicroseconds = follower.lastBlockAt > began ? follower.lastBlockAt - began : elapsed
         latencies = follower.latencies.sorted()
         self.nonces = nonces
         generatorCPUPercent = Self.cpuPercent(since: began)
