@@ -30,6 +30,11 @@ let package = Package(
             path: "Sources/BlockPhases"
         ),
         .executableTarget(
+            name: "StateGrowth",
+            dependencies: ["BenchmarkFixtures"],
+            path: "Sources/StateGrowth"
+        ),
+        .executableTarget(
             name: "RuntimeBenchmarks",
             dependencies: [
                 "BenchmarkFixtures",

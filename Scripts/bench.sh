@@ -4,6 +4,9 @@
 # Usage: Scripts/bench.sh [extra `swift package benchmark` arguments, e.g. --filter Apply]
 #        Scripts/bench.sh --phases   (runs the runtime benchmark's blocks once each and prints
 #                                     the median time of execute / commit / batch / write)
+#        Scripts/bench.sh --growth   (one validator's event workload on a state stored in RocksDB,
+#                                     in process: cost per event as history grows; see
+#                                     Benchmarks/Sources/StateGrowth; KC_GROWTH_EVENTS etc.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Scripts/install-deps.sh
@@ -11,5 +14,9 @@ cd Benchmarks
 if [ "${1:-}" = "--phases" ]; then
     swift build -c release --product BlockPhases
     exec "$(swift build -c release --show-bin-path)/BlockPhases"
+fi
+if [ "${1:-}" = "--growth" ]; then
+    swift build -c release --product StateGrowth
+    exec "$(swift build -c release --show-bin-path)/StateGrowth"
 fi
 swift package --allow-writing-to-package-directory benchmark --no-progress "$@"

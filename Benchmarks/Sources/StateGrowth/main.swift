@@ -1,0 +1,211 @@
+import KCCodec
+import KCConsensus
+import KCCrypto
+import KCNode
+import KCRuntime
+import KCStorage
+import KCTypes
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The knowledge-event workload of one validator, in process, against a state stored in RocksDB
+// and read through the node's `BlockStore` and `StateCache` (ADR 0018): blocks of proposals
+// (each naming up to two recent events as parents) and the validator's own attestations of
+// the previous block's events, executed and committed exactly as the node does, until
+// KC_GROWTH_EVENTS events are on chain. Every tenth of the way it prints the cost per event of
+// execution and of storing, the store reads per event, RSS and the store's size, so the cost
+// of history is measured without a network, a load generator or consensus.
+// Usage: Scripts/bench.sh --growth  (KC_GROWTH_EVENTS, KC_GROWTH_BLOCK, KC_GROWTH_CACHE_MB)
+
+let environment = ProcessInfo.processInfo.environment
+let targetEvents = environment["KC_GROWTH_EVENTS"].flatMap { Int($0) } ?? 200_000
+let eventsPerBlock = environment["KC_GROWTH_BLOCK"].flatMap { Int($0) } ?? 1_000
+let cacheMiB = environment["KC_GROWTH_CACHE_MB"].flatMap { Int($0) } ?? 64
+/// Chain time per block: the block's events at 2,500 a second.
+let blockMilliseconds = UInt64(max(1, eventsPerBlock * 1_000 / 2_500))
+
+/// Counts the reads that reach RocksDB (past the state cache).
+final class CountingStore: KeyValueStore, @unchecked Sendable {
+    let inner: RocksDBStore
+    let reads = Atomic<Int>(0)
+    /// Keys and bytes written by batches whose keys start with each prefix ("t/" pages, "s/" entries, others).
+    var counts: [(keys: Int, bytes: Int)] = [(0, 0), (0, 0), (0, 0)]
+    var written: [String: (keys: Int, bytes: Int)] {
+        get { ["pages": counts[0], "entries": counts[1], "other": counts[2]] }
+        set { counts = [(0, 0), (0, 0), (0, 0)] }
+    }
+    init(_ inner: RocksDBStore) { self.inner = inner }
+    func get(_ key: [UInt8]) throws(StoreError) -> [UInt8]? { reads.add(1, ordering: .relaxed); return try inner.get(key) }
+    func scan(_ range: KeyRange, limit: Int, reverse: Bool) throws(StoreError) -> [KeyValuePair] {
+        try inner.scan(range, limit: limit, reverse: reverse)
+    }
+    func write(_ batch: WriteBatch, sync: Bool) throws(StoreError) {
+        for operation in batch.operations {
+            let (key, bytes): ([UInt8], Int)
+            switch operation {
+            case .put(let k, let value): (key, bytes) = (k, k.count + value.count)
+            case .delete(let k): (key, bytes) = (k, k.count)
+            }
+            let kind = key.count > 1 && key[1] == UInt8(ascii: "/") ? (key[0] == UInt8(ascii: "t") ? 0 : key[0] == UInt8(ascii: "s") ? 1 : 2) : 2
+            counts[kind].keys += 1
+            counts[kind].bytes += bytes
+        }
+        try inner.write(batch, sync: sync)
+    }
+    func snapshot() -> any KeyValueSnapshot { CountingSnapshot(inner: inner.snapshot(), store: self) }
+}
+
+struct CountingSnapshot: KeyValueSnapshot, @unchecked Sendable {
+    let inner: any KeyValueSnapshot
+    let store: CountingStore
+    func get(_ key: [UInt8]) throws(StoreError) -> [UInt8]? { store.reads.add(1, ordering: .relaxed); return try inner.get(key) }
+    func scan(_ range: KeyRange, limit: Int, reverse: Bool) throws(StoreError) -> [KeyValuePair] {
+        try inner.scan(range, limit: limit, reverse: reverse)
+    }
+}
+
+func residentMiB() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+    return kilobytes / 1_024
+}
+
+func directoryMiB(_ path: String) -> Int {
+    let files = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+    let bytes = files.reduce(0) { total, name in
+        total + ((try? FileManager.default.attributesOfItem(atPath: path + "/" + name)[.size] as? Int) ?? 0)
+    }
+    return bytes >> 20
+}
+
+/// CPU time of the calling thread (RocksDB's background threads and waits for fsync excluded).
+func threadCPUNanoseconds() -> Int64 {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+}
+
+func nanoseconds(_ duration: Duration) -> Int64 {
+    duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+}
+
+// One validator (a gateway holding 100,000 ACTI) and four users that register as gateways with
+// the minimum stake, as `Scripts/bench-network.sh`'s million-events part runs it.
+let genesis = LocalGenesis.devnet(validatorCount: 1, userCount: 4)
+let parameters = genesis.parameters
+let runtime = Runtime(genesis: genesis)
+let validator = DevnetKeys.key(.account, index: 0)
+let validatorConsensus = DevnetKeys.key(.validator, index: 0)
+let users = (0..<4).map { DevnetKeys.user(index: $0) }
+
+var template = [UInt8]("/tmp/kc-growth-XXXXXX".utf8CString.map { UInt8(bitPattern: $0) })
+let directory = template.withUnsafeMutableBufferPointer { buffer in
+    String(cString: mkdtemp(UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self))!)
+}
+defer { try? FileManager.default.removeItem(atPath: directory) }
+var configuration = RocksDBStore.Configuration()
+configuration.blockCacheBytes = cacheMiB << 20
+configuration.writeBufferBytes = cacheMiB << 20
+let rocks = try! RocksDBStore(path: directory, configuration: configuration)
+let store = CountingStore(rocks)
+let blocks = BlockStore(store: store, stateCacheBytes: cacheMiB << 20)
+var state = try! blocks.open(genesis: genesis, runtime: runtime)
+
+var nonces: [PublicKey: UInt64] = [:]
+@MainActor func signed(_ key: SigningKey, _ call: Call) -> VerifiedTransaction {
+    let nonce = nonces[key.publicKey, default: 0]
+    nonces[key.publicKey] = nonce + 1
+    let body = TransactionBody(chainID: genesis.chainID, sender: key.publicKey, nonce: nonce, fee: parameters.fees.minFee, call: call)
+    return .assumingVerified(body.signed(with: key))
+}
+
+var height: UInt64 = 0
+var previousBlockID = Hash256.zero
+@MainActor func commitBlock(_ transactions: [VerifiedTransaction]) -> (execute: Int64, store: Int64, cpu: Int64, outcome: BlockOutcome) {
+    height += 1
+    let context = BlockContext(height: height, timeMilliseconds: genesis.genesisTimeUnixMilliseconds + height * blockMilliseconds,
+                               lastCommitSigners: [validatorConsensus.publicKey])
+    let cpu0 = threadCPUNanoseconds()
+    let t0 = ContinuousClock.now
+    let executed = try! runtime.execute(transactions, context: context, on: state)
+    let t1 = ContinuousClock.now
+    let header = BlockHeader(chainID: genesis.chainID, height: height, timeMilliseconds: context.timeMilliseconds,
+                             previousBlockID: previousBlockID, lastCommitHash: .zero, transactionsHash: .zero, evidenceHash: .zero,
+                             stateRoot: executed.stateRoot, validatorsHash: .zero, proposer: validatorConsensus.publicKey)
+    let block = Block(header: header, transactions: transactions.map(\.transaction), evidence: [], lastCommit: nil)
+    try! blocks.commit(block, certificate: CommitCertificate(height: height, round: 0, blockID: block.id, precommits: []),
+                       executed: executed, state: &state)
+    previousBlockID = block.id
+    let t2 = ContinuousClock.now
+    return (nanoseconds(t1 - t0), nanoseconds(t2 - t1), threadCPUNanoseconds() - cpu0, executed.outcome)
+}
+
+// Block 1: the users bond and register as gateways.
+let setup = commitBlock(users.flatMap { [signed($0, .bond(amount: parameters.staking.minGatewayStake)), signed($0, .registerGateway)] })
+precondition(setup.outcome.receipts.allSatisfy(\.succeeded), "the users could not register as gateways")
+
+print("state growth: \(targetEvents) events, \(eventsPerBlock) a block, \(blockMilliseconds) ms of chain time a block, cache and RocksDB budgets \(cacheMiB) MiB")
+print("events | blocks | execute µs/event | store µs/event | thread CPU µs/event | store reads/event | RSS MiB | store MiB | failed")
+var events = 0
+var recent: [Hash256] = []
+var toAttest: [Hash256] = []
+var counter: UInt64 = 0
+var window = (execute: Int64(0), store: Int64(0), cpu: Int64(0), events: 0, blocks: 0, failed: 0)
+var readsAtWindow = store.reads.load(ordering: .relaxed)
+var nextReport = targetEvents / 10
+while events < targetEvents {
+    var transactions: [VerifiedTransaction] = []
+    var proposed: [Hash256] = []
+    for _ in 0..<eventsPerBlock {
+        counter += 1
+        let author = users[Int(counter % UInt64(users.count))]
+        var parents: [Hash256] = []
+        if !recent.isEmpty {
+            parents.append(recent[Int(counter % UInt64(recent.count))])
+            let second = recent[Int((counter / 3) % UInt64(recent.count))]
+            if second != parents[0] { parents.append(second) }
+        }
+        let seed = Array("\(author.publicKey.hex)/\(counter)".utf8)
+        let arTxID = ArTxID(Blake2b.hash256(seed))
+        let nonce = nonces[author.publicKey, default: 0]
+        transactions.append(signed(author, .proposeEvent(parents: parents, arTxID: arTxID, contentHash: SHA256.hash(seed), kind: "bench.note")))
+        proposed.append(EventHeader(author: author.publicKey, nonce: nonce, height: height + 1, parents: parents, arTxID: arTxID,
+                                    contentHash: SHA256.hash(seed), kind: "bench.note").id)
+    }
+    // The validator's attester: the previous block's events, in transactions of at most 1,900 votes.
+    var start = 0
+    while start < toAttest.count {
+        let end = min(start + 1_900, toAttest.count)
+        transactions.append(signed(validator, .attest(votes: toAttest[start..<end].map { AttestationVote(eventID: $0, verdict: .valid) })))
+        start = end
+    }
+    let result = commitBlock(transactions)
+    let failed = result.outcome.receipts.filter { !$0.succeeded }
+    if let first = failed.first, window.failed == 0 { print("first failure at height \(height): \(first.code) \(first.message)") }
+    window.execute += result.execute
+    window.store += result.store
+    window.cpu += result.cpu
+    window.events += eventsPerBlock
+    window.blocks += 1
+    window.failed += failed.count
+    events += eventsPerBlock
+    toAttest = proposed
+    recent += proposed
+    if recent.count > 256 { recent.removeFirst(recent.count - 256) }
+    if events >= nextReport {
+        let reads = store.reads.load(ordering: .relaxed)
+        let perEvent = { (value: Int64) in value / 1_000 / Int64(max(window.events, 1)) }
+        print("\(events) | \(window.blocks) | \(perEvent(window.execute)) | \(perEvent(window.store)) | \(perEvent(window.cpu)) | \((reads - readsAtWindow) * 10 / max(window.events, 1)) / 10 | \(residentMiB()) | \(directoryMiB(directory)) | \(window.failed)")
+        fflush(nil)
+        readsAtWindow = reads
+        print("   written per event: " + store.written.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.keys * 10 / window.events) / 10 keys, \($0.value.bytes / window.events) bytes" }.joined(separator: "; "))
+        store.written = [:]
+        window = (0, 0, 0, 0, 0, 0)
+        nextReport += targetEvents / 10
+    }
+}
