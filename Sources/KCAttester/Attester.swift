@@ -139,11 +139,11 @@ public final class Attester: Sendable {
             guard let id = EventIndexKey.eventID(fromKey: pair.key) else { continue }
             pendingIDs.insert(id)
             guard !inFlight.contains(id), !known.contains(id) else { continue }
-            guard state(EventVote.self, StateKey.eventVote(id, key.publicKey)) == nil else {
+            guard let record = state(EventRecord.self, StateKey.event(id)) else { continue }
+            guard record.vote(of: key.publicKey, event: id, stored: { state(EventVote.self, $0) }) == nil else {
                 known.insert(id)
                 continue
             }
-            guard let record = state(EventRecord.self, StateKey.event(id)) else { continue }
             guard record.header.author != key.publicKey,
                   // Only the gateways of the event's electorate vote on it (a gateway that
                   // joined since has no weight there: its vote would fail the whole batch).

@@ -20,11 +20,10 @@ public final class BlockStore {
     /// The layout of the store (specs/storage.md). 1: before this marker existed; 2: the
     /// author and kind indexes grouped per block; 3: the fixed electorate, votes under their
     /// own keys, paged registries and the dispute rounds (ADR 0011); 4: the state trie's nodes
-    /// stored under `t/` (ADR 0018). A node opens its own format, and moves a format-3 store
-    /// to 4 by building the trie once.
-    public static let format: UInt32 = 4
-    /// The previous format this node can move forward.
-    static let movableFormat: UInt32 = 3
+    /// stored under `t/` (ADR 0018); 5: an event's first votes held in its record (ADR 0019).
+    /// A node opens its own format only: each change of the state's rules changed every state
+    /// root after it, so an older store cannot be carried over.
+    public static let format: UInt32 = 5
     /// The default budget of the state cache.
     public static let defaultStateCacheBytes = NodeConfig().stateCacheMiB << 20
 
@@ -92,8 +91,7 @@ public final class BlockStore {
             if let formatBytes {
                 do { format = try UInt32.decode(exactly: formatBytes) } catch { throw .corrupt("the store format marker: \(error)") }
             }
-            if format == Self.movableFormat { try moveForward() }
-            else if format != Self.format { throw .unsupportedFormat(found: format, expected: Self.format) }
+            guard format == Self.format else { throw .unsupportedFormat(found: format, expected: Self.format) }
             stateCache.advanceClearing()
             let state = storedState()
             let height = try height()
@@ -111,19 +109,6 @@ public final class BlockStore {
         do { try store.write(batch, sync: true) } catch { throw .storage(error) }
         stateCache.advanceClearing()
         return storedState()
-    }
-
-    /// Format 3 to 4: the trie built from the stored entries, its nodes written with the new
-    /// format marker in one synced batch (the whole state is read into memory once).
-    private func moveForward() throws(Failure) {
-        var batch = WriteBatch()
-        do {
-            let state = try StatePersistence.loadIntoMemory(from: store)
-            try StatePersistence.clear(store, in: &batch)
-            StatePersistence.add(state, to: &batch)
-        } catch { throw .storage(error) }
-        batch.put(Self.formatKey, Self.format.canonicalBytes)
-        do { try store.write(batch, sync: true) } catch { throw .storage(error) }
     }
 
     /// Stores a decided block with everything it produced, in one synced batch.

@@ -89,19 +89,6 @@ public enum StatePersistence {
             range = KeyRange(lower: last.key + [0], upper: range.upper)
         }
     }
-
-    /// Reads every stored entry into a state held in memory (and rebuilds its trie): for
-    /// moving a store of format 3, which kept no trie nodes.
-    static func loadIntoMemory(from store: any KeyValueReader) throws(StoreError) -> ChainState {
-        var entries: [StoreKey: [UInt8]] = [:]
-        try forEach(in: store, prefix: statePrefix) { (key: [UInt8], value: [UInt8]) throws(StoreError) in
-            guard let stateKey = StoreKey(validating: key.dropFirst(statePrefix.count)) else {
-                throw .damaged(path: "", detail: "state key \(Hex.encode(key)) is longer than \(StoreKey.capacity) bytes")
-            }
-            entries[stateKey] = value
-        }
-        return ChainState(entries: entries)
-    }
 }
 
 /// The state a store snapshot holds, read through the store's `StateCache` while that version

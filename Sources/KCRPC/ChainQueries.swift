@@ -199,7 +199,12 @@ struct ChainQueries {
         while items.count < limit {
             let count = verdict == .valid ? record.validCount : record.invalidCount
             if position < count {
-                guard let entry = try state(VoterEntry.self, StateKey.voterEntry(id, verdict, position), what: "voter entry") else {
+                var failure: Error? = nil
+                let entry = record.voter(verdict, at: position, event: id) { key in
+                    do { return try state(VoterEntry.self, key, what: "voter entry") } catch { failure = error; return nil }
+                }
+                if let failure { throw failure }
+                guard let entry else {
                     throw RPCError(.internalServerError, "store_damaged", "vote \(position) of event \(id.hex) is missing")
                 }
                 items.append(View.vote(entry, verdict: verdict))

@@ -84,12 +84,14 @@ extension ChainState {
     public func epoch(_ number: UInt64) -> EpochRecord? { decode(EpochRecord.self, at: StateKey.epoch(number)) }
     public func gatewayHistory(_ address: PublicKey) -> GatewayHistory? { decode(GatewayHistory.self, at: StateKey.gatewayHistory(address)) }
     public func jury(_ dispute: Hash256) -> JuryRecord? { decode(JuryRecord.self, at: StateKey.jury(dispute)) }
-    public func eventVote(_ event: Hash256, _ voter: PublicKey) -> EventVote? { decode(EventVote.self, at: StateKey.eventVote(event, voter)) }
+    public func eventVote(_ event: Hash256, _ voter: PublicKey) -> EventVote? {
+        self.event(event)?.vote(of: voter, event: event) { decode(EventVote.self, at: $0) }
+    }
     /// The valid or invalid voters of an event, in the order they voted.
     public func voters(_ event: Hash256, _ verdict: Verdict) -> [VoterEntry] {
         guard let record = self.event(event) else { return [] }
         let count = verdict == .valid ? record.validCount : record.invalidCount
-        return (0..<count).compactMap { decode(VoterEntry.self, at: StateKey.voterEntry(event, verdict, $0)) }
+        return (0..<count).compactMap { record.voter(verdict, at: $0, event: event) { decode(VoterEntry.self, at: $0) } }
     }
     public var gatewayRegistry: [PublicKey] { registryMembers(.gateways, count: global.gatewayCount) }
     public var validatorRegistry: [PublicKey] { registryMembers(.validators, count: global.validatorCount) }

@@ -70,7 +70,8 @@ extension BlockExecutor {
             setPower += UInt128(entry.power)
             let accusedJudge = runtime.brokenRule == .accusedJudge
             if entry.address == record.header.author && !accusedJudge { continue }
-            if let vote = state.read(EventVote.self, StateKey.eventVote(eventID, entry.address)), vote.verdict == .valid, !accusedJudge { continue }
+            if let vote = record.vote(of: entry.address, event: eventID, stored: { state.read(EventVote.self, $0) }),
+               vote.verdict == .valid, !accusedJudge { continue }
             members.append(JuryRecord.Member(address: entry.address, power: entry.power))
             eligible += UInt128(entry.power)
         }
@@ -169,7 +170,7 @@ extension BlockExecutor {
         let basisPoints = parameters.slashing.disputeSlashBasisPoints
         var slashed = Amount.zero
         for index in 0..<event.validCount {
-            guard let entry = state.read(VoterEntry.self, StateKey.voterEntry(record.eventID, .valid, index)) else {
+            guard let entry = event.voter(.valid, at: index, event: record.eventID, stored: { state.read(VoterEntry.self, $0) }) else {
                 preconditionFailure("voter entry \(index) of an event is missing")
             }
             slashed = plus(slashed, slash(entry.voter, target: entry.weight.fraction(basisPoints: basisPoints), reason: .lostDispute, inCall: inCall))

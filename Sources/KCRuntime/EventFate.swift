@@ -147,7 +147,7 @@ extension BlockExecutor {
             guard let record = event(id) else { preconditionFailure("a decided event is missing") }
             let count = side == .valid ? record.validCount : record.invalidCount
             for index in 0..<count {
-                guard let entry = state.read(VoterEntry.self, StateKey.voterEntry(id, side, index)) else {
+                guard let entry = record.voter(side, at: index, event: id, stored: { state.read(VoterEntry.self, $0) }) else {
                     preconditionFailure("voter entry \(index) of an event is missing")
                 }
                 let whole = entry.weight.units / Amount.unitsPerACTI

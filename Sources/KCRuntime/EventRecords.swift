@@ -111,7 +111,8 @@ public struct EventHeader: Equatable, Sendable, CanonicalCodable {
 }
 
 /// An event on chain: its header, its electorate, its tallies, its disputes and where it is
-/// in its lifecycle. Fixed size whatever the number of voters (votes: `EventVote`, `VoterEntry`).
+/// in its lifecycle. Its first `inlineVoteLimit` votes are held in it; later ones under their
+/// own keys (`EventVote`, `VoterEntry`), so its size is bounded whatever the number of voters.
 public struct EventRecord: Equatable, Sendable, CanonicalCodable {
     public var header: EventHeader
     public var proposedAtMilliseconds: UInt64
@@ -145,9 +146,15 @@ public struct EventRecord: Equatable, Sendable, CanonicalCodable {
     public var nextWaiting: Hash256?
     /// For `resolution == .parent`: the parent that was rejected or expired.
     public var rejectedParent: Hash256?
+    /// The first votes cast on the event, in order, at most `inlineVoteLimit` (ADR 0019): an
+    /// event decided by a small electorate costs no state entry per vote.
+    public var inlineVotes: [InlineVote]
 
     /// A protocol constant: disputes one event can have (bonds at least double each round).
     public static let maxDisputes: UInt32 = 32
+    /// A protocol constant: votes held in the record; later votes are written under `evote/`
+    /// and `evl/` keys.
+    public static let inlineVoteLimit = 32
 
     public init(header: EventHeader, proposedAtMilliseconds: UInt64, electorateEpoch: UInt64, electorateTotal: Amount, authorStake: Amount) {
         self.header = header
@@ -171,6 +178,7 @@ public struct EventRecord: Equatable, Sendable, CanonicalCodable {
         waitingOn = nil
         nextWaiting = nil
         rejectedParent = nil
+        inlineVotes = []
     }
 
     public func encode(to writer: inout CanonicalWriter) {
@@ -180,6 +188,7 @@ public struct EventRecord: Equatable, Sendable, CanonicalCodable {
         writer.write(validWeight); writer.write(invalidWeight); writer.write(validCount); writer.write(invalidCount)
         writer.write(disputeCount); writer.writeOptional(disputeID); writer.write(largestBond); writer.write(defenseEscrow)
         writer.writeOptional(waitingOn); writer.writeOptional(nextWaiting); writer.writeOptional(rejectedParent)
+        writer.writeList(inlineVotes)
     }
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
         header = try reader.read(EventHeader.self)
@@ -203,6 +212,41 @@ public struct EventRecord: Equatable, Sendable, CanonicalCodable {
         waitingOn = try reader.readOptional(Hash256.self, "waiting on")
         nextWaiting = try reader.readOptional(Hash256.self, "next waiting")
         rejectedParent = try reader.readOptional(Hash256.self, "rejected parent")
+        inlineVotes = try reader.readList(InlineVote.self, "inline votes", limit: Self.inlineVoteLimit)
+        guard UInt64(inlineVotes.count) <= UInt64(validCount) + UInt64(invalidCount) else {
+            throw .invalidValue(what: "event record", reason: "more inline votes than votes counted")
+        }
+    }
+
+    /// Whether later votes go under their own keys.
+    public var inlineVotesFull: Bool { inlineVotes.count >= Self.inlineVoteLimit }
+
+    /// The number of `side`'s voters held in the record: that side's first ones.
+    public func inlineCount(_ side: Verdict) -> UInt32 {
+        UInt32(truncatingIfNeeded: inlineVotes.reduce(0) { $0 + ($1.verdict == side ? 1 : 0) })
+    }
+
+    /// `voter`'s vote on this event (`id`): held in the record, else read under its
+    /// `evote/` key with `stored`, which is only asked once the record is full.
+    public func vote(of voter: PublicKey, event id: Hash256, stored: (StoreKey) -> EventVote?) -> EventVote? {
+        var sideIndex: [UInt32] = [0, 0]
+        for inline in inlineVotes {
+            let side = Int(inline.verdict.rawValue)
+            if inline.voter == voter { return EventVote(verdict: inline.verdict, weight: inline.weight, index: sideIndex[side]) }
+            sideIndex[side] += 1
+        }
+        return inlineVotesFull ? stored(StateKey.eventVote(id, voter)) : nil
+    }
+
+    /// Voter number `position` of `side`'s list (in the order they voted): held in the record
+    /// for a side's first ones, else read under its `evl/` key with `stored`.
+    public func voter(_ side: Verdict, at position: UInt32, event id: Hash256, stored: (StoreKey) -> VoterEntry?) -> VoterEntry? {
+        var sideIndex: UInt32 = 0
+        for inline in inlineVotes where inline.verdict == side {
+            if sideIndex == position { return VoterEntry(voter: inline.voter, weight: inline.weight) }
+            sideIndex += 1
+        }
+        return stored(StateKey.voterEntry(id, side, position))
     }
 
     /// Block time at which the challenge window closes (meaningful once accepted).
@@ -218,7 +262,27 @@ public struct EventRecord: Equatable, Sendable, CanonicalCodable {
     }
 }
 
-/// One gateway's vote on one event (`evote/` key): its verdict, the weight it was cast with
+/// A vote held in its event's record (`EventRecord.inlineVotes`).
+public struct InlineVote: Equatable, Sendable, CanonicalCodable {
+    public let voter: PublicKey
+    public let verdict: Verdict
+    public let weight: Amount
+
+    public init(voter: PublicKey, verdict: Verdict, weight: Amount) {
+        self.voter = voter
+        self.verdict = verdict
+        self.weight = weight
+    }
+
+    public func encode(to writer: inout CanonicalWriter) { writer.write(voter); writer.write(verdict); writer.write(weight) }
+    public init(from reader: inout CanonicalReader) throws(DecodingError) {
+        voter = try reader.read(PublicKey.self)
+        verdict = try reader.read(Verdict.self)
+        weight = try reader.read(Amount.self)
+    }
+}
+
+/// One gateway's vote on one event past the record's inline votes (`evote/` key): its verdict, the weight it was cast with
 /// (its stake at the electorate's epoch) and its place in the event's voter list.
 public struct EventVote: Equatable, Sendable, CanonicalCodable {
     public let verdict: Verdict
@@ -239,7 +303,8 @@ public struct EventVote: Equatable, Sendable, CanonicalCodable {
     }
 }
 
-/// One entry of an event's valid or invalid voter list (`evl/` key): who, and with what weight.
+/// One entry of an event's valid or invalid voter list: who, and with what weight (under an
+/// `evl/` key past the record's inline votes).
 public struct VoterEntry: Equatable, Sendable, CanonicalCodable {
     public let voter: PublicKey
     public let weight: Amount

@@ -2,9 +2,10 @@ import KCCodec
 import KCCrypto
 import KCTypes
 
-// Proposing and attesting knowledge events (specs/runtime.md, "Calls"). A vote is a few
-// small writes under its own keys (O(log n) state work whatever the number of voters), and
-// weighs what the voter held when the event's epoch opened.
+// Proposing and attesting knowledge events (specs/runtime.md, "Calls"). An event's first
+// votes are held in its record; later ones are a few small writes under their own keys
+// (bounded state work whatever the number of voters). A vote weighs what the voter held when
+// the event's epoch opened.
 extension BlockExecutor {
     func requireGateway(_ sender: PublicKey) throws(CallError) -> Amount {
         let record = stake(sender)
@@ -63,8 +64,7 @@ extension BlockExecutor {
             guard record.header.author != sender else {
                 throw CallError(.ownEvent, "a gateway may not attest its own event \(id.hex)")
             }
-            let voteKey = StateKey.eventVote(id, sender)
-            guard state.get(voteKey) == nil else {
+            guard record.vote(of: sender, event: id, stored: { state.read(EventVote.self, $0) }) == nil else {
                 throw CallError(.alreadyVoted, "this gateway already attested event \(id.hex)")
             }
             let deadline = record.proposedAtMilliseconds.addingSaturating(parameters.events.attestationPeriodMilliseconds)
@@ -86,8 +86,13 @@ extension BlockExecutor {
                 record.invalidCount += 1
                 record.invalidWeight = plus(record.invalidWeight, weight)
             }
-            state.write(voteKey, EventVote(verdict: vote.verdict, weight: weight, index: index))
-            state.write(StateKey.voterEntry(id, vote.verdict, index), VoterEntry(voter: sender, weight: weight))
+            // The first votes live in the record; later ones under their own keys (ADR 0019).
+            if !record.inlineVotesFull {
+                record.inlineVotes.append(InlineVote(voter: sender, verdict: vote.verdict, weight: weight))
+            } else {
+                state.write(StateKey.eventVote(id, sender), EventVote(verdict: vote.verdict, weight: weight, index: index))
+                state.write(StateKey.voterEntry(id, vote.verdict, index), VoterEntry(voter: sender, weight: weight))
+            }
             // Σ weights of distinct voters never exceeds the electorate's total.
             precondition(plus(record.validWeight, record.invalidWeight) <= record.electorateTotal || runtime.brokenRule != nil,
                          "tally exceeds the electorate")

@@ -203,16 +203,34 @@ extension ChainState {
                 held = held.adding(record.bond) ?? held
             } else if key.hasPrefix(eventPrefix), let record = try? EventRecord.decode(exactly: value) {
                 held = held.adding(record.defenseEscrow) ?? held
+                let id = record.header.id
+                let valid = voters(id, .valid), invalid = voters(id, .invalid)
+                problems += Self.tallyProblems(record, valid: valid, invalid: invalid)
                 let settles = record.votesSettle(parameters)
                 guard settles > global.timeMilliseconds else { return }
-                let id = record.header.id
-                let answerable = [record.header.author] + (voters(id, .valid) + voters(id, .invalid)).map(\.voter)
+                let answerable = [record.header.author] + (valid + invalid).map(\.voter)
                 for address in answerable where stake(address).lockedUntilMilliseconds < settles {
                     problems.append("\(address.hex.prefix(8)), author or voter of event \(id.hex.prefix(8)), is locked until \(stake(address).lockedUntilMilliseconds), before its votes settle at \(settles)")
                 }
             }
         }
         if held != global.disputeEscrow { problems.append("dispute escrow is \(global.disputeEscrow) but open bonds and defence bonds are \(held)") }
+        return problems
+    }
+
+    /// An event's voter lists hold as many voters as it counts, with the weights it tallies,
+    /// and its record holds the first ones (ADR 0019): none past it while it has room.
+    static func tallyProblems(_ record: EventRecord, valid: [VoterEntry], invalid: [VoterEntry]) -> [String] {
+        var problems: [String] = []
+        let name = "event \(record.header.id.hex.prefix(8))"
+        for (side, list, count, weight) in [("valid", valid, record.validCount, record.validWeight), ("invalid", invalid, record.invalidCount, record.invalidWeight)] {
+            if list.count != Int(count) { problems.append("\(name) counts \(count) \(side) votes but its list holds \(list.count)") }
+            let sum = list.reduce(Amount.zero) { $0.adding($1.weight) ?? $0 }
+            if sum != weight { problems.append("\(name) tallies \(weight) \(side) but its voters weigh \(sum)") }
+        }
+        if !record.inlineVotesFull && UInt64(record.inlineVotes.count) != UInt64(record.validCount) + UInt64(record.invalidCount) {
+            problems.append("\(name) holds \(record.inlineVotes.count) votes inline but counts \(UInt64(record.validCount) + UInt64(record.invalidCount)) while it has room")
+        }
         return problems
     }
 
