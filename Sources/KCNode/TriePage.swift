@@ -89,10 +89,8 @@ public struct TriePage: Sendable, Equatable {
     public static func changes(_ writes: [TriePosition: TrieNode?], current: (TriePosition) -> TriePage?) -> [TriePosition: TriePage?] {
         var pages: [TriePosition: TriePage] = [:]
         for (position, node) in writes {
-            let root = root(of: position)
-            var page = pages[root] ?? current(root) ?? TriePage()
-            page.set(position, node)
-            pages[root] = page
+            // Mutated in place: one copy of a page's slots per page, not per node written.
+            pages[root(of: position), default: current(root(of: position)) ?? TriePage()].set(position, node)
         }
         return pages.mapValues { $0.isEmpty ? nil : $0 }
     }

@@ -32,12 +32,10 @@ let blockMilliseconds = UInt64(max(1, eventsPerBlock * 1_000 / 2_500))
 final class CountingStore: KeyValueStore, @unchecked Sendable {
     let inner: RocksDBStore
     let reads = Atomic<Int>(0)
-    /// Keys and bytes written by batches whose keys start with each prefix ("t/" pages, "s/" entries, others).
-    var counts: [(keys: Int, bytes: Int)] = [(0, 0), (0, 0), (0, 0)]
-    var written: [String: (keys: Int, bytes: Int)] {
-        get { ["pages": counts[0], "entries": counts[1], "other": counts[2]] }
-        set { counts = [(0, 0), (0, 0), (0, 0)] }
-    }
+    /// Keys and bytes written, by kind: trie pages (`t/`), state entries (`s/`), the rest
+    /// (blocks, results, indexes, markers).
+    static let kinds = ["pages", "entries", "other"]
+    var written: [(keys: Int, bytes: Int)] = [(0, 0), (0, 0), (0, 0)]
     init(_ inner: RocksDBStore) { self.inner = inner }
     func get(_ key: [UInt8]) throws(StoreError) -> [UInt8]? { reads.add(1, ordering: .relaxed); return try inner.get(key) }
     func scan(_ range: KeyRange, limit: Int, reverse: Bool) throws(StoreError) -> [KeyValuePair] {
@@ -51,8 +49,8 @@ final class CountingStore: KeyValueStore, @unchecked Sendable {
             case .delete(let k): (key, bytes) = (k, k.count)
             }
             let kind = key.count > 1 && key[1] == UInt8(ascii: "/") ? (key[0] == UInt8(ascii: "t") ? 0 : key[0] == UInt8(ascii: "s") ? 1 : 2) : 2
-            counts[kind].keys += 1
-            counts[kind].bytes += bytes
+            written[kind].keys += 1
+            written[kind].bytes += bytes
         }
         try inner.write(batch, sync: sync)
     }
@@ -200,11 +198,11 @@ while events < targetEvents {
     if events >= nextReport {
         let reads = store.reads.load(ordering: .relaxed)
         let perEvent = { (value: Int64) in value / 1_000 / Int64(max(window.events, 1)) }
-        print("\(events) | \(window.blocks) | \(perEvent(window.execute)) | \(perEvent(window.store)) | \(perEvent(window.cpu)) | \((reads - readsAtWindow) * 10 / max(window.events, 1)) / 10 | \(residentMiB()) | \(directoryMiB(directory)) | \(window.failed)")
+        print("\(events) | \(window.blocks) | \(perEvent(window.execute)) | \(perEvent(window.store)) | \(perEvent(window.cpu)) | \(Double((reads - readsAtWindow) * 10 / max(window.events, 1)) / 10) | \(residentMiB()) | \(directoryMiB(directory)) | \(window.failed)")
         fflush(nil)
         readsAtWindow = reads
-        print("   written per event: " + store.written.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.keys * 10 / window.events) / 10 keys, \($0.value.bytes / window.events) bytes" }.joined(separator: "; "))
-        store.written = [:]
+        print("   written per event: " + zip(CountingStore.kinds, store.written).map { "\($0) \(Double($1.keys * 10 / window.events) / 10) keys, \($1.bytes / window.events) bytes" }.joined(separator: "; "))
+        store.written = [(0, 0), (0, 0), (0, 0)]
         window = (0, 0, 0, 0, 0, 0)
         nextReport += targetEvents / 10
     }
