@@ -19,12 +19,16 @@ import Glibc
 // KC_GROWTH_EVENTS events are on chain. Every tenth of the way it prints the cost per event of
 // execution and of storing, the store reads per event, RSS and the store's size, so the cost
 // of history is measured without a network, a load generator or consensus.
-// Usage: Scripts/bench.sh --growth  (KC_GROWTH_EVENTS, KC_GROWTH_BLOCK, KC_GROWTH_CACHE_MB)
+// Usage: Scripts/bench.sh --growth  (KC_GROWTH_EVENTS, KC_GROWTH_BLOCK, KC_GROWTH_CACHE_MB,
+// KC_GROWTH_BLOCK_CACHE_MB, KC_GROWTH_WRITE_BUFFER_MB)
 
 let environment = ProcessInfo.processInfo.environment
 let targetEvents = environment["KC_GROWTH_EVENTS"].flatMap { Int($0) } ?? 200_000
 let eventsPerBlock = environment["KC_GROWTH_BLOCK"].flatMap { Int($0) } ?? 1_000
 let cacheMiB = environment["KC_GROWTH_CACHE_MB"].flatMap { Int($0) } ?? 64
+/// RocksDB's block cache and memtable size (default: the state cache's size).
+let blockCacheMiB = environment["KC_GROWTH_BLOCK_CACHE_MB"].flatMap { Int($0) } ?? cacheMiB
+let writeBufferMiB = environment["KC_GROWTH_WRITE_BUFFER_MB"].flatMap { Int($0) } ?? cacheMiB
 /// Chain time per block: the block's events at 2,500 a second.
 let blockMilliseconds = UInt64(max(1, eventsPerBlock * 1_000 / 2_500))
 
@@ -107,8 +111,8 @@ let directory = template.withUnsafeMutableBufferPointer { buffer in
 }
 defer { try? FileManager.default.removeItem(atPath: directory) }
 var configuration = RocksDBStore.Configuration()
-configuration.blockCacheBytes = cacheMiB << 20
-configuration.writeBufferBytes = cacheMiB << 20
+configuration.blockCacheBytes = blockCacheMiB << 20
+configuration.writeBufferBytes = writeBufferMiB << 20
 let rocks = try! RocksDBStore(path: directory, configuration: configuration)
 let store = CountingStore(rocks)
 let blocks = BlockStore(store: store, stateCacheBytes: cacheMiB << 20)
@@ -147,7 +151,7 @@ var previousBlockID = Hash256.zero
 let setup = commitBlock(users.flatMap { [signed($0, .bond(amount: parameters.staking.minGatewayStake)), signed($0, .registerGateway)] })
 precondition(setup.outcome.receipts.allSatisfy(\.succeeded), "the users could not register as gateways")
 
-print("state growth: \(targetEvents) events, \(eventsPerBlock) a block, \(blockMilliseconds) ms of chain time a block, cache and RocksDB budgets \(cacheMiB) MiB")
+print("state growth: \(targetEvents) events, \(eventsPerBlock) a block, \(blockMilliseconds) ms of chain time a block, state cache \(cacheMiB) MiB, block cache \(blockCacheMiB) MiB, memtable \(writeBufferMiB) MiB")
 print("events | blocks | execute µs/event | store µs/event | thread CPU µs/event | store reads/event | RSS MiB | store MiB | failed")
 var events = 0
 var recent: [Hash256] = []
