@@ -221,19 +221,14 @@ public struct EventRecord: Equatable, Sendable, CanonicalCodable {
     /// Whether later votes go under their own keys.
     public var inlineVotesFull: Bool { inlineVotes.count >= Self.inlineVoteLimit }
 
-    /// The number of `side`'s voters held in the record: that side's first ones.
-    public func inlineCount(_ side: Verdict) -> UInt32 {
-        UInt32(truncatingIfNeeded: inlineVotes.reduce(0) { $0 + ($1.verdict == side ? 1 : 0) })
-    }
-
     /// `voter`'s vote on this event (`id`): held in the record, else read under its
     /// `evote/` key with `stored`, which is only asked once the record is full.
     public func vote(of voter: PublicKey, event id: Hash256, stored: (StoreKey) -> EventVote?) -> EventVote? {
-        var sideIndex: [UInt32] = [0, 0]
+        var valid: UInt32 = 0, invalid: UInt32 = 0  // positions in each side's list
         for inline in inlineVotes {
-            let side = Int(inline.verdict.rawValue)
-            if inline.voter == voter { return EventVote(verdict: inline.verdict, weight: inline.weight, index: sideIndex[side]) }
-            sideIndex[side] += 1
+            let isValid = inline.verdict == .valid
+            if inline.voter == voter { return EventVote(verdict: inline.verdict, weight: inline.weight, index: isValid ? valid : invalid) }
+            if isValid { valid += 1 } else { invalid += 1 }
         }
         return inlineVotesFull ? stored(StateKey.eventVote(id, voter)) : nil
     }
