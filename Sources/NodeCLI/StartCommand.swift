@@ -65,6 +65,7 @@ struct StartCommand: ParsableCommand {
 
     func run() throws {
         installStopHandlers()
+        let arenas = capMallocArenas(cores: Cores.available())
         try runReportingErrors {
             let write: @Sendable (String) -> Void = { line in
                 print(line)
@@ -72,6 +73,7 @@ struct StartCommand: ParsableCommand {
             }
             let driver = try NodeDriver(home: NodeHome(path: home), logLevel: logLevel.flatMap { LogLevel(name: $0) },
                                         logFormat: logFormat.flatMap { LogFormat(rawValue: $0) }, output: write)
+            if let arenas { driver.log.info("malloc arenas capped (MALLOC_ARENA_MAX overrides)", ["arenas": "\(arenas)"]) }
             // Libraries that report through swift-metrics land in the node's registry.
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: driver.metrics.registry))
             // The libraries' loggers (Hummingbird's) write through the node's handler too.
