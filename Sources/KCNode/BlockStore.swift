@@ -21,8 +21,8 @@ public final class BlockStore {
     /// author and kind indexes grouped per block; 3: the fixed electorate, votes under their
     /// own keys, paged registries and the dispute rounds (ADR 0011); 4: the state trie's nodes
     /// stored under `t/` (ADR 0018); 5: an event's first votes held in its record (ADR 0019).
-    /// A node opens its own format only: each change of the state's rules changed every state
-    /// root after it, so an older store cannot be carried over.
+    /// A node opens its own format only: format 4's event records lack the inline votes (its
+    /// state roots are not this chain's), and older formats could only be moved to 4.
     public static let format: UInt32 = 5
     /// The default budget of the state cache.
     public static let defaultStateCacheBytes = NodeConfig().stateCacheMiB << 20

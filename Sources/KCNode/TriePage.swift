@@ -90,7 +90,8 @@ public struct TriePage: Sendable, Equatable {
         var pages: [TriePosition: TriePage] = [:]
         for (position, node) in writes {
             // Mutated in place: one copy of a page's slots per page, not per node written.
-            pages[root(of: position), default: current(root(of: position)) ?? TriePage()].set(position, node)
+            let root = root(of: position)
+            pages[root, default: current(root) ?? TriePage()].set(position, node)
         }
         return pages.mapValues { $0.isEmpty ? nil : $0 }
     }

@@ -90,6 +90,11 @@ extension ChainState {
     /// The valid or invalid voters of an event, in the order they voted.
     public func voters(_ event: Hash256, _ verdict: Verdict) -> [VoterEntry] {
         guard let record = self.event(event) else { return [] }
+        return voters(event, record, verdict)
+    }
+
+    /// The same, for a record already read.
+    func voters(_ event: Hash256, _ record: EventRecord, _ verdict: Verdict) -> [VoterEntry] {
         let count = verdict == .valid ? record.validCount : record.invalidCount
         return (0..<count).compactMap { record.voter(verdict, at: $0, event: event) { decode(VoterEntry.self, at: $0) } }
     }

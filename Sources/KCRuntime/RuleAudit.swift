@@ -123,15 +123,7 @@ extension ChainState {
                 }
             default: break
             }
-            for verdict in [Verdict.valid, .invalid] {
-                let votes = voters(id, verdict)
-                let count = verdict == .valid ? record.validCount : record.invalidCount
-                let weight = verdict == .valid ? record.validWeight : record.invalidWeight
-                let sum = votes.reduce(Amount.zero) { $0.adding($1.weight) ?? Amount(units: .max) }
-                if votes.count != Int(count) || sum != weight {
-                    problems.append("\(name) tally \(verdict) says \(count) votes / \(weight), the stored votes are \(votes.count) / \(sum)")
-                }
-            }
+            // Its voter lists against its tallies: `tallyProblems`, for every event, in auditEscrowAndLocks.
             if record.validWeight.adding(record.invalidWeight).map({ $0 > record.electorateTotal }) ?? true {
                 problems.append("\(name) tallies exceed its electorate total \(record.electorateTotal)")
             }
@@ -146,7 +138,7 @@ extension ChainState {
         for change in outcome.eventChanges where change.to == .rejected {
             guard let record = event(change.eventID), record.resolution == .dispute else { continue }
             let basisPoints = parameters.slashing.disputeSlashBasisPoints
-            for entry in voters(change.eventID, .valid) {
+            for entry in voters(change.eventID, record, .valid) {
                 allowed[entry.voter] = (allowed[entry.voter] ?? .zero).adding(entry.weight.fraction(basisPoints: basisPoints))
             }
             allowed[record.header.author] = (allowed[record.header.author] ?? .zero).adding(record.authorStake.fraction(basisPoints: basisPoints))
@@ -176,7 +168,7 @@ extension ChainState {
             guard key.hasPrefix(disputePrefix), let record = try? DisputeRecord.decode(exactly: value), let event = event(record.eventID) else { return }
             let disputeID = Hash256(key.bytes.dropFirst(disputePrefix.count))
             let id = disputeID.hex.prefix(8)
-            let accused = Set([event.header.author] + voters(record.eventID, .valid).map(\.voter))
+            let accused = Set([event.header.author] + voters(record.eventID, event, .valid).map(\.voter))
             let members = jury(disputeID)?.members ?? []
             for member in members where accused.contains(member.address) {
                 problems.append("dispute \(id): juror \(member.address.hex.prefix(8)) is accused by it (author or valid attester)")
@@ -204,7 +196,7 @@ extension ChainState {
             } else if key.hasPrefix(eventPrefix), let record = try? EventRecord.decode(exactly: value) {
                 held = held.adding(record.defenseEscrow) ?? held
                 let id = record.header.id
-                let valid = voters(id, .valid), invalid = voters(id, .invalid)
+                let valid = voters(id, record, .valid), invalid = voters(id, record, .invalid)
                 problems += Self.tallyProblems(record, valid: valid, invalid: invalid)
                 let settles = record.votesSettle(parameters)
                 guard settles > global.timeMilliseconds else { return }
@@ -225,7 +217,7 @@ extension ChainState {
         let name = "event \(record.header.id.hex.prefix(8))"
         for (side, list, count, weight) in [("valid", valid, record.validCount, record.validWeight), ("invalid", invalid, record.invalidCount, record.invalidWeight)] {
             if list.count != Int(count) { problems.append("\(name) counts \(count) \(side) votes but its list holds \(list.count)") }
-            let sum = list.reduce(Amount.zero) { $0.adding($1.weight) ?? $0 }
+            let sum = list.reduce(Amount.zero) { $0.adding($1.weight) ?? Amount(units: .max) }
             if sum != weight { problems.append("\(name) tallies \(weight) \(side) but its voters weigh \(sum)") }
         }
         if !record.inlineVotesFull && UInt64(record.inlineVotes.count) != UInt64(record.validCount) + UInt64(record.invalidCount) {
