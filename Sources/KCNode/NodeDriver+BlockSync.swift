@@ -38,6 +38,12 @@ extension NodeDriver {
                 log.info("catching up by block sync", ["from_height": "\(height)", "peers_at": "\(sync.bestHeight)"])
             }
             catchUp.noteSynced(now: now)
+            // A key the look-back still watches stops signing while sync moves it: the blocks
+            // that arrive may show another machine signing with it.
+            if lookBack.watching && nextValidators().contains(key.publicKey) && catchUp.hold(now: now) {
+                log.info("block sync moved a validator new to this machine: it signs again once caught up",
+                         ["height": "\(state.global.height)", "peers_at": "\(sync.bestHeight)"])
+            }
             try beginHeight()
         }
         let best = sync.bestHeight

@@ -132,27 +132,9 @@ extension NodeDriver {
     /// Starts consensus at the next height, replaying the WAL recovered at start-up if it
     /// belongs to that height.
     func startConsensus() throws {
-        if config.doubleSignCheckHeights > 0 && isValidator && recoveredWAL.isEmpty {
-            try checkRecentSignatures()
-        }
         let replay = WALRecord.replayable(recoveredWAL, nextHeight: state.global.height + 1)
         recoveredWAL = []
         try startHeight(replay: replay)
-    }
-
-    /// The look-back check (config `consensus.double_sign_check_heights`), run once when the
-    /// node first switches to consensus with a WAL that holds nothing of its own (so the key
-    /// is new to this machine): this key in a recent commit means another machine runs it.
-    func checkRecentSignatures() throws {
-        let top = state.global.height
-        let lowest = top >= UInt64(config.doubleSignCheckHeights) ? top - UInt64(config.doubleSignCheckHeights) + 1 : 1
-        var commits: [(height: UInt64, signers: [PublicKey])] = []
-        for height in stride(from: lowest, through: top, by: 1) where height > 0 {
-            if let certificate = try blocks.certificate(at: height) { commits.append((height, certificate.signers)) }
-        }
-        do { try PersistentSigner.checkLookBack(key: key.publicKey, recentCommits: commits) } catch {
-            throw Failure(message: "refusing to sign: \(error); is this validator key running on another machine? (consensus.double_sign_check_heights = \(config.doubleSignCheckHeights))")
-        }
     }
 
     /// After the commit pause: start the next height with the inputs that arrived meanwhile.
@@ -163,6 +145,12 @@ extension NodeDriver {
 
     func startHeight(replay: [WALRecord]) throws {
         let height = state.global.height + 1
+        if let signedAt = lookBack.refusal(tip: state.global.height) {
+            throw Failure(message: "refusing to sign: block \(signedAt) carries a precommit of this validator key that this machine did not sign, "
+                + "within the last \(lookBack.heights) heights (consensus.double_sign_check_heights); another machine runs this key or "
+                + "stopped it less than \(lookBack.heights) blocks ago. Stop the other node for good and wait until the chain is "
+                + "\(lookBack.heights) blocks past \(signedAt) before starting this one")
+        }
         let validators = nextValidators()
         let me: PublicKey? = validators.contains(key.publicKey) ? key.publicKey : nil
         network.setValidators(Set(validators.members.map(\.key)))
@@ -312,6 +300,7 @@ extension NodeDriver {
                     continue
                 }
                 crash?.reached(.afterSign, height: h)
+                lookBack.signed(signed)
                 let replaying = run?.replaying == true
                 try feed(.vote(signed), own: true)
                 if !replaying { send(gossip.ownVote(signed, validators: core.validators)) }

@@ -98,6 +98,8 @@ public final class NodeDriver {
     var servedSnapshots: [SnapshotOffer] = []
     /// Catching up, and the start-up hold of a validator new to this machine (`CatchUp`).
     var catchUp: CatchUp
+    /// The look-back check of a validator key new to this machine (`LookBack`).
+    var lookBack: LookBack
     var nextStatus: UInt64 = 0
     /// Slashes, jailings, failed rounds, stalls and lost quorums, for the operator's log.
     var faults: FaultWatch
@@ -203,11 +205,20 @@ public final class NodeDriver {
                             signatures: signatures)
         sync = BlockSync()
         catchUp = CatchUp(startedAt: Self.monotonicMilliseconds(), hold: false)
+        // With an empty WAL (a new or reset data directory) the look-back watches this key's
+        // commits, those already stored first, whether or not the key validates yet.
+        lookBack = LookBack(heights: UInt64(config.doubleSignCheckHeights), watching: recoveredWAL.isEmpty)
         // A validator whose WAL holds none of its own messages (its key is new to this machine)
         // holds its first signature until it has caught up, when the look-back check is on.
         let hold = config.doubleSignCheckHeights > 0 && isValidator && !settings.persistentPeers.isEmpty
             && LastSigned.latest(signedBy: key.publicKey, in: recoveredWAL) == nil
         catchUp = CatchUp(startedAt: catchUp.startedAt, hold: hold)
+        if lookBack.watching {
+            let top = state.global.height
+            for height in stride(from: top > lookBack.heights ? top - lookBack.heights + 1 : 1, through: top, by: 1) where height > 0 {
+                if let certificate = try blocks.certificate(at: height) { lookBack.committed(certificate, key: key.publicKey) }
+            }
+        }
         if config.stateSync && state.global.height == 0 {
             stateSync = StateSync(chainID: genesis.chainID, genesisValidators: nextValidators(), now: Self.monotonicMilliseconds())
         }
@@ -503,6 +514,7 @@ public final class NodeDriver {
                                               on: state)
         try blocks.commit(block, certificate: certificate, executed: result, change: change, state: &state)
         crash?.reached(.afterCommit, height: height)
+        lookBack.committed(certificate, key: key.publicKey)
         let heightStartedAt = run?.startedAt
         run = nil
         timers.removeAll()

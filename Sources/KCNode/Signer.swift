@@ -13,15 +13,12 @@ public enum SignerError: Error, Equatable, Sendable, CustomStringConvertible {
     case conflict(at: String)
     /// The last-signed record could not be read or made durable; nothing was signed.
     case storage(String)
-    /// The look-back check found this key in a recent commit.
-    case recentlySigned(height: UInt64)
 
     public var description: String {
         switch self {
         case .regression(let requested, let last): return "refusing to sign \(requested): already signed \(last)"
         case .conflict(let at): return "refusing to sign different content at \(at): that would be a double sign"
         case .storage(let message): return "signer state unavailable: \(message)"
-        case .recentlySigned(let height): return "this consensus key signed block \(height); is another node running with it? Refusing to sign"
         }
     }
 }
@@ -196,14 +193,6 @@ public final class PersistentSigner: @unchecked Sendable {
             try persist(record, sync: true)
             last = record
             return true
-        }
-    }
-
-    /// The optional look-back check: refuse to start signing if this key's precommit is in any
-    /// of the recent commits (another process may be signing with the same key).
-    public static func checkLookBack(key: PublicKey, recentCommits: [(height: UInt64, signers: [PublicKey])]) throws(SignerError) {
-        for commit in recentCommits where commit.signers.contains(key) {
-            throw .recentlySigned(height: commit.height)
         }
     }
 }

@@ -126,33 +126,52 @@ struct BlockSyncTests {
     }
 }
 
-/// The start-up hold of a validator new to its machine: only verified progress prolongs it.
+/// The start-up hold of a validator new to its machine: claims prolong it a bounded time,
+/// verified progress for as long as it lasts.
 struct CatchUpTests {
-    @Test func claimsCannotProlongTheHoldVerifiedBlocksCan() {
+    @Test func claimsProlongTheHoldOnlySoFarVerifiedBlocksAsLongAsTheyArrive() {
         var liarsOnly = CatchUp(startedAt: 1_000, hold: true)
-        // Peers claim far more than the tip, nothing verified arrives: released after the wait.
-        let early = liarsOnly.release(now: 2_000, heardPeers: true, bestClaimed: 1 << 63, tip: 10)
-        let waited = liarsOnly.release(now: 3_000, heardPeers: true, bestClaimed: 1 << 63, tip: 10)
-        let again = liarsOnly.release(now: 4_000, heardPeers: true, bestClaimed: 1 << 63, tip: 10)
-        #expect(!early && waited && !again, "released once, after the wait")
+        // Peers claim far more than the tip and nothing verified arrives: a slow peer is given
+        // time, a liar no more than that.
+        let early = liarsOnly.release(now: 3_000, heardPeers: true, bestClaimed: 1 << 63, tip: 10)
+        let almost = liarsOnly.release(now: 15_999, heardPeers: true, bestClaimed: 1 << 63, tip: 10)
+        let waited = liarsOnly.release(now: 16_000, heardPeers: true, bestClaimed: 1 << 63, tip: 10)
+        let again = liarsOnly.release(now: 17_000, heardPeers: true, bestClaimed: 1 << 63, tip: 10)
+        #expect(!early && !almost && waited && !again, "released once, after the longer wait")
         #expect(!liarsOnly.holding)
 
-        // Peers at the tip: released at once.
+        // Nobody spoke, or the peers are one height ahead: the short wait.
+        var silent = CatchUp(startedAt: 1_000, hold: true)
+        let silentEarly = silent.release(now: 2_999, heardPeers: false, bestClaimed: 0, tip: 0)
+        let silentWaited = silent.release(now: 3_000, heardPeers: false, bestClaimed: 0, tip: 0)
+        #expect(!silentEarly && silentWaited)
+        var oneAhead = CatchUp(startedAt: 1_000, hold: true)
+        let oneAheadWaited = oneAhead.release(now: 3_000, heardPeers: true, bestClaimed: 11, tip: 10)
+        #expect(oneAheadWaited)
+
+        // Peers at the tip: released at once, even right after a block came by sync.
         var caughtUp = CatchUp(startedAt: 1_000, hold: true)
+        caughtUp.noteSynced(now: 1_050)
         let atOnce = caughtUp.release(now: 1_100, heardPeers: true, bestClaimed: 10, tip: 10)
         #expect(atOnce)
 
-        // Verified blocks keep arriving: held past the wait, released 2 s after the last one.
+        // Verified blocks keep arriving: held past every wait, released 2 s after the last one.
         var syncing = CatchUp(startedAt: 1_000, hold: true)
         var releasedWhileSyncing = false
-        for now in stride(from: 1_500 as UInt64, through: 6_000, by: 500) {
+        for now in stride(from: 1_500 as UInt64, through: 20_000, by: 500) {
             syncing.noteSynced(now: now)
             #expect(syncing.catchingUp(now: now))
-            if syncing.release(now: now, heardPeers: true, bestClaimed: 500, tip: 400) { releasedWhileSyncing = true }
+            if syncing.release(now: now, heardPeers: true, bestClaimed: 401, tip: 400) { releasedWhileSyncing = true }
         }
-        let tooSoon = syncing.release(now: 7_999, heardPeers: true, bestClaimed: 500, tip: 400)
-        let after = syncing.release(now: 8_000, heardPeers: true, bestClaimed: 500, tip: 400)
+        let tooSoon = syncing.release(now: 21_999, heardPeers: true, bestClaimed: 401, tip: 400)
+        let after = syncing.release(now: 22_000, heardPeers: true, bestClaimed: 401, tip: 400)
         #expect(!releasedWhileSyncing && !tooSoon && after)
+
+        // Held again (sync moved a key the look-back still watches): the wait starts over.
+        #expect(syncing.hold(now: 30_000) && !syncing.hold(now: 30_001), "one hold at a time")
+        let reheldEarly = syncing.release(now: 31_999, heardPeers: true, bestClaimed: 401, tip: 400)
+        let reheldAfter = syncing.release(now: 32_000, heardPeers: true, bestClaimed: 401, tip: 400)
+        #expect(!reheldEarly && reheldAfter)
 
         // Without a hold, nothing to release; catching up is still reported.
         var plain = CatchUp(startedAt: 0, hold: false)

@@ -123,14 +123,6 @@ struct SignerTests {
         }
         #expect(signatures > 20, "the sequence signed almost nothing")
     }
-
-    @Test func lookBackRefusesAKeyThatSignedRecently() {
-        #expect(throws: SignerError.recentlySigned(height: 41)) {
-            try PersistentSigner.checkLookBack(key: signerKey.publicKey,
-                                               recentCommits: [(40, []), (41, [signerKey.publicKey])])
-        }
-        #expect(throws: Never.self) { try PersistentSigner.checkLookBack(key: signerKey.publicKey, recentCommits: [(40, [])]) }
-    }
 }
 
 struct ConsensusWALTests {

@@ -114,16 +114,27 @@ struct NetworkTests {
         }
         #expect(network.output(3).contains("cut damaged bytes from the end of the consensus WAL"))
 
-        // The same key on a "new machine" (an empty data directory) with the look-back check on:
-        // it syncs, finds its own signatures in recent commits, and refuses to sign.
+        // The same key on a "new machine" (an empty data directory) with the look-back check on.
         network.stopAll()
         _ = try network.checkStoresAgree()
-        for index in 0..<3 { try network.start(index) }
-        try FileManager.default.removeItem(atPath: network.home(3) + "/data")
         let configPath = network.home(3) + "/config.toml"
         let config = try String(contentsOfFile: configPath, encoding: .utf8)
             .replacingOccurrences(of: "double_sign_check_heights = 0", with: "double_sign_check_heights = 100")
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        // First starved: its peers are down, so its start-up hold ends with nobody heard, at
+        // height 0, and it may sign at heights long decided. When the peers come up, sync brings
+        // the blocks the key signed on the old machine: it holds again, and refuses at the tip.
+        try FileManager.default.removeItem(atPath: network.home(3) + "/data")
+        let starved = try ChildProcess(["start", "--home", network.home(3)])
+        #expect(starved.wait(seconds: 30) { starved.text.contains("caught up: this validator starts signing height=0 ") },
+                "\(starved.lines.suffix(3))")
+        for index in 0..<3 { try network.start(index) }
+        #expect(starved.wait(seconds: 60) { !starved.process.isRunning })
+        starved.stop(signal: SIGKILL)
+        #expect(starved.process.terminationStatus == 1)
+        #expect(starved.text.contains("refusing to sign"), "\(starved.lines.suffix(3))")
+        // Then with its peers up: it syncs, finds the key's recent signatures, and refuses.
+        try FileManager.default.removeItem(atPath: network.home(3) + "/data")
         let moved = try ChildProcess(["start", "--home", network.home(3)])
         #expect(moved.wait(seconds: 60) { !moved.process.isRunning })
         moved.stop(signal: SIGKILL)
