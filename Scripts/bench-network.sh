@@ -8,7 +8,8 @@
 # Parts (BENCH_PARTS, space-separated): devnet-transfers, devnet-events, one-validator, rpc,
 # catch-up, million-events (the last takes about 7 minutes).
 # Settings: BENCH_VALIDATORS (5), BENCH_SECONDS per step (8), BENCH_COMMIT_MS (0),
-# BENCH_MAX_STEPS of the saturation search (5), BENCH_BASE_PORT (27656).
+# BENCH_MAX_STEPS of the saturation search (5), BENCH_BASE_PORT (27656); NET_BINARY runs another
+# build of the node (not rebuilt), to compare two builds back to back.
 #
 # 1. The limit: `node verify-rate` measures libsodium Ed25519 verifications per second on one
 #    thread and on all cores (best of three); every validator checks every signature once, so a devnet of n
@@ -41,7 +42,7 @@ max_steps=${BENCH_MAX_STEPS:-5}
 base_port=${BENCH_BASE_PORT:-27656}
 
 Scripts/install-deps.sh
-swift build -c release --product node >/dev/null
+[ -n "${NET_BINARY:-}" ] || swift build -c release --product node >/dev/null
 source Scripts/lib-network.sh
 work=$(mktemp -d /tmp/kc-bench-XXXXXX)
 trap 'stop_all; [ -n "${BENCH_KEEP:-}" ] && echo "kept $work" || rm -rf "$work"' EXIT

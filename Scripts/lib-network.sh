@@ -3,9 +3,11 @@
 # NET_USERS (default 4): funded devnet users in the genesis. NET_TASKSET: CPU list the nodes run on.
 # NET_CONFIG_SED: a further sed expression applied to every node's config.toml (for example
 # 's/state_cache_mb = 64/state_cache_mb = 256/').
+# NET_BINARY: another build of the node to run (default .build/release/node), to compare two
+# builds in one session.
 # Node i: P2P BASE_PORT + 10 i, RPC BASE_PORT + 1 + 10 i. PIDs in $pids[i]; only those are ever signalled.
 
-binary="$(pwd)/.build/release/node"
+binary="${NET_BINARY:-$(pwd)/.build/release/node}"
 declare -a pids=()
 
 make_network() {

@@ -34,11 +34,9 @@ public struct RPCError: HTTPResponseError, Equatable, CustomStringConvertible {
 
 enum JSONResponse {
     static func make(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        let text = withTimes(value).compact()
-        var buffer = ByteBuffer()
-        buffer.writeString(text)
-        buffer.writeString("\n")
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+        var bytes = body(value)
+        bytes.append(UInt8(ascii: "\n"))
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 }
 
@@ -50,23 +48,22 @@ extension JSONResponse {
         "completion_time_ms", "locked_until_ms", "jailed_until_ms",
     ]
 
-    /// `value` with each instant field followed by its RFC 3339 UTC text (null for null or 0):
-    /// `"time_ms": 1767225600000, "time": "2026-01-01T00:00:00.000Z"`. Durations keep ms only.
-    static func withTimes(_ value: JSONValue) -> JSONValue {
-        switch value {
-        case .object(let fields):
-            var out: [(String, JSONValue)] = []
-            for (name, field) in fields {
-                out.append((name, withTimes(field)))
-                guard instants.contains(name) else { continue }
-                let text = field.numberText.flatMap { UInt64($0) }.flatMap { $0 > 0 ? UTCTime.rfc3339(milliseconds: $0) : nil }
-                out.append((String(name.dropLast(3)), text.map { .string($0) } ?? .null))
-            }
-            return .object(out)
-        case .array(let items):
-            return .array(items.map(withTimes))
-        default:
-            return value
+    /// `value` in one line, each instant field followed by its RFC 3339 UTC text (null for null
+    /// or 0): `"time_ms":1767225600000,"time":"2026-01-01T00:00:00.000Z"`. Durations keep ms only.
+    static func body(_ value: JSONValue) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
+        value.writeCompact(into: &out) { name, field, out in
+            guard name.utf8.last == UInt8(ascii: "s"), instants.contains(name) else { return }
+            let text = field.numberText.flatMap { UInt64($0) }.flatMap { $0 > 0 ? UTCTime.rfc3339(milliseconds: $0) : nil }
+            out.append(UInt8(ascii: ","))
+            JSONValue.writeQuoted(String(name.dropLast(3)), into: &out)
+            out.append(UInt8(ascii: ":"))
+            if let text { JSONValue.writeQuoted(text, into: &out) } else { out.append(contentsOf: "null".utf8) }
         }
+        return out
     }
+
+    /// `body(value)` as text (WebSocket messages).
+    static func text(_ value: JSONValue) -> String { String(decoding: body(value), as: UTF8.self) }
 }

@@ -88,10 +88,10 @@ struct Subscriptions: Sendable {
             }
         }
         if subscription.blocks || subscription.events {
-            messages.append(JSONResponse.withTimes(.object([
+            messages.append(JSONResponse.text(.object([
                 ("type", .string("block")), ("height", View.number(height)), ("id", View.hex(block.id)),
                 ("time_ms", View.number(block.header.timeMilliseconds)), ("transactions", View.number(block.transactions.count)),
-            ])).compact())
+            ])))
         }
         return messages
     }

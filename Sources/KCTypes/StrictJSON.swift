@@ -248,37 +248,74 @@ extension JSONValue {
     }
 
     public static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count + 2)
+        writeQuoted(text, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `text` as a JSON string, appended as UTF-8: `"` and `\` escaped, control characters as
+    /// `\n`, `\r`, `\t` or `\u00XX`; everything else (all of UTF-8 from 0x20 up) as it is.
+    public static func writeQuoted(_ text: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        // Most API strings (hex, names) need no escape: one copy.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(contentsOf: text.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\\"))
+            case 0x0a: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case 0x0d: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                let digits: [UInt8] = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                        digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
+            default: out.append(byte)
             }
         }
-        return out + "\""
+        out.append(UInt8(ascii: "\""))
     }
 }
 
 extension JSONValue {
     /// One line, no spaces: for the API.
     public func compact() -> String {
+        var out: [UInt8] = []
+        writeCompact(into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `compact()` appended as UTF-8 bytes. `after`, if given, is called after each object
+    /// member is written, with its name and value, and may append more members (each starting
+    /// with its `,`).
+    public func writeCompact(into out: inout [UInt8], after: ((String, JSONValue, inout [UInt8]) -> Void)? = nil) {
         switch self {
-        case .null: return "null"
-        case .bool(let value): return value ? "true" : "false"
-        case .number(let text): return text
-        case .string(let text): return JSONValue.quote(text)
-        case .array(let items): return "[" + items.map { $0.compact() }.joined(separator: ",") + "]"
-        case .object(let members): return "{" + members.map { JSONValue.quote($0.0) + ":" + $0.1.compact() }.joined(separator: ",") + "}"
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let value): out.append(contentsOf: (value ? "true" : "false").utf8)
+        case .number(let text): out.append(contentsOf: text.utf8)
+        case .string(let text): JSONValue.writeQuoted(text, into: &out)
+        case .array(let items):
+            out.append(UInt8(ascii: "["))
+            for (index, item) in items.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                item.writeCompact(into: &out, after: after)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let members):
+            out.append(UInt8(ascii: "{"))
+            for (index, member) in members.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                JSONValue.writeQuoted(member.0, into: &out)
+                out.append(UInt8(ascii: ":"))
+                member.1.writeCompact(into: &out, after: after)
+                after?(member.0, member.1, &out)
+            }
+            out.append(UInt8(ascii: "}"))
         }
     }
 

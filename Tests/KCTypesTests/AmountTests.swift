@@ -2,7 +2,7 @@ import KCTypes
 import Testing
 
 /// SplitMix64, enough for test inputs (this target does not link KCTestSupport).
-private struct Mix {
+struct Mix: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
