@@ -3,8 +3,9 @@ import KCCrypto
 import KCTypes
 
 /// The look-back check (config `consensus.double_sign_check_heights` = N; specs/p2p.md,
-/// "Start-up hold") of a validator key new to this machine: its consensus WAL was empty at
-/// start. Pure: the driver hands it every commit certificate it stores (those stored before
+/// "Look-back", ADR 0020) of a validator key new to this machine: its consensus WAL was empty
+/// at its first start, and the watch has not ended since (`storeKey` marks it in the store, so
+/// a restart does not end it). Pure: the driver hands it every commit certificate it stores (those stored before
 /// start included) and every precommit this machine signs, and asks before each height it
 /// would sign at.
 ///
@@ -17,6 +18,9 @@ import KCTypes
 /// then on the key's signatures in the chain are this machine's own, and the signer's record
 /// guards every step.
 public struct LookBack: Sendable, Equatable {
+    /// Present in the node's store while the watch lasts.
+    public static let storeKey: [UInt8] = Array("v/lookback".utf8)
+
     /// N: how many heights below the next one are checked.
     public let heights: UInt64
     /// Whether the key's commits are still watched.

@@ -133,6 +133,12 @@ struct NetworkTests {
         starved.stop(signal: SIGKILL)
         #expect(starved.process.terminationStatus == 1)
         #expect(starved.text.contains("refusing to sign"), "\(starved.lines.suffix(3))")
+        // Started again at once (its WAL is no longer empty): the watch goes on, and it refuses again.
+        let again = try ChildProcess(["start", "--home", network.home(3)])
+        #expect(again.wait(seconds: 60) { !again.process.isRunning })
+        again.stop(signal: SIGKILL)
+        #expect(again.process.terminationStatus == 1)
+        #expect(again.text.contains("refusing to sign"), "\(again.lines.suffix(3))")
         // Then with its peers up: it syncs, finds the key's recent signatures, and refuses.
         try FileManager.default.removeItem(atPath: network.home(3) + "/data")
         let moved = try ChildProcess(["start", "--home", network.home(3)])
