@@ -145,13 +145,14 @@ extension NodeDriver {
 
     func startHeight(replay: [WALRecord]) throws {
         let height = state.global.height + 1
-        if let signedAt = lookBack.refusal(tip: state.global.height) {
+        let validators = nextValidators()
+        // Refused only where this key would sign: a node outside the height's set signs nothing.
+        if validators.contains(key.publicKey), let signedAt = lookBack.refusal(tip: state.global.height) {
             throw Failure(message: "refusing to sign: block \(signedAt) carries a precommit of this validator key that this machine did not sign, "
                 + "within the last \(lookBack.heights) heights (consensus.double_sign_check_heights); another machine runs this key or "
                 + "stopped it less than \(lookBack.heights) blocks ago. Stop the other node for good and wait until the chain is "
                 + "\(lookBack.heights) blocks past \(signedAt) before starting this one")
         }
-        let validators = nextValidators()
         let me: PublicKey? = validators.contains(key.publicKey) ? key.publicKey : nil
         network.setValidators(Set(validators.members.map(\.key)))
         run = HeightRun(core: ConsensusCore(height: height, validators: validators, me: me, timeouts: config.timeouts),

@@ -206,29 +206,14 @@ public final class NodeDriver {
         sync = BlockSync()
         catchUp = CatchUp(startedAt: Self.monotonicMilliseconds(), hold: false)
         // With an empty WAL (a new or reset data directory) the look-back watches this key's
-        // commits, those already stored first, whether or not the key validates yet; a marker
-        // in the store keeps the watch across restarts until it ends.
-        let marked = try store.get(LookBack.storeKey) != nil
-        lookBack = LookBack(heights: UInt64(config.doubleSignCheckHeights), watching: recoveredWAL.isEmpty || marked)
+        // commits, whether or not the key validates yet (NodeDriver+LookBack.swift).
+        lookBack = try Self.openLookBack(heights: config.doubleSignCheckHeights, store: store, blocks: blocks,
+                                         tip: state.global.height, key: key.publicKey, recoveredWAL: recoveredWAL)
         // A validator whose WAL holds none of its own messages (its key is new to this machine)
         // holds its first signature until it has caught up, when the look-back check is on.
         let hold = config.doubleSignCheckHeights > 0 && isValidator && !settings.persistentPeers.isEmpty
             && LastSigned.latest(signedBy: key.publicKey, in: recoveredWAL) == nil
         catchUp = CatchUp(startedAt: catchUp.startedAt, hold: hold)
-        if lookBack.watching {
-            // Precommits this machine signed before a restart are its own (the WAL holds those
-            // of the last height it ran, stored or not).
-            for case .vote(let vote) in recoveredWAL where vote.vote.validator == key.publicKey { lookBack.signed(vote) }
-            let top = state.global.height
-            for height in stride(from: top > lookBack.heights ? top - lookBack.heights + 1 : 1, through: top, by: 1) where height > 0 {
-                if let certificate = try blocks.certificate(at: height) { lookBack.committed(certificate, key: key.publicKey) }
-            }
-            if lookBack.watching != marked {
-                var batch = WriteBatch()
-                if lookBack.watching { batch.put(LookBack.storeKey, []) } else { batch.delete(LookBack.storeKey) }
-                try store.write(batch, sync: true)
-            }
-        }
         if config.stateSync && state.global.height == 0 {
             stateSync = StateSync(chainID: genesis.chainID, genesisValidators: nextValidators(), now: Self.monotonicMilliseconds())
         }
@@ -524,15 +509,7 @@ public final class NodeDriver {
                                               on: state)
         try blocks.commit(block, certificate: certificate, executed: result, change: change, state: &state)
         crash?.reached(.afterCommit, height: height)
-        if lookBack.watching {
-            lookBack.committed(certificate, key: key.publicKey)
-            if !lookBack.watching {
-                var batch = WriteBatch()
-                batch.delete(LookBack.storeKey)
-                try store.write(batch, sync: true)
-                log.info("look-back ends: a commit carries this machine's own precommit", ["height": "\(height)"])
-            }
-        }
+        try lookBackCommitted(certificate)
         let heightStartedAt = run?.startedAt
         run = nil
         timers.removeAll()
