@@ -124,6 +124,9 @@ public enum ConfigTemplate {
         # RocksDB: block cache (MiB) and memtable size (MiB; two may be held at once).
         block_cache_mb = 64
         write_buffer_mb = 64
+        # Every this many milliseconds, give the memory the allocator holds free back to the
+        # system (glibc keeps what is freed between blocks still in use). 0: never.
+        heap_trim_interval_ms = 10000
 
         [statesync]
         # On an empty data directory, restore the state from a peer's snapshot (checked

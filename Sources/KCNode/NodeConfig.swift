@@ -67,6 +67,9 @@ public struct NodeConfig: Equatable, Sendable {
     /// RocksDB's block cache (data, index and filter blocks) and memtable size, in MiB.
     public var blockCacheMiB = 64
     public var writeBufferMiB = 64
+    /// Every this many milliseconds `node start` gives the allocator's free pages back to the
+    /// system (`malloc_trim`, ADR 0021); 0: never.
+    public var heapTrimIntervalMilliseconds: UInt64 = 10_000
 
     /// The store's settings from this config.
     public var storeConfiguration: RocksDBStore.Configuration {
@@ -414,6 +417,7 @@ public struct NodeConfig: Equatable, Sendable {
         case "storage.state_cache_mb": stateCacheMiB = try integer(1...65_536)
         case "storage.block_cache_mb": blockCacheMiB = try integer(1...65_536)
         case "storage.write_buffer_mb": writeBufferMiB = try integer(4...4_096)
+        case "storage.heap_trim_interval_ms": heapTrimIntervalMilliseconds = UInt64(try integer(0...3_600_000))
         case "statesync.enable": stateSync = try boolean()
         default:
             throw ParseError(line: line, message: "unknown key \(key) (see the template that `node init` writes)")

@@ -65,7 +65,7 @@ struct StartCommand: ParsableCommand {
 
     func run() throws {
         installStopHandlers()
-        let arenas = capMallocArenas(cores: Cores.available())
+        let allocator = Allocator.configure(cores: Cores.available())
         try runReportingErrors {
             let write: @Sendable (String) -> Void = { line in
                 print(line)
@@ -73,7 +73,15 @@ struct StartCommand: ParsableCommand {
             }
             let driver = try NodeDriver(home: NodeHome(path: home), logLevel: logLevel.flatMap { LogLevel(name: $0) },
                                         logFormat: logFormat.flatMap { LogFormat(rawValue: $0) }, output: write)
-            if let arenas { driver.log.info("malloc arenas capped (MALLOC_ARENA_MAX overrides)", ["arenas": "\(arenas)"]) }
+            let trimInterval = driver.config.heapTrimIntervalMilliseconds
+            let trimmer = trimInterval > 0 ? HeapTrimmer(intervalMilliseconds: Int(trimInterval)) : nil
+            trimmer?.start()
+            driver.log.info("allocator set (the environment's MALLOC_* settings override)",
+                            ["arenas": allocator.arenas.map { "\($0)" } ?? "unchanged",
+                             "mmap_threshold_bytes": allocator.mmapThresholdBytes.map { "\($0)" } ?? "unchanged",
+                             "trim_threshold_bytes": allocator.trimThresholdBytes.map { "\($0)" } ?? "unchanged",
+                             "heap_trim_interval_ms": "\(trimInterval)"])
+            defer { trimmer?.stop() }
             // Libraries that report through swift-metrics land in the node's registry.
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: driver.metrics.registry))
             // The libraries' loggers (Hummingbird's) write through the node's handler too.

@@ -19,6 +19,8 @@ struct NodeConfigTests {
         let store = try NodeConfig.parse("[storage]\nblock_cache_mb = 16\nwrite_buffer_mb = 8").storeConfiguration
         #expect(store.blockCacheBytes == 16 << 20 && store.writeBufferBytes == 8 << 20)
         #expect(config.storeConfiguration.blockCacheBytes == RocksDBStore.Configuration().blockCacheBytes)
+        #expect(config.heapTrimIntervalMilliseconds == 10_000)
+        #expect(try NodeConfig.parse("[storage]\nheap_trim_interval_ms = 0").heapTrimIntervalMilliseconds == 0)
         #expect(config.logLevel == .info && config.logFormat == .text)
         #expect(try NodeConfig.parse("[log]\nlevel = \"warning\"\nformat = \"json\"").logFormat == .json)
     }
@@ -60,6 +62,7 @@ struct NodeConfigTests {
             ("[arweave]\ngateway = \"ftp://x\"", "must start with http:// or https://"),
             ("[storage]\nstate_cache_mb = 0", "config.toml line 2: storage.state_cache_mb"),
             ("[storage]\nwrite_buffer_mb = 1", "config.toml line 2: storage.write_buffer_mb"),
+            ("[storage]\nheap_trim_interval_ms = -5", "config.toml line 2: storage.heap_trim_interval_ms"),
         ]
         for (text, expected) in cases {
             do {

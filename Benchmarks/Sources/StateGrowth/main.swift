@@ -20,7 +20,7 @@ import Glibc
 // execution and of storing, the store reads per event, RSS and the store's size, so the cost
 // of history is measured without a network, a load generator or consensus.
 // Usage: Scripts/bench.sh --growth  (KC_GROWTH_EVENTS, KC_GROWTH_BLOCK, KC_GROWTH_CACHE_MB,
-// KC_GROWTH_BLOCK_CACHE_MB, KC_GROWTH_WRITE_BUFFER_MB)
+// KC_GROWTH_BLOCK_CACHE_MB, KC_GROWTH_WRITE_BUFFER_MB, KC_GROWTH_ALLOCATOR, KC_GROWTH_TRIM_MS)
 
 let environment = ProcessInfo.processInfo.environment
 let targetEvents = environment["KC_GROWTH_EVENTS"].flatMap { Int($0) } ?? 200_000
@@ -96,6 +96,13 @@ func nanoseconds(_ duration: Duration) -> Int64 {
     duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
 }
 
+// The allocator as `node start` sets it (KC_GROWTH_ALLOCATOR=glibc: glibc's defaults), and the
+// node's heap trimmer at the node's default interval (KC_GROWTH_TRIM_MS; 0: none), ADR 0021.
+let allocator = environment["KC_GROWTH_ALLOCATOR"] == "glibc" ? Allocator.Applied() : Allocator.configure(cores: Cores.available())
+let trimMilliseconds = environment["KC_GROWTH_TRIM_MS"].flatMap { Int($0) } ?? Int(NodeConfig().heapTrimIntervalMilliseconds)
+let trimmer = trimMilliseconds > 0 ? HeapTrimmer(intervalMilliseconds: trimMilliseconds) : nil
+trimmer?.start()
+
 // One validator (a gateway holding 100,000 ACTI) and four users that register as gateways with
 // the minimum stake, as `Scripts/bench-network.sh`'s million-events part runs it.
 let genesis = LocalGenesis.devnet(validatorCount: 1, userCount: 4)
@@ -151,7 +158,7 @@ var previousBlockID = Hash256.zero
 let setup = commitBlock(users.flatMap { [signed($0, .bond(amount: parameters.staking.minGatewayStake)), signed($0, .registerGateway)] })
 precondition(setup.outcome.receipts.allSatisfy(\.succeeded), "the users could not register as gateways")
 
-print("state growth: \(targetEvents) events, \(eventsPerBlock) a block, \(blockMilliseconds) ms of chain time a block, state cache \(cacheMiB) MiB, block cache \(blockCacheMiB) MiB, memtable \(writeBufferMiB) MiB")
+print("state growth: \(targetEvents) events, \(eventsPerBlock) a block, \(blockMilliseconds) ms of chain time a block, state cache \(cacheMiB) MiB, block cache \(blockCacheMiB) MiB, memtable \(writeBufferMiB) MiB, heap trim every \(trimMilliseconds) ms, allocator \(allocator)")
 print("events | blocks | execute µs/event | store µs/event | thread CPU µs/event | store reads/event | RSS MiB | store MiB | failed")
 var events = 0
 var recent: [Hash256] = []
@@ -205,6 +212,13 @@ while events < targetEvents {
         print("\(events) | \(window.blocks) | \(perEvent(window.execute)) | \(perEvent(window.store)) | \(perEvent(window.cpu)) | \(Double((reads - readsAtWindow) * 10 / max(window.events, 1)) / 10) | \(residentMiB()) | \(directoryMiB(directory)) | \(window.failed)")
         fflush(nil)
         readsAtWindow = reads
+        // glibc's own account of its arenas (system bytes against bytes in use), on stderr.
+        if let stats = dlsym(nil, "malloc_stats") { unsafeBitCast(stats, to: (@convention(c) () -> Void).self)() }
+        let rocksMiB = { (name: String) in (Int(rocks.property("rocksdb." + name) ?? "") ?? 0) >> 20 }
+        if let totals = trimmer?.totals {
+            print("   heap trims: \(totals.runs), \(totals.nanoseconds / 1_000_000) ms in all, longest \(totals.longestNanoseconds / 1_000) µs")
+        }
+        print("   memory MiB: memtables \(rocksMiB("cur-size-all-mem-tables")), block cache \(rocksMiB("block-cache-usage")) (pinned \(rocksMiB("block-cache-pinned-usage"))), table readers \(rocksMiB("estimate-table-readers-mem")); state cache \(blocks.stateCache.counts)")
         print("   written per event: " + zip(CountingStore.kinds, store.written).map { "\($0) \(Double($1.keys * 10 / window.events) / 10) keys, \($1.bytes / window.events) bytes" }.joined(separator: "; "))
         store.written = [(0, 0), (0, 0), (0, 0)]
         window = (0, 0, 0, 0, 0, 0)
