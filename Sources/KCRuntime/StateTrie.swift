@@ -76,6 +76,10 @@ public struct StateTrie: Sendable, TrieNodeReading {
             precondition(sorted[index - 1].path != sorted[index].path, "duplicate path in one trie update")
         }
         var updater = Updater(reader: reader)
+        // Each change writes its path's nodes below the levels the changes share (about 9 a
+        // change for 3,000 changes in 300,000 entries): reserving a dozen spares the map the
+        // rehashes of growing (4 % of a block's execution and storing in a profile).
+        updater.writes.reserveCapacity(sorted.count * 12)
         let result = updater.update(.root, old: oldRoot, changes: sorted[...])
         let root: TrieNode?
         switch result {

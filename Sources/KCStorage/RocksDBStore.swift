@@ -1,4 +1,5 @@
 import CRocksDB
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -11,13 +12,21 @@ import Glibc
 /// The database closes when the last reference to the store and its snapshots goes away.
 public final class RocksDBStore: KeyValueStore, @unchecked Sendable {
     // @unchecked: RocksDB's handle is thread-safe for concurrent reads and writes; the
-    // option objects below are created once and only read afterwards.
+    // option objects below are created once and only read afterwards; `spare` is used only
+    // by the write that claimed `spareInUse`.
     public let path: String
     private let database: OpaquePointer
     private let options: OpaquePointer
     private let readOptions: OpaquePointer
     private let syncWrite: OpaquePointer
     private let asyncWrite: OpaquePointer
+    /// One RocksDB batch kept from write to write, cleared with its buffer kept: a block's batch
+    /// (several MiB) otherwise grows by doubling again at every height, copying itself and
+    /// touching fresh pages each time. A write that finds it in use builds its own.
+    private var spare: OpaquePointer
+    private let spareInUse = Atomic<Bool>(false)
+    /// A spare that held more than this is replaced, so one huge batch does not pin its buffer.
+    static let spareKeepBytes = 32 << 20
 
     public struct Configuration: Sendable {
         /// Create the database if the directory holds none.
@@ -75,9 +84,11 @@ public final class RocksDBStore: KeyValueStore, @unchecked Sendable {
         rocksdb_writeoptions_set_sync(syncWrite, 1)
         self.asyncWrite = rocksdb_writeoptions_create()!
         rocksdb_writeoptions_set_sync(asyncWrite, 0)
+        self.spare = rocksdb_writebatch_create()!
     }
 
     deinit {
+        rocksdb_writebatch_destroy(spare)
         rocksdb_close(database)
         rocksdb_options_destroy(options)
         rocksdb_readoptions_destroy(readOptions)
@@ -95,8 +106,23 @@ public final class RocksDBStore: KeyValueStore, @unchecked Sendable {
     }
 
     public func write(_ batch: WriteBatch, sync: Bool) throws(StoreError) {
-        let rocksBatch = rocksdb_writebatch_create()!
-        defer { rocksdb_writebatch_destroy(rocksBatch) }
+        let claimed = spareInUse.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+        let rocksBatch = claimed ? spare : rocksdb_writebatch_create()!
+        defer {
+            if claimed {
+                var size = 0
+                _ = rocksdb_writebatch_data(spare, &size)
+                if size > Self.spareKeepBytes {
+                    rocksdb_writebatch_destroy(spare)
+                    spare = rocksdb_writebatch_create()!
+                } else {
+                    rocksdb_writebatch_clear(spare)
+                }
+                spareInUse.store(false, ordering: .releasing)
+            } else {
+                rocksdb_writebatch_destroy(rocksBatch)
+            }
+        }
         // Handed to RocksDB in key order: the memtable's skip list remembers where its last
         // insert went, so ascending keys start their search nearby (measured: about 5% off
         // the write of a 3,500-key block). Ties keep their batch order, so a later operation

@@ -1,6 +1,7 @@
 import Foundation
 import KCStorage
 import KCTestSupport
+import Synchronization
 import Testing
 
 
@@ -28,6 +29,46 @@ struct RocksDBStoreTests {
         let reopened = try RocksDBStore(path: directory)
         #expect(try reopened.get(bytes("persisted")) == bytes("yes"))
         #expect(reopened.property("rocksdb.estimate-num-keys") != nil)
+    }
+
+    /// The batch kept from write to write carries nothing over: the memtable receives each
+    /// batch's operations once, whether the writes come one after another, from four threads
+    /// at once, or after a batch too large to keep.
+    @Test func eachWriteInsertsOnlyItsOwnOperations() throws {
+        let directory = TemporaryDirectory.make(prefix: "kc-rocks-batches")
+        defer { TemporaryDirectory.remove(directory) }
+        let store = try RocksDBStore(path: directory)
+        func memtableEntries() -> Int { Int(store.property("rocksdb.num-entries-active-mem-table") ?? "") ?? -1 }
+        for index in 0..<50 {
+            var batch = WriteBatch()
+            batch.put(bytes("sequential/\(index)"), bytes("\(index)"))
+            batch.put(bytes("sequential/last"), bytes("\(index)"))
+            try store.write(batch, sync: false)
+        }
+        #expect(memtableEntries() == 100)
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { thread in
+            for index in 0..<100 {
+                var batch = WriteBatch()
+                batch.put(bytes("thread\(thread)/\(index)"), bytes("\(thread).\(index)"))
+                do { try store.write(batch, sync: false) } catch { failures.withLock { $0.append("\(error)") } }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        #expect(memtableEntries() == 500)
+        for thread in 0..<4 {
+            #expect(try store.scan(.prefix(bytes("thread\(thread)/"))).count == 100)
+        }
+        var large = WriteBatch()
+        large.put(bytes("large"), [UInt8](repeating: 7, count: 33 << 20))
+        try store.write(large, sync: false)
+        var small = WriteBatch()
+        small.put(bytes("after"), bytes("large"))
+        try store.write(small, sync: false)
+        #expect(memtableEntries() == 502)
+        #expect(try store.get(bytes("after")) == bytes("large"))
+        #expect(try store.get(bytes("large"))?.count == 33 << 20)
+        #expect(try store.get(bytes("sequential/last")) == bytes("49"))
     }
 
     @Test func secondOpenIsRefusedAsLocked() throws {
