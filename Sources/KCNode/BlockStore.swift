@@ -70,6 +70,17 @@ public final class BlockStore {
     }
 
     /// The last stored height (0: only genesis).
+    /// The events in each status (indexed by raw value), from the `ix/status/` index, counted a
+    /// page at a time: a chain with a million final events would otherwise hold every index key
+    /// in memory at once.
+    public func eventCountsByStatus() throws(StoreError) -> [UInt64] {
+        var counts = [UInt64](repeating: 0, count: EventStatus.allCases.count)
+        for status in EventStatus.allCases {
+            try StatePersistence.forEach(in: store, prefix: NodeIndexKey.statusPrefix(status)) { _, _ in counts[Int(status.rawValue)] += 1 }
+        }
+        return counts
+    }
+
     public func height() throws(Failure) -> UInt64 {
         let bytes: [UInt8]?
         do { bytes = try store.get(Self.heightKey) } catch { throw .storage(error) }

@@ -576,10 +576,7 @@ public final class NodeDriver {
 
     /// Fills the monitor from the store at start-up.
     func publishInitialFigures() throws {
-        var counts = [UInt64](repeating: 0, count: EventStatus.allCases.count)
-        for status in EventStatus.allCases {
-            counts[Int(status.rawValue)] = UInt64(try store.scan(.prefix(NodeIndexKey.statusPrefix(status))).count)
-        }
+        let counts = try blocks.eventCountsByStatus()
         // A state-synced store keeps only the light block of the height it started from.
         let blockID = try blocks.block(at: state.global.height)?.id ?? blocks.restoredLightBlock()?.header.id
         let validator = isValidator

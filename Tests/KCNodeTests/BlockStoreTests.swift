@@ -141,4 +141,21 @@ struct PruningTests {
         _ = try BlockStoreTests.produce(1, into: blocks, from: blocks.storedState(), runtime: runtime)
         #expect(try blocks.height() == 31)
     }
+
+    /// Counts per status cross the walk's pages (4,096 keys) and no status borrows another's.
+    @Test func eventCountsByStatusWalkEveryPage() throws {
+        let store = MemoryStore()
+        var batch = WriteBatch()
+        let sizes: [EventStatus: Int] = [.pending: 3, .accepted: 4_097, .finalized: 9_000]
+        for (status, size) in sizes {
+            for index in 0..<size {
+                batch.put(NodeIndexKey.status(status, event: Blake2b.hash256(Array("\(status.rawValue)/\(index)".utf8))), [])
+            }
+        }
+        try store.write(batch, sync: false)
+        let counts = try BlockStore(store: store).eventCountsByStatus()
+        for status in EventStatus.allCases {
+            #expect(counts[Int(status.rawValue)] == UInt64(sizes[status] ?? 0), "\(status)")
+        }
+    }
 }
