@@ -14,8 +14,16 @@ public enum SnapshotChunks {
 
     /// The chunks of `state`, in order.
     public static func make(_ state: ChainState, chunkBytes: Int = SnapshotChunks.chunkBytes) -> [[UInt8]] {
-        precondition(chunkBytes > 0)
         var chunks: [[UInt8]] = []
+        make(state, chunkBytes: chunkBytes) { chunks.append($0) }
+        return chunks
+    }
+
+    /// The chunks of `state`, handed to `emit` in order as each is cut: a state read from the
+    /// store is walked in key order a page at a time, so only one chunk is held at once.
+    public static func make(_ state: ChainState, chunkBytes: Int = SnapshotChunks.chunkBytes, emit: ([UInt8]) -> Void) {
+        precondition(chunkBytes > 0)
+        var emitted = false
         var pairs: [(StoreKey, [UInt8])] = []
         var size = 0
         func close() {
@@ -25,20 +33,19 @@ public enum SnapshotChunks {
                 key.withUnsafeBytes { writer.writeBytes($0) }
                 writer.writeBytes(value)
             }
-            chunks.append(writer.bytes)
+            emit(writer.bytes)
+            emitted = true
             pairs.removeAll(keepingCapacity: true)
             size = 0
         }
-        for (key, value) in state.sortedEntries() {
+        state.forEachEntryInKeyOrder { key, value in
             pairs.append((key, value))
             size += key.count + value.count + 8
             if size >= chunkBytes { close() }
         }
-        if !pairs.isEmpty || chunks.isEmpty { close() }
-        return chunks
+        if !pairs.isEmpty || !emitted { close() }
     }
 
-    /// Decodes one chunk: its pairs, keys strictly ascending. Throws on anything else.
     public static func decode(_ chunk: [UInt8]) throws(DecodingError) -> [(StoreKey, [UInt8])] {
         var reader = CanonicalReader(chunk)
         let count = try reader.readLength("chunk entries", limit: chunk.count / 2 + 1)

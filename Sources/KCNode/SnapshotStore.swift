@@ -34,19 +34,42 @@ extension BlockStore {
         }
     }
 
+    /// Chunks written per batch while a snapshot is saved.
+    public static let snapshotBatchBytes = 16 << 20
+
+    static func pendingSnapshotKey(_ height: UInt64) -> [UInt8] { key("sp/", height) }
+
     /// Stores a snapshot of `state` (the state after `lightBlock`'s header) and deletes all
-    /// but the newest `keep`; one unsynced batch (a crash loses a snapshot, never half of one:
-    /// the record is written with its chunks). Returns the offer.
+    /// but the newest `keep`. The chunks are cut as the state is walked and written in unsynced
+    /// batches of about `batchBytes`, under a marker (`sp/`); the record that makes the snapshot
+    /// visible is written last, with the marker's deletion, so a crash loses a snapshot, never
+    /// serves half of one, and the next save deletes what it left. Returns the offer.
     @discardableResult
     public func saveSnapshot(of state: ChainState, lightBlock: LightBlock, keep: Int,
-                             chunkBytes: Int = SnapshotChunks.chunkBytes) throws(Failure) -> SnapshotOffer {
+                             chunkBytes: Int = SnapshotChunks.chunkBytes, batchBytes: Int = BlockStore.snapshotBatchBytes)
+        throws(Failure) -> SnapshotOffer {
         precondition(keep > 0 && state.global.height == lightBlock.header.height, "a snapshot of another height")
         let height = lightBlock.header.height
-        let chunks = SnapshotChunks.make(state, chunkBytes: chunkBytes)
-        let offer = SnapshotOffer(height: height, chunkHashes: chunks.map { Blake2b.hash256($0) })
+        try dropInterruptedSnapshots()
         var batch = WriteBatch()
-        for (index, chunk) in chunks.enumerated() { batch.put(Self.chunkKey(height, UInt32(index)), chunk) }
+        batch.put(Self.pendingSnapshotKey(height), [])
+        var pendingBytes = 0
+        var hashes: [Hash256] = []
+        var failure: StoreError? = nil
+        SnapshotChunks.make(state, chunkBytes: chunkBytes) { chunk in
+            guard failure == nil else { return }
+            batch.put(Self.chunkKey(height, UInt32(hashes.count)), chunk)
+            hashes.append(Blake2b.hash256(chunk))
+            pendingBytes += chunk.count
+            guard pendingBytes >= batchBytes else { return }
+            do throws(StoreError) { try store.write(batch, sync: false) } catch { failure = error }
+            batch = WriteBatch()
+            pendingBytes = 0
+        }
+        if let failure { throw .storage(failure) }
+        let offer = SnapshotOffer(height: height, chunkHashes: hashes)
         batch.put(Self.key("sm/", height), SnapshotRecord(offer: offer, lightBlock: lightBlock).canonicalBytes)
+        batch.delete(Self.pendingSnapshotKey(height))
         let older = try snapshotRecords().filter { $0.offer.height < height }
         for record in older.dropFirst(keep - 1) {
             batch.delete(Self.key("sm/", record.offer.height))
@@ -54,6 +77,24 @@ extension BlockStore {
         }
         do { try store.write(batch, sync: false) } catch { throw .storage(error) }
         return offer
+    }
+
+    /// Deletes the chunks and markers of saves a crash interrupted (a marker with no record).
+    func dropInterruptedSnapshots() throws(Failure) {
+        do {
+            let markers = try store.scan(.prefix(Array("sp/".utf8)), limit: .max, reverse: false)
+            guard !markers.isEmpty else { return }
+            var batch = WriteBatch()
+            for marker in markers {
+                batch.delete(marker.key)
+                let height = marker.key.suffix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                guard try store.get(Self.key("sm/", height)) == nil else { continue }
+                try StatePersistence.forEach(in: store, prefix: Self.key("sc/", height), page: 16) { key, _ in batch.delete(key) }
+            }
+            try store.write(batch, sync: false)
+        } catch {
+            throw .storage(error)
+        }
     }
 
     /// The kept snapshots, newest first.

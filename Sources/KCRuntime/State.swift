@@ -243,6 +243,17 @@ public struct ChainState: Sendable, TrieNodeReading {
         for (key, value) in entryLayer { if let value { try body(key, value) } }
     }
 
+    /// Every entry, in key order: streamed from the store when nothing is held on top of it (the
+    /// node's state right after a commit), so the whole state is never in memory at once;
+    /// otherwise gathered and sorted.
+    public func forEachEntryInKeyOrder(_ body: (StoreKey, [UInt8]) throws -> Void) rethrows {
+        if let source, entryLayer.isEmpty {
+            try source.forEachEntry(body)
+        } else {
+            for (key, value) in sortedEntries() { try body(key, value) }
+        }
+    }
+
     /// Every entry, in key order.
     public func sortedEntries() -> [(key: StoreKey, value: [UInt8])] {
         var all: [(key: StoreKey, value: [UInt8])] = []

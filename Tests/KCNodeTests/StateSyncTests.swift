@@ -127,6 +127,33 @@ struct StateSyncTests {
         #expect(try chain.blocks.lightBlock(after: 0, target: .max) == nil)
     }
 
+    /// A snapshot of the stored state is cut while the store is walked and written in several
+    /// batches: the same chunks as the whole state gathered and sorted. A save a crash cut
+    /// short (its marker and some chunks, no record) is never offered and the next save
+    /// deletes what it left.
+    @Test func snapshotsAreWrittenAsTheStateIsWalkedAndInterruptedOnesAreDropped() throws {
+        let chain = try StateSyncChain(snapshotEvery: 0)
+        try chain.produce(12)
+        let gathered = ChainState(entries: Dictionary(uniqueKeysWithValues: chain.state.sortedEntries().map { ($0.key, $0.value) }))
+        let expected = SnapshotChunks.make(gathered, chunkBytes: 300)
+        #expect(expected.count > 8)
+        // The crash: a save at height 7 wrote its marker and two chunks, then stopped.
+        var interrupted = WriteBatch()
+        interrupted.put(BlockStore.pendingSnapshotKey(7), [])
+        interrupted.put(BlockStore.chunkKey(7, 0), [1, 2, 3])
+        interrupted.put(BlockStore.chunkKey(7, 1), [4, 5, 6])
+        try chain.blocks.store.write(interrupted, sync: false)
+        #expect(try chain.blocks.snapshots().isEmpty)
+        let previous = try #require(try chain.blocks.tip(for: chain.state).previous)
+        let lightBlock = LightBlock(header: previous.header, certificate: previous.certificate, nextSets: nil)
+        let offer = try chain.blocks.saveSnapshot(of: chain.state, lightBlock: lightBlock, keep: 2, chunkBytes: 300, batchBytes: 1_000)
+        #expect(offer.chunkHashes == expected.map { Blake2b.hash256($0) })
+        for (index, chunk) in expected.enumerated() { #expect(try chain.blocks.chunk(height: 12, index: UInt32(index)) == chunk) }
+        #expect(try chain.blocks.snapshots().map(\.height) == [12])
+        #expect(try chain.blocks.chunk(height: 7, index: 0) == nil && chain.blocks.chunk(height: 7, index: 1) == nil)
+        #expect(try chain.blocks.store.scan(.prefix(Array("sp/".utf8))).isEmpty)
+    }
+
     @Test func aRestoredStoreReopensAndTakesTheNextBlock() throws {
         let chain = try Self.chainWithASetChange()
         try chain.produce(1, offline: [3])  // height 41, the block the restored node must accept
