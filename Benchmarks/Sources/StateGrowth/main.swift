@@ -1,6 +1,7 @@
 import KCCodec
 import KCConsensus
 import KCCrypto
+import KCNetwork
 import KCNode
 import KCRuntime
 import KCStorage
@@ -224,4 +225,26 @@ while events < targetEvents {
         window = (0, 0, 0, 0, 0, 0)
         nextReport += targetEvents / 10
     }
+}
+
+// KC_GROWTH_SNAPSHOT=1: a state-sync snapshot of the final state, as a node with
+// `storage.snapshot_interval` takes one: its time and the peak RSS while it is taken.
+if environment["KC_GROWTH_SNAPSHOT"] == "1" {
+    func peakMiB() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kilobytes / 1_024
+    }
+    trimmer?.stop()
+    Allocator.trim()
+    // Writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
+    try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+    let before = residentMiB()
+    let started = ContinuousClock.now
+    let light = LightBlock(header: try! blocks.block(at: height)!.header,
+                           certificate: CommitCertificate(height: height, round: 0, blockID: previousBlockID, precommits: []), nextSets: nil)
+    let offer = try! blocks.saveSnapshot(of: state, lightBlock: light, keep: 2)
+    let took = nanoseconds(ContinuousClock.now - started) / 1_000_000
+    print("snapshot at height \(height): \(offer.chunkHashes.count) chunks in \(took) ms; RSS \(before) MiB before, peak \(peakMiB()) MiB while taking it")
 }
