@@ -8,13 +8,12 @@ import Darwin
 /// declared in <malloc.h>, which Swift's Glibc module leaves out, so both are looked up by name;
 /// elsewhere (or without them) every call here does nothing.
 public enum Allocator {
-    /// What `configure` set, for the start-up log (empty: nothing).
+    /// What `configure` set, for the start-up log (nil: left as it was).
     public struct Applied: Sendable, Equatable {
         public var arenas: Int?
         public var mmapThresholdBytes: Int?
         public var trimThresholdBytes: Int?
         public init() {}
-        public var isEmpty: Bool { arenas == nil && mmapThresholdBytes == nil && trimThresholdBytes == nil }
     }
 
     /// Blocks at least this large are mapped on their own and unmapped when freed.
@@ -32,8 +31,9 @@ public enum Allocator {
     ///   MALLOC_TRIM_THRESHOLD_ or a `glibc.malloc` tunable override both). By default glibc
     ///   raises the mmap threshold to the size of each mapped block freed, so after the first
     ///   block's write batch every large transient buffer comes from the heap and leaves holes
-    ///   there; fixing the threshold alone also fixes the trim threshold at twice it, which
-    ///   made the heap shrink and grow at every block (+22-32 % CPU per event, measured).
+    ///   there. Setting one threshold ends glibc's adjustment of both, so the mmap threshold alone
+    ///   would leave the trim threshold at 128 KiB and the heap's top would be given back and
+    ///   taken again at nearly every block (+16-32 % CPU per event, measured).
     public static func configure(cores: Int) -> Applied {
         var applied = Applied()
         #if canImport(Glibc)

@@ -69,7 +69,6 @@ public final class BlockStore {
         return key
     }
 
-    /// The last stored height (0: only genesis).
     /// The events in each status (indexed by raw value), from the `ix/status/` index, counted a
     /// page at a time: a chain with a million final events would otherwise hold every index key
     /// in memory at once.
@@ -81,6 +80,7 @@ public final class BlockStore {
         return counts
     }
 
+    /// The last stored height (0: only genesis).
     public func height() throws(Failure) -> UInt64 {
         let bytes: [UInt8]?
         do { bytes = try store.get(Self.heightKey) } catch { throw .storage(error) }

@@ -46,6 +46,7 @@ public enum SnapshotChunks {
         if !pairs.isEmpty || !emitted { close() }
     }
 
+    /// Decodes one chunk: its pairs, keys strictly ascending. Throws on anything else.
     public static func decode(_ chunk: [UInt8]) throws(DecodingError) -> [(StoreKey, [UInt8])] {
         var reader = CanonicalReader(chunk)
         let count = try reader.readLength("chunk entries", limit: chunk.count / 2 + 1)
