@@ -12,14 +12,18 @@ public final class HeapTrimmer: Sendable {
 
     public let intervalMilliseconds: Int
     private let trim: @Sendable () -> Void
+    private let observe: @Sendable (Duration) -> Void
     private let queue = DispatchQueue(label: "membria.heap-trim", qos: .utility)
     private let state = Mutex<(timer: (any DispatchSourceTimer)?, totals: Totals)>((nil, Totals()))
 
-    /// `intervalMilliseconds` must be positive (a config of 0 means no trimmer at all).
-    public init(intervalMilliseconds: Int, trim: @escaping @Sendable () -> Void = { Allocator.trim() }) {
+    /// `intervalMilliseconds` must be positive (a config of 0 means no trimmer at all);
+    /// `observe` is told how long each trim took (the node's metrics).
+    public init(intervalMilliseconds: Int, trim: @escaping @Sendable () -> Void = { Allocator.trim() },
+                observe: @escaping @Sendable (Duration) -> Void = { _ in }) {
         precondition(intervalMilliseconds > 0, "a heap trimmer needs a positive interval")
         self.intervalMilliseconds = intervalMilliseconds
         self.trim = trim
+        self.observe = observe
     }
 
     /// Runs so far, their time in all and the longest (the arenas are locked while trimmed).
@@ -56,6 +60,7 @@ public final class HeapTrimmer: Sendable {
             state.totals.nanoseconds &+= spent
             state.totals.longestNanoseconds = max(state.totals.longestNanoseconds, spent)
         }
+        observe(.nanoseconds(Int64(clamping: spent)))
     }
 
     deinit { state.withLock { $0.timer?.cancel() } }

@@ -21,6 +21,8 @@ public final class NodeMetrics: Sendable {
     public let signatureStageRefusals: Counter
     public let p2pSentBytes: Counter
     public let p2pReceivedBytes: Counter
+    /// How long each heap trim took (ADR 0021): the allocator's arenas are locked meanwhile.
+    public let heapTrimDuration: DurationHistogram
     /// CPU seconds already added to this registry's `process_cpu_seconds_total` (a counter
     /// only goes up: each scrape adds what was used since the one before).
     public let countedCPUSeconds = Mutex<Double>(0)
@@ -48,6 +50,9 @@ public final class NodeMetrics: Sendable {
                                                       labels: [])
         p2pSentBytes = registry.makeCounter(descriptor: Self.named("membria_p2p_sent_bytes_total", "Bytes written to peers (frames with their length)."), labels: [])
         p2pReceivedBytes = registry.makeCounter(descriptor: Self.named("membria_p2p_received_bytes_total", "Bytes read from peers (frames with their length)."), labels: [])
+        heapTrimDuration = registry.makeDurationHistogram(descriptor: Self.named("membria_heap_trim_duration_seconds",
+                                                                                 "How long each return of free memory to the system took (the allocator waits meanwhile)."),
+                                                          labels: [], buckets: Self.stepBuckets)
         registry.makeGauge(descriptor: Self.named("membria_build_info", "The node software: always 1, with its version, commit and compiler as labels."),
                            labels: [("version", BuildInfo.version), ("commit", BuildInfo.commit), ("swift", BuildInfo.swiftVersion)]).set(to: 1.0)
     }

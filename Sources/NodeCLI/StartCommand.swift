@@ -74,7 +74,8 @@ struct StartCommand: ParsableCommand {
             let driver = try NodeDriver(home: NodeHome(path: home), logLevel: logLevel.flatMap { LogLevel(name: $0) },
                                         logFormat: logFormat.flatMap { LogFormat(rawValue: $0) }, output: write)
             let trimInterval = driver.config.heapTrimIntervalMilliseconds
-            let trimmer = trimInterval > 0 ? HeapTrimmer(intervalMilliseconds: Int(trimInterval)) : nil
+            let trimDuration = driver.metrics.heapTrimDuration
+            let trimmer = trimInterval > 0 ? HeapTrimmer(intervalMilliseconds: Int(trimInterval), observe: { trimDuration.record($0) }) : nil
             trimmer?.start()
             driver.log.info("allocator set (the environment's MALLOC_* settings override)",
                             ["arenas": allocator.arenas.map { "\($0)" } ?? "unchanged",

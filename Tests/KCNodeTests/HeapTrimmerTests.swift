@@ -10,7 +10,11 @@ struct HeapTrimmerTests {
     /// The trim runs again and again at its interval, and never once `stop` has returned.
     @Test func trimsAtItsIntervalUntilStopped() async throws {
         let calls = Atomic<Int>(0)
-        let trimmer = HeapTrimmer(intervalMilliseconds: 20) { calls.add(1, ordering: .relaxed) }
+        let observed = Mutex<[Duration]>([])
+        let trimmer = HeapTrimmer(intervalMilliseconds: 20, trim: {
+            calls.add(1, ordering: .relaxed)
+            Thread.sleep(forTimeInterval: 0.002)
+        }, observe: { duration in observed.withLock { $0.append(duration) } })
         #expect(trimmer.totals.runs == 0)
         trimmer.start()
         trimmer.start()  // a second start keeps the one timer
@@ -23,6 +27,11 @@ struct HeapTrimmerTests {
         try await Task.sleep(for: .milliseconds(150))
         #expect(calls.load(ordering: .relaxed) == stopped)
         #expect(trimmer.totals.runs == stopped)
+        // Each trim is reported once, with the time it took (each slept 2 ms).
+        let durations = observed.withLock { $0 }
+        #expect(durations.count == stopped)
+        #expect(durations.allSatisfy { $0 >= .milliseconds(2) })
+        #expect(trimmer.totals.longestNanoseconds >= 2_000_000)
     }
 
     /// What the trimmer relies on: memory freed between blocks still in use stays resident

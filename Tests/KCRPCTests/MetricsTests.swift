@@ -31,6 +31,7 @@ struct MetricsTests {
         #expect(value("membria_block_interval_seconds_count", in: text).map { $0 >= 2 } == true, "\(text.prefix(2_000))")
         #expect(value("membria_commit_latency_seconds_count", in: text).map { $0 >= 3 } == true)
         #expect(text.contains("membria_block_interval_seconds_bucket{le=\"+Inf\"}"))
+        #expect(value("membria_heap_trim_duration_seconds_count", in: text) != nil, "the trim histogram is served from the start")
         #expect(value(#"membria_step_duration_seconds_count{step="prevote"}"#, in: text).map { $0 >= 3 } == true)
         #expect(value(#"membria_rpc_request_duration_seconds_count{route="/status",method="GET"}"#, in: text).map { $0 >= 1 } == true,
                 "\(text.split(separator: "\n").filter { $0.contains("rpc_request") }.prefix(8))")
