@@ -417,7 +417,14 @@ public struct NodeConfig: Equatable, Sendable {
         case "storage.state_cache_mb": stateCacheMiB = try integer(1...65_536)
         case "storage.block_cache_mb": blockCacheMiB = try integer(1...65_536)
         case "storage.write_buffer_mb": writeBufferMiB = try integer(4...4_096)
-        case "storage.heap_trim_interval_ms": heapTrimIntervalMilliseconds = UInt64(try integer(0...3_600_000))
+        case "storage.heap_trim_interval_ms":
+            let interval = try integer(0...3_600_000)
+            // Each trim locks the allocator while it walks the heap: more than once a second
+            // would stall every thread for little memory.
+            guard interval == 0 || interval >= 1_000 else {
+                throw ParseError(line: line, message: "storage.heap_trim_interval_ms = \(interval): use 0 (never) or at least 1000 (once a second)")
+            }
+            heapTrimIntervalMilliseconds = UInt64(interval)
         case "statesync.enable": stateSync = try boolean()
         default:
             throw ParseError(line: line, message: "unknown key \(key) (see the template that `node init` writes)")

@@ -63,6 +63,7 @@ struct NodeConfigTests {
             ("[storage]\nstate_cache_mb = 0", "config.toml line 2: storage.state_cache_mb"),
             ("[storage]\nwrite_buffer_mb = 1", "config.toml line 2: storage.write_buffer_mb"),
             ("[storage]\nheap_trim_interval_ms = -5", "config.toml line 2: storage.heap_trim_interval_ms"),
+            ("[storage]\nheap_trim_interval_ms = 50", "config.toml line 2: storage.heap_trim_interval_ms = 50: use 0 (never) or at least 1000"),
         ]
         for (text, expected) in cases {
             do {
