@@ -15,7 +15,6 @@ struct HeapTrimmerTests {
             calls.add(1, ordering: .relaxed)
             Thread.sleep(forTimeInterval: 0.002)
         }, observe: { duration in observed.withLock { $0.append(duration) } })
-        #expect(trimmer.totals.runs == 0)
         trimmer.start()
         trimmer.start()  // a second start keeps the one timer
         let deadline = ContinuousClock.now + .seconds(10)
@@ -23,15 +22,12 @@ struct HeapTrimmerTests {
         trimmer.stop()
         let stopped = calls.load(ordering: .relaxed)
         #expect(stopped >= 3)
-        #expect(trimmer.totals.runs == stopped)
         try await Task.sleep(for: .milliseconds(150))
         #expect(calls.load(ordering: .relaxed) == stopped)
-        #expect(trimmer.totals.runs == stopped)
         // Each trim is reported once, with the time it took (each slept 2 ms).
         let durations = observed.withLock { $0 }
         #expect(durations.count == stopped)
         #expect(durations.allSatisfy { $0 >= .milliseconds(2) })
-        #expect(trimmer.totals.longestNanoseconds >= 2_000_000)
     }
 
     /// What the trimmer relies on: memory freed between blocks still in use stays resident

@@ -71,12 +71,15 @@ struct CountingSnapshot: KeyValueSnapshot, @unchecked Sendable {
     }
 }
 
-func residentMiB() -> Int {
+/// A size field of /proc/self/status (`VmRSS`, `VmHWM`), in MiB.
+func statusMiB(_ field: String) -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
           let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
     return kilobytes / 1_024
 }
+
+func residentMiB() -> Int { statusMiB("VmRSS") }
 
 func directoryMiB(_ path: String) -> Int {
     let files = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
@@ -101,7 +104,11 @@ func nanoseconds(_ duration: Duration) -> Int64 {
 // node's heap trimmer at the node's default interval (KC_GROWTH_TRIM_MS; 0: none), ADR 0021.
 let allocator = environment["KC_GROWTH_ALLOCATOR"] == "glibc" ? Allocator.Applied() : Allocator.configure(cores: Cores.available())
 let trimMilliseconds = environment["KC_GROWTH_TRIM_MS"].flatMap { Int($0) } ?? Int(NodeConfig().heapTrimIntervalMilliseconds)
-let trimmer = trimMilliseconds > 0 ? HeapTrimmer(intervalMilliseconds: trimMilliseconds) : nil
+/// Trims so far, their time in all and the longest.
+let trims = Mutex<(runs: Int, total: Duration, longest: Duration)>((0, .zero, .zero))
+let trimmer = trimMilliseconds > 0 ? HeapTrimmer(intervalMilliseconds: trimMilliseconds, observe: { spent in
+    trims.withLock { $0 = ($0.runs + 1, $0.total + spent, max($0.longest, spent)) }
+}) : nil
 trimmer?.start()
 
 // One validator (a gateway holding 100,000 ACTI) and four users that register as gateways with
@@ -216,8 +223,9 @@ while events < targetEvents {
         // glibc's own account of its arenas (system bytes against bytes in use), on stderr.
         if let stats = dlsym(nil, "malloc_stats") { unsafeBitCast(stats, to: (@convention(c) () -> Void).self)() }
         let rocksMiB = { (name: String) in (Int(rocks.property("rocksdb." + name) ?? "") ?? 0) >> 20 }
-        if let totals = trimmer?.totals {
-            print("   heap trims: \(totals.runs), \(totals.nanoseconds / 1_000_000) ms in all, longest \(totals.longestNanoseconds / 1_000) µs")
+        if trimmer != nil {
+            let (runs, total, longest) = trims.withLock { $0 }
+            print("   heap trims: \(runs), \(nanoseconds(total) / 1_000_000) ms in all, longest \(nanoseconds(longest) / 1_000) µs")
         }
         print("   memory MiB: memtables \(rocksMiB("cur-size-all-mem-tables")), block cache \(rocksMiB("block-cache-usage")) (pinned \(rocksMiB("block-cache-pinned-usage"))), table readers \(rocksMiB("estimate-table-readers-mem")); state cache \(blocks.stateCache.counts)")
         print("   written per event: " + zip(CountingStore.kinds, store.written).map { "\($0) \(Double($1.keys * 10 / window.events) / 10) keys, \($1.bytes / window.events) bytes" }.joined(separator: "; "))
@@ -230,12 +238,6 @@ while events < targetEvents {
 // KC_GROWTH_SNAPSHOT=1: a state-sync snapshot of the final state, as a node with
 // `storage.snapshot_interval` takes one: its time and the peak RSS while it is taken.
 if environment["KC_GROWTH_SNAPSHOT"] == "1" {
-    func peakMiB() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-        return kilobytes / 1_024
-    }
     trimmer?.stop()
     Allocator.trim()
     // Writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
@@ -246,5 +248,5 @@ if environment["KC_GROWTH_SNAPSHOT"] == "1" {
                            certificate: CommitCertificate(height: height, round: 0, blockID: previousBlockID, precommits: []), nextSets: nil)
     let offer = try! blocks.saveSnapshot(of: state, lightBlock: light, keep: 2)
     let took = nanoseconds(ContinuousClock.now - started) / 1_000_000
-    print("snapshot at height \(height): \(offer.chunkHashes.count) chunks in \(took) ms; RSS \(before) MiB before, peak \(peakMiB()) MiB while taking it")
+    print("snapshot at height \(height): \(offer.chunkHashes.count) chunks in \(took) ms; RSS \(before) MiB before, peak \(statusMiB("VmHWM")) MiB while taking it")
 }
