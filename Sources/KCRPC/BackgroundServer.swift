@@ -28,8 +28,15 @@ final class BackgroundServer: Sendable {
         { [self] channel in self.bound.withLock { $0.port = channel.localAddress?.port } }
     }
 
-    /// Serves `app` on `address` (HOST:PORT, chosen by `setting` in config.toml) for `what`.
-    func start(_ app: some ApplicationProtocol & Sendable, what: String, address: String, setting: String) throws -> Int {
+    /// Serves `app` on `host`:`port` (chosen by `setting`, e.g. a key of config.toml) for `what`.
+    /// An address that cannot be bound (a busy port, a foreign address) is reported at once,
+    /// before the server starts, whatever the load; the server's own failure to bind (a port
+    /// taken in between) is reported as soon as it comes.
+    func start(_ app: some ApplicationProtocol & Sendable, what: String, host: String, port: Int, setting: String) throws -> Int {
+        let address = "\(host):\(port)"
+        do { try Self.probe(host: host, port: port) } catch {
+            throw ListenFailure(error, what: what, address: address, setting: setting)
+        }
         // No signal handling here: the node owns SIGINT and SIGTERM and calls `stop`.
         let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: Self.quietLogger("lifecycle")))
         group.withLock { $0 = services }
@@ -40,13 +47,35 @@ final class BackgroundServer: Sendable {
             }
         }
         task.withLock { $0 = running }
-        for _ in 0..<1_000 {
+        for _ in 0..<6_000 {
             let state = bound.withLock { $0 }
             if let port = state.port { return port }
             if let failure = state.failure { throw ListenFailure(failure, what: what, address: address, setting: setting) }
             usleep(10_000)
         }
-        throw RPCStartError(message: "cannot \(what) on \(address): the server did not start within 10 s")
+        throw RPCStartError(message: "cannot \(what) on \(address): the server did not start within 60 s")
+    }
+
+    /// Binds a socket of the address's family to `host`:`port` and closes it: throws the bind's
+    /// error (an `IOError` with its errno). Port 0 (any free port) is not probed. Like the
+    /// server's own socket it sets SO_REUSEADDR, so a port left in TIME_WAIT is not refused.
+    static func probe(host: String, port: Int) throws {
+        guard port != 0 else { return }
+        let address = try SocketAddress.makeAddressResolvingHost(host, port: port)
+        let family: CInt
+        switch address {
+        case .v4: family = AF_INET
+        case .v6: family = AF_INET6
+        case .unixDomainSocket: return
+        }
+        let socketType = CInt(SOCK_STREAM.rawValue)
+        let descriptor = socket(family, socketType, 0)
+        guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        defer { close(descriptor) }
+        var one: CInt = 1
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
+        let result = address.withSockAddr { pointer, length in bind(descriptor, pointer, socklen_t(length)) }
+        guard result == 0 else { throw IOError(errnoCode: errno, reason: "bind") }
     }
 
     func stop() {

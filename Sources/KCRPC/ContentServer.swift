@@ -81,7 +81,7 @@ public final class ContentServer: Sendable {
         }
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: requestedPort)),
                               onServerRunning: server.onServerRunning, logger: BackgroundServer.quietLogger("arweave-dev"))
-        return try server.start(app, what: "serve payloads", address: "\(host):\(requestedPort)", setting: "--port")
+        return try server.start(app, what: "serve payloads", host: host, port: requestedPort, setting: "--port")
     }
 
     public func stop() { server.stop() }

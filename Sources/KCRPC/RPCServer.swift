@@ -88,7 +88,7 @@ public final class RPCServer: Sendable {
             onServerRunning: background.onServerRunning,
             logger: log.module("rpc")
         )
-        let port = try background.start(app, what: "serve the RPC", address: "\(settings.host):\(settings.port)", setting: "rpc.listen_address in config.toml")
+        let port = try background.start(app, what: "serve the RPC", host: settings.host, port: settings.port, setting: "rpc.listen_address in config.toml")
         log.info("RPC listening", ["address": "\(settings.host):\(port)"])
         return port
     }
