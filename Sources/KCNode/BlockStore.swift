@@ -103,6 +103,12 @@ public final class BlockStore {
                 do { format = try UInt32.decode(exactly: formatBytes) } catch { throw .corrupt("the store format marker: \(error)") }
             }
             guard format == Self.format else { throw .unsupportedFormat(found: format, expected: Self.format) }
+            do {
+                // Stopped during state sync: the restore starts over from the genesis state.
+                if try isRestoring() { try resetToGenesisState(runtime.genesisState()) }
+            } catch {
+                throw .storage(error)
+            }
             stateCache.advanceClearing()
             let state = storedState()
             let height = try height()

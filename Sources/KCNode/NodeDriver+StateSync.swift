@@ -21,7 +21,7 @@ extension NodeDriver {
             network.send(.chunk(height: height, index: index, bytes: try blocks.chunk(height: height, index: index) ?? []), to: peer)
         case .chunk(let height, let index, let bytes):
             guard var sync = stateSync else { return }
-            let bans = sync.chunkArrived(height: height, index: index, bytes: bytes, from: peer)
+            let bans = try sync.chunkArrived(height: height, index: index, bytes: bytes, from: peer)
             stateSync = sync
             for (banned, reason) in bans { network.ban(banned, reason: reason) }
         case .lightBlockRequest(let after, let target):
@@ -40,7 +40,7 @@ extension NodeDriver {
     /// One step of a running state sync: requests, timeouts, and the end (restored, or given up).
     func driveStateSync(now: UInt64) throws {
         guard var sync = stateSync else { return }
-        let (sends, bans) = sync.step(now: now)
+        let (sends, bans) = try sync.step(now: now)
         stateSync = sync
         for (peer, reason) in bans { network.ban(peer, reason: reason) }
         for (peer, message) in sends { network.send(message, to: peer) }
@@ -58,7 +58,7 @@ extension NodeDriver {
     /// take it from there.
     func finishStateSync(_ restored: StateSync.Restored, chunks: Int, since: UInt64, now: UInt64) throws {
         let height = restored.lightBlock.header.height
-        state = try blocks.restore(restored.state, at: restored.lightBlock, changes: restored.changes)
+        state = try blocks.finishRestore(at: restored.lightBlock, changes: restored.changes)
         stateSync = nil
         base = height + 1
         nextValidatorsCache = nil

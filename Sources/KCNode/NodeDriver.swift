@@ -24,7 +24,8 @@ import Darwin
 /// The driver routes; each concern keeps its own state in a component tested on its own:
 /// `HeightRun` (the height being decided: its core, validated blocks, proposals),
 /// `ConsensusGossip` (who holds what, announcements, relays), `BlockSync` (whom to ask for
-/// which height), `StateSync` (snapshot restore, with `LightClient` and `SnapshotAssembler`),
+/// which height), `StateSync` (snapshot restore, with `LightClient`, `SnapshotAssembler` and
+/// `SnapshotRestore`),
 /// `CatchUp` (syncing and the start-up hold), `EarlyInputs` (next-height messages),
 /// `TimerQueue` (timeouts and the commit pause), `EvidencePool`, `Mempool` and `FaultWatch`.
 /// Pruning and snapshots live in `BlockStore`, peer discovery in the P2P host. The driver's
@@ -215,7 +216,8 @@ public final class NodeDriver {
             && LastSigned.latest(signedBy: key.publicKey, in: recoveredWAL) == nil
         catchUp = CatchUp(startedAt: catchUp.startedAt, hold: hold)
         if config.stateSync && state.global.height == 0 {
-            stateSync = StateSync(chainID: genesis.chainID, genesisValidators: nextValidators(), now: Self.monotonicMilliseconds())
+            stateSync = StateSync(chainID: genesis.chainID, genesisValidators: nextValidators(),
+                                  restoringInto: SnapshotRestore(blocks: blocks, runtime: runtime), now: Self.monotonicMilliseconds())
         }
     }
 

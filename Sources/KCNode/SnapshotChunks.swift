@@ -2,6 +2,7 @@ import KCCodec
 import KCCrypto
 import KCNetwork
 import KCRuntime
+import KCStorage
 
 /// How a state is cut into snapshot chunks and put back together (specs/p2p.md, "State sync").
 ///
@@ -68,9 +69,11 @@ public enum SnapshotChunks {
     }
 }
 
-/// Puts a snapshot back together from chunks that arrive in any order from any peer, checking
-/// each against the offer's hash as it arrives, and the whole against a verified state root
-/// at the end. Holds nothing it has not checked against the offer.
+/// Puts a snapshot back together from chunks that arrive in any order from any peer: checks each
+/// against the offer's hash as it arrives, adds the chunks in index order to a `SnapshotRestore`
+/// (which writes them to the store: the state is never held in memory, and at most `window`
+/// verified chunks wait for the one before them), checks that the keys run strictly ascending across the chunks, and
+/// at the end that the root of everything written is the verified one.
 public struct SnapshotAssembler {
     public enum Refusal: Error, Equatable, CustomStringConvertible {
         /// The chunk is not the one the offer names: its sender lied.
@@ -80,6 +83,8 @@ public struct SnapshotAssembler {
         /// The chunks decode but do not make the verified state: the offer lied.
         case rootMismatch(expected: Hash256, found: Hash256)
         case keysOutOfOrder(index: UInt32)
+        /// Writing the chunk failed: the node's fault, not the offer's.
+        case storage(StoreError)
 
         public var description: String {
             switch self {
@@ -88,6 +93,7 @@ public struct SnapshotAssembler {
             case .rootMismatch(let expected, let found):
                 return "the snapshot's state root \(found.hex.prefix(12))… is not the verified header's \(expected.hex.prefix(12))…"
             case .keysOutOfOrder(let index): return "chunk \(index) does not continue the keys of the chunk before it"
+            case .storage(let error): return error.description
             }
         }
     }
@@ -95,39 +101,56 @@ public struct SnapshotAssembler {
     public let offer: SnapshotOffer
     /// The state root of the verified header at the snapshot's height.
     public let root: Hash256
-    var chunks: [UInt32: [(StoreKey, [UInt8])]] = [:]
+    /// Chunks asked for at most this far ahead of the next one to write.
+    public let window: Int
+    let target: SnapshotRestore
+    /// Verified chunks waiting for the ones before them.
+    var held: [UInt32: [(StoreKey, [UInt8])]] = [:]
+    /// The chunks below this index are written.
+    public private(set) var written: UInt32 = 0
+    var lastKey: StoreKey? = nil
 
-    public init(offer: SnapshotOffer, root: Hash256) {
+    /// `target` must hold nothing yet (a fresh or discarded restore).
+    public init(offer: SnapshotOffer, root: Hash256, target: SnapshotRestore, window: Int = 32) {
+        precondition(window > 0 && target.entries == 0, "an assembler starts on an empty restore")
         self.offer = offer
         self.root = root
+        self.target = target
+        self.window = window
     }
 
-    public var missing: [UInt32] { (0..<UInt32(offer.chunkHashes.count)).filter { chunks[$0] == nil } }
-    public var isComplete: Bool { chunks.count == offer.chunkHashes.count }
-    public func has(_ index: UInt32) -> Bool { chunks[index] != nil }
+    var count: UInt32 { UInt32(offer.chunkHashes.count) }
 
-    /// Checks a chunk against the offer and keeps it.
+    /// The chunks to ask for now: neither written nor held, within the window.
+    public var missing: [UInt32] {
+        let end = UInt32(min(Int(count), Int(written) + window))
+        return (written..<end).filter { held[$0] == nil }
+    }
+
+    public var isComplete: Bool { written == count }
+    public func has(_ index: UInt32) -> Bool { index < written || held[index] != nil }
+    public var heldCount: Int { held.count }
+
+    /// Checks a chunk against the offer, then writes it and every held chunk that follows it
+    /// once the chunks before are written. A chunk outside the window is not kept (it was not
+    /// asked for).
     public mutating func add(_ index: UInt32, bytes: [UInt8]) throws(Refusal) {
-        guard Int(index) < offer.chunkHashes.count, Blake2b.hash256(bytes) == offer.chunkHashes[Int(index)] else {
-            throw .chunkMismatch(index: index)
+        guard index < count, Blake2b.hash256(bytes) == offer.chunkHashes[Int(index)] else { throw .chunkMismatch(index: index) }
+        guard !has(index), Int(index) < Int(written) + window else { return }
+        do { held[index] = try SnapshotChunks.decode(bytes) } catch { throw .undecodable(index: index, reason: "\(error)") }
+        while let pairs = held.removeValue(forKey: written) {
+            if let last = lastKey, let first = pairs.first, !(last < first.0) { throw .keysOutOfOrder(index: written) }
+            do { try target.add(pairs) } catch { throw .storage(error) }
+            lastKey = pairs.last?.0 ?? lastKey
+            written += 1
         }
-        do { chunks[index] = try SnapshotChunks.decode(bytes) } catch { throw .undecodable(index: index, reason: "\(error)") }
     }
 
-    /// The state, once every chunk is in, if its keys run in order across the chunks and its
-    /// root is the verified one.
-    public func finish() throws(Refusal) -> ChainState {
+    /// Once every chunk is added: writes what the restore still gathers, and refuses a state
+    /// whose root is not the verified one.
+    public func finish() throws(Refusal) {
         precondition(isComplete, "finishing an incomplete snapshot")
-        var entries: [StoreKey: [UInt8]] = [:]
-        var last: StoreKey? = nil
-        for index in 0..<UInt32(offer.chunkHashes.count) {
-            let pairs = chunks[index]!  // complete: every index is present
-            if let last, let first = pairs.first, !(last < first.0) { throw .keysOutOfOrder(index: index) }
-            for (key, value) in pairs { entries[key] = value }
-            last = pairs.last?.0 ?? last
-        }
-        let state = ChainState(entries: entries)
-        guard state.root == root else { throw .rootMismatch(expected: root, found: state.root) }
-        return state
+        do { try target.flush() } catch { throw .storage(error) }
+        guard target.root == root else { throw .rootMismatch(expected: root, found: target.root) }
     }
 }

@@ -11,6 +11,8 @@ import KCStorage
 /// state-synced node the light block of the height it started from (`m/restored`).
 extension BlockStore {
     static let restoredKey: [UInt8] = Array("m/restored".utf8)
+    /// Present while a restored state is being written over the genesis state.
+    public static let restoringKey: [UInt8] = Array("m/restoring".utf8)
 
     static func chunkKey(_ height: UInt64, _ index: UInt32) -> [UInt8] {
         var key = Self.key("sc/", height)
@@ -148,27 +150,65 @@ extension BlockStore {
         do { return try LightBlock.decode(exactly: bytes) } catch { throw .corrupt("the restored light block: \(error)") }
     }
 
-    /// Writes a state restored by state sync into an empty store (only genesis written): the
-    /// state at the light block's height, the verified set changes below it, that light block
-    /// (the next block is checked against its header and certificate), and the height and
-    /// base markers, in one synced batch. The store keeps no block below the next one.
-    /// Returns the restored state, read from the store.
-    public func restore(_ state: ChainState, at lightBlock: LightBlock, changes: [LightBlock]) throws(Failure) -> ChainState {
-        let height = lightBlock.header.height
-        precondition(state.global.height == height && state.root == lightBlock.header.stateRoot, "restoring an unverified state")
-        guard try self.height() == 0 else { throw .corrupt("state sync into a store that already holds blocks") }
+    /// Deletes every state entry and trie page, in unsynced batches of `batchKeys` deletions
+    /// walked over one snapshot (a restored state may hold millions of keys). With `marking`,
+    /// the first batch writes the marker `m/restoring`: the store then holds no valid state
+    /// until `finishRestore` or `resetToGenesisState` deletes it.
+    func clearState(marking: Bool, batchKeys: Int = 65_536) throws(StoreError) {
+        let snapshot = store.snapshot()
         var batch = WriteBatch()
-        do { try StatePersistence.clear(store, in: &batch) } catch { throw .storage(error) }
-        StatePersistence.add(state, to: &batch)
+        if marking { batch.put(Self.restoringKey, []) }
+        var pending = 0
+        for prefix in [StatePersistence.statePrefix, StatePersistence.triePrefix] {
+            try StatePersistence.forEach(in: snapshot, prefix: prefix) { key, _ throws(StoreError) in
+                batch.delete(key)
+                pending += 1
+                guard pending >= batchKeys else { return }
+                try store.write(batch, sync: false)
+                batch = WriteBatch()
+                pending = 0
+            }
+        }
+        try store.write(batch, sync: false)
+    }
+
+    /// Puts the genesis state back in place of a restore that did not finish (an offer that
+    /// proved false, or a node stopped during state sync), and deletes the marker, synced.
+    func resetToGenesisState(_ genesisState: ChainState) throws(StoreError) {
+        try clearState(marking: false)
+        var batch = WriteBatch()
+        StatePersistence.add(genesisState, to: &batch)
+        batch.delete(Self.restoringKey)
+        try store.write(batch, sync: true)
+        stateCache.advanceClearing()
+    }
+
+    /// Whether a restore is under way (or was, when a node stopped during state sync).
+    func isRestoring() throws(StoreError) -> Bool { try store.get(Self.restoringKey) != nil }
+
+    /// Ends a restore whose state `SnapshotRestore` wrote and whose root was checked against
+    /// the light block's header: writes the verified set changes below it, that light block (the
+    /// next block is checked against its header and certificate), its certificate and the height
+    /// and base markers, and deletes `m/restoring`, in one synced batch. The store keeps no block
+    /// below the next one. Returns the restored state, read from the store.
+    public func finishRestore(at lightBlock: LightBlock, changes: [LightBlock]) throws(Failure) -> ChainState {
+        let height = lightBlock.header.height
+        guard try self.height() == 0 else { throw .corrupt("state sync into a store that already holds blocks") }
+        let restoring: Bool
+        do { restoring = try isRestoring() } catch { throw .storage(error) }
+        guard restoring else { throw .corrupt("no restored state to finish") }
+        var batch = WriteBatch()
         for change in changes { batch.put(Self.key("lb/", change.header.height), change.canonicalBytes) }
         batch.put(Self.key("c/", height), lightBlock.certificate.canonicalBytes)
         batch.put(Self.restoredKey, lightBlock.canonicalBytes)
         batch.put(Self.heightKey, height.canonicalBytes)
         batch.put(Self.baseKey, (height + 1).canonicalBytes)
+        batch.delete(Self.restoringKey)
         do { try store.write(batch, sync: true) } catch { throw .storage(error) }
         stateCache.advanceClearing()
         let restored = storedState()
-        precondition(restored.root == state.root, "the stored state's root differs from the restored one")
+        precondition(restored.root == lightBlock.header.stateRoot && restored.global.height == height,
+                     "finishing a restore whose state is not the verified one")
         return restored
     }
 

@@ -2,10 +2,12 @@ import KCConsensus
 import KCCrypto
 import KCNetwork
 import KCRuntime
+import KCStorage
 
-/// State sync for a node with an empty store (specs/p2p.md, "State sync"). No I/O: the driver
-/// sends what `step` returns, hands over the answers, bans whom it is told to, and writes the
-/// restored state once `restored` is set.
+/// State sync for a node with an empty store (specs/p2p.md, "State sync"). No network I/O: the
+/// driver sends what `step` returns, hands over the answers, bans whom it is told to, and
+/// finishes the restore once `restored` is set. Verified chunks are written to the store as they
+/// come, in order, through the `SnapshotRestore` it is given; a store failure is thrown.
 ///
 /// It gathers snapshot offers, picks the newest (the one most peers offer among equals), walks
 /// a light client from the genesis set to a header verified at that height, then fetches the
@@ -25,9 +27,13 @@ public struct StateSync {
         /// Chunks are cut at 256 KiB (plus the entry that crosses it); a larger one is a lie.
         public var maxChunkBytes = 1 << 20
         public var maxChunkRequestsPerPeer = 4
-        /// Offers with more chunks are ignored (the chunks are held in memory until the root
-        /// checks).
-        public var maxChunks = 4_096
+        /// Offers with more chunks are ignored: 4 GiB of state at 256 KiB a chunk. The chunks go
+        /// to disk as they come, but a false offer is only found out at the root check, after
+        /// its chunks were written (at most this many of `maxChunkBytes`).
+        public var maxChunks = 16_384
+        /// Chunks asked for at most this far ahead of the next one to write (verified chunks
+        /// wait in memory for the ones before them: at most this many of `maxChunkBytes`).
+        public var chunksAhead = 32
         public var snapshotsRequestIntervalMilliseconds: UInt64 = 2_000
         /// Requests to one peer per second, below what a node serves one peer (16 chunks and 32
         /// other answers a second, `NodeDriver.serveBudget`): an honest server never leaves a
@@ -45,6 +51,7 @@ public struct StateSync {
 
     public let settings: Settings
     let chainID: String
+    let target: SnapshotRestore
     let genesisValidators: ValidatorSet
     let startedAt: UInt64
     var offers: [PublicKey: [SnapshotOffer]] = [:]
@@ -64,8 +71,10 @@ public struct StateSync {
     public private(set) var restored: Restored? = nil
     public private(set) var gaveUp = false
 
-    public init(chainID: String, genesisValidators: ValidatorSet, now: UInt64, settings: Settings = Settings()) {
+    public init(chainID: String, genesisValidators: ValidatorSet, restoringInto target: SnapshotRestore, now: UInt64,
+                settings: Settings = Settings()) {
         self.chainID = chainID
+        self.target = target
         self.genesisValidators = genesisValidators
         self.settings = settings
         startedAt = now
@@ -124,8 +133,9 @@ public struct StateSync {
         lightRequest = nil
     }
 
-    /// What to send now, and whom to ban (timeouts).
-    public mutating func step(now: UInt64) -> (sends: [(PublicKey, WireMessage)], bans: [(PublicKey, String)]) {
+    /// What to send now, and whom to ban (timeouts). Throws when the store fails to discard a
+    /// restore begun for an abandoned offer.
+    public mutating func step(now: UInt64) throws(StoreError) -> (sends: [(PublicKey, WireMessage)], bans: [(PublicKey, String)]) {
         var sends: [(PublicKey, WireMessage)] = []
         var bans: [(PublicKey, String)] = []
         guard isActive else { return (sends, bans) }
@@ -150,7 +160,10 @@ public struct StateSync {
         if chosen == nil {
             guard now >= startedAt &+ settings.discoveryMilliseconds else { return (sends, bans) }
             guard let offer = best() else {
-                if now >= startedAt &+ settings.giveUpMilliseconds { gaveUp = true }
+                if now >= startedAt &+ settings.giveUpMilliseconds {
+                    try target.discard()  // block sync starts from the genesis state
+                    gaveUp = true
+                }
                 return (sends, bans)
             }
             chosen = offer
@@ -166,7 +179,10 @@ public struct StateSync {
         guard let offer = chosen else { return (sends, bans) }
         let providers = providers(of: offer)
         if let verified {
-            if assembler == nil { assembler = SnapshotAssembler(offer: offer, root: verified.header.stateRoot) }
+            if assembler == nil {
+                try target.discard()  // what an abandoned offer wrote
+                assembler = SnapshotAssembler(offer: offer, root: verified.header.stateRoot, target: target, window: settings.chunksAhead)
+            }
             var load: [PublicKey: Int] = [:]
             for request in chunkRequests.values { load[request.peer, default: 0] += 1 }
             var paced: Set<PublicKey> = []
@@ -205,8 +221,9 @@ public struct StateSync {
         return bans
     }
 
-    /// The answer to a chunk request. Returns whom to ban.
-    public mutating func chunkArrived(height: UInt64, index: UInt32, bytes: [UInt8], from peer: PublicKey) -> [(PublicKey, String)] {
+    /// The answer to a chunk request. Returns whom to ban; throws when the store fails to write it.
+    public mutating func chunkArrived(height: UInt64, index: UInt32, bytes: [UInt8], from peer: PublicKey) throws(StoreError)
+        -> [(PublicKey, String)] {
         guard let offer = chosen, offer.height == height, let request = chunkRequests[index], request.peer == peer,
               var assembler else { return [] }
         chunkRequests[index] = nil
@@ -223,6 +240,7 @@ public struct StateSync {
         do {
             try assembler.add(index, bytes: bytes)
         } catch {
+            if case .storage(let failure) = error { throw failure }
             if case .chunkMismatch = error {
                 ban(peer, "sent a snapshot chunk that does not match its hash: \(error)", into: &bans)
             } else {
@@ -233,7 +251,8 @@ public struct StateSync {
         self.assembler = assembler
         guard assembler.isComplete, let verified else { return bans }
         do {
-            let state = try assembler.finish()
+            try assembler.finish()
+            let state = target.state()
             // When the set changes right after the snapshot's height, the restored state proves
             // the next set: the node keeps that change too, to serve later walks through it.
             var changes = light.changes, lightBlock = verified
@@ -244,6 +263,7 @@ public struct StateSync {
             }
             restored = Restored(state: state, lightBlock: lightBlock, changes: changes)
         } catch {
+            if case .storage(let failure) = error { throw failure }
             rejectChosen(because: "\(error)", bans: &bans)
         }
         return bans

@@ -29,8 +29,14 @@ struct ChainQueries {
         }
     }
 
+    /// A state entry. While state sync writes a restored state over the genesis state, the
+    /// store's state is neither: reads are refused until it is whole.
     func state<T: CanonicalDecodable>(_ type: T.Type, _ key: StoreKey, what: String) throws -> T? {
-        try read(type, raw: StatePersistence.storeKey(key), what: what)
+        guard try snapshot.get(BlockStore.restoringKey) == nil else {
+            throw RPCError(.serviceUnavailable, "restoring",
+                           "the node is restoring a snapshot of the state (state sync); state reads answer once it has finished")
+        }
+        return try read(type, raw: StatePersistence.storeKey(key), what: what)
     }
 
     var height: UInt64 {

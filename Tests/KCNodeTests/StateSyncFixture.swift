@@ -92,6 +92,15 @@ final class StateSyncChain {
         }
     }
 
+    /// A joining node's store: empty but for this chain's genesis, and the restore that writes
+    /// a snapshot into it (by default a batch for every 1,000 bytes of entries, so the small
+    /// states of these tests are written in several).
+    func joiner(store: any KeyValueStore = MemoryStore(), flushBytes: Int = 1_000) throws -> (blocks: BlockStore, restore: SnapshotRestore) {
+        let joined = BlockStore(store: store)
+        _ = try joined.open(genesis: genesis, runtime: runtime)
+        return (joined, SnapshotRestore(blocks: joined, runtime: runtime, flushBytes: flushBytes))
+    }
+
     /// What a server node answers to a state-sync request (nil: a message it does not answer).
     func answer(_ message: WireMessage) throws -> WireMessage? {
         switch message {

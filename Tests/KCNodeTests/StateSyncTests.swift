@@ -77,11 +77,15 @@ struct StateSyncTests {
         let chunks = SnapshotChunks.make(chain.state, chunkBytes: 300)
         #expect(chunks.count > 3)
         let offer = SnapshotOffer(height: 12, chunkHashes: chunks.map { Blake2b.hash256($0) })
-        var assembler = SnapshotAssembler(offer: offer, root: chain.state.root)
+        // Gathered whole (one batch), then written by `finish`.
+        let (joined, restore) = try chain.joiner(flushBytes: .max)
+        var assembler = SnapshotAssembler(offer: offer, root: chain.state.root, target: restore, window: chunks.count)
         for index in (0..<chunks.count).reversed() { try assembler.add(UInt32(index), bytes: chunks[index]) }
-        #expect(try assembler.finish().root == chain.state.root)
+        #expect(try joined.store.scan(.prefix(StatePersistence.statePrefix)).isEmpty && restore.entries > 0)
+        try assembler.finish()
+        #expect(restore.state().root == chain.state.root)
         // A chunk that is not the offer's.
-        var other = SnapshotAssembler(offer: offer, root: chain.state.root)
+        var other = SnapshotAssembler(offer: offer, root: chain.state.root, target: try chain.joiner().restore)
         #expect(throws: SnapshotAssembler.Refusal.chunkMismatch(index: 1)) { try other.add(1, bytes: chunks[0]) }
         #expect(throws: SnapshotAssembler.Refusal.chunkMismatch(index: 99)) { try other.add(99, bytes: chunks[0]) }
         // An offer whose hashes are honest about chunks of another state: every chunk matches,
@@ -91,15 +95,15 @@ struct StateSyncTests {
         try extra.produce(3)
         otherState = extra.state
         let lying = SnapshotChunks.make(otherState, chunkBytes: 300)
-        var fooled = SnapshotAssembler(offer: SnapshotOffer(height: 12, chunkHashes: lying.map { Blake2b.hash256($0) }), root: chain.state.root)
+        var fooled = SnapshotAssembler(offer: SnapshotOffer(height: 12, chunkHashes: lying.map { Blake2b.hash256($0) }), root: chain.state.root,
+                                       target: try chain.joiner().restore)
         for (index, chunk) in lying.enumerated() { try fooled.add(UInt32(index), bytes: chunk) }
-        #expect(throws: SnapshotAssembler.Refusal.rootMismatch(expected: chain.state.root, found: otherState.root)) { _ = try fooled.finish() }
+        #expect(throws: SnapshotAssembler.Refusal.rootMismatch(expected: chain.state.root, found: otherState.root)) { try fooled.finish() }
         // Chunks swapped in the offer: each matches its hash, the keys run backwards.
         var swapped = SnapshotAssembler(offer: SnapshotOffer(height: 12, chunkHashes: [chunks[1], chunks[0]].map { Blake2b.hash256($0) }),
-                                        root: chain.state.root)
+                                        root: chain.state.root, target: try chain.joiner().restore)
         try swapped.add(0, bytes: chunks[1])
-        try swapped.add(1, bytes: chunks[0])
-        #expect(throws: SnapshotAssembler.Refusal.keysOutOfOrder(index: 1)) { _ = try swapped.finish() }
+        #expect(throws: SnapshotAssembler.Refusal.keysOutOfOrder(index: 1)) { try swapped.add(1, bytes: chunks[0]) }
         // Undecodable or unordered chunk contents.
         #expect(throws: (any Error).self) { _ = try SnapshotChunks.decode([1, 2, 3]) }
         var writer = CanonicalWriter()
@@ -107,6 +111,76 @@ struct StateSyncTests {
         writer.writeBytes(Array("b".utf8)); writer.writeBytes([1])
         writer.writeBytes(Array("a".utf8)); writer.writeBytes([2])
         #expect(throws: (any Error).self) { _ = try SnapshotChunks.decode(writer.bytes) }
+    }
+
+    /// The state and trie keys of a store, for comparing two stores' states whole.
+    static func stateKeys(_ store: any KeyValueReader) throws -> [KeyValuePair] {
+        try store.scan(.prefix(StatePersistence.statePrefix)) + store.scan(.prefix(StatePersistence.triePrefix))
+    }
+
+    /// Chunks are written to the store as soon as the ones before them are: out of order, at
+    /// most a window of verified chunks waits in memory; chunks beyond it are not kept.
+    @Test func aRestoreHoldsAWindowOfChunksAndWritesTheRestAsItGoes() throws {
+        let chain = try StateSyncChain(snapshotEvery: 0)
+        try chain.produce(12)
+        let chunks = SnapshotChunks.make(chain.state, chunkBytes: 64)
+        #expect(chunks.count > 12)
+        let offer = SnapshotOffer(height: 12, chunkHashes: chunks.map { Blake2b.hash256($0) })
+        let (joined, restore) = try chain.joiner()
+        var assembler = SnapshotAssembler(offer: offer, root: chain.state.root, target: restore, window: 4)
+        #expect(assembler.missing == [0, 1, 2, 3])
+        for index in [3, 2, 1] { try assembler.add(UInt32(index), bytes: chunks[index]) }
+        #expect(assembler.heldCount == 3 && assembler.written == 0 && restore.entries == 0)
+        #expect(assembler.missing == [0])
+        try assembler.add(9, bytes: chunks[9])
+        #expect(!assembler.has(9) && assembler.heldCount == 3, "a chunk beyond the window is not kept")
+        try assembler.add(0, bytes: chunks[0])
+        #expect(assembler.heldCount == 0 && assembler.written == 4)
+        let firstFour = try (0..<4).reduce(0) { $0 + (try SnapshotChunks.decode(chunks[$1]).count) }
+        #expect(restore.entries == firstFour)
+        #expect(try joined.isRestoring(), "the store holds a state that is neither genesis nor restored")
+        #expect(assembler.missing == [4, 5, 6, 7])
+        for index in 4..<chunks.count { try assembler.add(UInt32(index), bytes: chunks[index]) }
+        // Written in batches as the chunks came (a batch per 1,000 bytes of entries here).
+        let writtenBefore = try joined.store.scan(.prefix(StatePersistence.statePrefix)).count
+        #expect(writtenBefore > 0 && writtenBefore <= restore.entries, "\(writtenBefore) of \(restore.entries)")
+        try assembler.finish()
+        // The store holds exactly what the chain's own store holds for its state.
+        #expect(try Self.stateKeys(joined.store) == Self.stateKeys(chain.blocks.store))
+    }
+
+    /// A restore cut short (the node stopped, or the offer proved false) leaves the genesis
+    /// state, exactly, and a new restore into the same store finishes.
+    @Test func aRestoreCutShortGoesBackToTheGenesisState() throws {
+        let chain = try StateSyncChain(snapshotEvery: 0)
+        try chain.produce(12)
+        let chunks = SnapshotChunks.make(chain.state, chunkBytes: 300)
+        let offer = SnapshotOffer(height: 12, chunkHashes: chunks.map { Blake2b.hash256($0) })
+        let store = MemoryStore()
+        let (joined, restore) = try chain.joiner(store: store)
+        let genesisKeys = try Self.stateKeys(store)
+        var assembler = SnapshotAssembler(offer: offer, root: chain.state.root, target: restore)
+        for index in 0..<chunks.count / 2 { try assembler.add(UInt32(index), bytes: chunks[index]) }
+        #expect(try Self.stateKeys(store) != genesisKeys)
+        // Stopped here: the next start finds the marker and puts the genesis state back.
+        let reopened = try BlockStore(store: store).open(genesis: chain.genesis, runtime: chain.runtime)
+        #expect(reopened.root == chain.roots[0])
+        #expect(try Self.stateKeys(store) == genesisKeys)
+        #expect(try !joined.isRestoring())
+        // Discarded in the process (an offer proved false), then restored again: the right state.
+        let again = SnapshotRestore(blocks: joined, runtime: chain.runtime)
+        var first = SnapshotAssembler(offer: offer, root: chain.state.root, target: again)
+        for index in 0..<3 { try first.add(UInt32(index), bytes: chunks[index]) }
+        try again.discard()
+        #expect(try Self.stateKeys(store) == genesisKeys && !joined.isRestoring())
+        #expect(again.state().root == chain.roots[0] && again.entries == 0)
+        var second = SnapshotAssembler(offer: offer, root: chain.state.root, target: again)
+        for index in (0..<chunks.count).reversed() { try second.add(UInt32(index), bytes: chunks[index]) }
+        try second.finish()
+        #expect(again.state().root == chain.state.root)
+        // Clearing in small batches deletes every state key and leaves the marker.
+        try joined.clearState(marking: true, batchKeys: 5)
+        #expect(try Self.stateKeys(store).isEmpty && joined.isRestoring())
     }
 
     @Test func snapshotsRotateAndServeTheirChunks() throws {
@@ -159,15 +233,14 @@ struct StateSyncTests {
         try chain.produce(1, offline: [3])  // height 41, the block the restored node must accept
         let (reached, client, _) = try chain.walk(to: 40)
         let offer = try #require(try chain.blocks.snapshots().first { $0.height == 40 })
-        var assembler = SnapshotAssembler(offer: offer, root: reached.header.stateRoot)
+        let store = MemoryStore()
+        let (joined, restore) = try chain.joiner(store: store)
+        var assembler = SnapshotAssembler(offer: offer, root: reached.header.stateRoot, target: restore)
         for index in 0..<offer.chunkHashes.count {
             try assembler.add(UInt32(index), bytes: try #require(try chain.blocks.chunk(height: 40, index: UInt32(index))))
         }
-        let state = try assembler.finish()
-        let store = MemoryStore()
-        let joined = BlockStore(store: store)
-        _ = try joined.open(genesis: chain.genesis, runtime: chain.runtime)
-        try joined.restore(state, at: reached, changes: client.changes)
+        try assembler.finish()
+        _ = try joined.finishRestore(at: reached, changes: client.changes)
         let reopened = try BlockStore(store: store).open(genesis: chain.genesis, runtime: chain.runtime)
         #expect(reopened.root == chain.roots[40])
         #expect(try joined.height() == 40)
@@ -183,7 +256,7 @@ struct StateSyncTests {
         #expect(executed.outcome.stateRoot == chain.roots[41])
         // A store with blocks refuses a restore.
         #expect(throws: BlockStore.Failure.corrupt("state sync into a store that already holds blocks")) {
-            try joined.restore(state, at: reached, changes: [])
+            _ = try joined.finishRestore(at: reached, changes: [])
         }
     }
 }
@@ -199,6 +272,10 @@ struct StateSyncPeerTests {
 
     struct Run {
         var restored: StateSync.Restored?
+        /// The joining node's store, holding the restored state once `restored` is set.
+        var joined: BlockStore
+        /// The most verified chunks held at once, waiting for the ones before them.
+        var mostHeld = 0
         var bans: [PublicKey: String] = [:]
         var elapsed: UInt64 = 0
         var chunksFrom: [PublicKey: Int] = [:]
@@ -209,8 +286,9 @@ struct StateSyncPeerTests {
 
     /// Plays the exchange in 100 ms steps of virtual time until restored, given up, or 2 minutes.
     static func run(_ chain: StateSyncChain, peers: [(PublicKey, Behaviour)], falseState: StateSyncChain? = nil) throws -> Run {
-        var sync = StateSync(chainID: chain.genesis.chainID, genesisValidators: chain.genesisValidators, now: 0)
-        var run = Run()
+        let (joined, restore) = try chain.joiner()
+        var sync = StateSync(chainID: chain.genesis.chainID, genesisValidators: chain.genesisValidators, restoringInto: restore, now: 0)
+        var run = Run(joined: joined)
         let behaviours = Dictionary(uniqueKeysWithValues: peers)
         for (peer, _) in peers { sync.connected(peer) }
         let falseChunks = falseState.map { SnapshotChunks.make($0.state, chunkBytes: 512) } ?? []
@@ -220,7 +298,7 @@ struct StateSyncPeerTests {
         var chunkBudget = ServeBudget(perSecond: 16), lightBudget = ServeBudget(perSecond: 32)
         while now < 120_000 && sync.isActive {
             now += 100
-            let (sends, bans) = sync.step(now: now)
+            let (sends, bans) = try sync.step(now: now)
             for (peer, reason) in bans { run.bans[peer] = reason }
             for (peer, message) in sends {
                 guard let behaviour = behaviours[peer], behaviour != .silent, run.bans[peer] == nil else { continue }
@@ -254,7 +332,8 @@ struct StateSyncPeerTests {
                 case .snapshots(let offers): sync.offered(offers, by: peer)
                 case .chunk(let height, let index, let bytes):
                     run.chunksFrom[peer, default: 0] += 1
-                    for (banned, reason) in sync.chunkArrived(height: height, index: index, bytes: bytes, from: peer) { run.bans[banned] = reason }
+                    for (banned, reason) in try sync.chunkArrived(height: height, index: index, bytes: bytes, from: peer) { run.bans[banned] = reason }
+                    run.mostHeld = max(run.mostHeld, sync.assembler?.heldCount ?? 0)
                 case .lightBlock(let after, let target, let block):
                     for (banned, reason) in sync.lightBlockArrived(after: after, target: target, block, from: peer) { run.bans[banned] = reason }
                 default: break
@@ -317,9 +396,8 @@ struct StateSyncPeerTests {
         #expect(restored.lightBlock.header.height == height)
         #expect(restored.lightBlock.nextSets == change.nextSets)
         #expect(restored.changes.last == change)
-        let store = BlockStore(store: MemoryStore())
-        _ = try store.open(genesis: chain.genesis, runtime: chain.runtime)
-        try store.restore(restored.state, at: restored.lightBlock, changes: restored.changes)
+        let store = run.joined
+        _ = try store.finishRestore(at: restored.lightBlock, changes: restored.changes)
         #expect(try store.lightBlock(after: 0, target: height + 10) == change, "served to the next joiner")
     }
 
@@ -333,6 +411,7 @@ struct StateSyncPeerTests {
         let run = try Self.run(chain, peers: [(Self.key("only"), .honest)])
         #expect(run.restored?.state.root == chain.roots[40])
         #expect(run.bans.isEmpty && run.unanswered == 0, "bans \(run.bans), unanswered \(run.unanswered)")
+        #expect(run.mostHeld <= StateSync.Settings().chunksAhead)
         #expect(run.elapsed >= 3_000 + UInt64(offer.chunkHashes.count / 8 - 1) * 1_000, "8 chunks a second: \(run.elapsed) ms")
     }
 

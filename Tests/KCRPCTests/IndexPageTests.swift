@@ -90,3 +90,28 @@ struct IndexPageTests {
         }
     }
 }
+
+/// While state sync writes a restored state over the genesis state (`m/restoring` in the store),
+/// the store's state is neither: state reads are answered 503, other reads as usual.
+struct RestoringReadTests {
+    @Test func stateReadsWaitForTheRestoreToFinish() throws {
+        let (store, genesis, _) = try IndexPageTests.chain(perBlock: 1)
+        let address = IndexPageTests.gateways[0].publicKey
+        #expect(try ChainQueries(store: store, genesis: genesis).accountJSON(address)["address"] != nil)
+        var batch = WriteBatch()
+        batch.put(BlockStore.restoringKey, [])
+        try store.write(batch, sync: false)
+        let restoring = ChainQueries(store: store, genesis: genesis)
+        do {
+            _ = try restoring.accountJSON(address)
+            Issue.record("a state read answered during a restore")
+        } catch let error as RPCError {
+            #expect(error.status == .serviceUnavailable && error.code == "restoring", "\(error)")
+        }
+        #expect(try restoring.height == 0, "reads outside the state still answer")
+        batch = WriteBatch()
+        batch.delete(BlockStore.restoringKey)
+        try store.write(batch, sync: false)
+        #expect(try ChainQueries(store: store, genesis: genesis).accountJSON(address)["address"] != nil)
+    }
+}

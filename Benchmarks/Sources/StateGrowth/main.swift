@@ -250,3 +250,57 @@ if environment["KC_GROWTH_SNAPSHOT"] == "1" {
     let took = nanoseconds(ContinuousClock.now - started) / 1_000_000
     print("snapshot at height \(height): \(offer.chunkHashes.count) chunks in \(took) ms; RSS \(before) MiB before, peak \(statusMiB("VmHWM")) MiB while taking it")
 }
+
+// KC_GROWTH_RESTORE=1 (with KC_GROWTH_SNAPSHOT=1): a joining node's restore of that snapshot into
+// a new RocksDB store, as state sync runs it (chunks verified, written in order as they come,
+// the root checked at the end), then the same chunks rebuilt whole in memory and written in one
+// batch, as state sync did before: time and peak RSS of each, the peak reset before each.
+if environment["KC_GROWTH_SNAPSHOT"] == "1" && environment["KC_GROWTH_RESTORE"] == "1" {
+    let offer = try! blocks.snapshots().first!
+    let root = state.root
+    func chunk(_ index: Int) -> [UInt8] { try! blocks.chunk(height: offer.height, index: UInt32(index))! }
+    func joiningStore() -> (RocksDBStore, String) {
+        var template = [UInt8]("/tmp/kc-restore-XXXXXX".utf8CString.map { UInt8(bitPattern: $0) })
+        let path = template.withUnsafeMutableBufferPointer { buffer in
+            String(cString: mkdtemp(UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self))!)
+        }
+        return (try! RocksDBStore(path: path, configuration: configuration), path)
+    }
+    func resetPeak() -> Int {
+        Allocator.trim()
+        try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+        return residentMiB()
+    }
+    do {
+        let (joining, path) = joiningStore()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let joined = BlockStore(store: joining)
+        _ = try! joined.open(genesis: genesis, runtime: runtime)
+        let before = resetPeak()
+        let started = ContinuousClock.now
+        let flushMiB = environment["KC_GROWTH_RESTORE_FLUSH_MB"].flatMap { Int($0) } ?? (SnapshotRestore.defaultFlushBytes >> 20)
+        let restore = SnapshotRestore(blocks: joined, runtime: runtime, flushBytes: flushMiB << 20)
+        var assembler = SnapshotAssembler(offer: offer, root: root, target: restore)
+        for index in 0..<offer.chunkHashes.count { try! assembler.add(UInt32(index), bytes: chunk(index)) }
+        try! assembler.finish()
+        let took = nanoseconds(ContinuousClock.now - started) / 1_000_000
+        print("restore, chunks written as they come (a batch per \(flushMiB) MiB of entries): \(offer.chunkHashes.count) chunks, \(restore.entries) entries in \(took) ms; RSS \(before) MiB before, peak \(statusMiB("VmHWM")) MiB")
+    }
+    do {
+        let (joining, path) = joiningStore()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let before = resetPeak()
+        let started = ContinuousClock.now
+        var entries: [StoreKey: [UInt8]] = [:]
+        for index in 0..<offer.chunkHashes.count {
+            for (key, value) in try! SnapshotChunks.decode(chunk(index)) { entries[key] = value }
+        }
+        let rebuilt = ChainState(entries: entries)
+        precondition(rebuilt.root == root)
+        var batch = WriteBatch()
+        StatePersistence.add(rebuilt, to: &batch)
+        try! joining.write(batch, sync: true)
+        let took = nanoseconds(ContinuousClock.now - started) / 1_000_000
+        print("restore, state rebuilt in memory (before): \(entries.count) entries in \(took) ms; RSS \(before) MiB before, peak \(statusMiB("VmHWM")) MiB")
+    }
+}
