@@ -11,7 +11,7 @@ import KCTypes
 /// A block, its certificate, its state changes, its index writes and the new height marker
 /// are one synced write batch: after a crash at any point either all of a height is there or
 /// none of it, so block and state can never disagree (specs/storage.md).
-public final class BlockStore {
+public final class BlockStore: Sendable {
     public let store: any KeyValueStore
     static let heightKey: [UInt8] = Array("m/height".utf8)
     static let genesisKey: [UInt8] = Array("m/genesis-hash".utf8)

@@ -82,15 +82,32 @@ extension NodeDriver {
         if !catchUp.holding { try startConsensus() }
     }
 
-    /// Every `storage.snapshot_interval` heights, a snapshot of the state just committed.
+    /// Every `storage.snapshot_interval` heights, a snapshot of the state just committed, saved
+    /// off this thread (`SnapshotWorker`) from a store snapshot of that height. A save still
+    /// running at the next interval makes that one skipped, with a warning.
     func snapshotIfDue(_ block: Block, _ certificate: CommitCertificate, change: LightBlock?) throws {
         let height = block.header.height
         guard config.snapshotInterval > 0, height % config.snapshotInterval == 0 else { return }
-        let started = Self.monotonicMilliseconds()
-        let offer = try blocks.saveSnapshot(of: state, lightBlock: change ?? LightBlock(header: block.header, certificate: certificate, nextSets: nil),
-                                            keep: config.snapshotKeep)
+        let lightBlock = change ?? LightBlock(header: block.header, certificate: certificate, nextSets: nil)
+        let committed = blocks.storedState()
+        precondition(committed.global.height == height, "a snapshot of a height not yet stored")
+        let blocks = self.blocks, keep = config.snapshotKeep, inbox = events, started = Self.monotonicMilliseconds()
+        let began = snapshotWorker.start {
+            let result: Result<SnapshotOffer, BlockStore.Failure>
+            do throws(BlockStore.Failure) { result = .success(try blocks.saveSnapshot(of: committed, lightBlock: lightBlock, keep: keep)) } catch { result = .failure(error) }
+            _ = inbox.push(.snapshotSaved(height: height, result, milliseconds: Self.elapsed(Self.monotonicMilliseconds(), since: started)))
+        }
+        if !began {
+            log.warning("snapshot skipped: the one before is still being written (storage.snapshot_interval may be too short for this state)",
+                        ["height": "\(height)"])
+        }
+    }
+
+    /// A save ended: the list offered to peers is read again. A store that failed to take the
+    /// save stops the node, as any failed write does.
+    func snapshotSaved(height: UInt64, _ result: Result<SnapshotOffer, BlockStore.Failure>, milliseconds: UInt64) throws {
+        let offer = try result.get()
         servedSnapshots = Array(try blocks.snapshots().prefix(WireMessage.maxSnapshotsPerMessage))
-        log.debug("snapshot taken", ["height": "\(height)", "chunks": "\(offer.chunkHashes.count)",
-                                     "took_ms": "\(Self.elapsed(Self.monotonicMilliseconds(), since: started))"])
+        log.debug("snapshot taken", ["height": "\(height)", "chunks": "\(offer.chunkHashes.count)", "took_ms": "\(milliseconds)"])
     }
 }

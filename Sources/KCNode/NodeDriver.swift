@@ -97,6 +97,7 @@ public final class NodeDriver {
     /// The offers of the snapshots this node keeps, newest first: read from the store at start
     /// and after each snapshot, so a snapshots request costs no store read or decode.
     var servedSnapshots: [SnapshotOffer] = []
+    let snapshotWorker = SnapshotWorker()
     /// Catching up, and the start-up hold of a validator new to this machine (`CatchUp`).
     var catchUp: CatchUp
     /// The look-back check of a validator key new to this machine (`LookBack`).
@@ -256,6 +257,7 @@ public final class NodeDriver {
         log.info("node started", ["version": BuildInfo.version, "commit": BuildInfo.commit, "node_id": network.nodeID.hex, "p2p_port": "\(port)", "height": "\(state.global.height)",
                                   "role": isValidator ? "validator" : "full node", "chain": genesis.chainID])
         defer {
+            snapshotWorker.wait()
             network.stop()
             log.info("node stopped", ["height": "\(state.global.height)", "signature_checks": "\(signatures.verifications)"])
         }
@@ -385,6 +387,7 @@ public final class NodeDriver {
         case .network(let event): try handle(event)
         case .call(let call): serve(call)
         case .checkedTransactions(let checked, let peer): admit(checked, from: peer)
+        case .snapshotSaved(let height, let result, let milliseconds): try snapshotSaved(height: height, result, milliseconds: milliseconds)
         }
     }
 

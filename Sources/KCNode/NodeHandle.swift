@@ -13,6 +13,8 @@ public enum NodeEvent: Sendable {
     case call(NodeCall)
     /// A peer's `transactions` message after the signature stage.
     case checkedTransactions([CheckedTransaction], from: PublicKey)
+    /// A snapshot save that ran off the node's thread ended (`SnapshotWorker`).
+    case snapshotSaved(height: UInt64, Result<SnapshotOffer, BlockStore.Failure>, milliseconds: UInt64)
 }
 
 /// A request to the node's thread; the reply runs on that thread, so it must only hand the
