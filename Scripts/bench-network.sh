@@ -260,7 +260,7 @@ for part in $parts; do
       memory_json+="${memory_json:+,}{\"events\":$events_now,\"rss_mib\":$rss,\"store_bytes\":$store}"
     done
     wait "$million_load" || true
-    echo "load: $(field committed_per_s <"$work/million.json") events/s committed, p50 $(field p50_ms <"$work/million.json") ms"
+    echo "load: $(field committed_per_s <"$work/million.json") events/s committed, p50 $(field p50_ms <"$work/million.json") ms, p99 $(field p99_ms <"$work/million.json") ms, max $(field max_ms <"$work/million.json") ms"
     summary+=("\"million_events\":[$memory_json]")
     ;;
   catch-up)
