@@ -33,8 +33,8 @@ public enum StatePersistence {
         add(executed, pages: pages, to: &batch)
     }
 
-    /// Adds a whole state held in memory (genesis, a restored snapshot: every entry and node
-    /// in its layers) to `batch`, which must also clear whatever state the store held (`clear`).
+    /// Adds a whole state held in memory (genesis: every entry and node in its layers) to
+    /// `batch`, for a store that holds no state (a new one, or one `BlockStore.clearState` emptied).
     public static func add(_ state: ChainState, to batch: inout WriteBatch) {
         let unstored = state.unstored
         for (key, value) in unstored.entries {
@@ -56,13 +56,6 @@ public enum StatePersistence {
             throw .damaged(path: "", detail: "the state trie page at \(root) does not decode")
         }
         return page
-    }
-
-    /// Deletes every state entry and trie node of `store` in `batch`.
-    public static func clear(_ store: any KeyValueReader, in batch: inout WriteBatch) throws(StoreError) {
-        for prefix in [statePrefix, triePrefix] {
-            try forEach(in: store, prefix: prefix) { key, _ in batch.delete(key) }
-        }
     }
 
     /// Where a state entry is stored: `s/` and the state key.
