@@ -47,10 +47,16 @@ public enum SnapshotChunks {
         if !pairs.isEmpty || !emitted { close() }
     }
 
+    /// Entries one chunk may hold. A chunk closes once its entries and 8 bytes each reach
+    /// `chunkBytes`, so an honest chunk holds at most 32,769; the cap keeps a false offer's
+    /// chunk of a million one-byte entries (a few MiB on the wire, far more decoded, and a trie
+    /// update as large) from being decoded at all.
+    public static let maxEntries = 65_536
+
     /// Decodes one chunk: its pairs, keys strictly ascending. Throws on anything else.
     public static func decode(_ chunk: [UInt8]) throws(DecodingError) -> [(StoreKey, [UInt8])] {
         var reader = CanonicalReader(chunk)
-        let count = try reader.readLength("chunk entries", limit: chunk.count / 2 + 1)
+        let count = try reader.readLength("chunk entries", limit: min(chunk.count / 2 + 1, maxEntries))
         var pairs: [(StoreKey, [UInt8])] = []
         pairs.reserveCapacity(count)
         for _ in 0..<count {
@@ -104,8 +110,9 @@ public struct SnapshotAssembler {
     /// Chunks asked for at most this far ahead of the next one to write.
     public let window: Int
     let target: SnapshotRestore
-    /// Verified chunks waiting for the ones before them.
-    var held: [UInt32: [(StoreKey, [UInt8])]] = [:]
+    /// Verified chunks waiting for the ones before them, as they came: decoded only when
+    /// written, so what waits is at most `window` chunks of their wire size.
+    var held: [UInt32: [UInt8]] = [:]
     /// The chunks below this index are written.
     public private(set) var written: UInt32 = 0
     var lastKey: StoreKey? = nil
@@ -130,15 +137,18 @@ public struct SnapshotAssembler {
     public var isComplete: Bool { written == count }
     public func has(_ index: UInt32) -> Bool { index < written || held[index] != nil }
     public var heldCount: Int { held.count }
+    public var heldBytes: Int { held.values.reduce(0) { $0 + $1.count } }
 
-    /// Checks a chunk against the offer, then writes it and every held chunk that follows it
-    /// once the chunks before are written. A chunk outside the window is not kept (it was not
-    /// asked for).
+    /// Checks a chunk against the offer, then decodes and writes it and every held chunk that
+    /// follows it once the chunks before are written. A chunk outside the window is not kept
+    /// (it was not asked for).
     public mutating func add(_ index: UInt32, bytes: [UInt8]) throws(Refusal) {
         guard index < count, Blake2b.hash256(bytes) == offer.chunkHashes[Int(index)] else { throw .chunkMismatch(index: index) }
         guard !has(index), Int(index) < Int(written) + window else { return }
-        do { held[index] = try SnapshotChunks.decode(bytes) } catch { throw .undecodable(index: index, reason: "\(error)") }
-        while let pairs = held.removeValue(forKey: written) {
+        held[index] = bytes
+        while let bytes = held.removeValue(forKey: written) {
+            let pairs: [(StoreKey, [UInt8])]
+            do { pairs = try SnapshotChunks.decode(bytes) } catch { throw .undecodable(index: written, reason: "\(error)") }
             if let last = lastKey, let first = pairs.first, !(last < first.0) { throw .keysOutOfOrder(index: written) }
             do { try target.add(pairs) } catch { throw .storage(error) }
             lastKey = pairs.last?.0 ?? lastKey

@@ -17,6 +17,10 @@ public final class SnapshotRestore {
     /// events in process, 4 MiB restored in 1.9 times the time of a rebuild in memory with
     /// 195 MiB above RSS at the peak, 16 MiB in 1.8 times with 360 MiB: docs/benchmarks.md.)
     public static let defaultFlushBytes = 4 << 20
+    /// Entries gathered at most before a batch is written, whatever their size: a trie update
+    /// holds about a dozen nodes per change, so a false offer's tiny entries must not make
+    /// one batch of millions. (4 MiB of the chain's entries is about 9,000.)
+    public static let maxBatchEntries = 16_384
 
     let blocks: BlockStore
     let runtime: Runtime
@@ -44,10 +48,12 @@ public final class SnapshotRestore {
             try blocks.clearState(marking: true)
             started = true
         }
-        pending.append(contentsOf: pairs)
-        for (key, value) in pairs { pendingBytes += key.count + value.count }
+        for (key, value) in pairs {
+            pending.append((key, value))
+            pendingBytes += key.count + value.count
+            if pendingBytes >= flushBytes || pending.count >= Self.maxBatchEntries { try flush() }
+        }
         entries += pairs.count
-        if pendingBytes >= flushBytes { try flush() }
     }
 
     /// Writes the entries gathered and the trie pages they change, read back from the store.
@@ -65,7 +71,7 @@ public final class SnapshotRestore {
         StatePersistence.add(pages: TriePage.changes(update.writes, current: reader.page), to: &batch)
         try blocks.store.write(batch, sync: false)
         root = update.rootHash
-        pending.removeAll()
+        pending.removeAll(keepingCapacity: true)
         pendingBytes = 0
     }
 

@@ -131,6 +131,7 @@ struct StateSyncTests {
         #expect(assembler.missing == [0, 1, 2, 3])
         for index in [3, 2, 1] { try assembler.add(UInt32(index), bytes: chunks[index]) }
         #expect(assembler.heldCount == 3 && assembler.written == 0 && restore.entries == 0)
+        #expect(assembler.heldBytes == chunks[1].count + chunks[2].count + chunks[3].count, "held as they came, not decoded")
         #expect(assembler.missing == [0])
         try assembler.add(9, bytes: chunks[9])
         #expect(!assembler.has(9) && assembler.heldCount == 3, "a chunk beyond the window is not kept")
@@ -147,6 +148,44 @@ struct StateSyncTests {
         try assembler.finish()
         // The store holds exactly what the chain's own store holds for its state.
         #expect(try Self.stateKeys(joined.store) == Self.stateKeys(chain.blocks.store))
+    }
+
+    /// A chunk of `count` entries with 3-byte ascending keys and 1-byte values: what a liar who
+    /// made the offer can send (it matches the offer's hash).
+    static func tinyEntries(_ count: Int) -> [UInt8] {
+        var writer = CanonicalWriter()
+        writer.writeLength(count)
+        for index in 0..<count {
+            writer.writeBytes([UInt8(truncatingIfNeeded: index >> 16), UInt8(truncatingIfNeeded: index >> 8), UInt8(truncatingIfNeeded: index)])
+            writer.writeBytes([1])
+        }
+        return writer.bytes
+    }
+
+    /// The attacker's cheapest chunk: a million-entry state in a few hundred KiB. Decoded, each
+    /// entry costs a hundred bytes or more, and a trie update about a dozen nodes: a chunk holds
+    /// at most 65,536 entries (honest ones at most 32,769), and the restore writes at most
+    /// 16,384 entries a batch however small they are.
+    @Test func aFalseOfferOfTinyEntriesCannotBlowUpMemory() throws {
+        let chain = try StateSyncChain(snapshotEvery: 0)
+        let flood = Self.tinyEntries(70_000)
+        #expect(flood.count < 1 << 20, "under the 1 MiB a chunk may have on the wire")
+        let offer = SnapshotOffer(height: 1, chunkHashes: [Blake2b.hash256(flood)])
+        var assembler = SnapshotAssembler(offer: offer, root: .zero, target: try chain.joiner().restore)
+        do {
+            try assembler.add(0, bytes: flood)
+            Issue.record("a chunk of 70,000 entries was taken")
+        } catch {
+            guard case .undecodable(index: 0, _) = error else { Issue.record("\(error)"); return }
+        }
+        // Under the cap: decoded, and written in batches of at most 16,384 entries even though
+        // their bytes are far below the byte threshold.
+        let many = try SnapshotChunks.decode(Self.tinyEntries(40_000))
+        let (joined, restore) = try chain.joiner(flushBytes: .max)
+        try restore.add(many)
+        #expect(try joined.store.scan(.prefix(StatePersistence.statePrefix)).count == 2 * SnapshotRestore.maxBatchEntries)
+        try restore.flush()
+        #expect(try joined.store.scan(.prefix(StatePersistence.statePrefix)).count == 40_000)
     }
 
     /// A restore cut short (the node stopped, or the offer proved false) leaves the genesis
