@@ -75,11 +75,12 @@ public enum SnapshotChunks {
     }
 }
 
-/// Puts a snapshot back together from chunks that arrive in any order from any peer: checks each
-/// against the offer's hash as it arrives, adds the chunks in index order to a `SnapshotRestore`
-/// (which writes them to the store: the state is never held in memory, and at most `window`
-/// verified chunks wait for the one before them), checks that the keys run strictly ascending across the chunks, and
-/// at the end that the root of everything written is the verified one.
+/// Puts a snapshot back together from chunks that arrive in any order from any peer: checks
+/// each against the offer's hash as it arrives, adds the chunks in index order to a
+/// `SnapshotRestore` (which writes them to the store: the state is never held in memory, and at
+/// most `window` verified chunks wait for the one before them), checks that the keys run
+/// strictly ascending across the chunks, and at the end that the root of everything written is
+/// the verified one.
 public struct SnapshotAssembler {
     public enum Refusal: Error, Equatable, CustomStringConvertible {
         /// The chunk is not the one the offer names: its sender lied.
