@@ -172,7 +172,7 @@ public final class Attester: Sendable {
                                           call: .attest(votes: votes)).signed(with: key)
         let voted = votes.map(\.eventID), valid = votes.filter { $0.verdict == .valid }.count
         sent.withLock { for id in voted { $0[id] = height } }
-        node.send(transaction.canonicalBytes) { [self] result in
+        node.send(transaction) { [self] result in
             switch result {
             case .success:
                 log.info("attested", ["events": "\(voted.count)", "valid": "\(valid)"])

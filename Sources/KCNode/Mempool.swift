@@ -70,11 +70,7 @@ public final class Mempool {
     /// decoded transaction (for gossip) once it is in.
     @discardableResult
     public func add(bytes raw: [UInt8], from peer: String? = nil, state: ChainState) throws(MempoolRejection) -> SignedTransaction {
-        guard raw.count <= Int(runtime.parameters.block.maxTransactionBytes) else {
-            throw .malformed("\(raw.count) bytes exceed the limit of \(runtime.parameters.block.maxTransactionBytes)")
-        }
-        let transaction: SignedTransaction
-        do { transaction = try SignedTransaction.decode(exactly: raw) } catch { throw .malformed(error.description) }
+        let transaction = try Self.decode(raw, maxBytes: Int(runtime.parameters.block.maxTransactionBytes))
         try add(transaction, from: peer, state: state)
         return transaction
     }
@@ -84,9 +80,19 @@ public final class Mempool {
         let hash = transaction.hash
         guard byHash[hash] == nil else { throw .duplicate }
         if let peer, perPeer[peer, default: 0] >= limits.maxPerPeer { throw .peerQuota(limit: limits.maxPerPeer) }
-        let verified: VerifiedTransaction
-        do { verified = try transaction.verified(chainID: runtime.chainID, cache: signatures) } catch { throw .invalid(error.description) }
-        return try add(verified: verified, from: peer, state: state)
+        return try add(verified: try Self.verify(transaction, chainID: runtime.chainID, cache: signatures), from: peer, state: state)
+    }
+
+    /// Decodes submitted bytes within the size limit; the refusal says what is wrong. Stateless:
+    /// run where the bytes arrive (`NodeHandle.send`), off the node's thread.
+    public static func decode(_ raw: [UInt8], maxBytes: Int) throws(MempoolRejection) -> SignedTransaction {
+        guard raw.count <= maxBytes else { throw .malformed("\(raw.count) bytes exceed the limit of \(maxBytes)") }
+        do { return try SignedTransaction.decode(exactly: raw) } catch { throw .malformed(error.description) }
+    }
+
+    /// Checks the chain id and the signature (through `cache`). Stateless, like `decode`.
+    public static func verify(_ transaction: SignedTransaction, chainID: String, cache: SignatureCache) throws(MempoolRejection) -> VerifiedTransaction {
+        do { return try transaction.verified(chainID: chainID, cache: cache) } catch { throw .invalid(error.description) }
     }
 
     /// Admits a transaction whose chain id and signature were already checked (by the

@@ -394,11 +394,12 @@ public final class NodeDriver {
     /// Calls from the RPC, answered on this thread.
     func serve(_ call: NodeCall) {
         switch call {
-        case .submit(let bytes, let reply):
-            do {
-                let transaction = try mempool.add(bytes: bytes, from: nil, state: state)
-                network.broadcast(.transactions([transaction]))
-                reply(.success(transaction.hash))
+        case .submit(let prepared, let reply):
+            do throws(MempoolRejection) {
+                let verified = try prepared.get()
+                try mempool.add(verified: verified, from: nil, state: state)
+                network.broadcast(.transactions([verified.transaction]))
+                reply(.success(verified.hash))
             } catch {
                 reply(.failure(error))
             }

@@ -20,8 +20,9 @@ public enum NodeEvent: Sendable {
 /// A request to the node's thread; the reply runs on that thread, so it must only hand the
 /// answer over (resume a continuation), never block.
 public enum NodeCall: Sendable {
-    /// Admit raw signed-transaction bytes to the mempool and gossip them.
-    case submit([UInt8], reply: @Sendable (Result<Hash256, MempoolRejection>) -> Void)
+    /// Admit a transaction, decoded and its signature checked by the caller (or the caller's
+    /// refusal, answered in turn), to the mempool and gossip it.
+    case submit(Result<VerifiedTransaction, MempoolRejection>, reply: @Sendable (Result<Hash256, MempoolRejection>) -> Void)
     /// A Merkle proof of one state key against the current state root.
     case proof(StoreKey, reply: @Sendable (StateProofAnswer) -> Void)
     /// A transaction's checks against the latest committed state, committing nothing
@@ -86,13 +87,27 @@ public final class NodeHandle: Sendable {
 
     /// Submits a transaction without waiting: submissions reach the mempool in the order they
     /// were sent, and `reply` runs on the node's thread with its verdict (hand it over only).
+    /// The bytes are decoded and the signature checked here, on the caller's thread (ADR 0017):
+    /// the node's thread only runs the mempool's stateful checks.
     public func send(_ bytes: [UInt8], reply: @escaping @Sendable (Result<Hash256, MempoolRejection>) -> Void) {
-        // The signature is checked here, on the caller's thread, so the node's thread finds it
-        // in the cache (ADR 0017); the node's own check still decides and words any refusal.
-        if bytes.count <= Int(genesis.parameters.block.maxTransactionBytes), let transaction = try? SignedTransaction.decode(exactly: bytes) {
-            _ = try? transaction.verified(chainID: genesis.chainID, cache: signatures)
+        let prepared: Result<VerifiedTransaction, MempoolRejection>
+        do throws(MempoolRejection) {
+            let transaction = try Mempool.decode(bytes, maxBytes: Int(genesis.parameters.block.maxTransactionBytes))
+            prepared = .success(try Mempool.verify(transaction, chainID: genesis.chainID, cache: signatures))
+        } catch {
+            prepared = .failure(error)
         }
-        call(.submit(bytes, reply: reply))
+        call(.submit(prepared, reply: reply))
+    }
+
+    /// The same for a transaction already decoded (the attester's own): checked here, never
+    /// encoded and decoded again.
+    public func send(_ transaction: SignedTransaction, reply: @escaping @Sendable (Result<Hash256, MempoolRejection>) -> Void) {
+        let prepared: Result<VerifiedTransaction, MempoolRejection>
+        do throws(MempoolRejection) { prepared = .success(try Mempool.verify(transaction, chainID: genesis.chainID, cache: signatures)) } catch {
+            prepared = .failure(error)
+        }
+        call(.submit(prepared, reply: reply))
     }
 
     /// What `body` would do if it were next in line (`NodeCall.check`).
