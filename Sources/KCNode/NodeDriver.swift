@@ -257,6 +257,7 @@ public final class NodeDriver {
         log.info("node started", ["version": BuildInfo.version, "commit": BuildInfo.commit, "node_id": network.nodeID.hex, "p2p_port": "\(port)", "height": "\(state.global.height)",
                                   "role": isValidator ? "validator" : "full node", "chain": genesis.chainID])
         defer {
+            if snapshotWorker.isRunning { log.info("stopping: waiting for the snapshot being written", [:]) }
             snapshotWorker.wait()
             network.stop()
             log.info("node stopped", ["height": "\(state.global.height)", "signature_checks": "\(signatures.verifications)"])
