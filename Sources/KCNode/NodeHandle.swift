@@ -90,14 +90,11 @@ public final class NodeHandle: Sendable {
     /// The bytes are decoded and the signature checked here, on the caller's thread (ADR 0017):
     /// the node's thread only runs the mempool's stateful checks.
     public func send(_ bytes: [UInt8], reply: @escaping @Sendable (Result<Hash256, MempoolRejection>) -> Void) {
-        let prepared: Result<VerifiedTransaction, MempoolRejection>
         do throws(MempoolRejection) {
-            let transaction = try Mempool.decode(bytes, maxBytes: Int(genesis.parameters.block.maxTransactionBytes))
-            prepared = .success(try Mempool.verify(transaction, chainID: genesis.chainID, cache: signatures))
+            send(try Mempool.decode(bytes, maxBytes: Int(genesis.parameters.block.maxTransactionBytes)), reply: reply)
         } catch {
-            prepared = .failure(error)
+            call(.submit(.failure(error), reply: reply))  // answered in turn, like the others
         }
-        call(.submit(prepared, reply: reply))
     }
 
     /// The same for a transaction already decoded (the attester's own): checked here, never

@@ -28,13 +28,15 @@ struct BackgroundServerTests {
         #expect(errno { try BackgroundServer.probe(host: "192.0.2.1", port: 26657) } == EADDRNOTAVAIL)
     }
 
-    @Test func theServerIsNeverStartedOnABusyPort() throws {
+    /// Through a server that uses it (the payload server, whose setting is `--port`): the
+    /// refusal names the address, the cause and the setting.
+    @Test func aBusyPortIsNamedWithItsSetting() throws {
         let holder = try listenLoopback()
         defer { close(holder.descriptor) }
         let server = ContentServer(directory: NSTemporaryDirectory(), host: "127.0.0.1", port: holder.port)
         do {
             _ = try server.start()
-            Issue.record("started on a busy port")
+            Issue.record("served on a busy port")
         } catch {
             #expect("\(error)".contains("cannot serve payloads on 127.0.0.1:\(holder.port): the port is already in use"), "\(error)")
             #expect("\(error)".contains("--port"))
