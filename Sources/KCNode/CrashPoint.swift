@@ -5,7 +5,8 @@ import Darwin
 #endif
 
 /// Where a test asks the node to kill itself (`KC_CRASH_POINT=name`, from height
-/// `KC_CRASH_HEIGHT`, default 3): one point per persistence step of a commit.
+/// `KC_CRASH_HEIGHT`, default 3): one point per persistence step of a commit, and one in a
+/// restore by state sync.
 public struct CrashPoint: Sendable {
     public enum Step: String, Sendable, CaseIterable {
         /// A vote was signed (the signer state is synced) but not yet logged or sent.
@@ -16,6 +17,9 @@ public struct CrashPoint: Sendable {
         case afterCommit = "after-commit"
         /// The WAL was reset for the next height.
         case afterWALHeight = "after-wal-height"
+        /// State sync wrote every chunk of the restored state; `m/restoring` is still there and
+        /// the restored height's markers are not written (the height is the snapshot's).
+        case restoreWritten = "restore-written"
     }
 
     public let step: Step

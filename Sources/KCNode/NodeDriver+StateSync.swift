@@ -58,6 +58,7 @@ extension NodeDriver {
     /// take it from there.
     func finishStateSync(_ restored: StateSync.Restored, chunks: Int, since: UInt64, now: UInt64) throws {
         let height = restored.lightBlock.header.height
+        crash?.reached(.restoreWritten, height: height)
         state = try blocks.finishRestore(at: restored.lightBlock, changes: restored.changes)
         stateSync = nil
         base = height + 1

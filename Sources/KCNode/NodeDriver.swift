@@ -135,7 +135,12 @@ public final class NodeDriver {
         }
         store = try RocksDBStore(path: home.dataDirectory + "/store", configuration: config.storeConfiguration)
         blocks = BlockStore(store: store, stateCacheBytes: config.stateCacheMiB << 20)
+        // (A read that fails here fails again, and is reported, in `open`.)
+        let interruptedRestore = (try? blocks.isRestoring()) == true
         state = try blocks.open(genesis: genesis, runtime: runtime)
+        if interruptedRestore {
+            log.warning("a restore by state sync was stopped before it finished; its entries were dropped and the genesis state is back: state sync starts over")
+        }
         // The signer's record is written unsynced: each own vote and proposal is synced into
         // the WAL before it leaves, and the latest of them is handed back to the signer here.
         signer = try PersistentSigner(key: key, chainID: genesis.chainID, store: store, signatures: signatures, syncWrites: false)
