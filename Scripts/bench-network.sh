@@ -222,13 +222,19 @@ for part in $parts; do
     address=$(curl -s "$(rpc_url 0)/events/$event_id" | grep -o '"author": *"[0-9a-f]\{64\}"' | grep -o '[0-9a-f]\{64\}')
     rpc_json=""
     for path in "/status" "/accounts/$address" "/events/$event_id"; do
+      ticks_before=$(cpu_ticks "${pids[0]}")
       out=$(wrk -t2 -c32 -d8s --latency "$(rpc_url 0)$path")
+      used_ticks=$(($(cpu_ticks "${pids[0]}") - ticks_before))
       rps=$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")
+      requests=$(awk '/requests in/ {print $1}' <<<"$out")
       p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
       errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
       name=$(sed 's/[0-9a-f]\{64\}/{id}/' <<<"$path")
-      echo "GET $name: $rps requests/s, p99 $p99 ${errors:+($errors)}"
-      rpc_json+="${rpc_json:+,}{\"path\":\"$name\",\"requests_per_s\":$rps,\"p99\":\"$p99\"}"
+      # Node 0's CPU per request (all its threads, its consensus work included): less at the
+      # mercy of the neighbours' share of the cores than requests per second.
+      cpu_us=$((used_ticks * 1000000 / ticks / (requests > 0 ? requests : 1)))
+      echo "GET $name: $rps requests/s, p99 $p99, node 0 CPU $cpu_us us a request ${errors:+($errors)}"
+      rpc_json+="${rpc_json:+,}{\"path\":\"$name\",\"requests_per_s\":$rps,\"p99\":\"$p99\",\"node_cpu_us_per_request\":$cpu_us}"
     done
     wait "$rpc_load" || true
     echo "meanwhile committed: $(field committed_per_s <"$work/rpc-load.json") events/s, p50 $(field p50_ms <"$work/rpc-load.json") ms"

@@ -26,6 +26,7 @@ public final class NodeMetrics: Sendable {
     /// CPU seconds already added to this registry's `process_cpu_seconds_total` (a counter
     /// only goes up: each scrape adds what was used since the one before).
     public let countedCPUSeconds = Mutex<Double>(0)
+    private let requestHistograms = Mutex<[RouteAndMethod: DurationHistogram]>([:])
 
     static let blockBuckets: [Duration] = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60].map { .milliseconds(Int64($0 * 1_000)) }
     static let stepBuckets: [Duration] = [1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000].map { .milliseconds($0) }
@@ -70,9 +71,20 @@ public final class NodeMetrics: Sendable {
         MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
-    /// One request-latency histogram per route template and method (a bounded set).
+    /// One request-latency histogram per route template and method (a bounded set), made once
+    /// and kept: the registry's own look-up builds the metric's name and labels on every call.
     public func requestDuration(route: String, method: String) -> DurationHistogram {
-        registry.makeDurationHistogram(descriptor: Self.named("membria_rpc_request_duration_seconds", "Time to answer an RPC request, by route and method."),
-                                       labels: [("route", route), ("method", method)], buckets: Self.requestBuckets)
+        let key = RouteAndMethod(route: route, method: method)
+        if let histogram = requestHistograms.withLock({ $0[key] }) { return histogram }
+        let histogram = registry.makeDurationHistogram(
+            descriptor: Self.named("membria_rpc_request_duration_seconds", "Time to answer an RPC request, by route and method."),
+            labels: [("route", route), ("method", method)], buckets: Self.requestBuckets)
+        requestHistograms.withLock { $0[key] = histogram }
+        return histogram
+    }
+
+    struct RouteAndMethod: Hashable {
+        let route: String
+        let method: String
     }
 }

@@ -13,11 +13,15 @@ public struct Routes: Sendable {
     let node: NodeHandle
     let settings: RPCSettings
     let checks: CallGate
+    /// The genesis hash as `/status` shows it (hashing the genesis file's encoding per request
+    /// was a tenth of that route's handler).
+    let genesisHash: JSONValue
 
     init(node: NodeHandle, settings: RPCSettings) {
         self.node = node
         self.settings = settings
         checks = CallGate(limit: settings.maxConcurrentChecks)
+        genesisHash = View.hex(node.genesis.hash)
     }
 
     /// Method and path of every route, in the form the OpenAPI file uses.
@@ -129,7 +133,7 @@ public struct Routes: Sendable {
     func status() throws -> JSONValue {
         let snapshot = node.monitor.snapshot
         return .object([
-            ("chain_id", .string(node.genesis.chainID)), ("genesis_hash", View.hex(node.genesis.hash)),
+            ("chain_id", .string(node.genesis.chainID)), ("genesis_hash", genesisHash),
             ("node_id", snapshot.nodeID.map(View.key) ?? .null),
             ("height", View.number(snapshot.height)), ("earliest_block_height", View.number(snapshot.baseHeight)),
             ("latest_block_id", View.hex(snapshot.blockID)),

@@ -120,6 +120,13 @@ struct CanonicalCodecTests {
 
     @Test func hexRoundTripsAndRejectsJunk() {
         #expect(Hex.encode([0x00, 0xab, 0xff]) == "00abff")
+        #expect(Hex.encode([UInt8]()) == "")
+        // Every byte value: two lower-case digits, as the standard library writes them, and back.
+        let all = (0...255).map { UInt8($0) }
+        let expected = all.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        #expect(Hex.encode(all) == expected)
+        #expect(Hex.encode(all[16..<32]) == String(expected.dropFirst(32).prefix(32)))
+        #expect(Hex.decode(Hex.encode(all)) == all)
         #expect(Hex.decode("00ABff") == [0x00, 0xab, 0xff])
         #expect(Hex.decode("abc") == nil)
         #expect(Hex.decode("zz") == nil)
