@@ -193,7 +193,7 @@ public final class NodeDriver {
         let inbox = Inbox<NodeEvent>(capacity: 10_000)
         events = inbox
         // With more than one core, transactions from peers pass the signature stage first (on
-        // every core, in order); everything else goes straight to the inbox. On one core the
+        // every core, each peer's in order, peers in turn); everything else goes straight to the inbox. On one core the
         // stage would only add a thread hop: the node's thread checks them, as before.
         let cores = Cores.available()
         let stage = cores > 1 ? SignatureStage(chainID: genesis.chainID, cache: signatures, parallelism: cores) : nil

@@ -8,9 +8,9 @@ import Testing
 import Glibc
 #endif
 
-/// The signature stage in front of the consensus thread: transactions come out checked, in the
-/// order they went in, bad signatures refused with a reason, and a flood is refused at the
-/// stage's bound.
+/// The signature stage in front of the consensus thread: transactions come out checked, each
+/// peer's in the order they went in, bad signatures refused with a reason, a flood refused at
+/// the stage's bound, and peers served in turn.
 struct SignatureStageTests {
     static let chainID = "membria-mempool-test"
     static let peer = SigningKey(seed: Blake2b.hash256(Array("stage-peer".utf8))).publicKey
@@ -123,6 +123,45 @@ struct SignatureStageTests {
                 "the other peer has its own share")
         release.signal()
         #expect(other.wait(timeout: .now() + 10) == .success)
+        Self.waitUntilEmpty(stage)
         #expect(stage.check(Self.batch(MempoolTests.alice, nonces: 25..<50), from: Self.peer) { _ in }, "a share frees as its batches go on")
     }
+
+    /// A peer with a large backlog and a peer with one transaction: the second is checked after
+    /// one slice of the first, not after all of it, and each peer's batches still go on in the
+    /// order they came.
+    @Test func peersTakeTurnsSoABacklogDoesNotHoldUpAnotherPeer() {
+        let stage = SignatureStage(chainID: Self.chainID, cache: SignatureCache(), maxPending: 1_000, parallelism: 1, sliceSize: 16)
+        let holder = SigningKey(seed: Blake2b.hash256(Array("stage-holder".utf8))).publicKey
+        let release = DispatchSemaphore(value: 0)
+        #expect(stage.check(Self.batch(MempoolTests.bob, nonces: 0..<1), from: holder) { _ in release.wait() })
+        Self.waitUntilEmpty(stage)  // the holder is checked and now waits in its delivery
+        let delivered = Mutex<[(name: String, count: Int, waitingThen: Int)]>([])
+        let done = DispatchSemaphore(value: 0)
+        func send(_ name: String, _ transactions: [SignedTransaction], from peer: PublicKey) {
+            #expect(stage.check(transactions, from: peer) { checked in
+                delivered.withLock { $0.append((name, checked.count, stage.waiting)) }
+                done.signal()
+            })
+        }
+        // The flooding peer queues 160 transactions in one batch and then one more; the other
+        // peer sends one, then a batch of 40, after the flood.
+        send("flood", Self.batch(MempoolTests.alice, nonces: 0..<160), from: Self.peer)
+        send("flood-next", Self.batch(MempoolTests.alice, nonces: 160..<161), from: Self.peer)
+        send("other", Self.batch(MempoolTests.bob, nonces: 1..<2), from: Self.otherPeer)
+        send("other-next", Self.batch(MempoolTests.bob, nonces: 2..<42), from: Self.otherPeer)
+        #expect(stage.waiting == 202)
+        release.signal()
+        for _ in 0..<4 { #expect(done.wait(timeout: .now() + 10) == .success) }
+        let order = delivered.withLock { $0 }
+        #expect(order.map(\.name) == ["other", "other-next", "flood", "flood-next"], "\(order)")
+        #expect(order.map(\.count) == [1, 40, 160, 1])
+        // The other peer's single transaction went on after one slice of the flood (160 - 16 +
+        // 1 + 40 waiting then); its batch of 40, three slices of its own, alternated with the
+        // flood's: four of the flood's slices were checked by then (161 - 64 waiting).
+        #expect(order.first?.waitingThen == 201 - 16, "\(order)")
+        #expect(order.dropFirst().first?.waitingThen == 161 - 4 * 16, "\(order)")
+        #expect(stage.waiting == 0)
+    }
 }
+
