@@ -5,6 +5,7 @@ public enum Hex {
         String(unsafeUninitializedCapacity: bytes.count * 2) { out in
             var index = 0
             for byte in bytes {
+                guard index + 2 <= out.count else { break }  // a collection longer than its count
                 out[index] = digit(byte >> 4)
                 out[index + 1] = digit(byte & 0x0f)
                 index += 2
