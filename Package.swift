@@ -25,6 +25,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
@@ -51,7 +52,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "KCNode", dependencies: ["KCConsensus", "KCRuntime", "KCTypes", "KCCrypto", "KCStorage", "KCNetwork",
-                                              .product(name: "Prometheus", package: "swift-prometheus")],
+                                              .product(name: "Prometheus", package: "swift-prometheus"),
+                                              .product(name: "DequeModule", package: "swift-collections")],
                 plugins: ["GitCommit"]),
         .plugin(name: "GitCommit", capability: .buildTool()),
         .target(name: "KCFuzzTargets", dependencies: [

@@ -1,4 +1,5 @@
 import Dispatch
+import DequeModule
 import KCCrypto
 import KCNetwork
 import KCTypes
@@ -143,21 +144,14 @@ extension SignatureStage {
     /// Every step takes constant (amortized) time whatever a peer queues, a share of 10,000
     /// one-transaction batches included.
     struct Turns {
-        private var waiting: [PublicKey: PeerQueue] = [:]
-        private var order: [PublicKey] = []
-        private var head = 0
+        private var waiting: [PublicKey: Deque<Batch>] = [:]
+        private var order: Deque<PublicKey> = []
         private var running = false
-
-        /// One peer's batches, oldest first from `head`.
-        struct PeerQueue {
-            var batches: [Batch] = []
-            var head = 0
-        }
 
         /// Queues `batch`; true when the queue's loop must be started.
         mutating func add(_ batch: Batch, from peer: PublicKey) -> Bool {
             if waiting[peer] == nil { order.append(peer) }
-            waiting[peer, default: PeerQueue()].batches.append(batch)
+            waiting[peer, default: []].append(batch)
             if running { return false }
             running = true
             return true
@@ -167,33 +161,18 @@ extension SignatureStage {
         /// it; the peer goes to the back of the turns if it has more. Nil (and the loop ends)
         /// when nothing waits.
         mutating func next(sliceSize: Int) -> (PublicKey, Batch, Range<Int>)? {
-            guard head < order.count else {
-                order.removeAll(keepingCapacity: true)
-                head = 0
+            guard let peer = order.popFirst() else {
                 running = false
                 return nil
             }
-            let peer = order[head]
-            head += 1
-            if head > 1_024 && head * 2 > order.count {
-                order.removeFirst(head)
-                head = 0
-            }
-            guard var queue = waiting.removeValue(forKey: peer), queue.head < queue.batches.count else {
+            guard var batches = waiting.removeValue(forKey: peer), let batch = batches.first else {
                 preconditionFailure("a peer in turn has no batch waiting")
             }
-            let batch = queue.batches[queue.head]
             let range = batch.next..<min(batch.transactions.count, batch.next + sliceSize)
             batch.next = range.upperBound
-            if batch.next == batch.transactions.count {
-                queue.head += 1
-                if queue.head > 64 && queue.head * 2 > queue.batches.count {
-                    queue.batches.removeFirst(queue.head)
-                    queue.head = 0
-                }
-            }
-            if queue.head < queue.batches.count {
-                waiting[peer] = queue
+            if batch.next == batch.transactions.count { batches.removeFirst() }
+            if !batches.isEmpty {
+                waiting[peer] = batches
                 order.append(peer)
             }
             return (peer, batch, range)
