@@ -131,6 +131,8 @@ struct SignatureStageTests {
     /// one slice of the first, not after all of it, and each peer's batches still go on in the
     /// order they came.
     @Test func peersTakeTurnsSoABacklogDoesNotHoldUpAnotherPeer() {
+        #expect(SignatureStage(chainID: Self.chainID, cache: SignatureCache(), parallelism: 2).sliceSize == 256,
+                "by default a turn is 128 transactions per thread")
         let stage = SignatureStage(chainID: Self.chainID, cache: SignatureCache(), maxPending: 1_000, parallelism: 1, sliceSize: 16)
         let holder = SigningKey(seed: Blake2b.hash256(Array("stage-holder".utf8))).publicKey
         let release = DispatchSemaphore(value: 0)
