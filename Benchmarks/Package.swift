@@ -30,6 +30,11 @@ let package = Package(
             path: "Sources/BlockPhases"
         ),
         .executableTarget(
+            name: "StageTurns",
+            dependencies: [.product(name: "MembriaNodeKit", package: rootPackage)],
+            path: "Sources/StageTurns"
+        ),
+        .executableTarget(
             name: "StateGrowth",
             dependencies: ["BenchmarkFixtures"],
             path: "Sources/StateGrowth"

@@ -7,6 +7,8 @@
 #        Scripts/bench.sh --growth   (one validator's event workload on a state stored in RocksDB,
 #                                     in process: cost per event as history grows; see
 #                                     Benchmarks/Sources/StateGrowth; KC_GROWTH_EVENTS etc.)
+#        Scripts/bench.sh --turns    (the signature stage: a peer's transaction behind another
+#                                     peer's 10,000, whole batches against turns; ADR 0024)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Scripts/install-deps.sh
@@ -14,6 +16,10 @@ cd Benchmarks
 if [ "${1:-}" = "--phases" ]; then
     swift build -c release --product BlockPhases
     exec "$(swift build -c release --show-bin-path)/BlockPhases"
+fi
+if [ "${1:-}" = "--turns" ]; then
+    swift build -c release --product StageTurns
+    exec "$(swift build -c release --show-bin-path)/StageTurns"
 fi
 if [ "${1:-}" = "--growth" ]; then
     swift build -c release --product StateGrowth

@@ -107,10 +107,12 @@ public final class SignatureStage: Sendable {
     /// Batches refused because the stage was full.
     public var refusedBatches: Int { refused.load(ordering: .relaxed) }
 
-    /// Each transaction checked once through the cache, in slices of at least 8 transactions
-    /// spread over `parallelism` threads; the results in input order.
+    /// Each transaction checked once through the cache, in up to four parts per thread (of at
+    /// least 8 transactions) spread over `parallelism` threads, so a thread that finishes early
+    /// takes another part instead of waiting for the slowest (with one part per thread, turns
+    /// of 256 took about 6 % longer than whole batches); the results in input order.
     func verify(_ transactions: ArraySlice<SignedTransaction>) -> [CheckedTransaction] {
-        let slices = min(parallelism, max(1, transactions.count / 8))
+        let slices = min(4 * parallelism, max(1, transactions.count / 8))
         let chainID = chainID, cache = cache
         guard slices > 1 else { return transactions.map { CheckedTransaction.check($0, chainID: chainID, cache: cache) } }
         let parts = Mutex<[[CheckedTransaction]]>(Array(repeating: [], count: slices))
