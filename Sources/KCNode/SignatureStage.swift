@@ -93,12 +93,16 @@ public final class SignatureStage: Sendable {
     private func checkInTurn() {
         while let (peer, batch, range) = turns.withLock({ $0.next(sliceSize: sliceSize) }) {
             batch.results += verify(batch.transactions[range])
+            guard range.upperBound == batch.transactions.count else { continue }
+            // A batch counts against the bounds until it is handed on: the bounds are on what
+            // the stage holds, and it holds a batch whole until its last slice.
+            let count = batch.transactions.count
             counts.withLock { counts in
-                counts.all -= range.count
-                let left = counts.byPeer[peer, default: range.count] - range.count
+                counts.all -= count
+                let left = counts.byPeer[peer, default: count] - count
                 counts.byPeer[peer] = left > 0 ? left : nil
             }
-            if range.upperBound == batch.transactions.count { batch.deliver(batch.results) }
+            batch.deliver(batch.results)
         }
     }
 

@@ -133,16 +133,18 @@ struct SignatureStageTests {
     @Test func peersTakeTurnsSoABacklogDoesNotHoldUpAnotherPeer() {
         #expect(SignatureStage(chainID: Self.chainID, cache: SignatureCache(), parallelism: 2).sliceSize == 256,
                 "by default a turn is 128 transactions per thread")
-        let stage = SignatureStage(chainID: Self.chainID, cache: SignatureCache(), maxPending: 1_000, parallelism: 1, sliceSize: 16)
+        let cache = SignatureCache()
+        let stage = SignatureStage(chainID: Self.chainID, cache: cache, maxPending: 1_000, parallelism: 1, sliceSize: 16)
         let holder = SigningKey(seed: Blake2b.hash256(Array("stage-holder".utf8))).publicKey
         let release = DispatchSemaphore(value: 0)
         #expect(stage.check(Self.batch(MempoolTests.bob, nonces: 0..<1), from: holder) { _ in release.wait() })
         Self.waitUntilEmpty(stage)  // the holder is checked and now waits in its delivery
-        let delivered = Mutex<[(name: String, count: Int, waitingThen: Int)]>([])
+        // What each delivery found: the signatures checked so far and the transactions held.
+        let delivered = Mutex<[(name: String, count: Int, checkedThen: Int, waitingThen: Int)]>([])
         let done = DispatchSemaphore(value: 0)
         func send(_ name: String, _ transactions: [SignedTransaction], from peer: PublicKey) {
             #expect(stage.check(transactions, from: peer) { checked in
-                delivered.withLock { $0.append((name, checked.count, stage.waiting)) }
+                delivered.withLock { $0.append((name, checked.count, cache.verifications, stage.waiting)) }
                 done.signal()
             })
         }
@@ -158,11 +160,13 @@ struct SignatureStageTests {
         let order = delivered.withLock { $0 }
         #expect(order.map(\.name) == ["other", "other-next", "flood", "flood-next"], "\(order)")
         #expect(order.map(\.count) == [1, 40, 160, 1])
-        // The other peer's single transaction went on after one slice of the flood (160 - 16 +
-        // 1 + 40 waiting then); its batch of 40, three slices of its own, alternated with the
-        // flood's: four of the flood's slices were checked by then (161 - 64 waiting).
-        #expect(order.first?.waitingThen == 201 - 16, "\(order)")
-        #expect(order.dropFirst().first?.waitingThen == 161 - 4 * 16, "\(order)")
+        // The other peer's single transaction went on after one slice of the flood: the holder's
+        // signature, 16 of the flood's and its own were checked. Its batch of 40, three slices
+        // of its own, alternated with the flood's: four of the flood's slices by then. The
+        // flood is held, and counted against the bounds, until it goes on whole.
+        let first = order.first, second = order.dropFirst().first
+        #expect(first?.checkedThen == 18 && first?.waitingThen == 201, "1 + 16 + 1 checked, 202 - 1 held: \(order)")
+        #expect(second?.checkedThen == 106 && second?.waitingThen == 161, "1 + 64 + 1 + 40 checked, the flood's 161 held: \(order)")
         #expect(stage.waiting == 0)
     }
 }
