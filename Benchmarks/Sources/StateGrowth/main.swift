@@ -18,7 +18,9 @@ import Glibc
 // (each naming up to two recent events as parents) and the validator's own attestations of
 // the previous block's events, executed and committed exactly as the node does, until
 // KC_GROWTH_EVENTS events are on chain. Every tenth of the way it prints the cost per event of
-// execution and of storing, the store reads per event, RSS and the store's size, so the cost
+// execution and of storing, the consensus thread's and the whole process's CPU per event (the
+// second adds RocksDB's flushes and compactions), the store reads per event and what they read
+// (a state entry's key prefix, or a trie page's depth), RSS and the store's size, so the cost
 // of history is measured without a network, a load generator or consensus.
 // Usage: Scripts/bench.sh --growth  (KC_GROWTH_EVENTS, KC_GROWTH_BLOCK, KC_GROWTH_CACHE_MB,
 // KC_GROWTH_BLOCK_CACHE_MB, KC_GROWTH_WRITE_BUFFER_MB, KC_GROWTH_ALLOCATOR, KC_GROWTH_TRIM_MS)
@@ -37,12 +39,26 @@ let blockMilliseconds = UInt64(max(1, eventsPerBlock * 1_000 / 2_500))
 final class CountingStore: KeyValueStore, @unchecked Sendable {
     let inner: RocksDBStore
     let reads = Atomic<Int>(0)
+    /// Reads by kind: a state entry's key prefix (`event/`), or a trie page's depth (`page@16`).
+    let readKinds = Mutex<[String: Int]>([:])
+    func countRead(_ key: [UInt8]) {
+        reads.add(1, ordering: .relaxed)
+        let kind: String
+        if key.starts(with: Array("t/".utf8)), key.count >= 4 {
+            kind = "page@\(Int(key[2]) << 8 | Int(key[3]))"
+        } else if key.starts(with: Array("s/".utf8)) {
+            kind = String(decoding: key.dropFirst(2).prefix { $0 != UInt8(ascii: "/") }, as: UTF8.self) + "/"
+        } else {
+            kind = "other"
+        }
+        readKinds.withLock { $0[kind, default: 0] += 1 }
+    }
     /// Keys and bytes written, by kind: trie pages (`t/`), state entries (`s/`), the rest
     /// (blocks, results, indexes, markers).
     static let kinds = ["pages", "entries", "other"]
     var written: [(keys: Int, bytes: Int)] = [(0, 0), (0, 0), (0, 0)]
     init(_ inner: RocksDBStore) { self.inner = inner }
-    func get(_ key: [UInt8]) throws(StoreError) -> [UInt8]? { reads.add(1, ordering: .relaxed); return try inner.get(key) }
+    func get(_ key: [UInt8]) throws(StoreError) -> [UInt8]? { countRead(key); return try inner.get(key) }
     func scan(_ range: KeyRange, limit: Int, reverse: Bool) throws(StoreError) -> [KeyValuePair] {
         try inner.scan(range, limit: limit, reverse: reverse)
     }
@@ -65,7 +81,7 @@ final class CountingStore: KeyValueStore, @unchecked Sendable {
 struct CountingSnapshot: KeyValueSnapshot, @unchecked Sendable {
     let inner: any KeyValueSnapshot
     let store: CountingStore
-    func get(_ key: [UInt8]) throws(StoreError) -> [UInt8]? { store.reads.add(1, ordering: .relaxed); return try inner.get(key) }
+    func get(_ key: [UInt8]) throws(StoreError) -> [UInt8]? { store.countRead(key); return try inner.get(key) }
     func scan(_ range: KeyRange, limit: Int, reverse: Bool) throws(StoreError) -> [KeyValuePair] {
         try inner.scan(range, limit: limit, reverse: reverse)
     }
@@ -167,7 +183,13 @@ let setup = commitBlock(users.flatMap { [signed($0, .bond(amount: parameters.sta
 precondition(setup.outcome.receipts.allSatisfy(\.succeeded), "the users could not register as gateways")
 
 print("state growth: \(targetEvents) events, \(eventsPerBlock) a block, \(blockMilliseconds) ms of chain time a block, state cache \(cacheMiB) MiB, block cache \(blockCacheMiB) MiB, memtable \(writeBufferMiB) MiB, heap trim every \(trimMilliseconds) ms, allocator \(allocator)")
-print("events | blocks | execute µs/event | store µs/event | thread CPU µs/event | store reads/event | RSS MiB | store MiB | failed")
+print("events | blocks | execute µs/event | store µs/event | thread CPU µs/event | process CPU µs/event | store reads/event | RSS MiB | store MiB | failed")
+func processCPUNanoseconds() -> Int64 {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Int64(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000_000 + Int64(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1_000
+}
+var processCPUAtWindow = processCPUNanoseconds()
 var events = 0
 var recent: [Hash256] = []
 var toAttest: [Hash256] = []
@@ -217,9 +239,10 @@ while events < targetEvents {
     if events >= nextReport {
         let reads = store.reads.load(ordering: .relaxed)
         let perEvent = { (value: Int64) in value / 1_000 / Int64(max(window.events, 1)) }
-        print("\(events) | \(window.blocks) | \(perEvent(window.execute)) | \(perEvent(window.store)) | \(perEvent(window.cpu)) | \(Double((reads - readsAtWindow) * 10 / max(window.events, 1)) / 10) | \(residentMiB()) | \(directoryMiB(directory)) | \(window.failed)")
+        print("\(events) | \(window.blocks) | \(perEvent(window.execute)) | \(perEvent(window.store)) | \(perEvent(window.cpu)) | \(perEvent(processCPUNanoseconds() - processCPUAtWindow)) | \(Double((reads - readsAtWindow) * 10 / max(window.events, 1)) / 10) | \(residentMiB()) | \(directoryMiB(directory)) | \(window.failed)")
         fflush(nil)
         readsAtWindow = reads
+        processCPUAtWindow = processCPUNanoseconds()
         // glibc's own account of its arenas (system bytes against bytes in use), on stderr.
         if let stats = dlsym(nil, "malloc_stats") { unsafeBitCast(stats, to: (@convention(c) () -> Void).self)() }
         let rocksMiB = { (name: String) in (Int(rocks.property("rocksdb." + name) ?? "") ?? 0) >> 20 }
@@ -229,6 +252,8 @@ while events < targetEvents {
         }
         print("   memory MiB: memtables \(rocksMiB("cur-size-all-mem-tables")), block cache \(rocksMiB("block-cache-usage")) (pinned \(rocksMiB("block-cache-pinned-usage"))), table readers \(rocksMiB("estimate-table-readers-mem")); state cache \(blocks.stateCache.counts)")
         print("   written per event: " + zip(CountingStore.kinds, store.written).map { "\($0) \(Double($1.keys * 10 / window.events) / 10) keys, \($1.bytes / window.events) bytes" }.joined(separator: "; "))
+        let kinds = store.readKinds.withLock { counts in defer { counts = [:] }; return counts }
+        print("   reads per event: " + kinds.sorted { $0.value > $1.value }.map { "\($0.key) \(Double($0.value * 100 / window.events) / 100)" }.joined(separator: ", "))
         store.written = [(0, 0), (0, 0), (0, 0)]
         window = (0, 0, 0, 0, 0, 0)
         nextReport += targetEvents / 10
