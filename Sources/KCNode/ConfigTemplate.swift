@@ -81,6 +81,10 @@ public enum ConfigTemplate {
         # idle chain. The next height starts at once when transactions are waiting or peers
         # already sent a proposal or votes for it.
         timeout_commit_ms = 1000
+        # This node's proposals hold no more transactions than it executes in this time, at the
+        # pace it executed recent blocks (the genesis limits still apply); unset: a quarter of
+        # timeout_propose_ms, so a proposal reaches the others in time; 0: the genesis limits only.
+        # proposal_budget_ms = 250
         # Refuse to sign when this validator key signed any of the last N committed blocks,
         # checked once the node has caught up, on a data directory whose consensus WAL holds
         # nothing this key signed (a new or moved node; 0 turns the check off). It catches a key

@@ -45,6 +45,9 @@ public struct NodeConfig: Equatable, Sendable {
     public var rpcMaxConcurrentChecks = 4
     public var timeouts = TimeoutConfig()
     public var timeoutCommitMilliseconds: UInt64 = 1_000
+    /// The execution time this node's proposals are sized to (ADR 0025); nil: a quarter of
+    /// `timeout_propose_ms`; 0: only the genesis limits.
+    public var proposalBudgetMilliseconds: UInt64? = nil
     /// Before signing anything, refuse to start if this validator's key signed any of the last
     /// this many committed blocks (0: no check). Guards against running one key on two machines.
     public var doubleSignCheckHeights = 0
@@ -70,6 +73,9 @@ public struct NodeConfig: Equatable, Sendable {
     /// Every this many milliseconds `node start` gives the allocator's free pages back to the
     /// system (`malloc_trim`, ADR 0021); 0: never.
     public var heapTrimIntervalMilliseconds: UInt64 = 10_000
+
+    /// The budget in force: the one set, or a quarter of the propose timeout.
+    public var effectiveProposalBudgetMilliseconds: UInt64 { proposalBudgetMilliseconds ?? timeouts.proposeMilliseconds / 4 }
 
     /// The store's settings from this config.
     public var storeConfiguration: RocksDBStore.Configuration {
@@ -391,6 +397,7 @@ public struct NodeConfig: Equatable, Sendable {
         case "consensus.timeout_precommit_ms": timeouts.precommitMilliseconds = try milliseconds()
         case "consensus.timeout_precommit_delta_ms": timeouts.precommitDeltaMilliseconds = try milliseconds()
         case "consensus.timeout_commit_ms": timeoutCommitMilliseconds = try milliseconds()
+        case "consensus.proposal_budget_ms": proposalBudgetMilliseconds = try milliseconds()
         case "consensus.double_sign_check_heights": doubleSignCheckHeights = try integer(0...100_000)
         case "mempool.max_transactions": mempoolMaxTransactions = try integer(1...10_000_000)
         case "mempool.max_bytes": mempoolMaxBytes = try integer(1_024...(4 << 30))

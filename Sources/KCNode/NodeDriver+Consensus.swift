@@ -244,7 +244,13 @@ extension NodeDriver {
     /// valid(v), by the shared block factory; the execution is kept for the commit.
     func validate(_ block: Block) throws -> Bool {
         if run?.execution(of: block.id) != nil { return true }
-        guard block.header.height == state.global.height + 1, let result = factory.validate(block, on: try tip(), known: mempool.verified) else { return false }
+        guard block.header.height == state.global.height + 1 else { return false }
+        let tip = try tip()
+        let started = executionClock()
+        // Only a valid block is a sample: a peer's invalid one may fail at its first check,
+        // and would pass for a cheap block.
+        guard let result = factory.validate(block, on: tip, known: mempool.verified) else { return false }
+        pace.observe(transactions: block.transactions.count, nanoseconds: Self.elapsed(executionClock(), since: started))
         if run?.height == block.header.height { run?.remember(block, executed: result) }
         return true
     }
@@ -255,9 +261,14 @@ extension NodeDriver {
         let limits = genesis.parameters.block
         // The builder keeps the block's transactions within max_bytes; the frame that carries a
         // block has 1 MiB on top for its header, evidence and last commit.
-        let candidates = mempool.reap(maxCount: Int(limits.maxTransactions), maxBytes: Int(limits.maxBytes))
-        guard let (block, result) = factory.build(on: try tip(), proposer: key.publicKey, candidates: candidates,
-                                                  maxTransactions: Int(limits.maxTransactions), evidence: evidence.items) else {
+        // As many as this machine executes within the proposal budget (ADR 0025).
+        let count = pace.limit(maxTransactions: Int(limits.maxTransactions))
+        let candidates = mempool.reap(maxCount: count, maxBytes: Int(limits.maxBytes))
+        let tip = try tip()
+        let started = executionClock()
+        let built = factory.build(on: tip, proposer: key.publicKey, candidates: candidates, maxTransactions: count, evidence: evidence.items)
+        if let built { pace.observe(transactions: built.block.transactions.count, nanoseconds: Self.elapsed(executionClock(), since: started)) }
+        guard let (block, result) = built else {
             log.error("cannot build a block that this node's runtime accepts; not proposing",
                       ["height": "\(state.global.height + 1)", "state": state.root.hex])
             return nil

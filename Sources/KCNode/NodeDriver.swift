@@ -27,7 +27,8 @@ import Darwin
 /// which height), `StateSync` (snapshot restore, with `LightClient`, `SnapshotAssembler` and
 /// `SnapshotRestore`),
 /// `CatchUp` (syncing and the start-up hold), `EarlyInputs` (next-height messages),
-/// `TimerQueue` (timeouts and the commit pause), `EvidencePool`, `Mempool` and `FaultWatch`.
+/// `TimerQueue` (timeouts and the commit pause), `EvidencePool`, `Mempool`, `FaultWatch` and
+/// `ProposalPace` (how many transactions an own proposal holds).
 /// Pruning and snapshots live in `BlockStore`, peer discovery in the P2P host. The driver's
 /// own code is split by concern: this file (start-up, the loop, routing, commit),
 /// `NodeDriver+Consensus` (the driver contract's effects), `NodeDriver+BlockSync` and
@@ -105,6 +106,10 @@ public final class NodeDriver {
     var nextStatus: UInt64 = 0
     /// Slashes, jailings, failed rounds, stalls and lost quorums, for the operator's log.
     var faults: FaultWatch
+    /// Sizes this node's proposals by how fast it executed recent blocks (ADR 0025).
+    var pace: ProposalPace
+    /// Nanoseconds on a monotonic clock, for timing executions (tests hand in their own).
+    var executionClock: () -> UInt64 = NodeDriver.monotonicNanoseconds
     let startedAt = NodeDriver.monotonicMilliseconds()
     /// Peers get this long after start-up to connect before a missing quorum is reported.
     static let reachGraceMilliseconds: UInt64 = 10_000
@@ -157,6 +162,7 @@ public final class NodeDriver {
         let round = config.timeouts.proposeMilliseconds &+ config.timeouts.prevoteMilliseconds &+ config.timeouts.precommitMilliseconds
         faults = FaultWatch(stallMilliseconds: max(1_000, 3 &* (round &+ config.timeoutCommitMilliseconds)),
                             downtimeJailMilliseconds: genesis.parameters.slashing.downtimeJailMilliseconds)
+        pace = ProposalPace(budgetMilliseconds: config.effectiveProposalBudgetMilliseconds)
         mempool = Mempool(runtime: runtime,
                           limits: .init(maxTransactions: config.mempoolMaxTransactions, maxBytes: config.mempoolMaxBytes),
                           signatures: signatures)
@@ -240,6 +246,13 @@ public final class NodeDriver {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
         return UInt64(time.tv_sec) * 1_000 + UInt64(time.tv_nsec) / 1_000_000
+    }
+
+    /// Nanoseconds on the monotonic clock, for timing executions.
+    static func monotonicNanoseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
     }
 
     /// `now - since`, or 0 when `since` is later: no reading order of two clocks can trap.

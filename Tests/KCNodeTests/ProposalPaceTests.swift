@@ -1,0 +1,139 @@
+import Foundation
+import KCCrypto
+@testable import KCNode
+import KCTypes
+import Synchronization
+import Testing
+
+/// ADR 0025: a node's proposals hold no more transactions than it executes within its budget.
+struct ProposalPaceTests {
+    @Test func theCapFollowsTheMeasuredPaceWithinItsBounds() {
+        var pace = ProposalPace(budgetMilliseconds: 250)
+        // Before any sample: the initial cap, or the genesis limit when that is lower.
+        #expect(pace.limit(maxTransactions: 10_000) == ProposalPace.initialLimit)
+        #expect(pace.limit(maxTransactions: 100) == 100)
+        // Too few transactions to say what one costs.
+        pace.observe(transactions: ProposalPace.sampleMinimum - 1, nanoseconds: 1_000_000_000)
+        #expect(pace.nanosecondsPerTransaction == nil)
+        // 1,000 transactions in 100 ms: 100 µs each, so 2,500 fit in 250 ms.
+        pace.observe(transactions: 1_000, nanoseconds: 100_000_000)
+        #expect(pace.nanosecondsPerTransaction == 100_000)
+        #expect(pace.limit(maxTransactions: 10_000) == 2_500)
+        #expect(pace.limit(maxTransactions: 2_000) == 2_000)
+        // Each sample moves the estimate a quarter of the way: 100 µs toward 500 µs is 200 µs.
+        pace.observe(transactions: 100, nanoseconds: 50_000_000)
+        #expect(pace.nanosecondsPerTransaction == 200_000)
+        #expect(pace.limit(maxTransactions: 10_000) == 1_250)
+        // ... and back down: 200 µs toward 40 µs is 160 µs.
+        pace.observe(transactions: 1_000, nanoseconds: 40_000_000)
+        #expect(pace.nanosecondsPerTransaction == 160_000)
+        // A very slow block drops the cap to the floor, never below it.
+        pace.observe(transactions: 64, nanoseconds: 64_000_000_000)
+        #expect(pace.limit(maxTransactions: 10_000) == ProposalPace.floor)
+        #expect(pace.limit(maxTransactions: 10) == 10)
+    }
+
+    @Test func noBudgetMeansTheGenesisLimitAndExtremesDoNotTrap() {
+        var unlimited = ProposalPace(budgetMilliseconds: 0)
+        unlimited.observe(transactions: 1_000, nanoseconds: 1_000_000_000_000)
+        #expect(unlimited.limit(maxTransactions: 10_000) == 10_000)
+
+        var pace = ProposalPace(budgetMilliseconds: 3_600_000)
+        pace.observe(transactions: 1_000_000, nanoseconds: 0)  // faster than the clock
+        #expect(pace.nanosecondsPerTransaction == 0)
+        #expect(pace.limit(maxTransactions: 1_000_000) == 1_000_000)
+        pace.observe(transactions: Int.max, nanoseconds: .max)
+        pace.observe(transactions: 32, nanoseconds: .max)
+        #expect(pace.limit(maxTransactions: 1_000_000) == ProposalPace.floor)
+        #expect(ProposalPace(budgetMilliseconds: .max).budgetNanoseconds == .max)
+    }
+
+    @Test func theBudgetDefaultsToAQuarterOfTheProposeTimeoutAndIsRead() throws {
+        #expect(NodeConfig().effectiveProposalBudgetMilliseconds == 250)
+        let config = try NodeConfig.parse("[consensus]\ntimeout_propose_ms = 2000")
+        #expect(config.proposalBudgetMilliseconds == nil && config.effectiveProposalBudgetMilliseconds == 500)
+        #expect(try NodeConfig.parse("[consensus]\nproposal_budget_ms = 0").effectiveProposalBudgetMilliseconds == 0)
+        #expect(try NodeConfig.parse("[consensus]\nproposal_budget_ms = 40").effectiveProposalBudgetMilliseconds == 40)
+        #expect(throws: NodeConfig.ParseError.self) { try NodeConfig.parse("[consensus]\nproposal_budget_ms = -1") }
+    }
+
+    /// A validator with a backlog of 1,500 transfers, on a clock where every execution takes a
+    /// second: its first block holds the initial cap, the next what the first's pace allows,
+    /// and the rest the floor (without the pace, the first would hold all 1,500).
+    @Test func aNodeSizesItsProposalsToItsBudget() throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("kc-pace-\(UUID().uuidString)").path
+        defer {
+            try? FileManager.default.removeItem(atPath: home)
+            try? FileManager.default.removeItem(atPath: home + ".genesis.json")
+        }
+        var genesis = LocalGenesis.devnet(validatorCount: 1, userCount: 4)
+        genesis.chainID = "membria-devnet-pace-test"
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        try genesis.json.rendered().write(toFile: home + ".genesis.json", atomically: true, encoding: .utf8)
+        _ = try NodeInitializer.initialize(InitOptions(home: NodeHome(path: home), moniker: "pace-test", genesisFile: home + ".genesis.json",
+                                                       devnetIndex: 0, force: true))
+        let configPath = home + "/config.toml"
+        let config = try String(contentsOfFile: configPath, encoding: .utf8)
+            .replacingOccurrences(of: "timeout_commit_ms = 1000", with: "timeout_commit_ms = 10\nproposal_budget_ms = 100")
+            .replacingOccurrences(of: "listen_address = \"127.0.0.1:26656\"", with: "listen_address = \"127.0.0.1:0\"")
+            .replacingOccurrences(of: "level = \"info\"", with: "level = \"warning\"")
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let driver = try NodeDriver(home: NodeHome(path: home)) { _ in }
+        let ticks = Mutex<UInt64>(0)
+        driver.executionClock = { ticks.withLock { $0 += 1_000_000_000; return $0 } }
+
+        let perUser = 375
+        let answers = Mutex(0)
+        for index in 0..<4 {
+            let user = DevnetKeys.user(index: index)
+            for nonce in 0..<perUser {
+                let transfer = TransactionBody(chainID: genesis.chainID, sender: user.publicKey, nonce: UInt64(nonce),
+                                               fee: genesis.parameters.fees.minFee,
+                                               call: .transfer(to: DevnetKeys.user(index: (index + 1) % 4).publicKey, amount: .acti(1)))
+                driver.handle.send(transfer.signed(with: user)) { result in
+                    if case .success = result { answers.withLock { $0 += 1 } }
+                }
+            }
+        }
+        let stop = Mutex(false)
+        let finished = Mutex(false)
+        // The driver runs on its own thread; this one only reads the store (thread-safe) and
+        // the flags.
+        final class Running: @unchecked Sendable {
+            let driver: NodeDriver
+            init(_ driver: NodeDriver) { self.driver = driver }
+        }
+        let running = Running(driver)
+        let thread = Thread {
+            try? running.driver.run { stop.withLock { $0 } }
+            finished.withLock { $0 = true }
+        }
+        thread.start()
+        defer {
+            stop.withLock { $0 = true }
+            for _ in 0..<1_000 where !finished.withLock({ $0 }) { usleep(10_000) }
+        }
+        let total = 4 * perUser
+        var counts: [Int] = []
+        for _ in 0..<6_000 {
+            counts = []
+            let blocks = running.driver.blocks
+            let height = (try? blocks.height()) ?? 0
+            for h in stride(from: UInt64(1), through: height, by: 1) {
+                if let block = try? blocks.block(at: h), !block.transactions.isEmpty { counts.append(block.transactions.count) }
+            }
+            if counts.reduce(0, +) >= total { break }
+            usleep(10_000)
+        }
+        #expect(answers.withLock { $0 } == total, "every transfer admitted")
+        #expect(counts.reduce(0, +) == total, "every transfer committed: \(counts)")
+        try #require(counts.count >= 3, "the backlog goes in several blocks: \(counts)")
+        let first = counts[0]
+        #expect(first == ProposalPace.initialLimit, "the first block takes the initial cap of the backlog: \(counts)")
+        // A second per block: the first sample says 1 s / 1,024 per transaction, so 102 fit in
+        // 100 ms; the second moves the estimate toward 1 s / 102 and the cap to the floor.
+        #expect(counts[1] == Int(100_000_000 / (1_000_000_000 / UInt64(first))), "\(counts)")
+        let later = counts.dropFirst(2)
+        #expect(later.allSatisfy { $0 <= ProposalPace.floor } && later.contains(ProposalPace.floor), "\(counts)")
+    }
+}
