@@ -183,13 +183,20 @@ let setup = commitBlock(users.flatMap { [signed($0, .bond(amount: parameters.sta
 precondition(setup.outcome.receipts.allSatisfy(\.succeeded), "the users could not register as gateways")
 
 print("state growth: \(targetEvents) events, \(eventsPerBlock) a block, \(blockMilliseconds) ms of chain time a block, state cache \(cacheMiB) MiB, block cache \(blockCacheMiB) MiB, memtable \(writeBufferMiB) MiB, heap trim every \(trimMilliseconds) ms, allocator \(allocator)")
-print("events | blocks | execute µs/event | store µs/event | thread CPU µs/event | process CPU µs/event | store reads/event | RSS MiB | store MiB | failed")
+print("events | blocks | execute µs/event | store µs/event | thread CPU µs/event | process CPU µs/event | page faults/event | store reads/event | RSS MiB | store MiB | failed")
 func processCPUNanoseconds() -> Int64 {
     var usage = rusage()
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     return Int64(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000_000 + Int64(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1_000
 }
 var processCPUAtWindow = processCPUNanoseconds()
+/// Minor page faults of the process so far (fresh pages it touched, each zeroed by the kernel).
+func minorFaults() -> Int {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return usage.ru_minflt
+}
+var faultsAtWindow = minorFaults()
 var events = 0
 var recent: [Hash256] = []
 var toAttest: [Hash256] = []
@@ -239,10 +246,11 @@ while events < targetEvents {
     if events >= nextReport {
         let reads = store.reads.load(ordering: .relaxed)
         let perEvent = { (value: Int64) in value / 1_000 / Int64(max(window.events, 1)) }
-        print("\(events) | \(window.blocks) | \(perEvent(window.execute)) | \(perEvent(window.store)) | \(perEvent(window.cpu)) | \(perEvent(processCPUNanoseconds() - processCPUAtWindow)) | \(Double((reads - readsAtWindow) * 10 / max(window.events, 1)) / 10) | \(residentMiB()) | \(directoryMiB(directory)) | \(window.failed)")
+        print("\(events) | \(window.blocks) | \(perEvent(window.execute)) | \(perEvent(window.store)) | \(perEvent(window.cpu)) | \(perEvent(processCPUNanoseconds() - processCPUAtWindow)) | \(Double((minorFaults() - faultsAtWindow) * 10 / max(window.events, 1)) / 10) | \(Double((reads - readsAtWindow) * 10 / max(window.events, 1)) / 10) | \(residentMiB()) | \(directoryMiB(directory)) | \(window.failed)")
         fflush(nil)
         readsAtWindow = reads
         processCPUAtWindow = processCPUNanoseconds()
+        faultsAtWindow = minorFaults()
         // glibc's own account of its arenas (system bytes against bytes in use), on stderr.
         if let stats = dlsym(nil, "malloc_stats") { unsafeBitCast(stats, to: (@convention(c) () -> Void).self)() }
         let rocksMiB = { (name: String) in (Int(rocks.property("rocksdb." + name) ?? "") ?? 0) >> 20 }
