@@ -250,7 +250,7 @@ extension NodeDriver {
         // Only a valid block is a sample: a peer's invalid one may fail at its first check,
         // and would pass for a cheap block.
         guard let result = factory.validate(block, on: tip, known: mempool.verified) else { return false }
-        pace.observe(transactions: block.transactions.count, nanoseconds: Self.elapsed(executionClock(), since: started))
+        observe(transactions: block.transactions.count, since: started)
         if run?.height == block.header.height { run?.remember(block, executed: result) }
         return true
     }
@@ -267,7 +267,7 @@ extension NodeDriver {
         let tip = try tip()
         let started = executionClock()
         let built = factory.build(on: tip, proposer: key.publicKey, candidates: candidates, maxTransactions: count, evidence: evidence.items)
-        if let built { pace.observe(transactions: built.block.transactions.count, nanoseconds: Self.elapsed(executionClock(), since: started)) }
+        if let built { observe(transactions: built.block.transactions.count, since: started) }
         guard let (block, result) = built else {
             log.error("cannot build a block that this node's runtime accepts; not proposing",
                       ["height": "\(state.global.height + 1)", "state": state.root.hex])
@@ -275,6 +275,12 @@ extension NodeDriver {
         }
         if run?.height == block.header.height { run?.remember(block, executed: result) }
         return block
+    }
+
+    /// One execution of a block, for the proposal pace (ADR 0025).
+    func observe(transactions: Int, since started: UInt64) {
+        pace.observe(transactions: transactions, nanoseconds: Self.elapsed(executionClock(), since: started))
+        metrics.proposalLimit.set(to: Double(pace.limit(maxTransactions: Int(genesis.parameters.block.maxTransactions))))
     }
 
     func perform(_ effects: [ConsensusEffect<Block>]) throws {

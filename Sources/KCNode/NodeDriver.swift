@@ -163,6 +163,7 @@ public final class NodeDriver {
         faults = FaultWatch(stallMilliseconds: max(1_000, 3 &* (round &+ config.timeoutCommitMilliseconds)),
                             downtimeJailMilliseconds: genesis.parameters.slashing.downtimeJailMilliseconds)
         pace = ProposalPace(budgetMilliseconds: config.effectiveProposalBudgetMilliseconds)
+        metrics.proposalLimit.set(to: Double(pace.limit(maxTransactions: Int(genesis.parameters.block.maxTransactions))))
         mempool = Mempool(runtime: runtime,
                           limits: .init(maxTransactions: config.mempoolMaxTransactions, maxBytes: config.mempoolMaxBytes),
                           signatures: signatures)

@@ -23,6 +23,8 @@ public final class NodeMetrics: Sendable {
     public let p2pReceivedBytes: Counter
     /// How long each heap trim took (ADR 0021): the allocator's arenas are locked meanwhile.
     public let heapTrimDuration: DurationHistogram
+    /// The most transactions the node's next proposal may hold (ADR 0025).
+    public let proposalLimit: Gauge
     /// CPU seconds already added to this registry's `process_cpu_seconds_total` (a counter
     /// only goes up: each scrape adds what was used since the one before).
     public let countedCPUSeconds = Mutex<Double>(0)
@@ -54,6 +56,9 @@ public final class NodeMetrics: Sendable {
         heapTrimDuration = registry.makeDurationHistogram(descriptor: Self.named("membria_heap_trim_duration_seconds",
                                                                                  "How long each return of free memory to the system took (the allocator waits meanwhile)."),
                                                           labels: [], buckets: Self.stepBuckets)
+        proposalLimit = registry.makeGauge(descriptor: Self.named("membria_proposal_max_transactions",
+                                                                  "Most transactions this node's next proposal may hold: the genesis limit, capped by consensus.proposal_budget_ms at the pace it executed recent blocks."),
+                                           labels: [])
         registry.makeGauge(descriptor: Self.named("membria_build_info", "The node software: always 1, with its version, commit and compiler as labels."),
                            labels: [("version", BuildInfo.version), ("commit", BuildInfo.commit), ("swift", BuildInfo.swiftVersion)]).set(to: 1.0)
     }
