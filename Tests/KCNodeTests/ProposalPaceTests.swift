@@ -1,5 +1,6 @@
 import Foundation
 import KCCrypto
+import KCTestSupport
 @testable import KCNode
 import KCTypes
 import Synchronization
@@ -61,23 +62,10 @@ struct ProposalPaceTests {
     /// second: its first block holds the initial cap, the next what the first's pace allows,
     /// and the rest the floor (without the pace, the first would hold all 1,500).
     @Test func aNodeSizesItsProposalsToItsBudget() throws {
-        let home = FileManager.default.temporaryDirectory.appendingPathComponent("kc-pace-\(UUID().uuidString)").path
-        defer {
-            try? FileManager.default.removeItem(atPath: home)
-            try? FileManager.default.removeItem(atPath: home + ".genesis.json")
-        }
         var genesis = LocalGenesis.devnet(validatorCount: 1, userCount: 4)
         genesis.chainID = "membria-devnet-pace-test"
-        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
-        try genesis.json.rendered().write(toFile: home + ".genesis.json", atomically: true, encoding: .utf8)
-        _ = try NodeInitializer.initialize(InitOptions(home: NodeHome(path: home), moniker: "pace-test", genesisFile: home + ".genesis.json",
-                                                       devnetIndex: 0, force: true))
-        let configPath = home + "/config.toml"
-        let config = try String(contentsOfFile: configPath, encoding: .utf8)
-            .replacingOccurrences(of: "timeout_commit_ms = 1000", with: "timeout_commit_ms = 10\nproposal_budget_ms = 100")
-            .replacingOccurrences(of: "listen_address = \"127.0.0.1:26656\"", with: "listen_address = \"127.0.0.1:0\"")
-            .replacingOccurrences(of: "level = \"info\"", with: "level = \"warning\"")
-        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let home = try makeDevnetHome(genesis: genesis, moniker: "pace-test", commitMilliseconds: 10, consensusLines: ["proposal_budget_ms = 100"])
+        defer { removeDevnetHome(home) }
         let driver = try NodeDriver(home: NodeHome(path: home)) { _ in }
         let ticks = Mutex<UInt64>(0)
         driver.executionClock = { ticks.withLock { $0 += 1_000_000_000; return $0 } }

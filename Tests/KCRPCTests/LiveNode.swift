@@ -8,6 +8,7 @@ import KCNetwork
 import KCNode
 import KCRPC
 import KCAttester
+import KCTestSupport
 import KCTypes
 import Synchronization
 
@@ -29,24 +30,13 @@ final class LiveNode: @unchecked Sendable {
 
     init(rateLimit: Int = 100_000, maxBodyBytes: Int = 1 << 20, limits: HTTPLimits = HTTPLimits(), maxConcurrentChecks: Int = 4,
          attester attesterSettings: Attester.Settings? = nil) throws {
-        home = FileManager.default.temporaryDirectory.appendingPathComponent("kc-rpc-\(UUID().uuidString)").path
         var genesis = LocalGenesis.devnet(validatorCount: 1, userCount: 4)
         genesis.chainID = "membria-devnet-rpc-test"
         genesis.parameters.events.attestationPeriodMilliseconds = 4_000
         genesis.parameters.events.challengeWindowMilliseconds = 1_500
         genesis.parameters.events.revotePeriodMilliseconds = 2_000
         self.genesis = genesis
-        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
-        let genesisPath = home + ".genesis.json"
-        try genesis.json.rendered().write(toFile: genesisPath, atomically: true, encoding: .utf8)
-        _ = try NodeInitializer.initialize(InitOptions(home: NodeHome(path: home), moniker: "rpc-test", genesisFile: genesisPath,
-                                                devnetIndex: 0, force: true))
-        let configPath = home + "/config.toml"
-        let config = try String(contentsOfFile: configPath, encoding: .utf8)
-            .replacingOccurrences(of: "timeout_commit_ms = 1000", with: "timeout_commit_ms = 100")
-            .replacingOccurrences(of: "listen_address = \"127.0.0.1:26656\"", with: "listen_address = \"127.0.0.1:0\"")
-            .replacingOccurrences(of: "level = \"info\"", with: "level = \"warning\"")
-        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        home = try makeDevnetHome(genesis: genesis, moniker: "rpc-test", commitMilliseconds: 100)
         driver = try NodeDriver(home: NodeHome(path: home)) { _ in }
         var settings = RPCSettings()
         settings.port = 0
@@ -74,8 +64,7 @@ final class LiveNode: @unchecked Sendable {
         stopFlag.withLock { $0 = true }
         for _ in 0..<500 where !finished.withLock({ $0 }) { usleep(10_000) }
         rpc.stop()
-        try? FileManager.default.removeItem(atPath: home)
-        try? FileManager.default.removeItem(atPath: home + ".genesis.json")
+        removeDevnetHome(home)
     }
 
     // MARK: HTTP
