@@ -28,7 +28,7 @@ public struct ProposalPace: Sendable, Equatable {
     public private(set) var nanosecondsPerTransaction: UInt64? = nil
 
     public init(budgetMilliseconds: UInt64) {
-        // A budget above an hour is refused by the config; the multiplication cannot overflow below 18 million years.
+        // The config allows an hour at most; a budget past 584 years of nanoseconds saturates.
         budgetNanoseconds = budgetMilliseconds.multipliedReportingOverflow(by: 1_000_000).overflow
             ? UInt64.max : budgetMilliseconds * 1_000_000
     }
