@@ -206,7 +206,7 @@ extension NodeDriver {
     func feed(_ input: ConsensusInput<Block>, logged: Bool = true, record: WALRecord? = nil, own: Bool = false) throws {
         // Scalars only: a copy of the run held across `apply` would copy the core's vote storage.
         guard let replaying = run?.replaying, let before = run?.core.step, let round = run?.core.round,
-              let stepStartedAt = run?.stepStartedAt else { return }
+              let height = run?.core.height, let stepStartedAt = run?.stepStartedAt else { return }
         if logged && (!replaying || own), let record = record ?? walRecord(input) {
             try wal.append(record.canonicalBytes, sync: own)
         }
@@ -217,6 +217,7 @@ extension NodeDriver {
             noteStep(before, lasted: run?.stepEnded(now: now) ?? Self.elapsed(now, since: stepStartedAt))
         }
         if let core, core.round != round, run?.replaying != true {
+            if core.height == height && core.round > round { metrics.failedRounds.increment(by: Int64(core.round - round)) }
             report(faults.entered(height: core.height, round: core.round,
                                   proposer: nextValidators().proposer(height: core.height, round: core.round)))
         }

@@ -25,6 +25,8 @@ public final class NodeMetrics: Sendable {
     public let heapTrimDuration: DurationHistogram
     /// The most transactions the node's next proposal may hold (ADR 0025).
     public let proposalLimit: Gauge
+    /// Rounds that ended without a decision at their height, as this node saw them.
+    public let failedRounds: Counter
     /// CPU seconds already added to this registry's `process_cpu_seconds_total` (a counter
     /// only goes up: each scrape adds what was used since the one before).
     public let countedCPUSeconds = Mutex<Double>(0)
@@ -59,6 +61,9 @@ public final class NodeMetrics: Sendable {
         proposalLimit = registry.makeGauge(descriptor: Self.named("membria_proposal_max_transactions",
                                                                   "Most transactions this node's next proposal may hold: the genesis limit, capped by consensus.proposal_budget_ms at the pace it executed recent blocks."),
                                            labels: [])
+        failedRounds = registry.makeCounter(descriptor: Self.named("membria_failed_rounds_total",
+                                                                   "Rounds that ended without a decision (the height moved on to a later round), as this node saw them; each is also logged."),
+                                            labels: [])
         registry.makeGauge(descriptor: Self.named("membria_build_info", "The node software: always 1, with its version, commit and compiler as labels."),
                            labels: [("version", BuildInfo.version), ("commit", BuildInfo.commit), ("swift", BuildInfo.swiftVersion)]).set(to: 1.0)
     }

@@ -34,6 +34,7 @@ struct MetricsTests {
         #expect(value("membria_heap_trim_duration_seconds_count", in: text) != nil, "the trim histogram is served from the start")
         // The proposal cap (ADR 0025): the blocks here hold a transaction or none, no samples yet.
         #expect(value("membria_proposal_max_transactions", in: text) == Double(ProposalPace.initialLimit))
+        #expect(value("membria_failed_rounds_total", in: text) == 0, "a lone validator decides every height in round 0")
         #expect(value(#"membria_step_duration_seconds_count{step="prevote"}"#, in: text).map { $0 >= 3 } == true)
         #expect(value(#"membria_rpc_request_duration_seconds_count{route="/status",method="GET"}"#, in: text).map { $0 >= 3 } == true,
                 "\(text.split(separator: "\n").filter { $0.contains("rpc_request") }.prefix(8))")

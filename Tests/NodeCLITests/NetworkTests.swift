@@ -64,6 +64,11 @@ struct NetworkTests {
                      "warning lost a quorum of peers"] {
             #expect(network.wait(seconds: 60) { network.output(0).contains(line) }, "missing '\(line)': \(network.describe())")
         }
+        // The failed rounds are counted for dashboards too.
+        let metrics = EndToEndTests.get(network.rpc(0) + "/metrics").text
+        let failedRounds = metrics.split(separator: "\n").first { $0.hasPrefix("membria_failed_rounds_total ") }
+            .flatMap { Double($0.split(separator: " ").last ?? "") }
+        #expect((failedRounds ?? 0) >= 1, "\(metrics.split(separator: "\n").filter { $0.contains("failed_rounds") })")
         let lost = network.output(0).split(separator: "\n").first { $0.contains("lost a quorum of peers") }.map(String.init) ?? ""
         #expect(logField("reached_power", in: Substring(lost)) != nil && logField("total_power", in: Substring(lost)) != nil, "\(lost)")
         let halted = network.height(0)
