@@ -17,7 +17,8 @@
 # 2. Per workload, a fresh devnet: steps at 100/s, at half the limit, then a saturation search
 #    (from 0.6 of the limit, x1.25 a step, until under 90 % of the offered rate commits or
 #    p50 passes 2 s). Per step: offered and committed rate, latency p50/p90/p99 (send to
-#    commit), blocks/s, transactions per block, CPU and peak RSS of each node.
+#    commit), blocks/s, transactions per block, CPU and peak RSS of each node, and the rounds
+#    node 0 saw fail (membria_failed_rounds_total: proposals that came too late).
 #    The event workload: 16 devnet users bond and register as gateways, then propose events
 #    (parents drawn from recent events); every validator's automatic attester (mode "format")
 #    votes in one batch per commit. Reported: events accepted/s and signature checks per event.
@@ -54,6 +55,11 @@ field() { tr -d '\n ' | sed -n -e "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p; t" -e "s/.*
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 peak_rss_mib() { awk '/VmHWM/ {printf "%d", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # Events that reached accepted (or moved on from it) on node 0, from its metrics.
+# Rounds node 0 saw fail so far (a proposal that came too late, or a validator away).
+failed_rounds() {
+  curl -s -m 10 "$(rpc_url 0)/metrics" | awk '/^membria_failed_rounds_total / {printf "%d", $2; found = 1} END {if (!found) printf "0"}'
+}
+
 events_decided() {
   curl -s "$(rpc_url 0)/metrics" | awk '/^membria_events\{status="(accepted|finalized|disputed)"\}/ {sum += $2} END {printf "%d", sum}'
 }
@@ -87,6 +93,8 @@ run_step() {
   for i in "${nodes[@]}"; do before+=("$(cpu_ticks "${pids[$i]}")"); done
   local decided_before=0
   [ "$workload" = events ] && decided_before=$(events_decided)
+  local failed_before
+  failed_before=$(failed_rounds)
   local started=$(date +%s%N)
   local args=(--genesis "$work/genesis.json" --workload "$workload" --rate "$rate" --seconds "$seconds" --drain 20 --users "$users" --json)
   [ -n "${step_nonces:-}" ] && args+=(--nonces "$step_nonces")
@@ -107,14 +115,15 @@ run_step() {
     local span_ms=$(( wall_ms > 0 ? wall_ms : 1 ))
     events_json=",\"events_accepted\":$decided,\"events_accepted_per_s\":$((decided * 1000 / span_ms))"
   fi
+  local failed=$(($(failed_rounds) - failed_before))
   step_nonces=$(field next_nonces <<<"$step_json")
-  step_json="${step_json%\}},\"name\":\"$name\",\"cpu_percent\":[$cpus],\"peak_rss_mib\":[$rss]$events_json}"
+  step_json="${step_json%\}},\"name\":\"$name\",\"cpu_percent\":[$cpus],\"peak_rss_mib\":[$rss],\"failed_rounds\":$failed$events_json}"
   results+=("$step_json")
   echo "$step_json" >>"$work/steps.jsonl"
-  printf '%-26s offered %6s/s committed %6s/s (all tx %6s/s) p50 %7s p90 %7s p99 %7s ms  %5s blocks/s %5s tx/block  cpu%% [%s] gen %s%% rss MiB [%s]%s\n' \
+  printf '%-26s offered %6s/s committed %6s/s (all tx %6s/s) p50 %7s p90 %7s p99 %7s ms  %5s blocks/s %5s tx/block  cpu%% [%s] gen %s%% rss MiB [%s] failed rounds %s%s\n' \
     "$name" "$rate" "$(field committed_per_s <<<"$step_json")" "$(field block_tx_per_s <<<"$step_json")" \
     "$(field p50_ms <<<"$step_json")" "$(field p90_ms <<<"$step_json")" "$(field p99_ms <<<"$step_json")" \
-    "$(field blocks_per_s <<<"$step_json")" "$(field tx_per_block <<<"$step_json")" "$cpus" "$(field generator_cpu_percent <<<"$step_json")" "$rss" \
+    "$(field blocks_per_s <<<"$step_json")" "$(field tx_per_block <<<"$step_json")" "$cpus" "$(field generator_cpu_percent <<<"$step_json")" "$rss" "$failed" \
     "${events_json:+  events accepted $(field events_accepted_per_s <<<"$step_json")/s}"
 }
 
