@@ -55,9 +55,10 @@ field() { tr -d '\n ' | sed -n -e "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p; t" -e "s/.*
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 peak_rss_mib() { awk '/VmHWM/ {printf "%d", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # Events that reached accepted (or moved on from it) on node 0, from its metrics.
-# Rounds node 0 saw fail so far (a proposal that came too late, or a validator away).
+# Rounds node 0 saw fail so far (a proposal that came too late, or a validator away); empty
+# when its metrics did not answer.
 failed_rounds() {
-  curl -s -m 10 "$(rpc_url 0)/metrics" | awk '/^membria_failed_rounds_total / {printf "%d", $2; found = 1} END {if (!found) printf "0"}'
+  { curl -s -m 10 "$(rpc_url 0)/metrics" || true; } | awk '/^membria_failed_rounds_total / {printf "%d", $2}'
 }
 
 events_decided() {
@@ -115,7 +116,9 @@ run_step() {
     local span_ms=$(( wall_ms > 0 ? wall_ms : 1 ))
     events_json=",\"events_accepted\":$decided,\"events_accepted_per_s\":$((decided * 1000 / span_ms))"
   fi
-  local failed=$(($(failed_rounds) - failed_before))
+  local failed_after failed=null
+  failed_after=$(failed_rounds)
+  [ -n "$failed_before" ] && [ -n "$failed_after" ] && failed=$((failed_after - failed_before))
   step_nonces=$(field next_nonces <<<"$step_json")
   step_json="${step_json%\}},\"name\":\"$name\",\"cpu_percent\":[$cpus],\"peak_rss_mib\":[$rss],\"failed_rounds\":$failed$events_json}"
   results+=("$step_json")
