@@ -82,7 +82,7 @@ public enum ConfigTemplate {
         # already sent a proposal or votes for it.
         timeout_commit_ms = 1000
         # This node's proposals hold no more transactions than it executes in this time, at the
-        # pace it executed recent blocks (the genesis limits still apply); unset: a quarter of
+        # pace it built its recent proposals (the genesis limits still apply); unset: a quarter of
         # timeout_propose_ms, so a proposal reaches the others in time; 0: the genesis limits only.
         # proposal_budget_ms = 250
         # Refuse to sign when this validator key signed any of the last N committed blocks,

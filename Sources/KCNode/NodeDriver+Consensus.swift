@@ -245,13 +245,7 @@ extension NodeDriver {
     /// valid(v), by the shared block factory; the execution is kept for the commit.
     func validate(_ block: Block) throws -> Bool {
         if run?.execution(of: block.id) != nil { return true }
-        guard block.header.height == state.global.height + 1 else { return false }
-        let tip = try tip()
-        let started = executionClock()
-        // Only a valid block is a sample: a peer's invalid one may fail at its first check,
-        // and would pass for a cheap block.
-        guard let result = factory.validate(block, on: tip, known: mempool.verified) else { return false }
-        observe(transactions: block.transactions.count, since: started)
+        guard block.header.height == state.global.height + 1, let result = factory.validate(block, on: try tip(), known: mempool.verified) else { return false }
         if run?.height == block.header.height { run?.remember(block, executed: result) }
         return true
     }
@@ -268,6 +262,8 @@ extension NodeDriver {
         let tip = try tip()
         let started = executionClock()
         let built = factory.build(on: tip, proposer: key.publicKey, candidates: candidates, maxTransactions: count, evidence: evidence.items)
+        // Only own builds are samples: a peer chooses what its blocks cost this node (transactions
+        // it never gossiped must have their signatures checked here), and would steer the pace.
         if let built { observe(transactions: built.block.transactions.count, since: started) }
         guard let (block, result) = built else {
             log.error("cannot build a block that this node's runtime accepts; not proposing",
@@ -278,7 +274,7 @@ extension NodeDriver {
         return block
     }
 
-    /// One execution of a block, for the proposal pace (ADR 0025).
+    /// One own build of a block, for the proposal pace (ADR 0025).
     func observe(transactions: Int, since started: UInt64) {
         pace.observe(transactions: transactions, nanoseconds: Self.elapsed(executionClock(), since: started))
         metrics.proposalLimit.set(to: Double(pace.limit(maxTransactions: Int(genesis.parameters.block.maxTransactions))))

@@ -106,7 +106,7 @@ public final class NodeDriver {
     var nextStatus: UInt64 = 0
     /// Slashes, jailings, failed rounds, stalls and lost quorums, for the operator's log.
     var faults: FaultWatch
-    /// Sizes this node's proposals by how fast it executed recent blocks (ADR 0025).
+    /// Sizes this node's proposals by how fast it built its recent proposals (ADR 0025).
     var pace: ProposalPace
     /// Nanoseconds on a monotonic clock, for timing executions (tests hand in their own).
     var executionClock: () -> UInt64 = NodeDriver.monotonicNanoseconds
@@ -243,11 +243,7 @@ public final class NodeDriver {
     }
 
     /// Milliseconds on the monotonic clock, for timers.
-    static func monotonicMilliseconds() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1_000 + UInt64(time.tv_nsec) / 1_000_000
-    }
+    static func monotonicMilliseconds() -> UInt64 { monotonicNanoseconds() / 1_000_000 }
 
     /// Nanoseconds on the monotonic clock, for timing executions.
     static func monotonicNanoseconds() -> UInt64 {

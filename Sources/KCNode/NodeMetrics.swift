@@ -59,7 +59,7 @@ public final class NodeMetrics: Sendable {
                                                                                  "How long each return of free memory to the system took (the allocator waits meanwhile)."),
                                                           labels: [], buckets: Self.stepBuckets)
         proposalLimit = registry.makeGauge(descriptor: Self.named("membria_proposal_max_transactions",
-                                                                  "Most transactions this node's next proposal may hold: the genesis limit, capped by consensus.proposal_budget_ms at the pace it executed recent blocks."),
+                                                                  "Most transactions this node's next proposal may hold: the genesis limit, capped by consensus.proposal_budget_ms at the pace it built its recent proposals."),
                                            labels: [])
         failedRounds = registry.makeCounter(descriptor: Self.named("membria_failed_rounds_total",
                                                                    "Rounds that ended without a decision (the height moved on to a later round), as this node saw them; each is also logged."),

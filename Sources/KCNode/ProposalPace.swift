@@ -1,6 +1,6 @@
 /// How many transactions this node puts in a block it proposes (ADR 0025): what the genesis
 /// limits allow, but no more than this machine executes in `budgetNanoseconds` at the pace it
-/// executed recent blocks (its own proposals and its peers' alike).
+/// built its recent proposals.
 ///
 /// Why: the other validators prevote nil when a proposal has not reached them within
 /// `timeout_propose`, and a proposal reaches them only after its proposer executed it. With
@@ -11,8 +11,9 @@
 ///
 /// A local policy, not a rule: validators check a block against the genesis limits only, so
 /// nodes may set different budgets. The estimate is an average of wall time per transaction
-/// over recent executions, each moving it a quarter of the way to what it measured; an
-/// execution of fewer than `sampleMinimum` transactions is mostly fixed costs and is ignored.
+/// over the node's recent builds, each moving it a quarter of the way to what it measured; a
+/// build of fewer than `sampleMinimum` transactions is mostly fixed costs and is ignored.
+/// Peers' blocks are not samples: a peer chooses what its block costs to validate here.
 /// Pure: the caller measures and hands in the durations.
 public struct ProposalPace: Sendable, Equatable {
     /// Executions of fewer transactions are not samples.

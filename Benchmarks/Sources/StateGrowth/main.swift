@@ -184,19 +184,15 @@ precondition(setup.outcome.receipts.allSatisfy(\.succeeded), "the users could no
 
 print("state growth: \(targetEvents) events, \(eventsPerBlock) a block, \(blockMilliseconds) ms of chain time a block, state cache \(cacheMiB) MiB, block cache \(blockCacheMiB) MiB, memtable \(writeBufferMiB) MiB, heap trim every \(trimMilliseconds) ms, allocator \(allocator)")
 print("events | blocks | execute µs/event | store µs/event | thread CPU µs/event | process CPU µs/event | page faults/event | store reads/event | RSS MiB | store MiB | failed")
-func processCPUNanoseconds() -> Int64 {
+/// The whole process's resource use so far: CPU of every thread, and minor page faults (fresh
+/// pages it touched, each zeroed by the kernel).
+func processUsage() -> (cpuNanoseconds: Int64, minorFaults: Int) {
     var usage = rusage()
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-    return Int64(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000_000 + Int64(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1_000
+    let cpu = Int64(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000_000 + Int64(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1_000
+    return (cpu, usage.ru_minflt)
 }
-var processCPUAtWindow = processCPUNanoseconds()
-/// Minor page faults of the process so far (fresh pages it touched, each zeroed by the kernel).
-func minorFaults() -> Int {
-    var usage = rusage()
-    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-    return usage.ru_minflt
-}
-var faultsAtWindow = minorFaults()
+var usageAtWindow = processUsage()
 var events = 0
 var recent: [Hash256] = []
 var toAttest: [Hash256] = []
@@ -244,13 +240,13 @@ while events < targetEvents {
     recent += proposed
     if recent.count > 256 { recent.removeFirst(recent.count - 256) }
     if events >= nextReport {
+        let usageNow = processUsage()
         let reads = store.reads.load(ordering: .relaxed)
         let perEvent = { (value: Int64) in value / 1_000 / Int64(max(window.events, 1)) }
-        print("\(events) | \(window.blocks) | \(perEvent(window.execute)) | \(perEvent(window.store)) | \(perEvent(window.cpu)) | \(perEvent(processCPUNanoseconds() - processCPUAtWindow)) | \(Double((minorFaults() - faultsAtWindow) * 10 / max(window.events, 1)) / 10) | \(Double((reads - readsAtWindow) * 10 / max(window.events, 1)) / 10) | \(residentMiB()) | \(directoryMiB(directory)) | \(window.failed)")
+        print("\(events) | \(window.blocks) | \(perEvent(window.execute)) | \(perEvent(window.store)) | \(perEvent(window.cpu)) | \(perEvent(usageNow.cpuNanoseconds - usageAtWindow.cpuNanoseconds)) | \(Double((usageNow.minorFaults - usageAtWindow.minorFaults) * 10 / max(window.events, 1)) / 10) | \(Double((reads - readsAtWindow) * 10 / max(window.events, 1)) / 10) | \(residentMiB()) | \(directoryMiB(directory)) | \(window.failed)")
         fflush(nil)
         readsAtWindow = reads
-        processCPUAtWindow = processCPUNanoseconds()
-        faultsAtWindow = minorFaults()
+        usageAtWindow = usageNow
         // glibc's own account of its arenas (system bytes against bytes in use), on stderr.
         if let stats = dlsym(nil, "malloc_stats") { unsafeBitCast(stats, to: (@convention(c) () -> Void).self)() }
         let rocksMiB = { (name: String) in (Int(rocks.property("rocksdb." + name) ?? "") ?? 0) >> 20 }
