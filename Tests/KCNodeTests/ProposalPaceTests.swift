@@ -124,4 +124,43 @@ struct ProposalPaceTests {
         let later = counts.dropFirst(2)
         #expect(later.allSatisfy { $0 <= ProposalPace.floor } && later.contains(ProposalPace.floor), "\(counts)")
     }
+
+    /// A peer's block costs this node what the peer chooses (transactions it never gossiped are
+    /// checked here), so validating one must leave the pace alone (ADR 0025): on a clock where
+    /// every reading is a second later, validating a peer's block of 400 transfers keeps the
+    /// initial cap, while building the same 400 itself brings the cap down to the floor.
+    @Test func aPeersBlockLeavesThePaceAlone() throws {
+        var genesis = LocalGenesis.devnet(validatorCount: 2, userCount: 4)
+        genesis.chainID = "membria-devnet-pace-peer"
+        let home = try makeDevnetHome(genesis: genesis, moniker: "pace-peer", commitMilliseconds: 10, consensusLines: ["proposal_budget_ms = 100"])
+        defer { removeDevnetHome(home) }
+        let driver = try NodeDriver(home: NodeHome(path: home)) { _ in }
+        let readings = Mutex<UInt64>(0)
+        driver.executionClock = { readings.withLock { $0 += 1_000_000_000; return $0 } }
+        let transfers = (0..<4).flatMap { index in
+            (0..<100).map { nonce in
+                TransactionBody(chainID: genesis.chainID, sender: DevnetKeys.user(index: index).publicKey, nonce: UInt64(nonce),
+                                fee: genesis.parameters.fees.minFee,
+                                call: .transfer(to: DevnetKeys.user(index: (index + 1) % 4).publicKey, amount: .acti(1)))
+                    .signed(with: DevnetKeys.user(index: index))
+            }
+        }
+        let limit = Int(genesis.parameters.block.maxTransactions)
+
+        let peer = DevnetKeys.key(.validator, index: 1).publicKey
+        let built = try #require(driver.factory.build(on: try driver.tip(), proposer: peer, candidates: transfers.map(VerifiedTransaction.assumingVerified),
+                                                      maxTransactions: limit, evidence: []))
+        #expect(built.block.transactions.count == transfers.count)
+        let readingsBefore = readings.withLock { $0 }
+        #expect(try driver.validate(built.block), "the peer's block is valid")
+        #expect(readings.withLock { $0 } == readingsBefore, "validating does not time the execution")
+        #expect(driver.pace.limit(maxTransactions: limit) == ProposalPace.initialLimit, "a peer's block is no sample")
+
+        // The control: the same transactions built by this node are a sample (400 in 1 s, so 40
+        // in 100 ms: the floor).
+        for transfer in transfers { _ = try driver.mempool.add(transfer, state: driver.state) }
+        let own = try #require(try driver.buildBlock())
+        #expect(own.transactions.count == transfers.count)
+        #expect(driver.pace.limit(maxTransactions: limit) == ProposalPace.floor, "an own build is a sample")
+    }
 }
