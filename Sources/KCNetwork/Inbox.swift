@@ -11,8 +11,7 @@ public final class Inbox<Element: Sendable>: @unchecked Sendable {
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var items: [Element] = []
     public let capacity: Int
-    /// Elements refused because the inbox was full.
-    public private(set) var dropped = 0
+    private var refused: UInt64 = 0
 
     public init(capacity: Int) {
         precondition(capacity > 0)
@@ -32,6 +31,13 @@ public final class Inbox<Element: Sendable>: @unchecked Sendable {
         mutex.deallocate()
     }
 
+    /// Droppable elements refused because the inbox was full, since it was made.
+    public var dropped: UInt64 {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return refused
+    }
+
     /// Adds an element; a `droppable` one is refused (false) when the inbox is full, others
     /// are always taken (they are bounded by the protocol, not by the sender's rate).
     @discardableResult
@@ -39,7 +45,7 @@ public final class Inbox<Element: Sendable>: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         if droppable && items.count >= capacity {
-            dropped += 1
+            refused += 1
             return false
         }
         items.append(element)

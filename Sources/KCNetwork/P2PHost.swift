@@ -100,6 +100,9 @@ public final class P2PHost: Sendable {
     /// in handshakes so peers can hand out this node's address; 0 when not listening.
     let listeningPort = Atomic<Int>(0)
     public let receivedBytes = Atomic<UInt64>(0)
+    /// Droppable frames (transactions, status, round state) not sent because the peer's
+    /// connection was not taking more (it reads slower than this host writes).
+    public let droppedOutboundFrames = Atomic<UInt64>(0)
 
     struct Connection {
         let channel: Channel
@@ -726,6 +729,7 @@ final class PeerHandler: ChannelDuplexHandler {
             return
         }
         if frame.droppable && !context.channel.isWritable {
+            host.droppedOutboundFrames.add(1, ordering: .relaxed)
             promise?.succeed(())
             return
         }

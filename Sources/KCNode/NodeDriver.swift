@@ -62,11 +62,8 @@ public final class NodeDriver {
     public let network: P2PHost
     public let monitor = NodeMonitor()
     public let metrics = NodeMetrics()
-    /// Bans and signature checks already added to the metrics' counters.
-    var countedBans: UInt64 = 0
-    var countedStageRefusals = 0
-    var countedSignatureChecks = 0
-    var countedBytes: (sent: UInt64, received: UInt64) = (0, 0)
+    /// The totals already added to the metrics' counters.
+    lazy var counterFeeds = CounterFeeds(metrics: metrics)
     public let commits: CommitFeed
     /// The node for other services in the process (the RPC).
     public let handle: NodeHandle
@@ -357,20 +354,14 @@ public final class NodeDriver {
         network.send(send.message, to: send.to)
     }
 
-    /// Adds the bans, signature checks and P2P bytes since the last call to the metrics' counters.
+    /// Adds what the P2P host, the signature cache and stage and the inbox counted since the
+    /// last call to the metrics' counters; warns (at most every 10 s) when gossip from peers
+    /// was dropped because the inbox was full.
     func countCheckedFigures() {
-        let sent = network.sentBytes.load(ordering: .relaxed), received = network.receivedBytes.load(ordering: .relaxed)
-        if sent > countedBytes.sent { metrics.p2pSentBytes.increment(by: Int64(clamping: sent - countedBytes.sent)) }
-        if received > countedBytes.received { metrics.p2pReceivedBytes.increment(by: Int64(clamping: received - countedBytes.received)) }
-        countedBytes = (max(countedBytes.sent, sent), max(countedBytes.received, received))
-        let bans = network.banCount, checks = signatures.verifications
-        if bans > countedBans { metrics.peerBans.increment(by: Int64(clamping: bans - countedBans)) }
-        if checks > countedSignatureChecks { metrics.signatureChecks.increment(by: Int64(checks - countedSignatureChecks)) }
-        countedBans = max(countedBans, bans)
-        countedSignatureChecks = max(countedSignatureChecks, checks)
-        let refused = signatureStage?.refusedBatches ?? 0
-        if refused > countedStageRefusals { metrics.signatureStageRefusals.increment(by: Int64(refused - countedStageRefusals)) }
-        countedStageRefusals = max(countedStageRefusals, refused)
+        let now = Self.monotonicMilliseconds()
+        guard let dropped = counterFeeds.update(network: network, signatures: signatures, stage: signatureStage, inbox: events, now: now) else { return }
+        log.warning("the inbox was full: gossip from peers dropped (transactions among it are lost unless sent again); this node does not keep up with what it is sent",
+                    ["dropped": "\(dropped)", "inbox": "\(events.capacity)"])
     }
 
     /// Stalls of the height being decided, and whether the peers still reach a quorum.

@@ -21,6 +21,10 @@ public final class NodeMetrics: Sendable {
     public let signatureStageRefusals: Counter
     public let p2pSentBytes: Counter
     public let p2pReceivedBytes: Counter
+    /// Gossip (transactions, status, round state) dropped under load: from peers because the
+    /// node's inbox was full, and to peers because their connection was not taking more.
+    public let p2pDroppedInbound: Counter
+    public let p2pDroppedOutbound: Counter
     /// How long each heap trim took (ADR 0021): the allocator's arenas are locked meanwhile.
     public let heapTrimDuration: DurationHistogram
     /// The most transactions the node's next proposal may hold (ADR 0025).
@@ -55,6 +59,10 @@ public final class NodeMetrics: Sendable {
                                                       labels: [])
         p2pSentBytes = registry.makeCounter(descriptor: Self.named("membria_p2p_sent_bytes_total", "Bytes written to peers (frames with their length)."), labels: [])
         p2pReceivedBytes = registry.makeCounter(descriptor: Self.named("membria_p2p_received_bytes_total", "Bytes read from peers (frames with their length)."), labels: [])
+        let dropped = Self.named("membria_p2p_dropped_messages_total",
+                                 "Gossip messages (transactions, status, round state) dropped under load: inbound, from peers while the node's inbox was full (a dropped transaction arrives again only if it is sent again); outbound, to peers whose connection was not taking more.")
+        p2pDroppedInbound = registry.makeCounter(descriptor: dropped, labels: [("direction", "inbound")])
+        p2pDroppedOutbound = registry.makeCounter(descriptor: dropped, labels: [("direction", "outbound")])
         heapTrimDuration = registry.makeDurationHistogram(descriptor: Self.named("membria_heap_trim_duration_seconds",
                                                                                  "How long each return of free memory to the system took (the allocator waits meanwhile)."),
                                                           labels: [], buckets: Self.stepBuckets)

@@ -1,6 +1,6 @@
 import KCCodec
 import KCCrypto
-import KCNetwork
+@testable import KCNetwork
 import KCTestSupport
 import KCTypes
 import Synchronization
@@ -92,6 +92,39 @@ import Glibc
         client.broadcast(.blockRequest(height: 9))
         #expect(Self.await(server) { if case .message(.blockRequest(9), _) = $0 { return true } else { return false } })
         #expect(server.connectedPeers == [client.nodeID])
+    }
+
+    /// A peer that stops reading loses gossip (transactions, status), never the connection:
+    /// the sender drops what its full connection does not take and counts it, and the peer
+    /// reads everything else once it wakes.
+    @Test func aPeerThatDoesNotReadLosesGossipNotTheConnection() throws {
+        let (server, port) = try Self.makeHost(seed: 40)
+        defer { server.stop() }
+        let (client, _) = try Self.makeHost(seed: 41, listen: false,
+                                            peers: [PeerAddress(nodeID: server.nodeID, host: "127.0.0.1", port: port)])
+        defer { client.stop() }
+        #expect(Self.await(client) { Self.isConnected($0, server.nodeID) })
+        #expect(Self.await(server) { Self.isConnected($0, client.nodeID) })
+        let sender = SigningKey(seed: Bytes32([UInt8](repeating: 42, count: 32)))
+        let batch = (0..<100).map { nonce in
+            TransactionBody(chainID: Self.chainID, sender: sender.publicKey, nonce: UInt64(nonce), fee: .acti(1),
+                            call: .transfer(to: sender.publicKey, amount: .acti(1))).signed(with: sender)
+        }
+        let frames = 1_000  // about 20 MiB: more than loopback's socket buffers hold
+        // The server's only event loop sleeps: nothing sent to it is read meanwhile.
+        let asleep = server.group.next().submit { usleep(2_000_000) }
+        for _ in 0..<frames { client.send(.transactions(batch), to: server.nodeID) }
+        try asleep.wait()
+        let dropped = Int(client.droppedOutboundFrames.load(ordering: .relaxed))
+        // The server reads at its inbound budget (20 MiB/s): give it up to 10 s.
+        var received = 0
+        let deadline = ContinuousClock.now + .seconds(10)
+        while received < frames - dropped && ContinuousClock.now < deadline {
+            for case .message(.transactions, _) in server.events!.drain(waitingMilliseconds: 50) { received += 1 }
+        }
+        #expect(dropped > 0, "the full connection dropped frames")
+        #expect(received == frames - dropped, "every frame not dropped arrives: \(received) + \(dropped) of \(frames)")
+        #expect(client.connectedPeers == [server.nodeID] && server.connectedPeers == [client.nodeID])
     }
 
     @Test func aPeerWithAnotherKeyThanConfiguredIsRefused() throws {

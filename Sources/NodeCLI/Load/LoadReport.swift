@@ -22,6 +22,9 @@ struct LoadReport {
     let nonces: [UInt64]
     /// CPU this generator used (user + system) per second of its run, in percent of one core.
     let generatorCPUPercent: Int
+    /// Frames of transactions this generator's P2P host dropped because a node's connection
+    /// was not taking more (the node read slower than the run sent).
+    let droppedFrames: Int
 
     init(workload: String, offeredPerSecond: Int, seconds: Int, nodes: Int, sent: Int, began: UInt64, follower: ChainFollower, nonces: [UInt64]) {
         self.workload = workload
@@ -40,6 +43,7 @@ struct LoadReport {
         latencies = follower.latencies.sorted()
         self.nonces = nonces
         generatorCPUPercent = Self.cpuPercent(since: began)
+        droppedFrames = Int(clamping: follower.host.droppedOutboundFrames.load(ordering: .relaxed))
     }
 
     /// This process's CPU time since `began` (monotonic µs) as a percentage of one core.
@@ -71,6 +75,9 @@ struct LoadReport {
         ]
         lines.append("this generator used \(generatorCPUPercent) % of a core (signing before the run included)")
         if committed < sent { lines.append("not committed when the run ended: \(sent - committed)") }
+        if droppedFrames > 0 {
+            lines.append("frames dropped by this generator because a node was not reading them: \(droppedFrames) (their senders' later nonces cannot commit)")
+        }
         lines.append("next nonces: \(nonces.map(String.init).joined(separator: ","))")
         return lines.joined(separator: "\n")
     }
@@ -87,7 +94,7 @@ struct LoadReport {
             ("blocks_per_s", .number("\(blockTenths / 10).\(blockTenths % 10)")),
             ("tx_per_block", number(blocks > 0 ? blockTransactions / blocks : 0)),
             ("p50_ms", latency(50)), ("p90_ms", latency(90)), ("p99_ms", latency(99)), ("max_ms", latency(100)),
-            ("generator_cpu_percent", number(generatorCPUPercent)),
+            ("generator_cpu_percent", number(generatorCPUPercent)), ("dropped_frames", number(droppedFrames)),
             ("next_nonces", .string(nonces.map(String.init).joined(separator: ","))),
         ])
     }
