@@ -13,6 +13,19 @@ public enum MempoolRejection: Error, Equatable, Sendable, CustomStringConvertibl
     case stateful(String)
     case peerQuota(limit: Int)
 
+    /// The reason as a metric label.
+    public var label: String {
+        switch self {
+        case .malformed: return "malformed"
+        case .invalid: return "invalid"
+        case .duplicate: return "duplicate"
+        case .full: return "full"
+        case .nonce(let expected, let found): return found > expected ? "future_nonce" : "used_nonce"
+        case .stateful: return "stateful"
+        case .peerQuota: return "peer_quota"
+        }
+    }
+
     public var description: String {
         switch self {
         case .malformed(let reason): return "transaction is malformed: \(reason)"

@@ -408,6 +408,7 @@ public final class NodeDriver {
                 network.broadcast(.transactions([verified.transaction]))
                 reply(.success(verified.hash))
             } catch {
+                metrics.countRefusal(error)
                 reply(.failure(error))
             }
         case .proof(let key, let reply):
@@ -435,6 +436,7 @@ public final class NodeDriver {
                     try mempool.add(verified: transaction, from: source, state: state)
                     admitted.append(transaction.transaction)
                 } catch {
+                    metrics.countRefusal(error)
                     continue  // stateful refusals (nonce, fee, full): honest peers race
                 }
             }

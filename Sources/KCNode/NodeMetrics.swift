@@ -25,6 +25,8 @@ public final class NodeMetrics: Sendable {
     /// node's inbox was full, and to peers because their connection was not taking more.
     public let p2pDroppedInbound: Counter
     public let p2pDroppedOutbound: Counter
+    /// Transactions the mempool refused, by `MempoolRejection.label`.
+    private let mempoolRefusals: [String: Counter]
     /// How long each heap trim took (ADR 0021): the allocator's arenas are locked meanwhile.
     public let heapTrimDuration: DurationHistogram
     /// The most transactions the node's next proposal may hold (ADR 0025).
@@ -63,6 +65,11 @@ public final class NodeMetrics: Sendable {
                                  "Gossip messages (transactions, status, round state) dropped under load: inbound, from peers while the node's inbox was full (a dropped transaction arrives again only if it is sent again); outbound, to peers whose connection was not taking more.")
         p2pDroppedInbound = registry.makeCounter(descriptor: dropped, labels: [("direction", "inbound")])
         p2pDroppedOutbound = registry.makeCounter(descriptor: dropped, labels: [("direction", "outbound")])
+        let refused = Self.named("membria_mempool_refused_transactions_total",
+                                 "Transactions the mempool refused, from peers and from the RPC, by reason: future_nonce (an earlier nonce of the sender is missing), used_nonce, duplicate, full, peer_quota, stateful (fee, balance or a rule), invalid, malformed.")
+        mempoolRefusals = Dictionary(uniqueKeysWithValues: ["future_nonce", "used_nonce", "duplicate", "full", "peer_quota", "stateful", "invalid", "malformed"].map {
+            ($0, registry.makeCounter(descriptor: refused, labels: [("reason", $0)]))
+        })
         heapTrimDuration = registry.makeDurationHistogram(descriptor: Self.named("membria_heap_trim_duration_seconds",
                                                                                  "How long each return of free memory to the system took (the allocator waits meanwhile)."),
                                                           labels: [], buckets: Self.stepBuckets)
@@ -74,6 +81,11 @@ public final class NodeMetrics: Sendable {
                                             labels: [])
         registry.makeGauge(descriptor: Self.named("membria_build_info", "The node software: always 1, with its version, commit and compiler as labels."),
                            labels: [("version", BuildInfo.version), ("commit", BuildInfo.commit), ("swift", BuildInfo.swiftVersion)]).set(to: 1.0)
+    }
+
+    /// Counts one transaction the mempool refused.
+    public func countRefusal(_ rejection: MempoolRejection) {
+        mempoolRefusals[rejection.label]?.increment()
     }
 
     public func gauge(_ name: String, _ help: String, labels: [(String, String)] = []) -> Gauge {

@@ -1,4 +1,5 @@
 import Foundation
+import KCCodec
 import KCNode
 import KCTestSupport
 import KCTypes
@@ -26,7 +27,16 @@ struct MetricsTests {
         #expect(node.waitHeight(4), "no blocks")
         for _ in 0..<3 { _ = node.get("/status") }
         _ = node.request("DELETE", "/some/path/\(UUID().uuidString)")  // an attacker's method and path
+        // A transaction whose sender's earlier nonces never came: refused, and counted so.
+        let user = DevnetKeys.user(index: 0)
+        let ahead = TransactionBody(chainID: node.genesis.chainID, sender: user.publicKey, nonce: 5, fee: node.genesis.parameters.fees.minFee,
+                                    call: .transfer(to: DevnetKeys.user(index: 1).publicKey, amount: .acti(1))).signed(with: user)
+        let refused = node.request("POST", "/txs", body: "{\"tx\":\"\(Hex.encode(ahead.canonicalBytes))\"}")
+        #expect((400..<500).contains(refused.status), "\(refused.status) \(refused.text)")
         let text = node.get("/metrics").text
+        #expect(value(#"membria_mempool_refused_transactions_total{reason="future_nonce"}"#, in: text) == 1)
+        #expect(value(#"membria_mempool_refused_transactions_total{reason="used_nonce"}"#, in: text) == 0)
+        #expect(value(#"membria_p2p_dropped_messages_total{direction="inbound"}"#, in: text) == 0)
         // Histograms in seconds, fed by real commits and steps.
         #expect(value("membria_block_interval_seconds_count", in: text).map { $0 >= 2 } == true, "\(text.prefix(2_000))")
         #expect(value("membria_commit_latency_seconds_count", in: text).map { $0 >= 3 } == true)
