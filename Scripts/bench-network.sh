@@ -280,8 +280,10 @@ for part in $parts; do
     wait "$million_load" || true
     echo "load: $(field committed_per_s <"$work/million.json") events/s committed, p50 $(field p50_ms <"$work/million.json") ms, p99 $(field p99_ms <"$work/million.json") ms, max $(field max_ms <"$work/million.json") ms"
     # Transactions lost on the way (a lost one leaves its sender's later nonces uncommittable).
-    inbound_drops=$({ curl -s -m 10 "$(rpc_url 0)/metrics" || true; } | awk '/^membria_p2p_dropped_messages_total\{direction="inbound"\}/ {printf "%d", $2}')
-    echo "sent $(field sent <"$work/million.json"), committed $(field committed <"$work/million.json"); frames the generator dropped $(field dropped_frames <"$work/million.json"), messages the node dropped ${inbound_drops:-?}"
+    final_metrics=$(curl -s -m 10 "$(rpc_url 0)/metrics" || true)
+    inbound_drops=$(awk '/^membria_p2p_dropped_messages_total\{direction="inbound"\}/ {printf "%d", $2}' <<<"$final_metrics")
+    refusals=$(awk -F'[{}" ]+' '/^membria_mempool_refused_transactions_total\{/ && $NF > 0 {printf "%s%s %d", sep, $3, $NF; sep=", "}' <<<"$final_metrics")
+    echo "sent $(field sent <"$work/million.json"), committed $(field committed <"$work/million.json"); frames the generator dropped $(field dropped_frames <"$work/million.json"), messages the node dropped ${inbound_drops:-?}; mempool refusals: ${refusals:-none}"
     summary+=("\"million_events\":[$memory_json]")
     ;;
   catch-up)
