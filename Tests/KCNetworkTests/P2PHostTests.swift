@@ -111,10 +111,15 @@ import Glibc
                             call: .transfer(to: sender.publicKey, amount: .acti(1))).signed(with: sender)
         }
         let frames = 1_000  // about 20 MiB: more than loopback's socket buffers hold
-        // The server's only event loop sleeps: nothing sent to it is read meanwhile.
-        let asleep = server.group.next().submit { usleep(2_000_000) }
+        // The server's only event loop is held: nothing sent to it is read meanwhile.
+        let wake = Mutex(false)
+        let held = server.group.next().submit { while !wake.withLock({ $0 }) { usleep(5_000) } }
         for _ in 0..<frames { client.send(.transactions(batch), to: server.nodeID) }
-        try asleep.wait()
+        // The client's only loop runs tasks in order: once this one ran, every frame above was
+        // written to the connection or dropped.
+        try client.group.next().submit {}.wait()
+        wake.withLock { $0 = true }
+        try held.wait()
         let dropped = Int(client.droppedOutboundFrames.load(ordering: .relaxed))
         // The server reads at its inbound budget (20 MiB/s): give it up to 10 s.
         var received = 0
