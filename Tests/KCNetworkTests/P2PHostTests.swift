@@ -38,6 +38,16 @@ import Glibc
         return (host, port)
     }
 
+    /// A listening host and a host that dials it, connected both ways (each saw the other).
+    static func connectedPair(serverSeed: UInt8, clientSeed: UInt8) throws -> (server: P2PHost, client: P2PHost) {
+        let (server, port) = try makeHost(seed: serverSeed)
+        let (client, _) = try makeHost(seed: clientSeed, listen: false,
+                                       peers: [PeerAddress(nodeID: server.nodeID, host: "127.0.0.1", port: port)])
+        #expect(Self.await(client) { Self.isConnected($0, server.nodeID) })
+        #expect(Self.await(server) { Self.isConnected($0, client.nodeID) })
+        return (server, client)
+    }
+
     /// Waits up to `seconds` for an event matching `match` in `host`'s inbox.
     static func await(_ host: P2PHost, seconds: Int = 5, _ match: (P2PEvent) -> Bool) -> Bool {
         for _ in 0..<(seconds * 20) {
@@ -75,13 +85,8 @@ import Glibc
     }
 
     @Test func peersAuthenticateAndExchangeMessages() throws {
-        let (server, port) = try Self.makeHost(seed: 1)
-        defer { server.stop() }
-        let (client, _) = try Self.makeHost(seed: 2, listen: false,
-                                            peers: [PeerAddress(nodeID: server.nodeID, host: "127.0.0.1", port: port)])
-        defer { client.stop() }
-        #expect(Self.await(client) { Self.isConnected($0, server.nodeID) })
-        #expect(Self.await(server) { Self.isConnected($0, client.nodeID) })
+        let (server, client) = try Self.connectedPair(serverSeed: 1, clientSeed: 2)
+        defer { server.stop(); client.stop() }
         // Both directions, several frames (the nonce counters advance in step).
         for height in 1...5 as ClosedRange<UInt64> { server.send(.status(height: height), to: client.nodeID) }
         var heights: [UInt64] = []
@@ -98,13 +103,8 @@ import Glibc
     /// the sender drops what its full connection does not take and counts it, and the peer
     /// reads everything else once it wakes.
     @Test func aPeerThatDoesNotReadLosesGossipNotTheConnection() throws {
-        let (server, port) = try Self.makeHost(seed: 40)
-        defer { server.stop() }
-        let (client, _) = try Self.makeHost(seed: 41, listen: false,
-                                            peers: [PeerAddress(nodeID: server.nodeID, host: "127.0.0.1", port: port)])
-        defer { client.stop() }
-        #expect(Self.await(client) { Self.isConnected($0, server.nodeID) })
-        #expect(Self.await(server) { Self.isConnected($0, client.nodeID) })
+        let (server, client) = try Self.connectedPair(serverSeed: 40, clientSeed: 41)
+        defer { server.stop(); client.stop() }
         let sender = SigningKey(seed: Bytes32([UInt8](repeating: 42, count: 32)))
         let batch = (0..<100).map { nonce in
             TransactionBody(chainID: Self.chainID, sender: sender.publicKey, nonce: UInt64(nonce), fee: .acti(1),

@@ -58,29 +58,48 @@ struct ProposalPaceTests {
         #expect(throws: NodeConfig.ParseError.self) { try NodeConfig.parse("[consensus]\nproposal_budget_ms = -1") }
     }
 
+    /// A clock a second later at every reading: each timed execution takes a second.
+    final class SecondClock: Sendable {
+        let readings = Mutex<UInt64>(0)
+        func read() -> UInt64 { readings.withLock { $0 += 1_000_000_000; return $0 } }
+        var count: UInt64 { readings.withLock { $0 } / 1_000_000_000 }
+    }
+
+    /// Validator 0 of a devnet of `validators` (four funded users) with a 100 ms proposal
+    /// budget, its driver on a `SecondClock`. `removeDevnetHome(home)` when done.
+    static func pacedNode(validators: Int, name: String) throws -> (driver: NodeDriver, genesis: Genesis, home: String, clock: SecondClock) {
+        var genesis = LocalGenesis.devnet(validatorCount: validators, userCount: 4)
+        genesis.chainID = "membria-devnet-\(name)"
+        let home = try makeDevnetHome(genesis: genesis, moniker: name, commitMilliseconds: 10, consensusLines: ["proposal_budget_ms = 100"])
+        let driver = try NodeDriver(home: NodeHome(path: home)) { _ in }
+        let clock = SecondClock()
+        driver.executionClock = { clock.read() }
+        return (driver, genesis, home, clock)
+    }
+
+    /// `perUser` transfers from each of the four devnet users to the next, nonces from 0.
+    static func transfers(_ genesis: Genesis, perUser: Int) -> [SignedTransaction] {
+        (0..<4).flatMap { index in
+            (0..<perUser).map { nonce in
+                TransactionBody(chainID: genesis.chainID, sender: DevnetKeys.user(index: index).publicKey, nonce: UInt64(nonce),
+                                fee: genesis.parameters.fees.minFee,
+                                call: .transfer(to: DevnetKeys.user(index: (index + 1) % 4).publicKey, amount: .acti(1)))
+                    .signed(with: DevnetKeys.user(index: index))
+            }
+        }
+    }
+
     /// A validator with a backlog of 1,500 transfers, on a clock where every execution takes a
     /// second: its first block holds the initial cap, the next what the first's pace allows,
     /// and the rest the floor (without the pace, the first would hold all 1,500).
     @Test func aNodeSizesItsProposalsToItsBudget() throws {
-        var genesis = LocalGenesis.devnet(validatorCount: 1, userCount: 4)
-        genesis.chainID = "membria-devnet-pace-test"
-        let home = try makeDevnetHome(genesis: genesis, moniker: "pace-test", commitMilliseconds: 10, consensusLines: ["proposal_budget_ms = 100"])
+        let (driver, genesis, home, _) = try Self.pacedNode(validators: 1, name: "pace-test")
         defer { removeDevnetHome(home) }
-        let driver = try NodeDriver(home: NodeHome(path: home)) { _ in }
-        let ticks = Mutex<UInt64>(0)
-        driver.executionClock = { ticks.withLock { $0 += 1_000_000_000; return $0 } }
-
         let perUser = 375
         let answers = Mutex(0)
-        for index in 0..<4 {
-            let user = DevnetKeys.user(index: index)
-            for nonce in 0..<perUser {
-                let transfer = TransactionBody(chainID: genesis.chainID, sender: user.publicKey, nonce: UInt64(nonce),
-                                               fee: genesis.parameters.fees.minFee,
-                                               call: .transfer(to: DevnetKeys.user(index: (index + 1) % 4).publicKey, amount: .acti(1)))
-                driver.handle.send(transfer.signed(with: user)) { result in
-                    if case .success = result { answers.withLock { $0 += 1 } }
-                }
+        for transfer in Self.transfers(genesis, perUser: perUser) {
+            driver.handle.send(transfer) { result in
+                if case .success = result { answers.withLock { $0 += 1 } }
             }
         }
         let stop = Mutex(false)
@@ -130,30 +149,18 @@ struct ProposalPaceTests {
     /// every reading is a second later, validating a peer's block of 400 transfers keeps the
     /// initial cap, while building the same 400 itself brings the cap down to the floor.
     @Test func aPeersBlockLeavesThePaceAlone() throws {
-        var genesis = LocalGenesis.devnet(validatorCount: 2, userCount: 4)
-        genesis.chainID = "membria-devnet-pace-peer"
-        let home = try makeDevnetHome(genesis: genesis, moniker: "pace-peer", commitMilliseconds: 10, consensusLines: ["proposal_budget_ms = 100"])
+        let (driver, genesis, home, clock) = try Self.pacedNode(validators: 2, name: "pace-peer")
         defer { removeDevnetHome(home) }
-        let driver = try NodeDriver(home: NodeHome(path: home)) { _ in }
-        let readings = Mutex<UInt64>(0)
-        driver.executionClock = { readings.withLock { $0 += 1_000_000_000; return $0 } }
-        let transfers = (0..<4).flatMap { index in
-            (0..<100).map { nonce in
-                TransactionBody(chainID: genesis.chainID, sender: DevnetKeys.user(index: index).publicKey, nonce: UInt64(nonce),
-                                fee: genesis.parameters.fees.minFee,
-                                call: .transfer(to: DevnetKeys.user(index: (index + 1) % 4).publicKey, amount: .acti(1)))
-                    .signed(with: DevnetKeys.user(index: index))
-            }
-        }
+        let transfers = Self.transfers(genesis, perUser: 100)
         let limit = Int(genesis.parameters.block.maxTransactions)
 
         let peer = DevnetKeys.key(.validator, index: 1).publicKey
         let built = try #require(driver.factory.build(on: try driver.tip(), proposer: peer, candidates: transfers.map(VerifiedTransaction.assumingVerified),
                                                       maxTransactions: limit, evidence: []))
         #expect(built.block.transactions.count == transfers.count)
-        let readingsBefore = readings.withLock { $0 }
+        let readingsBefore = clock.count
         #expect(try driver.validate(built.block), "the peer's block is valid")
-        #expect(readings.withLock { $0 } == readingsBefore, "validating does not time the execution")
+        #expect(clock.count == readingsBefore, "validating does not time the execution")
         #expect(driver.pace.limit(maxTransactions: limit) == ProposalPace.initialLimit, "a peer's block is no sample")
 
         // The control: the same transactions built by this node are a sample (400 in 1 s, so 40
