@@ -84,7 +84,7 @@ struct MetricsTests {
         let dashboard = try String(contentsOf: packageRoot.appendingPathComponent("Docker/grafana/dashboards/membria-node.json"), encoding: .utf8)
         let alerts = try String(contentsOf: packageRoot.appendingPathComponent("Docker/alerts.yml"), encoding: .utf8)
         _ = try StrictJSON.parse(dashboard)
-        let pattern = try Regex("(membria|process)_[a-z_]+")
+        let pattern = try Regex("(membria|process)_[a-z0-9_]+")
         var asked: Set<String> = []
         for text in [dashboard, alerts] {
             for match in text.matches(of: pattern) { asked.insert(String(text[match.range])) }
