@@ -283,7 +283,7 @@ for part in $parts; do
     final_metrics=$(curl -s -m 10 "$(rpc_url 0)/metrics" || true)
     inbound_drops=$(awk '/^membria_p2p_dropped_messages_total\{direction="inbound"\}/ {printf "%d", $2}' <<<"$final_metrics")
     refusals=$(awk -F'[{}" ]+' '/^membria_mempool_refused_transactions_total\{/ && $NF > 0 {printf "%s%s %d", sep, $3, $NF; sep=", "}' <<<"$final_metrics")
-    echo "sent $(field sent <"$work/million.json"), committed $(field committed <"$work/million.json"); frames the generator dropped $(field dropped_frames <"$work/million.json"), messages the node dropped ${inbound_drops:-?}; mempool refusals: ${refusals:-none}"
+    echo "sent $(field sent <"$work/million.json"), committed $(field committed <"$work/million.json"); lost $(field lost <"$work/million.json") (a sender started again from the chain's nonce $(field resyncs <"$work/million.json") times); frames the generator dropped $(field dropped_frames <"$work/million.json"), messages the node dropped ${inbound_drops:-?}; mempool refusals: ${refusals:-none}"
     summary+=("\"million_events\":[$memory_json]")
     ;;
   catch-up)

@@ -47,6 +47,36 @@ struct LoadCommandTests {
         #expect(again["committed"]?.numberText == again["sent"]?.numberText, "\(second.standardOutput)")
     }
 
+    /// A node whose mempool takes ten transactions from one peer refuses most of a burst, and
+    /// each refused nonce leaves its sender's later ones uncommittable: the generator notices a
+    /// sender that stopped committing, counts what it sent past the gap as lost, and starts that
+    /// sender again from the chain's nonce, so the run goes on committing and ends with every
+    /// sent transaction either committed or lost.
+    @Test func theGeneratorStartsAStuckSenderAgainFromTheChainsNonce() throws {
+        let network = try TestNetwork(validators: 1, commitMilliseconds: 20)
+        defer { network.stopAll(); network.remove() }
+        try network.editConfig(0) { $0.replacingOccurrences(of: "max_transactions = 50000", with: "max_transactions = 40") }
+        try network.start(0)
+        #expect(network.waitHeight(2, seconds: 30), "\(network.describe())")
+        let run = try runNode(["load", "--genesis", network.root + "/genesis.json", "--peer", network.address(0), "--workload", "events",
+                               "--rate", "2000", "--seconds", "4", "--drain", "20", "--users", "4", "--resync-after-ms", "500", "--json"])
+        #expect(run.status == 0, "\(run.standardError)")
+        let report = try Self.json(run.standardOutput)
+        func figure(_ name: String) throws -> Int { try #require(report[name]?.numberText.flatMap { Int($0) }, "\(name) in \(run.standardOutput)") }
+        let sent = try figure("sent"), committed = try figure("committed"), lost = try figure("lost"), resyncs = try figure("resyncs")
+        #expect(lost > 0 && resyncs > 0, "the quota refused some: \(run.standardOutput)")
+        #expect(committed > 0)
+        #expect(committed + lost == sent, "every sent transaction committed or known lost: \(run.standardOutput)")
+        // What the node says it refused (a peer's quota, then the nonces past the gap).
+        let metrics = EndToEndTests.get(network.rpc(0) + "/metrics").text
+        func refused(_ reason: String) -> Double? {
+            let series = "membria_mempool_refused_transactions_total{reason=\"\(reason)\"} "
+            return metrics.split(separator: "\n").first { $0.hasPrefix(series) }.flatMap { Double($0.dropFirst(series.count)) }
+        }
+        #expect(refused("peer_quota").map { $0 > 0 } == true, "the peer's quota refused some")
+        #expect(refused("future_nonce").map { $0 > 0 } == true, "and then the nonces past each gap")
+    }
+
     @Test func verifyRateMeasuresOneThreadAndTheGivenThreads() throws {
         let result = try runNode(["verify-rate", "--threads", "2", "--milliseconds", "200"])
         #expect(result.status == 0, "\(result.standardError)")

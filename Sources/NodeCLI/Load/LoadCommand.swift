@@ -57,6 +57,9 @@ struct LoadCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds to wait for commits after sending stops.")
     var drain: Int = 30
 
+    @Option(name: .long, help: ArgumentHelp("Events: when none of a sender's transactions commits for this long while later ones wait, one was refused on the way; send again from the chain's nonce.", valueName: "milliseconds"))
+    var resyncAfterMs: Int = 10_000
+
     @Flag(name: .long, help: "Print one JSON object instead of text.")
     var json = false
 
@@ -65,6 +68,7 @@ struct LoadCommand: ParsableCommand {
         guard (1...3_600).contains(seconds) else { throw ValidationError("--seconds must be between 1 and 3600") }
         guard (1...256).contains(users) else { throw ValidationError("--users must be between 1 and 256") }
         guard (1...600).contains(drain) else { throw ValidationError("--drain must be between 1 and 600") }
+        guard (100...600_000).contains(resyncAfterMs) else { throw ValidationError("--resync-after-ms must be between 100 and 600000") }
         // Transfers are signed before the run and held in memory (about 300 bytes each).
         guard rate.multipliedReportingOverflow(by: seconds).partialValue <= 5_000_000 else {
             throw ValidationError("--rate times --seconds must be at most 5000000 transactions")
@@ -119,9 +123,13 @@ struct LoadCommand: ParsableCommand {
             let began = LoadClock.microseconds()
             let sendUntil = began + UInt64(seconds) * 1_000_000
             let endBy = sendUntil + UInt64(drain) * 1_000_000
-            var sent = 0, nextSend = began
+            var sent = 0, nextSend = began, nextResync = began
             while LoadClock.microseconds() < endBy {
                 let now = LoadClock.microseconds()
+                if now >= nextResync {
+                    for (sender, nonce) in work.resync(now: now, after: UInt64(resyncAfterMs) * 1_000) { follower.forget(sender: sender, from: nonce) }
+                    nextResync = now + 100_000
+                }
                 if now < sendUntil && now >= nextSend {
                     let due = Int((now - began) * UInt64(rate) / 1_000_000) - sent
                     if due > 0 {
@@ -158,7 +166,15 @@ struct LoadCommand: ParsableCommand {
 struct ChainFollower {
     let host: P2PHost
     var measuring = false
-    private var sentAt: [Hash256: UInt64] = [:]
+    private struct Sent {
+        let stamp: UInt64
+        let sender: PublicKey
+        let nonce: UInt64
+    }
+    private var sentAt: [Hash256: Sent] = [:]
+    /// Sent transactions that can never commit: an earlier nonce of their sender was refused.
+    private(set) var lost = 0
+    private(set) var resyncs = 0
     private var knownHeight: UInt64 = 0
     private var startHeight: UInt64? = nil
     private var requested: Set<UInt64> = []
@@ -176,7 +192,17 @@ struct ChainFollower {
     var waiting: Int { sentAt.count }
 
     mutating func sent(_ transactions: [SignedTransaction], at stamp: UInt64) {
-        for transaction in transactions { sentAt[transaction.hash] = stamp }
+        for transaction in transactions {
+            sentAt[transaction.hash] = Sent(stamp: stamp, sender: transaction.body.sender, nonce: transaction.body.nonce)
+        }
+    }
+
+    /// Stops waiting for `sender`'s transactions from `nonce` on (they are counted lost).
+    mutating func forget(sender: PublicKey, from nonce: UInt64) {
+        let before = sentAt.count
+        sentAt = sentAt.filter { $0.value.sender != sender || $0.value.nonce < nonce }
+        lost += before - sentAt.count
+        resyncs += 1
     }
 
     mutating func pump(_ workload: inout any LoadWorkload) {
@@ -194,8 +220,8 @@ struct ChainFollower {
                 workload.committed(block)
                 var ours = 0
                 for transaction in block.transactions {
-                    if let stamp = sentAt.removeValue(forKey: transaction.hash) {
-                        if measuring { latencies.append(arrival - stamp) }
+                    if let sent = sentAt.removeValue(forKey: transaction.hash) {
+                        if measuring { latencies.append(arrival - sent.stamp) }
                         ours += 1
                     }
                 }

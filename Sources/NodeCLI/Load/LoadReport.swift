@@ -25,6 +25,10 @@ struct LoadReport {
     /// Frames of transactions this generator's P2P host dropped because a node's connection
     /// was not taking more (the node read slower than the run sent).
     let droppedFrames: Int
+    /// Sent transactions that could never commit (an earlier nonce of their sender was
+    /// refused), and how often a sender started again from the chain's nonce.
+    let lost: Int
+    let resyncs: Int
 
     init(workload: String, offeredPerSecond: Int, seconds: Int, nodes: Int, sent: Int, began: UInt64, follower: ChainFollower, nonces: [UInt64]) {
         self.workload = workload
@@ -44,6 +48,8 @@ struct LoadReport {
         self.nonces = nonces
         generatorCPUPercent = Self.cpuPercent(since: began)
         droppedFrames = Int(clamping: follower.host.droppedOutboundFrames.load(ordering: .relaxed))
+        lost = follower.lost
+        resyncs = follower.resyncs
     }
 
     /// This process's CPU time since `began` (monotonic µs) as a percentage of one core.
@@ -75,6 +81,9 @@ struct LoadReport {
         ]
         lines.append("this generator used \(generatorCPUPercent) % of a core (signing before the run included)")
         if committed < sent { lines.append("not committed when the run ended: \(sent - committed)") }
+        if lost > 0 {
+            lines.append("lost: \(lost) (an earlier nonce of their sender was refused on the way; \(resyncs) time(s) a sender started again from the chain's nonce)")
+        }
         if droppedFrames > 0 {
             lines.append("frames dropped by this generator because a node was not reading them: \(droppedFrames) (their senders' later nonces cannot commit)")
         }
@@ -95,6 +104,7 @@ struct LoadReport {
             ("tx_per_block", number(blocks > 0 ? blockTransactions / blocks : 0)),
             ("p50_ms", latency(50)), ("p90_ms", latency(90)), ("p99_ms", latency(99)), ("max_ms", latency(100)),
             ("generator_cpu_percent", number(generatorCPUPercent)), ("dropped_frames", number(droppedFrames)),
+            ("lost", number(lost)), ("resyncs", number(resyncs)),
             ("next_nonces", .string(nonces.map(String.init).joined(separator: ","))),
         ])
     }

@@ -36,6 +36,16 @@ protocol LoadWorkload {
     mutating func committed(_ block: Block)
     /// The next nonce of each sender, for a following run.
     var nonces: [UInt64] { get }
+    /// Senders none of whose transactions committed for `after` µs while later ones wait: one
+    /// was refused on the way (a full mempool, a peer's quota), so none after it can execute.
+    /// Their next nonce goes back to the chain's; returns each with that nonce (what was sent
+    /// from it on will never commit).
+    mutating func resync(now: UInt64, after: UInt64) -> [(sender: PublicKey, nonce: UInt64)]
+}
+
+extension LoadWorkload {
+    /// Signed before the run: nothing to send again.
+    mutating func resync(now: UInt64, after: UInt64) -> [(sender: PublicKey, nonce: UInt64)] { [] }
 }
 
 /// Signed transfers between funded devnet users, all signed before the run starts (on every
@@ -97,6 +107,11 @@ struct EventWorkload: LoadWorkload {
     let proposers: [SigningKey]
     let nodes: Int
     private(set) var nonces: [UInt64]
+    /// Each sender's next nonce on chain, as the committed blocks show it, and when it last
+    /// moved (or when the sender's first transaction past it was sent).
+    private var chainNonces: [UInt64]
+    private var movedAt: [UInt64]
+    private let positions: [PublicKey: Int]
     private var setupHashes: Set<Hash256> = []
     private var turn = 0
     private var counter: UInt64 = 0
@@ -110,9 +125,22 @@ struct EventWorkload: LoadWorkload {
         self.proposers = proposers
         self.nonces = nonces
         self.nodes = nodes
+        chainNonces = nonces
+        movedAt = [UInt64](repeating: 0, count: proposers.count)
+        positions = Dictionary(proposers.enumerated().map { ($0.element.publicKey, $0.offset) }, uniquingKeysWith: { first, _ in first })
     }
 
     var ready: Bool { setupHashes.isEmpty }
+
+    mutating func resync(now: UInt64, after: UInt64) -> [(sender: PublicKey, nonce: UInt64)] {
+        var stuck: [(sender: PublicKey, nonce: UInt64)] = []
+        for index in proposers.indices where nonces[index] > chainNonces[index] && now >= movedAt[index] && now - movedAt[index] >= after {
+            stuck.append((proposers[index].publicKey, chainNonces[index]))
+            nonces[index] = chainNonces[index]
+            movedAt[index] = now
+        }
+        return stuck
+    }
 
     mutating func setup() -> [Outgoing] {
         var outgoing: [Outgoing] = []
@@ -135,6 +163,7 @@ struct EventWorkload: LoadWorkload {
             let index = turn % proposers.count
             turn += 1
             counter += 1
+            if nonces[index] == chainNonces[index] { movedAt[index] = LoadClock.microseconds() }
             // Parents: up to two recent events, chosen by the counter (deterministic, spread).
             var parents: [Hash256] = []
             if !recent.isEmpty {
@@ -153,8 +182,15 @@ struct EventWorkload: LoadWorkload {
     }
 
     mutating func committed(_ block: Block) {
+        let now = LoadClock.microseconds()
         for transaction in block.transactions {
             setupHashes.remove(transaction.hash)
+            if let index = positions[transaction.body.sender], transaction.body.nonce >= chainNonces[index] {
+                chainNonces[index] = transaction.body.nonce + 1
+                movedAt[index] = now
+                // Transactions sent before a resync may still commit: never reuse their nonces.
+                nonces[index] = max(nonces[index], chainNonces[index])
+            }
             guard case .proposeEvent(let parents, let arTxID, let contentHash, let kind) = transaction.body.call, kind == Self.kind else { continue }
             let header = EventHeader(author: transaction.body.sender, nonce: transaction.body.nonce, height: block.header.height,
                                      parents: parents, arTxID: arTxID, contentHash: contentHash, kind: kind)
