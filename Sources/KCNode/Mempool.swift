@@ -13,7 +13,10 @@ public enum MempoolRejection: Error, Equatable, Sendable, CustomStringConvertibl
     case stateful(String)
     case peerQuota(limit: Int)
 
-    /// The reason as a metric label.
+    /// Every `label`, for the metrics to make their series up front.
+    public static let labels = ["future_nonce", "used_nonce", "duplicate", "full", "peer_quota", "stateful", "invalid", "malformed"]
+
+    /// The reason as a metric label (one of `labels`).
     public var label: String {
         switch self {
         case .malformed: return "malformed"

@@ -67,7 +67,7 @@ public final class NodeMetrics: Sendable {
         p2pDroppedOutbound = registry.makeCounter(descriptor: dropped, labels: [("direction", "outbound")])
         let refused = Self.named("membria_mempool_refused_transactions_total",
                                  "Transactions the mempool refused, from peers and from the RPC, by reason: future_nonce (an earlier nonce of the sender is missing), used_nonce, duplicate, full, peer_quota, stateful (fee, balance or a rule), invalid, malformed.")
-        mempoolRefusals = Dictionary(uniqueKeysWithValues: ["future_nonce", "used_nonce", "duplicate", "full", "peer_quota", "stateful", "invalid", "malformed"].map {
+        mempoolRefusals = Dictionary(uniqueKeysWithValues: MempoolRejection.labels.map {
             ($0, registry.makeCounter(descriptor: refused, labels: [("reason", $0)]))
         })
         heapTrimDuration = registry.makeDurationHistogram(descriptor: Self.named("membria_heap_trim_duration_seconds",
