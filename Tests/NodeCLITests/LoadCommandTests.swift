@@ -10,12 +10,25 @@ import Testing
 struct LoadCommandTests {
     static func json(_ text: String) throws -> JSONValue { try StrictJSON.parse(text) }
 
-    @Test func theEventWorkloadProposesEventsThatTheAttesterAccepts() throws {
+    /// One validator (20 ms commit pause) with `edit` applied to its config, started and past
+    /// height 2. The caller stops and removes it.
+    static func validator(_ edit: (String) -> String) throws -> TestNetwork {
         let network = try TestNetwork(validators: 1, commitMilliseconds: 20)
-        defer { network.stopAll(); network.remove() }
-        try network.editConfig(0) { $0.replacingOccurrences(of: "mode = \"off\"", with: "mode = \"format\"") }
-        try network.start(0)
+        do {
+            try network.editConfig(0, edit)
+            try network.start(0)
+        } catch {
+            network.stopAll()
+            network.remove()
+            throw error
+        }
         #expect(network.waitHeight(2, seconds: 30), "\(network.describe())")
+        return network
+    }
+
+    @Test func theEventWorkloadProposesEventsThatTheAttesterAccepts() throws {
+        let network = try Self.validator { $0.replacingOccurrences(of: "mode = \"off\"", with: "mode = \"format\"") }
+        defer { network.stopAll(); network.remove() }
         let arguments = ["load", "--genesis", network.root + "/genesis.json", "--peer", network.address(0), "--workload", "events",
                          "--rate", "40", "--seconds", "3", "--drain", "15", "--users", "4", "--json"]
         let first = try runNode(arguments)
@@ -53,11 +66,8 @@ struct LoadCommandTests {
     /// sender again from the chain's nonce, so the run goes on committing and ends with every
     /// sent transaction either committed or lost.
     @Test func theGeneratorStartsAStuckSenderAgainFromTheChainsNonce() throws {
-        let network = try TestNetwork(validators: 1, commitMilliseconds: 20)
+        let network = try Self.validator { $0.replacingOccurrences(of: "max_transactions = 50000", with: "max_transactions = 40") }
         defer { network.stopAll(); network.remove() }
-        try network.editConfig(0) { $0.replacingOccurrences(of: "max_transactions = 50000", with: "max_transactions = 40") }
-        try network.start(0)
-        #expect(network.waitHeight(2, seconds: 30), "\(network.describe())")
         let run = try runNode(["load", "--genesis", network.root + "/genesis.json", "--peer", network.address(0), "--workload", "events",
                                "--rate", "2000", "--seconds", "4", "--drain", "20", "--users", "4", "--resync-after-ms", "500", "--json"])
         #expect(run.status == 0, "\(run.standardError)")
