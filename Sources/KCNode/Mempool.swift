@@ -13,19 +13,20 @@ public enum MempoolRejection: Error, Equatable, Sendable, CustomStringConvertibl
     case stateful(String)
     case peerQuota(limit: Int)
 
-    /// Every `label`, for the metrics to make their series up front.
-    public static let labels = ["future_nonce", "used_nonce", "duplicate", "full", "peer_quota", "stateful", "invalid", "malformed"]
+    /// Why a transaction was refused, as a metric label: one series each, made up front.
+    public enum Reason: String, CaseIterable, Sendable {
+        case futureNonce = "future_nonce", usedNonce = "used_nonce", duplicate, full, peerQuota = "peer_quota", stateful, invalid, malformed
+    }
 
-    /// The reason as a metric label (one of `labels`).
-    public var label: String {
+    public var reason: Reason {
         switch self {
-        case .malformed: return "malformed"
-        case .invalid: return "invalid"
-        case .duplicate: return "duplicate"
-        case .full: return "full"
-        case .nonce(let expected, let found): return found > expected ? "future_nonce" : "used_nonce"
-        case .stateful: return "stateful"
-        case .peerQuota: return "peer_quota"
+        case .malformed: return .malformed
+        case .invalid: return .invalid
+        case .duplicate: return .duplicate
+        case .full: return .full
+        case .nonce(let expected, let found): return found > expected ? .futureNonce : .usedNonce
+        case .stateful: return .stateful
+        case .peerQuota: return .peerQuota
         }
     }
 

@@ -25,8 +25,8 @@ public final class NodeMetrics: Sendable {
     /// node's inbox was full, and to peers because their connection was not taking more.
     public let p2pDroppedInbound: Counter
     public let p2pDroppedOutbound: Counter
-    /// Transactions the mempool refused, by `MempoolRejection.label`.
-    private let mempoolRefusals: [String: Counter]
+    /// Transactions the mempool refused, by `MempoolRejection.Reason`.
+    private let mempoolRefusals: [MempoolRejection.Reason: Counter]
     /// How long each heap trim took (ADR 0021): the allocator's arenas are locked meanwhile.
     public let heapTrimDuration: DurationHistogram
     /// The most transactions the node's next proposal may hold (ADR 0025).
@@ -67,8 +67,8 @@ public final class NodeMetrics: Sendable {
         p2pDroppedOutbound = registry.makeCounter(descriptor: dropped, labels: [("direction", "outbound")])
         let refused = Self.named("membria_mempool_refused_transactions_total",
                                  "Transactions the mempool refused, from peers and from the RPC, by reason: future_nonce (an earlier nonce of the sender is missing), used_nonce, duplicate, full, peer_quota, stateful (fee, balance or a rule), invalid, malformed.")
-        mempoolRefusals = Dictionary(uniqueKeysWithValues: MempoolRejection.labels.map {
-            ($0, registry.makeCounter(descriptor: refused, labels: [("reason", $0)]))
+        mempoolRefusals = Dictionary(uniqueKeysWithValues: MempoolRejection.Reason.allCases.map {
+            ($0, registry.makeCounter(descriptor: refused, labels: [("reason", $0.rawValue)]))
         })
         heapTrimDuration = registry.makeDurationHistogram(descriptor: Self.named("membria_heap_trim_duration_seconds",
                                                                                  "How long each return of free memory to the system took (the allocator waits meanwhile)."),
@@ -85,7 +85,7 @@ public final class NodeMetrics: Sendable {
 
     /// Counts one transaction the mempool refused.
     public func countRefusal(_ rejection: MempoolRejection) {
-        mempoolRefusals[rejection.label]?.increment()
+        mempoolRefusals[rejection.reason]?.increment()
     }
 
     public func gauge(_ name: String, _ help: String, labels: [(String, String)] = []) -> Gauge {

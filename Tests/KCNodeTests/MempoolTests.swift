@@ -80,15 +80,17 @@ struct MempoolTests {
         #expect(pool.reap(maxCount: 10, maxBytes: 10).isEmpty)
     }
 
-    /// Every refusal has its own metric series: each case's label is one of the labels the
-    /// metrics make up front (a missing one would go uncounted), and no two reasons share one.
-    @Test func everyRefusalHasAMetricLabel() {
+    /// Every refusal has its own metric series: the two kinds of nonce refusal are told apart,
+    /// no two other reasons share one, and a refusal is counted under its own.
+    @Test func everyRefusalHasItsOwnMetricSeries() {
         let all: [MempoolRejection] = [.malformed("x"), .invalid("x"), .duplicate, .full("x"), .nonce(expected: 1, found: 2),
                                        .nonce(expected: 2, found: 1), .stateful("x"), .peerQuota(limit: 1)]
-        #expect(Set(all.map(\.label)) == Set(MempoolRejection.labels))
-        #expect(Set(MempoolRejection.labels).count == all.count)
+        let reasons = Set(all.map(\.reason))
+        #expect(reasons.count == all.count && reasons == Set(MempoolRejection.Reason.allCases))
         let metrics = NodeMetrics()
         metrics.countRefusal(.nonce(expected: 1, found: 5))
-        #expect(metrics.registry.emitToString().contains("membria_mempool_refused_transactions_total{reason=\"future_nonce\"} 1"))
+        let text = metrics.registry.emitToString()
+        #expect(text.contains("membria_mempool_refused_transactions_total{reason=\"future_nonce\"} 1"))
+        #expect(text.contains("membria_mempool_refused_transactions_total{reason=\"used_nonce\"} 0"))
     }
 }
