@@ -172,8 +172,10 @@ struct ChainFollower {
         let nonce: UInt64
     }
     private var sentAt: [Hash256: Sent] = [:]
-    /// Sent transactions that can never commit: an earlier nonce of their sender was refused.
+    /// Sent transactions given up on (an earlier nonce of their sender was refused), less those
+    /// that committed after all (a stall that was slowness, not a refusal).
     private(set) var lost = 0
+    private var forgotten: Set<Hash256> = []
     private(set) var resyncs = 0
     private var knownHeight: UInt64 = 0
     private var startHeight: UInt64? = nil
@@ -199,9 +201,9 @@ struct ChainFollower {
 
     /// Stops waiting for `sender`'s transactions from `nonce` on (they are counted lost).
     mutating func forget(sender: PublicKey, from nonce: UInt64) {
-        let before = sentAt.count
+        for (hash, sent) in sentAt where sent.sender == sender && sent.nonce >= nonce { forgotten.insert(hash) }
         sentAt = sentAt.filter { $0.value.sender != sender || $0.value.nonce < nonce }
-        lost += before - sentAt.count
+        lost = forgotten.count
         resyncs += 1
     }
 
@@ -223,6 +225,9 @@ struct ChainFollower {
                     if let sent = sentAt.removeValue(forKey: transaction.hash) {
                         if measuring { latencies.append(arrival - sent.stamp) }
                         ours += 1
+                    } else if forgotten.remove(transaction.hash) != nil {
+                        lost = forgotten.count
+                        ours += 1  // its latency is not known: the stall counted it lost
                     }
                 }
                 guard measuring else { continue }
