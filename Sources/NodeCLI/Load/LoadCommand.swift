@@ -172,10 +172,17 @@ struct ChainFollower {
         let nonce: UInt64
     }
     private var sentAt: [Hash256: Sent] = [:]
+    /// The same transactions by sender and nonce (a nonce sent again after a resync has two).
+    private var outstanding: [PublicKey: [UInt64: [Hash256]]] = [:]
     /// Sent transactions given up on (an earlier nonce of their sender was refused), less those
-    /// that committed after all (a stall that was slowness, not a refusal).
-    private(set) var lost = 0
+    /// that committed after all (a stall that was slowness, not a refusal), and those whose
+    /// nonce the chain used for another transaction of their sender (one sent before a resync
+    /// that waited in a mempool and committed): they never can.
+    var lost: Int { forgotten.count + superseded }
     private var forgotten: Set<Hash256> = []
+    private var superseded = 0
+    /// Senders started again from the chain's nonce: only they can have two transactions of a nonce.
+    private var restarted: Set<PublicKey> = []
     private(set) var resyncs = 0
     private var knownHeight: UInt64 = 0
     private var startHeight: UInt64? = nil
@@ -195,16 +202,31 @@ struct ChainFollower {
 
     mutating func sent(_ transactions: [SignedTransaction], at stamp: UInt64) {
         for transaction in transactions {
-            sentAt[transaction.hash] = Sent(stamp: stamp, sender: transaction.body.sender, nonce: transaction.body.nonce)
+            let sender = transaction.body.sender, nonce = transaction.body.nonce
+            sentAt[transaction.hash] = Sent(stamp: stamp, sender: sender, nonce: nonce)
+            outstanding[sender, default: [:]][nonce, default: []].append(transaction.hash)
         }
     }
 
     /// Stops waiting for `sender`'s transactions from `nonce` on (they are counted lost).
     mutating func forget(sender: PublicKey, from nonce: UInt64) {
-        for (hash, sent) in sentAt where sent.sender == sender && sent.nonce >= nonce { forgotten.insert(hash) }
-        sentAt = sentAt.filter { $0.value.sender != sender || $0.value.nonce < nonce }
-        lost = forgotten.count
+        for hash in stopWaiting(sender) { $0 >= nonce } { forgotten.insert(hash) }
+        restarted.insert(sender)
         resyncs += 1
+    }
+
+    /// Takes `sender`'s waiting transactions whose nonce passes `test` out of the waiting ones;
+    /// returns their hashes.
+    private mutating func stopWaiting(_ sender: PublicKey, _ test: (UInt64) -> Bool) -> [Hash256] {
+        guard let byNonce = outstanding[sender] else { return [] }
+        var taken: [Hash256] = []
+        for (nonce, hashes) in byNonce where test(nonce) {
+            taken += hashes
+            outstanding[sender]?[nonce] = nil
+        }
+        if outstanding[sender]?.isEmpty == true { outstanding[sender] = nil }
+        for hash in taken { sentAt[hash] = nil }
+        return taken
     }
 
     mutating func pump(_ workload: inout any LoadWorkload) {
@@ -221,15 +243,21 @@ struct ChainFollower {
                 let arrival = LoadClock.microseconds()
                 workload.committed(block)
                 var ours = 0
+                var highest: [PublicKey: UInt64] = [:]
                 for transaction in block.transactions {
+                    let sender = transaction.body.sender, nonce = transaction.body.nonce
                     if let sent = sentAt.removeValue(forKey: transaction.hash) {
+                        outstanding[sender]?[nonce]?.removeAll { $0 == transaction.hash }
+                        if outstanding[sender]?[nonce]?.isEmpty == true { outstanding[sender]?[nonce] = nil }
                         if measuring { latencies.append(arrival - sent.stamp) }
                         ours += 1
                     } else if forgotten.remove(transaction.hash) != nil {
-                        lost = forgotten.count
                         ours += 1  // its latency is not known: the stall counted it lost
                     }
+                    if restarted.contains(sender) { highest[sender] = max(highest[sender] ?? 0, nonce) }
                 }
+                // What still waits with a nonce this block used for another transaction never commits.
+                for (sender, top) in highest { superseded += stopWaiting(sender) { $0 <= top }.count }
                 guard measuring else { continue }
                 blocks += 1
                 blockTransactions += block.transactions.count
