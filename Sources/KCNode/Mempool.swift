@@ -10,12 +10,14 @@ public enum MempoolRejection: Error, Equatable, Sendable, CustomStringConvertibl
     case duplicate
     case full(String)
     case nonce(expected: UInt64, found: UInt64)
+    /// Another transaction of the sender with this nonce already waits for an earlier nonce.
+    case nonceQueued(UInt64)
     case stateful(String)
     case peerQuota(limit: Int)
 
     /// Why a transaction was refused, as a metric label: one series each, made up front.
     public enum Reason: String, CaseIterable, Sendable {
-        case futureNonce = "future_nonce", usedNonce = "used_nonce", duplicate, full, peerQuota = "peer_quota", stateful, invalid, malformed
+        case futureNonce = "future_nonce", usedNonce = "used_nonce", nonceQueued = "nonce_queued", duplicate, full, peerQuota = "peer_quota", stateful, invalid, malformed
     }
 
     public var reason: Reason {
@@ -25,6 +27,7 @@ public enum MempoolRejection: Error, Equatable, Sendable, CustomStringConvertibl
         case .duplicate: return .duplicate
         case .full: return .full
         case .nonce(let expected, let found): return found > expected ? .futureNonce : .usedNonce
+        case .nonceQueued: return .nonceQueued
         case .stateful: return .stateful
         case .peerQuota: return .peerQuota
         }
@@ -36,27 +39,58 @@ public enum MempoolRejection: Error, Equatable, Sendable, CustomStringConvertibl
         case .invalid(let reason): return "transaction is invalid: \(reason)"
         case .duplicate: return "transaction is already in the mempool"
         case .full(let reason): return "mempool is full (\(reason)); try again later or raise the fee"
+        case .nonce(let expected, let found) where found > expected:
+            return "nonce \(found) is too far ahead of the next nonce \(expected) for this sender: send the nonces before it first"
         case .nonce(let expected, let found): return "nonce \(found) is not the next nonce \(expected) for this sender"
+        case .nonceQueued(let nonce): return "a transaction with nonce \(nonce) of this sender already waits in the mempool"
         case .stateful(let reason): return reason
         case .peerQuota(let limit): return "this peer already has \(limit) transactions waiting; refusing more"
         }
     }
 }
 
+/// What admitting a transaction did.
+public struct Admission: Sendable, Equatable {
+    public let hash: Hash256
+    /// The transaction waits for an earlier nonce of its sender (it is in the mempool, not yet
+    /// in line for a block).
+    public var queued: Bool { ready.isEmpty }
+    /// The transactions that joined the line for blocks: this one and those of its sender that
+    /// waited behind it, in nonce order; empty when it waits itself.
+    public let ready: [VerifiedTransaction]
+}
+
 /// Pending transactions: signature checked once on entry (through the shared cache), deduped
 /// by hash, kept per sender in nonce order, capped by count and bytes, re-checked after every
 /// commit, and with a per-peer quota so one peer cannot fill it.
+///
+/// A transaction whose nonce is ahead of its sender's next one (a few nonces sent at once that
+/// arrived out of order, or one lost on the way) waits in a bounded queue beside the line
+/// (`Limits`: how far ahead, how many in all, for how many heights) and joins the line when the
+/// nonces before it do, here or in a block. Waiting transactions are not passed on to peers
+/// until they join the line, so one that never can costs only this node.
 public final class Mempool {
     public struct Limits: Sendable {
         public var maxTransactions: Int
         public var maxBytes: Int
         /// The share of `maxTransactions` one peer's transactions may hold.
         public var maxPerPeer: Int
+        /// How far ahead of its sender's next nonce a transaction may wait (so at most this many
+        /// of one sender's wait).
+        public var maxNonceGap: UInt64
+        /// Transactions waiting for an earlier nonce, in all (part of `maxTransactions`).
+        public var maxQueued: Int
+        /// Heights a transaction may wait for an earlier nonce before it is dropped.
+        public var queuedHeights: UInt64
 
-        public init(maxTransactions: Int = 50_000, maxBytes: Int = 64 << 20, maxPerPeer: Int? = nil) {
+        public init(maxTransactions: Int = 50_000, maxBytes: Int = 64 << 20, maxPerPeer: Int? = nil, maxNonceGap: UInt64 = 64,
+                    maxQueued: Int? = nil, queuedHeights: UInt64 = 300) {
             self.maxTransactions = maxTransactions
             self.maxBytes = maxBytes
             self.maxPerPeer = maxPerPeer ?? max(1, maxTransactions / 4)
+            self.maxNonceGap = maxNonceGap
+            self.maxQueued = maxQueued ?? maxTransactions / 8
+            self.queuedHeights = queuedHeights
         }
     }
 
@@ -64,18 +98,28 @@ public final class Mempool {
         let transaction: VerifiedTransaction
         let peer: String?
         let arrival: UInt64
+        /// The state's height when it came in.
+        let height: UInt64
     }
 
     public let limits: Limits
     let runtime: Runtime
     let signatures: SignatureCache
+    /// Each sender's line: consecutive nonces from its account's next one.
     private var bySender: [PublicKey: [Entry]] = [:]
-    /// Every waiting transaction by hash (also what block validation reuses: `verified(_:)`).
+    /// Each sender's transactions waiting for an earlier nonce, by nonce.
+    private var queuedBySender: [PublicKey: [UInt64: Entry]] = [:]
+    /// Every transaction held, in line or waiting, by hash (also what block validation reuses:
+    /// `verified(_:)`).
     private var byHash: [Hash256: VerifiedTransaction] = [:]
     private var perPeer: [String: Int] = [:]
     private var arrivals: UInt64 = 0
+    /// Transactions in line for blocks and their bytes.
     public private(set) var count = 0
     public private(set) var bytes = 0
+    /// Transactions waiting for an earlier nonce and their bytes.
+    public private(set) var queuedCount = 0
+    public private(set) var queuedBytes = 0
 
     public init(runtime: Runtime, limits: Limits = Limits(), signatures: SignatureCache) {
         self.runtime = runtime
@@ -93,9 +137,8 @@ public final class Mempool {
     }
 
     @discardableResult
-    public func add(_ transaction: SignedTransaction, from peer: String? = nil, state: ChainState) throws(MempoolRejection) -> Hash256 {
-        let hash = transaction.hash
-        guard byHash[hash] == nil else { throw .duplicate }
+    public func add(_ transaction: SignedTransaction, from peer: String? = nil, state: ChainState) throws(MempoolRejection) -> Admission {
+        guard byHash[transaction.hash] == nil else { throw .duplicate }
         if let peer, perPeer[peer, default: 0] >= limits.maxPerPeer { throw .peerQuota(limit: limits.maxPerPeer) }
         return try add(verified: try Self.verify(transaction, chainID: runtime.chainID, cache: signatures), from: peer, state: state)
     }
@@ -113,31 +156,42 @@ public final class Mempool {
     }
 
     /// Admits a transaction whose chain id and signature were already checked (by the
-    /// signature stage): the stateful checks only.
+    /// signature stage): the stateful checks only. A nonce ahead of the sender's next one (by
+    /// at most `maxNonceGap`) waits for the ones before it; the next nonce joins the line with
+    /// those that waited behind it.
     @discardableResult
-    public func add(verified: VerifiedTransaction, from peer: String? = nil, state: ChainState) throws(MempoolRejection) -> Hash256 {
+    public func add(verified: VerifiedTransaction, from peer: String? = nil, state: ChainState) throws(MempoolRejection) -> Admission {
         let hash = verified.hash
         guard byHash[hash] == nil else { throw .duplicate }
         if let peer, perPeer[peer, default: 0] >= limits.maxPerPeer { throw .peerQuota(limit: limits.maxPerPeer) }
-        guard count < limits.maxTransactions else { throw .full("\(count) transactions") }
-        guard bytes + verified.encodedSize <= limits.maxBytes else { throw .full("\(bytes) bytes") }
-        let sender = verified.body.sender
-        let queued = bySender[sender] ?? []
-        let expected = state.account(sender).nonce + UInt64(queued.count)
-        guard verified.body.nonce == expected else { throw .nonce(expected: expected, found: verified.body.nonce) }
+        guard count + queuedCount < limits.maxTransactions else { throw .full("\(count + queuedCount) transactions") }
+        guard bytes + queuedBytes + verified.encodedSize <= limits.maxBytes else { throw .full("\(bytes + queuedBytes) bytes") }
+        let sender = verified.body.sender, nonce = verified.body.nonce
+        let expected = state.account(sender).nonce + UInt64(bySender[sender]?.count ?? 0)
+        let entry = Entry(transaction: verified, peer: peer, arrival: arrivals + 1, height: state.global.height)
+        if nonce > expected {
+            guard nonce - expected <= limits.maxNonceGap else { throw .nonce(expected: expected, found: nonce) }
+            guard queuedBySender[sender]?[nonce] == nil else { throw .nonceQueued(nonce) }
+            guard queuedCount < limits.maxQueued else { throw .full("\(queuedCount) transactions wait for an earlier nonce") }
+            if let problem = runtime.admissionError(verified, expectedNonce: nonce, in: state) { throw .stateful(problem) }
+            arrivals += 1
+            queuedBySender[sender, default: [:]][nonce] = entry
+            hold(entry)
+            queuedCount += 1
+            queuedBytes += verified.encodedSize
+            return Admission(hash: hash, ready: [])
+        }
+        guard nonce == expected else { throw .nonce(expected: expected, found: nonce) }
         if let problem = runtime.admissionError(verified, expectedNonce: expected, in: state) { throw .stateful(problem) }
         arrivals += 1
-        bySender[sender, default: []].append(Entry(transaction: verified, peer: peer, arrival: arrivals))
-        byHash[hash] = verified
-        if let peer { perPeer[peer, default: 0] += 1 }
-        count += 1
-        bytes += verified.encodedSize
-        return hash
+        hold(entry)
+        line(entry, sender: sender)
+        return Admission(hash: hash, ready: [verified] + promote(sender, from: expected + 1, state: state))
     }
 
     public func contains(_ hash: Hash256) -> Bool { byHash[hash] != nil }
 
-    /// The waiting transaction with this hash: its signature was checked when it came in.
+    /// The transaction with this hash, in line or waiting: its signature was checked when it came in.
     public func verified(_ hash: Hash256) -> VerifiedTransaction? { byHash[hash] }
 
     /// Transactions for a block, within the byte and count limits: senders take turns in the
@@ -166,8 +220,12 @@ public final class Mempool {
     }
 
     /// After a commit: drop what was included or can no longer apply (stale nonce, fee no
-    /// longer payable), keeping each sender's remaining run contiguous from its new nonce.
-    public func update(after state: ChainState) {
+    /// longer payable), keeping each sender's remaining line contiguous from its new nonce;
+    /// waiting transactions whose turn came (the nonces before them were in the block) join the
+    /// line, and those that waited `queuedHeights` or fell behind the nonce leave. Returns the
+    /// ones that joined the line, to be passed on.
+    @discardableResult
+    public func update(after state: ChainState) -> [VerifiedTransaction] {
         for (sender, entries) in bySender {
             var nonce = state.account(sender).nonce
             var kept: [Entry] = []
@@ -179,15 +237,71 @@ public final class Mempool {
             }
             // Everything not kept (included, stale, unpayable, or behind a gap) leaves.
             let keptHashes = Set(kept.map(\.transaction.hash))
-            for entry in entries where !keptHashes.contains(entry.transaction.hash) { remove(entry) }
+            for entry in entries where !keptHashes.contains(entry.transaction.hash) {
+                release(entry)
+                count -= 1
+                bytes -= entry.transaction.encodedSize
+            }
             bySender[sender] = kept.isEmpty ? nil : kept
         }
+        var promoted: [VerifiedTransaction] = []
+        let height = state.global.height
+        for (sender, waiting) in queuedBySender {
+            let next = state.account(sender).nonce + UInt64(bySender[sender]?.count ?? 0)
+            for (nonce, entry) in waiting where nonce < next || height - min(height, entry.height) >= limits.queuedHeights {
+                unqueue(sender, nonce)
+                release(entry)
+            }
+            promoted += promote(sender, from: next, state: state)
+        }
+        return promoted
     }
 
-    private func remove(_ entry: Entry) {
+    /// Moves the sender's waiting transactions from `nonce` on into its line while they run
+    /// on without a gap; one that can no longer apply (its fee unpayable) leaves and stops the run.
+    private func promote(_ sender: PublicKey, from nonce: UInt64, state: ChainState) -> [VerifiedTransaction] {
+        var promoted: [VerifiedTransaction] = []
+        var next = nonce
+        while let entry = queuedBySender[sender]?[next] {
+            unqueue(sender, next)
+            guard runtime.admissionError(entry.transaction, expectedNonce: next, in: state) == nil else {
+                release(entry)
+                break
+            }
+            line(entry, sender: sender)
+            promoted.append(entry.transaction)
+            next += 1
+        }
+        return promoted
+    }
+
+    /// Counts a transaction coming in (by hash and against its peer's quota).
+    private func hold(_ entry: Entry) {
+        byHash[entry.transaction.hash] = entry.transaction
+        if let peer = entry.peer { perPeer[peer, default: 0] += 1 }
+    }
+
+    /// Appends a held transaction to its sender's line.
+    private func line(_ entry: Entry, sender: PublicKey) {
+        bySender[sender, default: []].append(entry)
+        count += 1
+        bytes += entry.transaction.encodedSize
+    }
+
+    /// Takes a transaction out of its sender's waiting queue (still held).
+    private func unqueue(_ sender: PublicKey, _ nonce: UInt64) {
+        guard let entry = queuedBySender[sender]?.removeValue(forKey: nonce) else { return }
+        if queuedBySender[sender]?.isEmpty == true { queuedBySender[sender] = nil }
+        queuedCount -= 1
+        queuedBytes -= entry.transaction.encodedSize
+    }
+
+    /// Forgets a transaction that leaves (the line's or the queue's own counts are the caller's).
+    private func release(_ entry: Entry) {
         byHash[entry.transaction.hash] = nil
-        if let peer = entry.peer { perPeer[peer, default: 1] -= 1 }
-        count -= 1
-        bytes -= entry.transaction.encodedSize
+        if let peer = entry.peer {
+            let left = perPeer[peer, default: 1] - 1
+            perPeer[peer] = left > 0 ? left : nil
+        }
     }
 }

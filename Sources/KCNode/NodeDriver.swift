@@ -313,6 +313,7 @@ public final class NodeDriver {
             snapshot.round = core?.round ?? 0
             snapshot.mempoolTransactions = mempool.count
             snapshot.mempoolBytes = mempool.bytes
+            snapshot.mempoolQueued = mempool.queuedCount
         }
         if now >= nextStatus {
             nextStatus = now + Self.statusIntervalMilliseconds
@@ -404,9 +405,9 @@ public final class NodeDriver {
         case .submit(let prepared, let reply):
             do throws(MempoolRejection) {
                 let verified = try prepared.get()
-                try mempool.add(verified: verified, from: nil, state: state)
-                network.broadcast(.transactions([verified.transaction]))
-                reply(.success(verified.hash))
+                let admission = try mempool.add(verified: verified, from: nil, state: state)
+                relay(admission.ready)
+                reply(.success(Submitted(hash: admission.hash, queued: admission.queued)))
             } catch {
                 metrics.countRefusal(error)
                 reply(.failure(error))
@@ -423,7 +424,7 @@ public final class NodeDriver {
     /// A peer's transactions, checked: each admitted to the mempool, then passed on to the
     /// peers that do not have them from the source (ADR 0017). A refused one bans the peer.
     func admit(_ checked: [CheckedTransaction], from peer: PublicKey) {
-        var admitted: [SignedTransaction] = []
+        var admitted: [VerifiedTransaction] = []
         let source = peer.hex
         for item in checked {
             switch item {
@@ -433,8 +434,7 @@ public final class NodeDriver {
                 return
             case .verified(let transaction):
                 do {
-                    try mempool.add(verified: transaction, from: source, state: state)
-                    admitted.append(transaction.transaction)
+                    admitted += try mempool.add(verified: transaction, from: source, state: state).ready
                 } catch {
                     metrics.countRefusal(error)
                     continue  // stateful refusals (nonce, fee, full): honest peers race
@@ -443,9 +443,38 @@ public final class NodeDriver {
         }
         if !admitted.isEmpty {
             network.credit(peer)
-            let targets = gossip.transactionTargets(from: peer, validatorKey: network.validatorKey(of: peer), validators: nextValidators())
-            network.send(.transactions(admitted), to: targets)
+            relay(admitted, to: gossip.transactionTargets(from: peer, validatorKey: network.validatorKey(of: peer), validators: nextValidators()))
         }
+    }
+
+    /// Passes transactions that joined the mempool's line on to `targets` (nil: every peer), in
+    /// messages within the wire's limits (a peer's message, with the waiting transactions it
+    /// let in, can hold more than one message may).
+    func relay(_ transactions: [VerifiedTransaction], to targets: [PublicKey]? = nil) {
+        guard targets?.isEmpty != true else { return }
+        for batch in Self.messages(transactions) {
+            if let targets { network.send(.transactions(batch), to: targets) } else { network.broadcast(.transactions(batch)) }
+        }
+    }
+
+    /// `transactions` cut, in order, into messages of at most `maxCount` transactions and
+    /// `maxBytes` of them (a transaction larger than that alone).
+    static func messages(_ transactions: [VerifiedTransaction], maxCount: Int = WireMessage.maxTransactionsPerMessage,
+                         maxBytes: Int = 4 << 20) -> [[SignedTransaction]] {
+        var messages: [[SignedTransaction]] = []
+        var batch: [SignedTransaction] = []
+        var size = 0
+        for transaction in transactions {
+            if batch.count == maxCount || (!batch.isEmpty && size + transaction.encodedSize > maxBytes) {
+                messages.append(batch)
+                batch.removeAll(keepingCapacity: true)
+                size = 0
+            }
+            batch.append(transaction.transaction)
+            size += transaction.encodedSize
+        }
+        if !batch.isEmpty { messages.append(batch) }
+        return messages
     }
 
     func handle(_ event: P2PEvent) throws {
@@ -529,7 +558,7 @@ public final class NodeDriver {
         run = nil
         timers.removeAll()
         early.committed(height)
-        mempool.update(after: state)
+        relay(mempool.update(after: state))
         evidence.update(after: state, runtime: runtime, cache: signatures)
         log.info("committed", ["height": "\(height)", "block": block.id.hex, "state": result.outcome.stateRoot.hex,
                                "txs": "\(block.transactions.count)"])

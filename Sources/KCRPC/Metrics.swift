@@ -31,6 +31,7 @@ enum Metrics {
         set("membria_block_transactions", "Transactions in the last block.", Double(s.lastBlockTransactions))
         set("membria_mempool_transactions", "Transactions waiting in the mempool.", Double(s.mempoolTransactions))
         set("membria_mempool_bytes", "Bytes waiting in the mempool.", Double(s.mempoolBytes))
+        set("membria_mempool_queued_transactions", "Transactions in the mempool waiting for an earlier nonce of their sender.", Double(s.mempoolQueued))
         set("membria_peers", "Connected peers.", Double(s.peers))
         set("membria_syncing", "1 while block sync runs, 0 in consensus.", s.syncing ? 1 : 0)
         set("membria_validator", "1 if this node's key is in the validator set.", s.isValidator ? 1 : 0)

@@ -140,7 +140,8 @@ public struct Routes: Sendable {
             ("latest_block_time_ms", View.number(snapshot.blockTimeMilliseconds)), ("state_root", View.hex(snapshot.stateRoot)),
             ("syncing", .bool(snapshot.syncing)), ("peers", View.number(snapshot.peers)), ("validator", .bool(snapshot.isValidator)),
             ("round", View.number(snapshot.round)),
-            ("mempool", .object([("transactions", View.number(snapshot.mempoolTransactions)), ("bytes", View.number(snapshot.mempoolBytes))])),
+            ("mempool", .object([("transactions", View.number(snapshot.mempoolTransactions)), ("bytes", View.number(snapshot.mempoolBytes)),
+                                    ("queued", View.number(snapshot.mempoolQueued))])),
         ])
     }
 
@@ -256,13 +257,15 @@ public struct Routes: Sendable {
             guard let value = UInt64(text), (1...120_000).contains(value) else { throw RPCError.badRequest("timeout_ms must be 1 to 120000") }
             return value
         } ?? 30_000
-        let hash: Hash256
+        let submitted: Submitted
         switch await node.submit(bytes) {
-        case .success(let value): hash = value
+        case .success(let value): submitted = value
         case .failure(let rejection): throw Self.error(for: rejection)
         }
+        let hash = submitted.hash
         guard wait else {
-            return JSONResponse.make(.object([("hash", View.hex(hash)), ("status", .string("pending"))]), status: .accepted)
+            return JSONResponse.make(.object([("hash", View.hex(hash)), ("status", .string(submitted.queued ? "queued" : "pending"))]),
+                                     status: .accepted)
         }
         let deadline = RateLimiter.nowMicroseconds() + timeout * 1_000
         var seen = node.commits.height
@@ -285,6 +288,7 @@ public struct Routes: Sendable {
         case .duplicate: return RPCError(.conflict, "duplicate", rejection.description)
         case .full: return RPCError(.serviceUnavailable, "mempool_full", rejection.description)
         case .nonce: return RPCError(.badRequest, "bad_nonce", rejection.description)
+        case .nonceQueued: return RPCError(.conflict, "nonce_queued", rejection.description)
         case .stateful: return RPCError(.badRequest, "rejected", rejection.description)
         case .peerQuota: return RPCError(.tooManyRequests, "quota", rejection.description)
         }

@@ -148,3 +148,23 @@ struct HeightRunTests {
         #expect(run.startedAt == 1_000)
     }
 }
+
+struct TransactionRelayTests {
+    /// Relayed transactions go out in order, in messages within the count and byte limits; one
+    /// larger than the byte limit goes alone rather than never.
+    @Test func relayedTransactionsAreCutIntoMessagesWithinTheLimits() throws {
+        let key = SigningKey(seed: Blake2b.hash256(Array("relay".utf8)))
+        let transactions = try (0..<25).map { nonce in
+            try TransactionBody(chainID: "relay", sender: key.publicKey, nonce: UInt64(nonce), fee: Amount(units: 1),
+                                call: .transfer(to: key.publicKey, amount: Amount(units: 1))).signed(with: key).verified(chainID: "relay")
+        }
+        let size = transactions[0].encodedSize
+        let byCount = NodeDriver.messages(transactions, maxCount: 10, maxBytes: 1 << 20)
+        #expect(byCount.map(\.count) == [10, 10, 5])
+        #expect(byCount.flatMap { $0 }.map(\.hash) == transactions.map(\.hash))
+        let byBytes = NodeDriver.messages(transactions, maxCount: 100, maxBytes: 3 * size)
+        #expect(byBytes.map(\.count) == [3, 3, 3, 3, 3, 3, 3, 3, 1])
+        #expect(NodeDriver.messages(Array(transactions.prefix(2)), maxCount: 100, maxBytes: size - 1).map(\.count) == [1, 1])
+        #expect(NodeDriver.messages([], maxCount: 10, maxBytes: 10).isEmpty)
+    }
+}

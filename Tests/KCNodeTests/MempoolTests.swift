@@ -31,7 +31,7 @@ struct MempoolTests {
         let state = Self.runtime.genesisState()
         try pool.add(Self.transfer(Self.alice, nonce: 0), state: state)
         #expect(throws: MempoolRejection.duplicate) { try pool.add(Self.transfer(Self.alice, nonce: 0), state: state) }
-        #expect(throws: MempoolRejection.nonce(expected: 1, found: 3)) { try pool.add(Self.transfer(Self.alice, nonce: 3), state: state) }
+        #expect(throws: MempoolRejection.nonce(expected: 1, found: 70)) { try pool.add(Self.transfer(Self.alice, nonce: 70), state: state) }
         try pool.add(Self.transfer(Self.alice, nonce: 1), state: state)
         #expect(throws: MempoolRejection.self) { try pool.add(Self.transfer(Self.alice, nonce: 2, fee: 1), state: state) }
         #expect(throws: MempoolRejection.invalid("transaction is for chain other, this chain is membria-mempool-test")) {
@@ -43,9 +43,9 @@ struct MempoolTests {
         #expect(pool.count == 2)
         // A transaction seen again (a peer re-sending it) is not verified a second time.
         let verifications = cache.verifications
-        #expect(throws: MempoolRejection.self) { try pool.add(Self.transfer(Self.alice, nonce: 3), state: state) }
+        #expect(throws: MempoolRejection.self) { try pool.add(Self.transfer(Self.alice, nonce: 70), state: state) }
         #expect(cache.verifications == verifications)
-        #expect(throws: MempoolRejection.self) { try pool.add(Self.transfer(Self.bob, nonce: 5), state: state) }
+        #expect(throws: MempoolRejection.self) { try pool.add(Self.transfer(Self.bob, nonce: 500), state: state) }
         #expect(cache.verifications == verifications + 1, "a new signature is verified")
     }
 
@@ -80,11 +80,82 @@ struct MempoolTests {
         #expect(pool.reap(maxCount: 10, maxBytes: 10).isEmpty)
     }
 
+    /// Nonces sent at once that arrive out of order: the ones ahead wait beside the line (not
+    /// reaped, not counted in it) and join it, in nonce order, when the gap fills.
+    @Test func aNonceAheadWaitsUntilTheOnesBeforeItArrive() throws {
+        let pool = Mempool(runtime: Self.runtime, signatures: SignatureCache())
+        let state = Self.runtime.genesisState()
+        #expect(try pool.add(Self.transfer(Self.alice, nonce: 0), state: state).ready.map(\.body.nonce) == [0])
+        for nonce in [3, 2] as [UInt64] {
+            let admission = try pool.add(Self.transfer(Self.alice, nonce: nonce), state: state)
+            #expect(admission.queued && admission.ready.isEmpty)
+        }
+        #expect(pool.count == 1 && pool.queuedCount == 2)
+        #expect(pool.contains(Self.transfer(Self.alice, nonce: 3).hash), "a waiting transaction is held (a copy is a duplicate)")
+        #expect(throws: MempoolRejection.duplicate) { try pool.add(Self.transfer(Self.alice, nonce: 3), state: state) }
+        #expect(pool.reap(maxCount: 10, maxBytes: 1 << 20).map(\.body.nonce) == [0], "only the line goes into blocks")
+        let filled = try pool.add(Self.transfer(Self.alice, nonce: 1), state: state)
+        #expect(!filled.queued && filled.ready.map(\.body.nonce) == [1, 2, 3])
+        #expect(pool.count == 4 && pool.queuedCount == 0 && pool.queuedBytes == 0)
+        #expect(pool.reap(maxCount: 10, maxBytes: 1 << 20).map(\.body.nonce) == [0, 1, 2, 3])
+    }
+
+    /// The gap filled by a block (the missing nonce reached another proposer): after the commit
+    /// the waiting run joins the line, and `update` hands it back to be passed on.
+    @Test func aBlockThatFillsTheGapLetsTheWaitingRunIn() throws {
+        let pool = Mempool(runtime: Self.runtime, signatures: SignatureCache())
+        var state = Self.runtime.genesisState()
+        for nonce in [1, 2] as [UInt64] { try pool.add(Self.transfer(Self.alice, nonce: nonce), state: state) }
+        #expect(pool.queuedCount == 2 && pool.count == 0)
+        let executed = try Self.runtime.execute([try Self.transfer(Self.alice, nonce: 0).verified(chainID: Self.runtime.chainID)],
+                                                context: BlockContext(height: 1, timeMilliseconds: 2_000), on: state)
+        state.commit(executed)
+        let promoted = pool.update(after: state)
+        #expect(promoted.map(\.body.nonce) == [1, 2])
+        #expect(pool.queuedCount == 0 && pool.count == 2)
+        #expect(pool.reap(maxCount: 10, maxBytes: 1 << 20).map(\.body.nonce) == [1, 2])
+    }
+
+    /// What an attacker who never fills the gap gets: transactions that wait only so far ahead,
+    /// one per nonce, only with a fee their balance can pay, within a share of the mempool,
+    /// counted against their peer's quota, and for a bounded number of heights.
+    @Test func waitingIsBoundedInDistanceNumberPeerAndTime() throws {
+        let limits = Mempool.Limits(maxTransactions: 100, maxPerPeer: 2, maxNonceGap: 4, maxQueued: 3, queuedHeights: 2)
+        let pool = Mempool(runtime: Self.runtime, limits: limits, signatures: SignatureCache())
+        var state = Self.runtime.genesisState()
+        #expect(throws: MempoolRejection.nonce(expected: 0, found: 5)) { try pool.add(Self.transfer(Self.alice, nonce: 5), state: state) }
+        try pool.add(Self.transfer(Self.alice, nonce: 4), state: state)
+        #expect(throws: MempoolRejection.nonceQueued(4)) { try pool.add(Self.transfer(Self.alice, nonce: 4, fee: 11), state: state) }
+        #expect(throws: MempoolRejection.self, "a fee the balance cannot pay is refused as it would be in line") {
+            try pool.add(Self.transfer(Self.alice, nonce: 3, fee: Amount.acti(1_000).units), state: state)
+        }
+        try pool.add(Self.transfer(Self.alice, nonce: 2), from: "peer-a", state: state)
+        try pool.add(Self.transfer(Self.bob, nonce: 1), from: "peer-a", state: state)
+        #expect(throws: MempoolRejection.peerQuota(limit: 2), "waiting transactions count against their peer's quota") {
+            try pool.add(Self.transfer(Self.bob, nonce: 0), from: "peer-a", state: state)
+        }
+        #expect(throws: MempoolRejection.full("3 transactions wait for an earlier nonce")) {
+            try pool.add(Self.transfer(Self.bob, nonce: 2), state: state)
+        }
+        #expect(pool.queuedCount == 3 && pool.count == 0)
+        // Two heights pass and nothing fills the gaps: the waiting ones leave, their peer's
+        // quota with them.
+        for height in 1...2 as ClosedRange<UInt64> {
+            state.commit(try Self.runtime.execute([], context: BlockContext(height: height, timeMilliseconds: 1_000 + height * 1_000), on: state))
+            #expect(pool.update(after: state).isEmpty)
+            #expect(pool.queuedCount == (height < 2 ? 3 : 0))
+        }
+        #expect(!pool.contains(Self.transfer(Self.alice, nonce: 4).hash) && pool.queuedBytes == 0)
+        try pool.add(Self.transfer(Self.bob, nonce: 0), from: "peer-a", state: state)
+        try pool.add(Self.transfer(Self.bob, nonce: 1), from: "peer-a", state: state)
+        #expect(pool.count == 2)
+    }
+
     /// Every refusal has its own metric series: the two kinds of nonce refusal are told apart,
     /// no two other reasons share one, and a refusal is counted under its own.
     @Test func everyRefusalHasItsOwnMetricSeries() {
         let all: [MempoolRejection] = [.malformed("x"), .invalid("x"), .duplicate, .full("x"), .nonce(expected: 1, found: 2),
-                                       .nonce(expected: 2, found: 1), .stateful("x"), .peerQuota(limit: 1)]
+                                       .nonce(expected: 2, found: 1), .nonceQueued(3), .stateful("x"), .peerQuota(limit: 1)]
         let reasons = Set(all.map(\.reason))
         #expect(reasons.count == all.count && reasons == Set(MempoolRejection.Reason.allCases))
         let metrics = NodeMetrics()

@@ -27,9 +27,10 @@ struct MetricsTests {
         #expect(node.waitHeight(4), "no blocks")
         for _ in 0..<3 { _ = node.get("/status") }
         _ = node.request("DELETE", "/some/path/\(UUID().uuidString)")  // an attacker's method and path
-        // A transaction whose sender's earlier nonces never came: refused, and counted so.
+        // A transaction too far ahead of its sender's next nonce to wait for the ones before it:
+        // refused, and counted so.
         let user = DevnetKeys.user(index: 0)
-        let ahead = TransactionBody(chainID: node.genesis.chainID, sender: user.publicKey, nonce: 5, fee: node.genesis.parameters.fees.minFee,
+        let ahead = TransactionBody(chainID: node.genesis.chainID, sender: user.publicKey, nonce: 500, fee: node.genesis.parameters.fees.minFee,
                                     call: .transfer(to: DevnetKeys.user(index: 1).publicKey, amount: .acti(1))).signed(with: user)
         let refused = node.request("POST", "/txs", body: "{\"tx\":\"\(Hex.encode(ahead.canonicalBytes))\"}")
         #expect((400..<500).contains(refused.status), "\(refused.status) \(refused.text)")

@@ -13,14 +13,14 @@ import Testing
         defer { node.stop() }
         let user = DevnetKeys.user(index: 0)
         let count = 300
-        // Consecutive nonces, sent back to back: the mempool refuses a nonce ahead of the next
-        // one it expects, so any reordering shows as a refusal.
+        // Consecutive nonces, sent back to back: a nonce ahead of the next one the mempool
+        // expects waits (queued), so any reordering shows as a queued answer or one out of order.
         let sent = (0..<count).map { nonce in
             TransactionBody(chainID: node.genesis.chainID, sender: user.publicKey, nonce: UInt64(nonce),
                             fee: node.genesis.parameters.fees.minFee,
                             call: .transfer(to: LiveNode.validatorAccount.publicKey, amount: .acti(1))).signed(with: user)
         }
-        let answers = Mutex<[Result<Hash256, MempoolRejection>]>([])
+        let answers = Mutex<[Result<Submitted, MempoolRejection>]>([])
         for transaction in sent {
             node.driver.handle.send(transaction.canonicalBytes) { result in answers.withLock { $0.append(result) } }
         }
@@ -28,7 +28,8 @@ import Testing
         let received = answers.withLock { $0 }
         #expect(received.count == count, "every submission answered once")
         let admitted = received.compactMap { try? $0.get() }
-        #expect(admitted == sent.map(\.hash), "admitted in the order sent: \(received.first { (try? $0.get()) == nil }.map { "\($0)" } ?? "")")
+        #expect(admitted == sent.map { Submitted(hash: $0.hash, queued: false) },
+                "admitted in the order sent, each in line: \(received.first { (try? $0.get())?.queued != false }.map { "\($0)" } ?? "")")
     }
 
     /// Decoding and the signature check run on the sender's thread; what they refuse is still
@@ -44,8 +45,8 @@ import Testing
         var forged = transfer(1).canonicalBytes
         forged[forged.count - 1] ^= 0x01  // the signature's last byte
         let oversized = [UInt8](repeating: 0, count: Int(node.genesis.parameters.block.maxTransactionBytes) + 1)
-        let answers = Mutex<[Result<Hash256, MempoolRejection>]>([])
-        let record: @Sendable (Result<Hash256, MempoolRejection>) -> Void = { result in answers.withLock { $0.append(result) } }
+        let answers = Mutex<[Result<Submitted, MempoolRejection>]>([])
+        let record: @Sendable (Result<Submitted, MempoolRejection>) -> Void = { result in answers.withLock { $0.append(result) } }
         node.driver.handle.send(transfer(0).canonicalBytes, reply: record)
         node.driver.handle.send([1, 2, 3], reply: record)
         node.driver.handle.send(forged, reply: record)
@@ -56,13 +57,13 @@ import Testing
         let received = answers.withLock { $0 }
         #expect(received.count == 6)
         guard received.count == 6 else { return }
-        #expect(try received[0].get() == transfer(0).hash)
+        #expect(try received[0].get() == Submitted(hash: transfer(0).hash, queued: false))
         guard case .failure(.malformed) = received[1] else { Issue.record("garbage: \(received[1])"); return }
         guard case .failure(.invalid) = received[2] else { Issue.record("forged signature: \(received[2])"); return }
         guard case .failure(.malformed(let reason)) = received[3], reason.contains("exceed the limit") else {
             Issue.record("oversized: \(received[3])"); return
         }
-        #expect(try received[4].get() == transfer(1).hash, "the forged copy of nonce 1 took nothing")
+        #expect(try received[4].get() == Submitted(hash: transfer(1).hash, queued: false), "the forged copy of nonce 1 took nothing")
         #expect(received[5] == .failure(.duplicate))
     }
 }

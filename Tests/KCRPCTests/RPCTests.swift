@@ -135,6 +135,43 @@ struct RPCTests {
         #expect(account["nonce"]?.numberText == "0" && account["bonded"]?.stringValue == "0", "\(account)")
     }
 
+    /// A client that sends two nonces at once, the later one first (two connections, two
+    /// requests in flight): the later one waits (`queued`, counted in /status), the earlier one
+    /// lets it into the line, and both commit. A third transaction with the waiting one's nonce
+    /// is refused by name while it waits.
+    @Test func noncesSentOutOfOrderBothCommit() throws {
+        let node = try LiveNode()
+        defer { node.stop() }
+        #expect(node.waitHeight(2), "no blocks")
+        let user = DevnetKeys.user(index: 2)
+        func transfer(_ nonce: UInt64, amount: UInt64 = 1) -> SignedTransaction {
+            TransactionBody(chainID: node.genesis.chainID, sender: user.publicKey, nonce: nonce, fee: node.genesis.parameters.fees.minFee,
+                            call: .transfer(to: Self.other.publicKey, amount: .acti(amount))).signed(with: user)
+        }
+        func post(_ transaction: SignedTransaction) -> LiveNode.Answer {
+            node.request("POST", "/txs", body: "{\"tx\":\"\(Hex.encode(transaction.canonicalBytes))\"}")
+        }
+        let later = post(transfer(1))
+        #expect(later.status == 202 && later.json?["status"]?.stringValue == "queued", "\(later.status) \(later.text)")
+        let rival = post(transfer(1, amount: 2))
+        #expect(rival.status == 409 && rival.json?["code"]?.stringValue == "nonce_queued", "\(rival.status) \(rival.text)")
+        var queued: Int? = nil
+        for _ in 0..<100 where queued != 1 {
+            queued = node.get("/status").json?["mempool"]?["queued"]?.numberText.flatMap { Int($0) }
+            if queued != 1 { usleep(50_000) }
+        }
+        #expect(queued == 1, "the waiting transaction is counted in /status")
+        let earlier = post(transfer(0))
+        #expect(earlier.status == 202 && earlier.json?["status"]?.stringValue == "pending", "\(earlier.status) \(earlier.text)")
+        var committed = false
+        for _ in 0..<200 where !committed {
+            committed = node.get("/txs/\(transfer(1).hash.hex)").status == 200
+            if !committed { usleep(50_000) }
+        }
+        #expect(committed, "the transaction that waited was committed")
+        #expect(node.get("/accounts/\(user.publicKey.hex)").json?["nonce"]?.numberText == "2")
+    }
+
     @Test func badRequestsGetTheirStatusAndAReasonNeverA500() throws {
         let node = try LiveNode(maxBodyBytes: 4_096)
         defer { node.stop() }
