@@ -22,6 +22,7 @@
 #    The event workload: 16 devnet users bond and register as gateways, then propose events
 #    (parents drawn from recent events); every validator's automatic attester (mode "format")
 #    votes in one batch per commit. Reported: events accepted/s and signature checks per event.
+#    After the steps of each workload: the mempool refusals of all nodes, by reason.
 # 3. One validator alone, on 1 core and on 2 cores (taskset): committed tx/s against its
 #    verification rate on those cores.
 # The load generator signs transfers before each step starts and runs at nice -5, so that it
@@ -59,6 +60,14 @@ peak_rss_mib() { awk '/VmHWM/ {printf "%d", $2 / 1024}' "/proc/$1/status" 2>/dev
 # when its metrics did not answer.
 failed_rounds() {
   { curl -s -m 10 "$(rpc_url 0)/metrics" || true; } | awk '/^membria_failed_rounds_total / {printf "%d", $2}'
+}
+
+# The mempool refusals of nodes 0..N-1 summed by reason ("reason count, ..."; "none").
+refusals_all() {
+  local i
+  for ((i = 0; i < $1; i++)); do curl -s -m 10 "$(rpc_url "$i")/metrics" || true; done |
+    awk -F'[{}" ]+' '/^membria_mempool_refused_transactions_total\{/ {sum[$3] += $NF} END {for (r in sum) if (sum[r] > 0) {printf "%s%s %d", sep, r, sum[r]; sep=", "}}' |
+    { read -r line || true; echo "${line:-none}"; }
 }
 
 events_decided() {
@@ -170,6 +179,7 @@ for part in $parts; do
     echo "== devnet, $validators validators, transfers (limit $limit tx/s)"
     start_network "$validators" transfers
     devnet_steps transfers "$limit"
+    echo "mempool refusals on the $validators nodes over the steps: $(refusals_all "$validators")"
     summary+=("\"transfers\":{\"limit_tx_per_s\":$limit,\"committed_tx_per_s\":$best,\"ratio_permille\":$((best * 1000 / limit)),\"light\":$light_json,\"half_limit\":$half_json,\"best\":$best_json}")
     echo "transfers: best $best tx/s = $((best * 1000 / limit))/1000 of the limit"
     ;;
@@ -180,6 +190,7 @@ for part in $parts; do
     # The offered rate is events/s; the search starts from the transaction limit as if each
     # event cost one check, and the report divides by the checks each event really took.
     devnet_steps events "$limit"
+    echo "mempool refusals on the $validators nodes over the steps: $(refusals_all "$validators")"
     events_best=$(field events_accepted_per_s <<<"$best_json")
     proposed=$(field committed_per_s <<<"$best_json")
     checks_permille=$(( proposed > 0 ? best * 1000 / proposed : 0 ))

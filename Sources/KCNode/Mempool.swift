@@ -172,7 +172,7 @@ public final class Mempool {
         if nonce > expected {
             guard nonce - expected <= limits.maxNonceGap else { throw .nonce(expected: expected, found: nonce) }
             guard queuedBySender[sender]?[nonce] == nil else { throw .nonceQueued(nonce) }
-            guard queuedCount < limits.maxQueued else { throw .full("\(queuedCount) transactions wait for an earlier nonce") }
+            guard queuedCount < limits.maxQueued else { throw .full("\(queuedCount) transactions wait for an earlier nonce of their sender; send the nonces before this one") }
             if let problem = runtime.admissionError(verified, expectedNonce: nonce, in: state) { throw .stateful(problem) }
             arrivals += 1
             queuedBySender[sender, default: [:]][nonce] = entry

@@ -134,7 +134,7 @@ struct MempoolTests {
         #expect(throws: MempoolRejection.peerQuota(limit: 2), "waiting transactions count against their peer's quota") {
             try pool.add(Self.transfer(Self.bob, nonce: 0), from: "peer-a", state: state)
         }
-        #expect(throws: MempoolRejection.full("3 transactions wait for an earlier nonce")) {
+        #expect(throws: MempoolRejection.full("3 transactions wait for an earlier nonce of their sender; send the nonces before this one")) {
             try pool.add(Self.transfer(Self.bob, nonce: 2), state: state)
         }
         #expect(pool.queuedCount == 3 && pool.count == 0)
