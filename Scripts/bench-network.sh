@@ -24,7 +24,7 @@
 #    votes in one batch per commit. Reported: events accepted/s and signature checks per event.
 #    After the steps of each workload: the mempool refusals of all nodes, by reason.
 # 3. One validator alone, on 1 core and on 2 cores (taskset): committed tx/s against its
-#    verification rate on those cores.
+#    verification rate on those cores, and the batches its signature stage refused.
 # The load generator signs transfers before each step starts and runs at nice -5, so that it
 # reads blocks as they come (a starved generator would report late commits); its own CPU is
 # reported with each step (generator_cpu_percent). BENCH_KEEP=1 keeps the nodes' directories.
@@ -215,6 +215,8 @@ for part in $parts; do
         if [ "$got" -lt $((rate * 9 / 10)) ]; then break; fi
         rate=$((rate * 3 / 2))
       done
+      stage_refused=$({ curl -s -m 10 "$(rpc_url 0)/metrics" || true; } | awk '/^membria_signature_stage_refused_batches_total / {printf "%d", $2}')
+      echo "over the steps: batches the signature stage refused ${stage_refused:-?}; mempool refusals: $(refusals_all 1)"
       echo "one validator, $ncpu core(s): best $best tx/s = $((best * 1000 / rate_here))/1000 of $rate_here verifications/s"
       one_json+="${one_json:+,}\"cores_$ncpu\":{\"verify_per_s\":$rate_here,\"committed_tx_per_s\":$best,\"ratio_permille\":$((best * 1000 / rate_here))}"
     done

@@ -174,8 +174,12 @@ public final class Attester: Sendable {
         sent.withLock { for id in voted { $0[id] = height } }
         node.send(transaction) { [self] result in
             switch result {
-            case .success:
-                log.info("attested", ["events": "\(voted.count)", "valid": "\(valid)"])
+            case .success(let submitted):
+                // Waiting for earlier nonces the mempool no longer holds (a restart, a full
+                // mempool): the next round starts again from the committed nonce, and the
+                // mempool names the one it wants from there.
+                if submitted.queued { nonces.withLock { $0.queued() } }
+                log.info("attested", ["events": "\(voted.count)", "valid": "\(valid)", "queued": "\(submitted.queued)"])
             case .failure(let rejection):
                 nonces.withLock { $0.refused(rejection) }
                 sent.withLock { for id in voted { $0.removeValue(forKey: id) } }
@@ -299,6 +303,10 @@ public struct AttestNonce: Sendable, Equatable {
 
     /// A transaction with `nonce` went to the mempool.
     public mutating func sent(_ nonce: UInt64) { following = nonce + 1 }
+
+    /// The mempool took one but it waits for earlier nonces it does not hold: start again from
+    /// the committed nonce (a used one is refused naming the right one).
+    public mutating func queued() { following = nil }
 
     /// The mempool refused one: a wrong nonce names the right one; anything else starts again
     /// from the committed nonce.

@@ -43,9 +43,10 @@ struct AttesterTests {
         #expect(try store.scan(sweep.range(prefix: prefix), limit: 1).first?.key == sorted[3])
     }
 
-    /// Rounds faster than blocks: the next transaction follows the attester's own waiting ones
-    /// (the mempool takes only a sender's next nonce), and after a refusal it takes the nonce
-    /// the mempool names.
+    /// Rounds faster than blocks: the next transaction follows the attester's own waiting ones;
+    /// when the mempool has lost those (one ahead of its line waits, `queued`) the attester
+    /// starts again from the committed nonce and fills the gap; after a refusal it takes the
+    /// nonce the mempool names.
     @Test func theNonceGoesOnPastTheAttestersOwnWaitingTransactions() throws {
         let key = SigningKey(seed: Blake2b.hash256(Array("attester-nonce".utf8)))
         let validator = SigningKey(seed: Blake2b.hash256(Array("attester-nonce-validator".utf8)))
@@ -56,14 +57,18 @@ struct AttesterTests {
                                           nodeID: validator.publicKey, stake: .acti(10_000), gateway: true)]))
         let state = runtime.genesisState()
         var nonces = AttestNonce()
+        var rounds: UInt128 = 0
         func submit(to pool: Mempool, committed: UInt64 = 0) -> Result<UInt64, MempoolRejection> {
             let nonce = nonces.next(committed: committed)
+            rounds += 1  // each round's transaction its own (as each round's votes are)
             let transaction = TransactionBody(chainID: "membria-attester-nonce", sender: key.publicKey, nonce: nonce,
-                                              fee: runtime.parameters.fees.minFee, call: .transfer(to: validator.publicKey, amount: .acti(1)))
+                                              fee: runtime.parameters.fees.minFee,
+                                              call: .transfer(to: validator.publicKey, amount: Amount(units: rounds)))
                 .signed(with: key)
             do {
-                try pool.add(transaction, state: state)
+                let admission = try pool.add(transaction, state: state)
                 nonces.sent(nonce)
+                if admission.queued { nonces.queued() }
                 return .success(nonce)
             } catch {
                 nonces.refused(error)
@@ -74,11 +79,17 @@ struct AttesterTests {
         // Three rounds before any commit: three transactions wait, nonces 0, 1, 2.
         for expected in UInt64(0)..<3 { #expect(try submit(to: pool).get() == expected) }
         #expect(pool.count == 3)
-        // The waiting transactions are lost (another pool): the next is refused and names the
-        // nonce it wants; the one after uses it.
+        // The waiting transactions are lost (another pool, as after a restart): the next waits
+        // for them, so the attester goes back to the committed nonce; the gap filled, the one
+        // that waited joins the line.
         let other = Mempool(runtime: runtime, signatures: SignatureCache())
-        #expect(throws: MempoolRejection.nonce(expected: 0, found: 3)) { try submit(to: other).get() }
-        #expect(try submit(to: other).get() == 0)
+        #expect(try submit(to: other).get() == 3 && other.queuedCount == 1)
+        for expected in UInt64(0)..<3 { #expect(try submit(to: other).get() == expected) }
+        #expect(other.count == 4 && other.queuedCount == 0)
+        // A nonce the line already holds is refused naming the next one, which the attester
+        // takes (its next would be 3: the last it sent was 2).
+        #expect(throws: MempoolRejection.nonce(expected: 4, found: 3)) { try submit(to: other).get() }
+        #expect(try submit(to: other).get() == 4)
         // Once the chain has committed past what the attester sent, the committed nonce rules.
         #expect(nonces.next(committed: 5) == 5)
         #expect(nonces.following == nil)

@@ -11,13 +11,8 @@ import Testing
 /// once it joins the line, after the one it waited for.
 struct MempoolGossipTests {
     @Test func aWaitingTransactionIsPassedOnOnlyOnceItJoinsTheLine() throws {
-        let network = try TestNetwork(validators: 1, commitMilliseconds: 20)
-        defer { network.stopAll(); network.remove() }
-        try network.start(0)
-        #expect(network.waitHeight(2, seconds: 30), "\(network.describe())")
-        let peer = try TestPeer(network: network, seed: 92, connectTo: [0])
-        defer { peer.stop() }
-        #expect(peer.waitConnected(1))
+        let (network, peer) = try TestNetwork.loneValidatorWithPeer(commitMilliseconds: 20, height: 2, seed: 92)
+        defer { peer.stop(); network.stopAll(); network.remove() }
         let user = DevnetKeys.user(index: 0)
         let transfers = (0..<2).map { nonce in
             TransactionBody(chainID: network.genesis.chainID, sender: user.publicKey, nonce: UInt64(nonce),

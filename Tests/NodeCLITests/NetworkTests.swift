@@ -313,13 +313,8 @@ struct NetworkTests {
     /// loop must still hear its peers between heights. (It ran timers back to back: a load
     /// generator's transactions were never read while 31,824 empty heights went by.)
     @Test func aLoneValidatorWithoutACommitPauseStillHearsItsPeers() throws {
-        let network = try TestNetwork(validators: 1, commitMilliseconds: 0)
-        defer { network.stopAll(); network.remove() }
-        try network.start(0)
-        #expect(network.waitHeight(50, seconds: 30), "\(network.describe())")
-        let peer = try TestPeer(network: network, seed: 77, connectTo: [0])
-        defer { peer.stop() }
-        #expect(peer.waitConnected(1))
+        let (network, peer) = try TestNetwork.loneValidatorWithPeer(commitMilliseconds: 0, height: 50, seed: 77)
+        defer { peer.stop(); network.stopAll(); network.remove() }
         let load = TransferLoad(peer: peer, chainID: network.genesis.chainID)
         load.start(perBatch: 5, intervalMilliseconds: 100, limit: 100)
         defer { load.stop() }

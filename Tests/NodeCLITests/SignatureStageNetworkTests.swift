@@ -10,13 +10,8 @@ import Testing
 /// the chain goes on.
 struct SignatureStageNetworkTests {
     @Test func batchesOverAPeersShareAreDroppedAndCounted() throws {
-        let network = try TestNetwork(validators: 1, commitMilliseconds: 20)
-        defer { network.stopAll(); network.remove() }
-        try network.start(0)
-        #expect(network.waitHeight(2, seconds: 30), "\(network.describe())")
-        let peer = try TestPeer(network: network, seed: 91, connectTo: [0])
-        defer { peer.stop() }
-        #expect(peer.waitConnected(1))
+        let (network, peer) = try TestNetwork.loneValidatorWithPeer(commitMilliseconds: 20, height: 2, seed: 91)
+        defer { peer.stop(); network.stopAll(); network.remove() }
         // Three whole messages of validly signed transfers, back to back: the first fills this
         // peer's share (10,000) while it is being checked, so the next ones are dropped.
         let user = DevnetKeys.user(index: 0)

@@ -234,6 +234,25 @@ func logField(_ key: String, in line: Substring) -> String? {
 }
 
 /// A P2P peer inside the test process: it dials nodes, sends them transactions, and can lie.
+extension TestNetwork {
+    /// One validator past `height` and a raw peer (`seed`) connected to it; the caller stops
+    /// both (`peer.stop()`, `network.stopAll()`, `network.remove()`).
+    static func loneValidatorWithPeer(commitMilliseconds: Int, height: UInt64, seed: UInt8) throws -> (network: TestNetwork, peer: TestPeer) {
+        let network = try TestNetwork(validators: 1, commitMilliseconds: commitMilliseconds)
+        do {
+            try network.start(0)
+            #expect(network.waitHeight(height, seconds: 30), "\(network.describe())")
+            let peer = try TestPeer(network: network, seed: seed, connectTo: [0])
+            #expect(peer.waitConnected(1))
+            return (network, peer)
+        } catch {
+            network.stopAll()
+            network.remove()
+            throw error
+        }
+    }
+}
+
 final class TestPeer {
     let host: P2PHost
 
