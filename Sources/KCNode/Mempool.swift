@@ -1,3 +1,4 @@
+import DequeModule
 import KCCodec
 import KCCrypto
 import KCRuntime
@@ -109,6 +110,9 @@ public final class Mempool {
     private var bySender: [PublicKey: [Entry]] = [:]
     /// Each sender's transactions waiting for an earlier nonce, by nonce.
     private var queuedBySender: [PublicKey: [UInt64: Entry]] = [:]
+    /// The same in arrival order, for expiry (an entry that left the queue earlier is skipped
+    /// when it comes up), so a commit never walks every waiting transaction.
+    private var queuedOrder: Deque<(height: UInt64, sender: PublicKey, nonce: UInt64, hash: Hash256)> = []
     /// Every transaction held, in line or waiting, by hash (also what block validation reuses:
     /// `verified(_:)`).
     private var byHash: [Hash256: VerifiedTransaction] = [:]
@@ -176,6 +180,8 @@ public final class Mempool {
             if let problem = runtime.admissionError(verified, expectedNonce: nonce, in: state) { throw .stateful(problem) }
             arrivals += 1
             queuedBySender[sender, default: [:]][nonce] = entry
+            queuedOrder.append((entry.height, sender, nonce, hash))
+            compactQueuedOrder()
             hold(entry)
             queuedCount += 1
             queuedBytes += verified.encodedSize
@@ -224,8 +230,13 @@ public final class Mempool {
     /// waiting transactions whose turn came (the nonces before them were in the block) join the
     /// line, and those that waited `queuedHeights` or fell behind the nonce leave. Returns the
     /// ones that joined the line, to be passed on.
+    ///
+    /// `moved`: the senders whose account nonce the block can have moved (its transactions'
+    /// senders); only their waiting transactions are looked at, besides the expired ones, so
+    /// waiting transactions (which pay nothing) cost a commit nothing per transaction. Nil
+    /// (after a state sync): every sender.
     @discardableResult
-    public func update(after state: ChainState) -> [VerifiedTransaction] {
+    public func update(after state: ChainState, moved: Set<PublicKey>? = nil) -> [VerifiedTransaction] {
         for (sender, entries) in bySender {
             var nonce = state.account(sender).nonce
             var kept: [Entry] = []
@@ -244,17 +255,35 @@ public final class Mempool {
             }
             bySender[sender] = kept.isEmpty ? nil : kept
         }
-        var promoted: [VerifiedTransaction] = []
         let height = state.global.height
-        for (sender, waiting) in queuedBySender {
+        while let first = queuedOrder.first, height - min(height, first.height) >= limits.queuedHeights {
+            queuedOrder.removeFirst()
+            if let entry = queuedBySender[first.sender]?[first.nonce], entry.transaction.hash == first.hash {
+                unqueue(first.sender, first.nonce)
+                release(entry)
+            }
+        }
+        var promoted: [VerifiedTransaction] = []
+        for sender in moved.map({ $0.filter { queuedBySender[$0] != nil } }) ?? Set(queuedBySender.keys) {
+            guard let waiting = queuedBySender[sender] else { continue }
             let next = state.account(sender).nonce + UInt64(bySender[sender]?.count ?? 0)
-            for (nonce, entry) in waiting where nonce < next || height - min(height, entry.height) >= limits.queuedHeights {
+            for (nonce, entry) in waiting where nonce < next {
                 unqueue(sender, nonce)
                 release(entry)
             }
             promoted += promote(sender, from: next, state: state)
         }
         return promoted
+    }
+
+    /// Arrival records held for expiry (the waiting transactions and some that left).
+    var queuedArrivalRecords: Int { queuedOrder.count }
+
+    /// Drops the arrival records of transactions that left the queue once they outnumber the
+    /// waiting ones by far (they leave early only by joining the line or by a commit).
+    private func compactQueuedOrder() {
+        guard queuedOrder.count > 4 * max(limits.maxQueued, 64) else { return }
+        queuedOrder = Deque(queuedOrder.filter { queuedBySender[$0.sender]?[$0.nonce]?.transaction.hash == $0.hash })
     }
 
     /// Moves the sender's waiting transactions from `nonce` on into its line while they run

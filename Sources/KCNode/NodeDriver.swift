@@ -558,7 +558,7 @@ public final class NodeDriver {
         run = nil
         timers.removeAll()
         early.committed(height)
-        relay(mempool.update(after: state))
+        relay(mempool.update(after: state, moved: Set(block.transactions.map(\.body.sender))))
         evidence.update(after: state, runtime: runtime, cache: signatures)
         log.info("committed", ["height": "\(height)", "block": block.id.hex, "state": result.outcome.stateRoot.hex,
                                "txs": "\(block.transactions.count)"])

@@ -1,6 +1,7 @@
 @testable import KCNode
 import KCConsensus
 import KCCrypto
+import KCRuntime
 import KCTypes
 import Testing
 
@@ -166,5 +167,34 @@ struct TransactionRelayTests {
         #expect(byBytes.map(\.count) == [3, 3, 3, 3, 3, 3, 3, 3, 1])
         #expect(NodeDriver.messages(Array(transactions.prefix(2)), maxCount: 100, maxBytes: size - 1).map(\.count) == [1, 1])
         #expect(NodeDriver.messages([], maxCount: 10, maxBytes: 10).isEmpty)
+    }
+}
+
+struct MempoolQueueRecordTests {
+    /// A sender that keeps sending each nonce after the one ahead of it (every transaction waits,
+    /// then joins the line) leaves an arrival record each time: they are compacted, so what the
+    /// mempool keeps for expiry stays bounded by the waiting transactions, not by the traffic.
+    @Test func arrivalRecordsOfTransactionsThatLeftAreCompacted() throws {
+        let key = SigningKey(seed: Blake2b.hash256(Array("queue-records".utf8)))
+        var parameters = LocalGenesis.developmentParameters
+        parameters.fees.minFee = Amount(units: 1)
+        let validator = SigningKey(seed: Blake2b.hash256(Array("queue-records-validator".utf8)))
+        let runtime = Runtime(genesis: Genesis(
+            chainID: "membria-queue-records", genesisTimeUnixMilliseconds: 1_000, parameters: parameters,
+            accounts: [GenesisAccount(address: key.publicKey, balance: .acti(1_000))],
+            validators: [GenesisValidator(moniker: "v", address: validator.publicKey, consensusKey: validator.publicKey,
+                                          nodeID: validator.publicKey, stake: .acti(10_000), gateway: true)]))
+        let pool = Mempool(runtime: runtime, limits: .init(maxTransactions: 10_000, maxQueued: 1), signatures: SignatureCache())
+        let state = runtime.genesisState()
+        func transfer(_ nonce: UInt64) -> SignedTransaction {
+            TransactionBody(chainID: "membria-queue-records", sender: key.publicKey, nonce: nonce, fee: Amount(units: 1),
+                            call: .transfer(to: validator.publicKey, amount: Amount(units: 1))).signed(with: key)
+        }
+        for round in 0..<300 as Range<UInt64> {
+            #expect(try pool.add(transfer(2 * round + 1), state: state).queued)
+            #expect(try pool.add(transfer(2 * round), state: state).ready.count == 2)
+        }
+        #expect(pool.count == 600 && pool.queuedCount == 0)
+        #expect(pool.queuedArrivalRecords <= 4 * 64 + 1, "records: \(pool.queuedArrivalRecords)")
     }
 }

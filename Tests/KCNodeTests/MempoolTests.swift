@@ -110,7 +110,9 @@ struct MempoolTests {
         let executed = try Self.runtime.execute([try Self.transfer(Self.alice, nonce: 0).verified(chainID: Self.runtime.chainID)],
                                                 context: BlockContext(height: 1, timeMilliseconds: 2_000), on: state)
         state.commit(executed)
-        let promoted = pool.update(after: state)
+        // A commit looks at the waiting transactions of the senders it moved (and the expired).
+        #expect(pool.update(after: state, moved: [Self.bob.publicKey]).isEmpty && pool.queuedCount == 2)
+        let promoted = pool.update(after: state, moved: [Self.alice.publicKey])
         #expect(promoted.map(\.body.nonce) == [1, 2])
         #expect(pool.queuedCount == 0 && pool.count == 2)
         #expect(pool.reap(maxCount: 10, maxBytes: 1 << 20).map(\.body.nonce) == [1, 2])
@@ -142,7 +144,7 @@ struct MempoolTests {
         // quota with them.
         for height in 1...2 as ClosedRange<UInt64> {
             state.commit(try Self.runtime.execute([], context: BlockContext(height: height, timeMilliseconds: 1_000 + height * 1_000), on: state))
-            #expect(pool.update(after: state).isEmpty)
+            #expect(pool.update(after: state, moved: []).isEmpty, "expiry does not wait for the sender to move")
             #expect(pool.queuedCount == (height < 2 ? 3 : 0))
         }
         #expect(!pool.contains(Self.transfer(Self.alice, nonce: 4).hash) && pool.queuedBytes == 0)
