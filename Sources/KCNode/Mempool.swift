@@ -192,7 +192,7 @@ public final class Mempool {
         arrivals += 1
         hold(entry)
         line(entry, sender: sender)
-        return Admission(hash: hash, ready: [verified] + promote(sender, from: expected + 1, state: state))
+        return Admission(hash: hash, ready: [verified] + (expected < .max ? promote(sender, from: expected + 1, state: state) : []))
     }
 
     public func contains(_ hash: Hash256) -> Bool { byHash[hash] != nil }
@@ -248,11 +248,7 @@ public final class Mempool {
             }
             // Everything not kept (included, stale, unpayable, or behind a gap) leaves.
             let keptHashes = Set(kept.map(\.transaction.hash))
-            for entry in entries where !keptHashes.contains(entry.transaction.hash) {
-                release(entry)
-                count -= 1
-                bytes -= entry.transaction.encodedSize
-            }
+            for entry in entries where !keptHashes.contains(entry.transaction.hash) { leaveLine(entry) }
             bySender[sender] = kept.isEmpty ? nil : kept
         }
         let height = state.global.height
@@ -299,6 +295,7 @@ public final class Mempool {
             }
             line(entry, sender: sender)
             promoted.append(entry.transaction)
+            guard next < .max else { break }
             next += 1
         }
         return promoted
@@ -315,6 +312,13 @@ public final class Mempool {
         bySender[sender, default: []].append(entry)
         count += 1
         bytes += entry.transaction.encodedSize
+    }
+
+    /// Forgets a transaction taken out of its sender's line (the caller rebuilds the line).
+    private func leaveLine(_ entry: Entry) {
+        release(entry)
+        count -= 1
+        bytes -= entry.transaction.encodedSize
     }
 
     /// Takes a transaction out of its sender's waiting queue (still held).

@@ -407,7 +407,7 @@ public final class NodeDriver {
                 let verified = try prepared.get()
                 let admission = try mempool.add(verified: verified, from: nil, state: state)
                 relay(admission.ready)
-                reply(.success(Submitted(hash: admission.hash, queued: admission.queued)))
+                reply(.success(admission))
             } catch {
                 metrics.countRefusal(error)
                 reply(.failure(error))

@@ -17,24 +17,12 @@ public enum NodeEvent: Sendable {
     case snapshotSaved(height: UInt64, Result<SnapshotOffer, BlockStore.Failure>, milliseconds: UInt64)
 }
 
-/// A transaction the mempool took: its hash, and whether it waits for an earlier nonce of its
-/// sender (`queued`) instead of being in line for a block.
-public struct Submitted: Sendable, Equatable {
-    public let hash: Hash256
-    public let queued: Bool
-
-    public init(hash: Hash256, queued: Bool) {
-        self.hash = hash
-        self.queued = queued
-    }
-}
-
 /// A request to the node's thread; the reply runs on that thread, so it must only hand the
 /// answer over (resume a continuation), never block.
 public enum NodeCall: Sendable {
     /// Admit a transaction, decoded and its signature checked by the caller (or the caller's
     /// refusal, answered in turn), to the mempool and gossip it.
-    case submit(Result<VerifiedTransaction, MempoolRejection>, reply: @Sendable (Result<Submitted, MempoolRejection>) -> Void)
+    case submit(Result<VerifiedTransaction, MempoolRejection>, reply: @Sendable (Result<Admission, MempoolRejection>) -> Void)
     /// A Merkle proof of one state key against the current state root.
     case proof(StoreKey, reply: @Sendable (StateProofAnswer) -> Void)
     /// A transaction's checks against the latest committed state, committing nothing
@@ -91,7 +79,7 @@ public final class NodeHandle: Sendable {
     }
 
     /// Submits a transaction and waits for the mempool's verdict.
-    public func submit(_ bytes: [UInt8]) async -> Result<Submitted, MempoolRejection> {
+    public func submit(_ bytes: [UInt8]) async -> Result<Admission, MempoolRejection> {
         await withCheckedContinuation { continuation in
             send(bytes) { continuation.resume(returning: $0) }
         }
@@ -101,7 +89,7 @@ public final class NodeHandle: Sendable {
     /// were sent, and `reply` runs on the node's thread with its verdict (hand it over only).
     /// The bytes are decoded and the signature checked here, on the caller's thread (ADR 0017):
     /// the node's thread only runs the mempool's stateful checks.
-    public func send(_ bytes: [UInt8], reply: @escaping @Sendable (Result<Submitted, MempoolRejection>) -> Void) {
+    public func send(_ bytes: [UInt8], reply: @escaping @Sendable (Result<Admission, MempoolRejection>) -> Void) {
         do throws(MempoolRejection) {
             send(try Mempool.decode(bytes, maxBytes: Int(genesis.parameters.block.maxTransactionBytes)), reply: reply)
         } catch {
@@ -111,7 +99,7 @@ public final class NodeHandle: Sendable {
 
     /// The same for a transaction already decoded (the attester's own): checked here, never
     /// encoded and decoded again.
-    public func send(_ transaction: SignedTransaction, reply: @escaping @Sendable (Result<Submitted, MempoolRejection>) -> Void) {
+    public func send(_ transaction: SignedTransaction, reply: @escaping @Sendable (Result<Admission, MempoolRejection>) -> Void) {
         let prepared: Result<VerifiedTransaction, MempoolRejection>
         do throws(MempoolRejection) { prepared = .success(try Mempool.verify(transaction, chainID: genesis.chainID, cache: signatures)) } catch {
             prepared = .failure(error)

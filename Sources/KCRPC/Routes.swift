@@ -257,7 +257,7 @@ public struct Routes: Sendable {
             guard let value = UInt64(text), (1...120_000).contains(value) else { throw RPCError.badRequest("timeout_ms must be 1 to 120000") }
             return value
         } ?? 30_000
-        let submitted: Submitted
+        let submitted: Admission
         switch await node.submit(bytes) {
         case .success(let value): submitted = value
         case .failure(let rejection): throw Self.error(for: rejection)

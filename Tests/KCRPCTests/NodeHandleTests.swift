@@ -20,7 +20,7 @@ import Testing
                             fee: node.genesis.parameters.fees.minFee,
                             call: .transfer(to: LiveNode.validatorAccount.publicKey, amount: .acti(1))).signed(with: user)
         }
-        let answers = Mutex<[Result<Submitted, MempoolRejection>]>([])
+        let answers = Mutex<[Result<Admission, MempoolRejection>]>([])
         for transaction in sent {
             node.driver.handle.send(transaction.canonicalBytes) { result in answers.withLock { $0.append(result) } }
         }
@@ -28,7 +28,7 @@ import Testing
         let received = answers.withLock { $0 }
         #expect(received.count == count, "every submission answered once")
         let admitted = received.compactMap { try? $0.get() }
-        #expect(admitted == sent.map { Submitted(hash: $0.hash, queued: false) },
+        #expect(admitted.map(\.hash) == sent.map(\.hash) && admitted.allSatisfy { !$0.queued },
                 "admitted in the order sent, each in line: \(received.first { (try? $0.get())?.queued != false }.map { "\($0)" } ?? "")")
     }
 
@@ -45,8 +45,8 @@ import Testing
         var forged = transfer(1).canonicalBytes
         forged[forged.count - 1] ^= 0x01  // the signature's last byte
         let oversized = [UInt8](repeating: 0, count: Int(node.genesis.parameters.block.maxTransactionBytes) + 1)
-        let answers = Mutex<[Result<Submitted, MempoolRejection>]>([])
-        let record: @Sendable (Result<Submitted, MempoolRejection>) -> Void = { result in answers.withLock { $0.append(result) } }
+        let answers = Mutex<[Result<Admission, MempoolRejection>]>([])
+        let record: @Sendable (Result<Admission, MempoolRejection>) -> Void = { result in answers.withLock { $0.append(result) } }
         node.driver.handle.send(transfer(0).canonicalBytes, reply: record)
         node.driver.handle.send([1, 2, 3], reply: record)
         node.driver.handle.send(forged, reply: record)
@@ -57,13 +57,13 @@ import Testing
         let received = answers.withLock { $0 }
         #expect(received.count == 6)
         guard received.count == 6 else { return }
-        #expect(try received[0].get() == Submitted(hash: transfer(0).hash, queued: false))
+        #expect(try received[0].get().ready.map(\.hash) == [transfer(0).hash])
         guard case .failure(.malformed) = received[1] else { Issue.record("garbage: \(received[1])"); return }
         guard case .failure(.invalid) = received[2] else { Issue.record("forged signature: \(received[2])"); return }
         guard case .failure(.malformed(let reason)) = received[3], reason.contains("exceed the limit") else {
             Issue.record("oversized: \(received[3])"); return
         }
-        #expect(try received[4].get() == Submitted(hash: transfer(1).hash, queued: false), "the forged copy of nonce 1 took nothing")
+        #expect(try received[4].get().ready.map(\.hash) == [transfer(1).hash], "the forged copy of nonce 1 took nothing")
         #expect(received[5] == .failure(.duplicate))
     }
 }
