@@ -172,7 +172,8 @@ struct ChainFollower {
         let nonce: UInt64
     }
     private var sentAt: [Hash256: Sent] = [:]
-    /// The same transactions by sender and nonce (a nonce sent again after a resync has two).
+    /// The waiting transactions of the `restarted` senders by nonce (a nonce sent again after
+    /// a resync has two); others need no index, so sending costs them nothing more.
     private var outstanding: [PublicKey: [UInt64: [Hash256]]] = [:]
     /// Sent transactions given up on (an earlier nonce of their sender was refused), less those
     /// that committed after all (a stall that was slowness, not a refusal), and those whose
@@ -204,14 +205,16 @@ struct ChainFollower {
         for transaction in transactions {
             let sender = transaction.body.sender, nonce = transaction.body.nonce
             sentAt[transaction.hash] = Sent(stamp: stamp, sender: sender, nonce: nonce)
-            outstanding[sender, default: [:]][nonce, default: []].append(transaction.hash)
+            if restarted.contains(sender) { outstanding[sender, default: [:]][nonce, default: []].append(transaction.hash) }
         }
     }
 
     /// Stops waiting for `sender`'s transactions from `nonce` on (they are counted lost).
     mutating func forget(sender: PublicKey, from nonce: UInt64) {
+        if restarted.insert(sender).inserted {  // indexed from now on: what waits already, then what is sent
+            for (hash, sent) in sentAt where sent.sender == sender { outstanding[sender, default: [:]][sent.nonce, default: []].append(hash) }
+        }
         for hash in stopWaiting(sender) { $0 >= nonce } { forgotten.insert(hash) }
-        restarted.insert(sender)
         resyncs += 1
     }
 
