@@ -95,6 +95,14 @@ public enum ConfigTemplate {
         # Caps on pending transactions; beyond them new transactions are refused as "mempool full".
         max_transactions = 50000
         max_bytes = 67108864
+        # The most one peer's transactions may hold (unset: a quarter of max_transactions).
+        # max_per_peer = 12500
+        # A transaction up to this many nonces ahead of its sender's next one waits for the ones
+        # before it; at most max_queued wait in all (unset: an eighth of max_transactions), each
+        # for at most queued_heights heights. max_nonce_gap = 0 refuses them instead.
+        max_nonce_gap = 64
+        # max_queued = 6250
+        queued_heights = 300
 
         [attester]
         # off: never attest; format: check only the header; fetch: download the payload by ArTxID

@@ -53,6 +53,15 @@ public struct NodeConfig: Equatable, Sendable {
     public var doubleSignCheckHeights = 0
     public var mempoolMaxTransactions = 50_000
     public var mempoolMaxBytes = 64 << 20
+    /// Transactions one peer's messages may hold in the mempool (nil: a quarter of
+    /// `mempoolMaxTransactions`).
+    public var mempoolMaxPerPeer: Int? = nil
+    /// How far ahead of its sender's next nonce a transaction may wait (ADR 0026).
+    public var mempoolMaxNonceGap: UInt64 = 64
+    /// Transactions waiting for an earlier nonce, in all (nil: an eighth of `mempoolMaxTransactions`).
+    public var mempoolMaxQueued: Int? = nil
+    /// Heights a transaction may wait for an earlier nonce before it is dropped.
+    public var mempoolQueuedHeights: UInt64 = 300
     public var attesterMode = AttesterMode.off
     public var arweaveGateway = "https://arweave.net"
     public var arweaveTimeoutMilliseconds: UInt64 = 5_000
@@ -123,6 +132,7 @@ public struct NodeConfig: Equatable, Sendable {
         var config = NodeConfig()
         var section = ""
         var seen = Set<String>()
+        var lineOf: [String: Int] = [:]
         var index = 0
         while index < lines.count {
             let lineNumber = index + 1
@@ -154,8 +164,25 @@ public struct NodeConfig: Equatable, Sendable {
             }
             let value = try parseValue(valueText, line: lineNumber, key: path)
             try config.apply(path, value, line: lineNumber)
+            lineOf[path] = lineNumber
         }
+        try config.checkMempoolShares(lineOf: lineOf)
         return config
+    }
+
+    /// The mempool's limits, from `[mempool]`.
+    public var mempoolLimits: Mempool.Limits {
+        Mempool.Limits(maxTransactions: mempoolMaxTransactions, maxBytes: mempoolMaxBytes, maxPerPeer: mempoolMaxPerPeer,
+                       maxNonceGap: mempoolMaxNonceGap, maxQueued: mempoolMaxQueued, queuedHeights: mempoolQueuedHeights)
+    }
+
+    /// A peer's share and the waiting transactions are parts of `mempool.max_transactions`:
+    /// either set above it is a mistake, named with its line once every key is read.
+    func checkMempoolShares(lineOf: [String: Int]) throws(ParseError) {
+        for (key, value) in [("mempool.max_per_peer", mempoolMaxPerPeer), ("mempool.max_queued", mempoolMaxQueued)] {
+            guard let value, value > mempoolMaxTransactions else { continue }
+            throw ParseError(line: lineOf[key] ?? 0, message: "\(key) = \(value) is more than mempool.max_transactions (\(mempoolMaxTransactions)): it is a part of it; lower it or raise max_transactions")
+        }
     }
 
     /// The first control character TOML forbids, and its line.
@@ -401,6 +428,10 @@ public struct NodeConfig: Equatable, Sendable {
         case "consensus.double_sign_check_heights": doubleSignCheckHeights = try integer(0...100_000)
         case "mempool.max_transactions": mempoolMaxTransactions = try integer(1...10_000_000)
         case "mempool.max_bytes": mempoolMaxBytes = try integer(1_024...(4 << 30))
+        case "mempool.max_per_peer": mempoolMaxPerPeer = try integer(1...10_000_000)
+        case "mempool.max_nonce_gap": mempoolMaxNonceGap = UInt64(try integer(0...1_024))
+        case "mempool.max_queued": mempoolMaxQueued = try integer(0...10_000_000)
+        case "mempool.queued_heights": mempoolQueuedHeights = UInt64(try integer(1...100_000))
         case "attester.mode":
             let mode = try string()
             guard let parsed = AttesterMode(rawValue: mode) else {

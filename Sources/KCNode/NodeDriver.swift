@@ -162,7 +162,7 @@ public final class NodeDriver {
         pace = ProposalPace(budgetMilliseconds: config.effectiveProposalBudgetMilliseconds)
         metrics.proposalLimit.set(to: Double(pace.limit(maxTransactions: Int(genesis.parameters.block.maxTransactions))))
         mempool = Mempool(runtime: runtime,
-                          limits: .init(maxTransactions: config.mempoolMaxTransactions, maxBytes: config.mempoolMaxBytes),
+                          limits: config.mempoolLimits,
                           signatures: signatures)
         var settings = P2PSettings(chainID: genesis.chainID, genesisHash: genesis.hash, nodeKey: nodeKey)
         settings.validatorKey = config.announceValidator ? key : nil

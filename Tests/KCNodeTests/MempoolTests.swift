@@ -121,6 +121,15 @@ struct MempoolTests {
     /// What an attacker who never fills the gap gets: transactions that wait only so far ahead,
     /// one per nonce, only with a fee their balance can pay, within a share of the mempool,
     /// counted against their peer's quota, and for a bounded number of heights.
+    /// `mempool.max_nonce_gap = 0`: nothing waits; a nonce ahead is refused as before ADR 0026.
+    @Test func aZeroGapTurnsTheWaitingOff() throws {
+        let pool = Mempool(runtime: Self.runtime, limits: Mempool.Limits(maxNonceGap: 0), signatures: SignatureCache())
+        let state = Self.runtime.genesisState()
+        #expect(throws: MempoolRejection.nonce(expected: 0, found: 1)) { try pool.add(Self.transfer(Self.alice, nonce: 1), state: state) }
+        #expect(pool.queuedCount == 0)
+        #expect(try pool.add(Self.transfer(Self.alice, nonce: 0), state: state).ready.count == 1)
+    }
+
     @Test func waitingIsBoundedInDistanceNumberPeerAndTime() throws {
         let limits = Mempool.Limits(maxTransactions: 100, maxPerPeer: 2, maxNonceGap: 4, maxQueued: 3, queuedHeights: 2)
         let pool = Mempool(runtime: Self.runtime, limits: limits, signatures: SignatureCache())

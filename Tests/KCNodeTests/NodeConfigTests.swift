@@ -25,6 +25,36 @@ struct NodeConfigTests {
         #expect(try NodeConfig.parse("[log]\nlevel = \"warning\"\nformat = \"json\"").logFormat == .json)
     }
 
+    /// The mempool's bounds come from `[mempool]`: the template's values are the built-in ones,
+    /// a peer's share and the waiting transactions default to parts of `max_transactions`, and
+    /// a part set above the whole is refused with its own line, whichever key comes first.
+    @Test func mempoolBoundsAreTheOperators() throws {
+        let template = try NodeConfig.parse(ConfigTemplate.render(moniker: "m", ports: NodePorts(p2pPort: 1, rpcPort: 2), persistentPeers: []))
+        let built = Mempool.Limits()
+        let limits = template.mempoolLimits
+        #expect(limits.maxTransactions == built.maxTransactions && limits.maxBytes == built.maxBytes)
+        #expect(limits.maxPerPeer == built.maxPerPeer && limits.maxPerPeer == 12_500)
+        #expect(limits.maxNonceGap == built.maxNonceGap && limits.maxQueued == built.maxQueued && limits.maxQueued == 6_250)
+        #expect(limits.queuedHeights == built.queuedHeights)
+        let derived = try NodeConfig.parse("[mempool]\nmax_transactions = 800").mempoolLimits
+        #expect(derived.maxPerPeer == 200 && derived.maxQueued == 100)
+        let set = try NodeConfig.parse("[mempool]\nmax_per_peer = 900\nmax_nonce_gap = 0\nmax_queued = 10\nqueued_heights = 20").mempoolLimits
+        #expect(set.maxPerPeer == 900 && set.maxNonceGap == 0 && set.maxQueued == 10 && set.queuedHeights == 20)
+        for (text, expected) in [
+            ("[mempool]\nmax_queued = 900\nmax_transactions = 800", "config.toml line 2: mempool.max_queued = 900 is more than mempool.max_transactions (800)"),
+            ("[mempool]\nmax_transactions = 800\n\nmax_per_peer = 801", "config.toml line 4: mempool.max_per_peer = 801 is more than mempool.max_transactions (800)"),
+            ("[mempool]\nmax_nonce_gap = 5000", "config.toml line 2: mempool.max_nonce_gap = 5000 is outside 0...1024"),
+            ("[mempool]\nqueued_heights = 0", "config.toml line 2: mempool.queued_heights = 0 is outside 1...100000"),
+        ] {
+            do {
+                _ = try NodeConfig.parse(text)
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect(error.description.contains(expected), "\(text) -> \(error.description)")
+            }
+        }
+    }
+
     @Test func emptyFileGivesDefaults() throws {
         #expect(try NodeConfig.parse("# nothing set\n") == NodeConfig())
     }
