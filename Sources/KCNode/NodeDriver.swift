@@ -422,9 +422,13 @@ public final class NodeDriver {
     }
 
     /// A peer's transactions, checked: each admitted to the mempool, then passed on to the
-    /// peers that do not have them from the source (ADR 0017). A refused one bans the peer.
+    /// peers that do not have them from the source (ADR 0017). Waiting transactions they let
+    /// into the line came from elsewhere (another peer, a client), so the source's coverage says
+    /// nothing about them: they go to every peer, as those a commit lets in do. A refused one
+    /// bans the peer.
     func admit(_ checked: [CheckedTransaction], from peer: PublicKey) {
         var admitted: [VerifiedTransaction] = []
+        var promoted: [VerifiedTransaction] = []
         let source = peer.hex
         for item in checked {
             switch item {
@@ -434,7 +438,10 @@ public final class NodeDriver {
                 return
             case .verified(let transaction):
                 do {
-                    admitted += try mempool.add(verified: transaction, from: source, state: state).ready
+                    // The transaction itself comes first; the waiting ones it let in follow.
+                    let ready = try mempool.add(verified: transaction, from: source, state: state).ready
+                    admitted += ready.prefix(1)
+                    promoted += ready.dropFirst()
                 } catch {
                     metrics.countRefusal(error)
                     continue  // stateful refusals (nonce, fee, full): honest peers race
@@ -445,6 +452,7 @@ public final class NodeDriver {
             network.credit(peer)
             relay(admitted, to: gossip.transactionTargets(from: peer, validatorKey: network.validatorKey(of: peer), validators: nextValidators()))
         }
+        if !promoted.isEmpty { relay(promoted) }
     }
 
     /// Passes transactions that joined the mempool's line on to `targets` (nil: every peer), in
