@@ -22,16 +22,20 @@ import Glibc
 // second adds RocksDB's flushes and compactions), the store reads per event and what they read
 // (a state entry's key prefix, or a trie page's depth), RSS and the store's size, so the cost
 // of history is measured without a network, a load generator or consensus.
-// Usage: Scripts/bench.sh --growth  (KC_GROWTH_EVENTS, KC_GROWTH_BLOCK, KC_GROWTH_CACHE_MB,
-// KC_GROWTH_BLOCK_CACHE_MB, KC_GROWTH_WRITE_BUFFER_MB, KC_GROWTH_ALLOCATOR, KC_GROWTH_TRIM_MS)
+// KC_GROWTH_VALIDATORS validators (default 1; the devnet has 5) each attest every event, as
+// every devnet validator's automatic attester does.
+// Usage: Scripts/bench.sh --growth  (KC_GROWTH_EVENTS, KC_GROWTH_BLOCK, KC_GROWTH_VALIDATORS,
+// KC_GROWTH_CACHE_MB, KC_GROWTH_BLOCK_CACHE_MB, KC_GROWTH_WRITE_BUFFER_MB, KC_GROWTH_ALLOCATOR,
+// KC_GROWTH_TRIM_MS)
 
 let environment = ProcessInfo.processInfo.environment
 let targetEvents = environment["KC_GROWTH_EVENTS"].flatMap { Int($0) } ?? 200_000
 let eventsPerBlock = environment["KC_GROWTH_BLOCK"].flatMap { Int($0) } ?? 1_000
+let validatorCount = max(1, environment["KC_GROWTH_VALIDATORS"].flatMap { Int($0) } ?? 1)
 let cacheMiB = environment["KC_GROWTH_CACHE_MB"].flatMap { Int($0) } ?? 64
-/// RocksDB's block cache and memtable size (default: the state cache's size).
+/// RocksDB's block cache (default: the state cache's size) and memtable size (default: the node's).
 let blockCacheMiB = environment["KC_GROWTH_BLOCK_CACHE_MB"].flatMap { Int($0) } ?? cacheMiB
-let writeBufferMiB = environment["KC_GROWTH_WRITE_BUFFER_MB"].flatMap { Int($0) } ?? cacheMiB
+let writeBufferMiB = environment["KC_GROWTH_WRITE_BUFFER_MB"].flatMap { Int($0) } ?? (RocksDBStore.Configuration().writeBufferBytes >> 20)
 /// Chain time per block: the block's events at 2,500 a second.
 let blockMilliseconds = UInt64(max(1, eventsPerBlock * 1_000 / 2_500))
 
@@ -128,12 +132,14 @@ let trimmer = trimMilliseconds > 0 ? HeapTrimmer(intervalMilliseconds: trimMilli
 trimmer?.start()
 
 // One validator (a gateway holding 100,000 ACTI) and four users that register as gateways with
-// the minimum stake, as `Scripts/bench-network.sh`'s million-events part runs it.
-let genesis = LocalGenesis.devnet(validatorCount: 1, userCount: 4)
+// the minimum stake, as `Scripts/bench-network.sh`'s million-events part runs it (or more
+// validators, each an attesting gateway).
+let genesis = LocalGenesis.devnet(validatorCount: validatorCount, userCount: 4)
 let parameters = genesis.parameters
 let runtime = Runtime(genesis: genesis)
-let validator = DevnetKeys.key(.account, index: 0)
+let validators = (0..<validatorCount).map { DevnetKeys.key(.account, index: $0) }
 let validatorConsensus = DevnetKeys.key(.validator, index: 0)
+let signers = (0..<validatorCount).map { DevnetKeys.key(.validator, index: $0).publicKey }
 let users = (0..<4).map { DevnetKeys.user(index: $0) }
 
 var template = [UInt8]("/tmp/kc-growth-XXXXXX".utf8CString.map { UInt8(bitPattern: $0) })
@@ -162,7 +168,7 @@ var previousBlockID = Hash256.zero
 @MainActor func commitBlock(_ transactions: [VerifiedTransaction]) -> (execute: Int64, store: Int64, cpu: Int64, outcome: BlockOutcome) {
     height += 1
     let context = BlockContext(height: height, timeMilliseconds: genesis.genesisTimeUnixMilliseconds + height * blockMilliseconds,
-                               lastCommitSigners: [validatorConsensus.publicKey])
+                               lastCommitSigners: signers)
     let cpu0 = threadCPUNanoseconds()
     let t0 = ContinuousClock.now
     let executed = try! runtime.execute(transactions, context: context, on: state)
@@ -182,7 +188,7 @@ var previousBlockID = Hash256.zero
 let setup = commitBlock(users.flatMap { [signed($0, .bond(amount: parameters.staking.minGatewayStake)), signed($0, .registerGateway)] })
 precondition(setup.outcome.receipts.allSatisfy(\.succeeded), "the users could not register as gateways")
 
-print("state growth: \(targetEvents) events, \(eventsPerBlock) a block, \(blockMilliseconds) ms of chain time a block, state cache \(cacheMiB) MiB, block cache \(blockCacheMiB) MiB, memtable \(writeBufferMiB) MiB, heap trim every \(trimMilliseconds) ms, allocator \(allocator)")
+print("state growth: \(targetEvents) events, \(eventsPerBlock) a block, \(validatorCount) attesting validator(s), \(blockMilliseconds) ms of chain time a block, state cache \(cacheMiB) MiB, block cache \(blockCacheMiB) MiB, memtable \(writeBufferMiB) MiB, heap trim every \(trimMilliseconds) ms, allocator \(allocator)")
 print("events | blocks | execute µs/event | store µs/event | thread CPU µs/event | process CPU µs/event | page faults/event | store reads/event | RSS MiB | store MiB | failed")
 /// The whole process's resource use so far: CPU of every thread, and minor page faults (fresh
 /// pages it touched, each zeroed by the kernel).
@@ -219,12 +225,14 @@ while events < targetEvents {
         proposed.append(EventHeader(author: author.publicKey, nonce: nonce, height: height + 1, parents: parents, arTxID: arTxID,
                                     contentHash: SHA256.hash(seed), kind: "bench.note").id)
     }
-    // The validator's attester: the previous block's events, in transactions of at most 1,900 votes.
-    var start = 0
-    while start < toAttest.count {
-        let end = min(start + 1_900, toAttest.count)
-        transactions.append(signed(validator, .attest(votes: toAttest[start..<end].map { AttestationVote(eventID: $0, verdict: .valid) })))
-        start = end
+    // Each validator's attester: the previous block's events, in transactions of at most 1,900 votes.
+    for validator in validators {
+        var start = 0
+        while start < toAttest.count {
+            let end = min(start + 1_900, toAttest.count)
+            transactions.append(signed(validator, .attest(votes: toAttest[start..<end].map { AttestationVote(eventID: $0, verdict: .valid) })))
+            start = end
+        }
     }
     let result = commitBlock(transactions)
     let failed = result.outcome.receipts.filter { !$0.succeeded }
