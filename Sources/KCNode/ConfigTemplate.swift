@@ -135,7 +135,7 @@ public enum ConfigTemplate {
         state_cache_mb = 64
         # RocksDB: block cache (MiB) and memtable size (MiB; two may be held at once).
         block_cache_mb = 64
-        write_buffer_mb = 64
+        write_buffer_mb = 32
         # Every this many milliseconds, give the memory the allocator holds free back to the
         # system (glibc keeps what is freed between blocks still in use). 0: never.
         heap_trim_interval_ms = 10000

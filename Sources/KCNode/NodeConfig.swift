@@ -78,7 +78,7 @@ public struct NodeConfig: Equatable, Sendable {
     public var stateCacheMiB = 64
     /// RocksDB's block cache (data, index and filter blocks) and memtable size, in MiB.
     public var blockCacheMiB = 64
-    public var writeBufferMiB = 64
+    public var writeBufferMiB = 32
     /// Every this many milliseconds `node start` gives the allocator's free pages back to the
     /// system (`malloc_trim`, ADR 0021); 0: never.
     public var heapTrimIntervalMilliseconds: UInt64 = 10_000

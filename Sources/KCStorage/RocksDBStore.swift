@@ -36,7 +36,7 @@ public final class RocksDBStore: KeyValueStore, @unchecked Sendable {
         /// Background threads for flushes and compactions.
         public var backgroundThreads: Int32 = 2
         /// Memtable size before a flush (up to two are held: one filling, one flushing).
-        public var writeBufferBytes = 64 << 20
+        public var writeBufferBytes = 32 << 20
         public init() {}
     }
 

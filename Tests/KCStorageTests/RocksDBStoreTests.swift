@@ -37,7 +37,11 @@ struct RocksDBStoreTests {
     @Test func eachWriteInsertsOnlyItsOwnOperations() throws {
         let directory = TemporaryDirectory.make(prefix: "kc-rocks-batches")
         defer { TemporaryDirectory.remove(directory) }
-        let store = try RocksDBStore(path: directory)
+        // A memtable larger than the batch too large to keep, so every entry stays in the
+        // active one and can be counted there.
+        var configuration = RocksDBStore.Configuration()
+        configuration.writeBufferBytes = 64 << 20
+        let store = try RocksDBStore(path: directory, configuration: configuration)
         func memtableEntries() -> Int { Int(store.property("rocksdb.num-entries-active-mem-table") ?? "") ?? -1 }
         for index in 0..<50 {
             var batch = WriteBatch()
