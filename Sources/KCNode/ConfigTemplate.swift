@@ -99,7 +99,7 @@ public enum ConfigTemplate {
         # max_per_peer = 12500
         # A transaction up to this many nonces ahead of its sender's next one waits for the ones
         # before it; at most max_queued wait in all (unset: an eighth of max_transactions), each
-        # for at most queued_heights heights. max_nonce_gap = 0 refuses them instead.
+        # for at most queued_heights heights. max_nonce_gap = 0 (or max_queued = 0) refuses them.
         max_nonce_gap = 64
         # max_queued = 6250
         queued_heights = 300

@@ -174,7 +174,8 @@ public final class Mempool {
         let expected = state.account(sender).nonce + UInt64(bySender[sender]?.count ?? 0)
         let entry = Entry(transaction: verified, peer: peer, arrival: arrivals + 1, height: state.global.height)
         if nonce > expected {
-            guard nonce - expected <= limits.maxNonceGap else { throw .nonce(expected: expected, found: nonce) }
+            // No room at all (a zero gap or queue): refused as a nonce ahead, not as a full queue.
+            guard nonce - expected <= limits.maxNonceGap, limits.maxQueued > 0 else { throw .nonce(expected: expected, found: nonce) }
             guard queuedBySender[sender]?[nonce] == nil else { throw .nonceQueued(nonce) }
             guard queuedCount < limits.maxQueued else { throw .full("\(queuedCount) transactions wait for an earlier nonce of their sender; send the nonces before this one") }
             if let problem = runtime.admissionError(verified, expectedNonce: nonce, in: state) { throw .stateful(problem) }

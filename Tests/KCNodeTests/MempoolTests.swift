@@ -121,13 +121,16 @@ struct MempoolTests {
     /// What an attacker who never fills the gap gets: transactions that wait only so far ahead,
     /// one per nonce, only with a fee their balance can pay, within a share of the mempool,
     /// counted against their peer's quota, and for a bounded number of heights.
-    /// `mempool.max_nonce_gap = 0`: nothing waits; a nonce ahead is refused as before ADR 0026.
-    @Test func aZeroGapTurnsTheWaitingOff() throws {
-        let pool = Mempool(runtime: Self.runtime, limits: Mempool.Limits(maxNonceGap: 0), signatures: SignatureCache())
-        let state = Self.runtime.genesisState()
-        #expect(throws: MempoolRejection.nonce(expected: 0, found: 1)) { try pool.add(Self.transfer(Self.alice, nonce: 1), state: state) }
-        #expect(pool.queuedCount == 0)
-        #expect(try pool.add(Self.transfer(Self.alice, nonce: 0), state: state).ready.count == 1)
+    /// `mempool.max_nonce_gap = 0` or `max_queued = 0`: nothing waits; a nonce ahead is refused
+    /// as before ADR 0026 (as a nonce from the future, not as a full queue).
+    @Test func aZeroGapOrQueueTurnsTheWaitingOff() throws {
+        for limits in [Mempool.Limits(maxNonceGap: 0), Mempool.Limits(maxQueued: 0)] {
+            let pool = Mempool(runtime: Self.runtime, limits: limits, signatures: SignatureCache())
+            let state = Self.runtime.genesisState()
+            #expect(throws: MempoolRejection.nonce(expected: 0, found: 1)) { try pool.add(Self.transfer(Self.alice, nonce: 1), state: state) }
+            #expect(pool.queuedCount == 0)
+            #expect(try pool.add(Self.transfer(Self.alice, nonce: 0), state: state).ready.count == 1)
+        }
     }
 
     @Test func waitingIsBoundedInDistanceNumberPeerAndTime() throws {
