@@ -423,9 +423,10 @@ public final class NodeDriver {
 
     /// A peer's transactions, checked: each admitted to the mempool, then passed on to the
     /// peers that do not have them from the source (ADR 0017). Waiting transactions they let
-    /// into the line came from elsewhere (another peer, a client), so the source's coverage says
-    /// nothing about them: they go to every peer, as those a commit lets in do. A refused one
-    /// bans the peer.
+    /// into the line may have come from elsewhere (another peer, a client), so the source's
+    /// coverage says nothing about them: they go to every peer, as those a commit lets in do
+    /// (one the source itself sent comes back to it once, as a duplicate). A refused one bans
+    /// the peer.
     func admit(_ checked: [CheckedTransaction], from peer: PublicKey) {
         var admitted: [VerifiedTransaction] = []
         var promoted: [VerifiedTransaction] = []
