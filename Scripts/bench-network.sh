@@ -218,7 +218,7 @@ for part in $parts; do
       best=0 rate=$((rate_here / 4))
       for ((step = 1; step <= max_steps; step++)); do
         run_step "one-validator-${ncpu}core-$rate" transfers "$rate" 0
-        got=$(field committed_per_s <<<"$step_json")
+        got=$(step_committed transfers "$step_json")
         [ "$got" -gt "$best" ] && best=$got
         if [ "$got" -lt $((rate * 9 / 10)) ]; then break; fi
         rate=$((rate * 3 / 2))

@@ -59,6 +59,9 @@ public struct Admission: Sendable, Equatable {
     /// The transactions that joined the line for blocks: this one and those of its sender that
     /// waited behind it, in nonce order; empty when it waits itself.
     public let ready: [VerifiedTransaction]
+    /// Those of `ready` that waited behind this one: they came from wherever they came (another
+    /// peer, a client), not necessarily from this one's source.
+    public var promoted: ArraySlice<VerifiedTransaction> { ready.dropFirst() }
 }
 
 /// Pending transactions: signature checked once on entry (through the shared cache), deduped

@@ -439,10 +439,9 @@ public final class NodeDriver {
                 return
             case .verified(let transaction):
                 do {
-                    // The transaction itself comes first; the waiting ones it let in follow.
-                    let ready = try mempool.add(verified: transaction, from: source, state: state).ready
-                    admitted += ready.prefix(1)
-                    promoted += ready.dropFirst()
+                    let admission = try mempool.add(verified: transaction, from: source, state: state)
+                    if !admission.queued { admitted.append(transaction) }
+                    promoted += admission.promoted
                 } catch {
                     metrics.countRefusal(error)
                     continue  // stateful refusals (nonce, fee, full): honest peers race

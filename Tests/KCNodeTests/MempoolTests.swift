@@ -96,6 +96,7 @@ struct MempoolTests {
         #expect(pool.reap(maxCount: 10, maxBytes: 1 << 20).map(\.body.nonce) == [0], "only the line goes into blocks")
         let filled = try pool.add(Self.transfer(Self.alice, nonce: 1), state: state)
         #expect(!filled.queued && filled.ready.map(\.body.nonce) == [1, 2, 3])
+        #expect(filled.promoted.map(\.body.nonce) == [2, 3], "the waiting ones it let in, without itself")
         #expect(pool.count == 4 && pool.queuedCount == 0 && pool.queuedBytes == 0)
         #expect(pool.reap(maxCount: 10, maxBytes: 1 << 20).map(\.body.nonce) == [0, 1, 2, 3])
     }
