@@ -255,6 +255,25 @@ struct EventTests {
         #expect(chain.state.event(b)?.validWeight == .zero)
     }
 
+    /// A refused call between two good ones in the same block undoes its own writes only: the
+    /// event's record keeps the vote written before it in that block, not the stored record.
+    @Test func aRefusedCallInsideABlockKeepsTheVotesBeforeIt() throws {
+        var chain = TestChain()
+        let a = try chain.propose(g[0], label: "a")
+        let outcome = try chain.block([
+            chain.transaction(g[1], .attest(votes: [AttestationVote(eventID: a, verdict: .valid)])),
+            chain.transaction(g[2], .attest(votes: [AttestationVote(eventID: a, verdict: .valid),
+                                                    AttestationVote(eventID: a, verdict: .invalid)])),
+            chain.transaction(g[3], .attest(votes: [AttestationVote(eventID: a, verdict: .invalid)])),
+        ])
+        #expect(outcome.receipts.map(\.code) == [.ok, .alreadyVoted, .ok])
+        let record = try #require(chain.state.event(a))
+        #expect(record.inlineVotes.map(\.voter) == [g[1].publicKey, g[3].publicKey])
+        #expect(record.validCount == 1 && record.validWeight == .acti(100_000))
+        #expect(record.invalidCount == 1 && record.invalidWeight == .acti(100_000))
+        #expect(try chain.attest(g[2], a).succeeded, "the refused voter's vote left no trace")
+    }
+
     @Test func pendingEventExpiresAtItsDeadline() throws {
         var chain = TestChain()
         let id = try chain.propose(g[0], label: "late")
