@@ -17,6 +17,9 @@ public final class BlockStore: Sendable {
     static let genesisKey: [UInt8] = Array("m/genesis-hash".utf8)
     static let formatKey: [UInt8] = Array("m/format".utf8)
     static let baseKey: [UInt8] = Array("m/base".utf8)
+    /// Present once the store has stopped keeping the query indexes: the first height stored
+    /// without them (ADR 0027).
+    public static let indexesOffKey: [UInt8] = Array("m/indexes-off".utf8)
     /// The layout of the store (specs/storage.md). 1: before this marker existed; 2: the
     /// author and kind indexes grouped per block; 3: the fixed electorate, votes under their
     /// own keys, paged registries and the dispute rounds (ADR 0011); 4: the state trie's nodes
@@ -33,6 +36,7 @@ public final class BlockStore: Sendable {
         case wrongChain(stored: Hash256, expected: Hash256)
         case outOfOrder(expected: UInt64, found: UInt64)
         case unsupportedFormat(found: UInt32, expected: UInt32)
+        case indexesIncomplete(since: UInt64)
 
         public var description: String {
             switch self {
@@ -43,6 +47,8 @@ public final class BlockStore: Sendable {
             case .outOfOrder(let expected, let found): return "block \(found) cannot be stored before block \(expected)"
             case .unsupportedFormat(let found, let expected):
                 return "the data directory has store format \(found) and this node reads format \(expected); there is no migration between them: move the data directory aside and let the node sync from its peers"
+            case .indexesIncomplete(let since):
+                return "the data directory has kept no query indexes since height \(since) (storage.indexes = false), so they cannot be turned on again: keep storage.indexes = false, or drop the chain data (`node unsafe-reset-all`) and sync again to rebuild them"
             }
         }
     }
@@ -51,9 +57,14 @@ public final class BlockStore: Sendable {
     /// this store's methods, which advance it.
     public let stateCache: StateCache
 
-    public init(store: any KeyValueStore, stateCacheBytes: Int = BlockStore.defaultStateCacheBytes) {
+    /// Whether blocks are stored with the query indexes (`storage.indexes`). Without them only
+    /// the pending events are listed (`ix/status/` of `pending`), which the attester reads.
+    public let queryIndexes: Bool
+
+    public init(store: any KeyValueStore, stateCacheBytes: Int = BlockStore.defaultStateCacheBytes, queryIndexes: Bool = true) {
         self.store = store
         stateCache = StateCache(budgetBytes: stateCacheBytes)
+        self.queryIndexes = queryIndexes
     }
 
     /// The state the store holds now, read through the cache.
@@ -71,13 +82,32 @@ public final class BlockStore: Sendable {
 
     /// The events in each status (indexed by raw value), from the `ix/status/` index, counted a
     /// page at a time: a chain with a million final events would otherwise hold every index key
-    /// in memory at once.
+    /// in memory at once. Without the query indexes only the pending events are counted.
     public func eventCountsByStatus() throws(StoreError) -> [UInt64] {
         var counts = [UInt64](repeating: 0, count: EventStatus.allCases.count)
-        for status in EventStatus.allCases {
+        for status in EventStatus.allCases where queryIndexes || status == .pending {
             try StatePersistence.forEach(in: store, prefix: NodeIndexKey.statusPrefix(status)) { _, _ in counts[Int(status.rawValue)] += 1 }
         }
         return counts
+    }
+
+    /// The height from which the store has kept no query indexes (nil: it has kept them all).
+    public func indexesOffSince() throws(Failure) -> UInt64? {
+        let bytes: [UInt8]?
+        do { bytes = try store.get(Self.indexesOffKey) } catch { throw .storage(error) }
+        guard let bytes else { return nil }
+        do { return try UInt64.decode(exactly: bytes) } catch { throw .corrupt("the index marker: \(error)") }
+    }
+
+    /// Refuses to turn the indexes on over a gap; records where they stop when turned off.
+    private func checkIndexMode() throws(Failure) {
+        let offSince = try indexesOffSince()
+        if queryIndexes, let offSince { throw .indexesIncomplete(since: offSince) }
+        if !queryIndexes && offSince == nil {
+            var batch = WriteBatch()
+            batch.put(Self.indexesOffKey, (try height() + 1).canonicalBytes)
+            do { try store.write(batch, sync: true) } catch { throw .storage(error) }
+        }
     }
 
     /// The last stored height (0: only genesis).
@@ -103,6 +133,7 @@ public final class BlockStore: Sendable {
                 do { format = try UInt32.decode(exactly: formatBytes) } catch { throw .corrupt("the store format marker: \(error)") }
             }
             guard format == Self.format else { throw .unsupportedFormat(found: format, expected: Self.format) }
+            try checkIndexMode()
             do {
                 // Stopped during state sync: the restore starts over from the genesis state.
                 if try isRestoring() { try resetToGenesisState(runtime.genesisState()) }
@@ -123,6 +154,7 @@ public final class BlockStore: Sendable {
         batch.put(Self.genesisKey, genesis.hash.bytes)
         batch.put(Self.formatKey, Self.format.canonicalBytes)
         batch.put(Self.heightKey, UInt64(0).canonicalBytes)
+        if !queryIndexes { batch.put(Self.indexesOffKey, UInt64(1).canonicalBytes) }
         do { try store.write(batch, sync: true) } catch { throw .storage(error) }
         stateCache.advanceClearing()
         return storedState()
@@ -143,12 +175,15 @@ public final class BlockStore: Sendable {
         batch.put(Self.key("c/", height), certificate.canonicalBytes)
         let outcome = executed.outcome
         batch.put(Self.key("r/", height), BlockResults(outcome).canonicalBytes)
-        for (index, receipt) in outcome.receipts.enumerated() {
-            batch.put(NodeIndexKey.transaction(receipt.transactionHash), TransactionLocation(height: height, index: UInt32(index)).canonicalBytes)
+        if queryIndexes {
+            for (index, receipt) in outcome.receipts.enumerated() {
+                batch.put(NodeIndexKey.transaction(receipt.transactionHash), TransactionLocation(height: height, index: UInt32(index)).canonicalBytes)
+            }
         }
         for change in outcome.eventChanges {
-            if let from = change.from { batch.delete(NodeIndexKey.status(from, event: change.eventID)) }
-            batch.put(NodeIndexKey.status(change.to, event: change.eventID), [])
+            // Without the query indexes only the pending list is kept (the attester reads it).
+            if let from = change.from, queryIndexes || from == .pending { batch.delete(NodeIndexKey.status(from, event: change.eventID)) }
+            if queryIndexes || change.to == .pending { batch.put(NodeIndexKey.status(change.to, event: change.eventID), []) }
         }
         if let change {
             precondition(change.header.id == block.id, "light block of another block")
@@ -158,7 +193,7 @@ public final class BlockStore: Sendable {
         let base = stateSource()
         precondition(ChainState(source: base).root == executed.baseRoot, "storing a block executed against another state")
         let pages = TriePage.changes(executed.trieWrites) { base.page($0) }
-        StatePersistence.add(executed, pages: pages, to: &batch)
+        StatePersistence.add(executed, pages: pages, indexes: queryIndexes, to: &batch)
         batch.put(Self.heightKey, height.canonicalBytes)
         do { try store.write(batch, sync: sync) } catch { throw .storage(error) }
         stateCache.advance(storing: executed, pages: pages)

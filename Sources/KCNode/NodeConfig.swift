@@ -79,6 +79,9 @@ public struct NodeConfig: Equatable, Sendable {
     /// RocksDB's block cache (data, index and filter blocks) and memtable size, in MiB.
     public var blockCacheMiB = 64
     public var writeBufferMiB = 32
+    /// Keep the query indexes (transactions by hash, events by status, author, kind, ArTxID and
+    /// parent): false keeps only the pending-event list the attester reads (ADR 0027).
+    public var queryIndexes = true
     /// Every this many milliseconds `node start` gives the allocator's free pages back to the
     /// system (`malloc_trim`, ADR 0021); 0: never.
     public var heapTrimIntervalMilliseconds: UInt64 = 10_000
@@ -463,6 +466,7 @@ public struct NodeConfig: Equatable, Sendable {
                 throw ParseError(line: line, message: "storage.heap_trim_interval_ms = \(interval): use 0 (never) or at least 1000 (once a second)")
             }
             heapTrimIntervalMilliseconds = UInt64(interval)
+        case "storage.indexes": queryIndexes = try boolean()
         case "statesync.enable": stateSync = try boolean()
         default:
             throw ParseError(line: line, message: "unknown key \(key) (see the template that `node init` writes)")

@@ -136,7 +136,7 @@ public final class NodeDriver {
             throw Failure(message: failure.reason)
         }
         store = try RocksDBStore(path: home.dataDirectory + "/store", configuration: config.storeConfiguration)
-        blocks = BlockStore(store: store, stateCacheBytes: config.stateCacheMiB << 20)
+        blocks = BlockStore(store: store, stateCacheBytes: config.stateCacheMiB << 20, queryIndexes: config.queryIndexes)
         // (A read that fails here fails again, and is reported, in `open`.)
         let interruptedRestore = (try? blocks.isRestoring()) == true
         state = try blocks.open(genesis: genesis, runtime: runtime)

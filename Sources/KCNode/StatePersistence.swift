@@ -11,15 +11,15 @@ public enum StatePersistence {
     public static let statePrefix: [UInt8] = Array("s/".utf8)
     public static let triePrefix: [UInt8] = Array("t/".utf8)
 
-    /// Adds a block's state changes, trie pages and index writes to `batch`; `pages` are the
-    /// pages its node writes change (`TriePage.changes`).
-    public static func add(_ executed: ExecutedBlock, pages: [TriePosition: TriePage?], to batch: inout WriteBatch) {
+    /// Adds a block's state changes, trie pages and (unless `indexes` is false) index writes to
+    /// `batch`; `pages` are the pages its node writes change (`TriePage.changes`).
+    public static func add(_ executed: ExecutedBlock, pages: [TriePosition: TriePage?], indexes: Bool = true, to batch: inout WriteBatch) {
         // Keys are distinct, so the order inside the batch cannot change what is stored.
         for (key, value) in executed.changes {
             if let value { batch.put(storeKey(key), value) } else { batch.delete(storeKey(key)) }
         }
         add(pages: pages, to: &batch)
-        for (key, value) in executed.indexWrites { batch.put(key, value) }
+        if indexes { for (key, value) in executed.indexWrites { batch.put(key, value) } }
     }
 
     /// The same, reading the pages the block changes from `store` (which holds the state the

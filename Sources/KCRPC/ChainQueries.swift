@@ -49,6 +49,15 @@ struct ChainQueries {
         return key
     }
 
+    /// Refuses a query that reads the query indexes when this node does not keep them
+    /// (`storage.indexes = false`): their answers would be empty or partial, not "not found".
+    /// `advice`: what to do instead (by default, ask another node).
+    func requireIndexes(_ what: String, advice: String = "ask a node that keeps the query indexes") throws {
+        guard let bytes = try snapshot.get(BlockStore.indexesOffKey) else { return }
+        let since = (try? UInt64.decode(exactly: bytes)).map { " since height \($0)" } ?? ""
+        throw RPCError(.notImplemented, "index_disabled", "this node keeps no \(what) index (storage.indexes = false\(since)): \(advice)")
+    }
+
     func block(_ height: UInt64) throws -> Block? { try read(Block.self, raw: Self.heightKey("b/", height), what: "block") }
     func results(_ height: UInt64) throws -> BlockResults? { try read(BlockResults.self, raw: Self.heightKey("r/", height), what: "block results") }
 
@@ -73,6 +82,7 @@ struct ChainQueries {
     }
 
     func transactionJSON(_ hash: Hash256) throws -> JSONValue {
+        try requireIndexes("transaction")
         guard let location = try read(TransactionLocation.self, raw: NodeIndexKey.transaction(hash), what: "transaction location") else {
             throw RPCError.notFound("no committed transaction \(hash.hex)")
         }
@@ -296,7 +306,8 @@ struct ChainQueries {
 
     /// Children (depth 1) or descendants up to `depth`, breadth first, each once.
     func descendants(_ id: Hash256, depth: Int) throws -> JSONValue {
-        try walk(from: id, depth: depth, what: "descendants") { current in
+        try requireIndexes("children")
+        return try walk(from: id, depth: depth, what: "descendants") { current in
             try snapshot.scan(.prefix(EventIndexKey.childrenPrefix(current)), limit: Self.maxWalk, reverse: false)
                 .compactMap { EventIndexKey.eventID(fromKey: $0.key) }
         }

@@ -21,6 +21,8 @@ struct NodeConfigTests {
         #expect(config.storeConfiguration.blockCacheBytes == RocksDBStore.Configuration().blockCacheBytes)
         #expect(config.heapTrimIntervalMilliseconds == 10_000)
         #expect(try NodeConfig.parse("[storage]\nheap_trim_interval_ms = 0").heapTrimIntervalMilliseconds == 0)
+        #expect(config.queryIndexes && NodeConfig().queryIndexes)
+        #expect(try NodeConfig.parse("[storage]\nindexes = false").queryIndexes == false)
         #expect(config.logLevel == .info && config.logFormat == .text)
         #expect(try NodeConfig.parse("[log]\nlevel = \"warning\"\nformat = \"json\"").logFormat == .json)
     }
@@ -94,6 +96,7 @@ struct NodeConfigTests {
             ("[storage]\nwrite_buffer_mb = 1", "config.toml line 2: storage.write_buffer_mb"),
             ("[storage]\nheap_trim_interval_ms = -5", "config.toml line 2: storage.heap_trim_interval_ms"),
             ("[storage]\nheap_trim_interval_ms = 50", "config.toml line 2: storage.heap_trim_interval_ms = 50: use 0 (never) or at least 1000"),
+            ("[storage]\nindexes = \"off\"", "config.toml line 2: storage.indexes must be true or false"),
         ]
         for (text, expected) in cases {
             do {

@@ -29,14 +29,15 @@ final class LiveNode: @unchecked Sendable {
     static let validatorAccount = DevnetKeys.key(.account, index: 0)
 
     init(rateLimit: Int = 100_000, maxBodyBytes: Int = 1 << 20, limits: HTTPLimits = HTTPLimits(), maxConcurrentChecks: Int = 4,
-         attester attesterSettings: Attester.Settings? = nil) throws {
+         attester attesterSettings: Attester.Settings? = nil, queryIndexes: Bool = true) throws {
         var genesis = LocalGenesis.devnet(validatorCount: 1, userCount: 4)
         genesis.chainID = "membria-devnet-rpc-test"
         genesis.parameters.events.attestationPeriodMilliseconds = 4_000
         genesis.parameters.events.challengeWindowMilliseconds = 1_500
         genesis.parameters.events.revotePeriodMilliseconds = 2_000
         self.genesis = genesis
-        home = try makeDevnetHome(genesis: genesis, moniker: "rpc-test", commitMilliseconds: 100)
+        home = try makeDevnetHome(genesis: genesis, moniker: "rpc-test", commitMilliseconds: 100,
+                                  replacing: queryIndexes ? [] : [("indexes = true", "indexes = false")])
         driver = try NodeDriver(home: NodeHome(path: home)) { _ in }
         var settings = RPCSettings()
         settings.port = 0

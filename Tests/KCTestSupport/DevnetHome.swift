@@ -7,7 +7,9 @@ import KCTypes
 /// warning, its commit pause `commitMilliseconds`, and `consensusLines` added to its
 /// [consensus] section. The genesis file sits beside it (`path + ".genesis.json"`);
 /// `removeDevnetHome` deletes both.
-public func makeDevnetHome(genesis: Genesis, moniker: String, commitMilliseconds: Int, consensusLines: [String] = []) throws -> String {
+/// `replacing`: further edits of the config's text (a line of the template and what replaces it).
+public func makeDevnetHome(genesis: Genesis, moniker: String, commitMilliseconds: Int, consensusLines: [String] = [],
+                           replacing: [(String, String)] = []) throws -> String {
     let home = FileManager.default.temporaryDirectory.appendingPathComponent("kc-\(moniker)-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
     let genesisPath = home + ".genesis.json"
@@ -15,10 +17,14 @@ public func makeDevnetHome(genesis: Genesis, moniker: String, commitMilliseconds
     _ = try NodeInitializer.initialize(InitOptions(home: NodeHome(path: home), moniker: moniker, genesisFile: genesisPath,
                                                    devnetIndex: 0, force: true))
     let configPath = home + "/config.toml"
-    let config = try String(contentsOfFile: configPath, encoding: .utf8)
+    var config = try String(contentsOfFile: configPath, encoding: .utf8)
         .replacingOccurrences(of: "timeout_commit_ms = 1000", with: (["timeout_commit_ms = \(commitMilliseconds)"] + consensusLines).joined(separator: "\n"))
         .replacingOccurrences(of: "listen_address = \"127.0.0.1:26656\"", with: "listen_address = \"127.0.0.1:0\"")
         .replacingOccurrences(of: "level = \"info\"", with: "level = \"warning\"")
+    for (line, replacement) in replacing {
+        precondition(config.contains(line), "the config template has no line \(line)")
+        config = config.replacingOccurrences(of: line, with: replacement)
+    }
     try config.write(toFile: configPath, atomically: true, encoding: .utf8)
     return home
 }

@@ -23,8 +23,9 @@ import Glibc
 // (a state entry's key prefix, or a trie page's depth), RSS and the store's size, so the cost
 // of history is measured without a network, a load generator or consensus.
 // KC_GROWTH_VALIDATORS validators (default 1; the devnet has 5) each attest every event, as
-// every devnet validator's automatic attester does.
-// Usage: Scripts/bench.sh --growth  (KC_GROWTH_EVENTS, KC_GROWTH_BLOCK, KC_GROWTH_VALIDATORS,
+// every devnet validator's automatic attester does. KC_GROWTH_INDEXES=0 stores the blocks
+// without the query indexes (`storage.indexes = false`, ADR 0027).
+// Usage: Scripts/bench.sh --growth  (KC_GROWTH_EVENTS, KC_GROWTH_BLOCK, KC_GROWTH_VALIDATORS, KC_GROWTH_INDEXES,
 // KC_GROWTH_CACHE_MB, KC_GROWTH_BLOCK_CACHE_MB, KC_GROWTH_WRITE_BUFFER_MB, KC_GROWTH_ALLOCATOR,
 // KC_GROWTH_TRIM_MS)
 
@@ -152,7 +153,8 @@ configuration.blockCacheBytes = blockCacheMiB << 20
 configuration.writeBufferBytes = writeBufferMiB << 20
 let rocks = try! RocksDBStore(path: directory, configuration: configuration)
 let store = CountingStore(rocks)
-let blocks = BlockStore(store: store, stateCacheBytes: cacheMiB << 20)
+let queryIndexes = environment["KC_GROWTH_INDEXES"] != "0"
+let blocks = BlockStore(store: store, stateCacheBytes: cacheMiB << 20, queryIndexes: queryIndexes)
 var state = try! blocks.open(genesis: genesis, runtime: runtime)
 
 var nonces: [PublicKey: UInt64] = [:]
@@ -188,7 +190,7 @@ var previousBlockID = Hash256.zero
 let setup = commitBlock(users.flatMap { [signed($0, .bond(amount: parameters.staking.minGatewayStake)), signed($0, .registerGateway)] })
 precondition(setup.outcome.receipts.allSatisfy(\.succeeded), "the users could not register as gateways")
 
-print("state growth: \(targetEvents) events, \(eventsPerBlock) a block, \(validatorCount) attesting validator(s), \(blockMilliseconds) ms of chain time a block, state cache \(cacheMiB) MiB, block cache \(blockCacheMiB) MiB, memtable \(writeBufferMiB) MiB, heap trim every \(trimMilliseconds) ms, allocator \(allocator)")
+print("state growth: \(targetEvents) events, \(eventsPerBlock) a block, \(validatorCount) attesting validator(s), \(blockMilliseconds) ms of chain time a block, state cache \(cacheMiB) MiB, block cache \(blockCacheMiB) MiB, memtable \(writeBufferMiB) MiB, query indexes \(queryIndexes ? "on" : "off"), heap trim every \(trimMilliseconds) ms, allocator \(allocator)")
 print("events | blocks | execute µs/event | store µs/event | thread CPU µs/event | process CPU µs/event | page faults/event | store reads/event | RSS MiB | store MiB | failed")
 /// The whole process's resource use so far: CPU of every thread, and minor page faults (fresh
 /// pages it touched, each zeroed by the kernel).
