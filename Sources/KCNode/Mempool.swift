@@ -74,7 +74,7 @@ public struct Admission: Sendable, Equatable {
 /// nonces before it do, here or in a block. Waiting transactions are not passed on to peers
 /// until they join the line, so one that never can costs only this node.
 public final class Mempool {
-    public struct Limits: Sendable {
+    public struct Limits: Sendable, Equatable {
         public var maxTransactions: Int
         public var maxBytes: Int
         /// The share of `maxTransactions` one peer's transactions may hold.

@@ -1,3 +1,4 @@
+import Foundation
 import KCNode
 import KCStorage
 import Testing
@@ -25,6 +26,20 @@ struct NodeConfigTests {
         #expect(try NodeConfig.parse("[storage]\nindexes = false").queryIndexes == false)
         #expect(config.logLevel == .info && config.logFormat == .text)
         #expect(try NodeConfig.parse("[log]\nlevel = \"warning\"\nformat = \"json\"").logFormat == .json)
+    }
+
+    /// The template's commented-out keys show what the node derives when they are unset: set
+    /// to the values shown, they change nothing (a comment left behind by a changed default fails).
+    @Test func theTemplatesCommentedKeysShowTheDerivedDefaults() throws {
+        let text = ConfigTemplate.render(moniker: "m", ports: NodePorts(p2pPort: 1, rpcPort: 2), persistentPeers: [])
+        let pattern = #"(?m)^(\s*)# ([a-z_]+ = )"#
+        let commented = text.split(separator: "\n").filter { $0.range(of: pattern, options: .regularExpression) != nil }
+        #expect(commented.count == 3, "\(commented)")
+        let unset = try NodeConfig.parse(text)
+        let set = try NodeConfig.parse(text.replacingOccurrences(of: pattern, with: "$1$2", options: .regularExpression))
+        #expect(set.proposalBudgetMilliseconds != nil && set.mempoolMaxPerPeer != nil && set.mempoolMaxQueued != nil, "the keys were read")
+        #expect(set.effectiveProposalBudgetMilliseconds == unset.effectiveProposalBudgetMilliseconds)
+        #expect(set.mempoolLimits == unset.mempoolLimits)
     }
 
     /// The mempool's bounds come from `[mempool]`: the template's values are the built-in ones,
