@@ -48,7 +48,7 @@ public final class BlockStore: Sendable {
             case .unsupportedFormat(let found, let expected):
                 return "the data directory has store format \(found) and this node reads format \(expected); there is no migration between them: move the data directory aside and let the node sync from its peers"
             case .indexesIncomplete(let since):
-                return "the data directory has kept no query indexes since height \(since) (storage.indexes = false), so they cannot be turned on again: keep storage.indexes = false, or drop the chain data (`node unsafe-reset-all`) and sync again to rebuild them"
+                return "the data directory has kept no query indexes since height \(since) (storage.indexes = false), so they cannot be turned on over the gap: keep storage.indexes = false, or rebuild them from the node's own blocks (`node reindex`, on a store that holds every block from genesis), or drop the chain data (`node unsafe-reset-all`) and sync again"
             }
         }
     }

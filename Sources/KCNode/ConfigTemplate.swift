@@ -142,7 +142,7 @@ public enum ConfigTemplate {
         # Keep the indexes the RPC's lists and GET /txs/{hash} read (transactions by hash; events
         # by status, author, kind, ArTxID and parent). A validator that serves no queries may
         # turn them off, as CometBFT's tx_index.indexer = "null": an eighth less CPU per event.
-        # Once off, this data directory cannot turn them on again (they would have a gap).
+        # Once off, they can be turned on again only after `node reindex` (they would have a gap).
         indexes = true
 
         [statesync]

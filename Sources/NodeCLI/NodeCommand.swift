@@ -17,7 +17,7 @@ struct NodeCommand: ParsableCommand {
         """,
         version: version,
         subcommands: [InitCommand.self, StartCommand.self, KeysCommand.self, StatusCommand.self, QueryCommand.self, VersionCommand.self,
-                      UnsafeResetAllCommand.self, RollbackCommand.self, ExportGenesisCommand.self,
+                      UnsafeResetAllCommand.self, RollbackCommand.self, ReindexCommand.self, ExportGenesisCommand.self,
                       ProposeEventCommand.self, AttestCommand.self, DisputeCommand.self, VoteDisputeCommand.self, DefendCommand.self,
                       StakeCommand.self, UnstakeCommand.self, WithdrawCommand.self, RegisterValidatorCommand.self,
                       RegisterGatewayCommand.self, UnjailCommand.self, TransferCommand.self,

@@ -1,4 +1,4 @@
-// The recovery commands of a stopped node: unsafe-reset-all, rollback, export-genesis.
+// The recovery commands of a stopped node: unsafe-reset-all, rollback, reindex, export-genesis.
 import ArgumentParser
 import KCCrypto
 import KCNode
@@ -66,6 +66,33 @@ struct RollbackCommand: ParsableCommand {
             do { report = try NodeRollback.rollback(home: nodeHome) } catch { throw OperatorError("\(error)") }
             print("rolled back from height \(report.from) to height \(report.to) (state rebuilt from genesis by re-executing \(report.to) blocks)")
             print("kept: the signer state; the node fetches height \(report.from) again from its peers at its next start")
+        }
+    }
+}
+
+struct ReindexCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reindex",
+        abstract: "Rebuild the query indexes a stopped node stopped keeping (storage.indexes = false).",
+        discussion: """
+        The store is rebuilt from genesis through its tip by re-executing and re-verifying its \
+        own blocks, with every index (transactions by hash; events by status, author, kind, \
+        ArTxID and parent), and then replaces the old one; set storage.indexes = true before the \
+        next start. Needs every block from genesis (not a pruned or state-synced store). Takes \
+        time in proportion to the chain's height; the signer state is kept as it is.
+        """)
+
+    @Option(name: .long, help: ArgumentHelp("Node home directory (its node stopped).", valueName: "dir"))
+    var home: String
+
+    func run() throws {
+        try runReportingErrors {
+            let nodeHome = NodeHome(path: home)
+            guard FileIO.exists(nodeHome.configPath) else { throw OperatorError("\(home) is not a node home (no config.toml); nothing was changed") }
+            let report: NodeReindex.Report
+            do { report = try NodeReindex.reindex(home: nodeHome) } catch { throw OperatorError("\(error)") }
+            print("reindexed heights 1 to \(report.height) (the indexes had stopped at height \(report.indexesOffSince))")
+            print("set storage.indexes = true in \(nodeHome.configPath) before the next start, or the node stops keeping them again")
         }
     }
 }

@@ -113,6 +113,6 @@ struct QueryIndexTests {
         }
         #expect(failure == .indexesIncomplete(since: 4))
         #expect(failure?.description.contains("storage.indexes = false") == true)
-        #expect(failure?.description.contains("node unsafe-reset-all") == true)
+        #expect(failure?.description.contains("node reindex") == true && failure?.description.contains("node unsafe-reset-all") == true)
     }
 }

@@ -233,7 +233,7 @@ struct HelpSnapshotTests {
         ("help-keys-export-signer-state", ["keys", "export-signer-state"]), ("help-keys-import-signer-state", ["keys", "import-signer-state"]),
         ("help-keys-add", ["keys", "add"]), ("help-keys-import", ["keys", "import"]), ("help-keys-export", ["keys", "export"]),
         ("help-keys-list", ["keys", "list"]), ("help-version", ["version"]), ("help-unsafe-reset-all", ["unsafe-reset-all"]),
-        ("help-rollback", ["rollback"]), ("help-export-genesis", ["export-genesis"]),
+        ("help-rollback", ["rollback"]), ("help-reindex", ["reindex"]), ("help-export-genesis", ["export-genesis"]),
     ]
 
     @Test(arguments: Self.commands)

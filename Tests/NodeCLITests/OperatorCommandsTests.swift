@@ -146,6 +146,47 @@ struct OperatorCommandsTests {
         for index in 0..<4 { #expect(!network.output(index).contains("double-sign evidence")) }
     }
 
+    /// reindex rebuilds the query indexes a node stopped keeping (ADR 0027): turned back on
+    /// without it, the node refuses to start and names the command; after it, the node starts
+    /// and locates a transaction committed while the indexes were off.
+    @Test func reindexRebuildsTheIndexesANodeStoppedKeeping() throws {
+        let network = try TestNetwork(validators: 1)
+        defer { network.stopAll(); network.remove() }
+        let home = network.home(0)
+        try network.editConfig(0) { $0.replacingOccurrences(of: "indexes = true", with: "indexes = false") }
+        try network.start(0)
+        #expect(network.waitHeight(2, seconds: 60), "\(network.describe())")
+        let key = network.root + "/user0.json"
+        try KeyFile.write(DevnetKeys.user(index: 0), role: .account, to: key)
+        let sent = try runNode(["transfer", "--key", key, "--to", DevnetKeys.user(index: 1).publicKey.hex, "--amount", "1ACTI",
+                                "--node", network.rpc(0), "--output", "json"])
+        #expect(sent.status == 0, "\(sent.standardError)")
+        let hash = try #require(try StrictJSON.parse(sent.standardOutput)["hash"]?.stringValue)
+        #expect(network.wait(seconds: 30) { network.commits(0).contains { $0.transactions > 0 } }, "\(network.describe())")
+        let located = EndToEndTests.get(network.rpc(0) + "/txs/\(hash)")
+        #expect(located.status == 501 && located.text.contains("index_disabled"), "\(located.text)")
+        let running = try runNode(["reindex", "--home", home])
+        #expect(running.status != 0 && running.standardError.contains("is running; stop it first"), "\(running.standardError)")
+        network.stop(0)
+
+        try network.editConfig(0) { $0.replacingOccurrences(of: "indexes = false", with: "indexes = true") }
+        try network.start(0)
+        #expect(network.waitExit(0, seconds: 30), "a node may not turn the indexes on over the gap")
+        #expect(network.output(0).contains("storage.indexes = false") && network.output(0).contains("node reindex"), "\(network.output(0))")
+        let stored = try storedHeight(home)
+        let result = try runNode(["reindex", "--home", home])
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardOutput.contains("reindexed heights 1 to \(stored) (the indexes had stopped at height 1)"), "\(result.standardOutput)")
+        #expect(!FileManager.default.fileExists(atPath: home + "/data/store.before-reindex"))
+        let again = try runNode(["reindex", "--home", home])
+        #expect(again.status != 0 && again.standardError.contains("has kept every query index; nothing to rebuild"), "\(again.standardError)")
+
+        try network.start(0)
+        #expect(network.wait(seconds: 30) { EndToEndTests.get(network.rpc(0) + "/txs/\(hash)").status == 200 },
+                "the reindexed node locates the transaction: \(network.describe())")
+        #expect(EndToEndTests.get(network.rpc(0) + "/events?status=finalized").status == 200)
+    }
+
     /// export-genesis writes the state (tip or an earlier height) as a genesis a node loads,
     /// with the active validators and every holding, and says what it cannot carry: the new
     /// supply is the old one less the pools, to the unit.
