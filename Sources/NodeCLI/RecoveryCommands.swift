@@ -24,8 +24,7 @@ struct UnsafeResetAllCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let nodeHome = NodeHome(path: home)
-            guard FileIO.exists(nodeHome.configPath) else { throw OperatorError("\(home) is not a node home (no config.toml); nothing was removed") }
+            let nodeHome = try recoveryHome(home, untouched: "nothing was removed")
             let report: NodeReset.Report
             do { report = try NodeReset.resetAll(home: nodeHome, keepSignerState: !resetSignerState) } catch { throw OperatorError("\(error)") }
             print(report.droppedHeight.map { "removed the chain data in \(nodeHome.dataDirectory) (blocks up to height \($0), state, consensus WAL)" }
@@ -41,6 +40,14 @@ struct UnsafeResetAllCommand: ParsableCommand {
             print("the node syncs from genesis at its next start")
         }
     }
+}
+
+/// The home a recovery command works on: refused, before anything is touched, when it holds
+/// no node config.
+func recoveryHome(_ path: String, untouched: String = "nothing was changed") throws -> NodeHome {
+    let home = NodeHome(path: path)
+    guard FileIO.exists(home.configPath) else { throw OperatorError("\(path) is not a node home (no config.toml); \(untouched)") }
+    return home
 }
 
 struct RollbackCommand: ParsableCommand {
@@ -60,8 +67,7 @@ struct RollbackCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let nodeHome = NodeHome(path: home)
-            guard FileIO.exists(nodeHome.configPath) else { throw OperatorError("\(home) is not a node home (no config.toml); nothing was changed") }
+            let nodeHome = try recoveryHome(home)
             let report: NodeRollback.Report
             do { report = try NodeRollback.rollback(home: nodeHome) } catch { throw OperatorError("\(error)") }
             print("rolled back from height \(report.from) to height \(report.to) (state rebuilt from genesis by re-executing \(report.to) blocks)")
@@ -87,8 +93,7 @@ struct ReindexCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let nodeHome = NodeHome(path: home)
-            guard FileIO.exists(nodeHome.configPath) else { throw OperatorError("\(home) is not a node home (no config.toml); nothing was changed") }
+            let nodeHome = try recoveryHome(home)
             let report: NodeReindex.Report
             do { report = try NodeReindex.reindex(home: nodeHome) } catch { throw OperatorError("\(error)") }
             print("reindexed heights 1 to \(report.height) (the indexes had stopped at height \(report.indexesOffSince))")
