@@ -92,9 +92,12 @@ public final class BlockStore: Sendable {
     }
 
     /// The height from which the store has kept no query indexes (nil: it has kept them all).
-    public func indexesOffSince() throws(Failure) -> UInt64? {
+    public func indexesOffSince() throws(Failure) -> UInt64? { try Self.indexesOffSince(in: store) }
+
+    /// The same, read from `reader` (a snapshot of a node's store).
+    public static func indexesOffSince(in reader: any KeyValueReader) throws(Failure) -> UInt64? {
         let bytes: [UInt8]?
-        do { bytes = try store.get(Self.indexesOffKey) } catch { throw .storage(error) }
+        do { bytes = try reader.get(Self.indexesOffKey) } catch { throw .storage(error) }
         guard let bytes else { return nil }
         do { return try UInt64.decode(exactly: bytes) } catch { throw .corrupt("the index marker: \(error)") }
     }

@@ -53,9 +53,13 @@ struct ChainQueries {
     /// (`storage.indexes = false`): their answers would be empty or partial, not "not found".
     /// `advice`: what to do instead (by default, ask another node).
     func requireIndexes(_ what: String, advice: String = "ask a node that keeps the query indexes") throws {
-        guard let bytes = try snapshot.get(BlockStore.indexesOffKey) else { return }
-        let since = (try? UInt64.decode(exactly: bytes)).map { " since height \($0)" } ?? ""
-        throw RPCError(.notImplemented, "index_disabled", "this node keeps no \(what) index (storage.indexes = false\(since)): \(advice)")
+        let offSince: UInt64?
+        do { offSince = try BlockStore.indexesOffSince(in: snapshot) } catch {
+            throw RPCError(.internalServerError, "store_damaged", "\(error)")
+        }
+        guard let offSince else { return }
+        throw RPCError(.notImplemented, "index_disabled",
+                       "this node keeps no \(what) index (storage.indexes = false since height \(offSince)): \(advice)")
     }
 
     func block(_ height: UInt64) throws -> Block? { try read(Block.self, raw: Self.heightKey("b/", height), what: "block") }
@@ -259,6 +263,8 @@ struct ChainQueries {
     /// The cursor is the hex of the last position returned.
     func eventPage(prefix: [UInt8], grouped: Bool = false, cursor: String?, limit: Int,
                    filter: (EventRecord) -> Bool = { _ in true }) throws -> JSONValue {
+        // Without the query indexes a node still keeps the pending list (its attester reads it).
+        if prefix != NodeIndexKey.statusPrefix(.pending) { try requireIndexes("event") }
         var lower = prefix
         var after: [UInt8]? = nil
         if let cursor {
