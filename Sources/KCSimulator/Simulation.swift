@@ -375,7 +375,10 @@ public final class Simulation {
             steps += 1
             if steps > 400_000_000 || now > deadline { break }
             handle(event)
-            if config.faults.contains(.downtime), case .regossip(0) = event { checkLiveQuorum() }
+            if config.faults.contains(.downtime), case .regossip(0) = event {
+                if inLiveness { restoreKeptDownIfNeeded() }
+                checkLiveQuorum()
+            }
             if !checker.violations.isEmpty { break }
             if inLiveness && minimumHonestHeight > config.heights
                 && minimumHonestHeight > livenessStartHeight + 3 { break }
@@ -426,17 +429,30 @@ public final class Simulation {
     }
 
     /// Whether the honest validators that are up hold more than 2/3 of the power of the set
-    /// signing the leading honest node's next height.
-    func honestUpHoldQuorum() -> Bool {
+    /// signing the leading honest node's next height and, with `scheduled`, of every set
+    /// already scheduled after it (a jailing decided now removes its validator two heights on).
+    func honestUpHoldQuorum(scheduled: Bool = false) -> Bool {
         guard let leader = leadingHonest else { return false }
-        let set = leader.state.validatorSets().current
-        let total = set.reduce(UInt64(0)) { $0 + $1.power }
-        var up: UInt64 = 0
-        for entry in set {
-            guard let node = nodes.first(where: { $0.key.publicKey == entry.consensusKey }) else { continue }
-            if node.behaviour == .honest && !node.crashed { up += entry.power }
+        let sets = leader.state.validatorSets()
+        for set in [sets.current] + (scheduled ? sets.scheduled.map(\.validators) : []) {
+            let total = set.reduce(UInt64(0)) { $0 + $1.power }
+            var up: UInt64 = 0
+            for entry in set {
+                guard let node = nodes.first(where: { $0.key.publicKey == entry.consensusKey }) else { continue }
+                if node.behaviour == .honest && !node.crashed { up += entry.power }
+            }
+            if UInt128(up) * 3 <= UInt128(total) * 2 { return false }
         }
-        return UInt128(up) * 3 > UInt128(total) * 2
+        return true
+    }
+
+    /// A node kept down stays down only while the others hold a quorum without it, in the
+    /// running set and in every set scheduled: when a jailing makes it needed, its operator
+    /// brings it back (a chain whose live validators hold less than 2/3 halts by design).
+    func restoreKeptDownIfNeeded() {
+        guard !keptDown.isEmpty, !honestUpHoldQuorum(scheduled: true) else { return }
+        for index in keptDown.sorted() { restart(nodes[index]) }
+        keptDown = []
     }
 
     /// The live-quorum checker: once the honest validators that are up have held a quorum of
@@ -544,11 +560,7 @@ public final class Simulation {
             lossPerMille = 0
             duplicatePerMille = 0
             for node in nodes where node.crashed && !keptDown.contains(node.index) { restart(node) }
-            // A node kept down stays down only if the others hold a quorum without it.
-            if !keptDown.isEmpty && !honestUpHoldQuorum() {
-                for index in keptDown { restart(nodes[index]) }
-                keptDown = []
-            }
+            restoreKeptDownIfNeeded()
             livenessStartHeight = minimumHonestHeight
         case .operators:
             queue.push(.operators, at: now + 1_000)
