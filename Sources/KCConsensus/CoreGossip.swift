@@ -35,6 +35,29 @@ extension ConsensusCore {
         return rounds.sorted()
     }
 
+    /// The prevotes of every polka (a quorum of prevotes for one block) that a peer at
+    /// `peerRound` may need to accept a re-proposal: in the rounds of `gossipRounds` and the
+    /// valid round of the proposal held for the peer's round, only the prevotes for the
+    /// polka's block. Announcement bits say a peer holds *a* vote of a validator, not which:
+    /// a validator that showed one prevote to some peers and another to the rest leaves the
+    /// second group short of a polka the first holds, and without these votes by value that
+    /// group never accepts the re-proposal its locked peers keep making (a halt).
+    public func polkaVotes(peerRound: UInt32) -> [(id: GossipVoteID, item: SignedVote)] {
+        var rounds = Set(gossipRounds(peerRound: peerRound))
+        if let proposedValidRound = proposals[peerRound]?.proposal.validRound { rounds.insert(proposedValidRound) }
+        var polkas: [(id: GossipVoteID, item: SignedVote)] = []
+        for round in rounds.sorted() {
+            guard let tally = votes.tally(.prevote, round: round) else { continue }
+            // At most one block has a quorum unless a third of the power equivocates; sorted
+            // all the same, so the answer never depends on a dictionary's order.
+            let blocks = tally.powerByValue.compactMap { value, power in value.flatMap { validators.isQuorum(power) ? $0 : nil } }.sorted()
+            for block in blocks {
+                polkas += votes.votes(.prevote, round: round, for: block).compactMap { vote in voteID(vote).map { ($0, vote) } }
+            }
+        }
+        return polkas
+    }
+
     /// The votes of `rounds`, with their identities (prevotes then precommits, by key).
     public func heldVotes(rounds: [UInt32]) -> [(id: GossipVoteID, item: SignedVote)] {
         rounds.flatMap { heldVotes(round: $0) }.compactMap { vote in voteID(vote).map { ($0, vote) } }
@@ -98,14 +121,17 @@ extension ValidatorBits {
 extension GossipKnowledge {
     /// The answer to `peer`'s stall report at `core`'s height: the proposals (through
     /// `proposal`, which gives what this node holds of a round) and the votes the peer lacks of
-    /// the rounds it may need, marked as sent. The node and the simulator both answer with it.
-    public mutating func stallAnswer<P>(to peer: Peer, peerRound: UInt32, core: ConsensusCore<Block>,
+    /// the rounds it may need, then the polkas' prevotes it is not known to hold by value
+    /// (`polkaVotes`), all marked as sent. The node and the simulator both answer with it.
+    public mutating func stallAnswer<Value, P>(to peer: Peer, peerRound: UInt32, core: ConsensusCore<Value>,
                                         proposal: (UInt32) -> P?) -> (proposals: [P], votes: [SignedVote]) {
         let rounds = core.gossipRounds(peerRound: peerRound)
         var proposals: [P] = []
         for round in rounds {
             if let held = proposal(round), missingProposal(height: core.height, round: round, for: peer) { proposals.append(held) }
         }
-        return (proposals, missingVotes(core.heldVotes(rounds: rounds), height: core.height, for: peer))
+        var votes = missingVotes(core.heldVotes(rounds: rounds), height: core.height, for: peer)
+        votes += missingVoteValues(core.polkaVotes(peerRound: peerRound), height: core.height, for: peer)
+        return (proposals, votes)
     }
 }

@@ -164,6 +164,13 @@ public struct GossipKnowledge<Peer: Hashable & Comparable & Sendable>: Sendable 
         return !held.votes.contains(id) && !held.slots.contains(id.slot)
     }
 
+    /// Whether `peer` is at `height` and not known to hold this very vote: the vote's value,
+    /// not only its slot (announcement bits do not say which of an equivocator's votes a peer holds).
+    func lacksValue(_ peer: Peer, vote id: VoteID, height: UInt64) -> Bool {
+        guard let held = views[peer]?.held(height) else { return false }
+        return !held.votes.contains(id)
+    }
+
     public func lacksProposal(_ peer: Peer, height: UInt64, round: UInt32) -> Bool {
         guard let held = views[peer]?.held(height) else { return false }
         return !held.proposals.contains(round)
@@ -304,6 +311,17 @@ public struct GossipKnowledge<Peer: Hashable & Comparable & Sendable>: Sendable 
     public mutating func missingVotes<Item>(_ candidates: [(id: VoteID, item: Item)], height: UInt64, for peer: Peer) -> [Item] {
         var chosen: [Item] = []
         for candidate in candidates where lacks(peer, vote: candidate.id, height: height) {
+            chosen.append(candidate.item)
+            heard(vote: candidate.id, height: height, from: peer)
+        }
+        return chosen
+    }
+
+    /// Of `candidates`, those `peer` is not known to hold by value (`lacksValue`), marked as
+    /// sent: each goes over a connection at most once, whatever the peer's bits say.
+    public mutating func missingVoteValues<Item>(_ candidates: [(id: VoteID, item: Item)], height: UInt64, for peer: Peer) -> [Item] {
+        var chosen: [Item] = []
+        for candidate in candidates where lacksValue(peer, vote: candidate.id, height: height) {
             chosen.append(candidate.item)
             heard(vote: candidate.id, height: height, from: peer)
         }
