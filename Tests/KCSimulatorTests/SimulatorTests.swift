@@ -189,6 +189,18 @@ struct GossipScaleTests {
         #expect(perLarge <= 4 * 40, "\(large.scaleSummary)")
     }
 
+    /// Outsiders are peers past the validators: the latency models place them too (under
+    /// `--links wan` the simulator trapped on their first message, seed 300000 of a sweep).
+    @Test func linkModelsCarryOutsidersMessages() {
+        for links in [LinkModel.wan, .uniform(low: 50, high: 150)] {
+            var config = SimulationConfig(seed: 300_000)
+            config.faults = [.outsiders]
+            config.links = links
+            let result = Simulation(config: config).run()
+            #expect(result.passed && result.outsiderBans > 0, "\(result.summary) \(result.violations)")
+        }
+    }
+
     /// Each validator dialling 4 peers (about 8 each): votes cross by relays and stall
     /// reports, with a bounded number of copies per vote, and the chain stays live.
     @Test func aPartialMeshCommitsWithFewCopiesPerVote() {
