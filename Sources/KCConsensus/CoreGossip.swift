@@ -51,11 +51,15 @@ extension ConsensusCore {
             // At most one block has a quorum unless a third of the power equivocates; sorted
             // all the same, so the answer never depends on a dictionary's order.
             let blocks = tally.powerByValue.compactMap { value, power in value.flatMap { validators.isQuorum(power) ? $0 : nil } }.sorted()
-            for block in blocks {
-                polkas += votes.votes(.prevote, round: round, for: block).compactMap { vote in voteID(vote).map { ($0, vote) } }
-            }
+            for block in blocks { polkas += polkaVotes(round: round, for: block) }
         }
         return polkas
+    }
+
+    /// The prevotes of `round` for `block` if they are a polka (a quorum), else none.
+    public func polkaVotes(round: UInt32, for block: Hash256) -> [(id: GossipVoteID, item: SignedVote)] {
+        guard validators.isQuorum(votes.power(.prevote, round: round, for: block)) else { return [] }
+        return votes.votes(.prevote, round: round, for: block).compactMap { vote in voteID(vote).map { ($0, vote) } }
     }
 
     /// The votes of `rounds`, with their identities (prevotes then precommits, by key).
@@ -123,6 +127,12 @@ extension GossipKnowledge {
     /// `proposal`, which gives what this node holds of a round) and the votes the peer lacks of
     /// the rounds it may need, then the polkas' prevotes it is not known to hold by value
     /// (`polkaVotes`), all marked as sent. The node and the simulator both answer with it.
+    ///
+    /// A peer that stalls in the propose step holding its round's proposal, when that proposal
+    /// carries a valid round, waits for the polka of that round (L28): its prevotes go again,
+    /// whatever this node thinks it sent. What was sent is only a belief (a vote can be lost
+    /// on the way or dropped by the peer's screening while it was elsewhere), and a polka that
+    /// one locked validator holds and its peers never complete stops the height for good.
     public mutating func stallAnswer<Value, P>(to peer: Peer, peerRound: UInt32, core: ConsensusCore<Value>,
                                         proposal: (UInt32) -> P?) -> (proposals: [P], votes: [SignedVote]) {
         let rounds = core.gossipRounds(peerRound: peerRound)
@@ -132,6 +142,15 @@ extension GossipKnowledge {
         }
         var votes = missingVotes(core.heldVotes(rounds: rounds), height: core.height, for: peer)
         votes += missingVoteValues(core.polkaVotes(peerRound: peerRound), height: core.height, for: peer)
+        if let announced = state(of: peer), announced.height == core.height, announced.round == peerRound,
+           announced.phase == .propose, announced.hasProposal,
+           let waited = core.heldProposal(round: peerRound), let validRound = waited.validRound {
+            var chosen = Set(votes)
+            for (id, vote) in core.polkaVotes(round: validRound, for: waited.value.id) where chosen.insert(vote).inserted {
+                votes.append(vote)
+                heard(vote: id, height: core.height, from: peer)
+            }
+        }
         return (proposals, votes)
     }
 }

@@ -82,11 +82,23 @@ struct SimulatorTests {
     /// the vote that completed the polka (their announcements said they held that validator's
     /// prevote), so they refused every re-proposal and height 3 never ended (seed 771612 of a
     /// sweep, 30 s without a commit while the honest validators held a quorum). Stall answers
-    /// now carry the polkas' prevotes by value (`EquivocatedPolkaTests`).
+    /// now carry the polkas' prevotes by value (`PolkaGossipTests`).
     @Test func anEquivocatorCannotHideAPolka() {
         let result = Simulation(config: SimulationConfig(seed: 771_612)).run()
         #expect(result.passed, "\(result.summary) \(result.violations)")
         #expect(result.doubleSignSlashes > 0, "the equivocation is slashed once its halves meet")
+    }
+
+    /// A partition swallowed a validator's prevote of round 0 after its gossip had marked it
+    /// sent; healed, that validator was the only one locked, and the others never completed
+    /// its polka: it proposed the block again from round 0 at rounds 7, 15, 17 and 20, refused
+    /// each time (seed 610046 with byzantine, crash, loss and partition faults). A peer that
+    /// stalls holding such a re-proposal now gets the polka again (`PolkaGossipTests`).
+    @Test func aPolkaLostInAPartitionIsSentAgain() {
+        var config = SimulationConfig(seed: 610_046)
+        config.faults = [.byzantine, .crash, .loss, .partition]
+        let result = Simulation(config: config).run()
+        #expect(result.passed, "\(result.summary) \(result.violations)")
     }
 
     /// Outsiders (no stake, fresh keys after each ban) flood every kind of message a stranger
