@@ -141,7 +141,7 @@ extension GossipKnowledge {
             if let held = proposal(round), missingProposal(height: core.height, round: round, for: peer) { proposals.append(held) }
         }
         var votes = missingVotes(core.heldVotes(rounds: rounds), height: core.height, for: peer)
-        votes += missingVoteValues(core.polkaVotes(peerRound: peerRound), height: core.height, for: peer)
+        votes += missingVotes(core.polkaVotes(peerRound: peerRound), height: core.height, for: peer, byValue: true)
         if let announced = state(of: peer), announced.height == core.height, announced.round == peerRound,
            announced.phase == .propose, announced.hasProposal,
            let waited = core.heldProposal(round: peerRound), let validRound = waited.validRound {

@@ -308,20 +308,12 @@ public struct GossipKnowledge<Peer: Hashable & Comparable & Sendable>: Sendable 
     }
 
     /// Of `candidates` (votes of `height` this node holds), those `peer` lacks, marked as sent.
-    public mutating func missingVotes<Item>(_ candidates: [(id: VoteID, item: Item)], height: UInt64, for peer: Peer) -> [Item] {
+    /// `byValue`: those it is not known to hold by value (`lacksValue`), whatever its bits say.
+    public mutating func missingVotes<Item>(_ candidates: [(id: VoteID, item: Item)], height: UInt64, for peer: Peer,
+                                            byValue: Bool = false) -> [Item] {
         var chosen: [Item] = []
-        for candidate in candidates where lacks(peer, vote: candidate.id, height: height) {
-            chosen.append(candidate.item)
-            heard(vote: candidate.id, height: height, from: peer)
-        }
-        return chosen
-    }
-
-    /// Of `candidates`, those `peer` is not known to hold by value (`lacksValue`), marked as
-    /// sent: each goes over a connection at most once, whatever the peer's bits say.
-    public mutating func missingVoteValues<Item>(_ candidates: [(id: VoteID, item: Item)], height: UInt64, for peer: Peer) -> [Item] {
-        var chosen: [Item] = []
-        for candidate in candidates where lacksValue(peer, vote: candidate.id, height: height) {
+        for candidate in candidates
+        where byValue ? lacksValue(peer, vote: candidate.id, height: height) : lacks(peer, vote: candidate.id, height: height) {
             chosen.append(candidate.item)
             heard(vote: candidate.id, height: height, from: peer)
         }
