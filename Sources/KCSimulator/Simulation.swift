@@ -448,7 +448,7 @@ public final class Simulation {
 
     /// A node kept down stays down only while the others hold a quorum without it, in the
     /// running set and in every set scheduled: when a jailing makes it needed, its operator
-    /// brings it back (a chain whose live validators hold less than 2/3 halts by design).
+    /// brings it back (a chain whose live validators hold 2/3 or less halts by design).
     func restoreKeptDownIfNeeded() {
         guard !keptDown.isEmpty, !honestUpHoldQuorum(scheduled: true) else { return }
         for index in keptDown.sorted() { restart(nodes[index]) }
