@@ -23,10 +23,12 @@ public final class BlockStore: Sendable {
     /// The layout of the store (specs/storage.md). 1: before this marker existed; 2: the
     /// author and kind indexes grouped per block; 3: the fixed electorate, votes under their
     /// own keys, paged registries and the dispute rounds (ADR 0011); 4: the state trie's nodes
-    /// stored under `t/` (ADR 0018); 5: an event's first votes held in its record (ADR 0019).
-    /// A node opens its own format only: format 4's event records lack the inline votes (its
-    /// state roots are not this chain's), and older formats could only be moved to 4.
-    public static let format: UInt32 = 5
+    /// stored under `t/` (ADR 0018); 5: an event's first votes held in its record (ADR 0019);
+    /// 6: attestation entries hold only pending events, and a record names its entry and
+    /// whether children wait on it (ADR 0029).
+    /// A node opens its own format only: older event records lack fields this format's rules
+    /// read (their state roots are not this chain's), and formats before 4 could only be moved to 4.
+    public static let format: UInt32 = 6
     /// The default budget of the state cache.
     public static let defaultStateCacheBytes = NodeConfig().stateCacheMiB << 20
 

@@ -12,6 +12,9 @@ extension BlockExecutor {
         precondition(record.status.canMove(to: status), "illegal event transition \(record.status.name) -> \(status.name)")
         precondition(status.isFinal == (resolution != .none), "a final status needs a resolution, and only a final one")
         let change = EventStatusChange(eventID: id, from: record.status, to: status, height: height)
+        // Decided before its deadline: its attestation entry lets it go (the deadline pops
+        // the entry of an event that expires).
+        let leavesQueue = record.status == .pending && resolution != .deadline && runtime.brokenRule != .decidedEventsStayQueued
         record.status = status
         record.resolution = resolution
         record.statusChangedAtMilliseconds = now
@@ -23,14 +26,18 @@ extension BlockExecutor {
         case .attestation, .dispute: side = .invalid
         case .none, .parent, .deadline: side = nil
         }
+        // Only an event that children wait on has a waiting list to settle.
+        let wakes = status.isFinal && record.hasWaitingChildren
         if inCall {
             pending.eventChanges.append(change)
-            if status.isFinal { pending.wakeups.append(id) }
+            if wakes { pending.wakeups.append(id) }
             if let side { pending.credits.append((id, side)) }
+            if leavesQueue { pending.leftPending.append((record.attestationEntry, id)) }
         } else {
             effects.eventChanges.append(change)
-            if status.isFinal { effects.wakeups.append(id) }
+            if wakes { effects.wakeups.append(id) }
             if let side { effects.credits.append((id, side)) }
+            if leavesQueue { effects.leftPending.append((record.attestationEntry, id)) }
         }
     }
 
@@ -39,7 +46,7 @@ extension BlockExecutor {
     /// for the first parent that is not final yet.
     mutating func settle(_ id: Hash256, _ record: inout EventRecord, inCall: Bool) {
         precondition(record.status == .accepted || record.status == .disputed, "settling a \(record.status.name) event")
-        var undecided: Hash256? = nil
+        var undecided: (id: Hash256, record: EventRecord)? = nil
         for parent in record.header.parents where runtime.brokenRule != .childIgnoresParents {
             guard let parentRecord = event(parent) else { preconditionFailure("event \(id.hex) has a missing parent") }
             switch parentRecord.status {
@@ -51,13 +58,19 @@ extension BlockExecutor {
                 state.write(StateKey.event(id), record)
                 return
             case .pending, .accepted, .disputed:
-                if undecided == nil { undecided = parent }
+                if undecided == nil { undecided = (parent, parentRecord) }
             }
         }
-        if let parent = undecided {
+        if let (parent, undecidedRecord) = undecided {
+            var parentRecord = undecidedRecord
             if record.status == .disputed { moveEvent(id, &record, to: .accepted, inCall: inCall) }
             record.waitingOn = parent
-            record.nextWaiting = state.read(Hash256.self, StateKey.waiting(on: parent))
+            if parentRecord.hasWaitingChildren {
+                record.nextWaiting = state.read(Hash256.self, StateKey.waiting(on: parent))
+            } else {
+                parentRecord.hasWaitingChildren = true
+                state.write(StateKey.event(parent), parentRecord)
+            }
             state.write(StateKey.waiting(on: parent), id)
             state.write(StateKey.event(id), record)
             return
@@ -89,7 +102,7 @@ extension BlockExecutor {
             let parent = queue[next]
             next += 1
             let key = StateKey.waiting(on: parent)
-            guard let head = state.read(Hash256.self, key) else { continue }
+            guard let head = state.read(Hash256.self, key) else { preconditionFailure("event \(parent.hex) has waiting children but no list") }
             state.delete(key)
             var child: Hash256? = head
             while let id = child {

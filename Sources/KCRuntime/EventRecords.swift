@@ -146,6 +146,13 @@ public struct EventRecord: Equatable, Sendable, CanonicalCodable {
     public var nextWaiting: Hash256?
     /// For `resolution == .parent`: the parent that was rejected or expired.
     public var rejectedParent: Hash256?
+    /// The attestation-queue entry (`q/attest/` position) that holds the event while it is
+    /// pending: a decision before the deadline takes it out there, so the deadline reads only
+    /// events still pending.
+    public var attestationEntry: UInt64
+    /// Set once an event starts waiting on this one (a `wait/` list exists while this event is
+    /// not final): only then does its becoming final read that list.
+    public var hasWaitingChildren: Bool
     /// The first votes cast on the event, in order, at most `inlineVoteLimit` (ADR 0019): an
     /// event decided by a small electorate costs no state entry per vote.
     public var inlineVotes: [InlineVote]
@@ -156,9 +163,11 @@ public struct EventRecord: Equatable, Sendable, CanonicalCodable {
     /// and `evl/` keys.
     public static let inlineVoteLimit = 32
 
-    public init(header: EventHeader, proposedAtMilliseconds: UInt64, electorateEpoch: UInt64, electorateTotal: Amount, authorStake: Amount) {
+    public init(header: EventHeader, proposedAtMilliseconds: UInt64, electorateEpoch: UInt64, electorateTotal: Amount,
+                authorStake: Amount, attestationEntry: UInt64) {
         self.header = header
         self.proposedAtMilliseconds = proposedAtMilliseconds
+        self.attestationEntry = attestationEntry
         status = .pending
         resolution = .none
         statusChangedAtMilliseconds = proposedAtMilliseconds
@@ -178,6 +187,7 @@ public struct EventRecord: Equatable, Sendable, CanonicalCodable {
         waitingOn = nil
         nextWaiting = nil
         rejectedParent = nil
+        hasWaitingChildren = false
         inlineVotes = []
     }
 
@@ -188,6 +198,7 @@ public struct EventRecord: Equatable, Sendable, CanonicalCodable {
         writer.write(validWeight); writer.write(invalidWeight); writer.write(validCount); writer.write(invalidCount)
         writer.write(disputeCount); writer.writeOptional(disputeID); writer.write(largestBond); writer.write(defenseEscrow)
         writer.writeOptional(waitingOn); writer.writeOptional(nextWaiting); writer.writeOptional(rejectedParent)
+        writer.write(attestationEntry); writer.write(hasWaitingChildren)
         writer.writeList(inlineVotes)
     }
     public init(from reader: inout CanonicalReader) throws(DecodingError) {
@@ -212,6 +223,8 @@ public struct EventRecord: Equatable, Sendable, CanonicalCodable {
         waitingOn = try reader.readOptional(Hash256.self, "waiting on")
         nextWaiting = try reader.readOptional(Hash256.self, "next waiting")
         rejectedParent = try reader.readOptional(Hash256.self, "rejected parent")
+        attestationEntry = try reader.readUInt64("attestation entry")
+        hasWaitingChildren = try reader.readBool("has waiting children")
         inlineVotes = try reader.readList(InlineVote.self, "inline votes", limit: Self.inlineVoteLimit)
         guard UInt64(inlineVotes.count) <= UInt64(validCount) + UInt64(invalidCount) else {
             throw .invalidValue(what: "event record", reason: "more inline votes than votes counted")

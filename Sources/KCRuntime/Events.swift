@@ -39,12 +39,12 @@ extension BlockExecutor {
         let id = header.id
         guard event(id) == nil else { throw CallError(.eventExists, "event \(id.hex) already exists") }
         let electorate = epochRecord(global.epoch)
+        let entry = push(.attestation, id)
         let record = EventRecord(header: header, proposedAtMilliseconds: now, electorateEpoch: global.epoch,
-                                 electorateTotal: electorate.gatewayTotal, authorStake: authorStake)
+                                 electorateTotal: electorate.gatewayTotal, authorStake: authorStake, attestationEntry: entry)
         state.write(StateKey.event(id), record)
         // The author answers for its event with the stake it had: it stays until the event is settled.
         lock(sender, until: record.votesSettle(parameters))
-        push(.attestation, id)
         pending.eventChanges.append(EventStatusChange(eventID: id, from: nil, to: .pending, height: height))
         pending.eventsByAuthor.append((sender, id))
         pending.indexWrites.append((EventIndexKey.byArTxID(arTxID, event: id), []))

@@ -199,11 +199,14 @@ extension BlockExecutor {
         return due
     }
 
-    /// Pending events whose attestation deadline passed expire; ids whose event already left
-    /// `pending` just leave the queue.
+    /// Pending events whose attestation deadline passed expire. The queue holds only pending
+    /// events: those decided earlier left their entries first (`pruneAttestationQueue`).
     mutating func expirePendingEvents() {
+        pruneAttestationQueue()
         for id in popDue(.attestation, period: parameters.events.attestationPeriodMilliseconds) {
-            guard var record = event(id), record.status == .pending else { continue }
+            guard var record = event(id) else { preconditionFailure("queued event \(id.hex) is missing") }
+            if runtime.brokenRule == .decidedEventsStayQueued && record.status != .pending { continue }
+            precondition(record.status == .pending, "event \(id.hex) is \(record.status.name) but still in the attestation queue")
             moveEvent(id, &record, to: .expired, resolution: .deadline, inCall: false)
             state.write(StateKey.event(id), record)
         }

@@ -19,6 +19,7 @@ extension ChainState {
         problems += auditJuries()
         problems += auditEscrowAndLocks(global, parameters: parameters)
         problems += auditRegistries(global)
+        problems += auditEventQueues(global)
         return problems
     }
 
@@ -240,6 +241,49 @@ extension ChainState {
             electoral = electoral.adding(stake(address).bonded) ?? electoral
         }
         if electoral != global.gatewayStake { problems.append("gateway stake \(global.gatewayStake) differs from the registry's \(electoral)") }
+        return problems
+    }
+
+    /// The attestation queue holds exactly the pending events, each in the entry its record
+    /// names; an event with a waiting list says so in its record, and is not final yet.
+    func auditEventQueues(_ global: GlobalRecord) -> [String] {
+        var problems: [String] = []
+        var queued: [Hash256: UInt64] = [:]
+        let bounds = global.attestationQueue
+        if bounds.tail >= bounds.head {
+            for position in bounds.head..<bounds.tail {
+                guard let entry = decode(QueueEntry.self, at: StateKey.queueEntry(.attestation, position)) else {
+                    problems.append("attestation entry \(position) is missing")
+                    continue
+                }
+                for id in entry.ids where queued.updateValue(position, forKey: id) != nil {
+                    problems.append("event \(id.hex.prefix(8)) is queued twice for its attestation deadline")
+                }
+            }
+        }
+        let eventPrefix = Array("event/".utf8), waitPrefix = Array("wait/".utf8)
+        forEachEntry { key, value in
+            if key.hasPrefix(eventPrefix), let record = try? EventRecord.decode(exactly: value) {
+                let id = record.header.id, name = "event \(id.hex.prefix(8))"
+                let position = queued.removeValue(forKey: id)
+                if record.status == .pending && position != record.attestationEntry {
+                    problems.append("\(name) is pending but not in its attestation entry \(record.attestationEntry)")
+                } else if record.status != .pending && position != nil {
+                    problems.append("\(name) is \(record.status.name) but still queued for its attestation deadline")
+                }
+                if let parent = record.waitingOn, event(parent)?.hasWaitingChildren != true {
+                    problems.append("\(name) waits on \(parent.hex.prefix(8)), whose record does not say children wait on it")
+                }
+            } else if key.hasPrefix(waitPrefix), let parent = try? Hash256.decode(exactly: Array(key.bytes.dropFirst(waitPrefix.count))) {
+                let record = event(parent)
+                if record?.hasWaitingChildren != true || record?.status.isFinal != false {
+                    problems.append("event \(parent.hex.prefix(8)) has a waiting list but is \(record?.status.name ?? "missing") and says children wait on it: \(record?.hasWaitingChildren ?? false)")
+                }
+            }
+        }
+        for (id, position) in queued.sorted(by: { $0.value < $1.value }) {
+            problems.append("attestation entry \(position) holds \(id.hex.prefix(8)), which is not an event")
+        }
         return problems
     }
 }

@@ -139,6 +139,8 @@ enum BrokenRule: CaseIterable, Sendable {
     case disputeClosesWindow
     /// Children finalize whatever their parents' fate.
     case childIgnoresParents
+    /// Events decided before their attestation deadline stay in its queue.
+    case decidedEventsStayQueued
 }
 
 /// One block's execution. Holds the overlay, the global record (written back at the end) and
@@ -264,26 +266,56 @@ struct BlockExecutor {
 
     /// Queues `id` for a deadline. Ids pushed during one block share their push time, so
     /// they are written at the end of the block as one queue entry (one state write per queue
-    /// per block instead of one per id).
-    mutating func push(_ queue: StateKey.Queue, _ id: Hash256) {
-        pending.queuePushes.append((queue, id))
+    /// per block instead of one per id). Returns the position of the entry that will hold `id`.
+    @discardableResult
+    mutating func push(_ queue: StateKey.Queue, _ id: Hash256) -> UInt64 {
+        let before = effects.queuePushes.ids(queue).count + pending.queuePushes.ids(queue).count
+        pending.queuePushes.append(id, to: queue)
+        return queueBounds(queue).tail + UInt64(before / QueueEntry.maxIDs)
     }
 
-    /// Writes this block's pushes: one `QueueEntry` per queue, at the queue's tail.
+    /// Writes this block's pushes: one `QueueEntry` per queue, at the queue's tail. Events
+    /// pushed and decided in this block are left out of their attestation entry (which is
+    /// still written, maybe empty, so that every position named by a record exists).
     mutating func flushQueuePushes() {
+        let firstNew = global.attestationQueue.tail
+        // Only pending events can be decided, by attestation calls: the earlier entries were pruned before the deadline.
+        precondition(effects.leftPending.allSatisfy { $0.entry >= firstNew }, "an event decided after the attestation queue was pruned")
+        let decidedNow = Set(effects.leftPending.map(\.id))
         for queue in [StateKey.Queue.attestation, .challenge, .revote] {
-            let ids = effects.queuePushes.filter { $0.0 == queue }.map(\.1)
+            let ids = effects.queuePushes.ids(queue)
             guard !ids.isEmpty else { continue }
             var bounds = queueBounds(queue)
             // Entries hold at most `QueueEntry.maxIDs` ids: a busier block writes several.
             for start in stride(from: 0, to: ids.count, by: QueueEntry.maxIDs) {
-                let chunk = Array(ids[start..<min(start + QueueEntry.maxIDs, ids.count)])
+                var chunk = Array(ids[start..<min(start + QueueEntry.maxIDs, ids.count)])
+                if queue == .attestation && !decidedNow.isEmpty { chunk.removeAll { decidedNow.contains($0) } }
                 state.write(StateKey.queueEntry(queue, bounds.tail), QueueEntry(timeMilliseconds: now, ids: chunk))
                 bounds.tail += 1
             }
             setQueueBounds(queue, bounds)
         }
-        effects.queuePushes.removeAll()
+        effects.queuePushes = QueuePushes()
+        effects.leftPending.removeAll()
+    }
+
+    /// Events decided before their attestation deadline leave the entries of earlier blocks
+    /// that hold them (each rewritten once, in position order), so the deadline reads only
+    /// the records of events still pending. Runs before the deadline pops its entries.
+    mutating func pruneAttestationQueue() {
+        let tail = global.attestationQueue.tail
+        var byEntry: [UInt64: Set<Hash256>] = [:]
+        for (entry, id) in effects.leftPending where entry < tail { byEntry[entry, default: []].insert(id) }
+        for entry in byEntry.keys.sorted() {
+            precondition(entry >= global.attestationQueue.head, "a pending event's attestation entry was already popped")
+            let key = StateKey.queueEntry(.attestation, entry)
+            guard let stored = state.read(QueueEntry.self, key) else { preconditionFailure("attestation entry \(entry) missing") }
+            let decided = byEntry[entry]!
+            let kept = stored.ids.filter { !decided.contains($0) }
+            precondition(stored.ids.count - kept.count == decided.count, "a decided event was not in its attestation entry")
+            state.write(key, QueueEntry(timeMilliseconds: stored.timeMilliseconds, ids: kept))
+        }
+        effects.leftPending.removeAll { $0.entry < tail }
     }
 
     func queueBounds(_ queue: StateKey.Queue) -> QueueBounds {
@@ -341,7 +373,10 @@ struct Effects {
     var eventsByAuthor: [(PublicKey, Hash256)] = []
     var eventsByKind: [(String, Hash256)] = []
     /// Ids queued for a deadline, written at the end of the block (`flushQueuePushes`).
-    var queuePushes: [(StateKey.Queue, Hash256)] = []
+    var queuePushes = QueuePushes()
+    /// Events that left `pending` before their deadline, with their attestation entry
+    /// (`pruneAttestationQueue`, `flushQueuePushes`).
+    var leftPending: [(entry: UInt64, id: Hash256)] = []
     /// Set when a jail, unjail, tombstone, slash or unbond of a validator happened: the
     /// validator set is recomputed at block end.
     var validatorSetDirty = false
@@ -356,9 +391,39 @@ struct Effects {
         indexWrites += call.indexWrites
         eventsByAuthor += call.eventsByAuthor
         eventsByKind += call.eventsByKind
-        queuePushes += call.queuePushes
+        queuePushes.append(call.queuePushes)
+        leftPending += call.leftPending
         wakeups += call.wakeups
         credits += call.credits
         validatorSetDirty = validatorSetDirty || call.validatorSetDirty
+    }
+}
+
+/// A block's (or a call's) pushes, per queue, in push order.
+struct QueuePushes {
+    private var attestation: [Hash256] = []
+    private var challenge: [Hash256] = []
+    private var revote: [Hash256] = []
+
+    func ids(_ queue: StateKey.Queue) -> [Hash256] {
+        switch queue {
+        case .attestation: return attestation
+        case .challenge: return challenge
+        case .revote: return revote
+        }
+    }
+
+    mutating func append(_ id: Hash256, to queue: StateKey.Queue) {
+        switch queue {
+        case .attestation: attestation.append(id)
+        case .challenge: challenge.append(id)
+        case .revote: revote.append(id)
+        }
+    }
+
+    mutating func append(_ other: QueuePushes) {
+        attestation += other.attestation
+        challenge += other.challenge
+        revote += other.revote
     }
 }

@@ -92,12 +92,15 @@ struct BlockStoreTests {
         #expect(throws: BlockStore.Failure.unsupportedFormat(found: 1, expected: BlockStore.format)) {
             _ = try BlockStore(store: store).open(genesis: Self.genesis, runtime: runtime)
         }
-        // Format 4 kept every vote under its own keys: its state roots are not this node's.
-        batch = WriteBatch()
-        batch.put(Array("m/format".utf8), UInt32(4).canonicalBytes)
-        try store.write(batch, sync: true)
-        #expect(throws: BlockStore.Failure.unsupportedFormat(found: 4, expected: BlockStore.format)) {
-            _ = try BlockStore(store: store).open(genesis: Self.genesis, runtime: runtime)
+        // Format 4 kept every vote under its own keys, format 5 decided events in the
+        // attestation queue: their state roots are not this node's.
+        for old in [UInt32(4), 5] {
+            batch = WriteBatch()
+            batch.put(Array("m/format".utf8), old.canonicalBytes)
+            try store.write(batch, sync: true)
+            #expect(throws: BlockStore.Failure.unsupportedFormat(found: old, expected: BlockStore.format)) {
+                _ = try BlockStore(store: store).open(genesis: Self.genesis, runtime: runtime)
+            }
         }
         batch = WriteBatch()
         batch.put(Array("m/format".utf8), UInt32(99).canonicalBytes)

@@ -264,10 +264,14 @@ struct AttackScenarioTests {
         try chain.advance(to: chain.state.event(child)!.challengeWindowCloses(chain.parameters))
         let record = try #require(chain.state.event(child))
         #expect(record.status == .accepted && record.waitingOn == parent, "its window passed, its parent is undecided")
+        // The parent's record says a list waits on it (only such an event reads one when final).
+        #expect(chain.state.event(parent)?.hasWaitingChildren == true && !record.hasWaitingChildren)
+        #expect(chain.state.decode(Hash256.self, at: StateKey.waiting(on: parent)) == child)
         #expect(try chain.submit(u[1], .defend(disputeID: dispute, bond: .acti(100))).succeeded)
         #expect(chain.status(parent) == .finalized, "defended after its window: final at once")
         #expect(chain.status(child) == .finalized, "and the waiting child in the same block")
         #expect(chain.state.event(child)?.waitingOn == nil)
+        #expect(chain.state.decode(Hash256.self, at: StateKey.waiting(on: parent)) == nil)
     }
 
     /// A deregistered validator's counters restart: it is not paid in an epoch it was not in.
