@@ -389,7 +389,9 @@ public struct QueueEntry: Equatable, Sendable, CanonicalCodable {
     public let timeMilliseconds: UInt64
     public let ids: [Hash256]
 
-    public static let maxIDs = 4_096
+    /// Small enough that rewriting the entry of one event decided before its deadline (ADR
+    /// 0029) costs about what the decision's own record write does (8 KiB at most).
+    public static let maxIDs = 256
 
     public init(timeMilliseconds: UInt64, ids: [Hash256]) {
         self.timeMilliseconds = timeMilliseconds

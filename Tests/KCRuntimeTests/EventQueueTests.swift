@@ -74,6 +74,60 @@ struct EventQueueTests {
         #expect(chain.state.global.attestationQueue.isEmpty)
     }
 
+    /// A block with more proposals than an entry holds: each record names the entry of its
+    /// own chunk, and events decided in the block leave the chunk they were pushed in.
+    @Test func recordsNameTheChunkTheirBlockWroteThemIn() throws {
+        var chain = TestChain()
+        chain.auditing = false
+        let made = (0..<(QueueEntry.maxIDs + 10)).map { Self.proposal(&chain, g[$0 % 4], label: "chunk-\($0)") }
+        let early = made[3], late = made[QueueEntry.maxIDs + 5]
+        var votes: [VerifiedTransaction] = []
+        for (transaction, id) in [early, late] {
+            let author = transaction.body.sender
+            for voter in g.filter({ $0.publicKey != author }).prefix(3) {
+                votes.append(chain.transaction(voter, .attest(votes: [AttestationVote(eventID: id, verdict: .valid)])))
+            }
+        }
+        let outcome = try chain.block(made.map(\.0) + votes)
+        #expect(outcome.receipts.allSatisfy { $0.succeeded })
+        #expect(chain.status(early.1) == .accepted && chain.status(late.1) == .accepted)
+        let head = chain.state.global.attestationQueue.head
+        #expect(chain.state.event(early.1)?.attestationEntry == head && chain.state.event(late.1)?.attestationEntry == head + 1)
+        #expect(Self.entry(chain, head)?.count == QueueEntry.maxIDs - 1 && Self.entry(chain, head + 1)?.count == 9)
+        #expect(chain.state.auditRules(outcome, parameters: chain.parameters).isEmpty)
+    }
+
+    /// The attacker's play: hold back the deciding votes, then decide one event in each live
+    /// entry in one block, so that the block rewrites every entry. The block's write set holds
+    /// each entry once (one store write, one trie path), whatever the number of calls and
+    /// votes, and an entry holds at most `QueueEntry.maxIDs` ids (8 KiB).
+    @Test func decisionsSpreadOverManyEntriesRewriteEachOnce() throws {
+        var chain = TestChain()
+        var byBlock: [[Hash256]] = []
+        for block in 0..<5 {
+            let made = (0..<3).map { Self.proposal(&chain, g[0], label: "spread-\(block)-\($0)") }
+            #expect(try chain.block(made.map(\.0)).receipts.allSatisfy { $0.succeeded })
+            byBlock.append(made.map(\.1))
+        }
+        // Two honest votes on everything; the third, deciding one comes later, split over
+        // two calls per voter and aimed at the first event of every entry.
+        for voter in 1...2 {
+            try chain.submit(g[voter], .attest(votes: byBlock.joined().map { AttestationVote(eventID: $0, verdict: .valid) }))
+        }
+        let targets = byBlock.map { $0[0] }
+        let deciding = [Array(targets.prefix(2)), Array(targets.dropFirst(2))].map { part in
+            chain.transaction(g[3], .attest(votes: part.map { AttestationVote(eventID: $0, verdict: .valid) }))
+        }
+        #expect(try chain.block(deciding).receipts.allSatisfy { $0.succeeded })
+        #expect(targets.allSatisfy { chain.status($0) == .accepted })
+        let rewritten = try #require(chain.lastExecuted).changes.keys.filter { $0.hasPrefix(Array("q/attest/".utf8)) }
+        #expect(rewritten.count == 5, "one write per entry touched")
+        for (block, ids) in byBlock.enumerated() {
+            let position = try #require(chain.state.event(ids[0])).attestationEntry
+            #expect(Self.entry(chain, position) == Array(ids.dropFirst()), "entry of block \(block)")
+        }
+    }
+
     /// A call that decides an event and then fails leaves the event queued: its removal is an
     /// effect of the call, dropped with it.
     @Test func aFailedCallDoesNotTakeAnEventOutOfTheQueue() throws {
