@@ -271,6 +271,9 @@ extension ChainState {
                 } else if record.status != .pending && position != nil {
                     problems.append("\(name) is \(record.status.name) but still queued for its attestation deadline")
                 }
+                if record.hasWaitingChildren && !record.status.isFinal && get(StateKey.waiting(on: id)) == nil {
+                    problems.append("\(name) says children wait on it but has no waiting list")
+                }
                 if let parent = record.waitingOn, event(parent)?.hasWaitingChildren != true {
                     problems.append("\(name) waits on \(parent.hex.prefix(8)), whose record does not say children wait on it")
                 }
