@@ -93,14 +93,16 @@ final class LiveNode: @unchecked Sendable {
         let box = Box()
         let done = DispatchSemaphore(value: 0)
         // A session per request, closed after it: no idle keep-alive connection outlives the
-        // test and holds up the server's graceful shutdown.
+        // test and holds up the server's graceful shutdown. `finishTasksAndInvalidate`, not
+        // `invalidateAndCancel`: the latter walks the session's task registry off its work
+        // queue, racing the finished task's removal, and trapped the test process in a CI run.
         let session = URLSession(configuration: .ephemeral)
         session.dataTask(with: request) { data, response, error in
             box.result = (data, response, error)
             done.signal()
         }.resume()
         done.wait()
-        session.invalidateAndCancel()
+        session.finishTasksAndInvalidate()
         let response = box.result.1 as? HTTPURLResponse
         let text = String(decoding: box.result.0 ?? Data(), as: UTF8.self)
         return Answer(status: response?.statusCode ?? -1, json: try? StrictJSON.parse(text), text: text,
