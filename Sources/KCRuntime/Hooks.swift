@@ -123,6 +123,8 @@ extension BlockExecutor {
         global.rewardPot = plus(global.rewardPot, reward)
         global.minted = plus(global.minted, reward)
 
+        // Events decided before their deadline leave their entries before the deadline pops.
+        pruneAttestationQueue()
         expirePendingEvents()
         finalizeUnchallengedEvents()
         closeDisputes()
@@ -202,7 +204,6 @@ extension BlockExecutor {
     /// Pending events whose attestation deadline passed expire. The queue holds only pending
     /// events: those decided earlier left their entries first (`pruneAttestationQueue`).
     mutating func expirePendingEvents() {
-        pruneAttestationQueue()
         for id in popDue(.attestation, period: parameters.events.attestationPeriodMilliseconds) {
             guard var record = event(id) else { preconditionFailure("queued event \(id.hex) is missing") }
             if runtime.brokenRule == .decidedEventsStayQueued && record.status != .pending { continue }

@@ -389,8 +389,8 @@ public struct QueueEntry: Equatable, Sendable, CanonicalCodable {
     public let timeMilliseconds: UInt64
     public let ids: [Hash256]
 
-    /// Small enough that rewriting the entry of one event decided before its deadline (ADR
-    /// 0029) costs about what the decision's own record write does (8 KiB at most).
+    /// Bounds what deciding an event before its deadline makes a block rewrite (ADR 0029): its
+    /// entry, at most 8 KiB.
     public static let maxIDs = 256
 
     public init(timeMilliseconds: UInt64, ids: [Hash256]) {

@@ -286,7 +286,8 @@ struct BlockExecutor {
             let ids = effects.queuePushes.ids(queue)
             guard !ids.isEmpty else { continue }
             var bounds = queueBounds(queue)
-            // Entries hold at most `QueueEntry.maxIDs` ids: a busier block writes several.
+            // Entries hold at most `QueueEntry.maxIDs` ids: a busier block writes several. The
+            // chunks are the ones `push` numbered (records name them; the rule audit checks it).
             for start in stride(from: 0, to: ids.count, by: QueueEntry.maxIDs) {
                 var chunk = Array(ids[start..<min(start + QueueEntry.maxIDs, ids.count)])
                 if queue == .attestation && !decidedNow.isEmpty { chunk.removeAll { decidedNow.contains($0) } }
