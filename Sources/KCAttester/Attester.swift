@@ -110,12 +110,12 @@ public final class Attester: Sendable {
         let height = node.commits.height
         let perRound = settings.maxEventsPerRound ?? Self.votesPerTransaction(maxTransactionBytes: UInt64(node.genesis.parameters.block.maxTransactionBytes))
         // Events this gateway already voted on stay pending until the others vote: each round
-        // looks at up to four rounds' worth of keys, going on where the last one stopped.
+        // looks at up to four rounds' worth of them, going on where the last one stopped. The
+        // attestation queue lists the pending events, oldest first (ADR 0030).
         let window = 4 * perRound
         let fromStart = sweep.withLock { $0.atStart }
-        let pendingKeys = (try? snapshot.scan(sweep.withLock { $0.range(prefix: NodeIndexKey.statusPrefix(.pending)) },
-                                              limit: window, reverse: false)) ?? []
-        var lastLooked: [UInt8]? = nil
+        let look = (try? PendingEvents.page(in: snapshot, after: sweep.withLock { $0.after }, limit: window)) ?? PendingEvents.Page()
+        var lastLooked: PendingEvents.Position? = nil
         var candidates: [(Hash256, EventRecord)] = []
         let inFlight = sent.withLock { sent in
             // A vote sent more than a few heights ago and still not on chain was lost.
@@ -127,16 +127,16 @@ public final class Attester: Sendable {
         defer {
             // Looked at to the end: the next round starts over. What left the pending set is
             // forgotten when one look saw all of it.
-            let reachedEnd = pendingKeys.count < window && lastLooked == pendingKeys.last?.key
+            let reachedEnd = look.reachedEnd && lastLooked == look.events.last?.position
             if fromStart && reachedEnd { known.formIntersection(pendingIDs) }
             if known.count > Self.maxSettled { known.removeAll() }
             settled.withLock { $0 = known }
-            sweep.withLock { $0.looked(last: lastLooked, reachedEnd: reachedEnd) }
+            // A look that found only emptied entries goes on after the last of them.
+            sweep.withLock { $0.looked(last: look.events.isEmpty ? look.resumeAfter : lastLooked, reachedEnd: reachedEnd) }
         }
-        for pair in pendingKeys {
+        for (position, id) in look.events {
             guard candidates.count < perRound else { break }  // the rest waits for the next round
-            lastLooked = pair.key
-            guard let id = EventIndexKey.eventID(fromKey: pair.key) else { continue }
+            lastLooked = position
             pendingIDs.insert(id)
             guard !inFlight.contains(id), !known.contains(id) else { continue }
             guard let record = state(EventRecord.self, StateKey.event(id)) else { continue }
@@ -315,25 +315,21 @@ public struct AttestNonce: Sendable, Equatable {
     }
 }
 
+/// Where the attester's next look at the pending events starts: each round looks at a window
+/// of them and the next goes on where it stopped, so every pending event is reached however
+/// many this gateway has already voted on.
 public struct PendingSweep: Sendable, Equatable {
-    /// The key after which the next look starts; nil: from the start.
-    public private(set) var after: [UInt8]? = nil
+    /// The position after which the next look starts; nil: from the oldest pending event.
+    public private(set) var after: PendingEvents.Position? = nil
 
     public init() {}
 
-    /// The keys of the next look, within `prefix`.
-    public func range(prefix: [UInt8]) -> KeyRange {
-        let whole = KeyRange.prefix(prefix)
-        guard let after else { return whole }
-        return KeyRange(lower: after + [0], upper: whole.upper)
+    /// After a look: `last` is the last position looked at; `reachedEnd` when the look went
+    /// through the queue's last entry and every event it found.
+    public mutating func looked(last: PendingEvents.Position?, reachedEnd: Bool) {
+        after = reachedEnd ? nil : (last ?? after)
     }
 
-    /// After a look: `last` is the last key looked at; `reachedEnd` when the look found fewer
-    /// keys than it asked for and went through every one of them.
-    public mutating func looked(last: [UInt8]?, reachedEnd: Bool) {
-        after = reachedEnd ? nil : last
-    }
-
-    /// Whether the next look starts from the beginning of the index.
+    /// Whether the next look starts from the oldest pending event.
     public var atStart: Bool { after == nil }
 }

@@ -53,8 +53,26 @@ public struct TransactionLocation: Equatable, Sendable, CanonicalCodable {
 public enum NodeIndexKey {
     public static func transaction(_ hash: Hash256) -> [UInt8] { Array("tx/".utf8) + hash.bytes }
 
-    /// `ix/status/` u32-be status ‖ event id: the events now in each status.
-    public static func status(_ status: EventStatus, event: Hash256) -> [UInt8] { statusPrefix(status) + event.bytes }
+    /// `ix/status/` u32-be status ‖ event id: the events now accepted or disputed (the statuses
+    /// an event leaves again). Pending events are read from the attestation queue
+    /// (`PendingEvents`), and the final statuses are grouped per block (`statusGroup`), ADR 0030.
+    public static func status(_ status: EventStatus, event: Hash256) -> [UInt8] {
+        precondition(isKeyedByEvent(status), "\(status.name) events are not indexed one key each")
+        return statusPrefix(status) + event.bytes
+    }
+
+    /// `ix/status/` u32-be status ‖ u64-be height: the ids of the events that reached the final
+    /// status (rejected, expired, finalized: never left again) in that block, sorted and
+    /// concatenated, as the author and kind indexes are grouped.
+    public static func statusGroup(_ status: EventStatus, height: UInt64) -> [UInt8] {
+        precondition(status.isFinal, "only final statuses are grouped per block")
+        var key = statusPrefix(status)
+        withUnsafeBytes(of: height.bigEndian) { key.append(contentsOf: $0) }
+        return key
+    }
+
+    /// Whether the status index holds one key per event in `status` (accepted, disputed).
+    public static func isKeyedByEvent(_ status: EventStatus) -> Bool { status != .pending && !status.isFinal }
 
     public static func statusPrefix(_ status: EventStatus) -> [UInt8] {
         var key = Array("ix/status/".utf8)

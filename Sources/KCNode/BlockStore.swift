@@ -25,10 +25,12 @@ public final class BlockStore: Sendable {
     /// own keys, paged registries and the dispute rounds (ADR 0011); 4: the state trie's nodes
     /// stored under `t/` (ADR 0018); 5: an event's first votes held in its record (ADR 0019);
     /// 6: attestation entries hold only pending events, and a record names its entry and
-    /// whether children wait on it (ADR 0029).
+    /// whether children wait on it (ADR 0029); 7: no index of pending events (the attestation
+    /// queue lists them) and the final statuses' index grouped per block (ADR 0030).
     /// A node opens its own format only: older event records lack fields this format's rules
-    /// read (their state roots are not this chain's), and formats before 4 could only be moved to 4.
-    public static let format: UInt32 = 6
+    /// read (their state roots are not this chain's), a format-6 status index would list events
+    /// this format no longer moves, and formats before 4 could only be moved to 4.
+    public static let format: UInt32 = 7
     /// The default budget of the state cache.
     public static let defaultStateCacheBytes = NodeConfig().stateCacheMiB << 20
 
@@ -59,8 +61,8 @@ public final class BlockStore: Sendable {
     /// this store's methods, which advance it.
     public let stateCache: StateCache
 
-    /// Whether blocks are stored with the query indexes (`storage.indexes`). Without them only
-    /// the pending events are listed (`ix/status/` of `pending`), which the attester reads.
+    /// Whether blocks are stored with the query indexes (`storage.indexes`). Without them the
+    /// pending events are still listed: the attestation queue in the state holds them.
     public let queryIndexes: Bool
 
     public init(store: any KeyValueStore, stateCacheBytes: Int = BlockStore.defaultStateCacheBytes, queryIndexes: Bool = true) {
@@ -82,13 +84,17 @@ public final class BlockStore: Sendable {
         return key
     }
 
-    /// The events in each status (indexed by raw value), from the `ix/status/` index, counted a
-    /// page at a time: a chain with a million final events would otherwise hold every index key
-    /// in memory at once. Without the query indexes only the pending events are counted.
+    /// The events in each status (indexed by raw value): the pending ones from the attestation
+    /// queue, the others from the `ix/status/` index, counted a page at a time (a chain with a
+    /// million final events would otherwise hold every index key in memory at once). Without
+    /// the query indexes only the pending events are counted.
     public func eventCountsByStatus() throws(StoreError) -> [UInt64] {
         var counts = [UInt64](repeating: 0, count: EventStatus.allCases.count)
-        for status in EventStatus.allCases where queryIndexes || status == .pending {
-            try StatePersistence.forEach(in: store, prefix: NodeIndexKey.statusPrefix(status)) { _, _ in counts[Int(status.rawValue)] += 1 }
+        counts[Int(EventStatus.pending.rawValue)] = try PendingEvents.count(in: store)
+        for status in EventStatus.allCases where queryIndexes && status != .pending {
+            try StatePersistence.forEach(in: store, prefix: NodeIndexKey.statusPrefix(status)) { _, value in
+                counts[Int(status.rawValue)] += status.isFinal ? UInt64(value.count / 32) : 1
+            }
         }
         return counts
     }
@@ -185,11 +191,7 @@ public final class BlockStore: Sendable {
                 batch.put(NodeIndexKey.transaction(receipt.transactionHash), TransactionLocation(height: height, index: UInt32(index)).canonicalBytes)
             }
         }
-        for change in outcome.eventChanges {
-            // Without the query indexes only the pending list is kept (the attester reads it).
-            if let from = change.from, queryIndexes || from == .pending { batch.delete(NodeIndexKey.status(from, event: change.eventID)) }
-            if queryIndexes || change.to == .pending { batch.put(NodeIndexKey.status(change.to, event: change.eventID), []) }
-        }
+        if queryIndexes { Self.addStatusIndex(outcome.eventChanges, height: height, to: &batch) }
         if let change {
             precondition(change.header.id == block.id, "light block of another block")
             batch.put(Self.key("lb/", height), change.canonicalBytes)
@@ -202,6 +204,25 @@ public final class BlockStore: Sendable {
         batch.put(Self.heightKey, height.canonicalBytes)
         do { try store.write(batch, sync: sync) } catch { throw .storage(error) }
         stateCache.advance(storing: executed, pages: pages)
+    }
+
+    /// The status index's writes for a block's status changes (ADR 0030): an accepted or
+    /// disputed event has a key while it stays so; the events that reached a final status are
+    /// grouped into one key per status; pending events are not indexed (the attestation queue
+    /// lists them).
+    static func addStatusIndex(_ changes: [EventStatusChange], height: UInt64, to batch: inout WriteBatch) {
+        var reachedFinal: [(EventStatus, Hash256)] = []
+        for change in changes {
+            if let from = change.from, NodeIndexKey.isKeyedByEvent(from) { batch.delete(NodeIndexKey.status(from, event: change.eventID)) }
+            if NodeIndexKey.isKeyedByEvent(change.to) {
+                batch.put(NodeIndexKey.status(change.to, event: change.eventID), [])
+            } else if change.to.isFinal {
+                reachedFinal.append((change.to, change.eventID))
+            }
+        }
+        for (key, value) in EventIndexKey.grouped(reachedFinal, key: { NodeIndexKey.statusGroup($0, height: height) }) {
+            batch.put(key, value)
+        }
     }
 
     /// Stores a decided block (`commit`) and moves `state`, the state it was executed on, onto

@@ -80,7 +80,8 @@ public struct NodeConfig: Equatable, Sendable {
     public var blockCacheMiB = 64
     public var writeBufferMiB = 32
     /// Keep the query indexes (transactions by hash, events by status, author, kind, ArTxID and
-    /// parent): false keeps only the pending-event list the attester reads (ADR 0027).
+    /// parent): false keeps none; the attester still finds the pending events in the state's
+    /// attestation queue (ADRs 0027, 0030).
     public var queryIndexes = true
     /// Every this many milliseconds `node start` gives the allocator's free pages back to the
     /// system (`malloc_trim`, ADR 0021); 0: never.

@@ -32,11 +32,15 @@ struct ChainQueries {
     /// A state entry. While state sync writes a restored state over the genesis state, the
     /// store's state is neither: reads are refused until it is whole.
     func state<T: CanonicalDecodable>(_ type: T.Type, _ key: StoreKey, what: String) throws -> T? {
+        try requireWholeState()
+        return try read(type, raw: StatePersistence.storeKey(key), what: what)
+    }
+
+    func requireWholeState() throws {
         guard try snapshot.get(BlockStore.restoringKey) == nil else {
             throw RPCError(.serviceUnavailable, "restoring",
                            "the node is restoring a snapshot of the state (state sync); state reads answer once it has finished")
         }
-        return try read(type, raw: StatePersistence.storeKey(key), what: what)
     }
 
     var height: UInt64 {
@@ -259,12 +263,11 @@ struct ChainQueries {
 
     /// Events listed by the index under `prefix`, in order, after the opaque `cursor`, at most
     /// `limit`. An entry's position is `key ‖ event id`: in an ungrouped index that is the key
-    /// itself; in a grouped one (`grouped`: author, kind) each key holds a block's sorted ids.
-    /// The cursor is the hex of the last position returned.
+    /// itself; in a grouped one (`grouped`: author, kind, the final statuses) each key holds a
+    /// block's sorted ids. The cursor is the hex of the last position returned.
     func eventPage(prefix: [UInt8], grouped: Bool = false, cursor: String?, limit: Int,
                    filter: (EventRecord) -> Bool = { _ in true }) throws -> JSONValue {
-        // Without the query indexes a node still keeps the pending list (its attester reads it).
-        if prefix != NodeIndexKey.statusPrefix(.pending) { try requireIndexes("event") }
+        try requireIndexes("event")
         var lower = prefix
         var after: [UInt8]? = nil
         if let cursor {
@@ -303,6 +306,35 @@ struct ChainQueries {
         }
         if walked == Self.maxWalk && !more { more = true }
         return .object([("events", .array(items)), ("next_cursor", more ? (last.map { .string(Hex.encode($0)) } ?? .null) : .null)])
+    }
+
+    /// The pending events, oldest first, from the attestation queue (ADR 0030; kept without
+    /// the query indexes too), after the opaque `cursor` (the hex of a queue position), at
+    /// most `limit`.
+    func pendingPage(cursor: String?, limit: Int) throws -> JSONValue {
+        try requireWholeState()  // the queue is state
+        var after: PendingEvents.Position? = nil
+        if let cursor {
+            guard let bytes = Hex.decode(cursor), let position = PendingEvents.Position(bytes: bytes) else {
+                throw RPCError.badRequest("cursor '\(cursor.prefix(80))' does not belong to this list")
+            }
+            after = position
+        }
+        let page: PendingEvents.Page
+        do { page = try PendingEvents.page(in: snapshot, after: after, limit: limit) } catch {
+            throw RPCError(.internalServerError, "store_damaged", error.description)
+        }
+        var items: [JSONValue] = []
+        for (_, id) in page.events {
+            // Read from the same snapshot as the queue, so every listed event is there and pending.
+            guard let record = try event(id) else {
+                throw RPCError(.internalServerError, "store_damaged", "pending event \(id.hex) has no record")
+            }
+            items.append(try eventView(id, record))
+        }
+        let next: JSONValue = page.reachedEnd ? .null
+            : page.resumeAfter.map { .string(Hex.encode($0.bytes)) } ?? .null
+        return .object([("events", .array(items)), ("next_cursor", next)])
     }
 
     /// Parents (depth 1) or ancestors up to `depth` of an event, breadth first, each once.

@@ -178,7 +178,9 @@ public struct Routes: Sendable {
             }
         }
         if let status {
-            return try q.eventPage(prefix: NodeIndexKey.statusPrefix(status), cursor: cursor, limit: limit)
+            // Pending: the attestation queue; final statuses: grouped per block (ADR 0030).
+            if status == .pending { return try q.pendingPage(cursor: cursor, limit: limit) }
+            return try q.eventPage(prefix: NodeIndexKey.statusPrefix(status), grouped: status.isFinal, cursor: cursor, limit: limit)
         }
         throw RPCError.badRequest("give one of author, ar_tx_id, kind or status")
     }

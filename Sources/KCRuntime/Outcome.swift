@@ -348,7 +348,7 @@ public enum EventIndexKey {
     /// Groups (group, id) pairs into one write per group, keyed by `key(group)`: the ids
     /// sorted and concatenated. Writes come out in key byte order, so the result never depends
     /// on the order of the input (the dictionary's order is never seen).
-    static func grouped<Group: Hashable>(_ pairs: [(Group, Hash256)], key: (Group) -> [UInt8]) -> [([UInt8], [UInt8])] {
+    public static func grouped<Group: Hashable>(_ pairs: [(Group, Hash256)], key: (Group) -> [UInt8]) -> [([UInt8], [UInt8])] {
         var groups: [Group: [Hash256]] = [:]
         for (group, id) in pairs { groups[group, default: []].append(id) }
         var writes: [([UInt8], [UInt8])] = []

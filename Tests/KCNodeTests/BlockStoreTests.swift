@@ -93,8 +93,9 @@ struct BlockStoreTests {
             _ = try BlockStore(store: store).open(genesis: Self.genesis, runtime: runtime)
         }
         // Format 4 kept every vote under its own keys, format 5 decided events in the
-        // attestation queue: their state roots are not this node's.
-        for old in [UInt32(4), 5] {
+        // attestation queue: their state roots are not this node's; format 6 indexed pending
+        // events and each final event under its own key.
+        for old in [UInt32(4), 5, 6] {
             batch = WriteBatch()
             batch.put(Array("m/format".utf8), old.canonicalBytes)
             try store.write(batch, sync: true)
@@ -145,20 +146,27 @@ struct PruningTests {
         #expect(try blocks.height() == 31)
     }
 
-    /// Counts per status cross the walk's pages (4,096 keys) and no status borrows another's.
+    /// Counts per status cross the walk's pages (4,096 keys) and no status borrows another's:
+    /// pending from the attestation queue's entries, accepted one key each, finalized from
+    /// per-block groups.
     @Test func eventCountsByStatusWalkEveryPage() throws {
         let store = MemoryStore()
         var batch = WriteBatch()
-        let sizes: [EventStatus: Int] = [.pending: 3, .accepted: 4_097, .finalized: 9_000]
-        for (status, size) in sizes {
-            for index in 0..<size {
-                batch.put(NodeIndexKey.status(status, event: Blake2b.hash256(Array("\(status.rawValue)/\(index)".utf8))), [])
-            }
+        func id(_ label: String) -> Hash256 { Blake2b.hash256(Array(label.utf8)) }
+        for entry in UInt64(0)..<3 {  // 2 + 0 + 2 pending
+            let ids = entry == 1 ? [] : [id("pending \(entry) a"), id("pending \(entry) b")]
+            batch.put(StatePersistence.storeKey(StateKey.queueEntry(.attestation, entry)),
+                      QueueEntry(timeMilliseconds: 1, ids: ids).canonicalBytes)
+        }
+        for index in 0..<4_097 { batch.put(NodeIndexKey.status(.accepted, event: id("accepted \(index)")), []) }
+        for height in UInt64(1)...4_500 {  // 9,000 finalized, two a block
+            batch.put(NodeIndexKey.statusGroup(.finalized, height: height), id("final \(height) a").bytes + id("final \(height) b").bytes)
         }
         try store.write(batch, sync: false)
         let counts = try BlockStore(store: store).eventCountsByStatus()
+        let sizes: [EventStatus: UInt64] = [.pending: 4, .accepted: 4_097, .finalized: 9_000]
         for status in EventStatus.allCases {
-            #expect(counts[Int(status.rawValue)] == UInt64(sizes[status] ?? 0), "\(status)")
+            #expect(counts[Int(status.rawValue)] == sizes[status] ?? 0, "\(status)")
         }
     }
 }

@@ -7,8 +7,10 @@ import KCStorage
 import KCTypes
 import Testing
 
-/// `storage.indexes = false` (ADR 0027): a store keeps only the pending-event list, the state
-/// and blocks are the same, and the indexes cannot be turned on again over the gap.
+/// `storage.indexes = false` (ADR 0027): a store keeps no `ix/` key (its pending events are
+/// listed by the attestation queue, ADR 0030), the state and blocks are the same, and the
+/// indexes cannot be turned on again over the gap. And the status index: one key per accepted
+/// or disputed event, the final statuses grouped per block, nothing for pending events.
 struct QueryIndexTests {
     static let author = SigningKey(seed: Blake2b.hash256(Array("index-author".utf8)))
     static let voter = SigningKey(seed: Blake2b.hash256(Array("index-voter".utf8)))
@@ -66,7 +68,11 @@ struct QueryIndexTests {
         try store.scan(.prefix(Array(prefix.utf8))).map(\.key)
     }
 
-    @Test func withoutQueryIndexesOnlyThePendingListIsKept() throws {
+    static func pending(_ store: MemoryStore) throws -> [Hash256] {
+        try PendingEvents.page(in: store, after: nil, limit: 100).events.map(\.id)
+    }
+
+    @Test func withoutQueryIndexesNoIndexKeyIsWritten() throws {
         let full = MemoryStore(), lean = MemoryStore()
         let fullBlocks = BlockStore(store: full), leanBlocks = BlockStore(store: lean, queryIndexes: false)
         var fullState = try fullBlocks.open(genesis: Self.genesis, runtime: Self.runtime)
@@ -79,18 +85,50 @@ struct QueryIndexTests {
         // ArTxID, author and kind indexes.
         #expect(try Self.keys(full, "tx/").count == 3)
         #expect(try fullBlocks.location(of: events.transactions[1])?.height == 2)
-        #expect(try Self.keys(full, "ix/status/") == [NodeIndexKey.status(.pending, event: events.pending),
-                                                       NodeIndexKey.status(.accepted, event: events.accepted)])
+        #expect(try Self.keys(full, "ix/status/") == [NodeIndexKey.status(.accepted, event: events.accepted)])
         #expect(try Self.keys(full, "ix/artx/").count == 2 && Self.keys(full, "ix/author/").count == 2)
 
-        // The lean one: the pending event and nothing else.
+        // The lean one: no index key at all.
         #expect(try Self.keys(lean, "tx/").isEmpty)
         #expect(try leanBlocks.location(of: events.transactions[1]) == nil)
-        #expect(try Self.keys(lean, "ix/") == [NodeIndexKey.status(.pending, event: events.pending)])
+        #expect(try Self.keys(lean, "ix/").isEmpty)
+        // Both list the pending event from the attestation queue and count it.
+        #expect(try Self.pending(full) == [events.pending] && Self.pending(lean) == [events.pending])
         var counts = [UInt64](repeating: 0, count: EventStatus.allCases.count)
         counts[Int(EventStatus.pending.rawValue)] = 1
         #expect(try leanBlocks.eventCountsByStatus() == counts)
+        counts[Int(EventStatus.accepted.rawValue)] = 1
+        #expect(try fullBlocks.eventCountsByStatus() == counts)
         #expect(try leanBlocks.indexesOffSince() == 1 && fullBlocks.indexesOffSince() == nil)
+    }
+
+    /// Past the attestation period and the challenge window: the accepted event's key is gone
+    /// and it is listed under finalized in the group of the block that finalized it; the
+    /// pending one left the queue for the expired group of its own block. Per block one key per
+    /// final status, whatever the number of events.
+    @Test func finalStatusesAreGroupedPerBlockAndPendingIsNotIndexed() throws {
+        let store = MemoryStore()
+        let blocks = BlockStore(store: store)
+        var state = try blocks.open(genesis: Self.genesis, runtime: Self.runtime)
+        let events = try Self.history(blocks, state: &state)
+        #expect(try Self.keys(store, "ix/status/") == [NodeIndexKey.status(.accepted, event: events.accepted)])
+        var reached: [EventStatus: UInt64] = [:]
+        while reached.count < 2 && state.global.height < 60 {
+            for change in try Self.store([], in: blocks, state: &state).eventChanges {
+                #expect(change.to.isFinal, "only final moves are left: \(change.to.name)")
+                reached[change.to] = state.global.height
+            }
+        }
+        let finalized = try #require(reached[.finalized]), expired = try #require(reached[.expired])
+        let groups = try store.scan(.prefix(Array("ix/status/".utf8)))
+        let expected = [(NodeIndexKey.statusGroup(.expired, height: expired), events.pending.bytes),
+                        (NodeIndexKey.statusGroup(.finalized, height: finalized), events.accepted.bytes)]
+        #expect(groups.map(\.key) == expected.map(\.0) && groups.map(\.value) == expected.map(\.1))
+        #expect(try Self.pending(store).isEmpty)
+        var counts = [UInt64](repeating: 0, count: EventStatus.allCases.count)
+        counts[Int(EventStatus.expired.rawValue)] = 1
+        counts[Int(EventStatus.finalized.rawValue)] = 1
+        #expect(try blocks.eventCountsByStatus() == counts)
     }
 
     @Test func indexesTurnedOffCannotBeTurnedOnAgain() throws {

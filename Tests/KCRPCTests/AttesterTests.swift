@@ -12,35 +12,45 @@ import Testing
 /// The automatic attester in `fetch` mode against the dev content server.
 @Suite(.serialized)
 struct AttesterTests {
-    /// The pending index is ordered by event id: looks of a few keys at a time, each going on
-    /// where the last stopped, reach every key and start over at the end; a window from the
-    /// start each time would never get past the first keys.
+    /// The pending events are read from the attestation queue, oldest first: looks of a few at
+    /// a time, each going on where the last stopped, reach every event (across entries, past
+    /// emptied ones) and start over at the end; a window from the start each time would never
+    /// get past the first events.
     @Test func theSweepReachesEveryPendingEventAndStartsOver() throws {
         let store = MemoryStore()
-        let prefix = NodeIndexKey.statusPrefix(.pending)
         var batch = WriteBatch()
         let ids = (0..<10).map { Blake2b.hash256(Array("pending \($0)".utf8)) }
-        for id in ids { batch.put(prefix + id.bytes, []) }
-        batch.put(NodeIndexKey.statusPrefix(.accepted) + ids[0].bytes, [])  // another status: never looked at
+        // Entries 0..3: three ids, none (its events were decided), four, three.
+        let entries = [Array(ids[0..<3]), [], Array(ids[3..<7]), Array(ids[7..<10])]
+        for (position, entry) in entries.enumerated() {
+            batch.put(StatePersistence.storeKey(StateKey.queueEntry(.attestation, UInt64(position))),
+                      QueueEntry(timeMilliseconds: 1, ids: entry).canonicalBytes)
+        }
+        batch.put(StatePersistence.storeKey(StateKey.queueEntry(.challenge, 0)), QueueEntry(timeMilliseconds: 1, ids: [ids[0]]).canonicalBytes)
         try store.write(batch, sync: false)
         var sweep = PendingSweep()
-        var seen: [[UInt8]] = []
+        var seen: [Hash256] = []
         var restarts = 0
         for _ in 0..<6 {
-            let keys = try store.scan(sweep.range(prefix: prefix), limit: 4).map(\.key)
-            #expect(keys.allSatisfy { $0.starts(with: prefix) })
-            seen += keys
-            let reachedEnd = keys.count < 4
-            if reachedEnd { restarts += 1 }
-            sweep.looked(last: keys.last, reachedEnd: reachedEnd)
+            let look = try PendingEvents.page(in: store, after: sweep.after, limit: 4)
+            seen += look.events.map(\.id)
+            if look.reachedEnd { restarts += 1 }
+            sweep.looked(last: look.events.last?.position, reachedEnd: look.reachedEnd)
         }
-        // 4 + 4 + 2 (end), then 4 + 4 + 2 again.
-        let sorted = ids.map { prefix + $0.bytes }.sorted { $0.lexicographicallyPrecedes($1) }
-        #expect(seen == sorted + sorted)
+        // 4 + 4 + 2 (end), then 4 + 4 + 2 again: the challenge queue is never looked at.
+        #expect(seen == ids + ids)
         #expect(restarts == 2 && sweep.atStart)
-        // A look that stops early (its round is full) goes on from the last key it took.
-        sweep.looked(last: sorted[2], reachedEnd: false)
-        #expect(try store.scan(sweep.range(prefix: prefix), limit: 1).first?.key == sorted[3])
+        // A look that stops early (its round is full) goes on from the last event it took.
+        sweep.looked(last: PendingEvents.Position(entry: 2, index: 1), reachedEnd: false)
+        #expect(try PendingEvents.page(in: store, after: sweep.after, limit: 1).events.map(\.id) == [ids[5]])
+        // A look bounded in entries that finds only emptied ones says where to go on.
+        let emptied = try PendingEvents.page(in: store, after: PendingEvents.Position(entry: 0, index: .max), limit: 4, maxEntries: 1)
+        #expect(emptied.events.isEmpty && !emptied.reachedEnd && emptied.resumeAfter == PendingEvents.Position(entry: 1, index: .max))
+        #expect(try PendingEvents.page(in: store, after: emptied.resumeAfter, limit: 1).events.map(\.id) == [ids[3]])
+        // A cursor survives its bytes (the RPC's form).
+        let position = PendingEvents.Position(entry: 0x0102_0304_0506_0708, index: 0x0A0B_0C0D)
+        #expect(PendingEvents.Position(bytes: position.bytes) == position && PendingEvents.Position(bytes: [1, 2]) == nil)
+        #expect(try PendingEvents.count(in: store) == 10)
     }
 
     /// Rounds faster than blocks: the next transaction follows the attester's own waiting ones;

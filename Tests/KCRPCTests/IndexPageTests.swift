@@ -8,13 +8,15 @@ import KCTypes
 import Testing
 
 /// Paging through the grouped author and kind indexes (one key per author or kind per block)
-/// when many events share a block: every event once, in (height, id) order, whatever the limit.
+/// when many events share a block: every event once, in (height, id) order, whatever the limit;
+/// and through the pending events, which the attestation queue lists in proposal order.
 struct IndexPageTests {
     static let gateways = (0..<2).map { DevnetKeys.key(.account, index: $0) }
 
     /// Two blocks: the first with `perBlock` events by gateway 0 and one by gateway 1, the
-    /// second with `perBlock` more by gateway 0. Returns the store and gateway 0's ids by block.
-    static func chain(perBlock: Int) throws -> (MemoryStore, Genesis, [[Hash256]]) {
+    /// second with `perBlock` more by gateway 0. Returns the store, gateway 0's ids by block and
+    /// every event in the order proposed.
+    static func chain(perBlock: Int) throws -> (MemoryStore, Genesis, [[Hash256]], [Hash256]) {
         let genesis = LocalGenesis.devnet(validatorCount: gateways.count, userCount: 0)
         let runtime = Runtime(genesis: genesis)
         var state = runtime.genesisState()
@@ -44,7 +46,7 @@ struct IndexPageTests {
         }
         // Gateway 0's events of each block, as the index orders them.
         let mine = ids.map { block in block.filter { state.event($0)?.header.author == gateways[0].publicKey }.sorted() }
-        return (store, genesis, mine)
+        return (store, genesis, mine, ids.flatMap { $0 })
     }
 
     static func walk(_ queries: ChainQueries, prefix: [UInt8], limit: Int) throws -> (ids: [String], pages: Int) {
@@ -62,7 +64,7 @@ struct IndexPageTests {
 
     @Test(arguments: [1, 2, 3, 5, 7, 50])
     func everyEventOnceInOrderWhateverTheLimit(limit: Int) throws {
-        let (store, genesis, mine) = try Self.chain(perBlock: 5)
+        let (store, genesis, mine, proposed) = try Self.chain(perBlock: 5)
         let queries = ChainQueries(store: store, genesis: genesis)
         let expected = mine.flatMap { $0 }.map(\.hex)
         #expect(expected.count == 10)
@@ -72,17 +74,37 @@ struct IndexPageTests {
         let byKind = try Self.walk(queries, prefix: EventIndexKey.kindPrefix("page-test"), limit: limit)
         #expect(byKind.ids.count == 11, "both authors' events")
         #expect(Set(byKind.ids).count == 11)
+        // The pending list comes from the attestation queue: proposal order, across entries.
+        var pending: [String] = []
+        var cursor: String? = nil
+        var pages = 0
+        repeat {
+            let page = try queries.pendingPage(cursor: cursor, limit: limit)
+            pending += (page["events"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
+            cursor = page["next_cursor"]?.stringValue
+            pages += 1
+        } while cursor != nil && pages < 100
+        #expect(pending == proposed.map(\.hex))
+        #expect(pages == (proposed.count + limit - 1) / limit, "no empty last page")
+    }
+
+    @Test func aPendingCursorThatIsNotAPositionIsRefused() throws {
+        let (store, genesis, _, _) = try Self.chain(perBlock: 1)
+        let queries = ChainQueries(store: store, genesis: genesis)
+        for cursor in ["zz", Hex.encode([UInt8](repeating: 0, count: 44)), "00"] {
+            #expect(throws: RPCError.self) { try queries.pendingPage(cursor: cursor, limit: 3) }
+        }
     }
 
     @Test func oneKeyPerAuthorAndBlock() throws {
-        let (store, _, mine) = try Self.chain(perBlock: 5)
+        let (store, _, mine, _) = try Self.chain(perBlock: 5)
         let pairs = try store.scan(.prefix(EventIndexKey.authorPrefix(Self.gateways[0].publicKey)), limit: 100, reverse: false)
         #expect(pairs.count == 2)
         #expect(pairs.map { EventIndexKey.groupedIDs($0.value) ?? [] } == mine)
     }
 
     @Test func aCursorFromAnotherListIsRefused() throws {
-        let (store, genesis, _) = try Self.chain(perBlock: 2)
+        let (store, genesis, _, _) = try Self.chain(perBlock: 2)
         let queries = ChainQueries(store: store, genesis: genesis)
         let foreign = Hex.encode(EventIndexKey.kindPrefix("other") + [UInt8](repeating: 0, count: 40))
         #expect(throws: RPCError.self) {
@@ -95,7 +117,7 @@ struct IndexPageTests {
 /// the store's state is neither: state reads are answered 503, other reads as usual.
 struct RestoringReadTests {
     @Test func stateReadsWaitForTheRestoreToFinish() throws {
-        let (store, genesis, _) = try IndexPageTests.chain(perBlock: 1)
+        let (store, genesis, _, _) = try IndexPageTests.chain(perBlock: 1)
         let address = IndexPageTests.gateways[0].publicKey
         #expect(try ChainQueries(store: store, genesis: genesis).accountJSON(address)["address"] != nil)
         var batch = WriteBatch()
@@ -109,6 +131,9 @@ struct RestoringReadTests {
             #expect(error.status == .serviceUnavailable && error.code == "restoring", "\(error)")
         }
         #expect(try restoring.height == 0, "reads outside the state still answer")
+        // The pending list is the state's attestation queue: refused the same way.
+        let refused = #expect(throws: RPCError.self) { try restoring.pendingPage(cursor: nil, limit: 5) }
+        #expect(refused?.code == "restoring")
         batch = WriteBatch()
         batch.delete(BlockStore.restoringKey)
         try store.write(batch, sync: false)
