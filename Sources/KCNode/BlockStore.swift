@@ -26,11 +26,16 @@ public final class BlockStore: Sendable {
     /// stored under `t/` (ADR 0018); 5: an event's first votes held in its record (ADR 0019);
     /// 6: attestation entries hold only pending events, and a record names its entry and
     /// whether children wait on it (ADR 0029); 7: no index of pending events (the attestation
-    /// queue lists them) and the final statuses' index grouped per block (ADR 0030).
+    /// queue lists them) and the final statuses' index grouped per block (ADR 0030); 8: trie
+    /// pages store their top three levels' branches without hashes (ADR 0031).
     /// A node opens its own format only: older event records lack fields this format's rules
     /// read (their state roots are not this chain's), a format-6 status index would list events
-    /// this format no longer moves, and formats before 4 could only be moved to 4.
-    public static let format: UInt32 = 7
+    /// this format no longer moves, and formats before 4 could only be moved to 4. Format 7 is
+    /// the exception (`readableFormat`).
+    public static let format: UInt32 = 8
+    /// The one older format opened (and moved to `format` at its first open): its pages store
+    /// every branch with its hashes, which this format still reads (ADR 0031).
+    public static let readableFormat: UInt32 = 7
     /// The default budget of the state cache.
     public static let defaultStateCacheBytes = NodeConfig().stateCacheMiB << 20
 
@@ -142,6 +147,14 @@ public final class BlockStore: Sendable {
             var format: UInt32 = 1  // written before the marker existed
             if let formatBytes {
                 do { format = try UInt32.decode(exactly: formatBytes) } catch { throw .corrupt("the store format marker: \(error)") }
+            }
+            if format == Self.readableFormat {
+                // Format 7's pages are read as they are and rewritten in this format's form when a
+                // block changes them: the marker moves forward, and an older node then refuses the store.
+                var batch = WriteBatch()
+                batch.put(Self.formatKey, Self.format.canonicalBytes)
+                do { try store.write(batch, sync: true) } catch { throw .storage(error) }
+                format = Self.format
             }
             guard format == Self.format else { throw .unsupportedFormat(found: format, expected: Self.format) }
             try checkIndexMode()

@@ -57,29 +57,75 @@ public struct TriePage: Sendable, Equatable {
         }
     }
 
-    /// The stored form: per node, its index (one byte) and its 65 bytes, by index.
+    /// Slots of the page's top three levels (indexes 0 to 6): their children are in the page.
+    static let innerSlots = 7
+
+    /// The stored form, by index (ADR 0031): per node its index (one byte), then a tag and the
+    /// node: 0 leaf ‖ path ‖ value hash, 1 branch ‖ left hash ‖ right hash (65 bytes), or 2 alone
+    /// for a branch of the top three levels whose sides are its children in this page (or
+    /// empty): their hashes are computed again when the page is read. Only the bottom level's
+    /// branches, whose children are the roots of the pages below, carry their hashes.
     public var bytes: [UInt8] {
+        var byIndex = [TrieNode?](repeating: nil, count: 15)
+        for slot in slots { byIndex[Int(slot.index)] = slot.node }
         var out: [UInt8] = []
         out.reserveCapacity(slots.count * 66)
         for slot in slots {
             out.append(slot.index)
-            out.append(contentsOf: slot.node.bytes)
+            if Self.isDerived(slot, byIndex) { out.append(Self.derivedTag) } else { out.append(contentsOf: slot.node.bytes) }
         }
         return out
     }
 
+    static let derivedTag: UInt8 = 2
+
+    /// Whether `slot` is a branch of the top three levels whose sides are exactly its children
+    /// in the page: present where the side is not empty, absent where it is.
+    static func isDerived(_ slot: Slot, _ byIndex: [TrieNode?]) -> Bool {
+        guard Int(slot.index) < innerSlots, case .branch(let left, let right) = slot.node else { return false }
+        let index = Int(slot.index)
+        return isSide(left, byIndex[2 * index + 1]) && isSide(right, byIndex[2 * index + 2])
+    }
+
+    private static func isSide(_ side: Hash256, _ child: TrieNode?) -> Bool {
+        guard (side == .zero) == (child == nil) else { return false }
+        // The trie writes a branch with its children, so a present child is the side: checked
+        // in debug builds (every test); a release build does not hash each child again.
+        assert(child.map { $0.hash == side } ?? true, "a branch in a page disagrees with its child in the page")
+        return true
+    }
+
     /// Reads a stored page; nil when the bytes are not one.
     public init?(bytes: [UInt8]) {
-        guard !bytes.isEmpty, bytes.count % 66 == 0 else { return nil }
+        guard !bytes.isEmpty else { return nil }
         var slots: [Slot] = []
-        slots.reserveCapacity(bytes.count / 66)
+        slots.reserveCapacity(bytes.count / 66 + 1)
+        var derived: [Int] = []
         var offset = 0
         while offset < bytes.count {
+            guard bytes.count - offset >= 2 else { return nil }
             let index = bytes[offset]
-            guard index < 15, slots.last.map({ $0.index < index }) ?? true,
-                  let node = TrieNode(bytes: Array(bytes[(offset + 1)..<(offset + 66)])) else { return nil }
-            slots.append(Slot(index: index, node: node))
-            offset += 66
+            guard index < 15, slots.last.map({ $0.index < index }) ?? true else { return nil }
+            if bytes[offset + 1] == Self.derivedTag {
+                guard Int(index) < Self.innerSlots else { return nil }
+                derived.append(slots.count)
+                slots.append(Slot(index: index, node: .branch(left: .zero, right: .zero)))  // its hashes below
+                offset += 2
+            } else {
+                guard bytes.count - offset >= 66, let node = TrieNode(bytes: Array(bytes[(offset + 1)..<(offset + 66)])) else { return nil }
+                slots.append(Slot(index: index, node: node))
+                offset += 66
+            }
+        }
+        var positionOf = [Int?](repeating: nil, count: 15)
+        for (position, slot) in slots.enumerated() { positionOf[Int(slot.index)] = position }
+        // Deepest first: a derived branch's children (higher indexes) already hold their hashes.
+        for position in derived.reversed() {
+            let index = Int(slots[position].index)
+            let left = positionOf[2 * index + 1].map { slots[$0].node.hash } ?? .zero
+            let right = positionOf[2 * index + 2].map { slots[$0].node.hash } ?? .zero
+            guard left != .zero || right != .zero else { return nil }  // a branch with no side
+            slots[position] = Slot(index: UInt8(index), node: .branch(left: left, right: right))
         }
         self.slots = slots
     }

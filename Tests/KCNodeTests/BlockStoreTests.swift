@@ -65,6 +65,42 @@ struct BlockStoreTests {
         #expect(try reopened.height() == 6)
     }
 
+    /// A format-7 store (every page's branches with their hashes) opens: the marker moves to this
+    /// format, the old pages read as they are (the same root and proofs), and a block rewrites
+    /// the pages it changes in the new form.
+    @Test func aFormatSevenStoreIsReadAndMovedForward() throws {
+        let store = MemoryStore()
+        let runtime = Runtime(genesis: Self.genesis)
+        let written = try Self.produce(4, into: BlockStore(store: store), from: try BlockStore(store: store).open(genesis: Self.genesis, runtime: runtime),
+                                       runtime: runtime)
+        // Every page back in format 7's form: each node with its 65 bytes.
+        var batch = WriteBatch()
+        let pages = try store.scan(.prefix(StatePersistence.triePrefix))
+        for pair in pages {
+            let page = try #require(TriePage(bytes: pair.value))
+            batch.put(pair.key, page.slots.flatMap { [$0.index] + $0.node.bytes })
+        }
+        batch.put(Array("m/format".utf8), UInt32(7).canonicalBytes)
+        try store.write(batch, sync: true)
+        let old = try store.scan(.prefix(StatePersistence.triePrefix))
+        #expect(old.contains { $0.value.count % 66 == 0 && TriePage(bytes: $0.value)!.bytes.count < $0.value.count }, "some page had inner branches")
+
+        let blocks = BlockStore(store: store, stateCacheBytes: 0)  // every read from the store
+        let state = try blocks.open(genesis: Self.genesis, runtime: runtime)
+        #expect(try store.get(Array("m/format".utf8)) == BlockStore.format.canonicalBytes)
+        #expect(state.root == written.root)
+        let account = StateKey.account(Self.validator.publicKey)
+        #expect(StateTrie.verify(proof: state.proof(key: account), root: state.root, path: Blake2b.hash256(account),
+                                 valueHash: Blake2b.hash256(try #require(state.get(account)))))
+        let next = try Self.produce(1, into: blocks, from: state, runtime: runtime)
+        let rootPage = try #require(try store.get(StatePersistence.pageKey(.root)))
+        let page = try #require(TriePage(bytes: rootPage))
+        #expect(page.bytes == rootPage && rootPage.count < page.slots.count * 66, "the root page rewritten in the new form")
+        #expect(page.node(at: .root)?.hash == next.root)
+        let reopened = BlockStore(store: store)
+        #expect(try reopened.open(genesis: Self.genesis, runtime: runtime).root == next.root)
+    }
+
     @Test func outOfOrderAndForeignChainsAreRefused() throws {
         let store = MemoryStore()
         let runtime = Runtime(genesis: Self.genesis)

@@ -110,6 +110,31 @@ struct TriePageTests {
         #expect(emptied.count == 1 && emptied.values.first! == nil)
     }
 
+    /// A real trie's pages: the branches of each page's top three levels are stored as a tag
+    /// alone and read back with the same hashes, so every page reads back equal.
+    @Test func innerBranchesAreStoredWithoutTheirHashes() throws {
+        let entries = Dictionary(uniqueKeysWithValues: (0..<3_000).map { index in
+            (StoreKey(Array("entry/\(index)".utf8)), Array("value \(index)".utf8))
+        })
+        let state = ChainState(entries: entries)
+        let pages = TriePage.changes(state.unstored.nodes) { _ in nil }
+        var stored = 0, full = 0, derived = 0
+        for (root, page) in pages {
+            let page = try #require(page)
+            let bytes = page.bytes
+            #expect(TriePage(bytes: bytes) == page, "page \(root)")
+            stored += bytes.count
+            full += page.slots.count * 66
+            derived += page.slots.filter { Int($0.index) < 7 && !$0.node.isLeaf }.count
+            for slot in page.slots where Int(slot.index) >= 7 || slot.node.isLeaf {
+                #expect(bytes.firstRange(of: [slot.index] + slot.node.bytes) != nil, "a bottom branch or a leaf keeps its bytes")
+            }
+        }
+        #expect(derived > 1_000)
+        #expect(stored == full - derived * 64, "each inner branch stored in 2 bytes instead of 66")
+        #expect(pages[.root]??.node(at: .root)?.hash == state.root)
+    }
+
     @Test func malformedPagesAreRefused() {
         let node = Self.leaf(1).bytes
         #expect(TriePage(bytes: []) == nil, "empty")
@@ -119,5 +144,11 @@ struct TriePageTests {
         #expect(TriePage(bytes: [4] + node + [3] + node) == nil, "out of order")
         #expect(TriePage(bytes: [0, 9] + node.dropFirst()) == nil, "unknown node tag")
         #expect(TriePage(bytes: [3] + node + [4] + node) != nil)
+        // A branch stored without hashes: only in the top three levels, and with a child.
+        #expect(TriePage(bytes: [0, 2] + [1] + node) != nil)
+        #expect(TriePage(bytes: [0, 2] + [1] + node)?.node(at: .root) == .branch(left: Self.leaf(1).hash, right: .zero))
+        #expect(TriePage(bytes: [7, 2]) == nil, "index 7's children are in the page below")
+        #expect(TriePage(bytes: [0, 2] + [3] + node) == nil, "a branch with no child in the page")
+        #expect(TriePage(bytes: [0, 2, 1]) == nil, "cut short")
     }
 }
