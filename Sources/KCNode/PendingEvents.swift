@@ -66,21 +66,36 @@ public enum PendingEvents {
             // Past the whole entry (`index` .max): start at the next one.
             lower = StatePersistence.storeKey(StateKey.queueEntry(.attestation, after.entry)) + (after.index == .max ? [0] : [])
         }
-        let pairs = try reader.scan(KeyRange(lower: lower, upper: upper), limit: maxEntries, reverse: false)
-        for pair in pairs {
-            let entry = try position(ofKey: pair.key)
-            for (index, id) in try ids(pair.value, entry: entry).enumerated() {
-                let position = Position(entry: entry, index: UInt32(index))
-                if let after, position <= after { continue }
-                if page.events.count == limit { return page }  // resumeAfter: the last event taken
-                page.events.append((position, id))
-                page.resumeAfter = position
+        var read = 0, chunk = 2
+        // A few entries at a time (each up to 8 KiB), more as the look goes on: a short page
+        // reads about what it returns.
+        while read < maxEntries {
+            let asked = min(chunk, maxEntries - read)
+            chunk = min(2 * chunk, entriesPerScan)
+            let pairs = try reader.scan(KeyRange(lower: lower, upper: upper), limit: asked, reverse: false)
+            for pair in pairs {
+                let entry = try position(ofKey: pair.key)
+                for (index, id) in try ids(pair.value, entry: entry).enumerated() {
+                    let position = Position(entry: entry, index: UInt32(index))
+                    if let after, position <= after { continue }
+                    if page.events.count == limit { return page }  // resumeAfter: the last event taken
+                    page.events.append((position, id))
+                    page.resumeAfter = position
+                }
+                page.resumeAfter = Position(entry: entry, index: .max)
             }
-            page.resumeAfter = Position(entry: entry, index: .max)
+            read += pairs.count
+            guard let last = pairs.last, pairs.count == asked else {
+                page.reachedEnd = true
+                return page
+            }
+            lower = last.key + [0]
         }
-        page.reachedEnd = pairs.count < maxEntries
-        return page
+        return page  // `maxEntries` read: not known to be the end
     }
+
+    /// Entries read by one scan of the store at most.
+    static let entriesPerScan = 32
 
     /// How many events are pending (every entry read: for start-up, not per request).
     public static func count(in reader: any KeyValueReader) throws(StoreError) -> UInt64 {
