@@ -66,13 +66,13 @@ public struct TriePage: Sendable, Equatable {
     /// empty): their hashes are computed again when the page is read. Only the bottom level's
     /// branches, whose children are the roots of the pages below, carry their hashes.
     public var bytes: [UInt8] {
-        var byIndex = [TrieNode?](repeating: nil, count: 15)
-        for slot in slots { byIndex[Int(slot.index)] = slot.node }
+        var present: UInt16 = 0
+        for slot in slots { present |= 1 << slot.index }
         var out: [UInt8] = []
         out.reserveCapacity(slots.count * 66)
         for slot in slots {
             out.append(slot.index)
-            if Self.isDerived(slot, byIndex) { out.append(Self.derivedTag) } else { out.append(contentsOf: slot.node.bytes) }
+            if isDerived(slot, present: present) { out.append(Self.derivedTag) } else { out.append(contentsOf: slot.node.bytes) }
         }
         return out
     }
@@ -80,18 +80,20 @@ public struct TriePage: Sendable, Equatable {
     static let derivedTag: UInt8 = 2
 
     /// Whether `slot` is a branch of the top three levels whose sides are exactly its children
-    /// in the page: present where the side is not empty, absent where it is.
-    static func isDerived(_ slot: Slot, _ byIndex: [TrieNode?]) -> Bool {
-        guard Int(slot.index) < innerSlots, case .branch(let left, let right) = slot.node else { return false }
+    /// in the page (`present`: a bit per index held): present where the side is not empty,
+    /// absent where it is.
+    func isDerived(_ slot: Slot, present: UInt16) -> Bool {
+        guard Int(slot.index) < Self.innerSlots, case .branch(let left, let right) = slot.node else { return false }
         let index = Int(slot.index)
-        return isSide(left, byIndex[2 * index + 1]) && isSide(right, byIndex[2 * index + 2])
+        return isSide(left, child: 2 * index + 1, present: present) && isSide(right, child: 2 * index + 2, present: present)
     }
 
-    private static func isSide(_ side: Hash256, _ child: TrieNode?) -> Bool {
-        guard (side == .zero) == (child == nil) else { return false }
+    private func isSide(_ side: Hash256, child: Int, present: UInt16) -> Bool {
+        guard (side == .zero) == (present & (1 << child) == 0) else { return false }
         // The trie writes a branch with its children, so a present child is the side: checked
         // in debug builds (every test); a release build does not hash each child again.
-        assert(child.map { $0.hash == side } ?? true, "a branch in a page disagrees with its child in the page")
+        assert(side == .zero || slots.first { Int($0.index) == child }?.node.hash == side,
+               "a branch in a page disagrees with its child in the page")
         return true
     }
 
