@@ -65,14 +65,18 @@ public enum NodeIndexKey {
     /// status (rejected, expired, finalized: never left again) in that block, sorted and
     /// concatenated, as the author and kind indexes are grouped.
     public static func statusGroup(_ status: EventStatus, height: UInt64) -> [UInt8] {
-        precondition(status.isFinal, "only final statuses are grouped per block")
+        precondition(isGroupedPerBlock(status), "only final statuses are grouped per block")
         var key = statusPrefix(status)
         withUnsafeBytes(of: height.bigEndian) { key.append(contentsOf: $0) }
         return key
     }
 
     /// Whether the status index holds one key per event in `status` (accepted, disputed).
-    public static func isKeyedByEvent(_ status: EventStatus) -> Bool { status != .pending && !status.isFinal }
+    public static func isKeyedByEvent(_ status: EventStatus) -> Bool { status != .pending && !isGroupedPerBlock(status) }
+
+    /// Whether the status index groups `status` per block (`statusGroup`: the final statuses,
+    /// which an event never leaves); pending events are in neither form (`PendingEvents`).
+    public static func isGroupedPerBlock(_ status: EventStatus) -> Bool { status.isFinal }
 
     public static func statusPrefix(_ status: EventStatus) -> [UInt8] {
         var key = Array("ix/status/".utf8)

@@ -98,7 +98,7 @@ public final class BlockStore: Sendable {
         counts[Int(EventStatus.pending.rawValue)] = try PendingEvents.count(in: store)
         for status in EventStatus.allCases where queryIndexes && status != .pending {
             try StatePersistence.forEach(in: store, prefix: NodeIndexKey.statusPrefix(status)) { _, value in
-                counts[Int(status.rawValue)] += status.isFinal ? UInt64(value.count / 32) : 1
+                counts[Int(status.rawValue)] += NodeIndexKey.isGroupedPerBlock(status) ? UInt64(value.count / 32) : 1
             }
         }
         return counts
@@ -148,16 +148,18 @@ public final class BlockStore: Sendable {
             if let formatBytes {
                 do { format = try UInt32.decode(exactly: formatBytes) } catch { throw .corrupt("the store format marker: \(error)") }
             }
+            guard format == Self.format || format == Self.readableFormat else {
+                throw .unsupportedFormat(found: format, expected: Self.format)
+            }
+            try checkIndexMode()
             if format == Self.readableFormat {
                 // Format 7's pages are read as they are and rewritten in this format's form when a
-                // block changes them: the marker moves forward, and an older node then refuses the store.
+                // block changes them: the marker moves forward before anything is written (an open
+                // refused above leaves the store as it was), and an older node then refuses it.
                 var batch = WriteBatch()
                 batch.put(Self.formatKey, Self.format.canonicalBytes)
                 do { try store.write(batch, sync: true) } catch { throw .storage(error) }
-                format = Self.format
             }
-            guard format == Self.format else { throw .unsupportedFormat(found: format, expected: Self.format) }
-            try checkIndexMode()
             do {
                 // Stopped during state sync: the restore starts over from the genesis state.
                 if try isRestoring() { try resetToGenesisState(runtime.genesisState()) }
@@ -229,7 +231,7 @@ public final class BlockStore: Sendable {
             if let from = change.from, NodeIndexKey.isKeyedByEvent(from) { batch.delete(NodeIndexKey.status(from, event: change.eventID)) }
             if NodeIndexKey.isKeyedByEvent(change.to) {
                 batch.put(NodeIndexKey.status(change.to, event: change.eventID), [])
-            } else if change.to.isFinal {
+            } else if NodeIndexKey.isGroupedPerBlock(change.to) {
                 reachedFinal.append((change.to, change.eventID))
             }
         }

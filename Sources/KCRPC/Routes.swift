@@ -180,7 +180,7 @@ public struct Routes: Sendable {
         if let status {
             // Pending: the attestation queue; final statuses: grouped per block (ADR 0030).
             if status == .pending { return try q.pendingPage(cursor: cursor, limit: limit) }
-            return try q.eventPage(prefix: NodeIndexKey.statusPrefix(status), grouped: status.isFinal, cursor: cursor, limit: limit)
+            return try q.eventPage(prefix: NodeIndexKey.statusPrefix(status), grouped: NodeIndexKey.isGroupedPerBlock(status), cursor: cursor, limit: limit)
         }
         throw RPCError.badRequest("give one of author, ar_tx_id, kind or status")
     }
