@@ -333,7 +333,8 @@ for part in $parts; do
       height=$(curl -s "http://127.0.0.1:$((base_port + 51))/status" | grep -o '"height": *[0-9]*' | head -1 | grep -o '[0-9]*$' || echo 0)
     done
     took_ms=$((($(date +%s%N) - started) / 1000000))
-    echo "synced $height heights in $took_ms ms (from process start): $((height * 1000 / took_ms)) blocks/s; RSS $(peak_rss_mib "${pids[9]}") MiB"
+    synced_writes=$(curl -s -m 5 "http://127.0.0.1:$((base_port + 51))/metrics" | awk '/^membria_synced_block_writes_total / {printf "%d", $2}' || true)
+    echo "synced $height heights in $took_ms ms (from process start): $((height * 1000 / took_ms)) blocks/s; RSS $(peak_rss_mib "${pids[9]}") MiB; block writes synced: ${synced_writes:-?}"
     summary+=("\"catch_up\":{\"heights\":$height,\"milliseconds\":$took_ms,\"blocks_per_s\":$((height * 1000 / took_ms))}")
     ;;
   *) echo "unknown part '$part' (devnet-transfers, devnet-events, one-validator, rpc, million-events, catch-up)" >&2; exit 2 ;;

@@ -187,7 +187,8 @@ public final class BlockStore: Sendable {
     }
 
     /// Stores a decided block with everything it produced, in one synced batch.
-    /// `sync: false` is for rebuilding a store offline (ChainReplay), which syncs once at the end.
+    /// `sync: false` is for a run of blocks whose last is synced: rebuilding a store offline
+    /// (ChainReplay), and block sync within a run of fetched blocks.
     /// `change`: the light block to keep when the validator set changes after this block
     /// (`LightClient.changeRecord`), written in the same batch.
     public func commit(_ block: Block, certificate: CommitCertificate, executed: ExecutedBlock, change: LightBlock? = nil,
@@ -219,6 +220,15 @@ public final class BlockStore: Sendable {
         batch.put(Self.heightKey, height.canonicalBytes)
         do { try store.write(batch, sync: sync) } catch { throw .storage(error) }
         stateCache.advance(storing: executed, pages: pages)
+    }
+
+    /// Makes every earlier write durable: one synced batch that writes `m/height` as it
+    /// stands (the store's log is sequential, so its sync covers what came before). For a run
+    /// of unsynced commits that ended before its last block.
+    public func syncWrites() throws(Failure) {
+        var batch = WriteBatch()
+        batch.put(Self.heightKey, try height().canonicalBytes)
+        do { try store.write(batch, sync: true) } catch { throw .storage(error) }
     }
 
     /// The status index's writes for a block's status changes (ADR 0030): an accepted or

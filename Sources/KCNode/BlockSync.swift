@@ -98,6 +98,9 @@ public struct BlockSync: Sendable {
         return (entry.block, entry.certificate, entry.peer)
     }
 
+    /// Whether the block for `height` arrived and waits to be taken.
+    public func hasArrived(_ height: UInt64) -> Bool { arrived[height] != nil }
+
     /// A peer said it has no block at `height`: the reason to ban it if it claimed that height.
     public mutating func refused(_ height: UInt64, by peer: PublicKey) -> String? {
         asked[peer]?.removeValue(forKey: height)

@@ -24,14 +24,28 @@ extension NodeDriver {
     func driveSync(now: UInt64) throws {
         let height = state.global.height
         for (peer, reason) in sync.expire(now: now) { network.ban(peer, reason: reason) }
+        // Asked before applying what arrived too: peers serve the next heights while this
+        // thread executes the ones they sent, instead of waiting for the whole run.
+        requestBlocks(now: now)
         var applied: UInt64 = 0
+        var unsynced = false
         while let (block, certificate, peer) = sync.take(height: state.global.height + 1) {
-            if let problem = try applySynced(block, certificate) {
+            // Only the last block of a run is written synced: the store's log is sequential,
+            // so that sync makes the run's earlier writes durable too (specs/storage.md).
+            let more = sync.hasArrived(block.header.height + 1)
+            if let problem = try applySynced(block, certificate, last: !more) {
                 network.ban(peer, reason: "sent block \(block.header.height) that does not verify: \(problem)")
                 sync.forget(peer)
                 break
             }
+            unsynced = more
             applied += 1
+        }
+        if unsynced {
+            // The run ended on a block that did not verify: its last good block is made durable.
+            try blocks.syncWrites()
+            metrics.syncedBlockWrites.increment()
+            network.broadcast(.status(height: state.global.height, base: base))
         }
         if applied > 0 {
             if !catchUp.catchingUp(now: now) {
@@ -45,7 +59,13 @@ extension NodeDriver {
                          ["height": "\(state.global.height)", "peers_at": "\(sync.bestHeight)"])
             }
             try beginHeight()
+            requestBlocks(now: now)
         }
+        if state.global.height != height { sync.noteHeight(state.global.height, now: now) }
+    }
+
+    /// Sends the block requests `BlockSync` wants now, above the local tip.
+    func requestBlocks(now: UInt64) {
         let best = sync.bestHeight
         // Two or more behind by some peer's word: ask at once. Exactly one behind: only once
         // the lag lasts beyond a pause (the votes for that height are gone with the peers that
@@ -56,12 +76,12 @@ extension NodeDriver {
                 network.send(.blockRequest(height: request), to: peer)
             }
         }
-        if state.global.height != height { sync.noteHeight(state.global.height, now: now) }
     }
 
-    /// Verifies a block fetched by sync against the local chain and commits it. Returns the
-    /// problem, or nil when committed.
-    func applySynced(_ block: Block, _ certificate: CommitCertificate) throws -> String? {
+    /// Verifies a block fetched by sync against the local chain and commits it (synced, and
+    /// announced to peers, when it is the `last` of a run). Returns the problem, or nil when
+    /// committed.
+    func applySynced(_ block: Block, _ certificate: CommitCertificate, last: Bool = true) throws -> String? {
         let tip = try tip()
         do { try certificate.verify(validators: tip.validators, chainID: genesis.chainID, cache: signatures) } catch {
             return "its commit certificate: \(error)"
@@ -70,7 +90,7 @@ extension NodeDriver {
               let result = factory.validate(block, on: tip) else {
             return "the block is not valid on this chain"
         }
-        try commit(block, certificate, result)
+        try commit(block, certificate, result, last: last)
         return nil
     }
 }

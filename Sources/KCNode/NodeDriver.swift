@@ -553,13 +553,14 @@ public final class NodeDriver {
 
     /// Stores a decided block with its state (one synced batch), then updates what depends
     /// on the new tip. The next height starts later (after the commit pause, or at once when
-    /// syncing).
-    func commit(_ block: Block, _ certificate: CommitCertificate, _ result: ExecutedBlock) throws {
+    /// syncing). `last: false` (block sync, another fetched block follows at once): the batch
+    /// is not synced and peers hear of the height after the run's last block.
+    func commit(_ block: Block, _ certificate: CommitCertificate, _ result: ExecutedBlock, last: Bool = true) throws {
         let height = block.header.height
         crash?.reached(.beforeCommit, height: height)
         let change = LightClient.changeRecord(header: block.header, certificate: certificate, signedBy: nextValidators(), executed: result,
                                               on: state)
-        try blocks.commit(block, certificate: certificate, executed: result, change: change, state: &state)
+        try blocks.commit(block, certificate: certificate, executed: result, change: change, sync: last, state: &state)
         crash?.reached(.afterCommit, height: height)
         try lookBackCommitted(certificate)
         let heightStartedAt = run?.startedAt
@@ -577,7 +578,10 @@ public final class NodeDriver {
         }
         try pruneIfConfigured()
         try snapshotIfDue(block, certificate, change: change)
-        network.broadcast(.status(height: height, base: base))
+        if last {
+            metrics.syncedBlockWrites.increment()
+            network.broadcast(.status(height: height, base: base))
+        }
         let now = Self.monotonicMilliseconds()
         let outcome = result.outcome
         let validator = isValidator

@@ -33,6 +33,7 @@ public final class NodeMetrics: Sendable {
     public let proposalLimit: Gauge
     /// Rounds that ended without a decision at their height, as this node saw them.
     public let failedRounds: Counter
+    public let syncedBlockWrites: Counter
     /// CPU seconds already added to this registry's `process_cpu_seconds_total` (a counter
     /// only goes up: each scrape adds what was used since the one before).
     public let countedCPUSeconds = Mutex<Double>(0)
@@ -79,6 +80,9 @@ public final class NodeMetrics: Sendable {
         failedRounds = registry.makeCounter(descriptor: Self.named("membria_failed_rounds_total",
                                                                    "Rounds that ended without a decision (the height moved on to a later round), as this node saw them; each is also logged."),
                                             labels: [])
+        syncedBlockWrites = registry.makeCounter(descriptor: Self.named("membria_synced_block_writes_total",
+                                                                        "Block writes that waited for the disk (fsync): one per height decided by consensus; a run of blocks fetched by block sync is synced once, where it ends."),
+                                                 labels: [])
         registry.makeGauge(descriptor: Self.named("membria_build_info", "The node software: always 1, with its version, commit and compiler as labels."),
                            labels: [("version", BuildInfo.version), ("commit", BuildInfo.commit), ("swift", BuildInfo.swiftVersion)]).set(to: 1.0)
     }
