@@ -23,3 +23,19 @@ public enum ByteOrder {
 
     public static func precedes(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool { compare(lhs, rhs) < 0 }
 }
+
+/// Integers inside keys are written big-endian, so that they sort as numbers under the byte
+/// order above; these write and read them.
+extension ByteOrder {
+    /// Appends `value`'s bytes, most significant first.
+    public static func appendBigEndian<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    /// The integer whose big-endian bytes are `bytes`. The caller has checked the length: at
+    /// most the type's width (fewer read as the low bytes).
+    public static func bigEndian<T: FixedWidthInteger & UnsignedInteger>(_ bytes: some Collection<UInt8>, as type: T.Type = T.self) -> T {
+        precondition(bytes.count <= T.bitWidth / 8, "\(bytes.count) bytes do not fit a \(T.bitWidth)-bit integer")
+        return bytes.reduce(0) { $0 << 8 | T($1) }
+    }
+}

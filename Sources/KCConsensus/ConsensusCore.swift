@@ -96,8 +96,7 @@ public struct ValidatorSet: Sendable, Equatable {
         writer.write(height)
         writer.write(round)
         let digest = Blake2b.hash256(writer.bytes).bytes
-        var draw: UInt64 = 0
-        for byte in digest[0..<8] { draw = draw << 8 | UInt64(byte) }
+        let draw: UInt64 = ByteOrder.bigEndian(digest[0..<8])
         // Map the 64-bit draw onto [0, totalPower) without modulo bias worth noting:
         // the high half of a 128-bit product.
         var position = UInt64((UInt128(draw) * UInt128(totalPower)) >> 64)

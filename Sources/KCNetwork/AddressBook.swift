@@ -71,9 +71,7 @@ public struct AddressBook: Sendable {
         writer.writeFixed(key.bytes)
         for part in parts { writer.writeString(part) }
         let digest = Blake2b.hash256(writer.bytes).bytes
-        var value: UInt64 = 0
-        for byte in digest[0..<8] { value = value << 8 | UInt64(byte) }
-        return value
+        return ByteOrder.bigEndian(digest[0..<8], as: UInt64.self)
     }
 
     func newSlot(_ address: PeerAddress, sourceGroup: String) -> Int {

@@ -67,7 +67,7 @@ public enum NodeIndexKey {
     public static func statusGroup(_ status: EventStatus, height: UInt64) -> [UInt8] {
         precondition(isGroupedPerBlock(status), "only final statuses are grouped per block")
         var key = statusPrefix(status)
-        withUnsafeBytes(of: height.bigEndian) { key.append(contentsOf: $0) }
+        ByteOrder.appendBigEndian(height, to: &key)
         return key
     }
 
@@ -80,7 +80,7 @@ public enum NodeIndexKey {
 
     public static func statusPrefix(_ status: EventStatus) -> [UInt8] {
         var key = Array("ix/status/".utf8)
-        withUnsafeBytes(of: status.rawValue.bigEndian) { key.append(contentsOf: $0) }
+        ByteOrder.appendBigEndian(status.rawValue, to: &key)
         return key
     }
 }

@@ -27,15 +27,15 @@ public enum PendingEvents {
         public var bytes: [UInt8] {
             var bytes: [UInt8] = []
             bytes.reserveCapacity(12)
-            withUnsafeBytes(of: entry.bigEndian) { bytes.append(contentsOf: $0) }
-            withUnsafeBytes(of: index.bigEndian) { bytes.append(contentsOf: $0) }
+            ByteOrder.appendBigEndian(entry, to: &bytes)
+            ByteOrder.appendBigEndian(index, to: &bytes)
             return bytes
         }
 
         public init?(bytes: [UInt8]) {
             guard bytes.count == 12 else { return nil }
-            entry = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
-            index = bytes[8..<12].reduce(0) { $0 << 8 | UInt32($1) }
+            entry = ByteOrder.bigEndian(bytes[0..<8])
+            index = ByteOrder.bigEndian(bytes[8..<12])
         }
     }
 
@@ -116,6 +116,6 @@ public enum PendingEvents {
         guard key.count == entryPrefix.count + 8 else {
             throw .damaged(path: "the state", detail: "attestation entry key \(Hex.encode(key)) has the wrong length: the data directory is damaged")
         }
-        return key[entryPrefix.count...].reduce(0) { $0 << 8 | UInt64($1) }
+        return ByteOrder.bigEndian(key[entryPrefix.count...])
     }
 }

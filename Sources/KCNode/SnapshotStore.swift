@@ -16,7 +16,7 @@ extension BlockStore {
 
     static func chunkKey(_ height: UInt64, _ index: UInt32) -> [UInt8] {
         var key = Self.key("sc/", height)
-        withUnsafeBytes(of: index.bigEndian) { key.append(contentsOf: $0) }
+        ByteOrder.appendBigEndian(index, to: &key)
         return key
     }
 
@@ -89,7 +89,7 @@ extension BlockStore {
             var batch = WriteBatch()
             for marker in markers {
                 batch.delete(marker.key)
-                let height = marker.key.suffix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                let height: UInt64 = ByteOrder.bigEndian(marker.key.suffix(8))
                 guard try store.get(Self.key("sm/", height)) == nil else { continue }
                 try StatePersistence.forEach(in: store, prefix: Self.key("sc/", height), page: 16) { key, _ in batch.delete(key) }
             }

@@ -49,7 +49,7 @@ struct ChainQueries {
 
     static func heightKey(_ prefix: String, _ height: UInt64) -> [UInt8] {
         var key = Array(prefix.utf8)
-        withUnsafeBytes(of: height.bigEndian) { key.append(contentsOf: $0) }
+        ByteOrder.appendBigEndian(height, to: &key)
         return key
     }
 

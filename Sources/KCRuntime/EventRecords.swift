@@ -443,7 +443,7 @@ public struct DisputeRecord: Equatable, Sendable, CanonicalCodable {
     /// The id of an event's dispute number `sequence`.
     public static func id(forEvent eventID: Hash256, sequence: UInt32) -> Hash256 {
         var bytes = Array("membria/dispute".utf8) + eventID.bytes
-        withUnsafeBytes(of: sequence.bigEndian) { bytes.append(contentsOf: $0) }
+        ByteOrder.appendBigEndian(sequence, to: &bytes)
         return Blake2b.hash256(bytes)
     }
 }

@@ -302,7 +302,7 @@ public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
 public enum EventIndexKey {
     public static func byAuthor(_ author: PublicKey, height: UInt64) -> [UInt8] {
         var key = authorPrefix(author)
-        withUnsafeBytes(of: height.bigEndian) { key.append(contentsOf: $0) }
+        ByteOrder.appendBigEndian(height, to: &key)
         return key
     }
 
@@ -324,7 +324,7 @@ public enum EventIndexKey {
     /// starts the same way.
     public static func byKind(_ kind: String, height: UInt64) -> [UInt8] {
         var key = kindPrefix(kind)
-        withUnsafeBytes(of: height.bigEndian) { key.append(contentsOf: $0) }
+        ByteOrder.appendBigEndian(height, to: &key)
         return key
     }
 

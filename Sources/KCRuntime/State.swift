@@ -101,7 +101,7 @@ public enum StateKey {
     public static func voterEntry(_ event: Hash256, _ verdict: Verdict, _ index: UInt32) -> StoreKey {
         var key = Array("evl/".utf8) + event.bytes
         key.append(UInt8(verdict.rawValue))
-        withUnsafeBytes(of: index.bigEndian) { key.append(contentsOf: $0) }
+        ByteOrder.appendBigEndian(index, to: &key)
         return StoreKey(key)
     }
     /// `JuryRecord` of a dispute decided by validators.
@@ -109,7 +109,7 @@ public enum StateKey {
     /// `DisputeVote` of the juror at `position` in the dispute's jury.
     public static func disputeVote(_ dispute: Hash256, juror position: UInt16) -> StoreKey {
         var key = Array("dvote/".utf8) + dispute.bytes
-        withUnsafeBytes(of: position.bigEndian) { key.append(contentsOf: $0) }
+        ByteOrder.appendBigEndian(position, to: &key)
         return StoreKey(key)
     }
     /// The first event waiting for `parent` to be final (the rest follow `next_waiting`).
@@ -128,7 +128,7 @@ public enum StateKey {
 
     static func numbered(_ prefix: String, _ number: UInt64) -> StoreKey {
         var key = Array(prefix.utf8)
-        withUnsafeBytes(of: number.bigEndian) { key.append(contentsOf: $0) }
+        ByteOrder.appendBigEndian(number, to: &key)
         return StoreKey(key)
     }
 

@@ -1,3 +1,5 @@
+import KCCodec
+
 /// Key layout shared by the crash-test writer (`node debug-store-writer`) and the test that
 /// checks what survived, so the two can never disagree on it.
 public enum CrashBatchLayout {
@@ -5,9 +7,9 @@ public enum CrashBatchLayout {
 
     public static func key(batch: UInt64, index: Int) -> [UInt8] {
         var key = prefix
-        withUnsafeBytes(of: batch.bigEndian) { key.append(contentsOf: $0) }
+        ByteOrder.appendBigEndian(batch, to: &key)
         key.append(UInt8(ascii: "/"))
-        withUnsafeBytes(of: UInt32(index).bigEndian) { key.append(contentsOf: $0) }
+        ByteOrder.appendBigEndian(UInt32(index), to: &key)
         return key
     }
 
@@ -18,10 +20,8 @@ public enum CrashBatchLayout {
     /// Splits a key written by `key(batch:index:)`.
     public static func parse(_ key: [UInt8]) -> (batch: UInt64, index: Int)? {
         guard key.count == prefix.count + 8 + 1 + 4, Array(key[0..<prefix.count]) == prefix else { return nil }
-        var batch: UInt64 = 0
-        for byte in key[prefix.count..<prefix.count + 8] { batch = batch << 8 | UInt64(byte) }
-        var index: UInt32 = 0
-        for byte in key[(prefix.count + 9)...] { index = index << 8 | UInt32(byte) }
+        let batch: UInt64 = ByteOrder.bigEndian(key[prefix.count..<prefix.count + 8])
+        let index: UInt32 = ByteOrder.bigEndian(key[(prefix.count + 9)...])
         return (batch, Int(index))
     }
 }

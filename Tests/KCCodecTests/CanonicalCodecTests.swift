@@ -134,6 +134,25 @@ struct CanonicalCodecTests {
 }
 
 struct ByteOrderTests {
+    /// Integers in keys: written most significant byte first, read back whole or from a
+    /// slice of a longer key, and they sort as numbers under the byte order.
+    @Test func bigEndianIntegersRoundTripAndSortAsNumbers() {
+        var key: [UInt8] = [0x61]
+        ByteOrder.appendBigEndian(UInt64(0x0102_0304_0506_0708), to: &key)
+        ByteOrder.appendBigEndian(UInt32(0xa0b0_c0d0), to: &key)
+        #expect(key == [0x61, 1, 2, 3, 4, 5, 6, 7, 8, 0xa0, 0xb0, 0xc0, 0xd0])
+        #expect(ByteOrder.bigEndian(key[1..<9], as: UInt64.self) == 0x0102_0304_0506_0708)
+        #expect(ByteOrder.bigEndian(key[9...], as: UInt32.self) == 0xa0b0_c0d0)
+        #expect(ByteOrder.bigEndian([0x01, 0x00], as: UInt64.self) == 256, "fewer bytes read as the low ones")
+        let values: [UInt64] = [0, 1, 255, 256, 65_535, 1 << 32, UInt64.max - 1, UInt64.max]
+        for (low, high) in zip(values, values.dropFirst()) {
+            var left: [UInt8] = [], right: [UInt8] = []
+            ByteOrder.appendBigEndian(low, to: &left)
+            ByteOrder.appendBigEndian(high, to: &right)
+            #expect(ByteOrder.precedes(left, right), "\(low) before \(high)")
+        }
+    }
+
     /// Byte by byte as unsigned values, a prefix before its extensions; agrees with the
     /// standard library's lexicographic order on random keys.
     @Test func ordersLikeMemcmp() {
