@@ -44,8 +44,7 @@ extension NodeDriver {
         if unsynced {
             // The run ended on a block that did not verify: its last good block is made durable.
             try blocks.syncWrites()
-            metrics.syncedBlockWrites.increment()
-            network.broadcast(.status(height: state.global.height, base: base))
+            storedDurably()
         }
         if applied > 0 {
             if !catchUp.catchingUp(now: now) {
@@ -81,7 +80,7 @@ extension NodeDriver {
     /// Verifies a block fetched by sync against the local chain and commits it (synced, and
     /// announced to peers, when it is the `last` of a run). Returns the problem, or nil when
     /// committed.
-    func applySynced(_ block: Block, _ certificate: CommitCertificate, last: Bool = true) throws -> String? {
+    func applySynced(_ block: Block, _ certificate: CommitCertificate, last: Bool) throws -> String? {
         let tip = try tip()
         do { try certificate.verify(validators: tip.validators, chainID: genesis.chainID, cache: signatures) } catch {
             return "its commit certificate: \(error)"

@@ -551,6 +551,12 @@ public final class NodeDriver {
         }
     }
 
+    /// The tip is on disk (a synced block write): counted, and peers hear the height.
+    func storedDurably() {
+        metrics.syncedBlockWrites.increment()
+        network.broadcast(.status(height: state.global.height, base: base))
+    }
+
     /// Stores a decided block with its state (one synced batch), then updates what depends
     /// on the new tip. The next height starts later (after the commit pause, or at once when
     /// syncing). `last: false` (block sync, another fetched block follows at once): the batch
@@ -578,10 +584,7 @@ public final class NodeDriver {
         }
         try pruneIfConfigured()
         try snapshotIfDue(block, certificate, change: change)
-        if last {
-            metrics.syncedBlockWrites.increment()
-            network.broadcast(.status(height: height, base: base))
-        }
+        if last { storedDurably() }
         let now = Self.monotonicMilliseconds()
         let outcome = result.outcome
         let validator = isValidator

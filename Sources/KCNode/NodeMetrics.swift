@@ -33,6 +33,7 @@ public final class NodeMetrics: Sendable {
     public let proposalLimit: Gauge
     /// Rounds that ended without a decision at their height, as this node saw them.
     public let failedRounds: Counter
+    /// Block writes that waited for the disk (one per run of blocks fetched by block sync).
     public let syncedBlockWrites: Counter
     /// CPU seconds already added to this registry's `process_cpu_seconds_total` (a counter
     /// only goes up: each scrape adds what was used since the one before).
